@@ -1,0 +1,159 @@
+"""The one plot style of coachnb, and the report's charts.
+
+Every chart is readable at A4/letter width (7.5 in wide), uses seaborn's colour-blind-safe
+palette, labels its axes with units and has a title that says what to look at. Team
+benchmarks are drawn as a band (interquartile range) and a median line: teammates are
+never shown individually.
+"""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # reports are rendered headless; JupyterLab's inline backend overrides this
+
+import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+PALETTE = sns.color_palette("colorblind")
+REP_COLOUR = PALETTE[0]
+TEAM_COLOUR = "0.55"
+TARGET_COLOUR = PALETTE[1]
+GOOD_COLOUR = PALETTE[2]
+WIDTH_IN = 7.5
+
+
+def use_style() -> None:
+    """Apply coachnb's plot style (call once at the top of a notebook)."""
+    sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE, font_scale=0.95)
+    plt.rcParams.update({
+        "figure.dpi": 96, "savefig.dpi": 110, "figure.figsize": (WIDTH_IN, 3.0),
+        "axes.titlesize": 11.5, "axes.titleweight": "bold", "axes.titlelocation": "left",
+        "axes.spines.top": False, "axes.spines.right": False,
+        "legend.frameon": False, "figure.constrained_layout.use": True,
+    })
+
+
+def _week_axis(ax) -> None:
+    ax.xaxis.set_major_locator(mdates.MonthLocator())
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b"))
+
+
+def activity_vs_team(rep_weekly: pd.DataFrame, band: pd.DataFrame, *, value: str = "total",
+                     title: str = "Activities per week: you against the team") -> plt.Figure:
+    """Weekly activity of one rep over the team's interquartile band.
+
+    Parameters
+    ----------
+    rep_weekly : DataFrame[week, <value>]
+    band : DataFrame[week, median, q25, q75] (team, the rep excluded)
+    """
+    fig, ax = plt.subplots()
+    ax.fill_between(band["week"], band["q25"], band["q75"], color=TEAM_COLOUR, alpha=0.25, lw=0,
+                    label="team, middle half")
+    ax.plot(band["week"], band["median"], color=TEAM_COLOUR, lw=1.2, ls="--", label="team median")
+    ax.plot(rep_weekly["week"], rep_weekly[value], color=REP_COLOUR, lw=2.2, marker="o", ms=3, label="you")
+    ax.set_ylabel("activities per week")
+    ax.set_xlabel("week starting")
+    ax.set_ylim(bottom=0)
+    ax.set_title(title)
+    ax.legend(loc="upper left", ncols=3)
+    _week_axis(ax)
+    return fig
+
+
+def activity_mix(rep_mix: pd.Series, team_mix: pd.Series,
+                 title: str = "Activity mix: share of each type") -> plt.Figure:
+    """Horizontal bars of the share of each activity type, rep beside the team median."""
+    types = list(rep_mix.index)
+    y = np.arange(len(types))
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.45 * len(types) + 1.0))
+    ax.barh(y - 0.2, rep_mix.values * 100, height=0.38, color=REP_COLOUR, label="you")
+    ax.barh(y + 0.2, team_mix.reindex(types).values * 100, height=0.38, color=TEAM_COLOUR, label="team median")
+    ax.set_yticks(y, types)
+    ax.invert_yaxis()
+    ax.set_xlabel("share of activities (%)")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    return fig
+
+
+def commitment_progress(weekly: pd.DataFrame, target: float, baseline: float, label: str,
+                        start, end) -> plt.Figure:
+    """Weekly value of a committed metric, with the target line and the commitment period shaded.
+
+    Parameters
+    ----------
+    weekly : DataFrame[week, value]
+    target, baseline : float, in the metric's unit per week
+    label : str, the metric in plain words (y-axis)
+    """
+    fig, ax = plt.subplots()
+    ax.axvspan(pd.Timestamp(start), pd.Timestamp(end), color=TARGET_COLOUR, alpha=0.10, lw=0,
+               label="commitment period")
+    ax.bar(weekly["week"], weekly["value"], width=5, color=REP_COLOUR, alpha=0.85, label="you, per week")
+    ax.axhline(target, color=TARGET_COLOUR, lw=2, label=f"target {target:g}")
+    ax.axhline(baseline, color=TEAM_COLOUR, lw=1.2, ls=":", label=f"baseline {baseline:g}")
+    ax.set_ylabel(label)
+    ax.set_xlabel("week starting")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"{label[:1].upper()}{label[1:]} against the target")
+    ax.legend(loc="upper left", ncols=2, fontsize=8)
+    _week_axis(ax)
+    return fig
+
+
+def conversion_vs_team(rep_conv: pd.DataFrame, team_conv: pd.DataFrame,
+                       title: str = "Stage conversion: you (with 95% interval) against the team") -> plt.Figure:
+    """Dot-and-interval chart of each stage's conversion.
+
+    Parameters
+    ----------
+    rep_conv : DataFrame[step, rate, low, high] (rates in 0..1)
+    team_conv : DataFrame[step, median, q25, q75]
+    """
+    steps = list(rep_conv["step"])
+    y = np.arange(len(steps))
+    team = team_conv.set_index("step").reindex(steps)
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.55 * len(steps) + 1.1))
+    ax.barh(y, (team["q75"] - team["q25"]) * 100, left=team["q25"] * 100, height=0.5,
+            color=TEAM_COLOUR, alpha=0.3, label="team, middle half")
+    ax.scatter(team["median"] * 100, y, marker="|", s=300, color=TEAM_COLOUR, label="team median")
+    rate = rep_conv["rate"].to_numpy(dtype=float) * 100
+    lo = rep_conv["low"].to_numpy(dtype=float) * 100
+    hi = rep_conv["high"].to_numpy(dtype=float) * 100
+    ok = ~np.isnan(rate)
+    ax.errorbar(rate[ok], y[ok], xerr=[rate[ok] - lo[ok], hi[ok] - rate[ok]], fmt="o", color=REP_COLOUR,
+                capsize=3, label="you")
+    ax.set_yticks(y, steps)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("deals that moved on (%)")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def days_in_stage_vs_team(rep_days: pd.DataFrame, team_days: pd.DataFrame,
+                          title: str = "Typical days in each stage: you against the team") -> plt.Figure:
+    """Paired bars of median days in stage.
+
+    Parameters
+    ----------
+    rep_days : DataFrame[stage, median_days]
+    team_days : DataFrame[stage, median_days]
+    """
+    stages = list(team_days["stage"])
+    y = np.arange(len(stages))
+    rep = rep_days.set_index("stage")["median_days"].reindex(stages)
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.55 * len(stages) + 1.0))
+    ax.barh(y - 0.2, rep.values, height=0.38, color=REP_COLOUR, label="you")
+    ax.barh(y + 0.2, team_days["median_days"].values, height=0.38, color=TEAM_COLOUR, label="team")
+    ax.set_yticks(y, stages)
+    ax.invert_yaxis()
+    ax.set_xlabel("median days in stage")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    return fig

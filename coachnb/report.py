@@ -1,0 +1,421 @@
+"""Assemble everything one rep's coaching report shows, as plain data.
+
+The notebook ``notebooks/rep_report.ipynb`` calls :func:`rep_report` once and hands the
+sections to :mod:`coachnb.display`. Nothing here draws or prints; everything here is
+testable without a kernel.
+
+Team-wide computations (metrics for every rep at once) are done once per data folder,
+coaching date and window, and cached in the process, so a worker that renders many reps
+computes them once (see :func:`team_view`).
+
+Privacy: a :class:`RepReport` holds the rep's own records and team *distributions*
+(median, quartiles, number of reps) only; no other rep's id, name, deal or account.
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from . import metrics
+from .config import ProcessConfig
+from .errors import RepNotFound
+from .schema import Dataset
+
+STEP_ARROW = "→"
+
+
+# --------------------------------------------------------------------------- dates and windows
+def resolve_as_of(as_of, ds: Dataset) -> pd.Timestamp:
+    """The coaching date as local midnight in the team's time zone.
+
+    ``None`` or ``""`` means today. Data never reaches into the future, so a date after the
+    data's last activity is fine; the report says how old the newest record is.
+    """
+    if as_of in (None, ""):
+        as_of = date.today().isoformat()
+    ts = pd.Timestamp(as_of)
+    if ts.tzinfo is None:
+        ts = ts.tz_localize(ds.config.timezone)
+    return ts.tz_convert(ds.config.timezone).normalize()
+
+
+@dataclass(frozen=True)
+class Window:
+    """The report's period: ``lookback_weeks`` whole weeks ending before the coaching date's week."""
+
+    as_of: pd.Timestamp
+    start: pd.Timestamp  # inclusive, local midnight of a week start
+    end: pd.Timestamp  # exclusive
+    weeks: int
+
+    @property
+    def label(self) -> str:
+        last = self.end - pd.Timedelta(days=1)
+        return f"{self.start:%d %b %Y} to {last:%d %b %Y} ({self.weeks} weeks)"
+
+
+def report_window(as_of: pd.Timestamp, config: ProcessConfig, lookback_weeks: int) -> Window:
+    """Whole weeks before the week holding ``as_of``: the week of the 1:1 itself is still open."""
+    if lookback_weeks < 1:
+        raise ValueError("lookback_weeks must be at least 1")
+    naive_week = pd.Series([as_of.tz_localize(None)]).dt.to_period(config.week_freq).dt.start_time.iloc[0]
+    end = naive_week.tz_localize(config.timezone)
+    start = end - pd.Timedelta(weeks=lookback_weeks)
+    return Window(as_of, start, end, lookback_weeks)
+
+
+# --------------------------------------------------------------------------- team view (cached)
+@dataclass
+class TeamView:
+    """Metrics for every rep over one window, computed once and shared by all reps' reports."""
+
+    ds: Dataset
+    window: Window
+    history_start: pd.Timestamp
+    weekly_activity: pd.DataFrame
+    weekly_pipeline: pd.DataFrame
+    conversion: pd.DataFrame
+    velocity: pd.DataFrame
+    team_velocity: pd.DataFrame
+    stalled: pd.DataFrame
+    outcomes: pd.DataFrame
+    timeliness: pd.DataFrame
+    coverage: pd.DataFrame
+    attainment: pd.DataFrame
+    red_flags: pd.DataFrame
+    cache: dict = field(default_factory=dict)
+
+
+_TEAM_CACHE: dict = {}
+_DATA_CACHE: dict = {}
+
+
+def load_cached(data_dir) -> Dataset:
+    """Load a data folder once per process and reuse it while its files are unchanged."""
+    from pathlib import Path
+
+    from .loading import load
+
+    # name, size and modification time are enough to notice an edited file between two reports
+    stamp = tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                         for p in Path(data_dir).iterdir() if p.is_file()))
+    key = (str(Path(data_dir).resolve()), stamp)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _TEAM_CACHE.clear()
+        _DATA_CACHE[key] = load(data_dir)
+    return _DATA_CACHE[key]
+
+
+def team_view(ds: Dataset, as_of: pd.Timestamp, lookback_weeks: int, history_weeks: int = 52) -> TeamView:
+    """Compute (or fetch from the process cache) every team-wide metric for one window."""
+    key = (ds.fingerprint or id(ds), str(as_of), lookback_weeks, history_weeks)
+    if key in _TEAM_CACHE:
+        return _TEAM_CACHE[key]
+    w = report_window(as_of, ds.config, lookback_weeks)
+    history_start = w.end - pd.Timedelta(weeks=history_weeks)
+    tv = TeamView(
+        ds=ds, window=w, history_start=history_start,
+        weekly_activity=metrics.weekly_activity(ds, history_start, w.end),
+        weekly_pipeline=metrics.weekly_pipeline(ds, history_start, w.end),
+        conversion=metrics.stage_conversion(ds, w.end - pd.Timedelta(weeks=max(lookback_weeks, 26)), w.end),
+        velocity=metrics.stage_velocity(ds, as_of),
+        team_velocity=metrics.team_stage_velocity(ds, as_of),
+        stalled=metrics.stalled_deals(ds, as_of),
+        outcomes=metrics.deal_outcomes(ds, w.start, w.end),
+        timeliness=metrics.capture_timeliness(ds, w.start, w.end),
+        coverage=metrics.pipeline_coverage(ds, as_of),
+        attainment=metrics.attainment(ds, as_of),
+        red_flags=metrics.red_flags(ds, as_of, lookback_weeks),
+    )
+    _TEAM_CACHE[key] = tv
+    return tv
+
+
+# --------------------------------------------------------------------------- wording helpers
+def esc(text) -> str:
+    """Escape any text that came from the data before it reaches HTML."""
+    return html.escape("" if text is None or (isinstance(text, float) and np.isnan(text)) else str(text))
+
+
+def fmt_num(x, digits: int = 1) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "n/a"
+    if abs(x - round(x)) < 1e-9:
+        return f"{int(round(x)):,}"
+    return f"{x:,.{digits}f}"
+
+
+def fmt_money(x) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "n/a"
+    return f"{x:,.0f}"
+
+
+def fmt_pct(x) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "n/a"
+    return f"{100 * x:.0f}%"
+
+
+def others(table: pd.DataFrame, rep_id: str) -> pd.DataFrame:
+    """The rest of the team (for benchmarks that compare a rep with their teammates)."""
+    return table[table["rep_id"] != rep_id]
+
+
+def quartiles(values: pd.Series) -> dict:
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    if v.empty:
+        return {"median": np.nan, "q25": np.nan, "q75": np.nan, "n_reps": 0}
+    return {"median": float(v.median()), "q25": float(v.quantile(0.25)), "q75": float(v.quantile(0.75)),
+            "n_reps": int(len(v))}
+
+
+def _rep_row(ds: Dataset, rep_id: str) -> dict:
+    rows = ds.reps[ds.reps["rep_id"] == rep_id]
+    if rows.empty:
+        raise RepNotFound(f"rep_id {rep_id!r} is not in reps")
+    return rows.iloc[0].to_dict()
+
+
+# --------------------------------------------------------------------------- 1. header
+@dataclass
+class Header:
+    rep_id: str
+    name: str
+    team: str
+    manager: str
+    period: str
+    as_of: pd.Timestamp
+    last_session: pd.Timestamp | None
+    days_since_session: int | None
+    overdue: bool
+    cadence_days: int
+    sentence: str
+
+
+def header_section(tv: TeamView, rep_id: str) -> Header:
+    ds, w = tv.ds, tv.window
+    rep = _rep_row(ds, rep_id)
+    sessions = ds.coaching_sessions
+    mine = sessions.loc[(sessions["rep_id"] == rep_id) & (sessions["held_on"] < w.as_of), "held_on"]
+    last = mine.max() if len(mine) else None
+    days = int((w.as_of - last).days) if last is not None else None
+    cadence = ds.config.thresholds.cadence_days
+    overdue = days is None or days > cadence
+    if last is None:
+        sentence = "No earlier 1:1 is on record."
+    else:
+        sentence = f"Last 1:1 on {last:%d %b %Y}, {days} days ago"
+        sentence += f" (the team aims for one at least every {cadence} days)." if overdue else "."
+    return Header(rep_id, str(rep["name"]), str(rep["team"]), str(rep["manager"]), w.label, w.as_of,
+                  last, days, overdue, cadence, sentence)
+
+
+# --------------------------------------------------------------------------- 3a. activity
+ACTIVITY_TYPES = ["call", "email", "meeting", "demo", "other"]
+
+
+@dataclass
+class ActivitySection:
+    rep_weekly: pd.DataFrame  # week, call..other, total (the report window)
+    band: pd.DataFrame  # week, median, q25, q75, n_reps (teammates, anonymous)
+    rep_mix: pd.Series  # share by type
+    team_mix: pd.Series  # median share by type across teammates
+    rep_total: float
+    team: dict  # median, q25, q75, n_reps of window totals
+    trend_ratio: float  # last 4 weeks / earlier weeks, per week
+    stands_out: bool
+    sentence: str
+
+
+def activity_section(tv: TeamView, rep_id: str) -> ActivitySection:
+    w = tv.window
+    wa = tv.weekly_activity
+    wa = wa[(wa["week"] >= w.start.tz_localize(None)) & (wa["week"] < w.end.tz_localize(None))]
+    mine = wa[wa["rep_id"] == rep_id].sort_values("week").reset_index(drop=True)
+    rest = others(wa, rep_id)
+    band = (rest.groupby("week")["total"]
+            .agg(median="median", q25=lambda s: s.quantile(0.25), q75=lambda s: s.quantile(0.75), n_reps="size")
+            .reset_index())
+    totals = rest.groupby("rep_id")["total"].sum()
+    team = quartiles(totals)
+    rep_total = float(mine["total"].sum())
+    mix_cols = [c for c in ACTIVITY_TYPES if c in wa.columns]
+    rep_mix = (mine[mix_cols].sum() / rep_total) if rep_total else pd.Series(0.0, index=mix_cols)
+    by_rep = rest.groupby("rep_id")[mix_cols].sum()
+    shares = by_rep.div(by_rep.sum(axis=1).replace(0, np.nan), axis=0)
+    team_mix = shares.median()
+
+    recent, earlier = mine["total"].iloc[-4:], mine["total"].iloc[:-4]
+    trend = float(recent.mean() / earlier.mean()) if len(earlier) and earlier.mean() > 0 else np.nan
+    per_week = rep_total / max(w.weeks, 1)
+    s = (f"{fmt_num(rep_total)} activities in the {w.weeks} weeks ({fmt_num(per_week)} a week); "
+         f"team median {fmt_num(team['median'])} (middle half {fmt_num(team['q25'])} to {fmt_num(team['q75'])}, "
+         f"{team['n_reps']} teammates).")
+    notes = []
+    if team["n_reps"] and rep_total < team["q25"]:
+        notes.append("Volume is below most of the team")
+    elif team["n_reps"] and rep_total > team["q75"]:
+        notes.append("Volume is above most of the team")
+    if np.isfinite(trend) and trend < 0.7:
+        notes.append(f"the last 4 weeks ran at {fmt_pct(trend)} of the weeks before")
+    elif np.isfinite(trend) and trend > 1.3:
+        notes.append(f"the last 4 weeks ran at {fmt_pct(trend)} of the weeks before")
+    stands_out = bool(notes)
+    s += (" " + "; ".join(notes) + ".") if notes else " Nothing stands out in volume or trend."
+    return ActivitySection(mine, band, rep_mix, team_mix, rep_total, team, trend, stands_out, s)
+
+
+# --------------------------------------------------------------------------- 3b. conversion
+@dataclass
+class ConversionSection:
+    rep: pd.DataFrame  # step, entered, advanced, dropped, still_open, rate, low, high
+    team: pd.DataFrame  # step, median, q25, q75, n_reps
+    weakest_step: str | None
+    sentence: str
+
+
+def _with_step(conv: pd.DataFrame) -> pd.DataFrame:
+    out = conv.copy()
+    out["step"] = out["from_stage"].astype(str) + f" {STEP_ARROW} " + out["to_stage"].astype(str)
+    return out
+
+
+def conversion_section(tv: TeamView, rep_id: str) -> ConversionSection:
+    conv = _with_step(tv.conversion)
+    mine = conv[conv["rep_id"] == rep_id].reset_index(drop=True)
+    rest = others(conv, rep_id)
+    team = (rest.dropna(subset=["rate"]).groupby("step", sort=False)["rate"]
+            .agg(median="median", q25=lambda s: s.quantile(0.25), q75=lambda s: s.quantile(0.75), n_reps="size")
+            .reindex(mine["step"]).reset_index())
+    joined = mine.merge(team, on="step", how="left")
+    # a step stands out only when even the top of the rep's interval is below the team median
+    gaps = joined[(joined["high"] < joined["median"])]
+    weakest = None
+    if len(gaps):
+        g = gaps.assign(gap=gaps["median"] - gaps["rate"]).sort_values("gap", ascending=False).iloc[0]
+        weakest = str(g["step"])
+        resolved = int(g["advanced"] + g["dropped"])
+        s = (f"{weakest} stands out: {int(g['advanced'])} of {resolved} deals moved on ({fmt_pct(g['rate'])}, "
+             f"95% interval {fmt_pct(g['low'])} to {fmt_pct(g['high'])}); team median {fmt_pct(g['median'])}.")
+    elif joined["rate"].notna().any():
+        s = "No stage stands out: at every step the team median lies within your interval."
+    else:
+        s = "Not enough closed-out deals in the period to judge stage conversion."
+    return ConversionSection(mine, team, weakest, s)
+
+
+# --------------------------------------------------------------------------- 3c. velocity
+@dataclass
+class VelocitySection:
+    rep: pd.DataFrame  # stage, n_entered, n_censored, median_days
+    team: pd.DataFrame  # stage, median_days, p75_days
+    slow_stage: str | None
+    sentence: str
+
+
+def velocity_section(tv: TeamView, rep_id: str) -> VelocitySection:
+    stages = list(tv.ds.config.stages)
+    mine = tv.velocity[tv.velocity["rep_id"] == rep_id].set_index("stage").reindex(stages).reset_index()
+    team = tv.team_velocity.set_index("stage").reindex(stages).reset_index()
+    j = mine.merge(team[["stage", "median_days", "p75_days"]], on="stage", suffixes=("", "_team"))
+    slow = j[(j["median_days"] > j["p75_days"]) & (j["n_entered"] >= 3)]
+    if len(slow):
+        r = slow.assign(ratio=slow["median_days"] / slow["median_days_team"]).sort_values("ratio").iloc[-1]
+        s = (f"Deals sit in {r['stage']} for a median of {fmt_num(r['median_days'], 0)} days "
+             f"({int(r['n_entered'])} deals, {int(r['n_censored'])} still there); the team's median is "
+             f"{fmt_num(r['median_days_team'], 0)} days.")
+        slow_stage = str(r["stage"])
+    else:
+        slow_stage = None
+        s = ("Time in stage is in line with the team." if j["median_days"].notna().any()
+             else "Too few deals have left a stage to measure time in stage yet.")
+    return VelocitySection(mine, team, slow_stage, s + " Deals still in a stage count as 'at least this long', not as finished.")
+
+
+# --------------------------------------------------------------------------- 3d. stalled deals
+@dataclass
+class StalledSection:
+    deals: pd.DataFrame  # name, account, stage, days_in_stage, threshold_days, amount
+    n_open: int
+    sentence: str
+
+
+def stalled_section(tv: TeamView, rep_id: str) -> StalledSection:
+    ds = tv.ds
+    mine = tv.stalled[tv.stalled["rep_id"] == rep_id]
+    deals = mine[["name", "account", "stage", "days_in_stage", "threshold_days", "amount"]].reset_index(drop=True)
+    opps = ds.opportunities
+    n_open = int(((opps["rep_id"] == rep_id) & (opps["status"] == "open") & (opps["created_at"] < tv.window.as_of)).sum())
+    if deals.empty:
+        s = f"None of your {n_open} open deals has been in its stage longer than most of the team's deals."
+    else:
+        s = (f"{len(deals)} of your {n_open} open deals (value {fmt_money(deals['amount'].sum())}) have been in "
+             f"their stage longer than {ds.config.thresholds.stalled_percentile:.0f}% of the team's deals stay there.")
+    return StalledSection(deals, n_open, s)
+
+
+# --------------------------------------------------------------------------- 3e. data capture
+@dataclass
+class CaptureSection:
+    rep: dict
+    team: dict  # quartiles of share_late
+    stands_out: bool
+    sentence: str
+
+
+def capture_section(tv: TeamView, rep_id: str) -> CaptureSection:
+    t = tv.timeliness
+    row = t[t["rep_id"] == rep_id]
+    rep = row.iloc[0].to_dict() if len(row) else {}
+    team = quartiles(others(t, rep_id)["share_late"])
+    days = tv.ds.config.thresholds.late_logging_days
+    n_logged = int(rep.get("n_with_logged_at", 0) or 0)
+    if n_logged == 0:
+        return CaptureSection(rep, team, False, "No logging times are recorded, so timeliness can't be judged.")
+    share = float(rep["share_late"])
+    s = (f"{fmt_pct(share)} of your activities were logged more than {fmt_num(days)} days after they happened "
+         f"(median delay {fmt_num(rep['median_lag_days'])} days); team median {fmt_pct(team['median'])}.")
+    stands_out = bool(team["n_reps"] and share > max(team["q75"], 0.1))
+    s += " Late entries make the rest of this report less certain." if stands_out else ""
+    return CaptureSection(rep, team, stands_out, s)
+
+
+# --------------------------------------------------------------------------- 7. results
+@dataclass
+class ResultsSection:
+    rows: pd.DataFrame  # measure, you, team median
+    sentence: str
+
+
+def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
+    def pick(table, col):
+        r = table[table["rep_id"] == rep_id]
+        return float(r[col].iloc[0]) if len(r) and pd.notna(r[col].iloc[0]) else np.nan
+
+    def team_med(table, col):
+        return quartiles(others(table, rep_id)[col])["median"]
+
+    rows = [
+        ("Won this quarter so far", fmt_money(pick(tv.attainment, "won_amount_qtd")),
+         fmt_money(team_med(tv.attainment, "won_amount_qtd"))),
+        ("Share of quarterly quota won", fmt_pct(pick(tv.attainment, "attainment")),
+         fmt_pct(team_med(tv.attainment, "attainment"))),
+        ("Open pipeline against quarterly quota", fmt_num(pick(tv.coverage, "coverage")) + "×",
+         fmt_num(team_med(tv.coverage, "coverage")) + "×"),
+        ("Win rate in the period", fmt_pct(pick(tv.outcomes, "win_rate")), fmt_pct(team_med(tv.outcomes, "win_rate"))),
+        ("Average won deal", fmt_money(pick(tv.outcomes, "avg_won_amount")),
+         fmt_money(team_med(tv.outcomes, "avg_won_amount"))),
+    ]
+    table = pd.DataFrame(rows, columns=["measure", "you", "team median"])
+    att = pick(tv.attainment, "attainment")
+    s = ("For the record, here is where the numbers stand. They follow from the process above; "
+         "the conversation is about the process.")
+    if np.isfinite(att):
+        s = f"You have won {fmt_pct(att)} of this quarter's quota so far. " + s
+    return ResultsSection(table, s)
