@@ -19,5 +19,12 @@ def load(data_dir, **kwargs):
     return _load(data_dir, **kwargs)
 
 
-__all__ = ["CoachnbError", "ConfigError", "DataError", "Dataset", "ProcessConfig", "Problem", "TABLES",
+def rep_report(data, rep_id, as_of=None, lookback_weeks=13, audience="manager"):
+    """Everything one rep's report shows; see :func:`coachnb.report.rep_report`."""
+    from .report import rep_report as _rep_report
+
+    return _rep_report(data, rep_id, as_of, lookback_weeks, audience)
+
+
+__all__ = ["rep_report", "CoachnbError", "ConfigError", "DataError", "Dataset", "ProcessConfig", "Problem", "TABLES",
            "load", "load_config", "__version__"]

@@ -58,3 +58,212 @@ def blank_lines(labels: list[str]) -> None:
     display(HTML('<div class="cnb-fill">' + "".join(
         f'<p><span class="cnb-label">{esc(label)}</span><span class="cnb-line"></span></p>' for label in labels)
         + "</div>"))
+
+
+# --------------------------------------------------------------------------- report sections
+def header(r) -> None:
+    """Title block: who, when, and the 1:1 cadence."""
+    h = r.header
+    who = "Your pre-read" if r.audience == "rep" else "Coaching report"
+    display(HTML(
+        f'<header class="cnb-header"><p class="cnb-kicker">{esc(who)} · 1:1 on {h.as_of:%A %d %B %Y}</p>'
+        f"<h1>{esc(h.name)}</h1></header>"))
+    definition_list([("Team", h.team), ("Manager", h.manager), ("Period", h.period),
+                     ("Last 1:1", h.sentence)])
+    para(r.intro)
+
+
+def activity(r) -> None:
+    a = r.activity
+    if a is None:
+        para(r.missing["activity"], "cnb-missing")
+        return
+    from . import plots
+
+    figure(plots.activity_vs_team(a.rep_weekly, a.band))
+    if a.rep_total:
+        figure(plots.activity_mix(a.rep_mix, a.team_mix))
+    key_sentence(a.sentence)
+
+
+def conversion(r) -> None:
+    c = r.conversion
+    if c is None:
+        para(r.missing["conversion"], "cnb-missing")
+        return
+    from . import plots
+
+    if c.rep["rate"].notna().any():
+        figure(plots.conversion_vs_team(c.rep, c.team))
+    table(c.rep[["step", "entered", "advanced", "dropped", "still_open"]].rename(columns={
+        "step": "step", "entered": "deals in stage", "advanced": "moved on", "dropped": "lost there",
+        "still_open": "still open"}))
+    key_sentence(c.sentence)
+
+
+def velocity(r) -> None:
+    v = r.velocity
+    if v is None:
+        para(r.missing["velocity"], "cnb-missing")
+        return
+    from . import plots
+
+    if v.rep["median_days"].notna().any() or v.team["median_days"].notna().any():
+        figure(plots.days_in_stage_vs_team(v.rep, v.team))
+    key_sentence(v.sentence)
+
+
+def stalled(r) -> None:
+    s = r.stalled
+    if s is None:
+        para(r.missing["stalled"], "cnb-missing")
+        return
+    if len(s.deals):
+        table(s.deals.rename(columns={"name": "deal", "days_in_stage": "days in stage",
+                                      "threshold_days": "team's 75th percentile (days)"}),
+              formats={"amount": lambda x: f"{x:,.0f}", "days in stage": lambda x: f"{x:.0f}",
+                       "team's 75th percentile (days)": lambda x: f"{x:.0f}"})
+    key_sentence(s.sentence)
+
+
+def capture(r) -> None:
+    c = r.capture
+    if c is None:
+        para(r.missing["capture"], "cnb-missing")
+        return
+    key_sentence(c.sentence)
+
+
+
+def _h3(text: str) -> None:
+    display(HTML(f"<h3>{esc(text)}</h3>"))
+
+
+VERDICT_CSS = {"moved": "cnb-verdict-moved", "no meaningful change": "cnb-verdict-flat",
+               "not enough data to tell": "cnb-verdict-unknown", "activity did not change": "cnb-verdict-unknown"}
+
+
+def since_last_time(r) -> None:
+    """Each commitment: the agreement, what happened week by week, and whether pipeline moved."""
+    if not r.commitments:
+        para(r.missing["commitments"], "cnb-missing")
+        return
+    from . import plots
+
+    for rv in r.commitments:
+        c = rv.commitment
+        _h3(f"{rv.label[:1].upper()}{rv.label[1:]}, {c['start']:%d %b} to {c['end']:%d %b}")
+        para(rv.agreed)
+        if c.get("note"):
+            para(f"Note from the 1:1: {c['note']}")
+        if len(rv.weekly):
+            figure(plots.commitment_progress(rv.weekly, float(c["target"]), float(c["baseline"]), rv.label,
+                                             c["start"].tz_localize(None), c["end"].tz_localize(None)))
+        a = rv.assessment
+        if a is not None:
+            key_sentence(a.activity.sentence)
+            p = a.pipeline
+            display(HTML(f'<p class="cnb-verdict {VERDICT_CSS.get(p.verdict, "")}">'
+                         f"<strong>Did it move pipeline? {esc(p.verdict[:1].upper() + p.verdict[1:])}.</strong> "
+                         f"{esc(p.sentence)}</p>"))
+            table(evidence_table(p))
+        d = rv.diagnosis
+        if d is not None and r.audience == "manager":
+            para(f"{d.label}. {d.detail}".strip())
+            para(d.opening_question, "cnb-question")
+        elif d is not None:
+            para(d.opening_question, "cnb-question")
+    if r.pattern:
+        para(r.pattern)
+
+
+def evidence_table(p) -> pd.DataFrame:
+    """The numbers behind a pipeline verdict, in plain labels."""
+    def x(v):
+        return "n/a" if v is None or pd.isna(v) else f"{v:.2f}×"
+
+    rows = [
+        ("New opportunities a week, before → after", f"{p.pre_rate:.1f} → {p.post_rate:.1f}"),
+        ("What the team's trend predicted", "n/a" if pd.isna(p.counterfactual_rate) else f"{p.counterfactual_rate:.1f}"),
+        ("Effect (rate ratio) with 95% interval", f"{x(p.rate_ratio)} ({x(p.ci_low)} to {x(p.ci_high)})"),
+        ("Smallest effect this data could detect", x(p.mde_ratio)),
+        ("p-value (against teammates' ordinary weeks)", "n/a" if pd.isna(p.p_value) else f"{p.p_value:.2f}"),
+        ("Data", f"{p.n_pre_weeks} weeks before, {p.n_post_weeks} after, {p.n_peers} teammates for comparison"),
+    ]
+    failed = [f"{k}: {v}" for k, v in (p.gates or {}).items() if v not in (True, None, "passed")]
+    if failed:
+        rows.append(("Checks not passed", "; ".join(str(f) for f in failed)))
+    return pd.DataFrame(rows, columns=["", "value"])
+
+
+def focus(r) -> None:
+    f = r.focus
+    if not f.areas:
+        para(f.note or "Nothing stands out strongly enough to pick a focus from the data.")
+        return
+    if f.note:
+        para(f.note)
+    scen = {id(a): t for a, t in r.scenarios}
+    for i, area in enumerate(f.areas, 1):
+        _h3(f"{i}. {area.area}")
+        para(area.reason)
+        t = scen.get(id(area))
+        if t is not None and len(t):
+            sc = area.suggested
+            para(f"What if {sc['label']} went from {sc['baseline']:g} to {sc['target']:g} a week? "
+                 "Expected extra new opportunities and pipeline (95% interval):")
+            table(scenario_table(t))
+
+
+def scenario_table(t: pd.DataFrame) -> pd.DataFrame:
+    def rng(a, lo, hi, money=False):
+        f = (lambda v: f"{v:,.0f}") if money else (lambda v: f"{v:.1f}")
+        return f"{f(a)} ({f(lo)} to {f(hi)})"
+
+    return pd.DataFrame({
+        "over": [f"{d:.0f} days" for d in t["horizon_days"]],
+        "extra new opportunities": [rng(a, lo, hi) for a, lo, hi in zip(t["extra_opportunities"], t["low"], t["high"])],
+        "extra pipeline value": [rng(a, lo, hi, True) for a, lo, hi in
+                                 zip(t["extra_pipeline_value"], t["low_value"], t["high_value"])],
+    })
+
+
+def questions(r) -> None:
+    if r.audience == "rep":
+        para("Questions to think about before the 1:1:")
+    display(HTML('<ol class="cnb-questions">' + "".join(f"<li>{esc(q)}</li>" for q in r.questions) + "</ol>"))
+    if r.preread:
+        for title, items in r.preread.get("sections", []):
+            _h3(title)
+            bullets(items)
+
+
+def plan(r) -> None:
+    p = r.plan
+    if p.get("prefilled"):
+        definition_list(p["prefilled"])
+    else:
+        para(p.get("note", "No suggestion from the data; agree the behaviour together."))
+    blank_lines(p["blanks"])
+
+
+def results(r) -> None:
+    para(r.results.sentence)
+    table(r.results.rows)
+
+
+def method_notes(r) -> None:
+    notes = [
+        "Team figures are the median and middle half (25th to 75th percentile) of your teammates; "
+        "no teammate is shown by name.",
+        "Stage conversion counts only deals that have moved on or been lost; deals still open are shown "
+        "but not counted as lost. Intervals are 95% Wilson intervals.",
+        "Time in stage treats deals still in a stage as 'at least this long' (Kaplan-Meier), not as finished.",
+        "'Did it move pipeline?' compares your new opportunities after the change with what the team's "
+        "trend predicted, and judges the difference against the same comparison at many ordinary weeks "
+        "of your teammates and of your own past. 'Not enough data to tell' is an honest answer: "
+        "small changes need many weeks to show.",
+    ]
+    if r.excluded_note:
+        notes.append(r.excluded_note)
+    bullets(notes, "cnb-notes")

@@ -419,3 +419,183 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
     if np.isfinite(att):
         s = f"You have won {fmt_pct(att)} of this quarter's quota so far. " + s
     return ResultsSection(table, s)
+
+
+# --------------------------------------------------------------------------- 2. since last time
+@dataclass
+class CommitmentReview:
+    """One commitment of the rep: what was agreed, what happened, and what it means."""
+
+    commitment: dict
+    label: str  # the metric in plain words
+    weekly: pd.DataFrame  # week, value (the committed metric, around the period)
+    finished: bool
+    assessment: object | None  # coachnb.impact.CommitmentAssessment
+    diagnosis: object | None  # coachnb.coaching.Diagnosis
+    agreed: str  # "On 01 Sep you agreed to ..."
+
+
+def _panel(long: pd.DataFrame, value: str) -> pd.DataFrame:
+    """Long rep-week frame -> week x rep panel (zero-filled by the metrics already)."""
+    return long.pivot_table(index="week", columns="rep_id", values=value, aggfunc="sum", observed=True).sort_index()
+
+
+def _active_commitments(ds: Dataset, rep_id: str, w: Window, limit: int = 2) -> pd.DataFrame:
+    c = ds.commitments
+    superseded = set(c["supersedes"].dropna())
+    mine = c[(c["rep_id"] == rep_id) & ~c["commitment_id"].isin(superseded) & (c["start"] < w.as_of)]
+    mine = mine.sort_values("start")
+    recent = mine[mine["end"] >= w.start]
+    chosen = recent if len(recent) else mine.tail(1)
+    return chosen.tail(limit)
+
+
+def commitment_reviews(tv: TeamView, rep_id: str) -> list[CommitmentReview]:
+    """Every commitment active in the period (or, failing that, the last one), assessed."""
+    from . import coaching, impact
+
+    ds, w = tv.ds, tv.window
+    chosen = _active_commitments(ds, rep_id, w)
+    out = []
+    for _, row in chosen.iterrows():
+        c = row.to_dict()
+        spec = ds.config.commitment_metrics.get(c["metric"])
+        label = spec.label if spec else str(c["metric"])
+        hist_start = min(c["start"] - pd.Timedelta(weeks=52), tv.history_start)
+        key = ("metric", c["metric"], hist_start)
+        if key not in tv.cache:
+            tv.cache[key] = metrics.metric_weekly(ds, c["metric"], hist_start, w.end)
+        mw = tv.cache[key]
+        okey = ("outcome", hist_start)
+        if okey not in tv.cache:
+            tv.cache[okey] = metrics.weekly_pipeline(ds, hist_start, w.end)
+        activity_panel = _panel(mw, "value")
+        outcome_panel = _panel(tv.cache[okey], "opportunities_created")
+        # teammates whose own commitment overlaps this one changed too: not a clean comparison
+        cm = ds.commitments
+        overlap = cm[(cm["rep_id"] != rep_id) & (cm["start"] <= c["end"] + pd.Timedelta(weeks=15))
+                     & (cm["end"] >= c["start"] - pd.Timedelta(weeks=4))]
+        finished = bool(c["end"] < w.as_of)
+        assessment = impact.assess_commitment(
+            activity_panel, outcome_panel, rep_id, c["start"].tz_localize(None), c["end"].tz_localize(None),
+            float(c["target"]), baseline=float(c["baseline"]),
+            excluded_peers=sorted(set(overlap["rep_id"])))
+        diagnosis = coaching.diagnose(assessment, commitment=c, finished=finished)
+        mine = mw[mw["rep_id"] == rep_id]
+        lo = c["start"].tz_localize(None) - pd.Timedelta(weeks=8)
+        hi = min(w.end.tz_localize(None), c["end"].tz_localize(None) + pd.Timedelta(weeks=13))
+        weekly = mine[(mine["week"] >= lo) & (mine["week"] < hi)][["week", "value"]].reset_index(drop=True)
+        agreed = (f"On {c['agreed_on']:%d %b %Y} the agreement was {label}: from {fmt_num(c['baseline'])} "
+                  f"to {fmt_num(c['target'])}, from {c['start']:%d %b} to {c['end']:%d %b %Y}.")
+        out.append(CommitmentReview(c, label, weekly, finished, assessment, diagnosis, agreed))
+    return out
+
+
+# --------------------------------------------------------------------------- the whole report
+MISSING = {
+    "activity": "No activity log was provided, so activity volume and mix can't be shown. "
+                "With one, this section compares weekly calls, emails, meetings and demos with the team.",
+    "conversion": "No stage history was provided, so stage-to-stage conversion can't be shown. "
+                  "With it, this section shows where deals move on or drop out, against the team.",
+    "velocity": "No stage history was provided, so days in each stage can't be measured.",
+    "stalled": "No stage history was provided, so stalled deals can't be judged by time in stage.",
+    "capture": "No activity log was provided, so data-capture timeliness can't be judged.",
+    "commitments": "No commitments are recorded yet. Agreeing one or two behaviour changes at this 1:1 "
+                   "lets the next report check whether they happened and whether they moved pipeline.",
+}
+
+
+@dataclass
+class RepReport:
+    """Everything one rep's report shows (manager's report or the rep's own pre-read)."""
+
+    audience: str
+    intro: str
+    header: Header
+    commitments: list
+    pattern: str | None
+    activity: ActivitySection | None
+    conversion: ConversionSection | None
+    velocity: VelocitySection | None
+    stalled: StalledSection | None
+    capture: CaptureSection | None
+    focus: object  # coachnb.coaching.FocusResult
+    scenarios: list  # (FocusArea, DataFrame) pairs
+    questions: list[str]
+    plan: dict
+    preread: dict | None
+    results: ResultsSection
+    missing: dict
+    excluded_note: str | None
+
+
+INTRO = {
+    "manager": ("This report is for the 1:1. It starts from the process (what was agreed last time, "
+                "activity, how deals move) and ends with results, which are acknowledged rather than led with. "
+                "Teammates appear only as anonymous team figures."),
+    "rep": ("This is your pre-read for the 1:1: your own data, set beside anonymous team figures. "
+            "It's your session. Come with what you see in it, what you want to change, and what support "
+            "would help."),
+}
+
+
+def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience: str = "manager") -> RepReport:
+    """Build one rep's report.
+
+    Parameters
+    ----------
+    data : str, Path or Dataset
+        A data folder (loaded once per process and cached) or a loaded Dataset.
+    rep_id : str
+    as_of : str or Timestamp or None
+        Date of the 1:1; ``None`` or ``""`` means today.
+    lookback_weeks : int
+        Whole weeks before the 1:1's week that the period covers.
+    audience : {"manager", "rep"}
+        ``"rep"`` speaks to the rep and adds the pre-read prompts; it leaves out manager-only notes.
+    """
+    from . import coaching
+
+    if audience not in INTRO:
+        raise ValueError(f"audience must be 'manager' or 'rep', not {audience!r}")
+    ds = data if isinstance(data, Dataset) else load_cached(data)
+    rep_id = str(rep_id)
+    _rep_row(ds, rep_id)
+    as_of_ts = resolve_as_of(as_of, ds)
+    tv = team_view(ds, as_of_ts, int(lookback_weeks))
+    has_activity = ds.has("activities")
+    has_stages = ds.has("stage_history")
+
+    reviews = commitment_reviews(tv, rep_id) if ds.has("commitments") else []
+    pattern = coaching.commitment_pattern([r.diagnosis for r in reviews if r.diagnosis is not None])
+    focus = coaching.focus_areas(ds, rep_id, as_of_ts, lookback_weeks=int(lookback_weeks))
+    scenarios = []
+    for area in focus.areas:
+        sc = getattr(area, "suggested", None)
+        if sc and sc.get("metric") in ds.config.commitment_metrics and has_activity:
+            try:
+                scenarios.append((area, coaching.scenario(ds, rep_id, as_of_ts, metric=sc["metric"],
+                                                          from_value=sc["baseline"], to_value=sc["target"])))
+            except ValueError:
+                pass  # a scenario the data can't support is left out; the focus area still stands
+    findings = coaching.findings_for(tv, rep_id, reviews) if hasattr(coaching, "findings_for") else {}
+    questions = coaching.questions_for(findings, audience=audience)
+    plan = coaching.plan_template(focus, reviews)
+    preread = coaching.rep_preread_prompts(ds, rep_id, list(ds.config.stages)) if audience == "rep" else None
+
+    excluded = ds.excluded
+    excluded_note = None
+    if len(excluded):
+        excluded_note = (f"{len(excluded)} row(s) of the data were left out while loading "
+                         f"({', '.join(sorted(set(excluded['reason'].astype(str))))[:300]}).")
+    return RepReport(
+        audience=audience, intro=INTRO[audience], header=header_section(tv, rep_id),
+        commitments=reviews, pattern=pattern,
+        activity=activity_section(tv, rep_id) if has_activity else None,
+        conversion=conversion_section(tv, rep_id) if has_stages else None,
+        velocity=velocity_section(tv, rep_id) if has_stages else None,
+        stalled=stalled_section(tv, rep_id) if has_stages else None,
+        capture=capture_section(tv, rep_id) if has_activity else None,
+        focus=focus, scenarios=scenarios, questions=questions, plan=plan, preread=preread,
+        results=results_section(tv, rep_id), missing=MISSING, excluded_note=excluded_note,
+    )
