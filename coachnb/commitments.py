@@ -1,0 +1,434 @@
+"""Recording and listing commitments: the behaviour changes a rep agrees to in a 1:1.
+
+A commitment is one row of ``commitments.csv`` (columns in :data:`coachnb.schema.TABLES`).
+History is never rewritten: changing a commitment appends a new row whose ``supersedes``
+names the row it replaces. Writes happen under a file lock (``<data_dir>/.commitments.lock``):
+read the file, append one line, write a temporary file, ``os.replace`` it over the original.
+Existing bytes (encoding marker, line endings, quoting) are kept exactly as they were.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+import tempfile
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from filelock import FileLock, Timeout
+
+from .config import ProcessConfig, load_config, week_start
+from .errors import CoachnbError
+from .schema import TABLES
+
+COLUMNS: list[str] = TABLES["commitments"].column_names
+REQUIRED_COLUMNS: list[str] = [c.name for c in TABLES["commitments"].columns if c.required]
+FILE_NAME = "commitments.csv"
+LOCK_NAME = ".commitments.lock"
+MIN_DAYS = 7
+MAX_DAYS = 120
+LOCK_TIMEOUT_SECONDS = 60.0
+_ID_RE = re.compile(r"^K(\d+)$")
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _parse_day(value, what: str) -> date:
+    """A calendar date from ``YYYY-MM-DD`` text, a date or a Timestamp."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = "" if value is None else str(value).strip()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise CoachnbError(f"{what} must be a date written YYYY-MM-DD, not {text!r}") from None
+
+
+def _parse_number(value, what: str) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise CoachnbError(f"{what} must be a number, not {value!r}") from None
+    if not math.isfinite(x):
+        raise CoachnbError(f"{what} must be a finite number, not {value!r}")
+    return x
+
+
+def _clean_text(value) -> str:
+    """Optional free text as stored: stripped, one line (CSV-safe either way, but easier to read)."""
+    if value is None:
+        return ""
+    return " ".join(str(value).split())
+
+
+def _read_rep_ids(data_dir: Path) -> set[str]:
+    """Rep ids from ``reps.csv`` or ``reps.parquet``, read as text (``00123`` stays ``00123``)."""
+    csv_path, pq_path = data_dir / "reps.csv", data_dir / "reps.parquet"
+    if csv_path.exists():
+        reps = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    elif pq_path.exists():
+        reps = pd.read_parquet(pq_path).astype({"rep_id": str})
+    else:
+        raise CoachnbError(f"{data_dir} has no reps.csv or reps.parquet, so the rep cannot be checked")
+    if "rep_id" not in reps.columns:
+        raise CoachnbError(f"{data_dir}/reps has no rep_id column")
+    return {str(r).strip() for r in reps["rep_id"]}
+
+
+def check_value_range(metric_unit: str, value: float, what: str) -> None:
+    """Targets and baselines are weekly levels: never negative; shares lie between 0 and 1."""
+    if value < 0:
+        raise CoachnbError(f"{what} must not be negative (got {value:g})")
+    if metric_unit == "share" and value > 1:
+        raise CoachnbError(f"{what} is a share of activities, between 0 and 1 (got {value:g})")
+
+
+# ----------------------------------------------------------------------------- baseline
+
+
+def baseline_window(start: date, config: ProcessConfig) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last day of the weeks an automatic baseline averages over.
+
+    The window holds ``config.thresholds.min_pre_weeks`` (8) whole reporting weeks and ends
+    ``baseline_gap_weeks`` (2) weeks before the week the commitment starts in, so a dip or a
+    burst just before the 1:1 (Ashenfelter's dip) does not set the bar.
+
+    Returns
+    -------
+    (first_day, last_day) : naive Timestamps at midnight, both inclusive.
+    """
+    th = config.thresholds
+    first_week = week_start(pd.Series([pd.Timestamp(start)]), config).iloc[0]
+    last_day = first_week - pd.Timedelta(weeks=th.baseline_gap_weeks) - pd.Timedelta(days=1)
+    first_day = first_week - pd.Timedelta(weeks=th.baseline_gap_weeks + th.min_pre_weeks)
+    return first_day, last_day
+
+
+def mean_weekly_value(weekly: pd.DataFrame, rep_id: str, first_day: pd.Timestamp, last_day: pd.Timestamp,
+                      hire_date: pd.Timestamp | None = None, count_metric: bool = True) -> tuple[float, int]:
+    """Mean of one rep's weekly metric values over the weeks in ``[first_day, last_day]``.
+
+    Parameters
+    ----------
+    weekly : DataFrame with columns ``rep_id, week, value``
+        Output of :func:`coachnb.metrics.metric_weekly`; ``week`` is the week's first day.
+    count_metric : bool
+        True for counts (a week with no row counted as 0); False for shares (a week with
+        no row has no value and is skipped).
+    hire_date : Timestamp, optional
+        Weeks before the rep's first week are left out.
+
+    Returns
+    -------
+    (mean per week, number of weeks averaged); mean is NaN when no week qualifies.
+    """
+    weeks = pd.date_range(first_day, last_day, freq="7D")
+    if hire_date is not None and not pd.isna(hire_date):
+        hired = pd.Timestamp(hire_date)
+        hired = hired.tz_localize(None) if hired.tzinfo is not None else hired
+        weeks = weeks[weeks + pd.Timedelta(days=6) >= hired.normalize()]
+    mine = weekly[weekly["rep_id"].astype(str) == str(rep_id)].copy()
+    wk = pd.to_datetime(mine["week"])
+    if getattr(wk.dt, "tz", None) is not None:
+        wk = wk.dt.tz_localize(None)
+    per_week = pd.Series(mine["value"].to_numpy(dtype=float), index=wk.dt.normalize()).groupby(level=0).sum()
+    values = per_week.reindex(weeks)
+    if count_metric:
+        values = values.fillna(0.0)
+    values = values.dropna()
+    if len(values) == 0:
+        return float("nan"), 0
+    return float(values.mean()), int(len(values))
+
+
+def auto_baseline(data_dir: str | Path, rep_id: str, metric: str, start: date) -> float:
+    """The rep's recent weekly level of ``metric`` before ``start`` (see :func:`baseline_window`).
+
+    Raises
+    ------
+    CoachnbError
+        When the rep has no weeks of data in the window (give the baseline by hand then).
+    """
+    from .loading import load
+    from .metrics import metric_weekly
+
+    ds = load(data_dir)
+    cfg = ds.config
+    first_day, last_day = baseline_window(start, cfg)
+    weekly = metric_weekly(ds, metric, first_day, last_day)
+    reps = ds.reps
+    hire = reps.loc[reps["rep_id"].astype(str) == str(rep_id), "hire_date"]
+    hire_date = hire.iloc[0] if len(hire) else None
+    count_metric = cfg.commitment_metrics[metric].kind != "logged_on_time_share"
+    value, n_weeks = mean_weekly_value(weekly, rep_id, first_day, last_day, hire_date, count_metric)
+    if n_weeks == 0 or not np.isfinite(value):
+        raise CoachnbError(
+            f"no data for {rep_id} on {metric} between {first_day.date()} and {last_day.date()} "
+            f"to set the baseline from; pass --baseline with the level you agreed on")
+    return round(value, 2)
+
+
+# ----------------------------------------------------------------------------- the file
+
+
+def _read_existing(path: Path) -> tuple[bytes, list[str], list[dict]]:
+    """Raw bytes, header and rows (as text) of an existing commitments file."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise CoachnbError(f"{path.name} is not UTF-8 text; save it as UTF-8 CSV and try again") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows = [r for r in reader if any(cell.strip() for cell in r)]
+    if not rows:
+        return raw, [], []
+    header = [h.strip() for h in rows[0]]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise CoachnbError(f"{path.name} lacks the column(s) {missing}; expected {COLUMNS}")
+    records = [dict(zip(header, (cell.strip() for cell in r))) for r in rows[1:]]
+    return raw, header, records
+
+
+def next_commitment_id(existing_ids) -> str:
+    """``K%04d`` one above the largest ``K<number>`` id in ``existing_ids`` (``K0001`` when none)."""
+    numbers = [int(m.group(1)) for i in existing_ids if (m := _ID_RE.match(str(i).strip()))]
+    return "K%04d" % (max(numbers, default=0) + 1)
+
+
+def _format_number(x: float) -> str:
+    return f"{x:.10g}"
+
+
+def _line_ending(raw: bytes) -> str:
+    return "\r\n" if b"\r\n" in raw else "\n"
+
+
+def _encode_rows(header: list[str], rows: list[dict], line_ending: str) -> str:
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, lineterminator=line_ending)
+    for row in rows:
+        writer.writerow([row.get(c, "") for c in header])
+    return buf.getvalue()
+
+
+def _new_file_bytes(raw: bytes, header: list[str], records: list[dict], new_row: dict) -> bytes:
+    """The file after appending ``new_row``; earlier bytes unchanged when the header has every column."""
+    if not header:  # new or empty file
+        return _encode_rows(COLUMNS, [dict(zip(COLUMNS, COLUMNS)), new_row], "\n").encode("utf-8")
+    eol = _line_ending(raw)
+    if all(c in header for c in COLUMNS):
+        prefix = raw if raw.endswith(b"\n") or raw.endswith(b"\r") else raw + eol.encode()
+        return prefix + _encode_rows(header, [new_row], eol).encode("utf-8")
+    # an older file without an optional column: add it (empty for earlier rows); values are kept
+    full = header + [c for c in COLUMNS if c not in header]
+    bom = b"\xef\xbb\xbf" if raw.startswith(b"\xef\xbb\xbf") else b""
+    body = _encode_rows(full, [dict(zip(full, full))] + records + [new_row], eol)
+    return bom + body.encode("utf-8")
+
+
+def _replace_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and move it over ``path`` in one step."""
+    mode = (path.stat().st_mode & 0o777) if path.exists() else None
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".commitments.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mode is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _check_supersedes(records: list[dict], supersedes: str, rep_id: str) -> None:
+    by_id = {r.get("commitment_id", ""): r for r in records}
+    old = by_id.get(supersedes)
+    if old is None:
+        raise CoachnbError(f"--supersedes {supersedes}: no commitment with that id in {FILE_NAME}")
+    if old.get("rep_id", "") != rep_id:
+        raise CoachnbError(f"--supersedes {supersedes}: that commitment belongs to {old.get('rep_id')}, "
+                           f"not {rep_id}")
+    later = [r["commitment_id"] for r in records if r.get("supersedes", "") == supersedes]
+    if later:
+        raise CoachnbError(f"--supersedes {supersedes}: it was already replaced by {later[0]}; "
+                           f"supersede {later[0]} instead")
+
+
+def add_commitment(data_dir, rep_id, metric, target, baseline="auto", start=None, days=30, follow_up=None,
+                   note=None, supersedes=None, agreed_on=None) -> dict:
+    """Append one commitment to ``<data_dir>/commitments.csv``.
+
+    Parameters
+    ----------
+    data_dir : path
+        The data folder (holds ``reps.csv`` and, once written, ``commitments.csv``).
+    rep_id : str
+        A rep in ``reps``.
+    metric : str
+        A commitment metric of the team's registry (``config.commitment_metrics``).
+    target : float or str
+        Agreed weekly level, in the metric's unit per week (a share for ``logged_on_time_share``).
+    baseline : float or str
+        Weekly level before, or ``"auto"``: the rep's mean over the 8 weeks that end 2 weeks
+        before the start week (see :func:`baseline_window`).
+    start : str or date
+        First day, ``YYYY-MM-DD``.
+    days : int
+        Length in days, 7 to 120; ``end = start + days - 1``.
+    follow_up : str, optional
+        How the rep asked to be followed up if the commitment slips (quoted back in the next 1:1).
+    note : str, optional
+    supersedes : str, optional
+        ``commitment_id`` this row replaces; must exist, be the same rep's and not be replaced yet.
+    agreed_on : str or date, optional
+        Date of the 1:1; today when not given.
+
+    Returns
+    -------
+    dict
+        The row written: text ids and ISO dates, ``baseline`` and ``target`` as floats.
+
+    Raises
+    ------
+    CoachnbError
+        Anything wrong with the call; the file is then left untouched.
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise CoachnbError(f"data folder {data_dir} does not exist")
+    rep_id = "" if rep_id is None else str(rep_id).strip()
+    if rep_id not in _read_rep_ids(data_dir):
+        raise CoachnbError(f"rep {rep_id!r} is not in reps; check the id (ids are text, e.g. R007)")
+    cfg = load_config(data_dir)
+    metric = "" if metric is None else str(metric).strip()
+    if metric not in cfg.commitment_metrics:
+        raise CoachnbError(f"unknown metric {metric!r}; known: {', '.join(sorted(cfg.commitment_metrics))}")
+    unit = cfg.commitment_metrics[metric].unit
+    if start is None:
+        raise CoachnbError("start is required (YYYY-MM-DD)")
+    start_day = _parse_day(start, "start")
+    try:
+        n_days = int(days)
+    except (TypeError, ValueError):
+        raise CoachnbError(f"days must be a whole number, not {days!r}") from None
+    if n_days != _parse_number(days, "days") or not MIN_DAYS <= n_days <= MAX_DAYS:
+        raise CoachnbError(f"days must be a whole number from {MIN_DAYS} to {MAX_DAYS} (got {days!r}); "
+                           "a commitment shorter than a week can't be read, one longer than four months "
+                           "is a plan rather than a commitment")
+    end_day = start_day + pd.Timedelta(days=n_days - 1).to_pytimedelta()
+    agreed_day = date.today() if agreed_on in (None, "") else _parse_day(agreed_on, "agreed_on")
+    target_value = _parse_number(target, "target")
+    check_value_range(unit, target_value, "target")
+    supersedes = _clean_text(supersedes) or None
+
+    if isinstance(baseline, str) and baseline.strip().lower() in ("auto", ""):
+        baseline_value = auto_baseline(data_dir, rep_id, metric, start_day)
+    else:
+        baseline_value = _parse_number(baseline, "baseline")
+    check_value_range(unit, baseline_value, "baseline")
+    if math.isclose(target_value, baseline_value, rel_tol=0, abs_tol=1e-9):
+        raise CoachnbError(f"target equals the baseline ({baseline_value:g}); a commitment is a change "
+                           "from the current level")
+
+    path = data_dir / FILE_NAME
+    if not path.exists() and (data_dir / "commitments.parquet").exists():
+        raise CoachnbError("commitments are kept in commitments.parquet here; coachnb writes commitments.csv. "
+                           "Convert the file to CSV (same columns) and try again")
+    try:
+        with FileLock(str(data_dir / LOCK_NAME), timeout=LOCK_TIMEOUT_SECONDS):
+            raw, header, records = _read_existing(path) if path.exists() else (b"", [], [])
+            if supersedes is not None:
+                _check_supersedes(records, supersedes, rep_id)
+            row = {
+                "commitment_id": next_commitment_id(r.get("commitment_id", "") for r in records),
+                "rep_id": rep_id,
+                "agreed_on": agreed_day.isoformat(),
+                "start": start_day.isoformat(),
+                "end": end_day.isoformat(),
+                "metric": metric,
+                "baseline": _format_number(baseline_value),
+                "target": _format_number(target_value),
+                "follow_up": _clean_text(follow_up),
+                "note": _clean_text(note),
+                "supersedes": supersedes or "",
+            }
+            _replace_atomically(path, _new_file_bytes(raw, header, records, row))
+    except Timeout:
+        raise CoachnbError(f"{FILE_NAME} is locked by another writer for over {LOCK_TIMEOUT_SECONDS:g} s; "
+                           f"try again (lock file: {data_dir / LOCK_NAME})") from None
+    return {**row, "baseline": baseline_value, "target": target_value,
+            "follow_up": row["follow_up"] or None, "note": row["note"] or None, "supersedes": supersedes}
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def read_commitments(data_dir) -> pd.DataFrame:
+    """Every row of ``commitments.csv`` as written (ids and text as strings, dates as naive
+    Timestamps, baseline/target as floats); an empty frame with the columns when absent."""
+    path = Path(data_dir) / FILE_NAME
+    if not path.exists():
+        frame = pd.DataFrame({c: pd.Series([], dtype="string") for c in COLUMNS})
+    else:
+        _, header, records = _read_existing(path)
+        frame = pd.DataFrame(records, columns=header or COLUMNS)
+        for c in COLUMNS:
+            if c not in frame.columns:
+                frame[c] = ""
+        frame = frame[COLUMNS].astype("string")
+    for c in ("agreed_on", "start", "end"):
+        frame[c] = pd.to_datetime(frame[c].replace("", pd.NA), errors="coerce", format="mixed")
+    for c in ("baseline", "target"):
+        frame[c] = pd.to_numeric(frame[c].replace("", pd.NA), errors="coerce").astype("float64")
+    for c in ("follow_up", "note", "supersedes"):
+        frame[c] = frame[c].replace("", pd.NA)
+    return frame
+
+
+def mark_superseded(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add ``superseded_by`` (id of the row that replaced this one, or NA) and ``current`` (bool)."""
+    out = frame.copy()
+    replaced = out.dropna(subset=["supersedes"]).drop_duplicates("supersedes", keep="first")
+    mapping = dict(zip(replaced["supersedes"].astype(str), replaced["commitment_id"].astype(str)))
+    out["superseded_by"] = out["commitment_id"].astype(str).map(mapping).astype("string")
+    out["current"] = out["superseded_by"].isna()
+    return out
+
+
+def list_commitments(data_dir, rep_id=None, active_on=None) -> pd.DataFrame:
+    """Commitments in file order, superseded rows kept and marked.
+
+    Parameters
+    ----------
+    rep_id : str, optional
+        Only this rep's rows.
+    active_on : str or date, optional
+        Only rows with ``start <= active_on <= end``.
+
+    Returns
+    -------
+    DataFrame
+        The schema's columns plus ``superseded_by`` and ``current``.
+    """
+    frame = mark_superseded(read_commitments(data_dir))
+    if rep_id is not None:
+        frame = frame[frame["rep_id"] == str(rep_id).strip()]
+    if active_on not in (None, ""):
+        day = pd.Timestamp(_parse_day(active_on, "active_on"))
+        frame = frame[(frame["start"] <= day) & (frame["end"] >= day)]
+    return frame.reset_index(drop=True)

@@ -1,0 +1,199 @@
+"""Recording commitments: validation, atomic appends under concurrency, supersedes, listing."""
+from __future__ import annotations
+
+import csv
+import multiprocessing as mp
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from coachnb.commitments import (
+    COLUMNS, add_commitment, baseline_window, list_commitments, mean_weekly_value, next_commitment_id,
+)
+from coachnb.config import ProcessConfig
+from coachnb.errors import CoachnbError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def data_dir(tmp_path: Path) -> Path:
+    (tmp_path / "reps.csv").write_text(
+        "rep_id,name,team,manager,hire_date\n"
+        "R001,Ana Souza,West,Maya Chen,2024-01-08\n"
+        "R002,Ben Ode,West,Maya Chen,2024-01-08\n"
+        "00123,Cy Lo,East,Ola Berg,2024-01-08\n",
+        encoding="utf-8")
+    return tmp_path
+
+
+def _add(data_dir, **kw):
+    args = dict(rep_id="R001", metric="calls_per_week", target=10, baseline="5", start="2026-09-01", days=30,
+                follow_up="Ask me on Friday afternoons", note=None, supersedes=None, agreed_on="2026-09-01")
+    args.update(kw)
+    return add_commitment(data_dir, **args)
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_first_add_creates_file_with_header_and_row(data_dir):
+    row = _add(data_dir, days=30)
+    assert row["commitment_id"] == "K0001"
+    assert row["end"] == "2026-09-30"  # start + 30 - 1
+    assert row["baseline"] == 5.0 and row["target"] == 10.0
+    text = (data_dir / "commitments.csv").read_text(encoding="utf-8")
+    assert text.splitlines()[0] == ",".join(COLUMNS)
+    (written,) = _rows(data_dir / "commitments.csv")
+    assert written["rep_id"] == "R001" and written["follow_up"] == "Ask me on Friday afternoons"
+    assert written["supersedes"] == ""
+
+
+def test_text_ids_with_leading_zeros_are_kept(data_dir):
+    row = _add(data_dir, rep_id="00123")
+    assert _rows(data_dir / "commitments.csv")[0]["rep_id"] == "00123" == row["rep_id"]
+
+
+def test_ids_count_up_from_the_largest_existing():
+    assert next_commitment_id([]) == "K0001"
+    assert next_commitment_id(["K0002", "K0010", "X99", "K0007"]) == "K0011"
+
+
+@pytest.mark.parametrize("bad", [
+    dict(rep_id="R999"),                      # unknown rep
+    dict(metric="coffees_per_week"),          # not in the registry
+    dict(start="2026-13-01"),                 # no such month
+    dict(start="next monday"),
+    dict(days=6), dict(days=121), dict(days="thirty"),
+    dict(target=5),                           # equal to the baseline
+    dict(target=-1),
+    dict(baseline="lots"),
+    dict(metric="logged_on_time_share", baseline="0.6", target=1.5),  # a share above 1
+    dict(supersedes="K0099"),                 # no such commitment
+    dict(supersedes="K0001", rep_id="R002"),  # someone else's commitment
+])
+def test_a_bad_call_raises_and_changes_nothing(data_dir, bad):
+    _add(data_dir)
+    before = (data_dir / "commitments.csv").read_bytes()
+    with pytest.raises(CoachnbError):
+        _add(data_dir, **bad)
+    assert (data_dir / "commitments.csv").read_bytes() == before
+
+
+def test_bad_call_on_a_folder_without_commitments_creates_no_file(data_dir):
+    with pytest.raises(CoachnbError, match="not in reps"):
+        _add(data_dir, rep_id="nobody")
+    assert not (data_dir / "commitments.csv").exists()
+
+
+def test_existing_bytes_are_kept_and_crlf_respected(data_dir):
+    original = ("\ufeff" + ",".join(COLUMNS) + "\r\n"
+                + 'K0005,R001,2026-06-01,2026-06-01,2026-06-30,calls_per_week,4,8,"Text me, Mondays",,\r\n')
+    path = data_dir / "commitments.csv"
+    path.write_bytes(original.encode("utf-8"))
+    row = _add(data_dir)
+    assert row["commitment_id"] == "K0006"
+    after = path.read_bytes()
+    assert after.startswith(original.encode("utf-8"))
+    assert after.endswith(b"\r\n") and b"\n" not in after.replace(b"\r\n", b"")
+    assert [r["commitment_id"] for r in _rows(path)] == ["K0005", "K0006"]
+
+
+def test_older_file_without_supersedes_column_gains_it_values_kept(data_dir):
+    old_cols = [c for c in COLUMNS if c != "supersedes"]
+    path = data_dir / "commitments.csv"
+    path.write_text(",".join(old_cols) + "\nK0001,R001,2026-06-01,2026-06-01,2026-06-30,calls_per_week,4,8,,\n",
+                    encoding="utf-8")
+    _add(data_dir, supersedes="K0001")
+    rows = _rows(path)
+    assert rows[0]["baseline"] == "4" and rows[0]["supersedes"] == ""
+    assert rows[1]["supersedes"] == "K0001"
+
+
+def test_supersedes_appends_and_history_stays(data_dir):
+    first = _add(data_dir)
+    second = _add(data_dir, target=8, supersedes=first["commitment_id"], note="10 was too many with the trade show")
+    assert second["supersedes"] == "K0001" and second["commitment_id"] == "K0002"
+    table = list_commitments(data_dir)
+    assert list(table["commitment_id"]) == ["K0001", "K0002"]
+    assert table.loc[0, "superseded_by"] == "K0002" and not table.loc[0, "current"]
+    assert pd.isna(table.loc[1, "superseded_by"]) and table.loc[1, "current"]
+    # a replaced row can't be replaced twice (that would fork the history)
+    with pytest.raises(CoachnbError, match="already replaced by K0002"):
+        _add(data_dir, supersedes="K0001")
+
+
+def test_list_filters_by_rep_and_active_day(data_dir):
+    _add(data_dir, start="2026-09-01", days=30)
+    _add(data_dir, rep_id="R002", start="2026-09-01", days=14)
+    _add(data_dir, start="2026-11-01", days=30)
+    assert list(list_commitments(data_dir, rep_id="R001")["commitment_id"]) == ["K0001", "K0003"]
+    active = list_commitments(data_dir, active_on="2026-09-20")
+    assert list(active["commitment_id"]) == ["K0001"]  # K0002 ended on 09-14
+    assert list(list_commitments(data_dir, active_on="2026-09-14")["commitment_id"]) == ["K0001", "K0002"]
+    assert len(list_commitments(data_dir, rep_id="R777")) == 0
+
+
+def test_list_on_a_folder_without_commitments_is_empty(data_dir):
+    table = list_commitments(data_dir)
+    assert len(table) == 0 and "superseded_by" in table.columns
+
+
+def _worker(args):
+    data_dir, i, barrier = args
+    barrier.wait()
+    return add_commitment(data_dir, rep_id="R001" if i % 2 else "R002", metric="calls_per_week", target=10 + i,
+                          baseline="5", start="2026-09-01", days=30, follow_up=f"check-in {i}",
+                          agreed_on="2026-09-01")["commitment_id"]
+
+
+def test_twenty_concurrent_adds_lose_nothing(data_dir):
+    ctx = mp.get_context("fork")
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(20)
+        with ctx.Pool(20) as pool:
+            ids = pool.map(_worker, [(str(data_dir), i, barrier) for i in range(20)])
+    assert sorted(ids) == ["K%04d" % k for k in range(1, 21)]
+    rows = _rows(data_dir / "commitments.csv")
+    assert len(rows) == 20
+    assert sorted(r["commitment_id"] for r in rows) == sorted(ids)
+    assert sorted(int(r["target"]) for r in rows) == list(range(10, 30))
+    assert {r["follow_up"] for r in rows} == {f"check-in {i}" for i in range(20)}
+    assert not list(data_dir.glob(".commitments.*.tmp"))
+
+
+def test_cli_commit_add_and_list(data_dir):
+    run = [sys.executable, "-m", "coachnb", "commit"]
+    out = subprocess.run(run + ["add", str(data_dir), "--rep", "R002", "--metric", "demos_per_week", "--target", "3",
+                                "--baseline", "1", "--start", "2026-10-05", "--days", "28",
+                                "--follow-up", "Ask me in our Monday stand-up"],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "K0001" in out.stdout and "2026-11-01" in out.stdout
+    bad = subprocess.run(run + ["add", str(data_dir), "--rep", "R002", "--metric", "demos_per_week", "--target", "1",
+                                "--baseline", "1", "--start", "2026-10-05"],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert bad.returncode == 2 and "equals the baseline" in bad.stderr
+
+
+def test_baseline_window_is_eight_weeks_ending_two_weeks_before_the_start_week():
+    first, last = baseline_window(pd.Timestamp("2026-09-03").date(), ProcessConfig())  # a Thursday
+    # start week begins Monday 2026-08-31; gap weeks 08-17..08-30; baseline 06-22..08-16
+    assert first == pd.Timestamp("2026-06-22") and last == pd.Timestamp("2026-08-16")
+
+
+def test_mean_weekly_value_counts_silent_weeks_as_zero_and_skips_pre_hire_weeks():
+    first, last = pd.Timestamp("2026-06-22"), pd.Timestamp("2026-08-16")
+    weekly = pd.DataFrame({"rep_id": ["R001", "R001", "R002"],
+                           "week": pd.to_datetime(["2026-06-22", "2026-08-10", "2026-06-22"]),
+                           "value": [8.0, 16.0, 99.0]})
+    assert mean_weekly_value(weekly, "R001", first, last) == (3.0, 8)  # (8 + 16) / 8 weeks
+    # hired on 2026-07-15: counted from the week of 07-13 (five weeks) -> 16 / 5
+    assert mean_weekly_value(weekly, "R001", first, last, hire_date=pd.Timestamp("2026-07-15")) == (3.2, 5)
+    # a share: weeks with no activity have no value
+    assert mean_weekly_value(weekly, "R001", first, last, count_metric=False) == (12.0, 2)
