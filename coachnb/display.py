@@ -267,3 +267,57 @@ def method_notes(r) -> None:
     if r.excluded_note:
         notes.append(r.excluded_note)
     bullets(notes, "cnb-notes")
+
+
+# --------------------------------------------------------------------------- team overview
+def overview_header(ov) -> None:
+    display(HTML(f'<header class="cnb-header"><p class="cnb-kicker">Team overview · 1:1s from '
+                 f"{ov.as_of:%A %d %B %Y}</p><h1>Before this week's 1:1s</h1></header>"))
+    para(f"Period: {ov.period}. One row per rep: the process flags worth a look, not a ranking.")
+
+
+def overview_table(ov) -> None:
+    """One row per rep, each name linking to the rep's report."""
+    from urllib.parse import quote
+
+    def cell(v, fmt=str):
+        return "–" if v is None or (isinstance(v, float) and pd.isna(v)) else esc(fmt(v))
+
+    rows = []
+    for rec in ov.reps.to_dict("records"):
+        name = esc(rec["name"])
+        if rec.get("report"):
+            name = f'<a href="{esc(quote(rec["report"]))}">{name}</a>'
+        overdue = ' class="cnb-flag"' if rec["overdue"] else ""
+        rows.append(
+            "<tr>"
+            f"<td>{name}</td><td>{cell(rec['team'])}</td><td>{cell(rec['manager'])}</td>"
+            f"<td{overdue}>{cell(rec['days_since_1to1'], lambda d: f'{d:.0f}')}</td>"
+            f"<td>{cell(rec['activity_trend'], lambda x: f'{100 * x:.0f}%')}</td>"
+            f"<td>{cell(rec['stalled_deals'])}</td><td>{cell(rec['weakest_step'])}</td>"
+            f"<td>{cell(rec['commitment'])}</td><td>{cell(rec['diagnosis'])}</td><td>{cell(rec['verdict'])}</td>"
+            f"<td>{cell(rec['q_value'], lambda q: f'{q:.2f}')}</td>"
+            "</tr>")
+    head = ("<tr><th>rep</th><th>team</th><th>manager</th><th>days since 1:1</th>"
+            "<th>activity, last 4 weeks vs before</th><th>stalled deals</th><th>step that stands out</th>"
+            "<th>last commitment</th><th>diagnosis</th><th>did it move pipeline?</th><th>q-value</th></tr>")
+    display(HTML(f'<table class="cnb-table cnb-overview"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'))
+    if ov.fdr_note:
+        para(ov.fdr_note, "cnb-notes")
+
+
+def overview_managers(ov) -> None:
+    from .overview import cadence_sentence
+
+    key_sentence(cadence_sentence(ov))
+    m = ov.managers.copy()
+    m["cadence_kept"] = m["cadence_kept"].map(lambda x: f"{100 * x:.0f}%")
+    table(m.rename(columns={"median_days_since_1to1": "median days since 1:1",
+                            "cadence_kept": "reps seen on time"}))
+
+
+def overview_failed(ov) -> None:
+    if len(ov.failed):
+        para(f"{len(ov.failed)} report(s) could not be rendered this time; their last good report, if any, "
+             "is unchanged. Details are in the run's log.", "cnb-missing")
+        table(ov.failed)

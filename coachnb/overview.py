@@ -1,0 +1,139 @@
+"""The manager's entry page: one row per rep with the flags that matter, and cadence per manager.
+
+:func:`team_overview` returns plain tables; ``notebooks/team_overview.ipynb`` shows them and
+the batch renders the result to ``reports/<as_of>/index.html``.
+
+When several reps' "did it move pipeline" verdicts are listed together, some would look
+significant by chance alone; the p-values are adjusted with Benjamini–Hochberg and the page
+says so.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .report import (commitment_reviews, conversion_section, fmt_pct, load_cached, resolve_as_of,
+                     team_view)
+from .schema import Dataset
+
+
+@dataclass
+class Overview:
+    as_of: pd.Timestamp
+    period: str
+    reps: pd.DataFrame  # one row per rep (see team_overview)
+    managers: pd.DataFrame  # cadence and diagnosis counts per manager
+    fdr_note: str
+    failed: pd.DataFrame  # reps whose report failed in the batch (rep_id, name, error)
+
+
+def _manifest(manifest_path) -> dict:
+    if not manifest_path:
+        return {}
+    p = Path(manifest_path)
+    if not p.exists():
+        return {}
+    return json.loads(p.read_text(encoding="utf-8"))
+
+
+def _report_links(manifest: dict) -> dict[str, str]:
+    """rep_id -> file name of the rep's manager report (relative to the index)."""
+    links = {}
+    for entry in manifest.get("reps", {}).values() if isinstance(manifest.get("reps"), dict) else manifest.get("reps", []):
+        if entry.get("status") in ("ok", "skipped") and entry.get("audience", "manager") == "manager":
+            html = entry.get("html") or (entry.get("outputs") or {}).get("html")
+            if html:
+                links[str(entry["rep_id"])] = Path(html).name
+    return links
+
+
+def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None) -> Overview:
+    """One row per rep with the flags that matter for the coming 1:1s.
+
+    Returns
+    -------
+    Overview
+        ``reps`` columns: rep_id, name, team, manager, report (file name or None), days_since_1to1,
+        overdue, activity_trend (last 4 weeks / earlier, per week), stalled_deals, weakest_step,
+        commitment, diagnosis, verdict, p_value, q_value (BH-adjusted across the listed verdicts).
+    """
+    from . import coaching
+    from .impact import bh_adjust
+
+    ds = data if isinstance(data, Dataset) else load_cached(data)
+    as_of_ts = resolve_as_of(as_of, ds)
+    tv = team_view(ds, as_of_ts, int(lookback_weeks))
+    w = tv.window
+    manifest = _manifest(manifest_path)
+    links = _report_links(manifest)
+
+    reps = ds.reps[["rep_id", "name", "team", "manager"]].copy()
+    sessions = ds.coaching_sessions[ds.coaching_sessions["held_on"] < as_of_ts]
+    last = sessions.groupby("rep_id")["held_on"].max()
+    reps["days_since_1to1"] = reps["rep_id"].map((as_of_ts - last).dt.days)
+    reps["overdue"] = reps["days_since_1to1"].isna() | (reps["days_since_1to1"] > ds.config.thresholds.cadence_days)
+
+    wa = tv.weekly_activity
+    wa = wa[(wa["week"] >= w.start.tz_localize(None)) & (wa["week"] < w.end.tz_localize(None))]
+    recent_cut = w.end.tz_localize(None) - pd.Timedelta(weeks=4)
+    recent = wa[wa["week"] >= recent_cut].groupby("rep_id")["total"].mean()
+    earlier = wa[wa["week"] < recent_cut].groupby("rep_id")["total"].mean()
+    reps["activity_trend"] = reps["rep_id"].map(recent / earlier.replace(0, np.nan))
+    reps["stalled_deals"] = reps["rep_id"].map(tv.stalled.groupby("rep_id").size()).fillna(0).astype(int)
+
+    weakest, commitment, diagnosis, verdict, pvals = [], [], [], [], []
+    for rep_id in reps["rep_id"]:
+        weakest.append(conversion_section(tv, rep_id).weakest_step if ds.has("stage_history") else None)
+        reviews = commitment_reviews(tv, rep_id) if ds.has("commitments") else []
+        last_review = reviews[-1] if reviews else None
+        if last_review is None:
+            commitment.append(None), diagnosis.append(None), verdict.append(None), pvals.append(np.nan)
+            continue
+        commitment.append(last_review.label)
+        diagnosis.append(last_review.diagnosis.label if last_review.diagnosis else None)
+        p = last_review.assessment.pipeline if last_review.assessment else None
+        verdict.append(p.verdict if p else None)
+        pvals.append(p.p_value if p is not None and p.verdict in ("moved", "no meaningful change") else np.nan)
+    reps["weakest_step"] = weakest
+    reps["commitment"] = commitment
+    reps["diagnosis"] = diagnosis
+    reps["verdict"] = verdict
+    reps["p_value"] = pvals
+    tested = reps["p_value"].notna()
+    reps["q_value"] = np.nan
+    if tested.any():
+        reps.loc[tested, "q_value"] = bh_adjust(reps.loc[tested, "p_value"].to_numpy())
+    reps["report"] = reps["rep_id"].map(links)
+
+    managers = (reps.groupby("manager")
+                .agg(reps=("rep_id", "size"), overdue=("overdue", "sum"),
+                     median_days_since_1to1=("days_since_1to1", "median"))
+                .reset_index())
+    managers["cadence_kept"] = 1 - managers["overdue"] / managers["reps"]
+    counts = reps.dropna(subset=["diagnosis"]).pivot_table(index="manager", columns="diagnosis", values="rep_id",
+                                                           aggfunc="count", fill_value=0)
+    managers = managers.merge(counts.reset_index(), on="manager", how="left").fillna(0)
+
+    n_tested = int(tested.sum())
+    fdr_note = (f"{n_tested} commitment verdicts are listed together. So that chance alone doesn't make one look "
+                "like a real change, their p-values are adjusted for the number tested (Benjamini–Hochberg); "
+                "the q-value is the adjusted figure.") if n_tested else ""
+    failed_entries = [e for e in (manifest.get("reps", {}).values() if isinstance(manifest.get("reps"), dict)
+                                  else manifest.get("reps", [])) if e.get("status") == "failed"]
+    failed = pd.DataFrame([{"rep_id": e.get("rep_id"), "error": str(e.get("error", ""))[:200]}
+                           for e in failed_entries], columns=["rep_id", "error"])
+    return Overview(as_of_ts, w.label, reps, managers, fdr_note, failed)
+
+
+def cadence_sentence(ov: Overview) -> str:
+    m = ov.managers
+    n_over = int(ov.reps["overdue"].sum())
+    worst = m.sort_values("cadence_kept").iloc[0] if len(m) else None
+    s = f"{n_over} of {len(ov.reps)} reps are overdue for a 1:1."
+    if worst is not None and worst["cadence_kept"] < 1:
+        s += f" Lowest cadence: {worst['manager']}, {fmt_pct(worst['cadence_kept'])} of reps seen on time."
+    return s
