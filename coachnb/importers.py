@@ -1,0 +1,958 @@
+"""Bring your own CRM: turn a CRM export into a coachnb data folder.
+
+A *mapping* (a small TOML file, see ``docs/importing.md``) says which exported file feeds
+which table of the data contract (:mod:`coachnb.schema`), which source column holds the
+owner, created date, amount, stage ..., how dates and numbers are written, how CRM stage and
+activity-type names translate, and how to derive what the export lacks (status from stage,
+reps from the distinct owners, stage history from stage-entry-date columns, activity ids).
+
+Public functions
+----------------
+import_export(mapping, sources, out_dir) -> Path
+    What ``coachnb import --mapping M SOURCE... --out DIR`` runs.
+run_import(mapping, sources, out_dir) -> ImportResult
+    The same, returning counts, exclusions and warnings instead of printing them.
+convert(mapping, sources) -> ImportResult
+    Map the sources onto the contract in memory (no files written).
+infer_mapping(sources) -> str
+    What ``coachnb import --infer SOURCE...`` prints: a proposed mapping (TOML text).
+shipped_mappings() -> dict
+    Name -> path of the mappings shipped in ``coachnb/mappings`` (``salesforce``, ...).
+
+Every problem names the *source* file, its row (as a spreadsheet shows it: header = row 1)
+and the column as the user knows it, e.g.
+``deals_export.csv, row 7, column 'Deal Owner': empty owner``.
+"""
+from __future__ import annotations
+
+import csv
+import fnmatch
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import tomllib
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import ACTIVITY_TYPES, DEFAULT_STAGES, config_from_dict
+from .errors import CoachnbError, ConfigError, DataError, Problem
+from .schema import TABLES
+
+MAPPINGS_DIR = Path(__file__).parent / "mappings"
+
+#: tables an import writes (and owns in the output folder); the user-entered tables
+#: (commitments, coaching_sessions, self_assessments) are never touched.
+IMPORTED_TABLES = ("reps", "opportunities", "stage_history", "activities")
+
+#: mapping columns that are not contract columns but feed derivations
+EXTRA_COLUMNS = {
+    "reps": (),
+    "opportunities": ("owner_name", "stage", "status"),
+    "stage_history": (),
+    "activities": ("owner_name",),
+}
+
+#: activity-type map value that drops the row (counted and reported, never silent)
+SKIP = "skip"
+CLOSED_STATUSES = ("won", "lost")
+SOURCE_SUFFIXES = (".csv", ".tsv", ".txt")
+
+_CURRENCY_RE = re.compile(r"[€$£¥₹₩₽₺¢]|\b[A-Z]{3}\b|CHF|kr\.?|zł")
+_SPACES_RE = re.compile(r"[\s\u00a0\u202f']")
+
+
+# --------------------------------------------------------------------------------------
+# results
+
+
+@dataclass
+class ImportResult:
+    """What an import produced.
+
+    Attributes
+    ----------
+    tables : dict of str -> DataFrame
+        Contract tables as written (all values as text in the contract's format).
+    process : dict
+        Content of the ``process.toml`` written (``{"process": {"stages": [...], ...}}``).
+    excluded : list of Problem
+        Source rows left out on purpose (mapping said so), each naming file, row and column.
+    warnings : list of Problem
+        Things repaired or guessed that a user should know about.
+    out_dir : Path or None
+        Where the data folder was written (``None`` for :func:`convert`).
+    """
+
+    tables: dict
+    process: dict
+    excluded: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    out_dir: Path | None = None
+
+    def format(self) -> str:
+        """Plain-text summary: rows per table, exclusions and warnings."""
+        lines = ["imported " + ", ".join(f"{len(t)} {name}" for name, t in self.tables.items())]
+        if self.excluded:
+            lines.append(f"{len(self.excluded)} source row(s) excluded:")
+            lines += ["  " + p.format().replace("\n", "\n  ") for p in self.excluded[:20]]
+            if len(self.excluded) > 20:
+                lines.append(f"  ... and {len(self.excluded) - 20} more")
+        lines += [p.format() for p in self.warnings]
+        return "\n".join(lines)
+
+
+class _Problems:
+    """Collects problems so one run reports every broken row, not just the first."""
+
+    def __init__(self):
+        self.errors: list[Problem] = []
+        self.excluded: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def rows(self, frame: pd.DataFrame, mask, target: str, rule: str, message: str, hint: str = "",
+             kind: str = "error", show_value: bool = True) -> None:
+        """One problem per row of ``frame[mask]``, located at the source of column ``target``."""
+        bad = frame.loc[np.asarray(mask, dtype=bool)]
+        for _, r in bad.iterrows():
+            value = str(r.get(f"_raw_{target}", r.get(target, ""))) if show_value else None
+            p = Problem(r["_file"], int(r["_row"]), r.get(f"_col_{target}") or None,
+                        value[:60] if value else None, rule, message, hint,
+                        "warning" if kind != "error" else "error")
+            {"error": self.errors, "excluded": self.excluded, "warning": self.warnings}[kind].append(p)
+
+    def warn(self, file: str, message: str, rule: str, hint: str = "", column: str | None = None) -> None:
+        self.warnings.append(Problem(file, None, column, None, rule, message, hint, "warning"))
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise DataError(self.errors)
+
+
+# --------------------------------------------------------------------------------------
+# mapping files
+
+
+def shipped_mappings() -> dict[str, Path]:
+    """Mappings shipped with coachnb, by name (file stem): ``salesforce``, ``hubspot``, ``generic``."""
+    return {p.stem: p for p in sorted(MAPPINGS_DIR.glob("*.toml"))}
+
+
+def load_mapping(mapping: str | Path | dict) -> dict:
+    """Read a mapping: a path to a TOML file, the name of a shipped mapping, or a parsed dict.
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing, is not TOML, or holds keys that make no sense.
+    """
+    if isinstance(mapping, dict):
+        raw, source = mapping, "mapping"
+    else:
+        path = Path(mapping)
+        if not path.exists() and str(mapping) in shipped_mappings():
+            path = shipped_mappings()[str(mapping)]
+        if not path.exists():
+            raise ConfigError(f"mapping {str(mapping)!r} not found; give a path to a .toml file or one of "
+                              f"the shipped mappings: {', '.join(shipped_mappings())}")
+        source = path.name
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    _check_mapping(raw, source)
+    raw = dict(raw)
+    raw["_source"] = source
+    return raw
+
+
+def _specs(raw: dict, table: str) -> list[dict]:
+    """A table's source specs: ``[table]`` or ``[[table]]`` (several files feeding one table)."""
+    spec = raw.get(table)
+    if spec is None:
+        return []
+    return [spec] if isinstance(spec, dict) else list(spec)
+
+
+def _check_mapping(raw: dict, source: str) -> None:
+    known_top = {"mapping", "formats", "process", "stages", "status_values", "activity_types", *IMPORTED_TABLES}
+    unknown = set(raw) - known_top
+    if unknown:
+        raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; known: {sorted(known_top)}")
+    if not _specs(raw, "opportunities"):
+        raise ConfigError(f"{source}: needs an [opportunities] section (which file holds the deals)")
+    for table in IMPORTED_TABLES:
+        allowed = set(TABLES[table].column_names) | set(EXTRA_COLUMNS[table])
+        for i, spec in enumerate(_specs(raw, table)):
+            where = f"[{table}]" if i == 0 else f"[[{table}]] #{i + 1}"
+            if not isinstance(spec, dict):
+                raise ConfigError(f"{source}: {where} must be a table")
+            if table != "reps" and "file" not in spec:
+                raise ConfigError(f"{source}: {where} needs file = \"<file name pattern>\"")
+            for key in ("columns", "defaults"):
+                bad = set(spec.get(key, {})) - allowed
+                if bad:
+                    raise ConfigError(f"{source}: {where}.{key} has unknown column(s) {sorted(bad)}; "
+                                      f"known: {sorted(allowed)}")
+            for col, names in spec.get("columns", {}).items():
+                if not (isinstance(names, str) or (isinstance(names, list) and names
+                                                     and all(isinstance(n, str) for n in names))):
+                    raise ConfigError(f"{source}: {where}.columns.{col} must be a column name or a list of them")
+    policy = raw.get("mapping", {}).get("missing_owner", "error")
+    if policy not in ("error", "exclude"):
+        raise ConfigError(f"{source}: [mapping] missing_owner must be 'error' or 'exclude', not {policy!r}")
+    policy = raw.get("mapping", {}).get("unknown_activity_type", "error")
+    if policy not in ("error", "exclude", *ACTIVITY_TYPES):
+        raise ConfigError(f"{source}: [mapping] unknown_activity_type must be 'error', 'exclude' or one of "
+                          f"{ACTIVITY_TYPES}, not {policy!r}")
+    for crm, target in raw.get("activity_types", {}).items():
+        if str(target).lower() not in (*ACTIVITY_TYPES, SKIP):
+            raise ConfigError(f"{source}: [activity_types] {crm!r} = {target!r}: use one of "
+                              f"{(*ACTIVITY_TYPES, SKIP)}")
+    for crm, target in raw.get("status_values", {}).items():
+        if str(target).lower() not in ("open", "won", "lost"):
+            raise ConfigError(f"{source}: [status_values] {crm!r} = {target!r}: use open, won or lost")
+    stages = _process_stages(raw)
+    for crm, target in raw.get("stages", {}).items():
+        if target.lower() not in CLOSED_STATUSES and target not in stages:
+            raise ConfigError(f"{source}: [stages] {crm!r} = {target!r}: not one of [process] stages "
+                              f"{list(stages)} (or 'won' / 'lost')")
+
+
+def _process_stages(raw: dict) -> tuple[str, ...]:
+    """Open stages in order: ``[process] stages``, else the [stages] targets in order of appearance."""
+    stages = raw.get("process", {}).get("stages")
+    if stages:
+        return tuple(stages)
+    seen: list[str] = []
+    for target in raw.get("stages", {}).values():
+        if target.lower() not in CLOSED_STATUSES and target not in seen:
+            seen.append(target)
+    return tuple(seen) or DEFAULT_STAGES
+
+
+# --------------------------------------------------------------------------------------
+# reading sources
+
+
+def source_files(sources) -> list[Path]:
+    """The files named on the command line; a folder stands for its CSV/TSV/TXT files."""
+    if isinstance(sources, (str, Path)):
+        sources = [sources]
+    files: list[Path] = []
+    for s in sources:
+        p = Path(s)
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.suffix.lower() in SOURCE_SUFFIXES and f.is_file())
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise CoachnbError(f"source {str(s)!r} does not exist")
+    if not files:
+        raise CoachnbError(f"no CSV files among the sources {[str(s) for s in sources]}")
+    return files
+
+
+def read_source(path: Path, encoding: str = "utf-8-sig", delimiter: str = "auto") -> pd.DataFrame:
+    """Read one export file, every cell as stripped text ('' when empty).
+
+    Handles the usual export quirks: a UTF-8 byte-order mark, CRLF line ends, ``;`` or tab
+    delimiters (sniffed when ``delimiter == "auto"``), Windows-1252 files from Excel.
+    """
+    try:
+        text = path.read_text(encoding=encoding)
+    except UnicodeDecodeError:
+        text = path.read_text(encoding="cp1252")
+    text = text.lstrip("\ufeff")
+    if delimiter == "auto":
+        try:
+            delimiter = csv.Sniffer().sniff(text[:65536].split("\n", 1)[0], delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+    import io
+
+    frame = pd.read_csv(io.StringIO(text, newline=""), sep=delimiter, dtype=str, keep_default_na=False,
+                        na_filter=False, engine="python" if len(delimiter) > 1 else "c")
+    frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
+    return frame.apply(lambda s: s.str.strip())
+
+
+def _match_files(patterns, files: list[Path]) -> list[Path]:
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+    return [f for f in files if any(fnmatch.fnmatch(f.name.lower(), p.lower()) for p in patterns)]
+
+
+def _resolve_column(frame: pd.DataFrame, wanted: str) -> str | None:
+    """The frame's column called ``wanted``; case and surrounding spaces don't matter."""
+    if wanted in frame.columns:
+        return wanted
+    key = wanted.strip().lower()
+    return next((c for c in frame.columns if c.lower() == key), None)
+
+
+def _pick(frame: pd.DataFrame, file_name: str, target: str, names, problems: _Problems) -> tuple[pd.Series, pd.Series]:
+    """Values of ``target`` from the first non-empty of the listed source columns.
+
+    Returns the values and, per row, the source column they came from (the first listed when
+    all are empty), so later errors can name it.
+    """
+    names = [names] if isinstance(names, str) else list(names)
+    values = pd.Series("", index=frame.index, dtype=object)
+    origin = pd.Series(names[0], index=frame.index, dtype=object)
+    found = False
+    for name in names:
+        col = _resolve_column(frame, name)
+        if col is None:
+            continue
+        if not found:
+            origin[:] = col
+        found = True
+        take = (values == "") & (frame[col] != "")
+        values[take] = frame.loc[take, col]
+        origin[take] = col
+    if not found:
+        problems.errors.append(Problem(
+            file_name, None, names[0], None, "missing_column",
+            f"the mapping reads {target} from column {' or '.join(repr(n) for n in names)}, which this file lacks",
+            f"columns in the file: {', '.join(map(repr, frame.columns[:30]))}; fix the mapping's "
+            f"columns.{target}"))
+    return values, origin
+
+
+def _mapped_frame(spec: dict, table: str, files: list[Path], fmt: dict, problems: _Problems,
+                  required: bool) -> pd.DataFrame:
+    """Rows of every file matching ``spec['file']``, with contract column names.
+
+    Columns ``_file``/``_row`` locate each row in its source; ``_col_<c>`` names the source
+    column of ``c``; ``_raw_<c>`` keeps the raw text for error messages.
+    """
+    wanted = list(spec.get("columns", {})) + [c for c in spec.get("defaults", {}) if c not in spec.get("columns", {})]
+    matched = _match_files(spec["file"], files) if "file" in spec else []
+    if not matched:
+        if required:
+            problems.errors.append(Problem(
+                str(spec.get("file")), None, None, None, "missing_source",
+                f"no source file matches {spec.get('file')!r} (needed for {table})",
+                f"sources given: {', '.join(f.name for f in files)}; fix [{table}] file in the mapping"))
+        return pd.DataFrame()
+    parts = []
+    for path in matched:
+        src = read_source(path, spec.get("encoding", fmt.get("encoding", "utf-8-sig")),
+                          spec.get("delimiter", fmt.get("delimiter", "auto")))
+        for col, value in spec.get("where", {}).items():
+            real = _resolve_column(src, col)
+            if real is None:
+                problems.errors.append(Problem(path.name, None, col, None, "missing_column",
+                                               f"the mapping filters on column {col!r}, which this file lacks"))
+                src = src.iloc[0:0]
+                continue
+            allowed = [value] if isinstance(value, str) else list(value)
+            src = src[src[real].isin(allowed)]
+        out = pd.DataFrame(index=src.index)
+        out["_file"] = path.name
+        out["_row"] = src.index + 2
+        for target, names in spec.get("columns", {}).items():
+            out[target], out[f"_col_{target}"] = _pick(src, path.name, target, names, problems)
+        for target, default in spec.get("defaults", {}).items():
+            if target not in out:
+                out[target] = ""
+                out[f"_col_{target}"] = None
+            empty = out[target] == ""
+            out.loc[empty, target] = str(default)
+        out["_formats"] = [spec] * len(out)
+        out["_src"] = [src.loc[i] for i in src.index] if spec.get("stage_entered") else None
+        parts.append(out)
+    frame = pd.concat(parts, ignore_index=True)
+    for target in wanted:
+        frame[f"_raw_{target}"] = frame[target]
+    return frame
+
+
+# --------------------------------------------------------------------------------------
+# value parsing
+
+
+def parse_dates(values: pd.Series, formats, timezone: str = "UTC") -> pd.Series:
+    """Parse date/time text with the mapping's formats; NaT where nothing fits.
+
+    Parameters
+    ----------
+    values : Series of str
+        Empty strings are missing values.
+    formats : str or list of str
+        Tried in order per value: ``"iso"`` (ISO 8601, with or without time and offset),
+        ``"epoch_ms"`` / ``"epoch_s"`` (Unix time), ``"dayfirst"`` / ``"monthfirst"``
+        (pandas' guess with that order), or any ``strptime`` format such as ``"%d/%m/%Y %H:%M"``.
+    timezone : str
+        Values with an offset (``...Z``) are converted to this zone's local time; values
+        without one are local time already and kept as they are.
+
+    Returns
+    -------
+    Series of naive datetime64 (local wall-clock time).
+    """
+    formats = [formats] if isinstance(formats, str) else list(formats)
+    text = values.astype(str).str.strip()
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    for fmt in formats:
+        todo = out.isna() & (text != "")
+        if not todo.any():
+            break
+        parsed = [_one_date(v, fmt, timezone) for v in text[todo]]
+        out[todo] = pd.to_datetime(pd.Series(parsed, index=text[todo].index, dtype=object), errors="coerce")
+    return out
+
+
+def _one_date(value: str, fmt: str, timezone: str):
+    try:
+        if fmt in ("epoch_ms", "epoch_s"):
+            if not re.fullmatch(r"-?\d+(\.\d+)?", value):
+                return pd.NaT
+            ts = pd.Timestamp(float(value), unit="ms" if fmt == "epoch_ms" else "s", tz="UTC")
+        elif fmt in ("dayfirst", "monthfirst"):
+            ts = pd.to_datetime(value, dayfirst=fmt == "dayfirst")
+        elif fmt == "iso":
+            ts = pd.to_datetime(value, format="ISO8601")
+        else:
+            ts = pd.to_datetime(value, format=fmt)
+    except (ValueError, TypeError, OverflowError):
+        return pd.NaT
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert(timezone).tz_localize(None)
+    return ts
+
+
+def parse_numbers(values: pd.Series, decimal: str = ".", thousands: str = ",") -> pd.Series:
+    """Parse amounts as exports write them: ``"€1.234,50"``, ``"$12,500.00"``, ``"1 234"``, ``"(500)"``.
+
+    Currency symbols and three-letter codes, spaces (incl. non-breaking) and the thousands
+    separator are removed; ``decimal`` becomes the decimal point; parentheses mean negative.
+    NaN where the text is not a number (or empty).
+    """
+    text = values.astype(str).str.strip()
+    text = text.str.replace(_CURRENCY_RE, "", regex=True).str.replace(_SPACES_RE, "", regex=True)
+    negative = text.str.startswith("(") & text.str.endswith(")")
+    text = text.str.strip("()")
+    if thousands:
+        text = text.str.replace(thousands, "", regex=False)
+    if decimal != ".":
+        text = text.str.replace(decimal, ".", regex=False)
+    number = pd.to_numeric(text.where(text != "", None), errors="coerce").astype("float64")
+    return number.where(~negative, -number)
+
+
+def slug(name: str) -> str:
+    """``"Ana Souza"`` -> ``"ana-souza"``: a rep id from a name (accents folded)."""
+    folded = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
+    s = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
+    return s or "rep-" + hashlib.sha1(str(name).encode()).hexdigest()[:8]
+
+
+def _stable_ids(prefix: str, frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """Ids from a hash of the row's content, so re-importing the same export gives the same ids.
+
+    Identical rows get ``-2``, ``-3`` ... in file order.
+    """
+    keys = frame[columns].astype(str).agg("\x1f".join, axis=1)
+    ids = prefix + keys.map(lambda k: hashlib.sha1(k.encode()).hexdigest()[:10])
+    n = ids.groupby(ids).cumcount()
+    return ids.where(n == 0, ids + "-" + (n + 1).astype(str))
+
+
+def _map_dates(keys: pd.Series, by_key: pd.Series) -> pd.Series:
+    """``keys.map(by_key)`` for a datetime ``by_key`` that may be empty (plain map fails then)."""
+    values = by_key.reindex(keys.to_numpy()).to_numpy() if len(by_key) else pd.NaT
+    return pd.Series(values, index=keys.index, dtype="datetime64[ns]")
+
+
+def _lookup(mapping: dict) -> dict:
+    return {str(k).strip().lower(): v for k, v in mapping.items()}
+
+
+# --------------------------------------------------------------------------------------
+# conversion
+
+
+def convert(mapping, sources) -> ImportResult:
+    """Map CRM export files onto the data contract, in memory.
+
+    Parameters
+    ----------
+    mapping : path, shipped mapping name, or dict
+    sources : list of paths (files or folders)
+
+    Returns
+    -------
+    ImportResult
+        With ``out_dir = None``.
+
+    Raises
+    ------
+    DataError
+        Listing every problem, each naming the source file, row and column.
+    ConfigError
+        When the mapping itself is wrong.
+    """
+    raw = load_mapping(mapping)
+    files = source_files(sources)
+    problems = _Problems()
+    fmt = raw.get("formats", {})
+    proc = raw.get("process", {})
+    timezone = proc.get("timezone", "UTC")
+    stages = _process_stages(raw)
+    process = {"process": {"stages": list(stages), "timezone": timezone,
+                           "week_start": proc.get("week_start", "monday")}}
+    config_from_dict(process, source=raw["_source"])  # same checks as the loader's
+    policy_owner = raw.get("mapping", {}).get("missing_owner", "error")
+
+    stage_map = _lookup({**{s: s for s in stages}, **raw.get("stages", {})})
+
+    # ---- opportunities
+    opp_parts = [_mapped_frame(s, "opportunities", files, fmt, problems, required=True)
+                 for s in _specs(raw, "opportunities")]
+    problems.raise_if_any()
+    opps = pd.concat(opp_parts, ignore_index=True)
+    opps = _owners(opps, "opportunities", policy_owner, problems)
+    for col in ("account", "name", "stage", "status", "closed_at", "created_at", "amount", "opportunity_id"):
+        if col not in opps:
+            opps[col] = ""
+            opps[f"_col_{col}"] = None
+            opps[f"_raw_{col}"] = ""
+    if (opps["_col_opportunity_id"].isna()).all():
+        opps["opportunity_id"] = _stable_ids("O", opps, ["rep_id", "name", "account", "_raw_created_at"])
+    empty_id = opps["opportunity_id"] == ""
+    problems.rows(opps, empty_id, "opportunity_id", "empty_id", "empty opportunity id", show_value=False)
+    dup = opps["opportunity_id"].duplicated(keep=False) & ~empty_id
+    problems.rows(opps, dup, "opportunity_id", "duplicate_id",
+                  "opportunity id appears more than once", "each deal must be one row")
+    opps["name"] = opps["name"].where(opps["name"] != "", opps["opportunity_id"])
+    opps["account"] = opps["account"].where(opps["account"] != "", "Unknown account")
+
+    # stage -> process stage or won/lost
+    has_stage = opps["_col_stage"].notna() & (opps["stage"] != "")
+    mapped_stage = opps["stage"].str.lower().map(stage_map)
+    unknown = has_stage & mapped_stage.isna()
+    problems.rows(opps, unknown, "stage", "unknown_stage", "stage name not in the mapping",
+                  f"add it under [stages] in the mapping (as one of {list(stages)} or 'won' / 'lost')")
+    opps["_stage"] = mapped_stage
+
+    # status: a status column, else from the stage
+    status = pd.Series("open", index=opps.index, dtype=object)
+    from_stage = opps["_stage"].fillna("").str.lower()
+    status[from_stage.isin(CLOSED_STATUSES)] = from_stage[from_stage.isin(CLOSED_STATUSES)]
+    if opps["_col_status"].notna().any():
+        status_map = _lookup({"open": "open", "won": "won", "lost": "lost", "closed won": "won",
+                              "closed lost": "lost", **raw.get("status_values", {})})
+        has = opps["status"] != ""
+        mapped = opps["status"].str.lower().map(status_map)
+        problems.rows(opps, has & mapped.isna(), "status", "unknown_status", "status value not in the mapping",
+                      "add it under [status_values] as open, won or lost")
+        status[has & mapped.notna()] = mapped[has & mapped.notna()].str.lower()
+    opps["status"] = status
+
+    # dates and amounts
+    opps["created_at"] = _dates(opps, "created_at", raw, timezone, problems)
+    opps["_close"] = _dates(opps, "closed_at", raw, timezone, problems)
+    opps["amount"] = _numbers(opps, "amount", raw, problems)
+    problems.rows(opps, opps["_raw_amount"].eq("") & opps["_col_amount"].notna(), "amount", "empty_amount",
+                  "empty amount", "set [opportunities.defaults] amount = 0 to import deals without a value",
+                  show_value=False)
+
+    # ---- stage history: a history file and/or stage-entry-date columns of the deals
+    entries = [_history_from_file(s, files, fmt, raw, timezone, problems) for s in _specs(raw, "stage_history")]
+    entries += [_history_from_columns(s, opps, raw, timezone, problems)
+                for s in _specs(raw, "opportunities") if s.get("stage_entered")]
+    entries = [e for e in entries if len(e)]
+    history = pd.concat(entries, ignore_index=True) if entries else pd.DataFrame(
+        columns=["opportunity_id", "raw_stage", "entered_at", "_file", "_row", "_col_raw_stage"])
+    if len(history):
+        mapped = history["raw_stage"].str.lower().map(stage_map)
+        problems.rows(history, mapped.isna(), "raw_stage", "unknown_stage", "stage name not in the mapping",
+                      f"add it under [stages] in the mapping (as one of {list(stages)} or 'won' / 'lost')")
+        history["stage"] = mapped
+        history = history[mapped.notna() & history["entered_at"].notna()]
+    problems.raise_if_any()
+
+    # created date from the earliest stage entry when the export has none
+    first_entry = history.groupby("opportunity_id")["entered_at"].min() if len(history) else pd.Series(dtype="datetime64[ns]")
+    no_created = opps["created_at"].isna() & (opps["_raw_created_at"] == "")
+    opps.loc[no_created, "created_at"] = _map_dates(opps.loc[no_created, "opportunity_id"], first_entry)
+    problems.rows(opps, opps["created_at"].isna() & (opps["_raw_created_at"] == ""), "created_at",
+                  "missing_created", "no created date (and no stage-entry date to derive it from)",
+                  show_value=False)
+
+    # closed_at: close-date column, else the entry into the won/lost stage; open deals have none
+    closed = opps["status"].isin(CLOSED_STATUSES)
+    closing = history[history["stage"].str.lower().isin(CLOSED_STATUSES)] if len(history) else history
+    close_entry = closing.groupby("opportunity_id")["entered_at"].max() if len(closing) else pd.Series(dtype="datetime64[ns]")
+    close = opps["_close"].where(closed)
+    fill = closed & close.isna()
+    close[fill] = _map_dates(opps.loc[fill, "opportunity_id"], close_entry)
+    opps["closed_at"] = close
+    problems.rows(opps, closed & close.isna() & (opps["_raw_closed_at"] == ""), "closed_at", "missing_closed",
+                  "deal is won or lost but has no close date (nor a won/lost stage-entry date)", show_value=False)
+    problems.raise_if_any()
+
+    if len(history):
+        history = history[~history["stage"].str.lower().isin(CLOSED_STATUSES)]
+        history = history[history["opportunity_id"].isin(set(opps["opportunity_id"]))]
+        history = history.sort_values(["opportunity_id", "entered_at"], kind="stable")
+        # an opportunity history logs every save (amount, close date ...); keep stage changes only
+        same = history["stage"].eq(history.groupby("opportunity_id")["stage"].shift())
+        history = history[~same]
+
+    # ---- activities
+    activities = _activities(raw, files, fmt, timezone, set(opps["opportunity_id"]), policy_owner, problems)
+    problems.raise_if_any()
+
+    # ---- reps
+    reps = _reps(raw, files, fmt, timezone, opps, activities, problems)
+    problems.raise_if_any()
+
+    tables = {
+        "reps": _contract_frame(reps, "reps"),
+        "opportunities": _contract_frame(opps, "opportunities"),
+    }
+    if len(history) or any(s.get("stage_entered") for s in _specs(raw, "opportunities")) or _specs(raw, "stage_history"):
+        tables["stage_history"] = _contract_frame(history, "stage_history")
+    if activities is not None:
+        tables["activities"] = _contract_frame(activities, "activities")
+    return ImportResult(tables, process, problems.excluded, problems.warnings)
+
+
+def _owners(frame: pd.DataFrame, table: str, policy: str, problems: _Problems) -> pd.DataFrame:
+    """Fill ``rep_id`` (owner id, else slug of the owner's name); handle empty owners by policy."""
+    has_id = "rep_id" in frame and frame["_col_rep_id"].notna().any()
+    has_name = "owner_name" in frame and frame["_col_owner_name"].notna().any()
+    if not has_id and not has_name:
+        raise ConfigError(f"the mapping's [{table}] columns need rep_id (owner id) or owner_name (owner's name)")
+    if not has_id:
+        frame["rep_id"] = frame["owner_name"].map(lambda n: slug(n) if n else "")
+        frame["_col_rep_id"] = frame["_col_owner_name"]
+        frame["_raw_rep_id"] = frame["owner_name"]
+    if "owner_name" not in frame:
+        frame["owner_name"] = ""
+    empty = frame["rep_id"] == ""
+    if policy == "exclude":
+        problems.rows(frame, empty, "rep_id", "empty_owner", "empty owner: row excluded",
+                      "[mapping] missing_owner = \"exclude\"", kind="excluded", show_value=False)
+        frame = frame[~empty].reset_index(drop=True)
+    else:
+        problems.rows(frame, empty, "rep_id", "empty_owner", "empty owner",
+                      "assign an owner in the CRM, or set missing_owner = \"exclude\" under [mapping] "
+                      "to leave such rows out (they are counted)", show_value=False)
+    return frame
+
+
+def _dates(frame: pd.DataFrame, col: str, raw: dict, timezone: str, problems: _Problems) -> pd.Series:
+    if col not in frame or frame[f"_col_{col}"].isna().all() and (frame[col] == "").all():
+        return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
+    out = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
+    # each source spec may have its own formats
+    for key, idx in frame.groupby(frame["_formats"].map(id)).groups.items():
+        spec = frame.loc[idx[0], "_formats"]
+        formats = spec.get("dates", raw.get("formats", {}).get("dates", ["iso"]))
+        out[idx] = parse_dates(frame.loc[idx, col], formats, timezone)
+    bad = out.isna() & (frame[col] != "")
+    problems.rows(frame, bad, col, "unparseable_date", "not a date in the mapping's format(s)",
+                  f"formats tried: {raw.get('formats', {}).get('dates', ['iso'])}; fix [formats] dates "
+                  "(e.g. \"%d/%m/%Y\" for day-first dates)")
+    return out
+
+
+def _numbers(frame: pd.DataFrame, col: str, raw: dict, problems: _Problems) -> pd.Series:
+    out = pd.Series(np.nan, index=frame.index, dtype="float64")
+    fmt = raw.get("formats", {})
+    for key, idx in frame.groupby(frame["_formats"].map(id)).groups.items():
+        spec = frame.loc[idx[0], "_formats"]
+        out[idx] = parse_numbers(frame.loc[idx, col], spec.get("decimal", fmt.get("decimal", ".")),
+                                 spec.get("thousands", fmt.get("thousands", ",")))
+    problems.rows(frame, out.isna() & (frame[col] != ""), col, "unparseable_number",
+                  "not a number in the mapping's format",
+                  f"[formats] decimal = {fmt.get('decimal', '.')!r}, thousands = {fmt.get('thousands', ',')!r}")
+    return out
+
+
+def _history_from_file(spec, files, fmt, raw, timezone, problems) -> pd.DataFrame:
+    frame = _mapped_frame(spec, "stage_history", files, fmt, problems, required=not spec.get("optional", True))
+    if not len(frame):
+        return pd.DataFrame()
+    frame["entered_at"] = _dates(frame, "entered_at", raw, timezone, problems)
+    frame = frame.rename(columns={"stage": "raw_stage", "_col_stage": "_col_raw_stage", "_raw_stage": "_raw_raw_stage"})
+    return frame[frame["raw_stage"] != ""]
+
+
+def _history_from_columns(spec, opps, raw, timezone, problems) -> pd.DataFrame:
+    """HubSpot-style ``hs_date_entered_<stage>`` columns: one stage-entry row per filled cell."""
+    src_rows = opps[opps["_formats"].map(lambda s: s is spec)]
+    rows = []
+    for column, raw_stage in spec["stage_entered"].items():
+        for i, r in src_rows.iterrows():
+            col = _resolve_column(r["_src"].to_frame().T, column)
+            value = r["_src"][col] if col is not None else ""
+            if value:
+                rows.append({"opportunity_id": r["opportunity_id"], "raw_stage": raw_stage, "_raw_entered_at": value,
+                             "_file": r["_file"], "_row": r["_row"], "_col_entered_at": col,
+                             "_col_raw_stage": col, "_formats": spec, "entered_at": value})
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows)
+    frame["entered_at"] = _dates(frame, "entered_at", raw, timezone, problems)
+    return frame
+
+
+def _activities(raw, files, fmt, timezone, opp_ids: set, policy_owner, problems) -> pd.DataFrame | None:
+    specs = _specs(raw, "activities")
+    if not specs:
+        return None
+    parts = [_mapped_frame(s, "activities", files, fmt, problems, required=not s.get("optional", True))
+             for s in specs]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return None
+    acts = pd.concat(parts, ignore_index=True)
+    acts = _owners(acts, "activities", policy_owner, problems)
+    for col in ("activity_id", "type", "opportunity_id", "logged_at", "occurred_at"):
+        if col not in acts:
+            acts[col] = ""
+            acts[f"_col_{col}"] = None
+            acts[f"_raw_{col}"] = ""
+    acts["occurred_at"] = _dates(acts, "occurred_at", raw, timezone, problems)
+    problems.rows(acts, acts["occurred_at"].isna() & (acts["_raw_occurred_at"] == ""), "occurred_at",
+                  "missing_date", "activity has no date", show_value=False)
+    acts["logged_at"] = _dates(acts, "logged_at", raw, timezone, problems)
+
+    type_map = _lookup({t: t for t in ACTIVITY_TYPES} | raw.get("activity_types", {}))
+    canonical = acts["type"].str.lower().map(type_map).str.lower()
+    unknown = canonical.isna()
+    policy = raw.get("mapping", {}).get("unknown_activity_type", "error")
+    if policy == "error":
+        problems.rows(acts, unknown, "type", "unknown_activity_type", "activity type not in the mapping",
+                      f"add it under [activity_types] (as one of {ACTIVITY_TYPES} or 'skip'), or set "
+                      "[mapping] unknown_activity_type = \"other\"")
+    elif policy == "exclude":
+        problems.rows(acts, unknown, "type", "unknown_activity_type", "activity type not in the mapping: row excluded",
+                      kind="excluded")
+    else:
+        canonical = canonical.fillna(policy)
+    skipped = canonical == SKIP
+    problems.rows(acts, skipped, "type", "skipped_activity_type", "activity type mapped to 'skip': row excluded",
+                  kind="excluded")
+    acts["type"] = canonical
+    acts = acts[canonical.notna() & ~skipped].reset_index(drop=True)
+
+    if acts["_col_activity_id"].isna().all() or (acts["activity_id"] == "").any():
+        generated = _stable_ids("A", acts, ["rep_id", "_raw_occurred_at", "_raw_type", "_raw_opportunity_id"])
+        acts["activity_id"] = acts["activity_id"].where(acts["activity_id"] != "", generated)
+    dup = acts["activity_id"].duplicated(keep=False)
+    problems.rows(acts, dup, "activity_id", "duplicate_id", "activity id appears more than once")
+
+    # Salesforce's WhatId also points at accounts, HubSpot engagements at contacts: only
+    # links to imported opportunities are kept
+    link = acts["opportunity_id"]
+    dropped = (link != "") & ~link.isin(opp_ids)
+    if dropped.any():
+        problems.warn(", ".join(sorted(set(acts.loc[dropped, "_file"]))),
+                      f"{int(dropped.sum())} activities link to records that are not imported opportunities "
+                      "(accounts, contacts, excluded deals); the link was dropped, the activity kept",
+                      "unlinked_activity", column=str(acts.loc[dropped, "_col_opportunity_id"].iloc[0]))
+        acts.loc[dropped, "opportunity_id"] = ""
+    return acts
+
+
+def _reps(raw, files, fmt, timezone, opps, activities, problems) -> pd.DataFrame:
+    """Reps from a user export when there is one; every owner without a row is derived."""
+    specs = _specs(raw, "reps")
+    spec = specs[0] if specs else {}
+    defaults = {"team": "Unassigned", "manager": "Unassigned", **spec.get("defaults", {})}
+    parts = [_mapped_frame(s, "reps", files, fmt, problems, required=not s.get("optional", True))
+             for s in specs if "file" in s]
+    parts = [p for p in parts if len(p)]
+    owners = [opps[["rep_id", "owner_name", "created_at"]].rename(columns={"created_at": "seen"})]
+    if activities is not None:
+        owners.append(activities[["rep_id", "owner_name", "occurred_at"]].rename(columns={"occurred_at": "seen"}))
+    owners = pd.concat(owners, ignore_index=True)
+    owners = owners[owners["rep_id"] != ""]
+    first_seen = owners.groupby("rep_id")["seen"].min()
+    names = owners[owners["owner_name"] != ""].groupby("rep_id")["owner_name"].first()
+
+    if parts:
+        reps = pd.concat(parts, ignore_index=True)
+        for col in TABLES["reps"].column_names:
+            if col not in reps:
+                reps[col] = ""
+        problems.rows(reps, reps["rep_id"] == "", "rep_id", "empty_id", "empty user id", show_value=False)
+        dup = reps["rep_id"].duplicated(keep=False) & (reps["rep_id"] != "")
+        problems.rows(reps, dup, "rep_id", "duplicate_id", "user id appears more than once")
+        for col, default in defaults.items():
+            if col in reps:
+                reps[col] = reps[col].where(reps[col] != "", str(default))
+        hire = _dates(reps, "hire_date", raw, timezone, problems).dt.normalize()
+        no_hire = hire.isna()
+        hire[no_hire] = _map_dates(reps.loc[no_hire, "rep_id"], first_seen).dt.normalize()
+        reps["hire_date"] = hire
+        reps["name"] = reps["name"].where(reps["name"] != "", reps["rep_id"])
+        quota = reps.get("quota_per_quarter")
+        if quota is not None and reps.get("_col_quota_per_quarter", pd.Series(dtype=object)).notna().any():
+            reps["quota_per_quarter"] = _numbers(reps, "quota_per_quarter", raw, problems)
+        missing = sorted(set(first_seen.index) - set(reps["rep_id"]))
+        if missing:
+            problems.warn(", ".join(sorted(set(reps["_file"]))),
+                          f"{len(missing)} owner(s) are not in the user export and were added with default "
+                          f"team/manager: {', '.join(missing[:10])}", "derived_rep")
+    else:
+        reps = pd.DataFrame({"rep_id": [], "name": []})
+        missing = sorted(first_seen.index)
+    if missing:
+        derived = pd.DataFrame({"rep_id": missing})
+        derived["name"] = derived["rep_id"].map(names).fillna(derived["rep_id"])
+        derived["team"] = str(defaults["team"])
+        derived["manager"] = str(defaults["manager"])
+        # without a user export the first day a rep shows up in the data stands in for the hire date
+        derived["hire_date"] = _map_dates(derived["rep_id"], first_seen).dt.normalize()
+        for col in ("region", "quota_per_quarter"):
+            if col in defaults:
+                derived[col] = str(defaults[col])
+        reps = pd.concat([reps, derived], ignore_index=True)
+    return reps
+
+
+def _contract_frame(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Only the contract's columns, as text in the contract's format (ISO dates)."""
+    out = pd.DataFrame(index=range(len(frame)))
+    frame = frame.reset_index(drop=True)
+    for col in TABLES[table].columns:
+        if col.name not in frame:
+            if col.required:
+                out[col.name] = ""
+            continue
+        values = frame[col.name]
+        if col.kind in ("datetime", "date"):
+            values = pd.to_datetime(values, errors="coerce")
+            fmt = "%Y-%m-%d" if col.kind == "date" else "%Y-%m-%d %H:%M:%S"
+            out[col.name] = values.dt.strftime(fmt).fillna("").astype(object)
+        elif col.kind == "float":
+            num = pd.to_numeric(values, errors="coerce")
+            out[col.name] = num.map(lambda v: "" if pd.isna(v) else f"{v:.10g}").astype(object)
+        else:
+            out[col.name] = values.fillna("").astype(str)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# writing
+
+
+def run_import(mapping, sources, out_dir, validate: bool = True) -> ImportResult:
+    """Import an export into ``out_dir``: convert, write, then validate with the loader.
+
+    Files are written to a staging folder next to ``out_dir`` and checked there; only when
+    they pass are they moved into place (one rename per file), so a failed import leaves
+    an existing data folder as it was. The user-entered tables (commitments, coaching
+    sessions, self-assessments) in ``out_dir`` are kept, and take part in the validation.
+
+    Raises
+    ------
+    DataError
+        Source problems (naming source files), or the loader's problems with the output.
+    """
+    result = convert(mapping, sources)
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.import-", dir=out.parent))
+    try:
+        for name, frame in result.tables.items():
+            frame.to_csv(stage / f"{name}.csv", index=False, lineterminator="\n", encoding="utf-8")
+        (stage / "process.toml").write_text(_process_toml(result.process, out / "process.toml"), encoding="utf-8")
+        if out.exists():
+            for name in TABLES:
+                if name not in IMPORTED_TABLES:
+                    for suffix in (".csv", ".parquet"):
+                        if (out / f"{name}{suffix}").exists():
+                            shutil.copy2(out / f"{name}{suffix}", stage / f"{name}{suffix}")
+        if validate:
+            report = _validate(stage)
+            if report is not None and not report.ok:
+                problems = [p for p in report.problems if p.severity == "error"]
+                raise DataError(problems, data_dir=f"{out} (import output, not written)")
+        out.mkdir(parents=True, exist_ok=True)
+        written = set()
+        for name in [*result.tables, "process"]:
+            target = f"{name}.toml" if name == "process" else f"{name}.csv"
+            os.replace(stage / target, out / target)
+            written.add(target)
+        # a previous import's table that this export lacks would mix old and new data
+        for name in IMPORTED_TABLES:
+            for suffix in (".csv", ".parquet"):
+                old = out / f"{name}{suffix}"
+                if old.name not in written and old.exists():
+                    old.unlink()
+                    result.warnings.append(Problem(old.name, None, None, None, "stale_table_removed",
+                                                   "removed: left from an earlier import, not in this export",
+                                                   severity="warning"))
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    result.out_dir = out
+    return result
+
+
+def _validate(data_dir: Path):
+    """The loader's validation report, or ``None`` while :mod:`coachnb.loading` doesn't exist."""
+    try:
+        from .loading import validate
+    except ImportError:
+        return None
+    return validate(data_dir)
+
+
+def import_export(mapping_path, sources, out_dir) -> Path:
+    """``coachnb import``: import, print the summary (exclusions, warnings) to stderr, return the folder."""
+    result = run_import(mapping_path, sources, out_dir)
+    print(result.format(), file=sys.stderr)
+    return result.out_dir
+
+
+def _process_toml(process: dict, existing: Path) -> str:
+    """process.toml text: the mapped process, keeping every other section of an existing file."""
+    merged: dict = {}
+    if existing.exists():
+        try:
+            merged = tomllib.loads(existing.read_text(encoding="utf-8-sig"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            merged = {}
+    merged.setdefault("process", {}).update(process["process"])
+    header = "# Written by `coachnb import`; stages are the open stages in order (won/lost are statuses).\n"
+    return header + to_toml(merged)
+
+
+def toml_value(value) -> str:
+    """A TOML literal for a str, bool, number or list (JSON string escapes are valid TOML)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
+
+
+def to_toml(data: dict, prefix: str = "") -> str:
+    """Write nested dicts (tables of scalars and lists) as TOML text."""
+    lines = [f"{toml_key(k)} = {toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    text = "\n".join(lines) + ("\n" if lines else "")
+    for k, v in data.items():
+        if isinstance(v, dict):
+            name = f"{prefix}.{toml_key(k)}" if prefix else toml_key(k)
+            text += f"\n[{name}]\n" + to_toml(v, name)
+    return text
