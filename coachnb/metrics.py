@@ -134,7 +134,7 @@ class _Grid:
 
     def codes(self, rep_id: pd.Series, ts: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         """Flat cell index (rep-major) of each event and the mask of events inside the grid."""
-        rep_code = pd.Categorical(rep_id, categories=self.rep_ids).codes.astype(np.int64)
+        rep_code = _codes(rep_id, self.rep_ids)
         ts = pd.Series(ts)
         inside = (ts >= self.start).to_numpy(dtype=bool) & (ts < self.end).to_numpy(dtype=bool) & (rep_code >= 0)
         if self.n_weeks == 0:
@@ -155,6 +155,12 @@ class _Grid:
         for name, values in columns.items():
             out[name] = values
         return out
+
+
+def _codes(values, categories) -> np.ndarray:
+    """Position of each value in ``categories`` (int64), -1 when absent or missing."""
+    return pd.Index(list(categories) if not isinstance(categories, pd.Index) else categories) \
+        .get_indexer(pd.Index(values)).astype(np.int64)
 
 
 def _rep_ids(ds: Dataset) -> pd.Index:
@@ -210,7 +216,7 @@ def weekly_activity(ds: Dataset, start, end) -> pd.DataFrame:
     grid = _Grid(ds, start, end)
     acts = ds.activities
     cell, inside = grid.codes(acts["rep_id"], acts["occurred_at"])
-    type_code = pd.Categorical(acts["type"], categories=list(ACTIVITY_TYPES)).codes[inside].astype(np.int64)
+    type_code = _codes(acts["type"], ACTIVITY_TYPES)[inside]
     known = type_code >= 0  # the loader maps every type; anything else is not counted at all
     n_types = len(ACTIVITY_TYPES)
     counts = np.bincount(cell[known] * n_types + type_code[known],
@@ -229,7 +235,7 @@ def _stage_entries(ds: Dataset, before=None) -> pd.DataFrame:
     in process order. ``before``: keep only rows entered strictly before it.
     """
     sh = ds.stage_history
-    stage_idx = pd.Categorical(sh["stage"], categories=list(ds.config.stages)).codes.astype(np.int64)
+    stage_idx = _codes(sh["stage"], ds.config.stages)
     keep = stage_idx >= 0
     if before is not None:
         keep &= (sh["entered_at"] < before).fillna(False).to_numpy(dtype=bool)
@@ -381,7 +387,7 @@ def stage_conversion(ds: Dataset, start=None, end=None) -> pd.DataFrame:
 
     rep_ids = _rep_ids(ds)
     n_reps, n_st = len(rep_ids), len(stages)
-    rep_code = pd.Categorical(first["rep_id"], categories=rep_ids).codes.astype(np.int64)
+    rep_code = _codes(first["rep_id"], rep_ids)
     ok = rep_code >= 0
     cell = (rep_code[ok] * n_st + first["stage_idx"].to_numpy()[ok]) * 3 + outcome[ok]
     counts = np.bincount(cell, minlength=n_reps * n_st * 3).reshape(n_reps * n_st, 3).astype(np.int64)
@@ -553,7 +559,7 @@ def stage_velocity(ds: Dataset, as_of, start=None, horizon_days: float = 90.0) -
     stages = list(ds.config.stages)
     n_st = len(stages)
     sp = _stage_spells(ds, as_of, start)
-    rep_code = pd.Categorical(sp["rep_id"], categories=rep_ids).codes.astype(np.int64)
+    rep_code = _codes(sp["rep_id"], rep_ids)
     ok = rep_code >= 0
     sp = sp[ok]
     g = rep_code[ok] * n_st + sp["stage_idx"].to_numpy()
