@@ -368,7 +368,8 @@ def _locate(data_dir: Path, problems: list) -> dict[str, Path]:
 # --------------------------------------------------------------------------- converting columns
 
 
-_OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
+# an offset only counts after a time of day, so "15-Mar-2026" is not read as offset "-2026"
+_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 _TIMES = ("", " %H:%M", " %H:%M:%S", " %I:%M %p", " %I:%M:%S %p")
 _UNAMBIGUOUS = [f"%Y/%m/%d{t}" for t in _TIMES] + [f"%d.%m.%Y{t}" for t in _TIMES] + [
     f"%d.%m.%y{t}" for t in _TIMES] + ["%d-%b-%Y", "%d-%b-%y", "%d %b %Y", "%d %B %Y", "%b %d, %Y", "%B %d, %Y"]
