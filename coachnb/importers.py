@@ -728,6 +728,15 @@ def _activities(raw, files, fmt, timezone, opp_ids: set, policy_owner, problems)
     problems.rows(acts, acts["occurred_at"].isna() & (acts["_raw_occurred_at"] == ""), "occurred_at",
                   "missing_date", "activity has no date", show_value=False)
     acts["logged_at"] = _dates(acts, "logged_at", raw, timezone, problems)
+    # A CRM's created date on a meeting booked in advance is when it was scheduled, not when
+    # it was logged: those rows keep no logged_at rather than a "logged before it happened".
+    ahead = acts["logged_at"] < acts["occurred_at"]
+    if ahead.any():
+        problems.warn(", ".join(sorted(set(acts.loc[ahead, "_file"]))),
+                      f"{int(ahead.sum())} activities were entered before they happened (scheduled in advance); "
+                      "their logged_at is left empty", "scheduled_activity",
+                      column=str(acts.loc[ahead, "_col_logged_at"].iloc[0]))
+        acts.loc[ahead, "logged_at"] = pd.NaT
 
     type_map = _lookup({t: t for t in ACTIVITY_TYPES} | raw.get("activity_types", {}))
     canonical = acts["type"].str.lower().map(type_map).str.lower()
@@ -955,4 +964,296 @@ def to_toml(data: dict, prefix: str = "") -> str:
         if isinstance(v, dict):
             name = f"{prefix}.{toml_key(k)}" if prefix else toml_key(k)
             text += f"\n[{name}]\n" + to_toml(v, name)
+    return text
+
+
+# --------------------------------------------------------------------------------------
+# inferring a mapping
+
+#: contract column -> column names CRMs use for it (compared without case, spaces, _ . -)
+SYNONYMS = {
+    "opportunities": {
+        "opportunity_id": ["Id", "hs_object_id", "Record ID", "Deal ID", "Opportunity ID", "deal_id", "ID"],
+        "rep_id": ["OwnerId", "hubspot_owner_id", "Owner ID", "owner_id", "user_id", "Rep ID"],
+        "owner_name": ["Deal Owner", "Opportunity Owner", "Owner", "Owner Name", "Rep", "Sales Rep", "Salesperson",
+                       "Sales Person", "Account Executive", "AE", "Assigned To", "User"],
+        "account": ["Account.Name", "Account Name", "Associated Company", "Company", "Company Name", "Account",
+                    "Customer", "Client", "Organization", "Organisation", "AccountId"],
+        "name": ["Name", "dealname", "Deal Name", "Opportunity Name", "Deal", "Opportunity", "Title"],
+        "created_at": ["CreatedDate", "createdate", "Create Date", "Created", "Created Date", "Created At",
+                       "Date Created", "Created On", "Creation Date"],
+        "amount": ["Amount", "Value", "Deal Value", "Deal Amount", "Opportunity Amount", "Revenue", "ACV", "Total",
+                   "Price"],
+        "stage": ["StageName", "dealstage", "Deal Stage", "Stage", "Pipeline Stage", "Sales Stage", "Stage Name"],
+        "status": ["Status", "Outcome", "Result", "Won/Lost", "Deal Status"],
+        "closed_at": ["CloseDate", "closedate", "Close Date", "Closed Date", "Closed", "Closed At", "Date Closed",
+                      "Closed On", "Expected Close Date"],
+    },
+    "activities": {
+        "activity_id": ["Id", "hs_object_id", "engagement_id", "Activity ID", "ID"],
+        "rep_id": ["OwnerId", "hubspot_owner_id", "Owner ID", "owner_id", "user_id"],
+        "owner_name": ["Owner", "Activity Owner", "Assigned To", "Rep", "Sales Rep", "Salesperson", "User"],
+        "occurred_at": ["ActivityDateTime", "ActivityDate", "hs_timestamp", "timestamp", "Activity Date", "Date",
+                        "Occurred At", "Start", "Due Date"],
+        "type": ["Type", "TaskSubtype", "hs_engagement_type", "engagement_type", "Activity Type", "Kind", "Channel"],
+        "opportunity_id": ["WhatId", "associated_deal_id", "Deal ID", "Opportunity ID", "deal_id", "Related To"],
+        "logged_at": ["CreatedDate", "hs_createdate", "createdate", "Created", "Created At", "Logged At"],
+    },
+    "stage_history": {
+        "opportunity_id": ["OpportunityId", "Opportunity ID", "deal_id", "Deal ID"],
+        "stage": ["StageName", "NewValue", "Stage", "dealstage", "To Stage", "New Stage"],
+        "entered_at": ["CreatedDate", "Changed At", "Date", "Timestamp", "Entered At"],
+    },
+    "reps": {
+        "rep_id": ["Id", "User ID", "Owner ID", "owner_id", "id"],
+        "name": ["Name", "Full Name", "Display Name"],
+        "team": ["Department", "Team", "Division", "UserRole.Name"],
+        "manager": ["Manager.Name", "Manager", "Manager Name"],
+        "hire_date": ["Hire Date", "Start Date", "CreatedDate"],
+    },
+}
+_WON_WORDS = ("won", "gewonnen", "gagn", "ganad", "closedwon", "signed")
+_LOST_WORDS = ("lost", "verloren", "perdu", "perdid", "closedlost", "dead", "disqualified")
+_TYPE_WORDS = (("demo", "demo"), ("call", "call"), ("phone", "call"), ("mail", "email"), ("meeting", "meeting"),
+               ("event", "meeting"), ("visit", "meeting"), ("note", SKIP))
+_ENTERED_RE = re.compile(r"^(?:hs_date_entered_(.+)|date entered ['\"]?(.+?)['\"]?(?: \(.*\))?)$", re.I)
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _find(columns: list[str], candidates: list[str], taken: set) -> str | None:
+    normed = {_norm(c): c for c in reversed(columns) if c not in taken}
+    for cand in candidates:
+        if _norm(cand) in normed:
+            return normed[_norm(cand)]
+    return None
+
+
+def _role(path: Path, frame: pd.DataFrame) -> str | None:
+    cols = {_norm(c) for c in frame.columns}
+    stem = _norm(path.stem)
+    if {"opportunityid"} <= cols and ({"stagename"} <= cols or {"field", "newvalue"} <= cols):
+        return "stage_history"
+    if stem in ("user", "users", "owners", "owner", "reps") or "username" in cols:
+        return "reps"
+    if any(_norm(c) in cols for c in SYNONYMS["opportunities"]["stage"]) or any(_ENTERED_RE.match(c) for c in frame.columns):
+        return "opportunities"
+    if any(_norm(c) in cols for c in SYNONYMS["activities"]["type"]) or stem in ("task", "event", "engagements"):
+        return "activities"
+    return None
+
+
+def detect_date_formats(values: pd.Series) -> tuple[list[str], str]:
+    """Date formats for a column's values, and a note on how sure the guess is.
+
+    Slashed/dotted dates are day-first when some first number is above 12, month-first
+    when some second number is; otherwise ambiguous (day-first for dots, else month-first).
+    """
+    vals = [v for v in values.astype(str).str.strip() if v][:500]
+    if not vals:
+        return ["iso"], "no values to check"
+    if all(re.fullmatch(r"\d{12,13}", v) for v in vals):
+        return ["epoch_ms"], "Unix milliseconds"
+    if all(re.match(r"\d{4}-\d{2}-\d{2}", v) for v in vals):
+        return ["iso"], "ISO 8601"
+    parts = [re.fullmatch(r"(\d{1,2})([./-])(\d{1,2})\2(\d{2}|\d{4})(?:[ T](\d{1,2}:\d{2}(:\d{2})?))?", v) for v in vals]
+    if not all(parts):
+        return ["iso", "dayfirst"], "CHECK: unrecognised date format"
+    first = max(int(m.group(1)) for m in parts)
+    second = max(int(m.group(3)) for m in parts)
+    sep = parts[0].group(2)
+    year = "%Y" if len(parts[0].group(4)) == 4 else "%y"
+    if first > 12:
+        dayfirst, note = True, f"day-first (a first number is {first})"
+    elif second > 12:
+        dayfirst, note = False, f"month-first (a second number is {second})"
+    else:
+        dayfirst = sep == "."
+        note = f"CHECK: ambiguous, no number above 12; assumed {'day' if dayfirst else 'month'}-first"
+    base = sep.join(["%d", "%m"] if dayfirst else ["%m", "%d"]) + sep + year
+    formats = [base]
+    if any(m.group(5) for m in parts):
+        formats += [base + " %H:%M:%S", base + " %H:%M"]
+    return formats, note
+
+
+def detect_number_format(values: pd.Series) -> tuple[str, str]:
+    """(decimal, thousands) for amounts such as ``€1.234,50`` or ``$12,500.00``."""
+    vals = [_SPACES_RE.sub("", _CURRENCY_RE.sub("", v)) for v in values.astype(str) if v.strip()][:500]
+    comma_decimal = sum(bool(re.search(r",\d{1,2}$", v)) or bool(re.search(r"\.\d{3}.*,", v)) for v in vals)
+    dot_decimal = sum(bool(re.search(r"\.\d{1,2}$", v)) or bool(re.search(r",\d{3}.*\.", v)) for v in vals)
+    return (",", ".") if comma_decimal > dot_decimal else (".", ",")
+
+
+def _as_list(names) -> list[str]:
+    return [names] if isinstance(names, str) else list(names)
+
+
+def _stages_in_entry_order(frame: pd.DataFrame, cols: dict) -> list[str]:
+    """Stage values of a history file ordered by their mean position within each deal's history."""
+    when = pd.to_datetime(frame[cols["entered_at"]], format="ISO8601", errors="coerce", utc=True) \
+        if "entered_at" in cols else pd.Series(range(len(frame)))
+    order = pd.DataFrame({"opp": frame[cols.get("opportunity_id", cols["stage"])], "stage": frame[cols["stage"]],
+                          "when": when})
+    order = order[order["stage"] != ""].sort_values(["opp", "when"], kind="stable")
+    order["pos"] = order.groupby("opp").cumcount()
+    return list(order.groupby("stage")["pos"].mean().sort_values(kind="stable").index)
+
+
+def _guess_stage(value: str) -> str | None:
+    low = _norm(value)
+    if any(w in low for w in _LOST_WORDS):
+        return "lost"
+    if any(w in low for w in _WON_WORDS):
+        return "won"
+    return None
+
+
+def _guess_type(value: str) -> str:
+    low = value.lower()
+    return next((t for word, t in _TYPE_WORDS if word in low), "other")
+
+
+def infer_mapping(sources) -> str:
+    """Propose a mapping for export files, as TOML text for the user to check and edit.
+
+    Recognises Salesforce and HubSpot column names and common synonyms (owner / rep /
+    salesperson, amount / value, created / createdate, stage / dealstage ...), detects
+    day-first dates and decimal commas from the values, and lists the distinct stage and
+    activity-type values. Lines marked ``CHECK`` need a human: above all the stage order.
+    The text is valid TOML that :func:`import_export` accepts as it is.
+    """
+    files = source_files(sources)
+    frames = {f: read_source(f) for f in files}
+    roles: dict[str, list[Path]] = {}
+    for f, frame in frames.items():
+        role = _role(f, frame)
+        if role:
+            roles.setdefault(role, []).append(f)
+    if "opportunities" not in roles:
+        raise CoachnbError("--infer found no deals file among " + ", ".join(f.name for f in files) +
+                           ": none has a stage column (Stage, StageName, dealstage ...)")
+    lines = ["# Proposed by `coachnb import --infer` from " + ", ".join(f.name for f in files) + ".",
+             "# Check every line marked CHECK, above all the stage order, then run",
+             "#   coachnb import --mapping THIS_FILE.toml SOURCES... --out DATA_DIR", ""]
+    spec_text: list[str] = []
+    owner_blank = False
+    stage_values: list[str] = []
+    type_values: list[str] = []
+    date_note: list[str] = []
+    number = (".", ",")
+    global_dates: list[str] | None = None
+
+    for role in ("reps", "opportunities", "stage_history", "activities"):
+        for f in roles.get(role, []):
+            frame = frames[f]
+            taken: set = set()
+            cols: dict[str, str] = {}
+            for target, cands in SYNONYMS[role].items():
+                found = _find(list(frame.columns), cands, taken)
+                if found:
+                    cols[target] = found
+                    taken.add(found)
+                    # Salesforce keeps the time of an event in one column, the all-day date in another,
+                    # the type of a task in two: take every one, first non-empty wins
+                    while target in ("occurred_at", "type") and (more := _find(list(frame.columns), cands, taken)):
+                        cols[target] = [*([cols[target]] if isinstance(cols[target], str) else cols[target]), more]
+                        taken.add(more)
+            if role in ("opportunities", "activities") and "rep_id" in cols and "owner_name" in cols:
+                del cols["owner_name"]
+            if role == "opportunities" and "status" in cols and "stage" not in cols:
+                cols["stage"] = cols.pop("status")
+            entered = {c: (m.group(1) or m.group(2)) for c in frame.columns if (m := _ENTERED_RE.match(c))}
+            for c in entered:
+                for k in [k for k, v in cols.items() if v == c]:
+                    del cols[k]
+            if role == "activities" and cols.get("logged_at") in _as_list(cols.get("occurred_at", [])):
+                del cols["logged_at"]
+            if role == "activities" and "occurred_at" in cols and "logged_at" in cols:
+                # a task without a date: the day it was entered is the best guess left
+                cols["occurred_at"] = [*_as_list(cols["occurred_at"]), cols["logged_at"]]
+            owner = cols.get("rep_id") or cols.get("owner_name")
+            if role in ("opportunities", "activities") and owner:
+                owner_blank |= bool((frame[owner] == "").any())
+            if role == "opportunities":
+                # stage-entry columns come in pipeline order: the best guess of the stage order
+                stage_values += [v for v in entered.values() if v not in stage_values]
+                if "stage" in cols:
+                    stage_values += [v for v in frame[cols["stage"]].unique() if v and v not in stage_values]
+            if role == "stage_history" and "stage" in cols:
+                stage_values[:0] = [v for v in _stages_in_entry_order(frame, cols) if v not in stage_values]
+            if role == "activities" and "type" in cols:
+                for c in _as_list(cols["type"]):
+                    type_values += [v for v in frame[c].unique() if v and v not in type_values]
+            # dates of this file
+            date_cols = [c for t, cs in cols.items() if t in ("created_at", "closed_at", "occurred_at", "logged_at",
+                                                               "entered_at", "hire_date") for c in _as_list(cs)]
+            date_cols += list(entered)
+            values = pd.concat([frame[c] for c in date_cols]) if date_cols else pd.Series(dtype=str)
+            formats, note = detect_date_formats(values)
+            if "epoch_ms" not in formats and values.str.fullmatch(r"\d{12,13}").any():
+                formats = formats + ["epoch_ms"]
+            date_note.append(f"{f.name}: {note}")
+            if role == "opportunities" and "amount" in cols:
+                number = detect_number_format(frame[cols["amount"]])
+
+            header = f"[[{role}]]" if role in ("stage_history", "activities") else f"[{role}]"
+            block = [header, f"file = {toml_value(f.name)}"]
+            if role != "opportunities":
+                block.append("optional = true")
+            if global_dates is None:
+                global_dates = formats
+            elif formats != global_dates:
+                block.append(f"dates = {toml_value(formats)}")
+            if role == "stage_history" and _norm(cols.get("stage", "")) == "newvalue":
+                block.append('where = { Field = "StageName" }')
+            block.append(f"[{role}.columns]")
+            block += [f"{t} = {toml_value(c)}" for t, c in cols.items()]
+            missing = [c.name for c in TABLES[role].columns if c.required and c.name not in cols
+                       and not (c.name == "rep_id" and owner)
+                       and not (c.name == "opportunity_id" and role == "opportunities")
+                       and not (c.name == "activity_id" and role == "activities")
+                       and not (c.name == "status" and "stage" in cols)]
+            if role == "opportunities":
+                block.append(f"[{role}.defaults]")
+                block.append("amount = 0                  # deals with an empty amount")
+                block.append('account = "Unknown account"')
+                if entered:
+                    block.append(f"[{role}.stage_entered]     # stage-entry-date column -> stage value")
+                    block += [f"{toml_key(c)} = {toml_value(v)}" for c, v in entered.items()]
+            if role == "activities" and "type" not in cols:
+                block.append(f"[{role}.defaults]")
+                block.append('type = "other"              # CHECK: no activity-type column found')
+            if missing and role != "reps":
+                block.insert(2, f"# CHECK: no column found for {', '.join(missing)}")
+            spec_text += block + [""]
+
+    lines += ["[mapping]", 'name = "Inferred mapping"',
+              f'missing_owner = "{"exclude" if owner_blank else "error"}"' +
+              ("          # some rows have no owner: excluded and counted ('error' stops instead)" if owner_blank else ""),
+              'unknown_activity_type = "other"', "",
+              "[formats]", f"dates = {toml_value(global_dates or ['iso'])}"]
+    lines += [f"# {n}" for n in date_note]
+    lines += [f"decimal = {toml_value(number[0])}", f"thousands = {toml_value(number[1])}", ""]
+
+    closed = {v: _guess_stage(v) for v in stage_values}
+    open_stages = [v for v in stage_values if not closed[v]]
+    lines += ["[process]", "# CHECK: put the open stages in the order a buyer passes through them "
+              "(listed in order of first appearance)", f"stages = {toml_value(open_stages or list(DEFAULT_STAGES))}",
+              'timezone = "UTC"                # CHECK: your team\'s IANA zone, e.g. "Europe/Berlin"',
+              'week_start = "monday"', "",
+              "[stages]                        # CRM stage -> a [process] stage, or won / lost. CHECK the won/lost guesses"]
+    lines += [f"{toml_key(v)} = {toml_value(closed[v] or v)}" for v in stage_values]
+    lines.append("")
+    if type_values:
+        lines += ["[activity_types]                # CRM activity type -> call, email, meeting, demo, other, skip. CHECK"]
+        lines += [f"{toml_key(v)} = {toml_value(_guess_type(v))}" for v in type_values]
+        lines.append("")
+    if "reps" not in roles:
+        lines += ["[reps.defaults]                 # no user export: reps are derived from the distinct owners",
+                  'team = "Unassigned"', 'manager = "Unassigned"', ""]
+    text = "\n".join(lines + spec_text)
+    tomllib.loads(text)  # never hand the user TOML that does not parse
     return text
