@@ -162,7 +162,7 @@ def auto_baseline(data_dir: str | Path, rep_id: str, metric: str, start: date) -
     ds = load(data_dir)
     cfg = ds.config
     first_day, last_day = baseline_window(start, cfg)
-    weekly = metric_weekly(ds, metric, first_day, last_day)
+    weekly = metric_weekly(ds, metric, first_day, last_day + pd.Timedelta(days=1))  # end is exclusive
     reps = ds.reps
     hire = reps.loc[reps["rep_id"].astype(str) == str(rep_id), "hire_date"]
     hire_date = hire.iloc[0] if len(hire) else None

@@ -1,0 +1,1157 @@
+"""The coaching loop: read a commitment, pick one or two focus areas, model scenarios, ask questions.
+
+* :func:`diagnose` turns a :class:`coachnb.impact.CommitmentAssessment` into one of five
+  readings (kept and moved, kept without lift, kept but too early, not kept, in progress),
+  each with an opening question for the next 1:1; :func:`commitment_pattern` notices a
+  pattern across several commitments.
+* :func:`focus_areas` ranks the drivers of the rep's pipeline by how much moving each one to
+  the team median would add, with small samples shrunk towards the team (empirical Bayes),
+  and returns at most two.
+* :func:`scenario` and :func:`required_activity` answer "what if I made more calls?" both ways.
+* :func:`questions_for`, :func:`rep_preread_prompts` and :func:`plan_template` give the 1:1's
+  questions and the rep's pre-read. All wording lives in ``questions.toml``.
+"""
+from __future__ import annotations
+
+import math
+import string
+import tomllib
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .schema import Dataset
+
+QUESTIONS_FILE = Path(__file__).with_name("questions.toml")
+MAX_FOCUS_AREAS = 2
+#: too little data for a focus: fewer resolved deals than this AND fewer active weeks than below
+MIN_RESOLVED_DEALS = 5
+MIN_ACTIVE_WEEKS = 4
+#: peers needed for a team comparison
+MIN_PEERS = 3
+#: a driver whose modeled gain is below this share of the rep's modeled won value is noise
+MIN_GAIN_SHARE = 0.02
+#: weeks of deals used for conversion, win rate and deal size (more than the 13-week window)
+CONVERSION_WEEKS = 26
+#: credibility pseudo-count for deal size: weight n / (n + DEAL_SIZE_PRIOR_N) on the rep's mean
+DEAL_SIZE_PRIOR_N = 5.0
+#: share of activities logged late above which data capture becomes a focus area first
+LATE_SHARE = 0.3
+#: bounds on the beta prior's strength alpha + beta (pseudo-deals)
+PRIOR_STRENGTH_MIN, PRIOR_STRENGTH_MAX = 1.0, 200.0
+BOOTSTRAP_SAMPLES = 2000
+ACTIVITY_DRIVERS = ("call", "email", "meeting", "demo")
+
+
+# =============================================================================== wording
+@lru_cache(maxsize=1)
+def wording() -> dict:
+    """The parsed ``questions.toml``."""
+    return tomllib.loads(QUESTIONS_FILE.read_text(encoding="utf-8"))
+
+
+def fill(template: str, values: dict) -> str:
+    """``template`` with every ``{placeholder}`` filled; KeyError names a missing one."""
+    names = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+    missing = names - set(values)
+    if missing:
+        raise KeyError(f"no value for placeholder(s) {sorted(missing)} in {template!r}")
+    return template.format(**values)
+
+
+def _num(x: float) -> str:
+    """A weekly level for text: whole numbers plain, others with one decimal."""
+    if x is None or not np.isfinite(x):
+        return "n/a"
+    return f"{x:.0f}" if abs(x - round(x)) < 0.05 else f"{x:.1f}"
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:.0f}%"
+
+
+def _money(x: float) -> str:
+    return "n/a" if x is None or not np.isfinite(x) else f"{x:,.0f}"
+
+
+# =============================================================================== 1. diagnosis
+CATEGORIES = ("kept_moved", "kept_no_lift", "kept_too_early", "not_kept", "in_progress")
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """How to read one commitment at the next 1:1.
+
+    Attributes
+    ----------
+    category : str
+        One of :data:`CATEGORIES`.
+    label : str
+        Short plain-words reading (``"Partly kept"`` is a ``not_kept`` with progress).
+    opening_question : str
+        The question that opens the conversation about it (from ``questions.toml``).
+    detail : str
+        For the manager: what this reading means and how to hold the conversation.
+    commitment_id : str or None
+    """
+
+    category: str
+    label: str
+    opening_question: str
+    detail: str
+    commitment_id: str | None = None
+
+
+def _clean(value) -> str | None:
+    if value is None:
+        return None
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    text = " ".join(str(value).split())
+    return text or None
+
+
+def classify(adherence: str, verdict: str | None, direction: str | None = None,
+             finished: bool | None = None) -> str:
+    """The diagnosis category from the activity adherence and the pipeline verdict.
+
+    Parameters
+    ----------
+    adherence : {"kept", "partly kept", "not kept", "too early"}
+    verdict : {"moved", "no meaningful change", "not enough data to tell", "activity did not change"}
+    direction : {"up", "down"} or None
+        Direction of the pipeline move when ``verdict == "moved"``.
+    finished : bool or None
+        Whether the commitment's end is past; ``False`` means in progress.
+
+    Notes
+    -----
+    A kept commitment read while it still runs and whose pipeline effect can't be told yet
+    is ``in_progress``; once finished it is ``kept_too_early``. "Partly kept" is an
+    execution conversation (``not_kept``) that starts from the progress made. Pipeline that
+    moved *down* after a kept commitment is read as no lift: the behaviour happened, the
+    bet did not pay.
+    """
+    if adherence == "too early":
+        return "in_progress"
+    if adherence in ("not kept", "partly kept"):
+        return "in_progress" if finished is False else "not_kept"
+    if adherence != "kept":
+        raise ValueError(f"unknown adherence {adherence!r}")
+    if verdict == "moved" and direction != "down":
+        return "kept_moved"
+    if verdict in ("no meaningful change", "activity did not change", "moved"):
+        return "kept_no_lift"
+    return "in_progress" if finished is False else "kept_too_early"
+
+
+def diagnose(assessment, commitment: dict | None = None, finished: bool | None = None,
+             audience: str = "manager") -> Diagnosis:
+    """Read one assessed commitment for the next 1:1.
+
+    Parameters
+    ----------
+    assessment : coachnb.impact.CommitmentAssessment
+        Uses ``assessment.activity`` (adherence, post_rate, pre_rate, target) and
+        ``assessment.pipeline`` (verdict, direction, weeks_needed).
+    commitment : dict, optional
+        The commitments row: ``follow_up`` (quoted in a not-kept opening), ``metric``,
+        ``baseline``, ``target``, ``end``, ``commitment_id``. A ``label`` key, if present,
+        names the metric in words; otherwise the metric name is spelled out.
+    finished : bool, optional
+        Whether the commitment has ended. ``False`` makes anything but a clear
+        "kept and moved"/"kept, no lift" read ``in_progress``.
+    audience : {"manager", "rep"}
+
+    Returns
+    -------
+    Diagnosis
+    """
+    c = dict(commitment or {})
+    act = assessment.activity
+    pipe = assessment.pipeline
+    category = classify(act.adherence, getattr(pipe, "verdict", None), getattr(pipe, "direction", None), finished)
+    partly = category == "not_kept" and act.adherence == "partly kept"
+    key = "partly_kept" if partly else category
+    section = wording()["diagnosis"][key]
+
+    metric = _clean(c.get("label")) or _clean(c.get("metric")) or "the agreed activity"
+    if metric and "_" in metric:
+        from .config import ProcessConfig
+        spec = ProcessConfig().commitment_metrics.get(metric)
+        metric = spec.label if spec else metric.replace("_", " ")
+    target = c.get("target", getattr(act, "target", None))
+    baseline = c.get("baseline", getattr(act, "pre_rate", None))
+    weeks_needed = getattr(pipe, "weeks_needed", None)
+    end = c.get("end")
+    values = {
+        "metric_label": metric,
+        "baseline": _num(float(baseline)) if baseline is not None else "n/a",
+        "target": _num(float(target)) if target is not None else "n/a",
+        "achieved": _num(float(getattr(act, "post_rate", float("nan")))),
+        "weeks_more": str(int(weeks_needed)) if weeks_needed else "a few",
+        "end": f"{pd.Timestamp(end):%d %b}" if end is not None and not pd.isna(end) else "its end date",
+        "follow_up": _clean(c.get("follow_up")) or "",
+    }
+    variant = audience
+    if category == "not_kept" and not values["follow_up"]:
+        variant = f"{audience}_no_follow_up"
+    opening = fill(section[variant], values)
+    opening = opening[:1].upper() + opening[1:]
+    return Diagnosis(category, section["label"], opening, fill(section["detail"], values),
+                     _clean(c.get("commitment_id")))
+
+
+def commitment_pattern(diagnoses: list[Diagnosis], window: int = 3) -> str | None:
+    """A pattern across the rep's recent commitments, said gently; None when there is none.
+
+    Parameters
+    ----------
+    diagnoses : list of Diagnosis
+        Oldest first. ``in_progress`` ones are not counted.
+    window : int
+        How many of the latest finished commitments to look at.
+
+    Returns
+    -------
+    str or None
+        Two or more not kept among the last ``window``; else the last two (or more) all kept
+        without lift; else the last three (or more) all kept.
+    """
+    done = [d.category for d in diagnoses if d is not None and d.category != "in_progress"]
+    recent = done[-window:]
+    text = wording()["pattern"]
+    n_not = sum(c == "not_kept" for c in recent)
+    if n_not >= 2:
+        return fill(text["not_kept"], {"n": _count_word(n_not), "m": _count_word(len(recent))})
+    no_lift_run = _run_length(done, {"kept_no_lift"})
+    if no_lift_run >= 2:
+        return fill(text["kept_no_lift"], {"n": _count_word(no_lift_run), "m": _count_word(no_lift_run)})
+    kept_run = _run_length(done, {"kept_moved", "kept_no_lift", "kept_too_early"})
+    if kept_run >= 3:
+        return fill(text["kept_streak"], {"n": _count_word(kept_run), "m": _count_word(kept_run)})
+    return None
+
+
+def _run_length(items: list[str], allowed: set[str]) -> int:
+    n = 0
+    for item in reversed(items):
+        if item not in allowed:
+            break
+        n += 1
+    return n
+
+
+def _count_word(n: int) -> str:
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+    text = words[n] if 0 <= n < len(words) else str(n)
+    return text
+
+
+# =============================================================================== 2. shrinkage
+def fit_beta_prior(successes, trials) -> tuple[float, float]:
+    """Beta prior of a rate across reps, by the method of moments for the beta-binomial.
+
+    Parameters
+    ----------
+    successes, trials : array-like of int
+        One entry per rep (reps with no trials are ignored).
+
+    Returns
+    -------
+    (alpha, beta) : floats
+        Prior mean ``p = sum(k) / sum(n)``; strength ``alpha + beta = 1 / rho - 1`` where the
+        intra-class correlation ``rho`` solves
+        ``E[sum n_i (x_i - p)^2] = p (1 - p) [(m - 1) + rho (N - m + 1 - sum n_i^2 / N)]``,
+        clipped to ``[PRIOR_STRENGTH_MIN, PRIOR_STRENGTH_MAX]`` (so no spread beyond binomial
+        noise means strong pooling, not infinite). ``(nan, nan)`` without any trials.
+    """
+    k = np.asarray(successes, dtype=float)
+    n = np.asarray(trials, dtype=float)
+    keep = n > 0
+    k, n = k[keep], n[keep]
+    if len(n) == 0:
+        return float("nan"), float("nan")
+    N, m = n.sum(), len(n)
+    p = k.sum() / N
+    p_safe = min(max(p, 1e-6), 1 - 1e-6)
+    spread = float(np.sum(n * (k / n - p) ** 2)) / (p_safe * (1 - p_safe))
+    denom = N - m + 1 - float(np.sum(n ** 2)) / N
+    rho = (spread - (m - 1)) / denom if m > 1 and denom > 0 else 0.0
+    strength = 1.0 / rho - 1.0 if rho > 0 else PRIOR_STRENGTH_MAX
+    strength = float(np.clip(strength, PRIOR_STRENGTH_MIN, PRIOR_STRENGTH_MAX))
+    return p_safe * strength, (1 - p_safe) * strength
+
+
+def shrunk_rate(successes, trials, alpha: float, beta: float) -> np.ndarray:
+    """Posterior mean ``(k + alpha) / (n + alpha + beta)`` per rep (the prior mean when n = 0)."""
+    k = np.asarray(successes, dtype=float)
+    n = np.asarray(trials, dtype=float)
+    return (k + alpha) / (n + alpha + beta)
+
+
+def shrunk_mean(rep_mean: float, n: float, team_value: float, prior_n: float = DEAL_SIZE_PRIOR_N) -> float:
+    """Credibility-weighted mean: ``w * rep_mean + (1 - w) * team_value`` with ``w = n / (n + prior_n)``."""
+    if not np.isfinite(rep_mean) or n <= 0:
+        return float(team_value)
+    w = n / (n + prior_n)
+    return float(w * rep_mean + (1 - w) * team_value)
+
+
+# =============================================================================== 3. focus areas
+@dataclass(frozen=True)
+class FocusArea:
+    """One thing worth working on, backed by numbers against the team.
+
+    Attributes
+    ----------
+    area : str
+        What, in plain words (``"Discovery → Qualification"``, ``"calls per week"`` ...).
+    driver : str
+        ``activity``, ``opportunity_rate``, ``conversion``, ``days_in_stage``, ``deal_size``
+        or ``data_capture``.
+    reason : str
+        The rep's number against the team median, and the modeled gain.
+    rep_value, team_value : float
+        The driver's level for the rep (shrunk where noted) and the teammates' median.
+    modeled_gain : float
+        Expected extra *won* value (currency) per ``lookback_weeks`` if the rep moved to the
+        team median on this driver alone, everything else held as it is. NaN for data capture,
+        whose effect the model can't price.
+    modeled_gain_opportunities : float
+        Extra opportunities created (activity drivers) or extra deals moving on (stage drivers)
+        per ``lookback_weeks``; NaN where it doesn't apply.
+    suggested : dict or None
+        A behaviour commitment that fits: ``metric``, ``label``, ``baseline``, ``target``
+        (weekly levels).
+    """
+
+    area: str
+    driver: str
+    reason: str
+    rep_value: float
+    team_value: float
+    modeled_gain: float
+    modeled_gain_opportunities: float = float("nan")
+    suggested: dict | None = None
+
+
+@dataclass(frozen=True)
+class FocusResult:
+    """At most :data:`MAX_FOCUS_AREAS` areas, and a note when the data can't say more."""
+
+    areas: list
+    note: str | None = None
+
+
+@dataclass
+class RepFunnel:
+    """One rep's drivers over the focus window (rates per week; counts per window)."""
+
+    weeks: int
+    active_weeks: int
+    per_week: dict  # activity type -> mean count per week
+    activities: float  # all activities in the window
+    opportunities: float  # created in the window
+    win_rate: float  # shrunk
+    deal_size: float  # shrunk mean amount of opportunities created
+    resolved_deals: int
+
+
+def _focus_window(as_of, ds: Dataset, weeks: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Whole weeks before the week holding ``as_of`` (the report's window), as local Timestamps."""
+    cfg = ds.config
+    ts = pd.Timestamp(as_of)
+    ts = ts.tz_convert(cfg.timezone) if ts.tzinfo is not None else ts.tz_localize(cfg.timezone)
+    naive = ts.tz_localize(None)
+    week0 = pd.Series([naive]).dt.to_period(cfg.week_freq).dt.start_time.iloc[0]
+    end = week0.tz_localize(cfg.timezone)
+    return end - pd.Timedelta(weeks=weeks), end
+
+
+def _peers(ds: Dataset, rep_id: str) -> list[str]:
+    """Teammates of ``rep_id`` (same ``team``), or everyone else when the team is smaller than MIN_PEERS."""
+    reps = ds.reps
+    team = reps.loc[reps["rep_id"] == rep_id, "team"]
+    others = reps[reps["rep_id"] != rep_id]
+    if len(team):
+        same = others[others["team"] == team.iloc[0]]
+        if len(same) >= MIN_PEERS:
+            return list(same["rep_id"].astype(str))
+    return list(others["rep_id"].astype(str))
+
+
+def _metric_label(ds: Dataset, metric: str) -> str:
+    spec = ds.config.commitment_metrics.get(metric)
+    return spec.label if spec else metric.replace("_", " ")
+
+
+def _activity_metric(ds: Dataset, activity_type: str) -> str | None:
+    """The commitment metric counting exactly one activity type, if the registry has one."""
+    for name, m in ds.config.commitment_metrics.items():
+        if m.kind == "activity_count" and tuple(m.activity_types) == (activity_type,):
+            return name
+    return None
+
+
+def _metric_of_kind(ds: Dataset, kind: str) -> str | None:
+    return next((n for n, m in ds.config.commitment_metrics.items() if m.kind == kind), None)
+
+
+def step_target(baseline: float, team_value: float) -> float:
+    """A weekly target one step towards the team: the team median, rounded up, but at most
+    double the baseline (and at least one more than it), so the change is one the rep can keep."""
+    goal = math.ceil(team_value - 1e-9)
+    cap = max(math.ceil(2 * baseline), math.floor(baseline) + 1)
+    return float(max(min(goal, cap), math.floor(baseline) + 1))
+
+
+def funnel_tables(ds: Dataset, as_of, lookback_weeks: int = 13) -> dict:
+    """Every rep's drivers, from :mod:`coachnb.metrics`, for :func:`focus_areas` and :func:`scenario`.
+
+    Returns
+    -------
+    dict of DataFrames
+        ``activity`` [rep_id, call, email, meeting, demo, other, total, active_weeks] (means per
+        week; active_weeks = weeks with any activity), ``pipeline`` [rep_id,
+        opportunities_created, pipeline_created] (window sums), ``conversion`` (stage_conversion
+        over the last CONVERSION_WEEKS), ``outcomes`` (deal_outcomes, same span), ``deals``
+        [rep_id, n_created, mean_amount] (same span), ``velocity`` (stage_velocity over a year),
+        ``timeliness`` (capture_timeliness over the window).
+    """
+    from . import metrics
+
+    start, end = _focus_window(as_of, ds, lookback_weeks)
+    long_start = end - pd.Timedelta(weeks=max(lookback_weeks, CONVERSION_WEEKS))
+    wa = metrics.weekly_activity(ds, start, end)
+    cols = ["call", "email", "meeting", "demo", "other", "total"]
+    activity = wa.groupby("rep_id", observed=True)[cols].mean()
+    activity["active_weeks"] = (wa["total"] > 0).groupby(wa["rep_id"], observed=True).sum()
+    wp = metrics.weekly_pipeline(ds, start, end)
+    pipeline = wp.groupby("rep_id", observed=True)[["opportunities_created", "pipeline_created"]].sum()
+    wp_long = metrics.weekly_pipeline(ds, long_start, end)
+    deals = wp_long.groupby("rep_id", observed=True)[["opportunities_created", "pipeline_created"]].sum()
+    deals = pd.DataFrame({"n_created": deals["opportunities_created"],
+                          "mean_amount": deals["pipeline_created"] / deals["opportunities_created"].replace(0, np.nan)})
+    return {
+        "start": start, "end": end, "weeks": lookback_weeks,
+        "activity": activity.reset_index(),
+        "pipeline": pipeline.reset_index(),
+        "conversion": metrics.stage_conversion(ds, long_start, end),
+        "outcomes": metrics.deal_outcomes(ds, long_start, end),
+        "deals": deals.reset_index(),
+        "velocity": metrics.stage_velocity(ds, end, start=end - pd.Timedelta(weeks=52)),
+        "timeliness": metrics.capture_timeliness(ds, start, end),
+        "has_activity": ds.has("activities"),
+        "has_stages": ds.has("stage_history"),
+    }
+
+
+def _by_rep(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(rep_id=frame["rep_id"].astype(str)).set_index("rep_id")
+
+
+def rank_drivers(tables: dict, rep_id: str, peers: list[str], stages: tuple[str, ...],
+                 metric_for: dict | None = None, late_logging_days: float = 2.0) -> tuple[list[FocusArea], dict]:
+    """Every driver on which the rep is behind the teammates' median, with its modeled gain.
+
+    Model: won value per window = opportunities created x win rate x deal size, and
+    opportunities = activities x opportunities per activity. Moving one factor to the team
+    median with the others held fixed gives the driver's gain:
+
+    * activity type t: ``(team_t - rep_t) * weeks`` more activities, times the rep's (shrunk)
+      opportunities per activity, times win rate and deal size;
+    * opportunities per activity: ``activities * (team - rep)`` more opportunities;
+    * stage conversion c_s (shrunk, beta-binomial empirical Bayes across the team):
+      won value x ``(team_c / rep_c - 1)``;
+    * deal size (credibility-shrunk mean): opportunities x win rate x ``(team - rep)``;
+    * days in stage (Kaplan-Meier median): deals close sooner, not more of them: won value x
+      ``min(1, (rep_days - team_days) / window_days)`` pulled into the window.
+
+    Data capture has no modeled gain; it is returned first when the rep logs more than
+    :data:`LATE_SHARE` of activities late and more than the team median, since every other
+    number depends on it.
+
+    Returns
+    -------
+    (areas sorted by gain, largest first, data capture ahead; the rep's modeled funnel as a dict)
+    """
+    metric_for = metric_for or {}
+    weeks = int(tables["weeks"])
+    team_ids = [rep_id] + list(peers)
+    out: list[FocusArea] = []
+
+    outcomes = _by_rep(tables["outcomes"]).reindex(team_ids)
+    won, lost = outcomes["won"].fillna(0).to_numpy(), outcomes["lost"].fillna(0).to_numpy()
+    a_w, b_w = fit_beta_prior(won, won + lost)
+    if not np.isfinite(a_w):
+        a_w, b_w = 1.0, 1.0
+    win = pd.Series(shrunk_rate(won, won + lost, a_w, b_w), index=team_ids)
+
+    deals = _by_rep(tables["deals"]).reindex(team_ids)
+    team_size = float(np.nanmedian(deals.loc[peers, "mean_amount"])) if len(peers) else float("nan")
+    if not np.isfinite(team_size):
+        team_size = float(np.nanmedian(deals["mean_amount"]))
+    size = pd.Series({r: shrunk_mean(deals.at[r, "mean_amount"], deals.at[r, "n_created"], team_size)
+                      for r in team_ids})
+
+    pipe = _by_rep(tables["pipeline"]).reindex(team_ids).fillna(0)
+    opps = pipe["opportunities_created"].astype(float)
+    act = _by_rep(tables["activity"]).reindex(team_ids).fillna(0)
+    acts_total = act["total"] * weeks
+    has_activity = bool(tables.get("has_activity", True)) and acts_total.sum() > 0
+
+    w_rep, s_rep, o_rep = float(win[rep_id]), float(size[rep_id]), float(opps[rep_id])
+    value = o_rep * w_rep * s_rep  # modeled won value per window
+    funnel = {"weeks": weeks, "opportunities": o_rep, "win_rate": w_rep, "deal_size": s_rep,
+              "won_value": value, "activities": float(acts_total[rep_id]),
+              "resolved_deals": int(won[0] + lost[0]), "active_weeks": int(act.at[rep_id, "active_weeks"])}
+
+    def med(series: pd.Series) -> float:
+        vals = series.reindex(peers).to_numpy(dtype=float)
+        vals = vals[np.isfinite(vals)]
+        return float(np.median(vals)) if len(vals) else float("nan")
+
+    if has_activity:
+        k = np.minimum(opps.to_numpy(), acts_total.to_numpy())
+        a_p, b_p = fit_beta_prior(k, acts_total.to_numpy())
+        per_act = pd.Series(shrunk_rate(k, acts_total.to_numpy(), a_p, b_p), index=team_ids)
+        p_rep = float(per_act[rep_id])
+        funnel["opps_per_activity"] = p_rep
+        for t in ACTIVITY_DRIVERS:
+            rep_t, team_t = float(act.at[rep_id, t]), med(act[t])
+            if not np.isfinite(team_t) or team_t <= rep_t:
+                continue
+            extra_opps = (team_t - rep_t) * weeks * p_rep
+            metric = metric_for.get(t)
+            label = metric_for.get(f"{t}_label", f"{t}s per week")
+            sugg = None
+            if metric:
+                sugg = {"metric": metric, "label": label, "baseline": round(rep_t, 1),
+                        "target": step_target(rep_t, team_t)}
+            out.append(FocusArea(
+                label[:1].upper() + label[1:], "activity",
+                f"{label[:1].upper() + label[1:]}: {_num(rep_t)} a week over the last {weeks} weeks, "
+                f"team median {_num(team_t)}.",
+                rep_t, team_t, extra_opps * w_rep * s_rep, extra_opps, sugg))
+        team_p = med(per_act)
+        if np.isfinite(team_p) and team_p > p_rep:
+            extra_opps = float(acts_total[rep_id]) * (team_p - p_rep)
+            metric = metric_for.get("opportunities")
+            sugg = None
+            if metric and acts_total[rep_id] > 0:
+                base = o_rep / weeks
+                sugg = {"metric": metric, "label": metric_for.get("opportunities_label", "new opportunities per week"),
+                        "baseline": round(base, 1),
+                        "target": step_target(base, float(act.at[rep_id, "total"]) * team_p)}
+            out.append(FocusArea(
+                "Turning activity into opportunities", "opportunity_rate",
+                f"Turning activity into opportunities: {int(o_rep)} new opportunities from "
+                f"{int(acts_total[rep_id])} activities (about 1 per {_num(1 / p_rep)} after allowing for "
+                f"sample size), team median about 1 per {_num(1 / team_p)}.",
+                p_rep, team_p, extra_opps * w_rep * s_rep, extra_opps, sugg))
+
+    if tables.get("has_stages", True):
+        conv = tables["conversion"].copy()
+        conv["rep_id"] = conv["rep_id"].astype(str)
+        for (frm, to), grp in conv.groupby(["from_stage", "to_stage"], sort=False):
+            g = grp.set_index("rep_id").reindex(team_ids)
+            adv = g["advanced"].fillna(0).to_numpy(dtype=float)
+            res = adv + g["dropped"].fillna(0).to_numpy(dtype=float)
+            if res[0] <= 0:
+                continue
+            a_c, b_c = fit_beta_prior(adv, res)
+            if not np.isfinite(a_c):
+                continue
+            post = pd.Series(shrunk_rate(adv, res, a_c, b_c), index=team_ids)
+            peer_post = post[peers][res[1:] > 0]
+            if len(peer_post) < MIN_PEERS:
+                continue
+            c_rep, c_team = float(post[rep_id]), float(np.median(peer_post))
+            if c_team <= c_rep:
+                continue
+            raw = adv[0] / res[0]
+            shrunk_note = (f"; about {_pct(c_rep)} after allowing for the small sample"
+                           if abs(raw - c_rep) >= 0.03 else "")
+            per_window = res[0] * weeks / max(CONVERSION_WEEKS, weeks)
+            out.append(FocusArea(
+                f"{frm} → {to}", "conversion",
+                f"{frm} → {to}: {int(adv[0])} of {int(res[0])} advanced ({_pct(raw)}{shrunk_note}), "
+                f"team median {_pct(c_team)}.",
+                c_rep, c_team, value * (c_team / c_rep - 1), per_window * (c_team - c_rep), None))
+
+        vel = tables["velocity"].copy()
+        vel["rep_id"] = vel["rep_id"].astype(str)
+        for stage, grp in vel.groupby("stage", sort=False):
+            g = grp.set_index("rep_id").reindex(team_ids)
+            d_rep, n_exit = float(g.at[rep_id, "median_days"]), float(g.at[rep_id, "n_exited"])
+            d_team = med(g["median_days"])
+            if not (np.isfinite(d_rep) and np.isfinite(d_team)) or n_exit < MIN_RESOLVED_DEALS or d_rep <= d_team:
+                continue
+            share = min(1.0, (d_rep - d_team) / (7 * weeks))
+            out.append(FocusArea(
+                f"Time in {stage}", "days_in_stage",
+                f"Time in {stage}: median {_num(d_rep)} days, team median {_num(d_team)} days "
+                f"(deals would close sooner rather than more of them).",
+                d_rep, d_team, value * share, float("nan"), None))
+
+    team_size_med = med(size)
+    if np.isfinite(team_size_med) and team_size_med > s_rep and np.isfinite(deals.at[rep_id, "mean_amount"]):
+        out.append(FocusArea(
+            "Deal size", "deal_size",
+            f"Deal size: average new opportunity {_money(deals.at[rep_id, 'mean_amount'])} "
+            f"({int(deals.at[rep_id, 'n_created'])} deals), team median {_money(team_size_med)}.",
+            s_rep, team_size_med, o_rep * w_rep * (team_size_med - s_rep), float("nan"), None))
+
+    out = [a for a in out if a.modeled_gain > max(MIN_GAIN_SHARE * value, 0.0)]
+    out.sort(key=lambda a: -a.modeled_gain)
+
+    if has_activity:
+        tl = _by_rep(tables["timeliness"]).reindex(team_ids)
+        late_rep, late_team = float(tl.at[rep_id, "share_late"]), med(tl["share_late"])
+        if np.isfinite(late_rep) and late_rep > LATE_SHARE and (not np.isfinite(late_team) or late_rep > late_team):
+            metric = metric_for.get("logged")
+            sugg = None
+            if metric:
+                base = round(1 - late_rep, 2)
+                goal = round(1 - late_team, 2) if np.isfinite(late_team) else 0.9
+                sugg = {"metric": metric, "label": metric_for.get("logged_label", "share logged on time"),
+                        "baseline": base, "target": min(1.0, max(goal, round(base + 0.1, 2)))}
+            out.insert(0, FocusArea(
+                "Logging activities on time", "data_capture",
+                f"Logging on time: {_pct(late_rep)} of activities logged more than {_num(late_logging_days)} days "
+                f"late, team median {_pct(late_team)}. Every other number here depends on it.",
+                late_rep, late_team, float("nan"), float("nan"), sugg))
+    return out, funnel
+
+
+def _gain_sentence(area: FocusArea, weeks: int) -> str:
+    if not np.isfinite(area.modeled_gain):
+        return ""
+    if area.driver in ("activity", "opportunity_rate"):
+        what = f"about {_num(area.modeled_gain_opportunities)} more new opportunities and "
+    elif area.driver == "conversion":
+        what = f"about {_num(area.modeled_gain_opportunities)} more deals moving on and "
+    else:
+        what = ""
+    return (f" Moving to the team median on this alone, everything else as it is, the model expects "
+            f"{what}about {_money(area.modeled_gain)} more won value over {weeks} weeks.")
+
+
+def focus_areas(ds: Dataset, rep_id: str, as_of, lookback_weeks: int = 13,
+                max_areas: int = MAX_FOCUS_AREAS, tables: dict | None = None) -> FocusResult:
+    """One or two things worth working on, ranked by modeled effect on the rep's pipeline.
+
+    Parameters
+    ----------
+    ds : Dataset
+    rep_id : str
+    as_of : Timestamp or date string
+        The 1:1; the window is the ``lookback_weeks`` whole weeks before its week.
+    lookback_weeks : int
+    max_areas : int
+        Capped at :data:`MAX_FOCUS_AREAS` (one or two changes at a time).
+    tables : dict, optional
+        Precomputed :func:`funnel_tables` (shared across reps in a batch).
+
+    Returns
+    -------
+    FocusResult
+        Empty with a note when the rep has too little data (fewer than 5 resolved deals and
+        fewer than 4 active weeks), when there are too few teammates, or when nothing stands out.
+    """
+    rep_id = str(rep_id)
+    max_areas = max(0, min(int(max_areas), MAX_FOCUS_AREAS))
+    tables = tables if tables is not None else funnel_tables(ds, as_of, lookback_weeks)
+    peers = _peers(ds, rep_id)
+    if len(peers) < MIN_PEERS:
+        return FocusResult([], f"A focus needs at least {MIN_PEERS} teammates to compare with; "
+                               f"there are {len(peers)}.")
+    metric_for = {}
+    for t in ACTIVITY_DRIVERS:
+        m = _activity_metric(ds, t)
+        if m:
+            metric_for[t], metric_for[f"{t}_label"] = m, _metric_label(ds, m)
+    for key, kind in (("opportunities", "opportunities_created"), ("logged", "logged_on_time_share")):
+        m = _metric_of_kind(ds, kind)
+        if m:
+            metric_for[key], metric_for[f"{key}_label"] = m, _metric_label(ds, m)
+    areas, funnel = rank_drivers(tables, rep_id, peers, tuple(ds.config.stages), metric_for,
+                                 ds.config.thresholds.late_logging_days)
+    if funnel["resolved_deals"] < MIN_RESOLVED_DEALS and funnel["active_weeks"] < MIN_ACTIVE_WEEKS:
+        return FocusResult([], (
+            f"Too little data yet to pick a focus from the numbers: {funnel['resolved_deals']} deal(s) won or "
+            f"lost in the last {max(lookback_weeks, CONVERSION_WEEKS)} weeks and {funnel['active_weeks']} week(s) "
+            f"with logged activity. The rep's own view of where to start is the better guide for now."))
+    if not areas:
+        return FocusResult([], "Nothing stands out against the team strongly enough to pick a focus from the "
+                               "data; the rep's own view of what to work on leads.")
+    chosen = [FocusArea(**{**asdict(a), "reason": a.reason + _gain_sentence(a, int(tables["weeks"]))})
+              for a in areas[:max_areas]]
+    return FocusResult(chosen, None)
+
+
+# =============================================================================== 4. scenarios
+def bootstrap_ratio(numerators, denominators, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
+                    level: float = 0.95) -> tuple[float, float, float]:
+    """Pooled ratio ``sum(y) / sum(x)`` across reps with a percentile bootstrap over reps.
+
+    Returns
+    -------
+    (ratio, low, high)
+    """
+    y = np.asarray(numerators, dtype=float)
+    x = np.asarray(denominators, dtype=float)
+    if len(x) == 0 or x.sum() <= 0:
+        return float("nan"), float("nan"), float("nan")
+    ratio = y.sum() / x.sum()
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(x), size=(samples, len(x)))
+    xs, ys = x[idx].sum(axis=1), y[idx].sum(axis=1)
+    boot = ys[xs > 0] / xs[xs > 0]
+    tail = (1 - level) / 2 * 100
+    return float(ratio), float(np.percentile(boot, tail)), float(np.percentile(boot, 100 - tail))
+
+
+def scenario_table(ratio: float, ratio_low: float, ratio_high: float, delta_per_week: float,
+                   horizons_days=(30, 90), deal_size: float = float("nan"),
+                   win_rate: float = float("nan")) -> pd.DataFrame:
+    """Expected extra opportunities and pipeline from a sustained change of ``delta_per_week``.
+
+    ``extra_opportunities = ratio * delta_per_week * horizon_days / 7``; ``low``/``high`` use the
+    ratio's interval (ordered, so a cut in activity gives a sensible range);
+    ``extra_pipeline_value = extra_opportunities * deal_size``; ``extra_won_value`` also
+    multiplies by ``win_rate``.
+
+    Returns
+    -------
+    DataFrame[horizon_days, extra_opportunities, low, high, extra_pipeline_value, low_value,
+    high_value, extra_won_value]
+    """
+    rows = []
+    for h in horizons_days:
+        weeks = float(h) / 7.0
+        mid = ratio * delta_per_week * weeks
+        a, b = ratio_low * delta_per_week * weeks, ratio_high * delta_per_week * weeks
+        lo, hi = min(a, b), max(a, b)
+        rows.append({"horizon_days": float(h), "extra_opportunities": mid, "low": lo, "high": hi,
+                     "extra_pipeline_value": mid * deal_size, "low_value": lo * deal_size,
+                     "high_value": hi * deal_size, "extra_won_value": mid * deal_size * win_rate})
+    return pd.DataFrame(rows)
+
+
+def _scenario_inputs(ds: Dataset, rep_id: str, as_of, metric: str, lookback_weeks: int = CONVERSION_WEEKS) -> dict:
+    """The team's opportunities per unit of ``metric`` (with bootstrap interval) and the rep's levels."""
+    from . import metrics
+
+    spec = ds.config.commitment_metrics.get(metric)
+    if spec is None:
+        raise ValueError(f"unknown commitment metric {metric!r}")
+    if spec.kind not in ("activity_count", "opportunities_created"):
+        raise ValueError(f"a scenario needs an activity or opportunity metric, not {metric!r} ({spec.kind})")
+    rep_id = str(rep_id)
+    start, end = _focus_window(as_of, ds, lookback_weeks)
+    mw = metrics.metric_weekly(ds, metric, start, end)
+    x = mw.groupby(mw["rep_id"].astype(str))["value"].sum()
+    wp = metrics.weekly_pipeline(ds, start, end)
+    y = wp.groupby(wp["rep_id"].astype(str))["opportunities_created"].sum().reindex(x.index).fillna(0)
+    team = [rep_id] + _peers(ds, rep_id)
+    x, y = x.reindex(team).fillna(0), y.reindex(team).fillna(0)
+    if spec.kind == "opportunities_created":
+        ratio = low = high = 1.0
+    else:
+        if int((x > 0).sum()) < MIN_PEERS:
+            raise ValueError(f"too few reps with {spec.label} to relate it to new opportunities")
+        ratio, low, high = bootstrap_ratio(y.to_numpy(), x.to_numpy())
+    tables = funnel_tables(ds, as_of, 13)
+    _, funnel = rank_drivers(tables, rep_id, _peers(ds, rep_id), tuple(ds.config.stages))
+    return {"ratio": ratio, "low": low, "high": high, "current": float(x[rep_id]) / lookback_weeks,
+            "opps_per_week": float(y[rep_id]) / lookback_weeks, "deal_size": funnel["deal_size"],
+            "win_rate": funnel["win_rate"], "label": spec.label}
+
+
+def scenario(ds: Dataset, rep_id: str, as_of, metric: str = "calls_per_week", from_value: float | None = None,
+             to_value: float | None = None, horizons_days=(30, 90)) -> pd.DataFrame:
+    """What a sustained change in a weekly behaviour would add, with a 95% interval.
+
+    Parameters
+    ----------
+    metric : str
+        An ``activity_count`` (or ``opportunities_created``) commitment metric.
+    from_value : float, optional
+        Current weekly level; default the rep's mean over the last 26 weeks.
+    to_value : float
+        Weekly level in the scenario.
+    horizons_days : tuple of int
+
+    Returns
+    -------
+    DataFrame
+        See :func:`scenario_table`.
+
+    Notes
+    -----
+    The activity-to-pipeline link is the team's pooled ratio of opportunities created per
+    unit of the metric over the last 26 weeks, with a bootstrap-over-reps 95% interval: it
+    assumes an extra call is as productive as the team's average call. Value uses the rep's
+    own deal size and win rate, both shrunk towards the team.
+
+    Raises
+    ------
+    ValueError
+        When ``to_value`` is missing or the data can't support a scenario for this metric.
+    """
+    if to_value is None:
+        raise ValueError("scenario needs to_value, the weekly level to model")
+    inp = _scenario_inputs(ds, rep_id, as_of, metric)
+    start = inp["current"] if from_value is None else float(from_value)
+    return scenario_table(inp["ratio"], inp["low"], inp["high"], float(to_value) - start, horizons_days,
+                          inp["deal_size"], inp["win_rate"])
+
+
+def required_level(current_per_week: float, opps_per_week: float, ratio: float, deal_size: float,
+                   pipeline_target_value: float, horizon_days: float) -> float:
+    """Weekly level of the metric that would create ``pipeline_target_value`` over ``horizon_days``.
+
+    Expected pipeline at today's pace is ``opps_per_week * weeks * deal_size``; the gap is covered
+    at ``ratio * deal_size`` value per extra unit per week. Returns the current level when the pace
+    already covers the target, ``inf`` when the metric adds nothing (ratio 0).
+    """
+    weeks = horizon_days / 7.0
+    gap = pipeline_target_value - opps_per_week * weeks * deal_size
+    if gap <= 0:
+        return float(current_per_week)
+    per_unit = ratio * deal_size * weeks
+    return float("inf") if per_unit <= 0 else float(current_per_week + gap / per_unit)
+
+
+def required_activity(ds: Dataset, rep_id: str, as_of, metric: str, pipeline_target_value: float,
+                      horizon_days: int = 90) -> dict:
+    """The reverse question: what weekly level of ``metric`` would build this much pipeline?
+
+    Returns
+    -------
+    dict
+        ``metric, label, horizon_days, pipeline_target_value, current_per_week,
+        expected_pipeline_at_current_pace, required_per_week, required_low, required_high``
+        (the range from the ratio's interval: a more productive unit needs fewer), ``note``.
+    """
+    inp = _scenario_inputs(ds, rep_id, as_of, metric)
+    args = (inp["current"], inp["opps_per_week"])
+    need = required_level(*args, inp["ratio"], inp["deal_size"], pipeline_target_value, horizon_days)
+    lo = required_level(*args, inp["high"], inp["deal_size"], pipeline_target_value, horizon_days)
+    hi = required_level(*args, inp["low"], inp["deal_size"], pipeline_target_value, horizon_days)
+    expected = inp["opps_per_week"] * horizon_days / 7 * inp["deal_size"]
+    if need <= inp["current"]:
+        note = "The current pace already builds this much pipeline in the time, on average."
+    elif not np.isfinite(need):
+        note = f"In this team's data {inp['label']} doesn't relate to new opportunities, so no level is implied."
+    else:
+        note = (f"About {_num(need)} {inp['label']} (between {_num(lo)} and {_num(hi)}) against "
+                f"{_num(inp['current'])} now; a model estimate to discuss, not a quota.")
+    return {"metric": metric, "label": inp["label"], "horizon_days": horizon_days,
+            "pipeline_target_value": float(pipeline_target_value), "current_per_week": inp["current"],
+            "expected_pipeline_at_current_pace": expected, "required_per_week": need,
+            "required_low": lo, "required_high": hi, "note": note}
+
+
+# =============================================================================== 5. questions
+@dataclass
+class Findings:
+    """What the data shows about a rep, for choosing questions. Every field is optional.
+
+    Attributes
+    ----------
+    result_change : float
+        Change of the result against the period before, as a share (-0.05 = down 5%).
+    result_label : str
+        What the result is (``"won value"``).
+    stage_leak : dict
+        ``stage``, ``next_stage``, ``rate``, ``team_rate`` (shares) of the weakest step.
+    stalled_deals : int
+    activity_change : float
+        Activity in the last four weeks against the weeks before, as a share (-0.3 = down 30%).
+    kept_commitment, kept_no_lift, missed_commitment : str
+        Metric label of a commitment kept (and moved), kept without lift, or not kept.
+    follow_up : str
+        The follow-up the rep chose for the missed commitment.
+    late_share : float
+        Share of activities logged late; ``late_days`` the threshold in days.
+    """
+
+    result_change: float | None = None
+    result_label: str = "won value"
+    stage_leak: dict | None = None
+    stalled_deals: int = 0
+    activity_change: float | None = None
+    kept_commitment: str | None = None
+    kept_no_lift: str | None = None
+    missed_commitment: str | None = None
+    follow_up: str | None = None
+    late_share: float | None = None
+    late_days: float = 2.0
+
+
+#: (section, priority): the highest priorities are kept when there are more than MAX_QUESTIONS
+_PRIORITY = {"care": 100, "missed_commitment": 95, "acknowledge": 90, "plan": 85, "support": 82,
+             "follow_up": 80, "stage_leak": 70, "stalled": 65, "kept_no_lift": 62, "activity_drop": 60,
+             "kept_commitment": 58, "late_logging": 55, "explore": 40}
+_ORDER = ["care", "acknowledge", "missed_commitment", "kept_no_lift", "kept_commitment", "stage_leak", "stalled",
+          "activity_drop", "late_logging", "explore", "plan", "support", "follow_up"]
+MAX_QUESTIONS, MIN_QUESTIONS = 7, 4
+#: result and activity changes smaller than this share are "about level"
+LEVEL_BAND = 0.05
+#: activity falling by more than this share is worth a question
+ACTIVITY_DROP = 0.2
+
+
+def _as_findings(findings) -> Findings:
+    if findings is None:
+        return Findings()
+    if isinstance(findings, Findings):
+        return findings
+    known = Findings.__dataclass_fields__
+    return Findings(**{k: v for k, v in dict(findings).items() if k in known})
+
+
+def _has(x) -> bool:
+    return x is not None and not (isinstance(x, float) and not np.isfinite(x))
+
+
+def questions_for(findings, audience: str = "manager") -> list[str]:
+    """Four to seven open questions about the process, chosen by what the data shows.
+
+    Parameters
+    ----------
+    findings : Findings or dict
+        See :class:`Findings`.
+    audience : {"manager", "rep"}
+        ``"rep"`` gives first-person prompts for the rep's pre-read.
+
+    Returns
+    -------
+    list of str
+        Care first, the result acknowledged, then one question per finding (a missed
+        commitment, a stage leak, stalled deals, an activity drop, late logging, a kept
+        commitment), then the plan, support and how to follow up.
+    """
+    if audience not in ("manager", "rep"):
+        raise ValueError(f"audience must be 'manager' or 'rep', not {audience!r}")
+    f = _as_findings(findings)
+    q = wording()["questions"]
+    picked: dict[str, str] = {}
+
+    def add(key: str, section: str, values: dict | None = None, variant: str | None = None) -> None:
+        entry = q[section]
+        text = fill(entry[variant or audience], values or {})
+        picked[key] = text[:1].upper() + text[1:]
+
+    add("care", "care")
+    if _has(f.result_change):
+        values = {"result_change": _pct(abs(f.result_change)), "result_label": f.result_label}
+        kind = ("acknowledge_down" if f.result_change < -LEVEL_BAND else
+                "acknowledge_up" if f.result_change > LEVEL_BAND else "acknowledge_flat")
+        add("acknowledge", kind, values)
+    if f.missed_commitment:
+        follow = _clean(f.follow_up)
+        variant = audience if (follow or audience == "rep") else "manager_no_follow_up"
+        add("missed_commitment", "missed_commitment", {"missed_metric": f.missed_commitment, "follow_up": follow or ""},
+            variant)
+    if f.kept_no_lift:
+        add("kept_no_lift", "kept_no_lift", {"kept_metric": f.kept_no_lift})
+    if f.kept_commitment:
+        add("kept_commitment", "kept_commitment", {"kept_metric": f.kept_commitment})
+    if f.stage_leak:
+        s = f.stage_leak
+        add("stage_leak", "stage_leak", {"stage": s["stage"], "next_stage": s.get("next_stage", "the next stage"),
+                                         "rate": _pct(s["rate"]), "team_rate": _pct(s["team_rate"])})
+    if f.stalled_deals and f.stalled_deals > 0:
+        add("stalled", "stalled", {"n_stalled": str(int(f.stalled_deals))})
+    if _has(f.activity_change) and f.activity_change <= -ACTIVITY_DROP:
+        add("activity_drop", "activity_drop", {"activity_change": _pct(-f.activity_change)})
+    if _has(f.late_share) and f.late_share > LATE_SHARE:
+        add("late_logging", "late_logging", {"late_share": _pct(f.late_share), "late_days": _num(f.late_days)})
+    if (_has(f.result_change) and f.result_change < -LEVEL_BAND) or len(picked) <= 2:
+        add("explore", "explore")
+    for key in ("plan", "support", "follow_up"):
+        add(key, key)
+
+    keep = sorted(picked, key=lambda k: -_PRIORITY[k])[:MAX_QUESTIONS]
+    return [picked[k] for k in _ORDER if k in keep]
+
+
+def findings_for(tv, rep_id: str, reviews: list | None = None) -> Findings:
+    """What the data shows about ``rep_id``, from a report's team view (:func:`coachnb.report.team_view`).
+
+    Parameters
+    ----------
+    tv : coachnb.report.TeamView
+    rep_id : str
+    reviews : list of coachnb.report.CommitmentReview, optional
+        The latest finished one sets kept / kept-no-lift / missed.
+    """
+    ds, w = tv.ds, tv.window
+    rep_id = str(rep_id)
+    f = Findings(late_days=float(ds.config.thresholds.late_logging_days))
+
+    opp = ds.opportunities
+    won = opp[(opp["status"] == "won") & (opp["rep_id"] == rep_id)]
+    span = w.end - w.start
+    now = won[(won["closed_at"] >= w.start) & (won["closed_at"] < w.end)]["amount"].sum()
+    before = won[(won["closed_at"] >= w.start - span) & (won["closed_at"] < w.start)]["amount"].sum()
+    if before > 0:
+        f.result_change = float(now / before - 1)
+
+    if ds.has("stage_history") and len(tv.conversion):
+        conv = tv.conversion.copy()
+        conv["rep_id"] = conv["rep_id"].astype(str)
+        peers = _peers(ds, rep_id)
+        best = None
+        for (frm, to), grp in conv.groupby(["from_stage", "to_stage"], sort=False):
+            g = grp.set_index("rep_id")
+            if rep_id not in g.index:
+                continue
+            mine = g.loc[rep_id]
+            resolved = float(mine["advanced"] + mine["dropped"])
+            team = g.reindex(peers)["rate"].dropna()
+            if resolved < MIN_RESOLVED_DEALS or len(team) < MIN_PEERS or not np.isfinite(mine["rate"]):
+                continue
+            gap = float(np.median(team) - mine["rate"])
+            if gap > 0.1 and (best is None or gap > best[0]):
+                best = (gap, {"stage": frm, "next_stage": to, "rate": float(mine["rate"]),
+                              "team_rate": float(np.median(team))})
+        if best:
+            f.stage_leak = best[1]
+        if len(tv.stalled):
+            f.stalled_deals = int((tv.stalled["rep_id"].astype(str) == rep_id).sum())
+
+    if ds.has("activities"):
+        wa = tv.weekly_activity
+        wa = wa[(wa["rep_id"].astype(str) == rep_id) & (wa["week"] >= w.start.tz_localize(None))
+                & (wa["week"] < w.end.tz_localize(None))]
+        cut = w.end.tz_localize(None) - pd.Timedelta(weeks=4)
+        recent, earlier = wa[wa["week"] >= cut]["total"].mean(), wa[wa["week"] < cut]["total"].mean()
+        if np.isfinite(earlier) and earlier > 0 and np.isfinite(recent):
+            f.activity_change = float(recent / earlier - 1)
+        tl = tv.timeliness
+        late = tl.loc[tl["rep_id"].astype(str) == rep_id, "share_late"]
+        if len(late) and np.isfinite(late.iloc[0]):
+            f.late_share = float(late.iloc[0])
+
+    for rv in reversed(reviews or []):
+        d = getattr(rv, "diagnosis", None)
+        if d is None or d.category == "in_progress":
+            continue
+        label = getattr(rv, "label", None) or "the commitment"
+        if d.category == "not_kept":
+            f.missed_commitment, f.follow_up = label, _clean(rv.commitment.get("follow_up"))
+        elif d.category == "kept_no_lift":
+            f.kept_no_lift = label
+        else:
+            f.kept_commitment = label
+        break
+    return f
+
+
+def self_view(ds: Dataset, rep_id: str) -> pd.DataFrame:
+    """The rep's latest self-assessment score per topic, to set beside the data.
+
+    Returns
+    -------
+    DataFrame[topic, score, date]
+        One row per topic (latest date wins; ties keep the last row), sorted by topic;
+        empty when the rep has none.
+    """
+    sa = ds.self_assessments
+    mine = sa[sa["rep_id"].astype(str) == str(rep_id)]
+    if not len(mine):
+        return pd.DataFrame({"topic": pd.Series([], dtype="string"), "score": pd.Series([], dtype=float),
+                             "date": pd.Series([], dtype=sa["date"].dtype)})
+    latest = mine.sort_values("date", kind="stable").drop_duplicates("topic", keep="last")
+    return latest[["topic", "score", "date"]].sort_values("topic").reset_index(drop=True)
+
+
+def rep_preread_prompts(ds: Dataset, rep_id: str, stages=None, as_of=None, focus: FocusResult | None = None) -> dict:
+    """The rep's pre-read: prompts in the rep's own voice, and a draft 30-day plan.
+
+    Parameters
+    ----------
+    stages : list of str, optional
+        Stages to self-assess; default the team's stages.
+    as_of : date, optional
+        Used to compute the top focus area when ``focus`` isn't given; default today.
+    focus : FocusResult, optional
+
+    Returns
+    -------
+    dict
+        ``self_assessment`` (one prompt per stage, citing the last score when there is one),
+        ``keep_drop_create`` (three prompts), ``skill`` (two prompts), ``plan`` (dict with
+        metric, label, baseline, target, days, text; or None), and ``sections``: the same as
+        ``(title, [items])`` pairs for display.
+    """
+    p = wording()["preread"]
+    stages = list(stages) if stages is not None else list(ds.config.stages)
+    scores = self_view(ds, rep_id).set_index("topic")["score"] if len(ds.self_assessments) else pd.Series(dtype=float)
+    self_prompts = []
+    for stage in stages:
+        if stage in scores.index and np.isfinite(scores[stage]):
+            self_prompts.append(fill(p["self_assessment_with_score"], {"stage": stage, "score": _num(float(scores[stage]))}))
+        else:
+            self_prompts.append(fill(p["self_assessment"], {"stage": stage}))
+    kdc = [p["keep"], p["drop"], p["create"]]
+    skill = [p["skill"], p["skill_next"]]
+    if focus is None:
+        focus = focus_areas(ds, rep_id, as_of if as_of is not None else pd.Timestamp.today().normalize())
+    plan = None
+    sugg = next((a.suggested for a in focus.areas if a.suggested), None)
+    if sugg:
+        plan = {**sugg, "days": 30,
+                "text": (f"For the next 30 days: {sugg['label']} from {_num(sugg['baseline'])} to "
+                         f"{_num(sugg['target'])} a week (a draft to change or replace in the 1:1).")}
+    sections = [("How I rate myself, stage by stage", self_prompts),
+                ("Keep, drop, create", kdc),
+                ("Building skill", skill)]
+    if plan:
+        sections.append(("A draft 30-day plan", [plan["text"]]))
+    return {"self_assessment": self_prompts, "keep_drop_create": kdc, "skill": skill, "plan": plan,
+            "sections": sections}
+
+
+PLAN_BLANKS = ["The one or two changes for the next 30 days", "How I'll know it's happening (metric, level per week)",
+               "What would help, and from whom", "How I'd like to be followed up if it slips",
+               "Date of the next 1:1"]
+
+
+def plan_template(focus: FocusResult, reviews: list | None = None) -> dict:
+    """The 30-day plan to fill in at the 1:1, prefilled from the top focus area that suggests one.
+
+    Returns
+    -------
+    dict
+        ``prefilled``: list of (label, value) pairs or None; ``note`` when nothing is prefilled;
+        ``blanks``: labels of lines to fill by hand; ``suggested``: the suggestion dict or None.
+    """
+    sugg = next((a.suggested for a in (focus.areas if focus else []) if a.suggested), None)
+    area = next((a for a in (focus.areas if focus else []) if a.suggested), None)
+    running = [rv for rv in (reviews or []) if getattr(rv, "diagnosis", None) is not None
+               and rv.diagnosis.category in ("in_progress", "kept_too_early")]
+    if sugg is None:
+        note = "No behaviour to suggest from the data; agree the change together."
+        if running:
+            note = "A commitment is still running; it may be enough to continue it rather than add another."
+        return {"prefilled": None, "note": note, "blanks": PLAN_BLANKS, "suggested": None}
+    prefilled = [("Suggested from the data", area.area),
+                 ("Behaviour", sugg["label"]),
+                 ("Now (per week)", _num(sugg["baseline"])),
+                 ("Draft target (per week)", _num(sugg["target"])),
+                 ("Length", "30 days")]
+    if running:
+        prefilled.append(("Still running", "a current commitment; one or two changes at a time"))
+    return {"prefilled": prefilled, "note": None, "blanks": PLAN_BLANKS, "suggested": sugg}
