@@ -821,7 +821,7 @@ def _reps(raw, files, fmt, timezone, opps, activities, problems) -> pd.DataFrame
         missing = sorted(first_seen.index)
     if missing:
         derived = pd.DataFrame({"rep_id": missing})
-        derived["name"] = derived["rep_id"].map(names).fillna(derived["rep_id"])
+        derived["name"] = [names.get(r, r) for r in derived["rep_id"]]
         derived["team"] = str(defaults["team"])
         derived["manager"] = str(defaults["manager"])
         # without a user export the first day a rep shows up in the data stands in for the hire date
