@@ -491,6 +491,47 @@ def commitment_reviews(tv: TeamView, rep_id: str) -> list[CommitmentReview]:
     return out
 
 
+# --------------------------------------------------------------------------- findings for questions
+def findings_for(tv: TeamView, rep_id: str, reviews: list, sections: dict):
+    """What the data shows about the rep, as :class:`coachnb.coaching.Findings` (chooses the questions)."""
+    from .coaching import Findings
+
+    ds, w = tv.ds, tv.window
+    opps = ds.opportunities
+    won = opps[(opps["rep_id"] == rep_id) & (opps["status"] == "won")]
+    this = won.loc[(won["closed_at"] >= w.start) & (won["closed_at"] < w.end), "amount"].sum()
+    before = won.loc[(won["closed_at"] >= w.start - (w.end - w.start)) & (won["closed_at"] < w.start), "amount"].sum()
+    result_change = float(this / before - 1) if before > 0 else None
+
+    leak = None
+    conv = sections.get("conversion")
+    if conv is not None and conv.weakest_step:
+        row = conv.rep[conv.rep["step"] == conv.weakest_step].iloc[0]
+        team_rate = conv.team.set_index("step").loc[conv.weakest_step, "median"]
+        leak = {"stage": row["from_stage"], "next_stage": row["to_stage"], "rate": float(row["rate"]),
+                "team_rate": float(team_rate)}
+    act = sections.get("activity")
+    activity_change = float(act.trend_ratio - 1) if act is not None and np.isfinite(act.trend_ratio) else None
+    stalled = sections.get("stalled")
+    cap = sections.get("capture")
+
+    f = dict(result_change=result_change, stage_leak=leak,
+             stalled_deals=len(stalled.deals) if stalled is not None else 0,
+             activity_change=activity_change,
+             late_share=float(cap.rep["share_late"]) if cap is not None and cap.rep.get("n_with_logged_at") else None,
+             late_days=ds.config.thresholds.late_logging_days)
+    for rv in reviews:
+        cat = getattr(rv.diagnosis, "category", None)
+        if cat == "kept_moved":
+            f["kept_commitment"] = rv.label
+        elif cat == "kept_no_lift":
+            f["kept_no_lift"] = rv.label
+        elif cat == "not_kept":
+            f["missed_commitment"] = rv.label
+            f["follow_up"] = rv.commitment.get("follow_up") or None
+    return Findings(**f)
+
+
 # --------------------------------------------------------------------------- the whole report
 MISSING = {
     "activity": "No activity log was provided, so activity volume and mix can't be shown. "
@@ -578,10 +619,17 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
                                                           from_value=sc["baseline"], to_value=sc["target"])))
             except ValueError:
                 pass  # a scenario the data can't support is left out; the focus area still stands
-    findings = coaching.findings_for(tv, rep_id, reviews) if hasattr(coaching, "findings_for") else {}
-    questions = coaching.questions_for(findings, audience=audience)
+    sections = dict(
+        activity=activity_section(tv, rep_id) if has_activity else None,
+        conversion=conversion_section(tv, rep_id) if has_stages else None,
+        velocity=velocity_section(tv, rep_id) if has_stages else None,
+        stalled=stalled_section(tv, rep_id) if has_stages else None,
+        capture=capture_section(tv, rep_id) if has_activity else None,
+    )
+    questions = coaching.questions_for(findings_for(tv, rep_id, reviews, sections), audience=audience)
     plan = coaching.plan_template(focus, reviews)
-    preread = coaching.rep_preread_prompts(ds, rep_id, list(ds.config.stages)) if audience == "rep" else None
+    preread = (coaching.rep_preread_prompts(ds, rep_id, list(ds.config.stages), as_of=as_of_ts, focus=focus)
+               if audience == "rep" else None)
 
     excluded = ds.excluded
     excluded_note = None
@@ -590,12 +638,6 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
                          f"({', '.join(sorted(set(excluded['reason'].astype(str))))[:300]}).")
     return RepReport(
         audience=audience, intro=INTRO[audience], header=header_section(tv, rep_id),
-        commitments=reviews, pattern=pattern,
-        activity=activity_section(tv, rep_id) if has_activity else None,
-        conversion=conversion_section(tv, rep_id) if has_stages else None,
-        velocity=velocity_section(tv, rep_id) if has_stages else None,
-        stalled=stalled_section(tv, rep_id) if has_stages else None,
-        capture=capture_section(tv, rep_id) if has_activity else None,
-        focus=focus, scenarios=scenarios, questions=questions, plan=plan, preread=preread,
+        commitments=reviews, pattern=pattern, **sections, focus=focus, scenarios=scenarios, questions=questions, plan=plan, preread=preread,
         results=results_section(tv, rep_id), missing=MISSING, excluded_note=excluded_note,
     )
