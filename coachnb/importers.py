@@ -367,7 +367,13 @@ def _mapped_frame(spec: dict, table: str, files: list[Path], fmt: dict, problems
             empty = out[target] == ""
             out.loc[empty, target] = str(default)
         out["_formats"] = [spec] * len(out)
-        out["_src"] = [src.loc[i] for i in src.index] if spec.get("stage_entered") else None
+        for i, column in enumerate(spec.get("stage_entered", {})):
+            real = _resolve_column(src, column)
+            if real is None:
+                problems.errors.append(Problem(path.name, None, column, None, "missing_column",
+                                               "the mapping's stage_entered names this column, which the file lacks"))
+                continue
+            out[f"_entered_{i}"], out[f"_entered_col_{i}"] = src[real], real
         parts.append(out)
     frame = pd.concat(parts, ignore_index=True)
     for target in wanted:
@@ -691,19 +697,20 @@ def _history_from_file(spec, files, fmt, raw, timezone, problems) -> pd.DataFram
 
 def _history_from_columns(spec, opps, raw, timezone, problems) -> pd.DataFrame:
     """HubSpot-style ``hs_date_entered_<stage>`` columns: one stage-entry row per filled cell."""
-    src_rows = opps[opps["_formats"].map(lambda s: s is spec)]
-    rows = []
-    for column, raw_stage in spec["stage_entered"].items():
-        for i, r in src_rows.iterrows():
-            col = _resolve_column(r["_src"].to_frame().T, column)
-            value = r["_src"][col] if col is not None else ""
-            if value:
-                rows.append({"opportunity_id": r["opportunity_id"], "raw_stage": raw_stage, "_raw_entered_at": value,
-                             "_file": r["_file"], "_row": r["_row"], "_col_entered_at": col,
-                             "_col_raw_stage": col, "_formats": spec, "entered_at": value})
-    if not rows:
+    rows = opps[opps["_formats"].map(lambda s: s is spec)]
+    parts = []
+    for i, raw_stage in enumerate(spec["stage_entered"].values()):
+        if f"_entered_{i}" not in rows:
+            continue
+        filled = rows[rows[f"_entered_{i}"] != ""]
+        parts.append(pd.DataFrame({
+            "opportunity_id": filled["opportunity_id"], "raw_stage": raw_stage,
+            "entered_at": filled[f"_entered_{i}"], "_raw_entered_at": filled[f"_entered_{i}"],
+            "_file": filled["_file"], "_row": filled["_row"], "_col_entered_at": filled[f"_entered_col_{i}"],
+            "_col_raw_stage": filled[f"_entered_col_{i}"], "_formats": filled["_formats"]}))
+    if not parts:
         return pd.DataFrame()
-    frame = pd.DataFrame(rows)
+    frame = pd.concat(parts, ignore_index=True)
     frame["entered_at"] = _dates(frame, "entered_at", raw, timezone, problems)
     return frame
 

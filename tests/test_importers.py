@@ -355,3 +355,11 @@ def test_cli_errors_exit_2(tmp_path):
     assert no_out.returncode == 2 and "--out" in no_out.stderr
     wrong = _cli(FIXTURES / "hubspot", "--mapping", "salesforce", "--out", tmp_path / "data")
     assert wrong.returncode == 2 and "Opportunity.csv" in wrong.stderr
+
+
+def test_example_mapping_in_docs_is_valid():
+    import re
+
+    text = (REPO / "docs" / "importing.md").read_text(encoding="utf-8")
+    block = re.search(r"## The mapping file\n\n```toml\n(.*?)```", text, re.S).group(1)
+    importers.load_mapping(tomllib.loads(block))
