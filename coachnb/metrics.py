@@ -520,6 +520,8 @@ def _km_quantile(curves: pd.DataFrame, p: float, n_groups: int) -> np.ndarray:
 
 def _km_rmst(curves: pd.DataFrame, horizon: float, n_groups: int, has_data: np.ndarray) -> np.ndarray:
     """Area under each group's KM curve from 0 to ``horizon`` days (restricted mean)."""
+    if curves.empty:
+        return np.full(n_groups, np.nan)
     g = curves["g"].to_numpy(dtype=np.int64)
     t = np.minimum(curves["t"].to_numpy(dtype=float), horizon)
     s = curves["surv"].to_numpy(dtype=float)

@@ -8,18 +8,25 @@ ones are converted to it, as the loader does.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import pandas as pd
 
 from coachnb.config import ProcessConfig
 from coachnb.schema import TABLES, Dataset, empty_frame
 
 
+@lru_cache(maxsize=None)
+def _empty(table: str, tz: str) -> pd.DataFrame:
+    return empty_frame(table, tz)
+
+
 def typed_frame(table: str, rows: list[dict] | None, tz: str = "UTC") -> pd.DataFrame:
     """A frame of ``table`` with the schema dtypes holding ``rows``."""
     rows = rows or []
-    base = empty_frame(table, tz)
+    base = _empty(table, tz)
     if not rows:
-        return base
+        return base.copy()
     raw = pd.DataFrame(rows)
     unknown = set(raw.columns) - set(base.columns)
     if unknown:
