@@ -164,8 +164,7 @@ def since_last_time(r) -> None:
             key_sentence(a.activity.sentence)
             p = a.pipeline
             display(HTML(f'<p class="cnb-verdict {VERDICT_CSS.get(p.verdict, "")}">'
-                         f"<strong>Did it move pipeline? {esc(p.verdict[:1].upper() + p.verdict[1:])}.</strong> "
-                         f"{esc(p.sentence)}</p>"))
+                         f"<strong>Did it move pipeline?</strong> {esc(p.sentence)}</p>"))
             table(evidence_table(p))
         d = rv.diagnosis
         if d is not None and r.audience == "manager":

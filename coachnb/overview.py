@@ -40,14 +40,17 @@ def _manifest(manifest_path) -> dict:
     return json.loads(p.read_text(encoding="utf-8"))
 
 
+def _entries(manifest: dict) -> list[dict]:
+    return list(manifest.get("reports", []))
+
+
 def _report_links(manifest: dict) -> dict[str, str]:
     """rep_id -> file name of the rep's manager report (relative to the index)."""
     links = {}
-    for entry in manifest.get("reps", {}).values() if isinstance(manifest.get("reps"), dict) else manifest.get("reps", []):
-        if entry.get("status") in ("ok", "skipped") and entry.get("audience", "manager") == "manager":
-            html = entry.get("html") or (entry.get("outputs") or {}).get("html")
-            if html:
-                links[str(entry["rep_id"])] = Path(html).name
+    for entry in _entries(manifest):
+        # a failed rep keeps its last good report, which is still worth linking
+        if entry.get("audience", "manager") == "manager" and entry.get("html"):
+            links[str(entry["rep_id"])] = Path(entry["html"]).name
     return links
 
 
@@ -122,8 +125,7 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     fdr_note = (f"{n_tested} commitment verdicts are listed together. So that chance alone doesn't make one look "
                 "like a real change, their p-values are adjusted for the number tested (Benjamini–Hochberg); "
                 "the q-value is the adjusted figure.") if n_tested else ""
-    failed_entries = [e for e in (manifest.get("reps", {}).values() if isinstance(manifest.get("reps"), dict)
-                                  else manifest.get("reps", [])) if e.get("status") == "failed"]
+    failed_entries = [e for e in _entries(manifest) if e.get("status") == "failed"]
     failed = pd.DataFrame([{"rep_id": e.get("rep_id"), "error": str(e.get("error", ""))[:200]}
                            for e in failed_entries], columns=["rep_id", "error"])
     return Overview(as_of_ts, w.label, reps, managers, fdr_note, failed)
