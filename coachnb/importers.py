@@ -411,9 +411,31 @@ def parse_dates(values: pd.Series, formats, timezone: str = "UTC") -> pd.Series:
         todo = out.isna() & (text != "")
         if not todo.any():
             break
-        parsed = [_one_date(v, fmt, timezone) for v in text[todo]]
-        out[todo] = pd.to_datetime(pd.Series(parsed, index=text[todo].index, dtype=object), errors="coerce")
+        out[todo] = _parse_chunk(text[todo], fmt, timezone)
     return out
+
+
+_OFFSET_RE = r"(?:Z|[+-]\d{2}:?\d{2})$"
+
+
+def _parse_chunk(chunk: pd.Series, fmt: str, timezone: str) -> pd.Series:
+    """One format over many values: vectorized where pandas can, value by value otherwise."""
+    if fmt in ("epoch_ms", "epoch_s"):
+        num = pd.to_numeric(chunk.where(chunk.str.fullmatch(r"-?\d+(\.\d+)?")), errors="coerce")
+        parsed = pd.to_datetime(num, unit="ms" if fmt == "epoch_ms" else "s", errors="coerce", utc=True)
+        return parsed.dt.tz_convert(timezone).dt.tz_localize(None).astype("datetime64[ns]")
+    if fmt not in ("dayfirst", "monthfirst") and "%z" not in fmt and "%Z" not in fmt:
+        pattern = "ISO8601" if fmt == "iso" else fmt
+        aware = chunk.str.contains(_OFFSET_RE) if fmt == "iso" else pd.Series(False, index=chunk.index)
+        out = pd.Series(pd.NaT, index=chunk.index, dtype="datetime64[ns]")
+        if (~aware).any():
+            out[~aware] = pd.to_datetime(chunk[~aware], format=pattern, errors="coerce").astype("datetime64[ns]")
+        if aware.any():
+            utc = pd.to_datetime(chunk[aware], format=pattern, errors="coerce", utc=True)
+            out[aware] = utc.dt.tz_convert(timezone).dt.tz_localize(None).astype("datetime64[ns]")
+        return out
+    parsed = [_one_date(v, fmt, timezone) for v in chunk]
+    return pd.to_datetime(pd.Series(parsed, index=chunk.index, dtype=object), errors="coerce")
 
 
 def _one_date(value: str, fmt: str, timezone: str):
