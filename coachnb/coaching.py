@@ -227,15 +227,20 @@ def commitment_pattern(diagnoses: list[Diagnosis], window: int = 3) -> str | Non
     done = [d.category for d in diagnoses if d is not None and d.category != "in_progress"]
     recent = done[-window:]
     text = wording()["pattern"]
+
+    def say(key: str, n: int, m: int) -> str:
+        out = fill(text[key], {"n": _count_word(n), "m": _count_word(m)})
+        return out[:1].upper() + out[1:]
+
     n_not = sum(c == "not_kept" for c in recent)
     if n_not >= 2:
-        return fill(text["not_kept"], {"n": _count_word(n_not), "m": _count_word(len(recent))})
+        return say("not_kept", n_not, len(recent))
     no_lift_run = _run_length(done, {"kept_no_lift"})
     if no_lift_run >= 2:
-        return fill(text["kept_no_lift"], {"n": _count_word(no_lift_run), "m": _count_word(no_lift_run)})
+        return say("kept_no_lift", no_lift_run, no_lift_run)
     kept_run = _run_length(done, {"kept_moved", "kept_no_lift", "kept_too_early"})
     if kept_run >= 3:
-        return fill(text["kept_streak"], {"n": _count_word(kept_run), "m": _count_word(kept_run)})
+        return say("kept_streak", kept_run, kept_run)
     return None
 
 
@@ -412,7 +417,23 @@ def step_target(baseline: float, team_value: float) -> float:
     return float(max(min(goal, cap), math.floor(baseline) + 1))
 
 
+_TABLES_CACHE: dict = {}
+
+
 def funnel_tables(ds: Dataset, as_of, lookback_weeks: int = 13) -> dict:
+    """Cached :func:`compute_funnel_tables` (per data fingerprint, date and window; hand-built
+    datasets without a fingerprint are not cached)."""
+    if not ds.fingerprint:
+        return compute_funnel_tables(ds, as_of, lookback_weeks)
+    key = (ds.fingerprint, str(_focus_window(as_of, ds, lookback_weeks)), lookback_weeks)
+    if key not in _TABLES_CACHE:
+        if len(_TABLES_CACHE) > 8:
+            _TABLES_CACHE.clear()
+        _TABLES_CACHE[key] = compute_funnel_tables(ds, as_of, lookback_weeks)
+    return _TABLES_CACHE[key]
+
+
+def compute_funnel_tables(ds: Dataset, as_of, lookback_weeks: int = 13) -> dict:
     """Every rep's drivers, from :mod:`coachnb.metrics`, for :func:`focus_areas` and :func:`scenario`.
 
     Returns
@@ -606,7 +627,8 @@ def rank_drivers(tables: dict, rep_id: str, peers: list[str], stages: tuple[str,
         out.append(FocusArea(
             "Deal size", "deal_size",
             f"Deal size: average new opportunity {_money(deals.at[rep_id, 'mean_amount'])} "
-            f"({int(deals.at[rep_id, 'n_created'])} deals), team median {_money(team_size_med)}.",
+            f"({int(deals.at[rep_id, 'n_created'])} new opportunities in {max(CONVERSION_WEEKS, weeks)} weeks), "
+            f"team median {_money(team_size_med)}.",
             s_rep, team_size_med, o_rep * w_rep * (team_size_med - s_rep), float("nan"), None))
 
     out = [a for a in out if a.modeled_gain > max(MIN_GAIN_SHARE * value, 0.0)]
@@ -621,8 +643,9 @@ def rank_drivers(tables: dict, rep_id: str, peers: list[str], stages: tuple[str,
             if metric:
                 base = round(1 - late_rep, 2)
                 goal = round(1 - late_team, 2) if np.isfinite(late_team) else 0.9
+                step = round(min(max(goal, base + 0.1), base + 0.4, 1.0), 2)  # one step, not all the way
                 sugg = {"metric": metric, "label": metric_for.get("logged_label", "share logged on time"),
-                        "baseline": base, "target": min(1.0, max(goal, round(base + 0.1, 2)))}
+                        "baseline": base, "target": step}
             out.insert(0, FocusArea(
                 "Logging activities on time", "data_capture",
                 f"Logging on time: {_pct(late_rep)} of activities logged more than {_num(late_logging_days)} days "
@@ -634,10 +657,11 @@ def rank_drivers(tables: dict, rep_id: str, peers: list[str], stages: tuple[str,
 def _gain_sentence(area: FocusArea, weeks: int) -> str:
     if not np.isfinite(area.modeled_gain):
         return ""
+    n = area.modeled_gain_opportunities
     if area.driver in ("activity", "opportunity_rate"):
-        what = f"about {_num(area.modeled_gain_opportunities)} more new opportunities and "
+        what = f"about {_num(n)} more new {'opportunity' if _num(n) == '1' else 'opportunities'} and "
     elif area.driver == "conversion":
-        what = f"about {_num(area.modeled_gain_opportunities)} more deals moving on and "
+        what = f"about {_num(n)} more {'deal' if _num(n) == '1' else 'deals'} moving on and "
     else:
         what = ""
     return (f" Moving to the team median on this alone, everything else as it is, the model expects "
@@ -906,7 +930,7 @@ _ORDER = ["care", "acknowledge", "missed_commitment", "kept_no_lift", "kept_comm
           "activity_drop", "late_logging", "explore", "plan", "support", "follow_up"]
 MAX_QUESTIONS, MIN_QUESTIONS = 7, 4
 #: result and activity changes smaller than this share are "about level"
-LEVEL_BAND = 0.05
+LEVEL_BAND = 0.02
 #: activity falling by more than this share is worth a question
 ACTIVITY_DROP = 0.2
 

@@ -1,0 +1,322 @@
+"""The coaching loop: diagnosis, patterns, shrinkage, focus areas, scenarios and questions."""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from coachnb import coaching
+from coachnb.coaching import (
+    Diagnosis, Findings, bootstrap_ratio, classify, commitment_pattern, diagnose, fit_beta_prior, focus_areas,
+    questions_for, required_level, scenario, scenario_table, self_view, shrunk_rate,
+)
+
+AS_OF = "2026-11-23"
+
+
+# ----------------------------------------------------------------------------- constructed assessments
+@dataclass
+class Act:
+    adherence: str
+    pre_rate: float = 5.0
+    post_rate: float = 10.0
+    target: float = 10.0
+
+
+@dataclass
+class Pipe:
+    verdict: str
+    direction: str | None = None
+    weeks_needed: int | None = None
+
+
+@dataclass
+class Assessment:
+    activity: Act
+    pipeline: Pipe
+
+
+COMMITMENT = {"commitment_id": "K0007", "metric": "calls_per_week", "baseline": 5.0, "target": 10.0,
+              "end": pd.Timestamp("2026-09-30"), "follow_up": "check in on Friday afternoons"}
+
+
+def test_kept_and_moved():
+    d = diagnose(Assessment(Act("kept"), Pipe("moved", "up")), commitment=COMMITMENT, finished=True)
+    assert d.category == "kept_moved" and d.commitment_id == "K0007"
+    assert "calls per week" in d.opening_question and d.opening_question.endswith("?")
+
+
+def test_kept_without_lift_is_nobodys_fault_and_asks_what_to_adjust():
+    d = diagnose(Assessment(Act("kept"), Pipe("no meaningful change")), commitment=COMMITMENT, finished=True)
+    assert d.category == "kept_no_lift"
+    assert "nobody is in trouble" in d.detail.lower()
+    assert "adjust" in d.opening_question and d.opening_question.endswith("?")
+    # pipeline that moved down after a kept commitment is also "no lift", not a kept_moved
+    down = diagnose(Assessment(Act("kept"), Pipe("moved", "down")), commitment=COMMITMENT, finished=True)
+    assert down.category == "kept_no_lift"
+
+
+def test_kept_but_too_early_says_how_many_more_weeks():
+    d = diagnose(Assessment(Act("kept"), Pipe("not enough data to tell", weeks_needed=6)),
+                 commitment=COMMITMENT, finished=True)
+    assert d.category == "kept_too_early"
+    assert "about 6 more weeks" in d.opening_question and "6 more weeks" in d.detail
+
+
+def test_not_kept_opens_with_the_follow_up_the_rep_chose():
+    d = diagnose(Assessment(Act("not kept", post_rate=5.2), Pipe("activity did not change")),
+                 commitment=COMMITMENT, finished=True)
+    assert d.category == "not_kept" and d.label == "Not kept"
+    assert '"check in on Friday afternoons"' in d.opening_question
+    assert d.opening_question.startswith("When we agreed this, you asked me")
+    assert d.opening_question.endswith("What got in the way of calls per week?")
+
+
+def test_not_kept_without_a_recorded_follow_up_asks_how_to_follow_up():
+    c = {**COMMITMENT, "follow_up": pd.NA}
+    d = diagnose(Assessment(Act("not kept"), Pipe("activity did not change")), commitment=c, finished=True)
+    assert d.category == "not_kept"
+    assert '"' not in d.opening_question and "how would you like me to check in" in d.opening_question
+
+
+def test_partly_kept_is_an_execution_talk_that_starts_from_progress():
+    d = diagnose(Assessment(Act("partly kept", post_rate=8.0), Pipe("no meaningful change")),
+                 commitment=COMMITMENT, finished=True)
+    assert d.category == "not_kept" and d.label == "Partly kept"
+    assert "from 5 to about 8 a week" in d.opening_question and '"check in on Friday afternoons"' in d.opening_question
+
+
+def test_in_progress_while_the_commitment_runs():
+    assert diagnose(Assessment(Act("too early"), Pipe("not enough data to tell")), commitment=COMMITMENT).category \
+        == "in_progress"
+    running = diagnose(Assessment(Act("kept"), Pipe("not enough data to tell")), commitment=COMMITMENT,
+                       finished=False)
+    assert running.category == "in_progress" and "30 Sep" in running.opening_question
+    assert classify("not kept", "activity did not change", finished=False) == "in_progress"
+    with pytest.raises(ValueError):
+        classify("sort of", "moved")
+
+
+def test_rep_audience_speaks_in_the_first_person():
+    d = diagnose(Assessment(Act("not kept"), Pipe("activity did not change")), commitment=COMMITMENT,
+                 finished=True, audience="rep")
+    assert d.opening_question.startswith("When I agreed this, I asked")
+
+
+def _d(cat):
+    return Diagnosis(cat, cat, "?", "")
+
+
+def test_patterns_across_commitments():
+    two_missed = commitment_pattern([_d("kept_moved"), _d("not_kept"), _d("in_progress"), _d("not_kept")])
+    assert two_missed.startswith("Two of the last three commitments weren't kept")
+    assert commitment_pattern([_d("kept_no_lift"), _d("kept_no_lift")]).startswith("The last two commitments were kept")
+    streak = commitment_pattern([_d("not_kept"), _d("kept_moved"), _d("kept_too_early"), _d("kept_moved")])
+    assert streak.startswith("The last three commitments were all kept")
+    assert commitment_pattern([_d("not_kept")]) is None
+    assert commitment_pattern([_d("not_kept"), _d("kept_moved"), _d("kept_moved"), _d("not_kept")]) is None
+    assert commitment_pattern([]) is None
+
+
+# ----------------------------------------------------------------------------- shrinkage
+def test_beta_prior_by_moments_matches_hand_calculation():
+    # p = 10/20 = .5; sum n (x - p)^2 / (p q) = (10*.04 + 10*.04) / .25 = 3.2; m = 2, N = 20, sum n^2/N = 10
+    # rho = (3.2 - 1) / (20 - 2 + 1 - 10) = 2.2 / 9; alpha + beta = 1/rho - 1 = 34/11
+    a, b = fit_beta_prior([3, 7], [10, 10])
+    assert a == pytest.approx(17 / 11) and b == pytest.approx(17 / 11)
+    assert shrunk_rate([1], [3], a, b)[0] == pytest.approx(28 / 67)  # (1 + 17/11) / (3 + 34/11)
+
+
+def test_shrinkage_pulls_a_one_of_three_rep_towards_the_team():
+    k = np.array([1, 10, 11, 9, 10, 12, 8])
+    n = np.array([3, 20, 20, 20, 20, 20, 20])
+    a, b = fit_beta_prior(k, n)
+    post = shrunk_rate(k, n, a, b)
+    team = k[1:].sum() / n[1:].sum()  # 0.5
+    assert 1 / 3 < post[0] < team
+    assert abs(post[0] - team) < abs(1 / 3 - team) / 2  # more than half way to the team
+    # a rep with plenty of deals keeps most of their own rate
+    k2, n2 = np.append(k, 60), np.append(n, 200)  # 30% on 200 deals
+    a2, b2 = fit_beta_prior(k2, n2)
+    assert shrunk_rate([60], [200], a2, b2)[0] == pytest.approx(0.3, abs=0.05)
+    assert fit_beta_prior([0], [0]) != fit_beta_prior([0], [0])  # (nan, nan) without trials
+
+
+# ----------------------------------------------------------------------------- scenarios
+def test_scenario_table_matches_hand_calculation():
+    t = scenario_table(1 / 6, 0.1, 0.25, delta_per_week=5, horizons_days=(30, 90), deal_size=12000, win_rate=0.25)
+    assert list(t["horizon_days"]) == [30, 90]
+    first = t.iloc[0]
+    assert first["extra_opportunities"] == pytest.approx(25 / 7)  # 1/6 * 5 calls * 30/7 weeks
+    assert first["low"] == pytest.approx(0.1 * 5 * 30 / 7) and first["high"] == pytest.approx(0.25 * 5 * 30 / 7)
+    assert first["extra_pipeline_value"] == pytest.approx(25 / 7 * 12000)
+    assert first["extra_won_value"] == pytest.approx(25 / 7 * 12000 * 0.25)
+    assert t.iloc[1]["extra_opportunities"] == pytest.approx(3 * 25 / 7)
+    cut = scenario_table(1 / 6, 0.1, 0.25, delta_per_week=-5, horizons_days=(30,), deal_size=1.0)
+    assert cut.iloc[0]["low"] < cut.iloc[0]["extra_opportunities"] < cut.iloc[0]["high"] < 0
+
+
+def test_bootstrap_ratio_is_pooled_and_bounded_by_the_reps():
+    ratio, low, high = bootstrap_ratio([2, 3, 5], [10, 20, 30])
+    assert ratio == pytest.approx(1 / 6)
+    assert 0.15 <= low < ratio < high <= 0.2  # a resampled pooled ratio lies between the reps' own ratios
+
+
+def test_required_level_hand_calculation():
+    # 1 opp/week at 10,000 over 10 weeks = 100,000; 100,000 short; each extra call/week adds .1*10,000*10
+    assert required_level(10, 1, 0.1, 10_000, 200_000, 70) == pytest.approx(20)
+    assert required_level(10, 1, 0.1, 10_000, 50_000, 70) == 10
+    assert required_level(10, 1, 0.0, 10_000, 200_000, 70) == float("inf")
+
+
+# ----------------------------------------------------------------------------- with data
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory):
+    from coachnb.loading import load
+    from coachnb.sample import write_demo_data
+
+    out = write_demo_data(tmp_path_factory.mktemp("demo"), reps=12, weeks=40, seed=7, end=AS_OF)
+    return load(out)
+
+
+def _with_new_rep(ds, n_deals: int, n_activities: int):
+    """A copy of ``ds`` with rep RNEW: ``n_deals`` lost deals and ``n_activities`` calls in the last weeks."""
+    reps = ds.reps.copy()
+    new = reps.iloc[[0]].copy()
+    new["rep_id"] = pd.array(["RNEW"], dtype="string")
+    opp = ds.opportunities
+    deals = opp[opp["status"] == "lost"].tail(n_deals).copy()
+    deals["rep_id"] = pd.array(["RNEW"] * len(deals), dtype="string")
+    deals["opportunity_id"] = pd.array([f"ONEW{i}" for i in range(len(deals))], dtype="string")
+    acts = ds.activities.tail(n_activities).copy()
+    acts["rep_id"] = pd.array(["RNEW"] * len(acts), dtype="string")
+    acts["activity_id"] = pd.array([f"ANEW{i}" for i in range(len(acts))], dtype="string")
+    acts["opportunity_id"] = pd.array([pd.NA] * len(acts), dtype="string")
+    return dataclasses.replace(ds, reps=pd.concat([reps, new], ignore_index=True),
+                               opportunities=pd.concat([opp, deals], ignore_index=True),
+                               activities=pd.concat([ds.activities, acts], ignore_index=True), fingerprint="")
+
+
+def test_focus_never_more_than_two(ds):
+    tables = coaching.funnel_tables(ds, AS_OF)
+    counts = []
+    for rep in ds.reps["rep_id"]:
+        res = focus_areas(ds, rep, AS_OF, max_areas=5, tables=tables)
+        counts.append(len(res.areas))
+        assert len(res.areas) <= 2
+        for a in res.areas:
+            assert "team median" in a.reason
+            assert a.driver == "data_capture" or a.modeled_gain > 0
+            if a.suggested:
+                assert a.suggested["metric"] in ds.config.commitment_metrics
+                assert a.suggested["target"] != a.suggested["baseline"]
+    assert max(counts) == 2  # the demo team has reps with clear gaps
+
+
+def test_focus_is_empty_with_a_note_for_a_rep_with_too_little_data(ds):
+    small = _with_new_rep(ds, n_deals=2, n_activities=3)
+    res = focus_areas(small, "RNEW", AS_OF)
+    assert res.areas == [] and "Too little data" in res.note and "2 deal(s)" in res.note
+
+
+def test_scenario_on_data_uses_the_pooled_team_ratio(ds):
+    rep = "R001"
+    t = scenario(ds, rep, AS_OF, metric="calls_per_week", from_value=10, to_value=15, horizons_days=(28,))
+    # by hand: calls and new opportunities over the 26 whole weeks before the 1:1's week, R001's team
+    end = pd.Timestamp("2026-11-23", tz=ds.config.timezone)  # a Monday: the 1:1's week starts here
+    start = end - pd.Timedelta(weeks=26)
+    team = set(ds.reps.loc[ds.reps["team"] == ds.reps.set_index("rep_id").at[rep, "team"], "rep_id"])
+    assert len(team) >= 4
+    a, o = ds.activities, ds.opportunities
+    calls = ((a["type"] == "call") & (a["occurred_at"] >= start) & (a["occurred_at"] < end)
+             & a["rep_id"].isin(team)).sum()
+    opps = ((o["created_at"] >= start) & (o["created_at"] < end) & o["rep_id"].isin(team)).sum()
+    assert t.iloc[0]["extra_opportunities"] == pytest.approx(opps / calls * 5 * 4)
+    assert t.iloc[0]["low"] < t.iloc[0]["extra_opportunities"] < t.iloc[0]["high"]
+    with pytest.raises(ValueError):
+        scenario(ds, rep, AS_OF, metric="logged_on_time_share", to_value=0.9)
+
+
+def test_self_view_keeps_the_latest_score_per_topic(ds):
+    sa = pd.DataFrame({"rep_id": pd.array(["R001"] * 3 + ["R002"], dtype="string"),
+                       "date": pd.to_datetime(["2026-05-01", "2026-08-01", "2026-06-01", "2026-09-01"]),
+                       "topic": pd.array(["Discovery", "Discovery", "Proposal", "Discovery"], dtype="string"),
+                       "score": [2.0, 4.0, 3.0, 1.0]})
+    view = self_view(dataclasses.replace(ds, self_assessments=sa), "R001")
+    assert list(view["topic"]) == ["Discovery", "Proposal"] and list(view["score"]) == [4.0, 3.0]
+    assert len(self_view(dataclasses.replace(ds, self_assessments=sa), "R009")) == 0
+
+
+def test_preread_prompts_are_first_person_with_a_draft_plan(ds):
+    focus = focus_areas(ds, "R008", AS_OF)
+    pre = coaching.rep_preread_prompts(ds, "R008", ["Discovery", "Proposal"], focus=focus)
+    assert len(pre["self_assessment"]) == 2 and all("?" in p for p in pre["self_assessment"])
+    for prompt in pre["keep_drop_create"] + pre["skill"]:
+        assert re.search(r"\b(I|I'd|my|me)\b", prompt) and not re.search(r"\byou\b", prompt, re.I), prompt
+    sugg = next(a.suggested for a in focus.areas if a.suggested)
+    assert pre["plan"]["metric"] == sugg["metric"] and pre["plan"]["target"] == sugg["target"]
+    plan = coaching.plan_template(focus, [])
+    assert dict(plan["prefilled"])["Behaviour"] == sugg["label"]
+
+
+# ----------------------------------------------------------------------------- questions
+RICH = Findings(result_change=-0.05, stage_leak={"stage": "Discovery", "next_stage": "Qualification", "rate": 0.25,
+                                                 "team_rate": 0.5},
+                stalled_deals=3, activity_change=-0.3, missed_commitment="calls per week",
+                follow_up="Ask me on Fridays", late_share=0.45)
+ORDERS = ("you must", "make ", "do ", "you need to", "you should", "start ", "stop ", "focus on")
+
+
+def _no_orders(qs):
+    for q in qs:
+        assert q.endswith("?"), q
+        assert not q.lower().startswith(ORDERS), q
+        assert "{" not in q and "}" not in q, q
+
+
+def test_questions_vary_with_what_the_data_shows():
+    quiet = questions_for(Findings())
+    rich = questions_for(RICH)
+    assert 4 <= len(quiet) <= 7 and 4 <= len(rich) <= 7
+    assert quiet != rich
+    text = " ".join(rich)
+    assert "down 5%" in text and '"Ask me on Fridays"' in text
+    assert "About 25% of your deals moved on from Discovery, against a team median of 50%" in text
+    assert rich[0].startswith("Before we look at the numbers")  # care first
+    stalled_only = questions_for({"stalled_deals": 4})
+    assert any(q.startswith("4 of your deals") for q in stalled_only)
+    assert not any("Discovery" in q for q in stalled_only)
+    up = questions_for({"result_change": 0.12})
+    assert any("up 12%" in q for q in up) and not any("down" in q for q in up)
+
+
+def test_rep_questions_are_first_person():
+    rep = questions_for(RICH, audience="rep")
+    assert "Which of my deals moved past Discovery, and what did I do differently there?" in " ".join(rep)
+    assert not any(" your " in f" {q.lower()} " for q in rep)
+
+
+def test_no_question_is_an_order():
+    _no_orders(questions_for(RICH))
+    _no_orders(questions_for(RICH, audience="rep"))
+    _no_orders(questions_for(Findings(kept_commitment="emails per week", kept_no_lift="calls per week")))
+    # every question template in questions.toml, filled with dummy values
+    w = coaching.wording()
+    dummy = {k: "X" for k in ("metric_label", "baseline", "target", "achieved", "weeks_more", "end", "follow_up",
+                              "result_change", "result_label", "missed_metric", "kept_metric", "stage",
+                              "next_stage", "rate", "team_rate", "n_stalled", "activity_change", "late_share",
+                              "late_days", "score")}
+    templates = [v for sec in w["questions"].values() for v in sec.values()]
+    templates += [v for sec in w["diagnosis"].values() for k, v in sec.items() if k not in ("label", "detail")]
+    templates += list(w["preread"].values())
+    filled = [coaching.fill(t, dummy) for t in templates]
+    _no_orders(filled)
+
+
+def test_fill_refuses_an_unfilled_placeholder():
+    with pytest.raises(KeyError, match="stage"):
+        coaching.fill("What happened at {stage}?", {})
