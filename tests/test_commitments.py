@@ -197,3 +197,20 @@ def test_mean_weekly_value_counts_silent_weeks_as_zero_and_skips_pre_hire_weeks(
     assert mean_weekly_value(weekly, "R001", first, last, hire_date=pd.Timestamp("2026-07-15")) == (3.2, 5)
     # a share: weeks with no activity have no value
     assert mean_weekly_value(weekly, "R001", first, last, count_metric=False) == (12.0, 2)
+
+
+def test_auto_baseline_is_the_mean_of_eight_weeks_before_the_dip_guard(tmp_path):
+    from coachnb.sample import write_demo_data
+
+    out = write_demo_data(tmp_path / "demo", reps=6, weeks=30, seed=3, end="2026-11-23")
+    before = (out / "commitments.csv").read_bytes()
+    row = add_commitment(out, rep_id="R002", metric="calls_per_week", target=40, baseline="auto",
+                         start="2026-11-25", days=28, agreed_on="2026-11-23")  # a Wednesday
+    # by hand: start week begins Mon 2026-11-23; baseline weeks 2026-09-14 .. 2026-11-08 (8 weeks)
+    acts = pd.read_csv(out / "activities.csv", dtype=str)
+    when = pd.to_datetime(acts["occurred_at"])
+    calls = ((acts["rep_id"] == "R002") & (acts["type"] == "call")
+             & (when >= "2026-09-14") & (when < "2026-11-09")).sum()
+    assert row["baseline"] == pytest.approx(round(calls / 8, 2))
+    after = (out / "commitments.csv").read_bytes()
+    assert after.startswith(before) and after.count(b"\n") == before.count(b"\n") + 1
