@@ -64,8 +64,12 @@ def report_window(as_of: pd.Timestamp, config: ProcessConfig, lookback_weeks: in
         raise ValueError("lookback_weeks must be at least 1")
     naive_week = pd.Series([as_of.tz_localize(None)]).dt.to_period(config.week_freq).dt.start_time.iloc[0]
     end = naive_week.tz_localize(config.timezone)
-    start = end - pd.Timedelta(weeks=lookback_weeks)
-    return Window(as_of, start, end, lookback_weeks)
+    return Window(as_of, weeks_before(end, lookback_weeks), end, lookback_weeks)
+
+
+def weeks_before(ts: pd.Timestamp, weeks: int) -> pd.Timestamp:
+    """Same local wall-clock time ``weeks`` weeks earlier (across a DST change, not 168 h multiples)."""
+    return (ts.tz_localize(None) - pd.Timedelta(weeks=weeks)).tz_localize(ts.tz)
 
 
 # --------------------------------------------------------------------------- team view (cached)
@@ -117,12 +121,12 @@ def team_view(ds: Dataset, as_of: pd.Timestamp, lookback_weeks: int, history_wee
     if key in _TEAM_CACHE:
         return _TEAM_CACHE[key]
     w = report_window(as_of, ds.config, lookback_weeks)
-    history_start = w.end - pd.Timedelta(weeks=history_weeks)
+    history_start = weeks_before(w.end, history_weeks)
     tv = TeamView(
         ds=ds, window=w, history_start=history_start,
         weekly_activity=metrics.weekly_activity(ds, history_start, w.end),
         weekly_pipeline=metrics.weekly_pipeline(ds, history_start, w.end),
-        conversion=metrics.stage_conversion(ds, w.end - pd.Timedelta(weeks=max(lookback_weeks, 26)), w.end),
+        conversion=metrics.stage_conversion(ds, weeks_before(w.end, max(lookback_weeks, 26)), w.end),
         velocity=metrics.stage_velocity(ds, as_of),
         team_velocity=metrics.team_stage_velocity(ds, as_of),
         stalled=metrics.stalled_deals(ds, as_of),
@@ -461,7 +465,7 @@ def commitment_reviews(tv: TeamView, rep_id: str) -> list[CommitmentReview]:
         c = row.to_dict()
         spec = ds.config.commitment_metrics.get(c["metric"])
         label = spec.label if spec else str(c["metric"])
-        hist_start = min(c["start"] - pd.Timedelta(weeks=52), tv.history_start)
+        hist_start = min(weeks_before(c["start"], 52), tv.history_start)
         key = ("metric", c["metric"], hist_start)
         if key not in tv.cache:
             tv.cache[key] = metrics.metric_weekly(ds, c["metric"], hist_start, w.end)
@@ -482,7 +486,7 @@ def commitment_reviews(tv: TeamView, rep_id: str) -> list[CommitmentReview]:
             excluded_peers=sorted(set(overlap["rep_id"])))
         diagnosis = coaching.diagnose(assessment, commitment=c, finished=finished)
         mine = mw[mw["rep_id"] == rep_id]
-        lo = c["start"].tz_localize(None) - pd.Timedelta(weeks=8)
+        lo = weeks_before(c["start"], 8).tz_localize(None)
         hi = min(w.end.tz_localize(None), c["end"].tz_localize(None) + pd.Timedelta(weeks=13))
         weekly = mine[(mine["week"] >= lo) & (mine["week"] < hi)][["week", "value"]].reset_index(drop=True)
         agreed = (f"On {c['agreed_on']:%d %b %Y} the agreement was {label}: from {fmt_num(c['baseline'])} "
@@ -500,7 +504,7 @@ def findings_for(tv: TeamView, rep_id: str, reviews: list, sections: dict):
     opps = ds.opportunities
     won = opps[(opps["rep_id"] == rep_id) & (opps["status"] == "won")]
     this = won.loc[(won["closed_at"] >= w.start) & (won["closed_at"] < w.end), "amount"].sum()
-    before = won.loc[(won["closed_at"] >= w.start - (w.end - w.start)) & (won["closed_at"] < w.start), "amount"].sum()
+    before = won.loc[(won["closed_at"] >= weeks_before(w.start, w.weeks)) & (won["closed_at"] < w.start), "amount"].sum()
     result_change = float(this / before - 1) if before > 0 else None
 
     leak = None
