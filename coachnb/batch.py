@@ -1,0 +1,846 @@
+"""Batch generation: one coaching report per rep, in parallel worker processes, plus the team index.
+
+:func:`run_batch` is what ``coachnb run`` calls. In order, it
+
+1. loads and validates the data folder once (:func:`coachnb.loading.load`); on
+   :class:`~coachnb.errors.DataError` it prints the validation report and runs nothing;
+2. selects the reps (all, ``reps=[...]`` or ``team=...``) and, with ``resume=True``, skips those
+   whose fingerprint (data + notebook + coachnb version + parameters) is unchanged and whose
+   outputs exist;
+3. executes the rep notebook with papermill once per rep and audience, parameters passed as a
+   dict so they keep their types (rep id ``"00123"`` stays a string), in worker processes
+   (:class:`WorkerPool`) or on a Dask cluster (``scheduler="tcp://..."``);
+4. renders each successful run to ``<report_dir>/<safe id>.html`` (``.rep.html`` for the rep's own
+   copy) next to the executed ``.ipynb``, atomically; a failed or timed-out run leaves the
+   previous good report in place and is recorded with its error and the failing cell;
+5. writes ``manifest.json`` and renders the team overview notebook into ``index.html``.
+
+Output layout under ``<out>/<as_of>/``::
+
+    index.html, index.ipynb          team overview (rendered last)
+    manifest.json                    one entry per rep and audience (see :func:`run_batch`)
+    <id>.html, <id>.ipynb            manager report of a rep
+    <id>.rep.html, <id>.rep.ipynb    the rep's own report (audience "rep" or "both")
+    logs/<id>[.rep].log              per-report log: parameters, stderr, error
+    logs/<id>[.rep].failed.ipynb     executed notebook of a failed run, for debugging
+
+Workers never write into the report folder: they return the HTML and notebook to the parent,
+which is the only writer (so runs on a remote Dask cluster need the data folder, not the output
+folder).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import pickle
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback as traceback_module
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from multiprocessing.connection import wait as wait_for_ready
+from pathlib import Path
+
+from . import __version__
+from .errors import CoachnbError, DataError
+from .fsutil import atomic_write_text, path_inside, safe_filename
+
+#: Engine used when ``engine`` is not given.
+DEFAULT_ENGINE = "coachnb_inprocess"
+#: Names that select papermill's standard (kernel) engine, with IPC transport.
+KERNEL_ENGINE_NAMES = frozenset({"papermill", "nbclient", "kernel"})
+AUDIENCES = ("manager", "rep")
+REP_PARAMETERS_REQUIRED = ("rep_id", "data_dir", "as_of")
+OVERVIEW_PARAMETERS_REQUIRED = ("data_dir", "as_of")
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 1
+#: Sentinel: use the notebook shipped with coachnb.
+DEFAULT = "default"
+
+_ANSI = re.compile("\x1b\\[(K|.*?m)")
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class BatchResult:
+    """What :func:`run_batch` did.
+
+    Attributes
+    ----------
+    ok : bool
+        True when every selected report (and the overview) was written or skipped as unchanged.
+    report_dir : Path or None
+        ``<out>/<as_of>``.
+    manifest_path : Path or None
+    reports : list of dict
+        The manifest entries of this run's reports.
+    overview : dict or None
+        The manifest entry of the team overview.
+    duration_s : float
+    error : str or None
+        Why nothing ran (invalid data, ...), if so.
+    """
+
+    ok: bool
+    report_dir: Path | None = None
+    manifest_path: Path | None = None
+    reports: list = field(default_factory=list)
+    overview: dict | None = None
+    duration_s: float = 0.0
+    error: str | None = None
+
+    @property
+    def failed(self) -> list:
+        """Entries of the reports that failed."""
+        return [r for r in self.reports if r["status"] == "failed"]
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def _engine_call(engine: str | None, timeout: float | None) -> tuple[str | None, dict]:
+    """Papermill ``engine_name`` and engine keyword arguments for an engine choice."""
+    engine = engine or DEFAULT_ENGINE
+    if engine in KERNEL_ENGINE_NAMES:
+        from .engine import IPCKernelManager
+
+        return None, {"kernel_manager_class": IPCKernelManager, "execution_timeout": timeout}
+    if engine == DEFAULT_ENGINE:
+        from .engine import register
+
+        register()
+    return engine, {"execution_timeout": timeout}
+
+
+def _excerpt(source: str, max_lines: int = 12, max_chars: int = 800) -> str:
+    lines = source.splitlines()
+    text = "\n".join(lines[:max_lines])
+    if len(lines) > max_lines:
+        text += "\n..."
+    return text if len(text) <= max_chars else text[:max_chars] + "..."
+
+
+def _stderr_text(nb) -> str:
+    parts = []
+    for index, cell in enumerate(nb.get("cells", [])):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                parts.append(f"[cell {index}] {out.get('text', '')}")
+    return "".join(parts)
+
+
+def execute_task(task: dict) -> dict:
+    """Execute one notebook and render it; runs in a worker process.
+
+    Parameters
+    ----------
+    task : dict
+        ``notebook`` (path), ``parameters`` (dict), ``engine``, ``timeout`` (s), ``title``.
+
+    Returns
+    -------
+    dict
+        ``status`` (``"ok"`` or ``"failed"``), ``html`` and ``ipynb`` (text, or ``None``),
+        ``error``, ``failed_cell`` ({index, source}), ``traceback``, ``stderr``, ``duration_s``.
+        Never raises for a notebook's own failure.
+    """
+    import nbformat
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from .render import render_html
+
+    started = time.perf_counter()
+    result = {"status": "failed", "html": None, "ipynb": None, "error": None, "failed_cell": None,
+              "traceback": "", "stderr": "", "duration_s": 0.0, "pid": os.getpid()}
+    notebook = Path(task["notebook"])
+    engine_name, engine_kwargs = _engine_call(task.get("engine"), task.get("timeout"))
+    with tempfile.TemporaryDirectory(prefix="coachnb-run-") as tmp:
+        output_path = Path(tmp) / "executed.ipynb"
+        try:
+            nb = papermill.execute_notebook(
+                str(notebook), str(output_path), parameters=task["parameters"], engine_name=engine_name,
+                request_save_on_cell_execute=False, progress_bar=False, cwd=str(notebook.parent),
+                **engine_kwargs)
+            result["ipynb"] = nbformat.writes(nb)
+            result["stderr"] = _stderr_text(nb)
+            result["html"] = render_html(nb, title=task.get("title") or notebook.stem)
+            result["status"] = "ok"
+        except PapermillExecutionError as exc:
+            result["error"] = f"{exc.ename}: {exc.evalue}"
+            result["failed_cell"] = {"index": exc.cell_index, "source": _excerpt(exc.source)}
+            result["traceback"] = _ANSI.sub("", "\n".join(exc.traceback))
+        except Exception as exc:  # kernel died, cell timeout, render refused, bad notebook...
+            result["error"] = f"{type(exc).__name__}: {exc}".strip()
+            result["traceback"] = traceback_module.format_exc()
+        if result["status"] != "ok" and output_path.exists():
+            text = output_path.read_text(encoding="utf-8")
+            result["ipynb"] = text
+            try:
+                result["stderr"] = _stderr_text(json.loads(text))
+            except ValueError:
+                pass
+    result["duration_s"] = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _warm_up(engine: str | None) -> None:
+    """Import and build what every task needs, before the worker reports ready."""
+    import papermill  # noqa: F401
+
+    from .render import get_exporter
+
+    get_exporter()
+    if (engine or DEFAULT_ENGINE) == DEFAULT_ENGINE:
+        from .engine import get_shell
+
+        get_shell()
+
+
+def _worker_main(conn, engine: str | None) -> None:
+    """Loop of a pool worker: warm up, then execute tasks from ``conn`` until ``None``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    try:
+        _warm_up(engine)
+    except BaseException as exc:  # report why we cannot work, then stop
+        conn.send({"ready": False, "error": f"{type(exc).__name__}: {exc}"})
+        return
+    conn.send({"ready": True, "pid": os.getpid()})
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        conn.send(execute_task(task))
+
+
+def _failure(error: str, **extra) -> dict:
+    result = {"status": "failed", "html": None, "ipynb": None, "error": error, "failed_cell": None,
+              "traceback": "", "stderr": "", "duration_s": 0.0}
+    result.update(extra)
+    return result
+
+
+def kill_grace(timeout: float | None) -> float:
+    """Seconds a worker gets past ``timeout`` to stop on its own before it is killed."""
+    return 5.0 if not timeout else min(30.0, max(2.0, 0.1 * timeout))
+
+
+# --------------------------------------------------------------------------- local pool
+
+
+class _Worker:
+    def __init__(self, ctx, engine):
+        self.conn, child = ctx.Pipe(duplex=True)
+        self.process = ctx.Process(target=_worker_main, args=(child, engine), daemon=True,
+                                   name="coachnb-worker")
+        self.process.start()
+        child.close()
+        self.state = "starting"
+        self.task = None
+        self.deadline = None
+        self.started_task_at = None
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+    def describe_death(self) -> str:
+        self.process.join(1)
+        code = self.process.exitcode
+        if code is not None and code < 0:
+            try:
+                return f"worker process died (killed by {signal.Signals(-code).name})"
+            except ValueError:
+                pass
+        return f"worker process died (exit code {code})"
+
+
+class WorkerPool:
+    """Worker processes that run :func:`execute_task`, each task under a hard time limit.
+
+    Unlike :class:`concurrent.futures.ProcessPoolExecutor`, one worker can be killed (a hung
+    notebook) or die (``os._exit``, SIGKILL, out of memory) without breaking the pool: its task
+    fails, a fresh worker replaces it, the other tasks go on. Workers are started with the
+    ``spawn`` method (no forked locks or kernels) and warm up (imports, HTML exporter, IPython
+    shell) before they take a task, so warm-up does not count against a task's timeout.
+
+    Parameters
+    ----------
+    size : int
+        Number of worker processes.
+    engine : str or None
+        Engine the tasks will use (decides what the workers warm up).
+    start_method : str
+        ``"spawn"`` or ``"forkserver"``.
+    """
+
+    def __init__(self, size: int, engine: str | None = None, start_method: str = "spawn"):
+        if size < 1:
+            raise ValueError("a pool needs at least one worker")
+        self.size = size
+        self.engine = engine
+        self._ctx = multiprocessing.get_context(start_method)
+        self._workers: list[_Worker] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def close(self) -> None:
+        """Stop the workers: ask politely, then kill the ones still running."""
+        for w in self._workers:
+            if w.state == "idle":
+                try:
+                    w.conn.send(None)
+                except OSError:
+                    pass
+        for w in self._workers:
+            if w.state == "idle":
+                w.process.join(2)
+            w.kill()
+        self._workers = []
+
+    def run(self, tasks, on_done) -> None:
+        """Run ``tasks`` (dicts with a ``timeout`` in seconds) and call ``on_done(task, result)``
+        for each, in completion order, in this process."""
+        pending = deque(tasks)
+        startup_failures = 0
+        while pending or any(w.state == "busy" for w in self._workers):
+            busy = sum(w.state == "busy" for w in self._workers)
+            wanted = min(self.size, busy + len(pending))
+            while len(self._workers) < wanted:
+                self._workers.append(_Worker(self._ctx, self.engine))
+            now = time.monotonic()
+            for w in self._workers:
+                if w.state == "idle" and pending:
+                    task = pending.popleft()
+                    try:
+                        w.conn.send(task)
+                    except OSError:
+                        pending.appendleft(task)
+                        self._retire(w)
+                        continue
+                    w.state, w.task = "busy", task
+                    timeout = task.get("timeout")
+                    w.deadline = now + timeout + kill_grace(timeout) if timeout else None
+                    w.started_task_at = now
+            self._workers = [w for w in self._workers if w.state != "dead"]
+            active = [w for w in self._workers if w.state in ("starting", "busy")]
+            if not active:
+                continue
+            deadlines = [w.deadline for w in active if w.deadline is not None]
+            wait_s = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            ready = set(wait_for_ready([w.conn for w in active] + [w.process.sentinel for w in active], wait_s))
+            for w in active:
+                if w.conn in ready or w.process.sentinel in ready:
+                    message = None
+                    try:
+                        if w.conn.poll():
+                            message = w.conn.recv()
+                    except (EOFError, OSError):
+                        message = None
+                    if w.state == "starting":
+                        if message and message.get("ready"):
+                            w.state = "idle"
+                            startup_failures = 0
+                            continue
+                        startup_failures += 1
+                        reason = (message or {}).get("error") or w.describe_death()
+                        self._retire(w)
+                        if startup_failures > self.size + 2:
+                            raise CoachnbError(f"worker processes fail to start: {reason}")
+                        continue
+                    if message is not None:
+                        task, w.state, w.task, w.deadline = w.task, "idle", None, None
+                        on_done(task, message)
+                    elif not w.process.is_alive() or w.process.sentinel in ready:
+                        task = w.task
+                        elapsed = time.monotonic() - w.started_task_at
+                        reason = w.describe_death()
+                        self._retire(w)
+                        on_done(task, _failure(reason, duration_s=round(elapsed, 3)))
+            now = time.monotonic()
+            for w in self._workers:
+                if w.state == "busy" and w.deadline is not None and now >= w.deadline:
+                    task, elapsed = w.task, now - w.started_task_at
+                    self._retire(w)
+                    on_done(task, _failure(f"timed out after {task['timeout']:g} s (worker killed)",
+                                           duration_s=round(elapsed, 3)))
+            self._workers = [w for w in self._workers if w.state != "dead"]
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.kill()
+        worker.state = "dead"
+
+
+# --------------------------------------------------------------------------- dask
+
+
+def run_task_in_subprocess(task: dict) -> dict:
+    """Execute one task in a fresh Python process under a hard time limit (for Dask workers).
+
+    Dask runs tasks in threads of long-lived worker processes that cannot be killed per task,
+    so each report runs in a child process that can.
+    """
+    timeout = task.get("timeout")
+    with tempfile.TemporaryDirectory(prefix="coachnb-task-") as tmp:
+        task_path, result_path, log_path = (Path(tmp) / n for n in ("task.pkl", "result.pkl", "stderr.log"))
+        task_path.write_bytes(pickle.dumps(task))
+        started = time.monotonic()
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "coachnb.batch", str(task_path), str(result_path)],
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                proc.wait(timeout + kill_grace(timeout) if timeout else None)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                return _failure(f"timed out after {timeout:g} s (process killed)",
+                                duration_s=round(time.monotonic() - started, 3))
+        if result_path.exists():
+            return pickle.loads(result_path.read_bytes())
+        tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
+        code = proc.returncode
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        return _failure(f"report process died ({how})", traceback=tail,
+                        duration_s=round(time.monotonic() - started, 3))
+
+
+def _subprocess_main(argv: list[str]) -> int:
+    task_path, result_path = argv
+    task = pickle.loads(Path(task_path).read_bytes())
+    _engine_call(task.get("engine"), None)
+    result = execute_task(task)
+    tmp = Path(result_path).with_suffix(".tmp")
+    tmp.write_bytes(pickle.dumps(result))
+    os.replace(tmp, result_path)
+    return 0
+
+
+def _run_on_dask(scheduler, tasks, on_done) -> None:
+    from distributed import Client, as_completed
+
+    own_client = not hasattr(scheduler, "submit")
+    client = Client(scheduler) if own_client else scheduler
+    try:
+        futures = {client.submit(run_task_in_subprocess, task, pure=False): task for task in tasks}
+        for future in as_completed(futures):
+            task = futures[future]
+            try:
+                result = future.result()
+            except Exception as exc:  # the Dask worker itself died or the task was lost
+                result = _failure(f"dask task failed: {type(exc).__name__}: {exc}")
+            on_done(task, result)
+    finally:
+        if own_client:
+            client.close()
+
+
+# --------------------------------------------------------------------------- parent side
+
+
+def find_notebook(name: str) -> Path:
+    """Locate a notebook shipped with coachnb (source checkout, editable or packaged install)."""
+    import coachnb
+
+    package = Path(coachnb.__file__).resolve().parent
+    candidates = [package.parent / "notebooks" / name, package / "notebooks" / name,
+                  Path(sys.prefix) / "share" / "coachnb" / "notebooks" / name]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise CoachnbError(f"notebook {name} not found; looked in: " + ", ".join(str(p.parent) for p in candidates))
+
+
+def declared_parameters(notebook: Path) -> dict:
+    """Parameters declared in the notebook's ``parameters`` cell, by name."""
+    import papermill
+
+    return papermill.inspect_notebook(str(notebook))
+
+
+def _check_contract(notebook: Path, required, what: str) -> set:
+    declared = declared_parameters(notebook)
+    missing = [p for p in required if p not in declared]
+    if missing:
+        raise CoachnbError(f"{what} notebook {notebook} does not declare parameter(s) {', '.join(missing)} "
+                           "in a cell tagged 'parameters'")
+    return set(declared)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def report_fingerprint(data_fingerprint: str, notebook_sha: str, parameters: dict) -> str:
+    """Fingerprint of one report's inputs: data, notebook, coachnb version and parameters.
+
+    Folder paths (``data_dir``, ``out_dir``, ``report_dir``) are left out: moving a folder does
+    not change a report.
+    """
+    params = {k: v for k, v in parameters.items() if k not in ("data_dir", "out_dir", "report_dir")}
+    blob = json.dumps({"data": data_fingerprint, "notebook": notebook_sha, "coachnb": __version__,
+                       "parameters": params}, sort_keys=True, default=str)
+    return _sha256(blob.encode("utf-8"))
+
+
+def _parse_as_of(as_of) -> str:
+    text = as_of.isoformat() if isinstance(as_of, date) else str(as_of)
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise CoachnbError(f"--as-of must be a date YYYY-MM-DD, not {text!r}")
+    try:
+        date.fromisoformat(text)
+    except ValueError as exc:
+        raise CoachnbError(f"--as-of {text!r} is not a valid date: {exc}") from None
+    return text
+
+
+def _select_reps(ds, reps, team) -> tuple[list[dict], list[str]]:
+    """(known reps as dicts with rep_id/name/team, requested ids that are not in the data)."""
+    table = ds.reps
+    rows = []
+    for rec in table.to_dict("records"):
+        rows.append({"rep_id": str(rec["rep_id"]), "name": "" if _isna(rec.get("name")) else str(rec.get("name")),
+                     "team": "" if _isna(rec.get("team")) else str(rec.get("team"))})
+    if reps is not None:
+        by_id = {r["rep_id"]: r for r in rows}
+        wanted = list(dict.fromkeys(str(r) for r in reps))
+        return [by_id[r] for r in wanted if r in by_id], [r for r in wanted if r not in by_id]
+    if team is not None:
+        chosen = [r for r in rows if r["team"] == team]
+        if not chosen:
+            teams = sorted({r["team"] for r in rows})
+            raise CoachnbError(f"no reps in team {team!r}; teams are: {', '.join(teams)}")
+        return chosen, []
+    return rows, []
+
+
+def _isna(value) -> bool:
+    try:
+        import pandas as pd
+
+        return value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+class _Progress:
+    """A tqdm bar with ETA on a terminal, one plain line per report otherwise."""
+
+    def __init__(self, total: int, enabled: bool | None):
+        self.total, self.n = total, 0
+        tty = sys.stderr.isatty() if enabled is None else enabled
+        self.bar = None
+        if tty and total:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="report", file=sys.stderr, dynamic_ncols=True)
+
+    def done(self, entry: dict) -> None:
+        self.n += 1
+        who = f"{entry['rep_id']} ({entry['audience']})"
+        text = f"{who}: {entry['status']} in {entry.get('duration_s') or 0:.1f} s"
+        if entry.get("error"):
+            text += f": {entry['error']}"
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{who} {entry['status']}", refresh=False)
+            self.bar.update(1)
+            if entry["status"] == "failed":
+                self.bar.write(f"failed {text}", file=sys.stderr)
+        else:
+            print(f"[{self.n}/{self.total}] {text}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_batch(data_dir, as_of, out="reports", reps=None, team=None, audience="manager", jobs=None,
+              resume=False, scheduler=None, timeout=600, engine=None, *, notebook=None,
+              overview_notebook=DEFAULT, dataset=None, lookback_weeks=None, progress=None) -> BatchResult:
+    """Render one report per selected rep (and audience), then the team overview.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        Data folder (see :mod:`coachnb.schema`); passed to the notebooks as an absolute path.
+    as_of : str or date
+        Date of the coaching sessions, ``YYYY-MM-DD``; names the output folder.
+    out : str or Path
+        Parent of the per-date report folders.
+    reps : list of str, optional
+        Rep ids to render (ids unknown to the data fail, nothing runs for them).
+    team : str, optional
+        Render the reps of this team only.
+    audience : {"manager", "rep", "both"}
+    jobs : int, optional
+        Worker processes (default: number of cores, at most one per report).
+    resume : bool
+        Skip reports whose fingerprint is unchanged and whose outputs exist.
+    scheduler : str or distributed.Client, optional
+        Address of a Dask scheduler: run the reports on that cluster instead of local workers.
+    timeout : float
+        Seconds one report may take; a report still running a few seconds later is killed.
+    engine : str, optional
+        Papermill engine: ``"coachnb_inprocess"`` (default), ``"papermill"`` (a Jupyter kernel
+        per report, IPC transport), or the name of any registered papermill engine.
+    notebook, overview_notebook : path, optional
+        Rep report notebook and team overview notebook (default: the ones shipped with coachnb;
+        ``overview_notebook=None`` skips the overview).
+    dataset : Dataset, optional
+        An already loaded dataset (skips loading ``data_dir``).
+    lookback_weeks : int, optional
+        Passed to the rep notebook when given (else the notebook's default applies).
+    progress : bool, optional
+        Force the progress bar on or off (default: on when stderr is a terminal).
+
+    Returns
+    -------
+    BatchResult
+        ``ok`` is False when any report or the overview failed, or the data is invalid.
+    """
+    started = time.perf_counter()
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    as_of = _parse_as_of(as_of)
+    if audience not in (*AUDIENCES, "both"):
+        raise CoachnbError(f"audience must be manager, rep or both, not {audience!r}")
+    audiences = AUDIENCES if audience == "both" else (audience,)
+    engine = engine or DEFAULT_ENGINE
+    data_dir = Path(data_dir).resolve()
+
+    notebook = Path(notebook).resolve() if notebook else find_notebook("rep_report.ipynb")
+    if overview_notebook == DEFAULT:
+        overview_notebook = find_notebook("team_overview.ipynb")
+    overview_notebook = Path(overview_notebook).resolve() if overview_notebook else None
+    rep_declared = _check_contract(notebook, REP_PARAMETERS_REQUIRED, "rep report")
+    overview_declared = (_check_contract(overview_notebook, OVERVIEW_PARAMETERS_REQUIRED, "team overview")
+                         if overview_notebook else set())
+
+    if dataset is None:
+        from .loading import load
+
+        try:
+            dataset = load(data_dir)
+        except DataError as exc:
+            print(f"coachnb: the data at {data_dir} is invalid; no report was rendered.\n{exc}",
+                  file=sys.stderr)
+            return BatchResult(ok=False, error=str(exc), duration_s=time.perf_counter() - started)
+    selected, unknown = _select_reps(dataset, reps, team)
+
+    report_dir = Path(out).resolve() / as_of
+    (report_dir / "logs").mkdir(parents=True, exist_ok=True)
+    manifest_path = report_dir / MANIFEST_NAME
+
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(report_dir / ".coachnb.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise CoachnbError(f"another coachnb run is writing to {report_dir}") from None
+    try:
+        return _run_locked(
+            data_dir=data_dir, as_of=as_of, report_dir=report_dir, manifest_path=manifest_path,
+            selected=selected, unknown=unknown, audiences=audiences, jobs=jobs, resume=resume,
+            scheduler=scheduler, timeout=timeout, engine=engine, notebook=notebook,
+            overview_notebook=overview_notebook, rep_declared=rep_declared,
+            overview_declared=overview_declared, dataset=dataset, lookback_weeks=lookback_weeks,
+            progress=progress, started=started, started_at=started_at)
+    finally:
+        lock.release()
+
+
+def _run_locked(*, data_dir, as_of, report_dir, manifest_path, selected, unknown, audiences, jobs, resume,
+                scheduler, timeout, engine, notebook, overview_notebook, rep_declared, overview_declared,
+                dataset, lookback_weeks, progress, started, started_at) -> BatchResult:
+    notebook_sha = _sha256(notebook.read_bytes())
+    data_fingerprint = getattr(dataset, "fingerprint", "") or ""
+    previous = _read_manifest(manifest_path)
+    previous_by_key = {(e.get("rep_id"), e.get("audience")): e for e in previous.get("reports", [])}
+
+    entries: dict[tuple, dict] = {}
+    tasks = []
+    for rep in selected:
+        stem = safe_filename(rep["rep_id"])
+        for aud in audiences:
+            suffix = "" if aud == "manager" else f".{aud}"
+            params = {"rep_id": rep["rep_id"], "data_dir": str(data_dir), "as_of": as_of, "audience": aud}
+            if lookback_weeks is not None and "lookback_weeks" in rep_declared:
+                params["lookback_weeks"] = int(lookback_weeks)
+            if "out_dir" in rep_declared:
+                params["out_dir"] = str(report_dir)
+            params = {k: v for k, v in params.items() if k in rep_declared}
+            entry = {
+                "rep_id": rep["rep_id"], "name": rep["name"], "team": rep["team"], "audience": aud,
+                "status": "pending", "duration_s": None,
+                "html": f"{stem}{suffix}.html", "ipynb": f"{stem}{suffix}.ipynb",
+                "log": f"logs/{stem}{suffix}.log", "error": None, "failed_cell": None,
+                "fingerprint": report_fingerprint(data_fingerprint, notebook_sha, params),
+            }
+            for name in (entry["html"], entry["ipynb"], entry["log"]):
+                path_inside(report_dir, name)
+            entries[(rep["rep_id"], aud)] = entry
+            old = previous_by_key.get((rep["rep_id"], aud))
+            if (resume and old and old.get("status") in ("ok", "skipped")
+                    and old.get("fingerprint") == entry["fingerprint"]
+                    and (report_dir / entry["html"]).is_file() and (report_dir / entry["ipynb"]).is_file()):
+                entry.update(status="skipped", duration_s=old.get("duration_s"))
+                continue
+            title = (f"{rep['name'] or rep['rep_id']}: your coaching report, {as_of}" if aud == "rep"
+                     else f"{rep['name'] or rep['rep_id']} ({rep['rep_id']}): coaching report, {as_of}")
+            tasks.append({"key": (rep["rep_id"], aud), "notebook": str(notebook), "parameters": params,
+                          "engine": engine, "timeout": timeout, "title": title})
+    for rep_id in unknown:
+        for aud in audiences:
+            entries[(rep_id, aud)] = {
+                "rep_id": rep_id, "name": None, "team": None, "audience": aud, "status": "failed",
+                "duration_s": 0.0, "html": None, "ipynb": None, "log": None,
+                "error": "unknown rep id: not in reps of the data folder", "failed_cell": None, "fingerprint": None}
+
+    progress_bar = _Progress(len(tasks), progress)
+    if progress_bar.bar is None and progress is not False:
+        for entry in entries.values():
+            if entry["status"] == "skipped":
+                print(f"skipped {entry['rep_id']} ({entry['audience']}): unchanged", file=sys.stderr)
+
+    def on_done(task, result):
+        entry = entries[task["key"]]
+        _record(report_dir, entry, task, result, engine)
+        progress_bar.done(entry)
+
+    pool = None
+    if scheduler is not None:
+        def run_tasks(batch, callback):
+            _run_on_dask(scheduler, batch, callback)
+    else:
+        size = max(1, min(jobs or os.cpu_count() or 1, max(len(tasks), 1)))
+        pool = WorkerPool(size, engine=engine)
+        run_tasks = pool.run
+    try:
+        try:
+            if tasks:
+                run_tasks(tasks, on_done)
+        finally:
+            progress_bar.close()
+
+        # Reports of reps outside this run's selection stay in the manifest (the index links them).
+        merged = dict(previous_by_key)
+        merged.update(entries)
+        ordered = [merged[k] for k in sorted(merged, key=lambda k: (str(k[0]), str(k[1])))]
+        manifest = {
+            "format": MANIFEST_FORMAT, "coachnb_version": __version__, "as_of": as_of, "data_dir": str(data_dir),
+            "data_fingerprint": data_fingerprint, "notebook": str(notebook), "notebook_sha256": notebook_sha,
+            "engine": engine, "started_at": started_at, "finished_at": None, "ok": None,
+            "reports": ordered, "overview": previous.get("overview"),
+        }
+        run_entries = list(entries.values())
+        reports_ok = all(e["status"] in ("ok", "skipped") for e in run_entries)
+        atomic_write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+        overview = None
+        if overview_notebook is not None:
+            params = {"data_dir": str(data_dir), "as_of": as_of, "report_dir": str(report_dir),
+                      "manifest_path": str(manifest_path)}
+            params = {k: v for k, v in params.items() if k in overview_declared}
+            overview = {"rep_id": "index", "audience": "team", "status": "pending", "duration_s": None,
+                        "html": "index.html", "ipynb": "index.ipynb", "log": "logs/index.log", "error": None,
+                        "failed_cell": None, "fingerprint": None}
+            task = {"key": "overview", "notebook": str(overview_notebook), "parameters": params,
+                    "engine": engine, "timeout": timeout, "title": f"Team overview, {as_of}"}
+            holder = {}
+            run_tasks([task], lambda task, result: holder.update(result=result))
+            _record(report_dir, overview, task, holder["result"], engine)
+    finally:
+        if pool is not None:
+            pool.close()
+
+    ok = reports_ok and (overview is None or overview["status"] == "ok")
+    manifest.update(overview=overview, ok=ok, finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    result = BatchResult(ok=ok, report_dir=report_dir, manifest_path=manifest_path, reports=run_entries,
+                         overview=overview, duration_s=round(time.perf_counter() - started, 3))
+    _print_summary(result)
+    return result
+
+
+def _record(report_dir: Path, entry: dict, task: dict, result: dict, engine: str) -> None:
+    """Write one task's outputs (only when it succeeded) and log, and fill its manifest entry."""
+    entry["duration_s"] = result.get("duration_s")
+    log_lines = [
+        f"report: {entry['rep_id']} ({entry['audience']})",
+        f"notebook: {task['notebook']}",
+        f"engine: {engine}",
+        f"parameters: {json.dumps(task['parameters'], ensure_ascii=False)}",
+        f"finished: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+        f"duration: {result.get('duration_s')} s",
+        f"status: {result['status']}",
+    ]
+    if result["status"] == "ok":
+        atomic_write_text(path_inside(report_dir, entry["ipynb"]), result["ipynb"])
+        atomic_write_text(path_inside(report_dir, entry["html"]), result["html"])
+        entry.update(status="ok", error=None, failed_cell=None)
+        entry.pop("stale_html", None)
+    else:
+        html = entry["html"]
+        entry.update(status="failed", error=result.get("error") or "unknown error",
+                     failed_cell=result.get("failed_cell"))
+        # The last good report stays where it was; the entry points at it, marked stale.
+        if html and not (report_dir / html).is_file():
+            entry["html"] = None
+        if entry["ipynb"] and not (report_dir / entry["ipynb"]).is_file():
+            entry["ipynb"] = None
+        entry["stale_html"] = entry["html"] is not None
+        log_lines.append(f"error: {entry['error']}")
+        if entry["failed_cell"]:
+            log_lines.append(f"failing cell {entry['failed_cell']['index']}:\n{entry['failed_cell']['source']}")
+        if result.get("traceback"):
+            log_lines.append(f"traceback:\n{result['traceback']}")
+        if result.get("ipynb"):
+            failed_nb = Path(entry["log"]).with_suffix(".failed.ipynb").as_posix()
+            atomic_write_text(path_inside(report_dir, failed_nb), result["ipynb"])
+            log_lines.append(f"executed notebook of the failed run: {failed_nb}")
+    if result.get("stderr"):
+        log_lines.append(f"stderr:\n{result['stderr']}")
+    atomic_write_text(path_inside(report_dir, entry["log"]), "\n".join(log_lines) + "\n")
+
+
+def _print_summary(result: BatchResult) -> None:
+    counts = {}
+    for e in result.reports:
+        counts[e["status"]] = counts.get(e["status"], 0) + 1
+    parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no reports"
+    print(f"coachnb: {parts} in {result.duration_s:.1f} s -> {result.report_dir}", file=sys.stderr)
+    for e in result.failed:
+        where = f" (cell {e['failed_cell']['index']})" if e.get("failed_cell") else ""
+        kept = "; previous report kept" if e.get("stale_html") else ""
+        print(f"  FAILED {e['rep_id']} ({e['audience']}){where}: {e['error']}{kept}", file=sys.stderr)
+    if result.overview and result.overview["status"] == "failed":
+        print(f"  FAILED team overview: {result.overview['error']}", file=sys.stderr)
+
+
+if __name__ == "__main__":  # pragma: no cover - used by run_task_in_subprocess
+    raise SystemExit(_subprocess_main(sys.argv[1:]))
