@@ -441,7 +441,13 @@ def parse_datetimes(text: pd.Series, tz: str) -> tuple[pd.Series, np.ndarray, li
     values = text[filled]
     if values.empty:
         return out, np.zeros(len(text), dtype=bool), notes
-    aware = values.str.contains(_OFFSET, regex=True).fillna(False).astype(bool)
+    # the regex runs in Python for Arrow strings, so only on values that could hold an offset
+    # (a "Z", a "+", or longer than "YYYY-MM-DD HH:MM:SS"); cheap literal tests find those
+    maybe = (values.str.contains("Z", regex=False) | values.str.contains("+", regex=False)
+             | (values.str.len() > 19)).fillna(False).to_numpy(dtype=bool)
+    aware = pd.Series(False, index=values.index)
+    if maybe.any():
+        aware[maybe] = values[maybe].str.contains(_OFFSET, regex=True).fillna(False).to_numpy(dtype=bool)
     if aware.any():
         parsed = pd.to_datetime(values[aware], format="ISO8601", errors="coerce", utc=True)
         out.loc[parsed.index] = _to_ns(parsed).dt.tz_convert(tz)
