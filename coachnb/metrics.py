@@ -134,14 +134,18 @@ class _Grid:
 
     def codes(self, rep_id: pd.Series, ts: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         """Flat cell index (rep-major) of each event and the mask of events inside the grid."""
-        rep_code = _codes(rep_id, self.rep_ids)
         ts = pd.Series(ts)
-        inside = (ts >= self.start).to_numpy(dtype=bool) & (ts < self.end).to_numpy(dtype=bool) & (rep_code >= 0)
+        inside = (ts >= self.start).to_numpy(dtype=bool, na_value=False) & \
+            (ts < self.end).to_numpy(dtype=bool, na_value=False)
         if self.n_weeks == 0:
             return np.zeros(0, dtype=np.int64), inside & False
-        wk = (_week_day(_local_days(ts, self.config), self.config) - self.week_days[0]) // 7
-        cell = rep_code * self.n_weeks + wk
-        return cell[inside], inside
+        # look up reps and weeks only for rows in the window (a 13-week window of 2 years of data)
+        rows = np.flatnonzero(inside)
+        rep_code = _codes(pd.Series(rep_id).iloc[rows], self.rep_ids)
+        wk = (_week_day(_local_days(ts.iloc[rows], self.config), self.config) - self.week_days[0]) // 7
+        known = rep_code >= 0
+        inside[rows[~known]] = False
+        return (rep_code * self.n_weeks + wk)[known], inside
 
     def count(self, cell: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         return np.bincount(cell, weights=weights, minlength=self.n_reps * self.n_weeks)
@@ -794,19 +798,25 @@ def capture_timeliness(ds: Dataset, start, end) -> pd.DataFrame:
     acts = ds.activities
     a = acts.loc[_in_window(acts["occurred_at"], start, end), ["rep_id", "occurred_at", "logged_at"]]
     lag = _days(a["logged_at"] - a["occurred_at"]).clip(lower=0.0).astype(float)
-    a = pd.DataFrame({"rep_id": a["rep_id"].to_numpy(), "lag": lag.to_numpy(dtype=float, na_value=np.nan)})
     reps = _rep_frame(ds)
-    n = a.groupby("rep_id").size()
-    known = a[a["lag"].notna()]
-    g = known.groupby("rep_id")["lag"]
-    late = (known["lag"] > cfg.thresholds.late_logging_days).groupby(known["rep_id"]).mean()
-    rid = reps["rep_id"].astype(object)
+    n_reps = len(reps)
+    code = _codes(a["rep_id"], reps["rep_id"])  # integer groups: much faster than grouping strings
+    lag = lag.to_numpy(dtype=float, na_value=np.nan)
+    ok = code >= 0
+    n = np.bincount(code[ok], minlength=n_reps)
+    has = ok & ~np.isnan(lag)
+    g = pd.Series(lag[has]).groupby(code[has])
+    n_logged = np.bincount(code[has], minlength=n_reps)
+    n_late = np.bincount(code[has & (lag > cfg.thresholds.late_logging_days)], minlength=n_reps)
+    idx = pd.RangeIndex(n_reps)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share_late = np.where(n_logged > 0, n_late / np.maximum(n_logged, 1), np.nan)
     return reps.assign(
-        n_activities=rid.map(n).fillna(0).astype(np.int64).to_numpy(),
-        n_with_logged_at=rid.map(g.size()).fillna(0).astype(np.int64).to_numpy(),
-        median_lag_days=rid.map(g.median()).astype(float).to_numpy(),
-        p90_lag_days=rid.map(g.quantile(0.9)).astype(float).to_numpy(),
-        share_late=rid.map(late).astype(float).to_numpy(),
+        n_activities=n.astype(np.int64),
+        n_with_logged_at=n_logged.astype(np.int64),
+        median_lag_days=g.median().reindex(idx).to_numpy(dtype=float),
+        p90_lag_days=g.quantile(0.9).reindex(idx).to_numpy(dtype=float),
+        share_late=share_late.astype(float),
     )
 
 
