@@ -158,26 +158,62 @@ def _format_ids(prefix: str, n: int, width: int) -> list[str] | np.ndarray:
     return np.char.add(prefix, np.char.zfill(np.arange(1, n + 1).astype(str), width)) if n else np.array([], str)
 
 
-def _format_ids_arrow(prefix: str, n: int, width: int):
-    """Like :func:`_format_ids` for millions of rows (Arrow kernels, no Python loop)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+def _ascii_column(parts: list, n: int):
+    """Arrow string array of fixed-width ASCII built column by column, without Python strings.
 
-    width = max(width, len(str(n)))
-    digits = pc.utf8_lpad(pc.cast(pa.array(np.arange(1, n + 1, dtype=np.int64)), pa.string()), width=width,
-                          padding="0")
-    return pc.binary_join_element_wise(prefix, digits, "")
+    ``parts`` holds literal strings and ``(values, width)`` pairs of non-negative integers,
+    written zero-padded. Millions of rows take a fraction of a second (``strftime`` and
+    ``str.zfill`` take seconds).
+    """
+    import pyarrow as pa
+
+    width = sum(len(p) if isinstance(p, str) else p[1] for p in parts)
+    chunks = []
+    for lo in range(0, max(n, 1), 1_000_000):  # chunks keep the byte matrix small
+        hi = min(n, lo + 1_000_000)
+        out = np.empty((hi - lo, width), dtype=np.uint8)
+        col = 0
+        for p in parts:
+            if isinstance(p, str):
+                out[:, col:col + len(p)] = np.frombuffer(p.encode("ascii"), dtype=np.uint8)
+                col += len(p)
+                continue
+            values, w = p
+            v = np.asarray(values[lo:hi], dtype=np.int64)
+            for k in range(w - 1, -1, -1):
+                v, digit = np.divmod(v, 10)
+                out[:, col + k] = 48 + digit
+            col += w
+        offsets = np.arange(0, (hi - lo + 1) * width, width, dtype=np.int32)
+        chunks.append(pa.StringArray.from_buffers(hi - lo, pa.py_buffer(offsets), pa.py_buffer(out.tobytes())))
+    return pa.chunked_array(chunks, type=pa.string())
+
+
+def _format_ids_arrow(prefix: str, n: int, width: int):
+    """Like :func:`_format_ids` for millions of rows."""
+    return _ascii_column([prefix, (np.arange(1, n + 1), max(width, len(str(n))))], n)
 
 
 def _format_seconds(epoch: np.datetime64, seconds: np.ndarray):
-    """Arrow string array ``YYYY-MM-DD HH:MM:SS`` of ``epoch + seconds``; negative seconds -> null."""
+    """Arrow strings ``YYYY-MM-DD HH:MM:SS`` of ``epoch + seconds``; negative seconds -> null."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     seconds = np.asarray(seconds, dtype=np.int64)
     missing = seconds < 0
-    stamps = pa.array(epoch.astype("datetime64[s]") + seconds.astype("timedelta64[s]"), mask=missing)
-    return pc.strftime(stamps, format="%Y-%m-%d %H:%M:%S")
+    stamps = epoch.astype("datetime64[s]") + np.where(missing, 0, seconds).astype("timedelta64[s]")
+    days = stamps.astype("datetime64[D]")
+    years = days.astype("datetime64[Y]")
+    months = days.astype("datetime64[M]")
+    clock = (stamps - days).astype(np.int64)
+    year = years.astype(np.int64) + 1970
+    month = (months - years.astype("datetime64[M]")).astype(np.int64) + 1
+    day = (days - months.astype("datetime64[D]")).astype(np.int64) + 1
+    text = _ascii_column([(year, 4), "-", (month, 2), "-", (day, 2), " ", (clock // 3600, 2), ":",
+                          (clock // 60 % 60, 2), ":", (clock % 60, 2)], len(seconds))
+    if missing.any():
+        text = pc.if_else(pa.chunked_array([pa.array(~missing)]), text, pa.scalar(None, pa.string()))
+    return text
 
 
 def _date_text(epoch: np.datetime64, days) -> list[str]:
@@ -818,25 +854,25 @@ def _float_text(values: pd.Series) -> list[str]:
 _PLAIN_TABLES = ("activities", "stage_history")
 
 
-def _csv_bytes(name: str, frame: pd.DataFrame) -> bytes:
+def _write_csv(name: str, frame: pd.DataFrame, path: Path) -> None:
     """CSV with minimal quoting (only cells holding a comma, quote or newline), UTF-8, ``\\n``."""
     if name in _PLAIN_TABLES:
-        # the large tables hold only ids, timestamps and type names: Arrow writes them fast
+        # no cell of these tables ever needs quotes; Arrow streams millions of rows to disk fast
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        buf = io.BytesIO()
-        buf.write((",".join(frame.columns) + "\n").encode())
-        pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="none"))
-        return buf.getvalue()
+        with open(path, "wb") as f:
+            f.write((",".join(frame.columns) + "\n").encode())
+            pacsv.write_csv(table, f, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+        return
     text = frame.copy()
     for col in text.columns:
         if pd.api.types.is_float_dtype(text[col]):
             text[col] = _float_text(text[col])
     buf = io.StringIO()
     text.to_csv(buf, index=False, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-    return buf.getvalue().encode("utf-8")
+    path.write_bytes(buf.getvalue().encode("utf-8"))
 
 
 def write_demo_data(out_dir, reps: int = 24, weeks: int = 78, seed: int = 7, end: str = "2026-11-23",
@@ -873,7 +909,7 @@ def write_demo_data(out_dir, reps: int = 24, weeks: int = 78, seed: int = 7, end
             stale.unlink()
         path = out / f"{name}.{fmt}"
         if fmt == "csv":
-            path.write_bytes(_csv_bytes(name, frame))
+            _write_csv(name, frame, path)
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
