@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -90,7 +91,8 @@ def assert_loads_or_names_files(path: Path) -> None:
     assert set(ds.excluded.columns) == {"file", "row", "reason"}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.slow
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(faults=st.lists(corruption(), min_size=1, max_size=3))
 def test_corrupted_folders_load_or_raise_data_error(tmp_path_factory, faults):
     path = tmp_path_factory.mktemp("fuzz")
