@@ -1,6 +1,9 @@
 """Hand-worked examples for coachnb.metrics; every expected number is derived in a comment."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +12,8 @@ from coachnb import metrics as M
 from coachnb.config import ProcessConfig, Thresholds, week_start
 from coachnb.errors import ConfigError
 
-from metricframes import make_ds
+sys.path.insert(0, str(Path(__file__).parent))  # the helper sits next to the tests, package or not
+from metricframes import make_ds  # noqa: E402
 
 W1, W2 = pd.Timestamp("2026-11-02"), pd.Timestamp("2026-11-09")  # Mondays
 START, END = "2026-11-02", "2026-11-16"  # two full Monday weeks, end exclusive

@@ -1,6 +1,9 @@
 """Property tests for coachnb.metrics: invariants that hold for any data."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +15,8 @@ from coachnb import metrics as M
 from coachnb.config import ACTIVITY_TYPES, DEFAULT_STAGES, ProcessConfig, week_start
 from coachnb.schema import Dataset
 
-from metricframes import make_ds
+sys.path.insert(0, str(Path(__file__).parent))  # the helper sits next to the tests, package or not
+from metricframes import make_ds  # noqa: E402
 
 BASE = pd.Timestamp("2026-03-02", tz="UTC")  # spans both the US (03-08) and EU (03-29) DST changes
 START, END, AS_OF = "2026-03-02", "2026-04-13", "2026-04-06 12:00"
