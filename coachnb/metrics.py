@@ -368,7 +368,8 @@ def stage_conversion(ds: Dataset, start=None, end=None) -> pd.DataFrame:
         advancing. ``still_open``: open and not advanced; unresolved, so left out of
         ``rate = advanced / (advanced + dropped)``. ``low``/``high``: Wilson 95% interval
         of ``rate``. Counts int64; rate/low/high NaN when nothing resolved. Outcomes are the
-        deals' status in the data (no ``as_of`` cut).
+        deals' status in the data (no ``as_of`` cut). Deals without stage history are not
+        counted: conversion is about moves between stages.
     """
     cfg = ds.config
     stages = list(cfg.stages)
