@@ -469,6 +469,12 @@ def generate_demo_data(reps: int = 24, weeks: int = 78, seed: int = 7, end: str 
     def monday_on_or_after(day: int) -> int:
         return day + (-day) % 7
 
+    def metric_for(i: int, wanted: str) -> str:
+        # nobody commits to 1.5 meetings a week: reps who meet rarely commit to calls instead
+        if wanted == "meetings_per_week" and level[i] * mix[i, _TYPE_INDEX["meeting"]] < 3.0:
+            return "calls_per_week"
+        return wanted
+
     for i in range(n):
         slot = i % len(_PLAN)
         main_start = None
@@ -492,13 +498,15 @@ def generate_demo_data(reps: int = 24, weeks: int = 78, seed: int = 7, end: str 
         if fits or main_start is None:
             if not fits:  # no room at all (a very short history): start as soon as possible
                 early_start = monday_on_or_after(max(first_data_day, hire[i] + 7))
-            add_commitment(i, "early", early_behaviour, "calls_per_week" if i % 3 else "meetings_per_week",
-                           agree_before(i, early_start), early_start, early_len, effect=False)
+            early_metric = metric_for(i, "calls_per_week" if i % 3 else "meetings_per_week")
+            add_commitment(i, "early", early_behaviour, early_metric, agree_before(i, early_start), early_start,
+                           early_len, effect=False)
         if main_start is not None:
-            add_commitment(i, "main", category[i], plan[i][1], agree_before(i, main_start), main_start, length,
-                           effect=category[i] == "kept_effect")
+            add_commitment(i, "main", category[i], metric_for(i, plan[i][1]), agree_before(i, main_start), main_start,
+                           length, effect=category[i] == "kept_effect")
         if slot in _CURRENT and special[i] != "overdue_coaching":
             behaviour, metric = _CURRENT[slot]
+            metric = metric_for(i, metric)
             start = monday_on_or_after(last_data_day - int(rng.integers(21, 36)))
             length = max(30, (last_data_day - start) + int(rng.integers(-2, 15)))
             if slot == _SUPERSEDED_SLOT:
