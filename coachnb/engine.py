@@ -22,6 +22,7 @@ sockets in a private temporary directory, so parallel kernel starts cannot race 
 """
 from __future__ import annotations
 
+import atexit
 import base64
 import copy
 import json
@@ -45,6 +46,7 @@ if "papermill.engines" not in sys.modules:  # pragma: no cover - depends on impo
 
 import nbformat  # noqa: E402
 from jupyter_client.manager import KernelManager  # noqa: E402
+from jupyter_client.utils import run_sync  # noqa: E402
 from papermill.engines import Engine, NotebookExecutionManager  # noqa: E402,F401
 
 ENGINE_NAME = "coachnb_inprocess"
@@ -85,10 +87,12 @@ class IPCKernelManager(KernelManager):
         self.transport = "ipc"
         self.ip = os.path.join(self._ipc_dir, "k")
 
-    def cleanup_resources(self, restart: bool = False) -> None:
-        super().cleanup_resources(restart=restart)
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
         if not restart:
             shutil.rmtree(self._ipc_dir, ignore_errors=True)
+
+    cleanup_resources = run_sync(_async_cleanup_resources)
 
 
 # --------------------------------------------------------------------------- output capture
@@ -256,7 +260,9 @@ def _make_shell():
     config = Config()
     config.HistoryManager.enabled = False  # no sqlite history shared by parallel workers
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    shell = CapturingShell.instance(config=config, ipython_dir=tempfile.mkdtemp(prefix="coachnb-ipython-"))
+    ipython_dir = tempfile.mkdtemp(prefix="coachnb-ipython-")  # no user startup files, no shared state
+    atexit.register(shutil.rmtree, ipython_dir, True)
+    shell = CapturingShell.instance(config=config, ipython_dir=ipython_dir)
     shell.sink = sink
     try:
         shell.enable_matplotlib("inline")

@@ -59,6 +59,8 @@ def safe_filename(rep_id: str) -> str:
     if _PLAIN_NAME.fullmatch(rep_id) and rep_id not in RESERVED_NAMES:
         return rep_id
     slug = _UNSAFE_RUN.sub("_", rep_id.lower()).strip("_-")[:_SLUG_MAX].strip("_-") or "rep"
+    if slug in RESERVED_NAMES:  # Windows also refuses "con.<anything>"
+        slug += "_"
     digest = hashlib.sha256(rep_id.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
     return f"{slug}.{digest}"
 
