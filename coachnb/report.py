@@ -122,14 +122,15 @@ def team_view(ds: Dataset, as_of: pd.Timestamp, lookback_weeks: int, history_wee
         return _TEAM_CACHE[key]
     w = report_window(as_of, ds.config, lookback_weeks)
     history_start = weeks_before(w.end, history_weeks)
+    team_velocity = metrics.team_stage_velocity(ds, as_of)
     tv = TeamView(
         ds=ds, window=w, history_start=history_start,
         weekly_activity=metrics.weekly_activity(ds, history_start, w.end),
         weekly_pipeline=metrics.weekly_pipeline(ds, history_start, w.end),
         conversion=metrics.stage_conversion(ds, weeks_before(w.end, max(lookback_weeks, 26)), w.end),
         velocity=metrics.stage_velocity(ds, as_of),
-        team_velocity=metrics.team_stage_velocity(ds, as_of),
-        stalled=metrics.stalled_deals(ds, as_of),
+        team_velocity=team_velocity,
+        stalled=metrics.stalled_deals(ds, as_of, team_velocity=team_velocity),
         outcomes=metrics.deal_outcomes(ds, w.start, w.end),
         timeliness=metrics.capture_timeliness(ds, w.start, w.end),
         coverage=metrics.pipeline_coverage(ds, as_of),
@@ -454,7 +455,7 @@ def _active_commitments(ds: Dataset, rep_id: str, w: Window, limit: int = 2) -> 
     return chosen.tail(limit)
 
 
-def commitment_reviews(tv: TeamView, rep_id: str) -> list[CommitmentReview]:
+def commitment_reviews(tv: TeamView, rep_id: str, audience: str = "manager") -> list[CommitmentReview]:
     """Every commitment active in the period (or, failing that, the last one), assessed."""
     from . import coaching, impact
 
@@ -484,7 +485,8 @@ def commitment_reviews(tv: TeamView, rep_id: str) -> list[CommitmentReview]:
             activity_panel, outcome_panel, rep_id, c["start"].tz_localize(None), c["end"].tz_localize(None),
             float(c["target"]), baseline=float(c["baseline"]),
             excluded_peers=sorted(set(overlap["rep_id"])))
-        diagnosis = coaching.diagnose(assessment, commitment=c, finished=finished)
+        diagnosis = coaching.diagnose(assessment, commitment={**c, "label": label}, finished=finished,
+                                      audience=audience)
         mine = mw[mw["rep_id"] == rep_id]
         lo = weeks_before(c["start"], 8).tz_localize(None)
         hi = min(w.end.tz_localize(None), c["end"].tz_localize(None) + pd.Timedelta(weeks=13))
@@ -611,7 +613,7 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
     has_activity = ds.has("activities")
     has_stages = ds.has("stage_history")
 
-    reviews = commitment_reviews(tv, rep_id) if ds.has("commitments") else []
+    reviews = commitment_reviews(tv, rep_id, audience) if ds.has("commitments") else []
     pattern = coaching.commitment_pattern([r.diagnosis for r in reviews if r.diagnosis is not None])
     focus = coaching.focus_areas(ds, rep_id, as_of_ts, lookback_weeks=int(lookback_weeks))
     scenarios = []
