@@ -33,7 +33,7 @@ sample: $(SAMPLE)/.done
 reports: $(SAMPLE)/.done
 	$(PY) -m coachnb run $(SAMPLE) --as-of $(AS_OF) --out reports --jobs $(JOBS)
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test $(SAMPLE)/.done
 	bash .ci/ensure-chromium
 	$(PY) -m pytest
 
