@@ -233,6 +233,18 @@ def test_funnel_leaks_show_in_the_data(data, truth):
     assert q_rate[leakers].max() < q_rate[others].median() - 0.2
 
 
+def test_proposal_stallers_sit_longer_in_proposal(data, truth):
+    sh = data["stage_history"].copy()
+    sh["at"] = _ts(sh["entered_at"])
+    wide = sh.pivot(index="opportunity_id", columns="stage", values="at")
+    days = (wide["Negotiation"] - wide["Proposal"]).dt.days.dropna()
+    owner = data["opportunities"].set_index("opportunity_id")["rep_id"]
+    median = days.groupby(owner.reindex(days.index)).median()
+    stallers = [r["rep_id"] for r in truth["reps"] if r["funnel_leak"] == "proposal_stall"]
+    assert stallers
+    assert median[stallers].min() > 2 * median.drop(stallers).median()
+
+
 def test_seasonality_christmas_dip(data):
     day = _ts(data["activities"]["occurred_at"]).dt.normalize()
     per_day = day.value_counts()
@@ -372,8 +384,9 @@ def test_cli_writes_the_demo_folder(tmp_path, capsys):
 
 
 def test_demo_data_loads_without_problems(demo_dir, data):
-    loading = pytest.importorskip("coachnb.loading")
-    ds = loading.load(demo_dir)  # raises DataError on any error-level problem
+    from coachnb.loading import load
+
+    ds = load(demo_dir)  # raises DataError on any error-level problem
     assert len(ds.excluded) == 0
     assert {w.rule for w in ds.warnings} <= {"late_logging"}
     assert len(ds.activities) == len(data["activities"])
