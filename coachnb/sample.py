@@ -12,8 +12,8 @@ Activity (per rep, day and activity type)::
     count[r, d, t] ~ Poisson(rate)          -> gamma-Poisson (negative binomial) weekly counts
 
 ``season`` holds quarter-end pushes, an August dip and a Christmas/New Year dip, scaled per
-team. Kept commitments add ``Poisson((multiplier - 1) * rate)`` extra activities of the
-committed type inside the commitment's window.
+team. A kept commitment adds ``Poisson(max(target_rate - rate, 0))`` extra activities of the
+committed type inside its window, so the rep reaches about the target (less in holiday weeks).
 
 Opportunities are created from *organic* activity with a lag (kernel over 1-4 weeks)::
 
@@ -43,7 +43,7 @@ import pandas as pd
 from .config import ACTIVITY_TYPES, DEFAULT_STAGES
 from .schema import TABLES
 
-__all__ = ["generate_demo_data", "write_demo_data", "process_toml", "DEMO_TIMEZONE"]
+__all__ = ["generate_demo_data", "write_demo_data", "process_toml", "DEMO_TIMEZONE", "CATEGORIES", "LEAK_TYPES"]
 
 DEMO_TIMEZONE = "Europe/London"
 CATEGORIES = ("kept_effect", "kept_no_effect", "not_kept", "none")
@@ -152,7 +152,7 @@ def _to_weekday(day: int, weekday_of_day0: int, forward: bool = True) -> int:
     return day + (7 - wd) if forward else day - (wd - 4)
 
 
-def _format_ids(prefix: str, n: int, width: int) -> list[str] | np.ndarray:
+def _format_ids(prefix: str, n: int, width: int) -> np.ndarray:
     """``prefix`` + zero-padded 1..n, at least ``width`` digits wide."""
     width = max(width, len(str(n)))
     return np.char.add(prefix, np.char.zfill(np.arange(1, n + 1).astype(str), width)) if n else np.array([], str)
