@@ -292,7 +292,7 @@ def activity_change(
     if n_post == 0:
         sentence = f"The commitment period has not started yet (before: {_fmt(pre_rate)} {label} a week)."
     else:
-        ctx = [f"target {_fmt(target)}" if target is not None else None, f"before {_fmt(pre_rate)}"]
+        ctx = [f"target {target:g}" if target is not None else None, f"before {_fmt(pre_rate)}"]
         sentence = (f"{cap} averaged {_fmt(post_rate)} a week over the {_plural(n_post, 'week')} "
                     f"({', '.join(c for c in ctx if c)})")
         if target is not None:

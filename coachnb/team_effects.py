@@ -69,7 +69,10 @@ def _poisson_fit(X: np.ndarray, y: np.ndarray, offset: np.ndarray | None = None,
         mu = np.exp(eta)
         grad = X.T @ (y - mu)
         H = X.T @ (X * mu[:, None])
-        step = np.linalg.lstsq(H, grad, rcond=None)[0]
+        try:
+            step = np.linalg.solve(H, grad)
+        except np.linalg.LinAlgError:
+            step = np.linalg.lstsq(H, grad, rcond=None)[0]
         beta = beta + step
         if np.max(np.abs(step)) < 1e-9:
             break
@@ -145,16 +148,15 @@ def team_activity_effect(activity_panel: pd.DataFrame, outcome_panel: pd.DataFra
     contrasts[K, :n_lags] = 1.0
     u = contrasts @ Hinv @ s_g.T  # (K+1, G)
     est = contrasts @ beta
-    se = np.sqrt(np.sum(u**2, axis=1)) * math.sqrt(G / (G - 1))
-    # WCU percentile-t intervals
+    se = np.sqrt(np.sum(u**2, axis=1))  # cluster-robust (CRV1 without the G/(G-1) factor, which cancels below)
+    # WCU percentile-t intervals: the bootstrap t uses the same (perturbed) standard error formula
     t_star = (u @ wts.T) / np.sqrt((u**2) @ (wts.T**2))  # (K+1, B)
-    q = np.quantile(np.abs(t_star), 1 - alpha, axis=1) * math.sqrt(G / (G - 1))
+    q = np.quantile(np.abs(t_star), 1 - alpha, axis=1)
     lo, hi = est - q * se, est + q * se
 
     # WCR score-test p-values: impose each null by refitting with that contrast fixed at 0
     pvals = np.empty(K + 1)
     for j in range(K + 1):
-        c = contrasts[j]
         # reparametrize so the tested contrast is one coordinate: drop one column it loads on
         k0 = j if j < K else 0
         keep = [i for i in range(X.shape[1]) if i != k0]
@@ -167,12 +169,11 @@ def team_activity_effect(activity_panel: pd.DataFrame, outcome_panel: pd.DataFra
             x_test = X[:, 0]
         _, mu_r = _poisson_fit(Xr, y)
         Hr = Xr.T @ (Xr * mu_r[:, None])
-        proj = Xr @ np.linalg.lstsq(Hr, Xr.T @ (x_test * mu_r), rcond=None)[0]
+        proj = Xr @ np.linalg.lstsq(Hr, Xr.T @ (x_test * mu_r), rcond=None)[0]  # mu-weighted projection
         s_tilde = _cluster_sum((x_test - proj) * (y - mu_r), codes, G)
         t_obs = s_tilde.sum() / math.sqrt(np.sum(s_tilde**2))
         t_b = (wts @ s_tilde) / np.sqrt((wts**2) @ (s_tilde**2))
         pvals[j] = (1 + np.sum(np.abs(t_b) >= abs(t_obs))) / (n_boot + 1)
-        del c
 
     terms = [f"lag {k}" for k in range(n_lags)] + (["lead 1"] if lead else []) + [f"total (lags 0-{max_lag})"]
     lags = list(range(n_lags)) + ([-1] if lead else []) + [np.nan]

@@ -1,0 +1,233 @@
+"""Unit tests of coachnb.impact on constructed series with known answers (issue #4)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from coachnb.impact import (ActivityChange, PipelineImpact, activity_change, assess_commitment, bh_adjust,
+                            detect_activity_change, pipeline_impact)
+from coachnb.simulate import simulate_team
+
+WEEKS = pd.date_range("2025-01-06", periods=60, freq="W-MON")
+
+
+def _panel(n_reps=12, n_weeks=60, rate=4.0, seed=0, wave=None):
+    """Poisson panel; ``wave`` multiplies every rep's rate in the weeks given (team-wide event)."""
+    rng = np.random.default_rng(seed)
+    mult = np.ones(n_weeks)
+    if wave is not None:
+        mult[wave[0]:wave[1]] = wave[2]
+    rates = rate * np.exp(rng.normal(0, 0.2, n_reps))
+    y = rng.poisson(rates[None, :] * mult[:, None])
+    return pd.DataFrame(y.astype(float), index=WEEKS[:n_weeks], columns=[f"R{i}" for i in range(n_reps)])
+
+
+# ------------------------------------------------------------------------- pipeline_impact
+def test_clean_tripling_is_moved_up_with_interval_around_three():
+    out = _panel(seed=1)
+    t0 = 36
+    rng = np.random.default_rng(11)
+    out.iloc[t0:, 0] = rng.poisson(3 * out.iloc[:t0, 0].mean(), len(out) - t0)
+    r = pipeline_impact(out, "R0", WEEKS[t0], lag_weeks=0, horizon_weeks=12)
+    assert isinstance(r, PipelineImpact)
+    assert r.verdict == "moved" and r.direction == "up"
+    assert r.ci_low < 3 < r.ci_high
+    assert 2.2 < r.rate_ratio < 4.0
+    assert r.p_value <= 0.05
+    assert r.n_post_weeks == 12 and r.n_pre_weeks == 26
+    assert "rose from" in r.sentence and "interval" in r.sentence
+    assert all(v == "passed" or v == "not checked" for v in r.gates.values())
+
+
+def test_team_wide_wave_without_individual_effect_is_not_moved():
+    # everyone doubles from week 36 on: the naive before/after test fires, coachnb does not
+    out = _panel(seed=2, wave=(36, 60, 2.0))
+    r = pipeline_impact(out, "R0", WEEKS[36], lag_weeks=0, horizon_weeks=12)
+    assert r.naive_p_value < 0.001 and r.naive_rate_ratio > 1.6
+    assert r.verdict != "moved"
+    assert r.ci_low < 1 < r.ci_high
+    assert 0.7 < r.rate_ratio < 1.4
+    # counterfactual carries the team's doubling
+    assert r.counterfactual_rate > 1.6 * r.pre_rate
+
+
+def test_three_weeks_of_post_data_is_not_enough_with_weeks_needed():
+    out = _panel(seed=3, n_weeks=60)
+    start = WEEKS[55]  # lag 2 -> weeks 57, 58, 59 observed
+    r = pipeline_impact(out, "R0", start, lag_weeks=2, horizon_weeks=8)
+    assert r.n_post_weeks == 3
+    assert r.verdict == "not enough data to tell"
+    assert r.gates["post_horizon"].startswith("failed")
+    assert r.weeks_needed is not None and r.weeks_needed >= 5
+    assert r.mde_ratio > 1.5
+    assert r.sentence.startswith("Too early to tell: with 3 weeks of data")
+    assert f"about {r.weeks_needed} more weeks" in r.sentence
+
+
+def test_activity_did_not_change_verdict_wins():
+    out = _panel(seed=4)
+    r = pipeline_impact(out, "R0", WEEKS[36], activity_changed=False)
+    assert r.verdict == "activity did not change"
+    assert r.gates["activity_changed"].startswith("failed")
+    assert "did not clearly change" in r.sentence
+
+
+def test_failed_gates_are_named():
+    out = _panel(n_reps=3, seed=5)
+    r = pipeline_impact(out, "R0", WEEKS[5])  # 3 baseline weeks, 2 peers
+    assert set(r.failed_gates) >= {"pre_weeks", "peers"}
+    assert r.verdict == "not enough data to tell"
+    assert "history" in r.sentence
+
+
+def test_dip_before_change_fails_the_dip_gate():
+    out = _panel(seed=6, rate=6.0)
+    out.iloc[30:36, 0] = [1, 0, 1, 0, 1, 1]  # pipeline collapsed in the 6 weeks before the change
+    r = pipeline_impact(out, "R0", WEEKS[36], lag_weeks=0, horizon_weeks=12)
+    assert r.gates["baseline_dip"].startswith("failed")
+    assert r.dip_ratio < 0.5
+    assert r.verdict == "not enough data to tell"
+    assert "unusually low" in r.sentence
+
+
+def test_excluded_peers_and_peer_list_are_honoured():
+    out = _panel(seed=7)
+    r_all = pipeline_impact(out, "R0", WEEKS[36])
+    r_ex = pipeline_impact(out, "R0", WEEKS[36], excluded_peers=["R1", "R2"])
+    r_some = pipeline_impact(out, "R0", WEEKS[36], peers=["R3", "R4", "R5", "R6", "R7"])
+    assert (r_all.n_peers, r_ex.n_peers, r_some.n_peers) == (11, 9, 5)
+    assert r_ex.n_placebo < r_all.n_placebo
+
+
+def test_interval_and_p_value_agree():
+    sim = simulate_team(np.random.default_rng(8), n_reps=15, n_weeks=70, effect_ratio=2.0)
+    r = pipeline_impact(sim.outcome, sim.rep_id, sim.start)
+    assert (r.p_value <= 0.05) == (not (r.ci_low <= 1 <= r.ci_high))
+    assert r.ci_low <= r.rate_ratio <= r.ci_high
+
+
+def test_no_meaningful_change_needs_a_narrow_interval():
+    # very high volume, long windows, no effect -> interval inside the +-15% band
+    out = _panel(n_reps=30, rate=200.0, seed=9)
+    r = pipeline_impact(out, "R0", WEEKS[30], lag_weeks=0, horizon_weeks=26)
+    assert r.verdict == "no meaningful change"
+    assert 0.85 <= r.ci_low and r.ci_high <= 1.15
+
+
+# ------------------------------------------------------------------------- activity_change
+def _series(values, start=0):
+    return pd.Series(np.asarray(values, float), index=WEEKS[start:start + len(values)])
+
+
+def test_activity_kept_with_sentence():
+    a = _series([5, 4, 6, 5, 5, 6, 4, 5, 5, 6, 5, 4, 0, 0, 9, 11, 10, 10])
+    r = activity_change(a, WEEKS[14], WEEKS[17], target=10, label="calls")
+    assert isinstance(r, ActivityChange)
+    assert r.weeks_in_period == 4 and r.weeks_on_or_above_target == 3
+    assert r.share_on_target == pytest.approx(0.75)
+    assert r.adherence == "kept" and r.changed and r.direction == "up"
+    assert r.pre_rate == pytest.approx(np.mean([5, 4, 6, 5, 5, 6, 4, 5, 5, 6, 5, 4]))
+    assert r.sentence == ("Calls averaged 10.0 a week over the 4 weeks (target 10, before 5.0): "
+                          "on or above target in 3 of 4 weeks.")
+
+
+@pytest.mark.parametrize("post, expected", [
+    ([10, 10, 9, 11], "kept"),  # mean 10 >= 0.9 x 10
+    ([8, 8, 7, 8], "partly kept"),  # more than half way from 5 to 10, never on target
+    ([5, 10, 5, 5], "partly kept"),  # 1 of 4 weeks on target (25%)
+    ([5, 6, 5, 4], "not kept"),
+    ([12], "too early"),
+])
+def test_adherence_categories(post, expected):
+    a = _series([5] * 12 + [0, 0] + post)
+    r = activity_change(a, WEEKS[14], WEEKS[14 + 3], target=10)
+    assert r.adherence == expected
+
+
+def test_activity_change_with_known_baseline_and_downward_target():
+    a = _series([20, 21, 19, 20, 8, 7, 9, 8, 8, 7])
+    r = activity_change(a, WEEKS[4], WEEKS[9], target=8, baseline=20.0)
+    assert r.direction == "down" and r.changed and r.adherence == "kept"
+    assert r.n_pre_weeks == 0 and r.pre_rate == 20.0
+
+
+def test_unchanged_activity_is_not_changed():
+    rng = np.random.default_rng(0)
+    a = _series(rng.poisson(6, 40))
+    r = activity_change(a, WEEKS[30], WEEKS[39], target=10)
+    assert not r.changed
+    assert r.adherence == "not kept"
+    assert r.ci_low < 1 < r.ci_high
+
+
+# ------------------------------------------------------------------------ assess_commitment
+def test_assess_commitment_wires_the_activity_gate():
+    sim = simulate_team(np.random.default_rng(10), n_reps=10, n_weeks=60, change_week=40, activity_ratio=1.0)
+    a = assess_commitment(sim.activity, sim.outcome, "R00", sim.start, sim.outcome.index[-1],
+                          target=2 * sim.activity["R00"].mean(), activity_label="calls")
+    assert not a.activity.changed
+    assert a.verdict == "activity did not change" == a.pipeline.verdict
+    assert a.sentence.startswith("Calls averaged")
+
+    sim = simulate_team(np.random.default_rng(10), n_reps=10, n_weeks=60, change_week=40, activity_ratio=2.0)
+    a = assess_commitment(sim.activity, sim.outcome, "R00", sim.start, sim.outcome.index[-1], target=None)
+    assert a.activity.changed and a.pipeline.gates["activity_changed"] == "passed"
+
+
+# ----------------------------------------------------------------------- change points, BH
+def test_detect_activity_change_finds_a_step_and_ignores_noise():
+    rng = np.random.default_rng(12)
+    y = np.r_[rng.poisson(5, 30), rng.poisson(10, 20)]
+    found = detect_activity_change(_series(y))
+    assert found is not None and abs(WEEKS.get_loc(found) - 30) <= 2
+    flat = _series(rng.poisson(5, 50))
+    assert detect_activity_change(flat) is None
+    assert detect_activity_change(_series([1, 2, 3])) is None
+
+
+def test_bh_adjust_matches_hand_computation():
+    q = bh_adjust([0.01, 0.04, 0.03, np.nan, 0.5])
+    # sorted p: .01 .03 .04 .5 (m = 4) -> .04, .0533, .0533, .5
+    np.testing.assert_allclose(q[[0, 2, 1, 4]], [0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
+    assert np.isnan(q[3])
+
+
+# ------------------------------------------------------------------------------ team level
+def _team_with_lag1_effect(coef, n_reps=6, n_weeks=50, seed=13):
+    from coachnb.simulate import simulate_team as sim_team
+
+    rng = np.random.default_rng(seed)
+    act = sim_team(rng, n_reps=n_reps, n_weeks=n_weeks, activity_ratio=1.0).activity
+    centred = act - act.mean()
+    season = np.sin(np.arange(n_weeks) / 4.0)[:, None]  # team-wide wave, absorbed by week effects
+    mu = 3.0 * np.exp(coef * centred.shift(1).fillna(0.0).to_numpy() + 0.3 * season)
+    return act, act * 0 + rng.poisson(mu)
+
+
+def test_team_activity_effect_recovers_a_lag_one_effect():
+    from coachnb.team_effects import expected_extra_outcomes, team_activity_effect
+
+    act, out = _team_with_lag1_effect(0.06)
+    df = team_activity_effect(act, out, max_lag=2, n_boot=499)
+    assert list(df.columns) == ["term", "lag", "coef", "rate_ratio_per_unit", "ci_low", "ci_high", "p_value"]
+    assert list(df["term"]) == ["lag 0", "lag 1", "lag 2", "lead 1", "total (lags 0-2)"]
+    lag1 = df.set_index("term").loc["lag 1"]
+    assert lag1["ci_low"] < np.exp(0.06) < lag1["ci_high"] and lag1["p_value"] < 0.05
+    # the reverse-causality check stays small next to the real lag-1 effect
+    assert abs(df.set_index("term").loc["lead 1", "coef"]) < lag1["coef"] / 2
+    assert df.attrs["weights"] == "Webb" and "lead term" in df.attrs["assumptions"]
+    sc = expected_extra_outcomes(df, baseline_rate=3.0, activity_from=5, activity_to=10)
+    assert list(sc.index) == [30, 90]
+    assert sc.loc[90, "expected"] == pytest.approx(3 * sc.loc[30, "expected"])
+    assert 0 < sc.loc[30, "low"] < sc.loc[30, "expected"] < sc.loc[30, "high"]
+
+
+def test_team_activity_effect_without_effect_is_near_zero():
+    from coachnb.team_effects import team_activity_effect
+
+    act, out = _team_with_lag1_effect(0.0, seed=14)
+    df = team_activity_effect(act, out, max_lag=2, n_boot=499).set_index("term")
+    # no effect planted: every coefficient is small next to the 0.06 planted above
+    assert (df["coef"].abs() < 0.04).all()
+    assert df["p_value"].between(0, 1).all()
