@@ -21,6 +21,15 @@ RESERVED_NAMES = frozenset(
     | {f"lpt{i}" for i in range(10)}
 )
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Mode of new files, as ``open()`` would create them (``mkstemp`` alone would give 0600).
+NEW_FILE_MODE = 0o666 & ~_current_umask()
+
 _PLAIN_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _UNSAFE_RUN = re.compile(r"[^a-z0-9_-]+")
 _SLUG_MAX = 48
@@ -97,6 +106,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
+            try:
+                mode = path.stat().st_mode & 0o777  # a rewrite keeps the file's permissions
+            except FileNotFoundError:
+                mode = NEW_FILE_MODE
+            if hasattr(os, "fchmod"):
+                os.fchmod(fh.fileno(), mode)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())

@@ -64,6 +64,16 @@ def test_atomic_write_replaces_content(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["r.html"]
 
 
+def test_new_files_get_the_usual_permissions_and_rewrites_keep_them(tmp_path):
+    target = tmp_path / "r.html"
+    atomic_write_text(target, "x")
+    assert target.stat().st_mode & 0o777 == fsutil.NEW_FILE_MODE
+    assert fsutil.NEW_FILE_MODE & 0o044  # readable by others under the common umasks, not 0600
+    target.chmod(0o640)
+    atomic_write_text(target, "y")
+    assert target.stat().st_mode & 0o777 == 0o640
+
+
 @pytest.mark.parametrize("failing", ["fsync", "replace"])
 def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch, failing):
     target = tmp_path / "r.html"
