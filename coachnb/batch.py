@@ -215,14 +215,19 @@ def _worker_main(conn, engine: str | None) -> None:
         conn.send({"ready": False, "error": f"{type(exc).__name__}: {exc}"})
         return
     conn.send({"ready": True, "pid": os.getpid()})
-    while True:
-        try:
-            task = conn.recv()
-        except (EOFError, OSError):
-            return
-        if task is None:
-            return
-        conn.send(execute_task(task))
+    try:
+        while True:
+            try:
+                task = conn.recv()
+            except (EOFError, OSError):
+                return
+            if task is None:
+                return
+            conn.send(execute_task(task))
+    finally:
+        from .engine import cleanup
+
+        cleanup()
 
 
 def _failure(error: str, **extra) -> dict:

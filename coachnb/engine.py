@@ -261,7 +261,7 @@ def _make_shell():
     config.HistoryManager.enabled = False  # no sqlite history shared by parallel workers
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     ipython_dir = tempfile.mkdtemp(prefix="coachnb-ipython-")  # no user startup files, no shared state
-    atexit.register(shutil.rmtree, ipython_dir, True)
+    atexit.register(shutil.rmtree, ipython_dir, True)  # multiprocessing workers call cleanup() instead
     shell = CapturingShell.instance(config=config, ipython_dir=ipython_dir)
     shell.sink = sink
     try:
@@ -420,6 +420,12 @@ class InProcessEngine(Engine):
                 logger.info(out.data["text/plain"])
             elif out.output_type == "error":
                 logger.info(f"{out.ename}: {out.evalue}")
+
+
+def cleanup() -> None:
+    """Remove the shell's temporary IPython directory (worker processes exit without atexit)."""
+    if _SHELL is not None:
+        shutil.rmtree(_SHELL.ipython_dir, ignore_errors=True)
 
 
 def register() -> None:
