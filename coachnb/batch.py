@@ -36,6 +36,7 @@ import multiprocessing
 import os
 import pickle
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -214,7 +215,10 @@ def _worker_main(conn, engine: str | None) -> None:
     except BaseException as exc:  # report why we cannot work, then stop
         conn.send({"ready": False, "error": f"{type(exc).__name__}: {exc}"})
         return
-    conn.send({"ready": True, "pid": os.getpid()})
+    from . import engine as engine_module
+
+    shell = engine_module._SHELL
+    conn.send({"ready": True, "pid": os.getpid(), "scratch": shell.ipython_dir if shell is not None else None})
     try:
         while True:
             try:
@@ -253,6 +257,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.state = "starting"
+        self.scratch = None  # the worker's temporary directory, removed here if it is killed
         self.task = None
         self.deadline = None
         self.started_task_at = None
@@ -262,6 +267,8 @@ class _Worker:
             self.process.kill()
         self.process.join(5)
         self.conn.close()
+        if self.scratch and not self.process.is_alive():
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     def describe_death(self) -> str:
         self.process.join(1)
@@ -363,7 +370,7 @@ class WorkerPool:
                         message = None
                     if w.state == "starting":
                         if message and message.get("ready"):
-                            w.state = "idle"
+                            w.state, w.scratch = "idle", message.get("scratch")
                             startup_failures = 0
                             continue
                         startup_failures += 1
