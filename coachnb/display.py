@@ -5,9 +5,11 @@ Everything that came from the data passes through :func:`coachnb.report.esc` or
 """
 from __future__ import annotations
 
+import io
+
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import HTML, display
+from IPython.display import HTML, Image, display
 
 from .report import esc
 
@@ -43,9 +45,15 @@ def table(frame: pd.DataFrame, *, formats: dict | None = None, caption: str | No
 
 
 def figure(fig: plt.Figure) -> None:
-    """Show a figure once and free it (a batch renders hundreds)."""
-    display(fig)
+    """Show a figure once, as a PNG, and free it (a batch renders hundreds).
+
+    Saving the PNG here, rather than leaving it to the kernel's plotting backend, gives the same
+    image under every engine, in JupyterLab and in a batch.
+    """
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
     plt.close(fig)
+    display(Image(data=buf.getvalue(), format="png"))
 
 
 def definition_list(pairs: list[tuple[str, str]]) -> None:
@@ -285,7 +293,7 @@ def overview_table(ov) -> None:
     rows = []
     for rec in ov.reps.to_dict("records"):
         name = esc(rec["name"])
-        if rec.get("report"):
+        if isinstance(rec.get("report"), str):
             name = f'<a href="{esc(quote(rec["report"]))}">{name}</a>'
         overdue = ' class="cnb-flag"' if rec["overdue"] else ""
         rows.append(

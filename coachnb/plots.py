@@ -7,9 +7,12 @@ never shown individually.
 """
 from __future__ import annotations
 
+import sys
+
 import matplotlib
 
-matplotlib.use("Agg")  # reports are rendered headless; JupyterLab's inline backend overrides this
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")  # headless outside Jupyter; a kernel keeps its inline backend for analysts
 
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402

@@ -1,0 +1,85 @@
+"""The team overview: one row per rep, cadence per manager, adjusted verdicts, links."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.utils.capture import capture_output
+
+from coachnb import display as show
+from coachnb.overview import cadence_sentence, team_overview
+
+AS_OF = "2026-11-23"
+
+
+@pytest.fixture(scope="module")
+def overview(sample_ds):
+    return team_overview(sample_ds, AS_OF)
+
+
+def test_one_row_per_rep_with_days_since_last_1to1(overview, sample_ds):
+    reps = overview.reps
+    assert list(reps["rep_id"]) == list(sample_ds.reps["rep_id"])
+    s = sample_ds.coaching_sessions
+    as_of = pd.Timestamp(AS_OF, tz=sample_ds.config.timezone)
+    for rep_id in ("R001", "R008"):
+        last = s.loc[(s["rep_id"] == rep_id) & (s["held_on"] < as_of), "held_on"].max()
+        row = reps.set_index("rep_id").loc[rep_id]
+        assert row["days_since_1to1"] == (as_of - last).days
+        assert row["overdue"] == ((as_of - last).days > sample_ds.config.thresholds.cadence_days)
+
+
+def test_planted_overdue_reps_are_flagged(overview, sample_dir):
+    truth = json.loads((sample_dir / "ground_truth.json").read_text())
+    overdue = [r["rep_id"] for r in truth["reps"] if (r.get("special") or "").startswith("overdue")]
+    assert overdue, "the demo team plants reps overdue for a 1:1"
+    flagged = set(overview.reps.loc[overview.reps["overdue"], "rep_id"])
+    assert set(overdue) <= flagged
+
+
+def test_q_values_are_benjamini_hochberg_of_listed_p_values(overview):
+    tested = overview.reps.dropna(subset=["p_value"])
+    p = tested["p_value"].to_numpy()
+    q = tested["q_value"].to_numpy()
+    assert np.all(q >= p - 1e-12) and np.all(q <= 1)
+    # BH by hand: q_(i) = min_{j>=i} p_(j) * m / j
+    order = np.argsort(p)
+    m = len(p)
+    expected = np.minimum.accumulate((p[order] * m / np.arange(1, m + 1))[::-1])[::-1]
+    assert np.allclose(np.sort(q), np.minimum(expected, 1)) or m == 0
+    if m:
+        assert "Benjamini" in overview.fdr_note
+
+
+def test_managers_table_counts_reps_and_cadence(overview):
+    m = overview.managers.set_index("manager")
+    counts = overview.reps.groupby("manager").size()
+    assert (m["reps"] == counts.reindex(m.index)).all()
+    overdue = overview.reps.groupby("manager")["overdue"].sum()
+    assert np.allclose(m["cadence_kept"], 1 - overdue.reindex(m.index) / counts.reindex(m.index))
+    assert "overdue for a 1:1" in cadence_sentence(overview)
+
+
+def test_links_come_from_the_manifest_and_are_escaped(sample_ds, tmp_path):
+    manifest = {"reports": [
+        {"rep_id": "R001", "audience": "manager", "status": "ok", "html": "r001.abc.html"},
+        {"rep_id": "R001", "audience": "rep", "status": "ok", "html": "r001.abc.rep.html"},
+        {"rep_id": "R002", "audience": "manager", "status": "failed", "html": None, "error": "boom <b>"},
+    ]}
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    ov = team_overview(sample_ds, AS_OF, manifest_path=path)
+    links = ov.reps.set_index("rep_id")["report"]
+    assert links["R001"] == "r001.abc.html"
+    assert pd.isna(links["R002"]) and pd.isna(links["R003"])
+    assert list(ov.failed["rep_id"]) == ["R002"]
+    InteractiveShell.instance()
+    with capture_output() as out:
+        show.overview_table(ov)
+        show.overview_failed(ov)
+    html = "".join(o.data.get("text/html", "") for o in out.outputs)
+    assert html.count("<a href=") == 1 and 'href="r001.abc.html"' in html
+    assert "boom &lt;b&gt;" in html
