@@ -13,7 +13,7 @@ Activity (per rep, day and activity type)::
 
 ``season`` holds quarter-end pushes, an August dip and a Christmas/New Year dip, scaled per
 team. A kept commitment adds ``Poisson(max(target_rate - rate, 0))`` extra activities of the
-committed type inside its window, so the rep reaches about the target (less in holiday weeks).
+committed type inside its window, so the rep reaches about the target (holiday weeks included).
 
 Opportunities are created from *organic* activity with a lag (kernel over 1-4 weeks)::
 
@@ -435,15 +435,16 @@ def generate_demo_data(reps: int = 24, weeks: int = 78, seed: int = 7, end: str 
         if target is None:
             target = max(baseline + step, _round_to(baseline * rng.uniform(1.5, 2.0), step))
         kept = behaviour in ("kept_effect", "kept_no_effect")
-        # a kept commitment reaches about its target (less in holiday weeks); the rep's organic
-        # activity continues underneath, the extra activities make up the difference
-        achieved = target * rng.uniform(0.9, 1.05) if kept else baseline
+        # a kept commitment reaches about its target, holiday weeks included (that is what keeping
+        # it means, and what the report's adherence rule checks); the rep's organic activity
+        # continues underneath, the extra activities make up the difference
+        achieved = target * rng.uniform(0.95, 1.1) if kept else baseline
         multiplier = achieved / baseline
         stop = start + length - 1
         behave_until = min(stop if window_end is None else window_end, last_data_day)
         if kept and behave_until >= start:
             days = slice(start, behave_until + 1)
-            wanted = achieved * weekday_share[days] * season_team[team_of[i], days]
+            wanted = achieved * weekday_share[days]
             extra[i, days, t] += rng.poisson(np.maximum(wanted - rate[i, days, t], 0.0)).astype(np.int32)
         planted_lift, lag = 1.0, 0
         if effect:
