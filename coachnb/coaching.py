@@ -423,6 +423,11 @@ _TABLES_CACHE: dict = {}
 def funnel_tables(ds: Dataset, as_of, lookback_weeks: int = 13) -> dict:
     """Cached :func:`compute_funnel_tables` (per data fingerprint, date and window; hand-built
     datasets without a fingerprint are not cached)."""
+    from . import features
+
+    stored = features.funnel_tables(ds, as_of, lookback_weeks)  # a Dataset read from a feature store
+    if stored is not None:
+        return stored
     if not ds.fingerprint:
         return compute_funnel_tables(ds, as_of, lookback_weeks)
     key = (ds.fingerprint, str(_focus_window(as_of, ds, lookback_weeks)), lookback_weeks)
@@ -772,7 +777,7 @@ def scenario_table(ratio: float, ratio_low: float, ratio_high: float, delta_per_
 
 def _scenario_inputs(ds: Dataset, rep_id: str, as_of, metric: str, lookback_weeks: int = CONVERSION_WEEKS) -> dict:
     """The team's opportunities per unit of ``metric`` (with bootstrap interval) and the rep's levels."""
-    from . import metrics
+    from . import features
 
     spec = ds.config.commitment_metrics.get(metric)
     if spec is None:
@@ -781,9 +786,9 @@ def _scenario_inputs(ds: Dataset, rep_id: str, as_of, metric: str, lookback_week
         raise ValueError(f"a scenario needs an activity or opportunity metric, not {metric!r} ({spec.kind})")
     rep_id = str(rep_id)
     start, end = _focus_window(as_of, ds, lookback_weeks)
-    mw = metrics.metric_weekly(ds, metric, start, end)
+    mw = features.metric_weekly(ds, metric, start, end)  # from the feature store's cube when ds is read from one
     x = mw.groupby(mw["rep_id"].astype(str))["value"].sum()
-    wp = metrics.weekly_pipeline(ds, start, end)
+    wp = features.weekly_pipeline(ds, start, end)
     y = wp.groupby(wp["rep_id"].astype(str))["opportunities_created"].sum().reindex(x.index).fillna(0)
     team = [rep_id] + _peers(ds, rep_id)
     x, y = x.reindex(team).fillna(0), y.reindex(team).fillna(0)

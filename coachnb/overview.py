@@ -16,9 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .report import (commitment_reviews, conversion_section, fmt_pct, load_cached, resolve_as_of,
-                     team_view)
-from .schema import Dataset
+from .report import commitment_reviews, conversion_section, fmt_pct, open_data
 
 
 @dataclass
@@ -67,9 +65,7 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     from . import coaching
     from .impact import bh_adjust
 
-    ds = data if isinstance(data, Dataset) else load_cached(data)
-    as_of_ts = resolve_as_of(as_of, ds)
-    tv = team_view(ds, as_of_ts, int(lookback_weeks))
+    ds, as_of_ts, tv = open_data(data, as_of, int(lookback_weeks))  # data folder, Dataset or feature store
     w = tv.window
     manifest = _manifest(manifest_path)
     links = _report_links(manifest)

@@ -141,6 +141,30 @@ def team_view(ds: Dataset, as_of: pd.Timestamp, lookback_weeks: int, history_wee
     return tv
 
 
+def open_data(data, as_of, lookback_weeks: int, rep_id: str | None = None) -> tuple[Dataset, pd.Timestamp, TeamView]:
+    """Dataset, coaching date and team view from a data folder, a Dataset or a feature store.
+
+    From a feature store (:mod:`coachnb.features`) the Dataset holds the reps table, the
+    commitments and 1:1s, and only ``rep_id``'s own opportunities, stage history and
+    self-assessments (``rep_id=None``: none, for the team overview); the team view is read
+    from the store. Raises RepNotFound when ``rep_id`` is given and unknown.
+    """
+    from . import features
+
+    if not isinstance(data, Dataset) and features.is_store(data):
+        store = features.open_store(data)
+        if rep_id is not None:
+            _rep_row(store.dataset_for(None), rep_id)
+        ds = store.dataset_for(rep_id)
+        as_of_ts = resolve_as_of(as_of, ds)
+        return ds, as_of_ts, store.team_view(ds, as_of_ts, lookback_weeks)
+    ds = data if isinstance(data, Dataset) else load_cached(data)
+    if rep_id is not None:
+        _rep_row(ds, rep_id)
+    as_of_ts = resolve_as_of(as_of, ds)
+    return ds, as_of_ts, team_view(ds, as_of_ts, lookback_weeks)
+
+
 # --------------------------------------------------------------------------- wording helpers
 def esc(text) -> str:
     """Escape any text that came from the data before it reaches HTML."""
@@ -457,7 +481,7 @@ def _active_commitments(ds: Dataset, rep_id: str, w: Window, limit: int = 2) -> 
 
 def commitment_reviews(tv: TeamView, rep_id: str, audience: str = "manager") -> list[CommitmentReview]:
     """Every commitment active in the period (or, failing that, the last one), assessed."""
-    from . import coaching, impact
+    from . import coaching, features, impact
 
     ds, w = tv.ds, tv.window
     chosen = _active_commitments(ds, rep_id, w)
@@ -469,11 +493,11 @@ def commitment_reviews(tv: TeamView, rep_id: str, audience: str = "manager") -> 
         hist_start = min(weeks_before(c["start"], 52), tv.history_start)
         key = ("metric", c["metric"], hist_start)
         if key not in tv.cache:
-            tv.cache[key] = metrics.metric_weekly(ds, c["metric"], hist_start, w.end)
+            tv.cache[key] = features.metric_weekly(ds, c["metric"], hist_start, w.end)
         mw = tv.cache[key]
         okey = ("outcome", hist_start)
         if okey not in tv.cache:
-            tv.cache[okey] = metrics.weekly_pipeline(ds, hist_start, w.end)
+            tv.cache[okey] = features.weekly_pipeline(ds, hist_start, w.end)
         activity_panel = _panel(mw, "value")
         outcome_panel = _panel(tv.cache[okey], "opportunities_created")
         # teammates whose own commitment overlaps this one changed too: not a clean comparison
@@ -592,7 +616,10 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
     Parameters
     ----------
     data : str, Path or Dataset
-        A data folder (loaded once per process and cached) or a loaded Dataset.
+        A data folder (loaded once per process and cached), a loaded Dataset, or a feature
+        store written by :func:`coachnb.features.build_store` (the batch's path: the report is
+        built from precomputed team tables and the rep's own records, without the raw
+        activities; same content as from the folder).
     rep_id : str
     as_of : str or Timestamp or None
         Date of the 1:1; ``None`` or ``""`` means today.
@@ -605,11 +632,8 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
 
     if audience not in INTRO:
         raise ValueError(f"audience must be 'manager' or 'rep', not {audience!r}")
-    ds = data if isinstance(data, Dataset) else load_cached(data)
     rep_id = str(rep_id)
-    _rep_row(ds, rep_id)
-    as_of_ts = resolve_as_of(as_of, ds)
-    tv = team_view(ds, as_of_ts, int(lookback_weeks))
+    ds, as_of_ts, tv = open_data(data, as_of, int(lookback_weeks), rep_id)
     has_activity = ds.has("activities")
     has_stages = ds.has("stage_history")
 

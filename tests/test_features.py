@@ -1,0 +1,138 @@
+"""Feature store: reports from the store equal reports from the raw folder; reruns skip; edits invalidate."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from coachnb import features
+from coachnb.overview import team_overview
+from coachnb.report import rep_report
+
+from .conftest import DEMO_AS_OF
+
+
+def assert_same(a, b, where="report"):
+    """Deep equality of report objects: dataclasses field by field, frames exactly (dtypes too)."""
+    if dataclasses.is_dataclass(a) and not isinstance(a, type):
+        assert type(a) is type(b), where
+        for f in dataclasses.fields(a):
+            if f.name == "ds":
+                continue
+            assert_same(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
+    elif isinstance(a, pd.DataFrame):
+        pd.testing.assert_frame_equal(a, b, obj=where)
+    elif isinstance(a, pd.Series):
+        pd.testing.assert_series_equal(a, b, obj=where)
+    elif isinstance(a, dict):
+        assert set(a) == set(b), where
+        for k in a:
+            assert_same(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float) and np.isnan(a):
+        assert np.isnan(b), where
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+@pytest.fixture(scope="module")
+def store(sample_dir, tmp_path_factory):
+    return features.build_store(sample_dir, DEMO_AS_OF, 13, tmp_path_factory.mktemp("reports"))
+
+
+def _reps_with_everything(ds, n=4):
+    """A few reps whose reports exercise commitments (reviews), focus areas and scenarios."""
+    c = ds.commitments
+    with_commitments = list(dict.fromkeys(c.sort_values("start")["rep_id"].astype(str)))
+    reps = list(ds.reps["rep_id"].astype(str))
+    return list(dict.fromkeys(with_commitments[-(n - 1):] + [reps[0]]))
+
+
+def test_store_reports_equal_raw_reports(sample_dir, sample_ds, store):
+    reps = _reps_with_everything(sample_ds)
+    checked = {"reviews": 0, "focus": 0, "scenarios": 0}
+    for rep_id in reps:
+        for audience in ("manager", "rep"):
+            raw = rep_report(sample_dir, rep_id, DEMO_AS_OF, 13, audience)
+            stored = rep_report(store, rep_id, DEMO_AS_OF, 13, audience)
+            assert_same(raw, stored, f"{rep_id}/{audience}")
+            checked["reviews"] += len(raw.commitments)
+            checked["focus"] += len(raw.focus.areas)
+            checked["scenarios"] += len(raw.scenarios)
+    # the comparison covered the parts that need the store's panels, not just empty sections
+    assert checked["reviews"] > 0 and checked["focus"] > 0 and checked["scenarios"] > 0, checked
+
+
+def test_store_overview_equals_raw_overview(sample_dir, store):
+    assert_same(team_overview(sample_dir, DEMO_AS_OF, 13), team_overview(store, DEMO_AS_OF, 13), "overview")
+
+
+def test_store_worker_holds_one_reps_records_and_no_activities(sample_ds, store):
+    rep_id = str(sample_ds.reps["rep_id"].iloc[3])
+    ds = features.open_store(store).dataset_for(rep_id)
+    assert len(ds.activities) == 0 and ds.has("activities")
+    assert set(ds.opportunities["rep_id"]) == {rep_id}
+    mine = sample_ds.opportunities[sample_ds.opportunities["rep_id"] == rep_id]
+    pd.testing.assert_frame_equal(ds.opportunities, mine.reset_index(drop=True))
+    own_opps = set(mine["opportunity_id"])
+    assert set(ds.stage_history["opportunity_id"]) <= own_opps and len(ds.stage_history)
+
+
+def test_unknown_rep_and_wrong_date_are_errors(store):
+    from coachnb.errors import RepNotFound
+
+    with pytest.raises(RepNotFound):
+        rep_report(store, "NOBODY", DEMO_AS_OF, 13)
+    with pytest.raises(ValueError, match="feature store"):
+        rep_report(store, features.open_store(store).whole["reps"]["rep_id"].iloc[0], "2026-10-05", 13)
+
+
+def test_input_fingerprint_equals_dataset_fingerprint(sample_dir, sample_ds):
+    assert features.input_fingerprint(sample_dir) == sample_ds.fingerprint
+
+
+def test_rerun_skips_and_changed_input_invalidates(sample_dir, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    shutil.copytree(sample_dir, data)
+    root = tmp_path / "out"
+    first = features.build_store(data, DEMO_AS_OF, 13, root)
+    written = json.loads((first / features.MARKER).read_text())["written_at"]
+
+    import coachnb.loading
+
+    def no_load(*a, **k):
+        raise AssertionError("an unchanged rerun must not load the data")
+
+    monkeypatch.setattr(coachnb.loading, "load", no_load)
+    again = features.build_store(data, DEMO_AS_OF, 13, root)
+    assert again == first
+    assert json.loads((again / features.MARKER).read_text())["written_at"] == written
+    monkeypatch.undo()
+
+    # another window is another store
+    assert features.build_store(data, DEMO_AS_OF, 8, root) != first
+
+    # one changed cell in an input file: new key, new store, and its content follows the edit
+    opps = pd.read_csv(data / "opportunities.csv", dtype=str)
+    rep_id = opps["rep_id"].iloc[0]
+    before = rep_report(first, rep_id, DEMO_AS_OF, 13)
+    open_ids = opps.index[(opps["rep_id"] == rep_id) & (opps["status"] == "open")]
+    opps = opps.drop(index=open_ids[:1])
+    opps.to_csv(data / "opportunities.csv", index=False)
+    sh = pd.read_csv(data / "stage_history.csv", dtype=str)
+    sh[sh["opportunity_id"].isin(opps["opportunity_id"])].to_csv(data / "stage_history.csv", index=False)
+    acts = pd.read_csv(data / "activities.csv", dtype=str)
+    acts.loc[~acts["opportunity_id"].isin(opps["opportunity_id"]), "opportunity_id"] = pd.NA
+    acts.to_csv(data / "activities.csv", index=False)
+    changed = features.build_store(data, DEMO_AS_OF, 13, root)
+    assert changed != first and features.is_store(changed)
+    after = rep_report(changed, rep_id, DEMO_AS_OF, 13)
+    assert after.stalled.n_open == before.stalled.n_open - len(open_ids[:1])
+    assert_same(rep_report(data, rep_id, DEMO_AS_OF, 13), after, "after edit")
