@@ -117,7 +117,7 @@ def summary(name: str, wall: float, durations: list, sampler: RssSampler, n: int
 
 
 # --------------------------------------------------------------------------- data
-def ensure_data(reps: int, weeks: int, seed: int, fmt: str) -> tuple[Path, str]:
+def ensure_data(reps: int, weeks: int, seed: int, fmt: str, need_csv: bool) -> tuple[Path, str]:
     from coachnb.sample import write_demo_data
 
     base = REPO / "data" / f"bench-{reps}x{weeks}-s{seed}-{fmt}"
@@ -126,14 +126,24 @@ def ensure_data(reps: int, weeks: int, seed: int, fmt: str) -> tuple[Path, str]:
     if not done.exists():
         t0 = time.perf_counter()
         write_demo_data(data, reps=reps, weeks=weeks, seed=seed, fmt=fmt)
-        if fmt != "csv":  # the naive baseline reads CSV, as an analyst's export would be
-            write_demo_data(base / "csv", reps=reps, weeks=weeks, seed=seed, fmt="csv")
         done.touch()
         print(f"generated {data} in {time.perf_counter() - t0:.1f} s")
     else:
         print(f"reusing {data}")
+    if fmt != "csv" and need_csv and not (base / "csv" / ".done").exists():
+        # the naive baseline reads CSV, as an analyst's export would be
+        write_demo_data(base / "csv", reps=reps, weeks=weeks, seed=seed, fmt="csv")
+        (base / "csv" / ".done").touch()
     as_of = json.loads((data / "ground_truth.json").read_text())["end"]
     return base, as_of
+
+
+def rep_ids(data: Path) -> list:
+    import pandas as pd
+
+    f = data / "reps.csv"
+    reps = pd.read_csv(f, dtype=str) if f.exists() else pd.read_parquet(data / "reps.parquet")
+    return sorted(reps["rep_id"].astype(str))
 
 
 # --------------------------------------------------------------------------- feature store pass
@@ -305,7 +315,7 @@ def main(argv=None) -> int:
                    help="render only this many reps (spread over the team) in coachnb's batch; 0 = all")
     args = p.parse_args(argv)
 
-    base, as_of = ensure_data(args.reps, args.weeks, args.seed, args.fmt)
+    base, as_of = ensure_data(args.reps, args.weeks, args.seed, args.fmt, not args.skip_naive)
     data = base / "data"
     csv_dir = data if args.fmt == "csv" else base / "csv"
     out = Path(args.out) if args.out else base / "reports"
@@ -314,15 +324,11 @@ def main(argv=None) -> int:
     store = None if args.raw else feature_pass(data, as_of, out / as_of)
     selected = None
     if args.batch_reps:
-        import pandas as pd
-
-        ids = sorted(pd.read_csv(csv_dir / "reps.csv", dtype=str)["rep_id"])
+        ids = rep_ids(data)
         selected = ids[:: max(1, len(ids) // args.batch_reps)][: args.batch_reps]
     coachnb_rate, n = coachnb_batch(data, as_of, args.jobs, out, store, selected)
     if not args.skip_naive:
-        import pandas as pd
-
-        reps = pd.read_csv(csv_dir / "reps.csv", dtype=str)["rep_id"].tolist()
+        reps = rep_ids(csv_dir)
         step = max(1, len(reps) // max(args.naive_sample, 1))
         sample = reps[::step][: args.naive_sample]
         naive_rate = naive(csv_dir, sample, args.jobs, base / "naive", args.reps)

@@ -329,6 +329,23 @@ class StoreDataset(Dataset):
         return bool(self.has_flags.get(name, False))
 
 
+#: commitment panels kept per worker (memory must not grow with the number of reports rendered)
+PANEL_CACHE_SIZE = 12
+
+
+class _Bounded(dict):
+    """A dict that forgets its oldest entries beyond ``size``."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        while len(self) > self.size:
+            del self[next(iter(self))]
+
+
 class FeatureStore:
     """An open feature store (one per process, see :func:`open_store`)."""
 
@@ -345,7 +362,9 @@ class FeatureStore:
         self.whole = {name: pd.read_parquet(self.path / "whole" / f"{name}.parquet") for name in WHOLE}
         self.team = {name: pd.read_parquet(self.path / "team" / f"{name}.parquet") for name in TEAM_TABLES}
         self._empty = {name: empty_frame(name, self.config.timezone) for name in ("activities",) + PER_REP}
-        self.panel_cache: dict = {}  # TeamView.cache shared by every rep of this process
+        # TeamView.cache shared by every rep of this process; bounded, since each entry is a reps x
+        # weeks panel and rebuilding one from the cube takes milliseconds
+        self.panel_cache: dict = _Bounded(PANEL_CACHE_SIZE)
         self._funnel: dict = {}
         self._cube = None
         self._team_ds = None
