@@ -177,6 +177,11 @@ def diagnose(assessment, commitment: dict | None = None, finished: bool | None =
     act = assessment.activity
     pipe = assessment.pipeline
     category = classify(act.adherence, getattr(pipe, "verdict", None), getattr(pipe, "direction", None), finished)
+    gates = getattr(pipe, "gates", None) or {}
+    if category == "kept_too_early" and str(gates.get("post_horizon", "")).startswith("passed"):
+        # the full horizon has been seen and still no lift shows: that is "no detectable lift",
+        # not "too early"; waiting longer would not change the reading much
+        category = "kept_no_lift"
     partly = category == "not_kept" and act.adherence == "partly kept"
     key = "partly_kept" if partly else category
     section = wording()["diagnosis"][key]
@@ -195,7 +200,7 @@ def diagnose(assessment, commitment: dict | None = None, finished: bool | None =
         "baseline": _num(float(baseline)) if baseline is not None else "n/a",
         "target": _num(float(target)) if target is not None else "n/a",
         "achieved": _num(float(getattr(act, "post_rate", float("nan")))),
-        "weeks_more": str(int(weeks_needed)) if weeks_needed else "a few",
+        "weeks_more": str(int(weeks_needed)) if weeks_needed else "several",
         "end": f"{pd.Timestamp(end):%d %b}" if end is not None and not pd.isna(end) else "its end date",
         "follow_up": _clean(c.get("follow_up")) or "",
     }

@@ -128,7 +128,9 @@ def conversion_vs_team(rep_conv: pd.DataFrame, team_conv: pd.DataFrame,
     lo = rep_conv["low"].to_numpy(dtype=float) * 100
     hi = rep_conv["high"].to_numpy(dtype=float) * 100
     ok = ~np.isnan(rate)
-    ax.errorbar(rate[ok], y[ok], xerr=[rate[ok] - lo[ok], hi[ok] - rate[ok]], fmt="o", color=REP_COLOUR,
+    # clip: rounding can put an interval end a hair inside the rate at 0% or 100%
+    err = np.clip([rate[ok] - lo[ok], hi[ok] - rate[ok]], 0, None)
+    ax.errorbar(rate[ok], y[ok], xerr=err, fmt="o", color=REP_COLOUR,
                 capsize=3, label="you")
     ax.set_yticks(y, steps)
     ax.invert_yaxis()

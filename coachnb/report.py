@@ -305,7 +305,8 @@ def activity_section(tv: TeamView, rep_id: str) -> ActivitySection:
 class ConversionSection:
     rep: pd.DataFrame  # step, entered, advanced, dropped, still_open, rate, low, high
     team: pd.DataFrame  # step, median, q25, q75, n_reps
-    weakest_step: str | None
+    weakest_step: str | None  # the step whose gap to the team costs the most deals
+    low_steps: list  # every step whose whole interval lies below the team median, costliest first
     sentence: str
 
 
@@ -325,18 +326,24 @@ def conversion_section(tv: TeamView, rep_id: str) -> ConversionSection:
     joined = mine.merge(team, on="step", how="left")
     # a step stands out only when even the top of the rep's interval is below the team median
     gaps = joined[(joined["high"] < joined["median"])]
-    weakest = None
+    weakest, low_steps = None, []
     if len(gaps):
-        g = gaps.assign(gap=gaps["median"] - gaps["rate"]).sort_values("gap", ascending=False).iloc[0]
+        resolved = gaps["advanced"] + gaps["dropped"]
+        # rank by deals the gap costs, not by the gap alone: 0 of 4 is less telling than 9 of 31
+        gaps = gaps.assign(cost=(gaps["median"] - gaps["rate"]) * resolved).sort_values("cost", ascending=False)
+        low_steps = list(gaps["step"])
+        g = gaps.iloc[0]
         weakest = str(g["step"])
-        resolved = int(g["advanced"] + g["dropped"])
-        s = (f"{weakest} stands out: {int(g['advanced'])} of {resolved} deals moved on ({fmt_pct(g['rate'])}, "
-             f"95% interval {fmt_pct(g['low'])} to {fmt_pct(g['high'])}); team median {fmt_pct(g['median'])}.")
+        s = (f"{weakest} stands out: {int(g['advanced'])} of {int(g['advanced'] + g['dropped'])} deals moved on "
+             f"({fmt_pct(g['rate'])}, 95% interval {fmt_pct(g['low'])} to {fmt_pct(g['high'])}); "
+             f"team median {fmt_pct(g['median'])}.")
+        if len(low_steps) > 1:
+            s += f" Also below the team: {', '.join(low_steps[1:])}."
     elif joined["rate"].notna().any():
         s = "No stage stands out: at every step the team median lies within your interval."
     else:
         s = "Not enough closed-out deals in the period to judge stage conversion."
-    return ConversionSection(mine, team, weakest, s)
+    return ConversionSection(mine, team, weakest, low_steps, s)
 
 
 # --------------------------------------------------------------------------- 3c. velocity
@@ -481,44 +488,74 @@ def _active_commitments(ds: Dataset, rep_id: str, w: Window, limit: int = 2) -> 
 
 def commitment_reviews(tv: TeamView, rep_id: str, audience: str = "manager") -> list[CommitmentReview]:
     """Every commitment active in the period (or, failing that, the last one), assessed."""
+    chosen = _active_commitments(tv.ds, rep_id, tv.window)
+    return [review_commitment(tv, rep_id, row.to_dict(), audience) for _, row in chosen.iterrows()]
+
+
+def _metric_panel(tv: TeamView, metric: str, hist_start: pd.Timestamp) -> pd.DataFrame:
+    """Long rep-week frame of one commitment metric from ``hist_start`` to the window's end (cached)."""
+    from . import features
+
+    key = ("metric", metric, hist_start)
+    if key not in tv.cache:
+        tv.cache[key] = features.metric_weekly(tv.ds, metric, hist_start, tv.window.end)
+    return tv.cache[key]
+
+
+def peers_who_changed(tv: TeamView, rep_id: str, c: dict) -> list[str]:
+    """Teammates whose own commitment overlapping ``c`` really changed their behaviour.
+
+    They went through a change of their own in the same weeks, so they are no clean comparison.
+    Teammates who committed and did not change stay in: excluding every teammate with a
+    commitment would leave too few to compare with.
+    """
+    from . import impact
+
+    cm = tv.ds.commitments
+    overlap = cm[(cm["rep_id"] != rep_id) & (cm["start"] <= c["end"] + pd.Timedelta(weeks=15))
+                 & (cm["end"] >= c["start"] - pd.Timedelta(weeks=4))]
+    changed = set()
+    for _, o in overlap.iterrows():
+        key = ("changed", o["commitment_id"])
+        if key not in tv.cache:
+            long = _metric_panel(tv, o["metric"], weeks_before(tv.window.end, 156))
+            series = long.loc[long["rep_id"] == o["rep_id"]].set_index("week")["value"]
+            ac = impact.activity_change(series, o["start"].tz_localize(None), o["end"].tz_localize(None),
+                                        target=float(o["target"]), baseline=float(o["baseline"]))
+            # a commitment still running, or too short to judge, counts as a change: the safe side
+            tv.cache[key] = bool(ac.changed or ac.adherence in ("kept", "partly kept", "too early"))
+        if tv.cache[key]:
+            changed.add(o["rep_id"])
+    return sorted(changed)
+
+
+def review_commitment(tv: TeamView, rep_id: str, c: dict, audience: str = "manager") -> CommitmentReview:
+    """Assess one commitment (a ``commitments`` row as a dict): adherence, pipeline verdict, diagnosis."""
     from . import coaching, features, impact
 
     ds, w = tv.ds, tv.window
-    chosen = _active_commitments(ds, rep_id, w)
-    out = []
-    for _, row in chosen.iterrows():
-        c = row.to_dict()
-        spec = ds.config.commitment_metrics.get(c["metric"])
-        label = spec.label if spec else str(c["metric"])
-        hist_start = min(weeks_before(c["start"], 52), tv.history_start)
-        key = ("metric", c["metric"], hist_start)
-        if key not in tv.cache:
-            tv.cache[key] = features.metric_weekly(ds, c["metric"], hist_start, w.end)
-        mw = tv.cache[key]
-        okey = ("outcome", hist_start)
-        if okey not in tv.cache:
-            tv.cache[okey] = features.weekly_pipeline(ds, hist_start, w.end)
-        activity_panel = _panel(mw, "value")
-        outcome_panel = _panel(tv.cache[okey], "opportunities_created")
-        # teammates whose own commitment overlaps this one changed too: not a clean comparison
-        cm = ds.commitments
-        overlap = cm[(cm["rep_id"] != rep_id) & (cm["start"] <= c["end"] + pd.Timedelta(weeks=15))
-                     & (cm["end"] >= c["start"] - pd.Timedelta(weeks=4))]
-        finished = bool(c["end"] < w.as_of)
-        assessment = impact.assess_commitment(
-            activity_panel, outcome_panel, rep_id, c["start"].tz_localize(None), c["end"].tz_localize(None),
-            float(c["target"]), baseline=float(c["baseline"]),
-            excluded_peers=sorted(set(overlap["rep_id"])))
-        diagnosis = coaching.diagnose(assessment, commitment={**c, "label": label}, finished=finished,
-                                      audience=audience)
-        mine = mw[mw["rep_id"] == rep_id]
-        lo = weeks_before(c["start"], 8).tz_localize(None)
-        hi = min(w.end.tz_localize(None), c["end"].tz_localize(None) + pd.Timedelta(weeks=13))
-        weekly = mine[(mine["week"] >= lo) & (mine["week"] < hi)][["week", "value"]].reset_index(drop=True)
-        agreed = (f"On {c['agreed_on']:%d %b %Y} the agreement was {label}: from {fmt_num(c['baseline'])} "
-                  f"to {fmt_num(c['target'])}, from {c['start']:%d %b} to {c['end']:%d %b %Y}.")
-        out.append(CommitmentReview(c, label, weekly, finished, assessment, diagnosis, agreed))
-    return out
+    spec = ds.config.commitment_metrics.get(c["metric"])
+    label = spec.label if spec else str(c["metric"])
+    hist_start = min(weeks_before(c["start"], 52), tv.history_start)
+    mw = _metric_panel(tv, c["metric"], hist_start)
+    okey = ("outcome", hist_start)
+    if okey not in tv.cache:
+        tv.cache[okey] = features.weekly_pipeline(ds, hist_start, w.end)
+    activity_panel = _panel(mw, "value")
+    outcome_panel = _panel(tv.cache[okey], "opportunities_created")
+    finished = bool(c["end"] < w.as_of)
+    assessment = impact.assess_commitment(
+        activity_panel, outcome_panel, rep_id, c["start"].tz_localize(None), c["end"].tz_localize(None),
+        float(c["target"]), baseline=float(c["baseline"]), excluded_peers=peers_who_changed(tv, rep_id, c))
+    diagnosis = coaching.diagnose(assessment, commitment={**c, "label": label}, finished=finished,
+                                  audience=audience)
+    mine = mw[mw["rep_id"] == rep_id]
+    lo = weeks_before(c["start"], 8).tz_localize(None)
+    hi = min(w.end.tz_localize(None), c["end"].tz_localize(None) + pd.Timedelta(weeks=13))
+    weekly = mine[(mine["week"] >= lo) & (mine["week"] < hi)][["week", "value"]].reset_index(drop=True)
+    agreed = (f"On {c['agreed_on']:%d %b %Y} the agreement was {label}: from {fmt_num(c['baseline'])} "
+              f"to {fmt_num(c['target'])}, from {c['start']:%d %b} to {c['end']:%d %b %Y}.")
+    return CommitmentReview(c, label, weekly, finished, assessment, diagnosis, agreed)
 
 
 # --------------------------------------------------------------------------- findings for questions

@@ -189,10 +189,12 @@ def _with_new_rep(ds, n_deals: int, n_activities: int):
     new = reps.iloc[[0]].copy()
     new["rep_id"] = pd.array(["RNEW"], dtype="string")
     opp = ds.opportunities
-    deals = opp[opp["status"] == "lost"].tail(n_deals).copy()
+    deals = opp[(opp["status"] == "lost") & (opp["closed_at"] < pd.Timestamp(AS_OF, tz=ds.config.timezone))]
+    deals = deals.sort_values("closed_at").tail(n_deals).copy()
     deals["rep_id"] = pd.array(["RNEW"] * len(deals), dtype="string")
     deals["opportunity_id"] = pd.array([f"ONEW{i}" for i in range(len(deals))], dtype="string")
-    acts = ds.activities.tail(n_activities).copy()
+    acts = ds.activities[ds.activities["occurred_at"] < pd.Timestamp(AS_OF, tz=ds.config.timezone)]
+    acts = acts.sort_values("occurred_at").tail(n_activities).copy()
     acts["rep_id"] = pd.array(["RNEW"] * len(acts), dtype="string")
     acts["activity_id"] = pd.array([f"ANEW{i}" for i in range(len(acts))], dtype="string")
     acts["opportunity_id"] = pd.array([pd.NA] * len(acts), dtype="string")
