@@ -13,7 +13,8 @@
 4. renders each successful run to ``<report_dir>/<safe id>.html`` (``.rep.html`` for the rep's own
    copy) next to the executed ``.ipynb``, atomically; a failed or timed-out run leaves the
    previous good report in place and is recorded with its error and the failing cell;
-5. writes ``manifest.json`` and renders the team overview notebook into ``index.html``.
+5. writes ``manifest.json`` (also every few seconds while reports finish, so a run that is killed
+   resumes where it stopped) and renders the team overview notebook into ``index.html``.
 
 Output layout under ``<out>/<as_of>/``::
 
@@ -62,6 +63,8 @@ REP_PARAMETERS_REQUIRED = ("rep_id", "data_dir", "as_of")
 OVERVIEW_PARAMETERS_REQUIRED = ("data_dir", "as_of")
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
+#: A running batch rewrites the manifest at most this often (seconds), so a killed run can resume.
+CHECKPOINT_SECONDS = 2.0
 #: Sentinel: use the notebook shipped with coachnb.
 DEFAULT = "default"
 
@@ -664,16 +667,18 @@ def run_batch(data_dir, as_of, out="reports", reps=None, team=None, audience="ma
     selected, unknown = _select_reps(dataset, reps, team)
 
     report_dir = Path(out).resolve() / as_of
-    (report_dir / "logs").mkdir(parents=True, exist_ok=True)
     manifest_path = report_dir / MANIFEST_NAME
 
     from filelock import FileLock, Timeout
 
     lock = FileLock(str(report_dir / ".coachnb.lock"))
     try:
+        (report_dir / "logs").mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
     except Timeout:
         raise CoachnbError(f"another coachnb run is writing to {report_dir}") from None
+    except OSError as exc:  # read-only or full disk, not a folder, no permission: say so, no traceback
+        raise CoachnbError(f"cannot write reports to {report_dir}: {exc.strerror or exc}") from None
     try:
         return _run_locked(
             data_dir=data_dir, as_of=as_of, report_dir=report_dir, manifest_path=manifest_path,
@@ -689,6 +694,12 @@ def run_batch(data_dir, as_of, out="reports", reps=None, team=None, audience="ma
 def _run_locked(*, data_dir, as_of, report_dir, manifest_path, selected, unknown, audiences, jobs, resume,
                 scheduler, timeout, engine, notebook, overview_notebook, rep_declared, overview_declared,
                 dataset, lookback_weeks, progress, started, started_at) -> BatchResult:
+    for folder in (report_dir, report_dir / "logs"):  # temporary files of a run killed mid-write
+        for stale in folder.glob(".*.tmp"):
+            try:
+                stale.unlink()
+            except OSError:
+                pass
     notebook_sha = _sha256(notebook.read_bytes())
     data_fingerprint = getattr(dataset, "fingerprint", "") or ""
     previous = _read_manifest(manifest_path)
@@ -739,9 +750,34 @@ def _run_locked(*, data_dir, as_of, report_dir, manifest_path, selected, unknown
             if entry["status"] == "skipped":
                 print(f"skipped {entry['rep_id']} ({entry['audience']}): unchanged", file=sys.stderr)
 
+    def build_manifest(done_only: bool) -> dict:
+        # Reports of reps outside this run's selection stay in the manifest (the index links them).
+        merged = dict(previous_by_key)
+        merged.update({k: e for k, e in entries.items() if not done_only or e["status"] != "pending"})
+        ordered = [merged[k] for k in sorted(merged, key=lambda k: (str(k[0]), str(k[1])))]
+        return {
+            "format": MANIFEST_FORMAT, "coachnb_version": __version__, "as_of": as_of, "data_dir": str(data_dir),
+            "data_fingerprint": data_fingerprint, "notebook": str(notebook), "notebook_sha256": notebook_sha,
+            "engine": engine, "started_at": started_at, "finished_at": None, "ok": None,
+            "reports": ordered, "overview": previous.get("overview"),
+        }
+
+    last_checkpoint = [None]
+
     def on_done(task, result):
         entry = entries[task["key"]]
-        _record(report_dir, entry, task, result, engine)
+        try:
+            _record(report_dir, entry, task, result, engine)
+        except OSError as exc:  # disk full, folder made read-only...: this report fails, the rest go on
+            _record_write_failure(report_dir, entry, exc)
+        # A run killed midway leaves a manifest of the reports done so far, so --resume skips them.
+        now = time.monotonic()
+        if last_checkpoint[0] is None or now - last_checkpoint[0] >= CHECKPOINT_SECONDS:
+            try:
+                _write_manifest(manifest_path, build_manifest(done_only=True))
+                last_checkpoint[0] = now
+            except CoachnbError:
+                pass  # the final manifest write reports it
         progress_bar.done(entry)
 
     pool = None
@@ -759,19 +795,10 @@ def _run_locked(*, data_dir, as_of, report_dir, manifest_path, selected, unknown
         finally:
             progress_bar.close()
 
-        # Reports of reps outside this run's selection stay in the manifest (the index links them).
-        merged = dict(previous_by_key)
-        merged.update(entries)
-        ordered = [merged[k] for k in sorted(merged, key=lambda k: (str(k[0]), str(k[1])))]
-        manifest = {
-            "format": MANIFEST_FORMAT, "coachnb_version": __version__, "as_of": as_of, "data_dir": str(data_dir),
-            "data_fingerprint": data_fingerprint, "notebook": str(notebook), "notebook_sha256": notebook_sha,
-            "engine": engine, "started_at": started_at, "finished_at": None, "ok": None,
-            "reports": ordered, "overview": previous.get("overview"),
-        }
+        manifest = build_manifest(done_only=False)
         run_entries = list(entries.values())
         reports_ok = all(e["status"] in ("ok", "skipped") for e in run_entries)
-        atomic_write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        _write_manifest(manifest_path, manifest)
 
         overview = None
         if overview_notebook is not None:
@@ -785,14 +812,17 @@ def _run_locked(*, data_dir, as_of, report_dir, manifest_path, selected, unknown
                     "engine": engine, "timeout": timeout, "title": f"Team overview, {as_of}"}
             holder = {}
             run_tasks([task], lambda task, result: holder.update(result=result))
-            _record(report_dir, overview, task, holder["result"], engine)
+            try:
+                _record(report_dir, overview, task, holder["result"], engine)
+            except OSError as exc:
+                _record_write_failure(report_dir, overview, exc)
     finally:
         if pool is not None:
             pool.close()
 
     ok = reports_ok and (overview is None or overview["status"] == "ok")
     manifest.update(overview=overview, ok=ok, finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    _write_manifest(manifest_path, manifest)
     result = BatchResult(ok=ok, report_dir=report_dir, manifest_path=manifest_path, reports=run_entries,
                          overview=overview, duration_s=round(time.perf_counter() - started, 3))
     _print_summary(result)
@@ -838,6 +868,26 @@ def _record(report_dir: Path, entry: dict, task: dict, result: dict, engine: str
     if result.get("stderr"):
         log_lines.append(f"stderr:\n{result['stderr']}")
     atomic_write_text(path_inside(report_dir, entry["log"]), "\n".join(log_lines) + "\n")
+
+
+def _write_manifest(path: Path, manifest: dict) -> None:
+    try:
+        atomic_write_text(path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise CoachnbError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _record_write_failure(report_dir: Path, entry: dict, exc: OSError) -> None:
+    """Mark an entry failed because its outputs could not be written; earlier files stay as they are."""
+    entry.update(status="failed", error=f"could not write the report: {exc}", failed_cell=None)
+    for key in ("html", "ipynb"):
+        if entry.get(key) and not (report_dir / entry[key]).is_file():
+            entry[key] = None
+    entry["stale_html"] = entry.get("html") is not None
+    try:  # best effort: the log may not fit on a full disk either
+        atomic_write_text(path_inside(report_dir, entry["log"]), f"status: failed\nerror: {entry['error']}\n")
+    except (OSError, ValueError, TypeError):
+        pass
 
 
 def _print_summary(result: BatchResult) -> None:
