@@ -316,69 +316,115 @@ def _cumsum0(x: np.ndarray) -> np.ndarray:
     return np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(x, axis=0)], axis=0)
 
 
-def _did_stat(cs_unit, cs_ctrl, d, pre, gap, lag, horizon):
-    """Log-ratio DiD statistic and its Poisson variance at start rows ``d`` (vectorized).
+def _windows(cs, d, pre, gap, lag, horizon):
+    """Baseline and post sums at start rows ``d`` (vectorized over ``d`` and columns).
 
-    Baseline rows ``[d - gap - pre, d - gap)``, post rows ``[d + lag, d + lag + horizon)``.
-    ``cs_unit`` and ``cs_ctrl`` are cumulative sums with a leading zero row, shape
-    (T + 1,) or (T + 1, K); returns arrays of shape (len(d),) or (len(d), K).
-
-    The variance is 1/E_post + 1/E_pre for the unit and for the control, with the
-    expected post count taken from the baseline (so it does not depend on the effect
-    being tested, which keeps the test inversion monotone).
+    Baseline rows ``[d - gap - pre, d - gap)``, post rows ``[d + lag, d + lag + horizon)``;
+    ``cs`` = cumulative sums with a leading zero row, shape (T + 1,) or (T + 1, K).
     """
     d = np.asarray(d)
-    u_pre = cs_unit[d - gap] - cs_unit[d - gap - pre]
-    u_post = cs_unit[d + lag + horizon] - cs_unit[d + lag]
-    c_pre = cs_ctrl[d - gap] - cs_ctrl[d - gap - pre]
-    c_post = cs_ctrl[d + lag + horizon] - cs_ctrl[d + lag]
-    stat = (np.log((u_post + _HALF) / (u_pre + _HALF)) - np.log((c_post + _HALF) / (c_pre + _HALF)))
-    ratio = pre / horizon
-    var = (1 + ratio) / (u_pre + _HALF) + (1 + ratio) / (c_pre + _HALF)
-    return stat, var, u_pre, u_post, c_pre, c_post
+    if cs.ndim == 2:
+        d = d[:, None]
+        k = np.arange(cs.shape[1])[None, :]
+        return cs[d - gap, k] - cs[d - gap - pre, k], cs[d + lag + horizon, k] - cs[d + lag, k]
+    return cs[d - gap] - cs[d - gap - pre], cs[d + lag + horizon] - cs[d + lag]
+
+
+def _log_ratio(u_pre, u_post, pre, horizon):
+    """Log post/baseline rate ratio and its Poisson variance, from window sums.
+
+    Offsets are equal in *rate* terms (``_HALF`` a window on the post side,
+    ``_HALF * pre / horizon`` on the baseline side), so a unit with a steady low rate has
+    no offset bias. The variance ``1/E_post + 1/E_pre`` takes both expected counts from
+    the baseline, so it does not depend on the effect being tested (monotone inversion).
+    """
+    off_pre = _HALF * pre / horizon
+    lr = np.log((u_post + _HALF) / horizon) - np.log((u_pre + off_pre) / pre)
+    var = (1.0 / horizon + 1.0 / pre) * pre / (u_pre + off_pre)
+    return lr, var
+
+
+def _peer_extra_var(L: np.ndarray, VP: np.ndarray, iters: int = 3) -> float:
+    """Extra-Poisson variance of one peer's log ratio around the team trend (method of moments).
+
+    ``L``, ``VP``: (dates x peers) log ratios and Poisson variances. Each peer is compared
+    with the inverse-variance weighted mean of the others at the same date.
+    """
+    c0 = 0.1
+    if L.shape[1] < 2:
+        return c0
+    for _ in range(iters):
+        w = 1.0 / (VP + c0)
+        Sw, W = (w * L).sum(axis=1, keepdims=True), w.sum(axis=1, keepdims=True)
+        loo = (Sw - w * L) / (W - w)
+        c0 = max(0.0, float(np.mean((L - loo) ** 2 - VP - 1.0 / (W - w))))
+    return c0
 
 
 @dataclass
 class _Placebo:
     stat: np.ndarray  # raw placebo statistics
-    var: np.ndarray  # their Poisson variances
-    extra_var: float  # extra-Poisson variance component c
+    var: np.ndarray  # their Poisson + control variances
+    extra_var: float  # the unit's extra-Poisson variance component c
     z: np.ndarray  # studentized: stat / sqrt(var + c), sorted ascending
+    peer_extra_var: float  # c0, used for the peer weights
+
+
+def _unit_vs_team(rep_y, peers_y, d, pre, gap, lag, horizon, c0):
+    """The rep's statistic at start rows ``d``: its log ratio minus the weighted team trend.
+
+    Returns (stat, var, trend, u_pre, u_post) arrays over ``d``; ``var`` = the rep's Poisson
+    variance + the variance of the weighted trend (1 / sum of weights).
+    """
+    u_pre, u_post = _windows(_cumsum0(np.nan_to_num(rep_y)), d, pre, gap, lag, horizon)
+    lr, vp = _log_ratio(u_pre, u_post, pre, horizon)
+    p_pre, p_post = _windows(_cumsum0(peers_y), d, pre, gap, lag, horizon)
+    L, VP = _log_ratio(p_pre, p_post, pre, horizon)
+    w = 1.0 / (VP + c0)
+    W = w.sum(axis=1)
+    trend = (w * L).sum(axis=1) / W
+    return lr - trend, vp + 1.0 / W, trend, u_pre, u_post
 
 
 def _placebo_null(rep_y, peers_y, t0, pre, gap, lag, horizon, own_until) -> _Placebo | None:
     """Pooled placebo null: every peer at every feasible date + the rep at its earlier dates.
 
-    Peer j's control is the sum of the other peers (never the rep); the rep's control is
-    the sum of all peers. The rep's own placebo dates are those whose post window ends on
-    or before row ``own_until`` and whose baseline lies inside the rep's observed history.
+    The statistic is a unit's log rate ratio (post window / baseline) minus the team
+    trend: the inverse-variance weighted mean of the peers' log ratios (weights
+    ``1 / (Poisson variance + c0)``, so a few high-volume peers do not dominate the trend
+    the way they dominate a plain sum). Peer j's trend leaves peer j out (never uses the
+    rep); the rep's uses all peers. The rep's own placebo dates are those whose post
+    window ends on or before row ``own_until`` and whose baseline lies inside the rep's
+    observed history.
     """
     T = len(rep_y)
-    cs_p = _cumsum0(peers_y)
-    cs_tot = cs_p.sum(axis=1)
     stats_, vars_ = [], []
     d = np.arange(gap + pre, T - lag - horizon + 1)
+    c0 = 0.1
     if len(d) and peers_y.shape[1] >= 2:
-        s, v, *_ = _did_stat(cs_p, cs_tot[:, None] - cs_p, d, pre, gap, lag, horizon)
-        stats_.append(s.ravel())
-        vars_.append(v.ravel())
+        p_pre, p_post = _windows(_cumsum0(peers_y), d, pre, gap, lag, horizon)
+        L, VP = _log_ratio(p_pre, p_post, pre, horizon)
+        c0 = _peer_extra_var(L, VP)
+        w = 1.0 / (VP + c0)
+        Sw, W = (w * L).sum(axis=1, keepdims=True), w.sum(axis=1, keepdims=True)
+        stats_.append((L - (Sw - w * L) / (W - w)).ravel())
+        vars_.append((VP + 1.0 / (W - w)).ravel())
     first = int(np.argmax(~np.isnan(rep_y))) if np.any(~np.isnan(rep_y)) else T
     d_own = np.arange(first + gap + pre, own_until - lag - horizon + 1)
-    if len(d_own):
-        cs_r = _cumsum0(np.nan_to_num(rep_y))
-        s, v, *_ = _did_stat(cs_r, cs_tot, d_own, pre, gap, lag, horizon)
+    if len(d_own) and peers_y.shape[1] >= 1:
+        s, v, *_ = _unit_vs_team(rep_y, peers_y, d_own, pre, gap, lag, horizon, c0)
         stats_.append(s)
         vars_.append(v)
     if not stats_:
         return None
     s = np.concatenate(stats_)
     v = np.concatenate(vars_)
-    # Method of moments: Var(stat) ~ Poisson part + c, with c shared by everyone
+    # Method of moments: Var(stat) ~ Poisson and trend part + c, with c shared by everyone
     # (NB overdispersion with a common size and AR noise on the log scale are both
     # rate-free on the log scale, so one constant is the right shape).
     c = max(0.0, float(np.var(s) - np.mean(v))) if len(s) > 1 else 0.0
     z = np.sort(s / np.sqrt(v + c))
-    return _Placebo(stat=s, var=v, extra_var=c, z=z)
+    return _Placebo(stat=s, var=v, extra_var=c, z=z, peer_extra_var=c0)
 
 
 def _rank_p(z0: float, z_sorted: np.ndarray) -> tuple[float, float, float]:
@@ -596,9 +642,8 @@ def pipeline_impact(
     res = dict(rate_ratio=nan, ci_low=nan, ci_high=nan, abs_diff_per_week=nan, p_value=nan, mde_ratio=nan,
                n_pre_weeks=pre, n_post_weeks=horizon, n_peers=J, n_placebo=0, pre_rate=nan, post_rate=nan,
                counterfactual_rate=nan, naive_rate_ratio=nan, naive_p_value=nan)
-    rep_clean = np.nan_to_num(rep_y)
-    cs_r = _cumsum0(rep_clean)
-    cs_tot = _cumsum0(peer_block).sum(axis=1)
+    cs_r = _cumsum0(np.nan_to_num(rep_y))
+    cs_p = _cumsum0(peer_block)
     pl = None
     if pre >= 1 and J >= 2:
         # The null is built for the horizon we can use now (or the full one, for the MDE, if none yet).
@@ -628,7 +673,8 @@ def pipeline_impact(
     gates["baseline_dip"] = "not checked"
     if hist >= 4 and J >= 2 and t0 - dip_weeks >= 0:
         dpl = _placebo_null(rep_y, peer_block, t0 - dip_weeks, hist, 0, 0, dip_weeks, own_until=t0 - dip_weeks)
-        s, v, *_ = _did_stat(cs_r, cs_tot, np.array([t0 - dip_weeks]), hist, 0, 0, dip_weeks)
+        c0 = dpl.peer_extra_var if dpl is not None else 0.1
+        s, v, *_ = _unit_vs_team(rep_y, peer_block, np.array([t0 - dip_weeks]), hist, 0, 0, dip_weeks, c0)
         dip_ratio = float(np.exp(s[0]))
         if dpl is not None and len(dpl.z) >= 19:
             _, _, p_low = _rank_p(float(s[0] / np.sqrt(v[0] + dpl.extra_var)), dpl.z)
@@ -641,12 +687,12 @@ def pipeline_impact(
     se_now = nan
     if pl is not None and horizon >= 1 and pre >= 1:
         d0 = np.array([t0])
-        s, v, u_pre, u_post, c_pre, c_post = (float(x[0]) for x in
-                                              _did_stat(cs_r, cs_tot, d0, pre, gap_weeks, lag_weeks, horizon))
+        s, v, log_trend, u_pre, u_post = (float(x[0]) for x in _unit_vs_team(
+            rep_y, peer_block, d0, pre, gap_weeks, lag_weeks, horizon, pl.peer_extra_var))
         se_now = math.sqrt(v + pl.extra_var)
         z0 = s / se_now
         p, _, _ = _rank_p(z0, pl.z)
-        trend = (c_post + _HALF) / horizon / ((c_pre + _HALF) / pre)
+        trend = math.exp(log_trend)
         res.update(rate_ratio=math.exp(s), p_value=p, post_rate=u_post / horizon,
                    ci_low=math.exp(s - se_now * z_hi) if np.isfinite(z_hi) else 0.0,
                    ci_high=math.exp(s - se_now * z_lo) if np.isfinite(z_lo) else math.inf)
@@ -654,17 +700,20 @@ def pipeline_impact(
         res["abs_diff_per_week"] = res["post_rate"] - res["counterfactual_rate"]
         res["naive_rate_ratio"], res["naive_p_value"] = _naive_poisson_test(u_pre, u_post, pre, horizon)
 
-    # MDE for a hypothetical post window of h weeks: Poisson part from the baseline, extra part
-    # scaled like a mean over h weeks (1/h + 1/P), relative to the window the null was built for.
+    # MDE for a hypothetical post window of h weeks: the rep's and the peers' Poisson parts from
+    # their baselines (so the team-trend variance needs no post data), the rep's extra part scaled
+    # like a mean over h weeks (1/h + 1/P), relative to the window the null was built for.
     def mde_at(h: int) -> float:
         if pl is None or pre < 1 or not enough_pool:
             return math.inf
         h_ref = horizon if horizon >= 1 else horizon_weeks
         u_pre = cs_r[t0 - gap_weeks] - cs_r[t0 - gap_weeks - pre]
-        c_pre = cs_tot[t0 - gap_weeks] - cs_tot[t0 - gap_weeks - pre]
-        v = (1 + pre / h) * (1 / (u_pre + _HALF) + 1 / (c_pre + _HALF))
+        p_pre = cs_p[t0 - gap_weeks] - cs_p[t0 - gap_weeks - pre]
+        _, v = _log_ratio(u_pre, 0.0, pre, h)
+        _, vp = _log_ratio(p_pre, 0.0, pre, h)
+        v_trend = 1.0 / float(np.sum(1.0 / (vp + pl.peer_extra_var)))
         extra = pl.extra_var * (1 / h + 1 / pre) / (1 / h_ref + 1 / pre)
-        return math.exp(_mde_log(math.sqrt(v + extra), pl, alpha))
+        return math.exp(_mde_log(math.sqrt(v + v_trend + extra), pl, alpha))
 
     res["mde_ratio"] = mde_at(horizon if horizon >= 1 else horizon_weeks)
 
