@@ -6,6 +6,7 @@ Everything that came from the data passes through :func:`coachnb.report.esc` or
 from __future__ import annotations
 
 import io
+import math
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -186,12 +187,21 @@ def since_last_time(r) -> None:
 
 def evidence_table(p) -> pd.DataFrame:
     """The numbers behind a pipeline verdict, in plain labels."""
+    def finite(v) -> bool:  # None, NaN and inf (no teammates, no weeks) read as "n/a", never "nan" or "inf×"
+        try:
+            return v is not None and math.isfinite(float(v))
+        except (TypeError, ValueError):
+            return False
+
     def x(v):
-        return "n/a" if v is None or pd.isna(v) else f"{v:.2f}×"
+        return f"{v:.2f}×" if finite(v) else "n/a"
+
+    def rate(v):
+        return f"{v:.1f}" if finite(v) else "n/a"
 
     rows = [
-        ("New opportunities a week, before → after", f"{p.pre_rate:.1f} → {p.post_rate:.1f}"),
-        ("What the team's trend predicted", "n/a" if pd.isna(p.counterfactual_rate) else f"{p.counterfactual_rate:.1f}"),
+        ("New opportunities a week, before → after", f"{rate(p.pre_rate)} → {rate(p.post_rate)}"),
+        ("What the team's trend predicted", rate(p.counterfactual_rate)),
         ("Effect (rate ratio) with 95% interval", f"{x(p.rate_ratio)} ({x(p.ci_low)} to {x(p.ci_high)})"),
         ("Smallest effect this data could detect", x(p.mde_ratio)),
         ("p-value (against teammates' ordinary weeks)", "n/a" if pd.isna(p.p_value) else f"{p.p_value:.2f}"),
