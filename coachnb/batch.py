@@ -504,15 +504,36 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _feature_store(dataset, as_of, lookback_weeks, report_dir: Path, wanted: bool) -> str:
+    """Build the feature store once, in the parent, and return its path ("" when not used).
+
+    Workers then read their rep's slice and the team tables instead of the raw files. If the
+    store can't be built, the reports fall back to reading the data folder: slower, same content.
+    """
+    if not wanted or dataset is None:
+        return ""
+    from .features import build_store
+
+    try:
+        return str(build_store(dataset, as_of, int(lookback_weeks or 13), report_dir))
+    except Exception as exc:  # noqa: BLE001 - a store is an optimisation, never a reason to fail a batch
+        print(f"coachnb: feature store not built ({type(exc).__name__}: {exc}); reports read the data folder",
+              file=sys.stderr)
+        return ""
+
+
 def report_fingerprint(data_fingerprint: str, notebook_sha: str, parameters: dict) -> str:
-    """Fingerprint of one report's inputs: data, notebook, coachnb version and parameters.
+    """Fingerprint of one report's inputs: data, notebook, coachnb's code and parameters.
 
     Folder paths (``data_dir``, ``out_dir``, ``report_dir``) are left out: moving a folder does
     not change a report.
     """
-    params = {k: v for k, v in parameters.items() if k not in ("data_dir", "out_dir", "report_dir")}
+    # the feature store's path is derived from the data fingerprint, which is already in the blob
+    params = {k: v for k, v in parameters.items() if k not in ("data_dir", "out_dir", "report_dir", "features")}
+    from .features import code_fingerprint
+
     blob = json.dumps({"data": data_fingerprint, "notebook": notebook_sha, "coachnb": __version__,
-                       "parameters": params}, sort_keys=True, default=str)
+                       "code": code_fingerprint(), "parameters": params}, sort_keys=True, default=str)
     return _sha256(blob.encode("utf-8"))
 
 
@@ -705,6 +726,9 @@ def _run_locked(*, data_dir, as_of, report_dir, manifest_path, selected, unknown
     previous = _read_manifest(manifest_path)
     previous_by_key = {(e.get("rep_id"), e.get("audience")): e for e in previous.get("reports", [])}
 
+    features_path = _feature_store(dataset, as_of, lookback_weeks, report_dir,
+                                   wanted="features" in rep_declared or "features" in overview_declared)
+
     entries: dict[tuple, dict] = {}
     tasks = []
     for rep in selected:
@@ -716,6 +740,7 @@ def _run_locked(*, data_dir, as_of, report_dir, manifest_path, selected, unknown
                 params["lookback_weeks"] = int(lookback_weeks)
             if "out_dir" in rep_declared:
                 params["out_dir"] = str(report_dir)
+            params["features"] = features_path
             params = {k: v for k, v in params.items() if k in rep_declared}
             entry = {
                 "rep_id": rep["rep_id"], "name": rep["name"], "team": rep["team"], "audience": aud,
@@ -803,7 +828,9 @@ def _run_locked(*, data_dir, as_of, report_dir, manifest_path, selected, unknown
         overview = None
         if overview_notebook is not None:
             params = {"data_dir": str(data_dir), "as_of": as_of, "report_dir": str(report_dir),
-                      "manifest_path": str(manifest_path)}
+                      "manifest_path": str(manifest_path), "features": features_path}
+            if lookback_weeks is not None:
+                params["lookback_weeks"] = int(lookback_weeks)
             params = {k: v for k, v in params.items() if k in overview_declared}
             overview = {"rep_id": "index", "audience": "team", "status": "pending", "duration_s": None,
                         "html": "index.html", "ipynb": "index.ipynb", "log": "logs/index.log", "error": None,

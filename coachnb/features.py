@@ -30,6 +30,7 @@ Reports from a store equal reports from the raw folder (``tests/test_features.py
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -53,7 +54,7 @@ PER_REP = ("opportunities", "stage_history", "self_assessments")
 WHOLE = ("reps", "commitments", "coaching_sessions")
 ROW_GROUP_ROWS = 4096
 TEAM_TABLES = ("weekly_activity", "weekly_pipeline", "conversion", "velocity", "team_velocity", "stalled",
-               "outcomes", "timeliness", "coverage", "attainment", "red_flags")
+               "outcomes", "timeliness", "coverage", "attainment", "red_flags", "commitment_changes")
 ACTIVITY_COLUMNS = ("call", "email", "meeting", "demo", "other")
 CUBE_COLUMNS = ACTIVITY_COLUMNS + ("logged_n", "logged_ok", "opportunities_created", "pipeline_created",
                                    "stage_advancements")
@@ -91,9 +92,20 @@ def _as_of_date(as_of) -> str:
     return pd.Timestamp(as_of).strftime("%Y-%m-%d")
 
 
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """Hash of coachnb's own source: a changed metric must not be served from an old store."""
+    h = hashlib.sha256()
+    root = Path(__file__).parent
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".toml") and path.is_file():
+            h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def store_key(fingerprint: str, as_of, lookback_weeks: int) -> str:
     raw = json.dumps({"fingerprint": fingerprint, "as_of": _as_of_date(as_of), "lookback_weeks": int(lookback_weeks),
-                      "coachnb": __version__, "format": FORMAT}, sort_keys=True)
+                      "coachnb": __version__, "code": code_fingerprint(), "format": FORMAT}, sort_keys=True)
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 

@@ -91,6 +91,7 @@ class TeamView:
     coverage: pd.DataFrame
     attainment: pd.DataFrame
     red_flags: pd.DataFrame
+    commitment_changes: pd.DataFrame
     cache: dict = field(default_factory=dict)
 
 
@@ -136,6 +137,7 @@ def team_view(ds: Dataset, as_of: pd.Timestamp, lookback_weeks: int, history_wee
         coverage=metrics.pipeline_coverage(ds, as_of),
         attainment=metrics.attainment(ds, as_of),
         red_flags=metrics.red_flags(ds, as_of, lookback_weeks),
+        commitment_changes=commitment_changes(ds, w),
     )
     _TEAM_CACHE[key] = tv
     return tv
@@ -502,31 +504,48 @@ def _metric_panel(tv: TeamView, metric: str, hist_start: pd.Timestamp) -> pd.Dat
     return tv.cache[key]
 
 
+def commitment_changes(ds: Dataset, window: Window) -> pd.DataFrame:
+    """Whether each commitment's behaviour really changed, for every commitment of the team.
+
+    Returns
+    -------
+    DataFrame[commitment_id, rep_id, start, end, changed]
+        ``changed`` is True when the activity rose as agreed, or the commitment is still too
+        young to tell (the safe side for leaving a teammate out of a comparison).
+    """
+    from . import impact
+
+    cm = ds.commitments
+    out = cm[["commitment_id", "rep_id", "start", "end"]].copy()
+    out["changed"] = pd.Series(True, index=out.index, dtype=bool)
+    if cm.empty or not ds.has("activities"):
+        return out.reset_index(drop=True)
+    for metric, group in cm[cm["start"] < window.end].groupby("metric"):
+        if metric not in ds.config.commitment_metrics:
+            continue
+        first = weeks_before(group["start"].min(), 30)
+        long = metrics.metric_weekly(ds, metric, first, window.end)
+        panel = _panel(long, "value")
+        for idx, o in group.iterrows():
+            if o["rep_id"] not in panel.columns:
+                continue
+            ac = impact.activity_change(panel[o["rep_id"]], o["start"].tz_localize(None), o["end"].tz_localize(None),
+                                        target=float(o["target"]), baseline=float(o["baseline"]))
+            out.loc[idx, "changed"] = bool(ac.changed or ac.adherence in ("kept", "partly kept", "too early"))
+    return out.reset_index(drop=True)
+
+
 def peers_who_changed(tv: TeamView, rep_id: str, c: dict) -> list[str]:
     """Teammates whose own commitment overlapping ``c`` really changed their behaviour.
 
     They went through a change of their own in the same weeks, so they are no clean comparison.
-    Teammates who committed and did not change stay in: excluding every teammate with a
+    Teammates who committed and did not change stay in: leaving out every teammate with a
     commitment would leave too few to compare with.
     """
-    from . import impact
-
-    cm = tv.ds.commitments
-    overlap = cm[(cm["rep_id"] != rep_id) & (cm["start"] <= c["end"] + pd.Timedelta(weeks=15))
-                 & (cm["end"] >= c["start"] - pd.Timedelta(weeks=4))]
-    changed = set()
-    for _, o in overlap.iterrows():
-        key = ("changed", o["commitment_id"])
-        if key not in tv.cache:
-            long = _metric_panel(tv, o["metric"], weeks_before(tv.window.end, 156))
-            series = long.loc[long["rep_id"] == o["rep_id"]].set_index("week")["value"]
-            ac = impact.activity_change(series, o["start"].tz_localize(None), o["end"].tz_localize(None),
-                                        target=float(o["target"]), baseline=float(o["baseline"]))
-            # a commitment still running, or too short to judge, counts as a change: the safe side
-            tv.cache[key] = bool(ac.changed or ac.adherence in ("kept", "partly kept", "too early"))
-        if tv.cache[key]:
-            changed.add(o["rep_id"])
-    return sorted(changed)
+    ch = tv.commitment_changes
+    overlap = ch[(ch["rep_id"] != rep_id) & (ch["start"] <= c["end"] + pd.Timedelta(weeks=15))
+                 & (ch["end"] >= c["start"] - pd.Timedelta(weeks=4)) & ch["changed"]]
+    return sorted(set(overlap["rep_id"].astype(str)))
 
 
 def review_commitment(tv: TeamView, rep_id: str, c: dict, audience: str = "manager") -> CommitmentReview:
