@@ -341,3 +341,27 @@ def test_executed_notebooks_hold_no_other_reps_identity(sample_dir, tmp_path):
         theirs = set(opps.loc[opps["rep_id"] != e["rep_id"], "name"]) - mine
         leaked = [n for n in theirs if len(n) > 8 and (n in text or html.escape(n) in text)]
         assert not leaked, (e["rep_id"], leaked[:3])
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "report.load_cached lists the data folder, then stats each file; `coachnb commit add` keeps a temporary "
+    ".commitments.*.tmp there for a moment, and when it vanishes in between the report dies with "
+    "FileNotFoundError (about 1 in 1000 listings while commitments are written). Fix: skip dot-files in the "
+    "stamp and treat a file that vanished as absent (catch FileNotFoundError)"))
+def test_a_temporary_file_vanishing_from_the_data_folder_does_not_break_a_report(small_team, tmp_path, monkeypatch):
+    from coachnb import report
+
+    data = copy_team(small_team, tmp_path)
+    ghost = data / ".commitments.k1ll3d.tmp"
+    ghost.write_text("commitment_id\n", encoding="utf-8")
+    real_is_file = Path.is_file
+
+    def is_file(self):  # the writer renames its temporary file right after the listing saw it
+        seen = real_is_file(self)
+        if self.name == ghost.name:
+            self.unlink(missing_ok=True)
+        return seen
+
+    monkeypatch.setattr(Path, "is_file", is_file)
+    r = report.rep_report(data, "R001", AS_OF)
+    assert r.header.name
