@@ -526,9 +526,10 @@ def rank_drivers(tables: dict, rep_id: str, peers: list[str], stages: tuple[str,
     win = pd.Series(shrunk_rate(won, won + lost, a_w, b_w), index=team_ids)
 
     deals = _by_rep(tables["deals"]).reindex(team_ids)
-    team_size = float(np.nanmedian(deals.loc[peers, "mean_amount"])) if len(peers) else float("nan")
+    # Series.median skips NaN and returns NaN for none at all, without numpy's all-NaN warning
+    team_size = float(deals.loc[peers, "mean_amount"].median()) if len(peers) else float("nan")
     if not np.isfinite(team_size):
-        team_size = float(np.nanmedian(deals["mean_amount"]))
+        team_size = float(deals["mean_amount"].median())
     size = pd.Series({r: shrunk_mean(deals.at[r, "mean_amount"], deals.at[r, "n_created"], team_size)
                       for r in team_ids})
 

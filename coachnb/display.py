@@ -79,6 +79,8 @@ def header(r) -> None:
         f"<h1>{esc(h.name)}</h1></header>"))
     definition_list([("Team", h.team), ("Manager", h.manager), ("Period", h.period),
                      ("Last 1:1", h.sentence)])
+    if h.data_note:
+        para(h.data_note, "cnb-missing")
     para(r.intro)
 
 

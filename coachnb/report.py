@@ -187,6 +187,12 @@ def fmt_money(x) -> str:
     return f"{x:,.0f}"
 
 
+def fmt_times(x) -> str:
+    """A multiple, e.g. pipeline coverage: '2.6×'."""
+    text = fmt_num(x)
+    return text if text == "n/a" else text + "×"
+
+
 def fmt_pct(x) -> str:
     if x is None or (isinstance(x, float) and not np.isfinite(x)):
         return "n/a"
@@ -227,6 +233,7 @@ class Header:
     overdue: bool
     cadence_days: int
     sentence: str
+    data_note: str | None = None  # said when the period holds no records at all
 
 
 def header_section(tv: TeamView, rep_id: str) -> Header:
@@ -238,13 +245,33 @@ def header_section(tv: TeamView, rep_id: str) -> Header:
     days = int((w.as_of - last).days) if last is not None else None
     cadence = ds.config.thresholds.cadence_days
     overdue = days is None or days > cadence
+    data_note = _data_note(tv)
     if last is None:
         sentence = "No earlier 1:1 is on record."
     else:
         sentence = f"Last 1:1 on {last:%d %b %Y}, {days} days ago"
         sentence += f" (the team aims for one at least every {cadence} days)." if overdue else "."
     return Header(rep_id, str(rep["name"]), str(rep["team"]), str(rep["manager"]), w.label, w.as_of,
-                  last, days, overdue, cadence, sentence)
+                  last, days, overdue, cadence, sentence, data_note)
+
+
+def _data_note(tv: TeamView) -> str | None:
+    """Say so when the period holds no records at all: an empty quarter is not a quiet one."""
+    w = tv.window
+    weeks = []
+    if tv.ds.has("activities"):
+        wa = tv.weekly_activity
+        weeks.append(wa.loc[wa["total"] > 0, "week"])
+    wp = tv.weekly_pipeline
+    weeks.append(wp.loc[(wp["opportunities_created"] > 0) | (wp["stage_advancements"] > 0), "week"])
+    busy = pd.concat(weeks)
+    if (busy >= w.start.tz_localize(None)).any():
+        return None
+    if len(busy):
+        return (f"The data holds no records for this period: the newest is from the week of "
+                f"{busy.max():%d %b %Y}. Every figure below is empty for that reason, not a quiet quarter.")
+    return ("No records fall in this period or the year before it: the data ends earlier or starts later. "
+            "Every figure below is empty for that reason.")
 
 
 # --------------------------------------------------------------------------- 3a. activity
@@ -258,13 +285,23 @@ class ActivitySection:
     rep_mix: pd.Series  # share by type
     team_mix: pd.Series  # median share by type across teammates
     rep_total: float
-    team: dict  # median, q25, q75, n_reps of window totals
+    team: dict  # median, q25, q75, n_reps of teammates' activities per week in the role
     trend_ratio: float  # last 4 weeks / earlier weeks, per week
     stands_out: bool
     sentence: str
 
 
+def active_weeks(ds: Dataset, w: Window) -> pd.Series:
+    """Weeks of the window each rep was in the role (by hire date), from 0 to ``w.weeks``."""
+    hired = ds.reps.set_index("rep_id")["hire_date"]
+    start = hired.where(hired > w.start, w.start)
+    weeks = ((w.end - start).dt.days / 7).clip(lower=0, upper=w.weeks)
+    return weeks.fillna(w.weeks)
+
+
 def activity_section(tv: TeamView, rep_id: str) -> ActivitySection:
+    """Weekly activity against the team, compared per week in the role (a new hire is not judged on
+    weeks before they started)."""
     w = tv.window
     wa = tv.weekly_activity
     wa = wa[(wa["week"] >= w.start.tz_localize(None)) & (wa["week"] < w.end.tz_localize(None))]
@@ -273,32 +310,48 @@ def activity_section(tv: TeamView, rep_id: str) -> ActivitySection:
     band = (rest.groupby("week")["total"]
             .agg(median="median", q25=lambda s: s.quantile(0.25), q75=lambda s: s.quantile(0.75), n_reps="size")
             .reset_index())
-    totals = rest.groupby("rep_id")["total"].sum()
-    team = quartiles(totals)
+    weeks_in_role = active_weeks(tv.ds, w)
+    mates = weeks_in_role.drop(index=rep_id, errors="ignore")
+    mates = mates[mates >= 2]  # a teammate two weeks into the job is no benchmark yet
+    totals = rest.groupby("rep_id")["total"].sum().reindex(mates.index).fillna(0)
+    team = quartiles(totals / mates)
     rep_total = float(mine["total"].sum())
+    rep_weeks = float(weeks_in_role.get(rep_id, w.weeks))
     mix_cols = [c for c in ACTIVITY_TYPES if c in wa.columns]
     rep_mix = (mine[mix_cols].sum() / rep_total) if rep_total else pd.Series(0.0, index=mix_cols)
     by_rep = rest.groupby("rep_id")[mix_cols].sum()
     shares = by_rep.div(by_rep.sum(axis=1).replace(0, np.nan), axis=0)
     team_mix = shares.median()
 
-    recent, earlier = mine["total"].iloc[-4:], mine["total"].iloc[:-4]
-    trend = float(recent.mean() / earlier.mean()) if len(earlier) and earlier.mean() > 0 else np.nan
-    per_week = rep_total / max(w.weeks, 1)
-    s = (f"{fmt_num(rep_total)} activities in the {w.weeks} weeks ({fmt_num(per_week)} a week); "
-         f"team median {fmt_num(team['median'])} (middle half {fmt_num(team['q25'])} to {fmt_num(team['q75'])}, "
-         f"{team['n_reps']} teammates).")
+    # trend over the weeks in the role only: zeros before the hire date are not a rise
+    in_role = mine.tail(max(int(np.floor(rep_weeks)), 0))
+    recent, earlier = in_role["total"].iloc[-4:], in_role["total"].iloc[:-4]
+    trend = float(recent.mean() / earlier.mean()) if len(earlier) >= 4 and earlier.mean() > 0 else np.nan
+    if rep_weeks < 2:
+        hired = tv.ds.reps.set_index("rep_id").at[rep_id, "hire_date"]
+        s = (f"New in the role since {hired:%d %b %Y}: {fmt_num(rep_total)} activities so far, "
+             "too early to compare with the team.")
+        return ActivitySection(mine, band, rep_mix, team_mix, rep_total, team, trend, False, s)
+    per_week = rep_total / rep_weeks
+    since = "" if rep_weeks >= w.weeks else f" since starting ({fmt_num(rep_weeks, 0)} weeks)"
+    s = f"{fmt_num(rep_total)} activities{since or f' in the {w.weeks} weeks'} ({fmt_num(per_week)} a week)"
+    if team["n_reps"]:
+        s += (f"; team median {fmt_num(team['median'])} a week (middle half {fmt_num(team['q25'])} to "
+              f"{fmt_num(team['q75'])}, {team['n_reps']} teammates).")
+    else:
+        s += ". There are no teammates to compare with."
     notes = []
-    if team["n_reps"] and rep_total < team["q25"]:
+    if team["n_reps"] and per_week < team["q25"]:
         notes.append("Volume is below most of the team")
-    elif team["n_reps"] and rep_total > team["q75"]:
+    elif team["n_reps"] and per_week > team["q75"]:
         notes.append("Volume is above most of the team")
-    if np.isfinite(trend) and trend < 0.7:
-        notes.append(f"the last 4 weeks ran at {fmt_pct(trend)} of the weeks before")
-    elif np.isfinite(trend) and trend > 1.3:
+    if np.isfinite(trend) and (trend < 0.7 or trend > 1.3):
         notes.append(f"the last 4 weeks ran at {fmt_pct(trend)} of the weeks before")
     stands_out = bool(notes)
-    s += (" " + "; ".join(notes) + ".") if notes else " Nothing stands out in volume or trend."
+    if notes:
+        s += " " + "; ".join(notes) + "."
+    elif team["n_reps"]:
+        s += " Nothing stands out in volume or trend."
     return ActivitySection(mine, band, rep_mix, team_mix, rep_total, team, trend, stands_out, s)
 
 
@@ -341,6 +394,8 @@ def conversion_section(tv: TeamView, rep_id: str) -> ConversionSection:
              f"team median {fmt_pct(g['median'])}.")
         if len(low_steps) > 1:
             s += f" Also below the team: {', '.join(low_steps[1:])}."
+    elif joined["rate"].notna().any() and joined["median"].isna().all():
+        s = "There are no teammates with closed-out deals to compare stage conversion with."
     elif joined["rate"].notna().any():
         s = "No stage stands out: at every step the team median lies within your interval."
     else:
@@ -371,8 +426,12 @@ def velocity_section(tv: TeamView, rep_id: str) -> VelocitySection:
         slow_stage = str(r["stage"])
     else:
         slow_stage = None
-        s = ("Time in stage is in line with the team." if j["median_days"].notna().any()
-             else "Too few deals have left a stage to measure time in stage yet.")
+        if len(tv.ds.reps) < 2:
+            s = "There are no teammates to compare time in stage with."
+        elif j["median_days"].notna().any():
+            s = "Time in stage is in line with the team."
+        else:
+            s = "Too few deals have left a stage to measure time in stage yet."
     return VelocitySection(mine, team, slow_stage, s + " Deals still in a stage count as 'at least this long', not as finished.")
 
 
@@ -418,7 +477,8 @@ def capture_section(tv: TeamView, rep_id: str) -> CaptureSection:
         return CaptureSection(rep, team, False, "No logging times are recorded, so timeliness can't be judged.")
     share = float(rep["share_late"])
     s = (f"{fmt_pct(share)} of your activities were logged more than {fmt_num(days)} days after they happened "
-         f"(median delay {fmt_num(rep['median_lag_days'])} days); team median {fmt_pct(team['median'])}.")
+         f"(median delay {fmt_num(rep['median_lag_days'])} days)")
+    s += f"; team median {fmt_pct(team['median'])}." if team["n_reps"] else ". There are no teammates to compare with."
     stands_out = bool(team["n_reps"] and share > max(team["q75"], 0.1))
     s += " Late entries make the rest of this report less certain." if stands_out else ""
     return CaptureSection(rep, team, stands_out, s)
@@ -444,8 +504,8 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
          fmt_money(team_med(tv.attainment, "won_amount_qtd"))),
         ("Share of quarterly quota won", fmt_pct(pick(tv.attainment, "attainment")),
          fmt_pct(team_med(tv.attainment, "attainment"))),
-        ("Open pipeline against quarterly quota", fmt_num(pick(tv.coverage, "coverage")) + "×",
-         fmt_num(team_med(tv.coverage, "coverage")) + "×"),
+        ("Open pipeline against quarterly quota", fmt_times(pick(tv.coverage, "coverage")),
+         fmt_times(team_med(tv.coverage, "coverage"))),
         ("Win rate in the period", fmt_pct(pick(tv.outcomes, "win_rate")), fmt_pct(team_med(tv.outcomes, "win_rate"))),
         ("Average won deal", fmt_money(pick(tv.outcomes, "avg_won_amount")),
          fmt_money(team_med(tv.outcomes, "avg_won_amount"))),

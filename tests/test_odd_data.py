@@ -189,10 +189,6 @@ def test_team_of_one_renders_and_says_there_is_no_one_to_compare_with(solo_dir, 
         assert "too few unchanged teammates (0)" in text  # the commitment verdict says why it can't tell
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "report.py: with no teammates, conversion_section still says 'the team median lies within your interval', "
-    "activity says 'team median n/a (middle half n/a to n/a, 0 teammates)', and results show 'n/a×'; "
-    "should say there are no teammates to compare with"))
 def test_team_of_one_makes_no_claim_about_a_team(solo_dir, monkeypatch):
     ds = load(solo_dir)
     rep_id = ds.reps["rep_id"].iloc[0]
@@ -208,23 +204,17 @@ def test_period_without_data_renders(odd_ds, as_of, rep_id, monkeypatch):
     name = odd_ds.reps.set_index("rep_id").at[rep_id, "name"]
     r, markup = render(odd_ds, rep_id, as_of=as_of, monkeypatch=monkeypatch)
     text = assert_clean(markup, name)
-    assert r.activity.rep_total == 0 and r.activity.team["median"] == 0
+    assert r.activity.rep_total == 0
+    assert r.activity.team["n_reps"] == 0 or r.activity.team["median"] == 0  # nobody in the role yet, or idle
     assert str(pd.Timestamp(as_of).year) in r.header.period
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "report.py: a period after the data ends (or before it starts) reads like a real quiet quarter: "
-    "'0 activities ... Nothing stands out', although resolve_as_of's docstring promises the report says how "
-    "old the newest record is; header_section should say the newest record is from <date>, before the period"))
 def test_period_after_the_data_says_so(odd_ds, monkeypatch):
     r, markup = render(odd_ds, "R001", as_of="2029-06-01", monkeypatch=monkeypatch)
     text = page_text(markup)
     assert re.search(r"newest record|no data (in|for) (the|this) period|data ends", text, re.I), text[:600]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "report.py activity_section: a rep hired 7 days ago is compared on 13-week totals and told "
-    "'Volume is below most of the team'; compare per week since the hire date (or say the rep is new)"))
 def test_new_hire_is_not_judged_on_weeks_before_they_started(odd_ds, monkeypatch):
     r, _ = render(odd_ds, "RNEW", monkeypatch=monkeypatch)
     assert "below most of the team" not in r.activity.sentence

@@ -71,14 +71,17 @@ def test_rep_without_a_leak_gets_no_false_alarm_on_conversion(sample_ds, truth):
 
 def test_team_figures_exclude_the_rep_and_count_teammates(sample_ds):
     r = rep_report(sample_ds, "R003", AS_OF)
-    n_reps = len(sample_ds.reps)
-    assert r.activity.team["n_reps"] == n_reps - 1
     tv = team_view(sample_ds, r.header.as_of, 13)
     wa = tv.weekly_activity
     w = tv.window
     wa = wa[(wa["week"] >= w.start.tz_localize(None)) & (wa["week"] < w.end.tz_localize(None))]
-    totals = wa[wa["rep_id"] != "R003"].groupby("rep_id")["total"].sum()
-    assert r.activity.team["median"] == pytest.approx(totals.median())
+    # per week in the role: a teammate hired mid-period counts only the weeks since the hire date
+    hired = sample_ds.reps.set_index("rep_id")["hire_date"]
+    weeks = ((w.end - hired.clip(lower=w.start)).dt.days / 7).clip(0, 13).drop("R003")
+    weeks = weeks[weeks >= 2]
+    totals = wa[wa["rep_id"] != "R003"].groupby("rep_id")["total"].sum().reindex(weeks.index)
+    assert r.activity.team["median"] == pytest.approx((totals / weeks).median())
+    assert r.activity.team["n_reps"] == len(weeks)
     assert r.activity.rep_total == wa.loc[wa["rep_id"] == "R003", "total"].sum()
 
 
