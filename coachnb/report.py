@@ -105,9 +105,19 @@ def load_cached(data_dir) -> Dataset:
 
     from .loading import load
 
-    # name, size and modification time are enough to notice an edited file between two reports
-    stamp = tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
-                         for p in Path(data_dir).iterdir() if p.is_file()))
+    # name, size and modification time are enough to notice an edited file between two reports;
+    # dot-files are other writers' temporaries (commit add), which may vanish while we look
+    entries = []
+    for p in Path(data_dir).iterdir():
+        if p.name.startswith("."):
+            continue
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            continue
+        if p.is_file():
+            entries.append((p.name, st.st_size, st.st_mtime_ns))
+    stamp = tuple(sorted(entries))
     key = (str(Path(data_dir).resolve()), stamp)
     if key not in _DATA_CACHE:
         _DATA_CACHE.clear()

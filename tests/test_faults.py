@@ -343,11 +343,6 @@ def test_executed_notebooks_hold_no_other_reps_identity(sample_dir, tmp_path):
         assert not leaked, (e["rep_id"], leaked[:3])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "report.load_cached lists the data folder, then stats each file; `coachnb commit add` keeps a temporary "
-    ".commitments.*.tmp there for a moment, and when it vanishes in between the report dies with "
-    "FileNotFoundError (about 1 in 1000 listings while commitments are written). Fix: skip dot-files in the "
-    "stamp and treat a file that vanished as absent (catch FileNotFoundError)"))
 def test_a_temporary_file_vanishing_from_the_data_folder_does_not_break_a_report(small_team, tmp_path, monkeypatch):
     from coachnb import report
 
