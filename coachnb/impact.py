@@ -421,8 +421,17 @@ def _placebo_null(rep_y, peers_y, t0, pre, gap, lag, horizon, own_until) -> _Pla
     v = np.concatenate(vars_)
     # Method of moments: Var(stat) ~ Poisson and trend part + c, with c shared by everyone
     # (NB overdispersion with a common size and AR noise on the log scale are both
-    # rate-free on the log scale, so one constant is the right shape).
-    c = max(0.0, float(np.var(s) - np.mean(v))) if len(s) > 1 else 0.0
+    # rate-free on the log scale, so one constant is the right shape). Weighted by
+    # 1 / (v + c)^2 (iterated), so c is pinned down by the units where it dominates rather
+    # than by the Poisson approximation of low-count units; an unweighted fit leaves
+    # high-volume reps slightly over-rejected.
+    c = 0.0
+    if len(s) > 1:
+        dev2 = (s - s.mean()) ** 2
+        c = max(0.0, float(np.mean(dev2 - v)))
+        for _ in range(6):
+            w = 1.0 / (v + c) ** 2
+            c = max(0.0, float(np.sum(w * (dev2 - v)) / np.sum(w)))
     z = np.sort(s / np.sqrt(v + c))
     return _Placebo(stat=s, var=v, extra_var=c, z=z, peer_extra_var=c0)
 
@@ -598,7 +607,9 @@ def pipeline_impact(
     dip_weeks, dip_alpha : int, float
         The last ``dip_weeks`` before ``start`` are compared with the rep's earlier history
         (peer-adjusted, same placebo test, one-sided); a ratio below 0.8 with p <= dip_alpha
-        fails gate ``baseline_dip``.
+        fails gate ``baseline_dip`` -- unless the change is significant AND also significant
+        in the same direction against a baseline ending ``dip_weeks`` before ``start`` (the
+        dipped weeks left out), in which case the gate passes with that noted.
     target_mde : float
         Rate ratio that ``weeks_needed`` aims to make detectable.
     label : str
@@ -671,7 +682,8 @@ def pipeline_impact(
     dip_ratio = nan
     hist = int(min(max_pre_weeks, max(0, t0 - dip_weeks - first)))
     gates["baseline_dip"] = "not checked"
-    if hist >= 4 and J >= 2 and t0 - dip_weeks >= 0:
+    dip_low = ""
+    if dip_weeks >= 1 and hist >= 4 and J >= 2 and t0 - dip_weeks >= 0:
         dpl = _placebo_null(rep_y, peer_block, t0 - dip_weeks, hist, 0, 0, dip_weeks, own_until=t0 - dip_weeks)
         c0 = dpl.peer_extra_var if dpl is not None else 0.1
         s, v, *_ = _unit_vs_team(rep_y, peer_block, np.array([t0 - dip_weeks]), hist, 0, 0, dip_weeks, c0)
@@ -679,8 +691,9 @@ def pipeline_impact(
         if dpl is not None and len(dpl.z) >= 19:
             _, _, p_low = _rank_p(float(s[0] / np.sqrt(v[0] + dpl.extra_var)), dpl.z)
             if p_low <= dip_alpha and dip_ratio < 0.8:
-                gates["baseline_dip"] = (f"failed: {label} in the {dip_weeks} weeks before the change were "
-                                         f"unusually low ({dip_ratio:.2f}× the rep's earlier level, team-adjusted)")
+                dip_low = (f"{label} in the {dip_weeks} weeks before the change were "
+                           f"unusually low ({dip_ratio:.2f}× the rep's earlier level, team-adjusted)")
+                gates["baseline_dip"] = f"failed: {dip_low}"
             else:
                 gates["baseline_dip"] = "passed"
 
@@ -699,6 +712,20 @@ def pipeline_impact(
         res["counterfactual_rate"] = res["pre_rate"] * trend
         res["abs_diff_per_week"] = res["post_rate"] - res["counterfactual_rate"]
         res["naive_rate_ratio"], res["naive_p_value"] = _naive_poisson_test(u_pre, u_post, pre, horizon)
+        # A flagged dip blocks a "moved" verdict unless the change also shows, in the same direction,
+        # against the baseline that ends where the dip starts (so a rebound alone cannot pass).
+        # Only ever turns a failed gate into a passed one when both tests reject: never less strict
+        # than refusing outright on the flagged, more powerful when the dip was chance.
+        pre2 = int(min(max_pre_weeks, max(0, t0 - dip_weeks - first)))
+        if dip_low and p <= alpha and dip_weeks > gap_weeks and pre2 >= min_pre_weeks:
+            pl2 = _placebo_null(rep_y, peer_block, t0, pre2, dip_weeks, lag_weeks, horizon, own_until=t0)
+            if pl2 is not None and np.isfinite(_critical_z(pl2.z, alpha)[1]):
+                s2, v2, *_ = (float(x[0]) for x in _unit_vs_team(
+                    rep_y, peer_block, d0, pre2, dip_weeks, lag_weeks, horizon, pl2.peer_extra_var))
+                p2, _, _ = _rank_p(s2 / math.sqrt(v2 + pl2.extra_var), pl2.z)
+                if p2 <= alpha and (s2 > 0) == (s > 0):
+                    gates["baseline_dip"] = (f"passed: {dip_low}, but the change also shows against the "
+                                             f"{pre2} weeks before them (p = {p2:.3f})")
 
     # MDE for a hypothetical post window of h weeks: the rep's and the peers' Poisson parts from
     # their baselines (so the team-trend variance needs no post data), the rep's extra part scaled
