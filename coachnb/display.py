@@ -5,6 +5,7 @@ Everything that came from the data passes through :func:`coachnb.report.esc` or
 """
 from __future__ import annotations
 
+import functools
 import io
 import math
 
@@ -70,6 +71,19 @@ def blank_lines(labels: list[str]) -> None:
 
 
 # --------------------------------------------------------------------------- report sections
+def _needs(section: str):
+    """Show the section, or the one sentence saying which data it needs when that data is absent."""
+    def wrap(show_section):
+        @functools.wraps(show_section)
+        def shown(r) -> None:
+            if getattr(r, section) is None:
+                para(r.missing[section], "cnb-missing")
+            else:
+                show_section(r)
+        return shown
+    return wrap
+
+
 def header(r) -> None:
     """Title block: who, when, and the 1:1 cadence."""
     h = r.header
@@ -84,11 +98,9 @@ def header(r) -> None:
     para(r.intro)
 
 
+@_needs("activity")
 def activity(r) -> None:
     a = r.activity
-    if a is None:
-        para(r.missing["activity"], "cnb-missing")
-        return
     from . import plots
 
     figure(plots.activity_vs_team(a.rep_weekly, a.band))
@@ -97,11 +109,9 @@ def activity(r) -> None:
     key_sentence(a.sentence)
 
 
+@_needs("conversion")
 def conversion(r) -> None:
     c = r.conversion
-    if c is None:
-        para(r.missing["conversion"], "cnb-missing")
-        return
     from . import plots
 
     if c.rep["rate"].notna().any():
@@ -112,11 +122,9 @@ def conversion(r) -> None:
     key_sentence(c.sentence)
 
 
+@_needs("velocity")
 def velocity(r) -> None:
     v = r.velocity
-    if v is None:
-        para(r.missing["velocity"], "cnb-missing")
-        return
     from . import plots
 
     if v.rep["median_days"].notna().any() or v.team["median_days"].notna().any():
@@ -124,11 +132,9 @@ def velocity(r) -> None:
     key_sentence(v.sentence)
 
 
+@_needs("stalled")
 def stalled(r) -> None:
     s = r.stalled
-    if s is None:
-        para(r.missing["stalled"], "cnb-missing")
-        return
     if len(s.deals):
         table(s.deals.rename(columns={"name": "deal", "days_in_stage": "days in stage",
                                       "threshold_days": "team's 75th percentile (days)"}),
@@ -137,11 +143,9 @@ def stalled(r) -> None:
     key_sentence(s.sentence)
 
 
+@_needs("capture")
 def capture(r) -> None:
     c = r.capture
-    if c is None:
-        para(r.missing["capture"], "cnb-missing")
-        return
     key_sentence(c.sentence)
 
 

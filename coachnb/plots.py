@@ -63,6 +63,22 @@ def _week_axis(ax) -> None:
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%b"))
 
 
+def _paired_bars(labels, rep_values, team_values, *, xlabel: str, title: str, team_label: str,
+                 row_in: float) -> plt.Figure:
+    """Horizontal bars, the rep's above the team's, one pair per label."""
+    y = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, row_in * len(labels) + 1.5))
+    ax.barh(y - 0.2, rep_values, height=0.38, color=REP_COLOUR, label="you")
+    ax.barh(y + 0.2, team_values, height=0.38, color=TEAM_COLOUR, label=team_label)
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    _margins(fig, left_in=_label_margin(labels), bottom_in=0.95)
+    _legend_below(ax, 2)
+    return fig
+
+
 def activity_vs_team(rep_weekly: pd.DataFrame, band: pd.DataFrame, *, value: str = "total",
                      title: str = "Activities per week: you against the team") -> plt.Figure:
     """Weekly activity of one rep over the team's interquartile band.
@@ -91,17 +107,8 @@ def activity_mix(rep_mix: pd.Series, team_mix: pd.Series,
                  title: str = "Activity mix: share of each type") -> plt.Figure:
     """Horizontal bars of the share of each activity type, rep beside the team median."""
     types = list(rep_mix.index)
-    y = np.arange(len(types))
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.45 * len(types) + 1.5))
-    ax.barh(y - 0.2, rep_mix.values * 100, height=0.38, color=REP_COLOUR, label="you")
-    ax.barh(y + 0.2, team_mix.reindex(types).values * 100, height=0.38, color=TEAM_COLOUR, label="team median")
-    ax.set_yticks(y, types)
-    ax.invert_yaxis()
-    ax.set_xlabel("share of activities (%)")
-    ax.set_title(title)
-    _margins(fig, left_in=_label_margin(types), bottom_in=0.95)
-    _legend_below(ax, 2)
-    return fig
+    return _paired_bars(types, rep_mix.values * 100, team_mix.reindex(types).values * 100,
+                        xlabel="share of activities (%)", title=title, team_label="team median", row_in=0.45)
 
 
 def commitment_progress(weekly: pd.DataFrame, target: float, baseline: float, label: str,
@@ -174,15 +181,6 @@ def days_in_stage_vs_team(rep_days: pd.DataFrame, team_days: pd.DataFrame,
     team_days : DataFrame[stage, median_days]
     """
     stages = list(team_days["stage"])
-    y = np.arange(len(stages))
     rep = rep_days.set_index("stage")["median_days"].reindex(stages)
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.55 * len(stages) + 1.5))
-    ax.barh(y - 0.2, rep.values, height=0.38, color=REP_COLOUR, label="you")
-    ax.barh(y + 0.2, team_days["median_days"].values, height=0.38, color=TEAM_COLOUR, label="team")
-    ax.set_yticks(y, stages)
-    ax.invert_yaxis()
-    ax.set_xlabel("median days in stage")
-    ax.set_title(title)
-    _margins(fig, left_in=_label_margin(stages), bottom_in=0.95)
-    _legend_below(ax, 2)
-    return fig
+    return _paired_bars(stages, rep.values, team_days["median_days"].values,
+                        xlabel="median days in stage", title=title, team_label="team", row_in=0.55)
