@@ -31,7 +31,8 @@ $(SAMPLE)/.done: $(VENV)/.installed coachnb/sample.py
 sample: $(SAMPLE)/.done
 
 reports: $(SAMPLE)/.done
-	$(PY) -m coachnb run $(SAMPLE) --as-of $(AS_OF) --out reports --jobs $(JOBS)
+	$(PY) -m coachnb run $(SAMPLE) --as-of $(AS_OF) --out reports --jobs $(JOBS) --audience both
+	@echo "Open reports/$(AS_OF)/index.html in a browser: the team overview links every rep's report."
 
 test: $(VENV)/.installed-test $(SAMPLE)/.done
 	bash .ci/ensure-chromium
