@@ -46,6 +46,15 @@ def test_false_positive_rate_holds(summary):
         assert r["ks"] <= 0.1, (name, r["ks"])
 
 
+def test_false_positives_are_spread_evenly_over_volume(summary):
+    # coachnb holds ~5% for low- and high-volume reps alike; the naive test, even size-adjusted
+    # with one global threshold, is far above 5% for high-volume reps (its power comes from there)
+    _, meta = summary
+    band = meta["coachnb_band_fpr"]
+    assert all(x <= 0.13 for x in band if np.isfinite(x)), band
+    assert meta["band_fpr_global"][-1] >= 0.08, meta["band_fpr_global"]
+
+
 def test_naive_test_is_inflated_on_this_dgp(summary):
     # if this fails the simulator got too easy to tell anything
     rows, _ = summary
@@ -56,8 +65,9 @@ def test_power_and_coverage_under_effects(summary):
     rows, _ = summary
     big = rows["+150%, 13 wk"]
     mid = rows["+100%, 8 wk"]
-    assert big["rate"] >= 0.35, big["rate"]
-    assert mid["rate"] >= 0.2, mid["rate"]
+    # seeds 11-13: +150%/13wk 0.61-0.70 (0.59-0.67 before the weighted team trend), +100%/8wk 0.33-0.35
+    assert big["rate"] >= 0.45, big["rate"]
+    assert mid["rate"] >= 0.22, mid["rate"]
     assert big["rate"] >= mid["rate"] - 0.05
     for r in (big, mid):
         assert r["coverage"] >= 0.92, (r["name"], r["coverage"])
