@@ -103,10 +103,21 @@ def activity(r) -> None:
     a = r.activity
     from . import plots
 
-    figure(plots.activity_vs_team(a.rep_weekly, a.band))
+    figure(plots.weekly_vs_team(a.rep_weekly, a.band))
     if a.rep_total:
         figure(plots.activity_mix(a.rep_mix, a.team_mix))
     key_sentence(a.sentence)
+
+
+def pipeline(r) -> None:
+    """New opportunities per week against the team, and how long won deals took."""
+    from . import plots
+
+    p = r.pipeline
+    figure(plots.weekly_vs_team(p.rep_weekly, p.band, value="opportunities_created",
+                                ylabel="new opportunities per week",
+                                title="New opportunities per week: you against the team"))
+    key_sentence(p.sentence)
 
 
 @_needs("conversion")
@@ -132,14 +143,14 @@ def velocity(r) -> None:
     key_sentence(v.sentence)
 
 
-@_needs("stalled")
 def stalled(r) -> None:
     s = r.stalled
     if len(s.deals):
-        table(s.deals.rename(columns={"name": "deal", "days_in_stage": "days in stage",
-                                      "threshold_days": "team's 75th percentile (days)"}),
-              formats={"amount": lambda x: f"{x:,.0f}", "days in stage": lambda x: f"{x:.0f}",
-                       "team's 75th percentile (days)": lambda x: f"{x:.0f}"})
+        days = "days in stage" if s.basis == "stage" else "days open"
+        limit = f"team's {r.stalled_percentile:.0f}th percentile (days)"
+        deals = s.deals if s.basis == "stage" else s.deals.drop(columns="stage")
+        table(deals.rename(columns={"name": "deal", "days_in_stage": days, "threshold_days": limit}),
+              formats={"amount": lambda x: f"{x:,.0f}", days: lambda x: f"{x:.0f}", limit: lambda x: f"{x:.0f}"})
     key_sentence(s.sentence)
 
 

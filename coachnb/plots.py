@@ -79,21 +79,23 @@ def _paired_bars(labels, rep_values, team_values, *, xlabel: str, title: str, te
     return fig
 
 
-def activity_vs_team(rep_weekly: pd.DataFrame, band: pd.DataFrame, *, value: str = "total",
-                     title: str = "Activities per week: you against the team") -> plt.Figure:
-    """Weekly activity of one rep over the team's interquartile band.
+def weekly_vs_team(rep_weekly: pd.DataFrame, band: pd.DataFrame, *, value: str = "total",
+                   ylabel: str = "activities per week",
+                   title: str = "Activities per week: you against the team") -> plt.Figure:
+    """A weekly series of one rep over the team's interquartile band.
 
     Parameters
     ----------
     rep_weekly : DataFrame[week, <value>]
     band : DataFrame[week, median, q25, q75] (team, the rep excluded)
+    ylabel : str, the value and its unit per week
     """
     fig, ax = plt.subplots()
     ax.fill_between(band["week"], band["q25"], band["q75"], color=TEAM_COLOUR, alpha=0.25, lw=0,
                     label="team, middle half")
     ax.plot(band["week"], band["median"], color=TEAM_COLOUR, lw=1.2, ls="--", label="team median")
     ax.plot(rep_weekly["week"], rep_weekly[value], color=REP_COLOUR, lw=2.2, marker="o", ms=3, label="you")
-    ax.set_ylabel("activities per week")
+    ax.set_ylabel(ylabel)
     ax.set_xlabel("week starting")
     ax.set_ylim(bottom=0)
     ax.set_title(title)

@@ -92,6 +92,7 @@ class TeamView:
     attainment: pd.DataFrame
     red_flags: pd.DataFrame
     commitment_changes: pd.DataFrame
+    open_deal_ages: pd.DataFrame
     cache: dict = field(default_factory=dict)
 
 
@@ -148,6 +149,7 @@ def team_view(ds: Dataset, as_of: pd.Timestamp, lookback_weeks: int, history_wee
         attainment=metrics.attainment(ds, as_of),
         red_flags=metrics.red_flags(ds, as_of, lookback_weeks),
         commitment_changes=commitment_changes(ds, w),
+        open_deal_ages=open_deal_ages(ds, as_of),
     )
     _TEAM_CACHE[key] = tv
     return tv
@@ -343,8 +345,9 @@ def activity_section(tv: TeamView, rep_id: str) -> ActivitySection:
              "too early to compare with the team.")
         return ActivitySection(mine, band, rep_mix, team_mix, rep_total, team, trend, False, s)
     per_week = rep_total / rep_weeks
-    since = "" if rep_weeks >= w.weeks else f" since starting ({fmt_num(rep_weeks, 0)} weeks)"
-    s = f"{fmt_num(rep_total)} activities{since or f' in the {w.weeks} weeks'} ({fmt_num(per_week)} a week)"
+    span = (f"in the {w.weeks} weeks" if rep_weeks >= w.weeks
+            else f"in the {fmt_num(rep_weeks, 0)} weeks since starting")
+    s = f"{fmt_num(rep_total)} activities {span} ({fmt_num(per_week)} a week)"
     if team["n_reps"]:
         s += (f"; team median {fmt_num(team['median'])} a week (middle half {fmt_num(team['q25'])} to "
               f"{fmt_num(team['q75'])}, {team['n_reps']} teammates).")
@@ -363,6 +366,56 @@ def activity_section(tv: TeamView, rep_id: str) -> ActivitySection:
     elif team["n_reps"]:
         s += " Nothing stands out in volume or trend."
     return ActivitySection(mine, band, rep_mix, team_mix, rep_total, team, trend, stands_out, s)
+
+
+# --------------------------------------------------------------------------- 3b. pipeline created
+@dataclass
+class PipelineSection:
+    rep_weekly: pd.DataFrame  # week, opportunities_created, pipeline_created (the report window)
+    band: pd.DataFrame  # week, median, q25, q75, n_reps of teammates' new opportunities
+    created: int  # new opportunities in the period
+    value: float  # their value (currency)
+    team: dict  # quartiles of teammates' new opportunities per week in the role
+    cycle_days: float  # median days from creation to win, deals won in the period
+    team_cycle_days: float
+    stands_out: bool
+    sentence: str
+
+
+def pipeline_section(tv: TeamView, rep_id: str) -> PipelineSection:
+    """New pipeline: the leading indicator closest to the result, computable from deals alone."""
+    w = tv.window
+    wp = tv.weekly_pipeline
+    wp = wp[(wp["week"] >= w.start.tz_localize(None)) & (wp["week"] < w.end.tz_localize(None))]
+    mine = wp[wp["rep_id"] == rep_id].sort_values("week").reset_index(drop=True)
+    rest = others(wp, rep_id)
+    band = (rest.groupby("week")["opportunities_created"]
+            .agg(median="median", q25=lambda s: s.quantile(0.25), q75=lambda s: s.quantile(0.75), n_reps="size")
+            .reset_index())
+    weeks_in_role = active_weeks(tv.ds, w)
+    mates = weeks_in_role.drop(index=rep_id, errors="ignore")
+    mates = mates[mates >= 2]
+    totals = rest.groupby("rep_id")["opportunities_created"].sum().reindex(mates.index).fillna(0)
+    team = quartiles(totals / mates)
+    created = int(mine["opportunities_created"].sum())
+    value = float(mine["pipeline_created"].sum())
+    rep_weeks = max(float(weeks_in_role.get(rep_id, w.weeks)), 1.0)
+    per_week = created / rep_weeks
+    out = tv.outcomes
+    cyc = out.loc[out["rep_id"] == rep_id, "median_cycle_days"]
+    cycle = float(cyc.iloc[0]) if len(cyc) and pd.notna(cyc.iloc[0]) else np.nan
+    team_cycle = quartiles(others(out, rep_id)["median_cycle_days"])["median"]
+
+    s = (f"{created} new opportunities in the period ({fmt_num(per_week)} a week, value {fmt_money(value)})")
+    s += (f"; team median {fmt_num(team['median'])} a week (middle half {fmt_num(team['q25'])} to "
+          f"{fmt_num(team['q75'])})." if team["n_reps"] else ".")
+    stands_out = bool(team["n_reps"] and rep_weeks >= 2 and per_week < team["q25"])
+    if stands_out:
+        s += " New pipeline is below most of the team; it is usually where a short quarter starts."
+    if np.isfinite(cycle):
+        s += f" Deals won in the period took a median of {fmt_num(cycle, 0)} days from creation"
+        s += f" (team median {fmt_num(team_cycle, 0)})." if np.isfinite(team_cycle) else "."
+    return PipelineSection(mine, band, created, value, team, cycle, team_cycle, stands_out, s)
 
 
 # --------------------------------------------------------------------------- 3b. conversion
@@ -451,6 +504,7 @@ class StalledSection:
     deals: pd.DataFrame  # name, account, stage, days_in_stage, threshold_days, amount
     n_open: int
     sentence: str
+    basis: str = "stage"  # "stage": days in the current stage; "age": days since created (no stage history)
 
 
 def stalled_section(tv: TeamView, rep_id: str) -> StalledSection:
@@ -465,6 +519,42 @@ def stalled_section(tv: TeamView, rep_id: str) -> StalledSection:
         s = (f"{len(deals)} of your {n_open} open deals (value {fmt_money(deals['amount'].sum())}) have been in "
              f"their stage longer than {ds.config.thresholds.stalled_percentile:.0f}% of the team's deals stay there.")
     return StalledSection(deals, n_open, s)
+
+
+def open_deal_ages(ds: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Every deal open on ``as_of`` with its age in days (team table: ids and numbers, no names).
+
+    Returns
+    -------
+    DataFrame[rep_id, opportunity_id, age_days, amount]
+    """
+    o = ds.opportunities
+    still_open = (o["created_at"] < as_of) & ((o["status"] == "open") | (o["closed_at"] >= as_of))
+    out = o.loc[still_open, ["rep_id", "opportunity_id", "amount"]].copy()
+    out["age_days"] = (as_of - o.loc[still_open, "created_at"]).dt.total_seconds() / 86400
+    return out.reset_index(drop=True)
+
+
+def aged_deals_section(tv: TeamView, rep_id: str) -> StalledSection:
+    """Stalls judged from the dates there are: with no stage history, open deals older than most."""
+    ds = tv.ds
+    ages = tv.open_deal_ages
+    pct = ds.config.thresholds.stalled_percentile
+    threshold = float(ages["age_days"].quantile(pct / 100)) if len(ages) else np.nan
+    mine = ages[(ages["rep_id"] == rep_id) & (ages["age_days"] > threshold)]
+    names = ds.opportunities.set_index("opportunity_id")[["name", "account"]]
+    deals = mine.join(names, on="opportunity_id").sort_values("age_days", ascending=False)
+    deals = deals.assign(stage="(no stage history)", threshold_days=threshold).rename(
+        columns={"age_days": "days_in_stage"})[["name", "account", "stage", "days_in_stage", "threshold_days",
+                                               "amount"]].reset_index(drop=True)
+    n_open = int((ages["rep_id"] == rep_id).sum())
+    if deals.empty:
+        s = f"None of your {n_open} open deals is older than most of the team's open deals."
+    else:
+        s = (f"{len(deals)} of your {n_open} open deals (value {fmt_money(deals['amount'].sum())}) are older than "
+             f"{pct:.0f}% of the team's open deals ({fmt_num(threshold, 0)} days). Without stage history, age is "
+             "the only sign of a stall.")
+    return StalledSection(deals, n_open, s, basis="age")
 
 
 # --------------------------------------------------------------------------- 3e. data capture
@@ -695,7 +785,6 @@ MISSING = {
     "conversion": "No stage history was provided, so stage-to-stage conversion can't be shown. "
                   "With it, this section shows where deals move on or drop out, against the team.",
     "velocity": "No stage history was provided, so days in each stage can't be measured.",
-    "stalled": "No stage history was provided, so stalled deals can't be judged by time in stage.",
     "capture": "No activity log was provided, so data-capture timeliness can't be judged.",
     "commitments": "No commitments are recorded yet. Agreeing one or two behaviour changes at this 1:1 "
                    "lets the next report check whether they happened and whether they moved pipeline.",
@@ -712,6 +801,7 @@ class RepReport:
     commitments: list
     pattern: str | None
     activity: ActivitySection | None
+    pipeline: PipelineSection
     conversion: ConversionSection | None
     velocity: VelocitySection | None
     stalled: StalledSection | None
@@ -723,6 +813,7 @@ class RepReport:
     preread: dict | None
     results: ResultsSection
     missing: dict
+    stalled_percentile: float
     excluded_note: str | None
 
 
@@ -777,9 +868,10 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
                 pass  # a scenario the data can't support is left out; the focus area still stands
     sections = dict(
         activity=activity_section(tv, rep_id) if has_activity else None,
+        pipeline=pipeline_section(tv, rep_id),
         conversion=conversion_section(tv, rep_id) if has_stages else None,
         velocity=velocity_section(tv, rep_id) if has_stages else None,
-        stalled=stalled_section(tv, rep_id) if has_stages else None,
+        stalled=stalled_section(tv, rep_id) if has_stages else aged_deals_section(tv, rep_id),
         capture=capture_section(tv, rep_id) if has_activity else None,
     )
     questions = coaching.questions_for(findings_for(tv, rep_id, reviews, sections), audience=audience)
@@ -796,4 +888,5 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
         audience=audience, intro=INTRO[audience], header=header_section(tv, rep_id),
         commitments=reviews, pattern=pattern, **sections, focus=focus, scenarios=scenarios, questions=questions, plan=plan, preread=preread,
         results=results_section(tv, rep_id), missing=MISSING, excluded_note=excluded_note,
+        stalled_percentile=ds.config.thresholds.stalled_percentile,
     )
