@@ -127,9 +127,14 @@ def conversion(r) -> None:
 
     if c.rep["rate"].notna().any():
         figure(plots.conversion_vs_team(c.rep, c.team))
-    table(c.rep[["step", "entered", "advanced", "dropped", "still_open"]].rename(columns={
-        "step": "step", "entered": "deals in stage", "advanced": "moved on", "dropped": "lost there",
-        "still_open": "still open"}))
+    shown = c.rep[["step", "entered", "advanced", "dropped", "still_open"]].rename(columns={
+        "entered": "deals in stage", "advanced": "moved on", "dropped": "lost there", "still_open": "still open"})
+    if len(r.self_view):
+        # the rep's own score for the stage a step starts from, beside what the data shows
+        scores = r.self_view.set_index("topic")["score"]
+        own = "self-assessment (1-5)" if r.audience == "manager" else "my own score (1-5)"
+        shown[own] = c.rep["from_stage"].map(scores).map(lambda x: "–" if pd.isna(x) else f"{x:g}")
+    table(shown)
     key_sentence(c.sentence)
 
 

@@ -814,6 +814,7 @@ class RepReport:
     results: ResultsSection
     missing: dict
     stalled_percentile: float
+    self_view: pd.DataFrame  # topic, score (1-5), date: the rep's own latest view, set beside the data
     excluded_note: str | None
 
 
@@ -889,4 +890,5 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
         commitments=reviews, pattern=pattern, **sections, focus=focus, scenarios=scenarios, questions=questions, plan=plan, preread=preread,
         results=results_section(tv, rep_id), missing=MISSING, excluded_note=excluded_note,
         stalled_percentile=ds.config.thresholds.stalled_percentile,
+        self_view=coaching.self_view(ds, rep_id),
     )

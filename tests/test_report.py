@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import json
 import shutil
 
@@ -152,3 +153,29 @@ def test_report_holds_no_other_reps_identity(sample_ds):
             assert name not in text
     others = opps[opps["rep_id"] != "R005"]
     assert not set(r.stalled.deals["name"]) & set(others["name"])
+
+
+def test_self_assessment_is_set_beside_the_conversion_data(sample_ds):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    from coachnb import display as show
+
+    sa = sample_ds.self_assessments
+    rep_id = str(sa["rep_id"].iloc[0])
+    latest = sa[sa["rep_id"] == rep_id].sort_values("date").drop_duplicates("topic", keep="last")
+    discovery = float(latest.set_index("topic").loc["Discovery", "score"])
+    r = rep_report(sample_ds, rep_id, AS_OF)
+    assert r.self_view.set_index("topic").loc["Discovery", "score"] == discovery
+    InteractiveShell.instance()
+    with capture_output() as out:
+        show.conversion(r)
+    html = "".join(o.data.get("text/html", "") for o in out.outputs)
+    assert "self-assessment (1-5)" in html
+    row = re.search(r"<td>Discovery → Qualification</td>(.*?)</tr>", html, re.S).group(1)
+    assert f"<td>{discovery:g}</td>" in row
+    # a rep without a self-assessment gets no such column
+    other = next(x for x in sample_ds.reps["rep_id"] if x not in set(sa["rep_id"]))
+    with capture_output() as out:
+        show.conversion(rep_report(sample_ds, other, AS_OF))
+    assert "self-assessment" not in "".join(o.data.get("text/html", "") for o in out.outputs)
