@@ -220,6 +220,7 @@ def _worker_main(conn, engine: str | None) -> None:
         return
     from . import engine as engine_module
 
+    engine_module.freeze_baseline()  # later collections skip what every task shares
     shell = engine_module._SHELL
     conn.send({"ready": True, "pid": os.getpid(), "scratch": shell.ipython_dir if shell is not None else None})
     try:
