@@ -178,6 +178,13 @@ def since_last_time(r) -> None:
     """Each commitment: the agreement, what happened week by week, and whether pipeline moved."""
     if not r.commitments:
         para(r.missing["commitments"], "cnb-missing")
+        ch = r.detected_change
+        if ch is not None:
+            para(ch.sentence)
+            p = ch.pipeline
+            display(HTML(f'<p class="cnb-verdict {VERDICT_CSS.get(p.verdict, "")}">'
+                         f"<strong>Did pipeline move after it?</strong> {esc(p.sentence)}</p>"))
+            table(evidence_table(p))
         return
     from . import plots
 

@@ -737,6 +737,50 @@ def review_commitment(tv: TeamView, rep_id: str, c: dict, audience: str = "manag
     return CommitmentReview(c, label, weekly, finished, assessment, diagnosis, agreed)
 
 
+@dataclass
+class DetectedChange:
+    """A change in a rep's activity found in the data (no commitment on record), and what followed."""
+
+    week: pd.Timestamp  # first week at the new level
+    pre_rate: float  # activities per week before
+    post_rate: float  # activities per week after
+    pipeline: object  # coachnb.impact.PipelineImpact
+    sentence: str
+
+
+def detected_change(tv: TeamView, rep_id: str) -> DetectedChange | None:
+    """For a rep with no commitment on record: the one clear change in weekly activity over the last year,
+    if there is one, and whether new pipeline moved after it.
+
+    The change is looked for in *activity* only; a date found in the pipeline series itself would make
+    any pipeline test at that date meaningless (see ``benchmarks/calibration.py``).
+    """
+    from . import features, impact
+
+    if not tv.ds.has("activities"):
+        return None
+    long = _metric_panel(tv, "activities_per_week", tv.history_start)
+    series = long.loc[long["rep_id"] == rep_id].set_index("week")["value"].sort_index()
+    hired = tv.ds.reps.set_index("rep_id").at[rep_id, "hire_date"]
+    series = series[series.index >= hired.tz_localize(None)]  # zeros before the hire are no change
+    week = impact.detect_activity_change(series)
+    if week is None:
+        return None
+    okey = ("outcome", tv.history_start)
+    if okey not in tv.cache:
+        tv.cache[okey] = features.weekly_pipeline(tv.ds, tv.history_start, tv.window.end)
+    outcome_panel = _panel(tv.cache[okey], "opportunities_created")
+    changed = tv.commitment_changes
+    others_changed = sorted(set(changed.loc[changed["changed"] & (changed["rep_id"] != rep_id), "rep_id"]
+                                .astype(str)))
+    pipe = impact.pipeline_impact(outcome_panel, rep_id, week, excluded_peers=others_changed, activity_changed=True)
+    pre, post = float(series[series.index < week].mean()), float(series[series.index >= week].mean())
+    direction = "rose" if post > pre else "fell"
+    s = (f"No commitment is on record, but activity {direction} around the week of {week:%d %b %Y}: "
+         f"from {fmt_num(pre)} to {fmt_num(post)} a week. Was that a deliberate change?")
+    return DetectedChange(week, pre, post, pipe, s)
+
+
 # --------------------------------------------------------------------------- findings for questions
 def findings_for(tv: TeamView, rep_id: str, reviews: list, sections: dict):
     """What the data shows about the rep, as :class:`coachnb.coaching.Findings` (chooses the questions)."""
@@ -800,6 +844,7 @@ class RepReport:
     header: Header
     commitments: list
     pattern: str | None
+    detected_change: DetectedChange | None  # only when no commitment is on record
     activity: ActivitySection | None
     pipeline: PipelineSection
     conversion: ConversionSection | None
@@ -856,6 +901,7 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
     has_stages = ds.has("stage_history")
 
     reviews = commitment_reviews(tv, rep_id, audience) if ds.has("commitments") else []
+    change = detected_change(tv, rep_id) if not reviews else None
     pattern = coaching.commitment_pattern([r.diagnosis for r in reviews if r.diagnosis is not None])
     focus = coaching.focus_areas(ds, rep_id, as_of_ts, lookback_weeks=int(lookback_weeks))
     scenarios = []
@@ -887,7 +933,7 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
                          f"({', '.join(sorted(set(excluded['reason'].astype(str))))[:300]}).")
     return RepReport(
         audience=audience, intro=INTRO[audience], header=header_section(tv, rep_id),
-        commitments=reviews, pattern=pattern, **sections, focus=focus, scenarios=scenarios, questions=questions, plan=plan, preread=preread,
+        commitments=reviews, pattern=pattern, detected_change=change, **sections, focus=focus, scenarios=scenarios, questions=questions, plan=plan, preread=preread,
         results=results_section(tv, rep_id), missing=MISSING, excluded_note=excluded_note,
         stalled_percentile=ds.config.thresholds.stalled_percentile,
         self_view=coaching.self_view(ds, rep_id),

@@ -179,3 +179,27 @@ def test_self_assessment_is_set_beside_the_conversion_data(sample_ds):
     with capture_output() as out:
         show.conversion(rep_report(sample_ds, other, AS_OF))
     assert "self-assessment" not in "".join(o.data.get("text/html", "") for o in out.outputs)
+
+
+def test_a_change_in_activity_is_found_when_no_commitment_is_on_record(sample_dir, tmp_path):
+    # the demo team without commitments, where R009 doubles every activity from 6 Jul 2026 on
+    data = tmp_path / "no_commitments"
+    shutil.copytree(sample_dir, data)
+    (data / "commitments.csv").unlink()
+    acts = pd.read_csv(data / "activities.csv", dtype=str, keep_default_na=False)
+    extra = acts[(acts["rep_id"] == "R009") & (acts["occurred_at"] >= "2026-07-06")].copy()
+    extra["activity_id"] = "X" + extra["activity_id"]
+    pd.concat([acts, extra]).to_csv(data / "activities.csv", index=False)
+
+    r = rep_report(str(data), "R009", AS_OF)
+    assert r.commitments == []
+    ch = r.detected_change
+    assert ch is not None and "deliberate" in ch.sentence
+    assert abs((ch.week - pd.Timestamp("2026-07-06")).days) <= 21
+    assert ch.post_rate == pytest.approx(2 * ch.pre_rate, rel=0.35)
+    assert ch.pipeline.verdict in {"moved", "no meaningful change", "not enough data to tell"}
+    # a rep whose activity did not change gets no guessed change
+    steady = [rep for rep in ("R001", "R004", "R013") if rep_report(str(data), rep, AS_OF).detected_change is None]
+    assert steady
+    # with a commitment on record nothing is guessed
+    assert rep_report(sample_dir, "R009", AS_OF).detected_change is None
