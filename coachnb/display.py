@@ -362,6 +362,26 @@ def overview_managers(ov) -> None:
                             "cadence_kept": "reps seen on time"}))
 
 
+def overview_effects(ov) -> None:
+    """What an extra unit of activity goes with, per team, with its assumptions stated."""
+    e = ov.effects
+    if e.empty:
+        para("Not enough data to estimate, per team, how activity relates to new pipeline "
+             "(the model needs an activity log and at least 5 reps in a team).", "cnb-missing")
+        return
+    shown = pd.DataFrame({
+        "team": e["team"], "activity": e["metric"], "reps": e["reps"],
+        "new opportunities per extra unit a week": [f"{x:+.1f}% ({lo:+.1f}% to {hi:+.1f}%)" for x, lo, hi in
+                                                    zip(e["extra_pct"], e["low_pct"], e["high_pct"])],
+        "check: activity led by pipeline? (p)": e["lead_p_value"].map(lambda p: f"{p:.2f}"),
+    })
+    table(shown)
+    para("Read: one more unit of the activity a week goes with this many percent more new opportunities "
+         "over the following 0 to 4 weeks (95% interval). The check should show no relation (a large p); "
+         "a small one means pipeline may be driving activity rather than the other way round.", "cnb-notes")
+    para(ov.effects_assumptions, "cnb-notes")
+
+
 def overview_failed(ov) -> None:
     if len(ov.failed):
         para(f"{len(ov.failed)} report(s) could not be rendered this time; their last good report, if any, "

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .report import commitment_reviews, conversion_section, fmt_pct, open_data
+from .report import _panel, commitment_reviews, conversion_section, fmt_pct, open_data, weeks_before
 
 
 @dataclass
@@ -27,6 +27,8 @@ class Overview:
     managers: pd.DataFrame  # cadence and diagnosis counts per manager
     fdr_note: str
     failed: pd.DataFrame  # reps whose report failed in the batch (rep_id, name, error)
+    effects: pd.DataFrame  # per team: new opportunities per extra unit of activity (see activity_effects)
+    effects_assumptions: str
 
 
 def _manifest(manifest_path) -> dict:
@@ -84,19 +86,17 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     reps["activity_trend"] = reps["rep_id"].map(recent / earlier.replace(0, np.nan))
     reps["stalled_deals"] = reps["rep_id"].map(tv.stalled.groupby("rep_id").size()).fillna(0).astype(int)
 
+    # A batch's workers compute these columns beside each rep's report (summary_row); rows computed
+    # from this very store are taken from the manifest, the rest are computed here.
+    key = _store_key(ds)
+    done = {str(e["rep_id"]): e["overview_row"] for e in _entries(manifest)
+            if key and isinstance(e.get("overview_row"), dict) and e["overview_row"].get("key") == key}
     weakest, commitment, diagnosis, verdict, pvals = [], [], [], [], []
     for rep_id in reps["rep_id"]:
-        weakest.append(conversion_section(tv, rep_id).weakest_step if ds.has("stage_history") else None)
-        reviews = commitment_reviews(tv, rep_id) if ds.has("commitments") else []
-        last_review = reviews[-1] if reviews else None
-        if last_review is None:
-            commitment.append(None), diagnosis.append(None), verdict.append(None), pvals.append(np.nan)
-            continue
-        commitment.append(last_review.label)
-        diagnosis.append(last_review.diagnosis.label if last_review.diagnosis else None)
-        p = last_review.assessment.pipeline if last_review.assessment else None
-        verdict.append(p.verdict if p else None)
-        pvals.append(p.p_value if p is not None and p.verdict in ("moved", "no meaningful change") else np.nan)
+        row = done.get(str(rep_id))
+        row = _from_json(row) if row is not None else rep_columns(ds, tv, rep_id)
+        weakest.append(row["weakest_step"]), commitment.append(row["commitment"])
+        diagnosis.append(row["diagnosis"]), verdict.append(row["verdict"]), pvals.append(row["p_value"])
     reps["weakest_step"] = weakest
     reps["commitment"] = commitment
     reps["diagnosis"] = diagnosis
@@ -124,7 +124,103 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     failed_entries = [e for e in _entries(manifest) if e.get("status") == "failed"]
     failed = pd.DataFrame([{"rep_id": e.get("rep_id"), "error": str(e.get("error", ""))[:200]}
                            for e in failed_entries], columns=["rep_id", "error"])
-    return Overview(as_of_ts, w.label, reps, managers, fdr_note, failed)
+    effects, assumptions = activity_effects(tv)
+    return Overview(as_of_ts, w.label, reps, managers, fdr_note, failed, effects, assumptions)
+
+
+def activity_effects(tv, metrics_used=None, history_weeks: int = 52) -> tuple[pd.DataFrame, str]:
+    """Per team: how many more new opportunities go with one more unit of an activity a week.
+
+    A Poisson panel model per team (rep and week fixed effects, lags 0-4 weeks, a lead term as a
+    check that pipeline isn't driving activity), with wild-cluster-bootstrap intervals that hold
+    with few reps (:func:`coachnb.team_effects.team_activity_effect`). Teams are fitted apart:
+    the model is built for 5-50 reps.
+
+    Returns
+    -------
+    (DataFrame[team, metric, reps, extra_pct, low_pct, high_pct, p_value, lead_p_value], assumptions)
+        ``extra_pct``: % more new opportunities over the following 0-4 weeks per extra unit a week.
+    """
+    from . import features
+    from .team_effects import ASSUMPTIONS, team_activity_effect
+
+    ds = tv.ds
+    cols = ["team", "metric", "reps", "extra_pct", "low_pct", "high_pct", "p_value", "lead_p_value"]
+    if not ds.has("activities"):
+        return pd.DataFrame(columns=cols), ""
+    if metrics_used is None:
+        used = [m for m in ds.commitments["metric"].astype(str).unique()
+                if m in ds.config.commitment_metrics and ds.config.commitment_metrics[m].kind == "activity_count"]
+        metrics_used = sorted(used) or ["activities_per_week"]
+    start = weeks_before(tv.window.end, history_weeks)
+    outcome = _panel(features.weekly_pipeline(ds, start, tv.window.end), "opportunities_created")
+    rows = []
+    for metric in metrics_used:
+        activity = _panel(features.metric_weekly(ds, metric, start, tv.window.end), "value")
+        for team, members in ds.reps.groupby("team")["rep_id"]:
+            reps = [r for r in members.astype(str) if r in activity.columns and r in outcome.columns]
+            if len(reps) < 5:
+                continue  # too few reps for the model's inference to hold
+            try:
+                fit = team_activity_effect(activity[reps], outcome[reps], max_lag=4, n_boot=499).set_index("term")
+            except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+                continue  # e.g. a team with no new opportunities at all: nothing to say
+            total = fit.loc[fit.index.str.startswith("total")].iloc[0]
+            lead = fit.loc[fit.index.str.startswith("lead")].iloc[0]
+            rows.append({"team": team, "metric": ds.config.commitment_metrics[metric].label, "reps": len(reps),
+                         "extra_pct": 100 * (total["rate_ratio_per_unit"] - 1),
+                         "low_pct": 100 * (total["ci_low"] - 1), "high_pct": 100 * (total["ci_high"] - 1),
+                         "p_value": total["p_value"], "lead_p_value": lead["p_value"]})
+    return pd.DataFrame(rows, columns=cols), ASSUMPTIONS.format(max_lag=4)
+
+
+ROW_COLUMNS = ("weakest_step", "commitment", "diagnosis", "verdict", "p_value")
+
+
+def rep_columns(ds, tv, rep_id) -> dict:
+    """The overview's per-rep columns that take real work: weakest step and last commitment's verdict."""
+    weakest = conversion_section(tv, rep_id).weakest_step if ds.has("stage_history") else None
+    reviews = commitment_reviews(tv, rep_id) if ds.has("commitments") else []
+    last_review = reviews[-1] if reviews else None
+    if last_review is None:
+        return {"weakest_step": weakest, "commitment": None, "diagnosis": None, "verdict": None, "p_value": np.nan}
+    p = last_review.assessment.pipeline if last_review.assessment else None
+    return {"weakest_step": weakest, "commitment": last_review.label,
+            "diagnosis": last_review.diagnosis.label if last_review.diagnosis else None,
+            "verdict": p.verdict if p else None,
+            "p_value": p.p_value if p is not None and p.verdict in ("moved", "no meaningful change") else np.nan}
+
+
+def _store_key(ds) -> str | None:
+    store = getattr(ds, "feature_store", None)
+    return None if store is None else store.info.get("key")
+
+
+def summary_row(store, as_of, lookback_weeks: int, rep_id) -> dict | None:
+    """One rep's overview columns from a feature store, as JSON-safe values with the store's key.
+
+    A batch worker calls this beside the rep's report, so that the index doesn't compute every
+    rep's commitment review again in one process; :func:`team_overview` uses a row only when its
+    key is the key of the store the overview reads (same data, date, window and code).
+    """
+    ds, _, tv = open_data(store, as_of, int(lookback_weeks))
+    key = _store_key(ds)
+    if key is None:
+        return None
+    row = rep_columns(ds, tv, str(rep_id))
+    for k in ("weakest_step", "commitment", "diagnosis", "verdict"):
+        if row[k] is not None and not isinstance(row[k], str):
+            return None  # not a JSON round trip; team_overview computes it
+    p = row["p_value"]
+    row["p_value"] = None if p is None or pd.isna(p) else float(p)
+    row["key"] = key
+    return row
+
+
+def _from_json(row: dict) -> dict:
+    out = {k: row.get(k) for k in ROW_COLUMNS}
+    out["p_value"] = np.nan if out["p_value"] is None else float(out["p_value"])
+    return out
 
 
 def cadence_sentence(ov: Overview) -> str:

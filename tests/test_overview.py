@@ -83,3 +83,15 @@ def test_links_come_from_the_manifest_and_are_escaped(sample_ds, tmp_path):
     html = "".join(o.data.get("text/html", "") for o in out.outputs)
     assert html.count("<a href=") == 1 and 'href="r001.abc.html"' in html
     assert "boom &lt;b&gt;" in html
+
+
+def test_activity_effects_per_team_carry_interval_and_assumptions(overview, sample_ds):
+    e = overview.effects
+    teams = sample_ds.reps.groupby("team").size()
+    assert set(e["team"]) == set(teams[teams >= 5].index)
+    assert (e["low_pct"] <= e["extra_pct"]).all() and (e["extra_pct"] <= e["high_pct"]).all()
+    assert ((e["lead_p_value"] >= 0) & (e["lead_p_value"] <= 1)).all()
+    assert "not proof of cause" in overview.effects_assumptions.lower()
+    # the demo team creates deals from its own earlier activity: calls go with more new pipeline
+    calls = e[e["metric"] == "calls per week"]
+    assert (calls["extra_pct"] > 0).sum() >= 2
