@@ -16,7 +16,9 @@ rates 0.5-10 a week, effects ramping in over 0-4 weeks) and prints ONE table:
 Size adjustment of the naive test (from its p-values in the known-date null):
 
 * ``adjG`` -- the primary comparison: ONE p-value threshold giving 5% false positives
-  overall, which is what a user could calibrate. It spends those false positives
+  overall, which is what a user could calibrate. ``cAdjG`` holds coachnb to exactly the
+  same calibration (one threshold on its p-value, gates passed, 5% in the known-date
+  null), so adjG vs cAdjG compares power at an identical false-positive rate. It spends those false positives
   unevenly: by baseline volume band the header shows its null FPR (about 1% for reps
   under 1 opportunity a week, 13% at 5 or more), while coachnb holds about 5% in every
   band (also shown). So adjG power is not a like-for-like per-rep guarantee.
@@ -114,13 +116,13 @@ def run_one(task: tuple[int, int, int]) -> dict:
     out = dict(sc=sc_idx, detected=start is not None)
     if start is None:  # nothing detected: no claim is made
         out.update(moved=False, p=np.nan, naive_p=np.nan, covered=np.nan, not_enough=False, up=np.nan,
-                   naive_up=np.nan, pre_rate=np.nan)
+                   naive_up=np.nan, pre_rate=np.nan, gates_ok=False)
         return out
     r = pipeline_impact(sim.outcome, sim.rep_id, start, lag_weeks=LAG, horizon_weeks=sc.horizon)
     t0 = sim.outcome.index.get_loc(start)
     truth = 1.0 if sc.is_null else _window_truth(sim, t0, sc.horizon)
     covered = (r.ci_low <= truth <= r.ci_high) if np.isfinite(r.ci_low) else np.nan
-    out.update(pre_rate=r.pre_rate, moved=r.verdict == "moved", p=r.p_value, naive_p=r.naive_p_value, covered=covered,
+    out.update(pre_rate=r.pre_rate, moved=r.verdict == "moved", gates_ok=not r.failed_gates, p=r.p_value, naive_p=r.naive_p_value, covered=covered,
                not_enough=r.verdict == "not enough data to tell", up=(r.rate_ratio > 1) if np.isfinite(r.rate_ratio)
                else np.nan, naive_up=(r.naive_rate_ratio > 1) if np.isfinite(r.naive_p_value) else np.nan)
     return out
@@ -180,6 +182,11 @@ def _band(rate: np.ndarray) -> np.ndarray:
     return np.searchsorted(RATE_BANDS, np.nan_to_num(rate, nan=0.0), side="right") - 1
 
 
+def _effective_p(rows: list[dict]) -> np.ndarray:
+    """coachnb's p-value where every gate passed, else 1 (no claim possible)."""
+    return np.array([r["p"] if r.get("gates_ok", True) and np.isfinite(r["p"]) else 1.0 for r in rows], float)
+
+
 def summarize(by: dict[int, list[dict]]) -> tuple[list[dict], dict]:
     """One summary dict per scenario (what the table prints; also what the smoke test checks).
 
@@ -204,11 +211,14 @@ def summarize(by: dict[int, list[dict]]) -> tuple[list[dict], dict]:
             band_alpha[b] = float(np.quantile(naive_null[sel], ALPHA))
     band_fpr_global = [float(np.mean(naive_null[ok & (null_band == b)] <= alpha_adj)) if (ok & (null_band == b)).any()
                        else float("nan") for b in range(len(band_alpha))]
+    # coachnb held to the same calibration as adjG: one p threshold giving exactly 5% "moved" in the null
+    c_null = _effective_p(null_rows)
+    alpha_adj_c = float(np.quantile(c_null, ALPHA)) if len(c_null) else float("nan")
     null_moved = np.array([r["moved"] for r in null_rows], bool)
     coachnb_band_fpr = [float(np.mean(null_moved[null_band == b])) if (null_band == b).any() else float("nan")
                         for b in range(len(band_alpha))]
     meta = dict(alpha_adj=alpha_adj, band_alpha=band_alpha.tolist(), band_fpr_global=band_fpr_global,
-                coachnb_band_fpr=coachnb_band_fpr)
+                coachnb_band_fpr=coachnb_band_fpr, alpha_adj_coachnb=alpha_adj_c)
     out = []
     for k, rows in by.items():
         sc = scs[k]
@@ -225,6 +235,7 @@ def summarize(by: dict[int, list[dict]]) -> tuple[list[dict], dict]:
         s = dict(name=sc.name, null=sc.is_null, n=n,
                  rate=n_rej / n, rate_ci=wilson(n_rej, n),
                  p_rate=float(np.mean(np.nan_to_num(p, nan=1.0) <= ALPHA)),
+                 adj=float(np.mean(_effective_p(rows) <= alpha_adj_c)) if len(rows) else float("nan"),
                  naive_rate=naive_rej.sum() / n, naive_ci=wilson(int(naive_rej.sum()), n),
                  naive_adj=float(np.mean(np.nan_to_num(np_, nan=1.0) <= alpha_adj)) if np.isfinite(alpha_adj)
                  else float("nan"),
@@ -249,12 +260,14 @@ def format_table(summary: list[dict], meta: dict) -> str:
     def ci(c):
         return f"[{c[0]:.3f},{c[1]:.3f}]"
 
-    head = (f"{'scenario':34s} {'n':>5s} | {'coachnb':>6s} {'95% CI':15s} {'p<=a':>6s} {'KS':>6s} | "
+    head = (f"{'scenario':34s} {'n':>5s} | {'coachnb':>6s} {'95% CI':15s} {'p<=a':>6s} {'cAdjG':>6s} {'KS':>6s} | "
             f"{'naive':>6s} {'95% CI':15s} {'adjG':>6s} {'adjB*':>6s} {'KS':>6s} | {'cover':>6s} {'notEn':>6s} "
             f"{'wrong':>6s} {'nWrong':>6s}")
     lines = [
         "Rejection rates at alpha = 0.05 (null rows: false-positive rate; effect rows: power).",
         "coachnb = verdict 'moved' (all gates passed, placebo p <= 0.05); p<=a = placebo test alone;",
+        f"cAdjG = coachnb size-adjusted exactly like adjG (gates passed and p <= {meta['alpha_adj_coachnb']:.4f}: "
+        "exactly 5% in the known-date null);",
         "naive = plain before/after Poisson test, same windows; adjG = naive power size-adjusted with one",
         f"global threshold (p <= {meta['alpha_adj']:.1e}), the primary comparison: 5% FPR overall, but by baseline",
         f"band <1, 1-2.5, 2.5-5, >=5 a week its null FPR is {', '.join(f'{x:.3f}' for x in meta['band_fpr_global'])} "
@@ -268,6 +281,7 @@ def format_table(summary: list[dict], meta: dict) -> str:
         wrong = s.get("wrong_sign")
         lines.append(
             f"{s['name'][:34]:34s} {s['n']:5d} | {s['rate']:6.3f} {ci(s['rate_ci']):15s} {s['p_rate']:6.3f} "
+            f"{pct(s['adj']) if not s['null'] else '   -  '} "
             f"{pct(s['ks']) if s['null'] else '   -  '} | {s['naive_rate']:6.3f} {ci(s['naive_ci']):15s} "
             f"{pct(s['naive_adj']) if not s['null'] else '   -  '} "
             f"{pct(s['naive_adj_band']) if not s['null'] else '   -  '} {pct(s['naive_ks']) if s['null'] else '   -  '} | "

@@ -22,21 +22,27 @@ autocorrelation, and classifies adherence to the target.
 1. Baseline: the ``P`` weeks before the change, leaving out the last ``gap_weeks``
    (Ashenfelter's dip: reps often change what they do *because* pipeline just dropped).
    Post window: ``horizon_weeks`` weeks starting ``lag_weeks`` after the change.
-2. Statistic: a log-ratio difference-in-differences. The rep's post/pre rate ratio,
-   divided by the same ratio for the sum of the unchanged peers, removes whatever the
-   whole team went through in the same weeks (seasonality, quarter ends, shocks).
-   Counterfactual post rate = own baseline rate x peers' trend.
+2. Statistic: a log-ratio difference-in-differences. The rep's log post/pre rate ratio
+   minus the *team trend* removes whatever the whole team went through in the same
+   weeks (seasonality, quarter ends, shocks). The team trend is the inverse-variance
+   weighted mean of the unchanged peers' own log ratios, weights
+   ``1 / (Poisson variance + c0)`` with ``c0`` the peers' extra-Poisson variance: with
+   overdispersed counts a plain sum of the peers is dominated by its few high-volume
+   peers and carries more noise. Counterfactual post rate = own baseline rate x trend.
 3. Inference: a *pooled placebo null*. The same statistic is computed for every
    unchanged peer at every feasible date (peer vs. the other peers) and for the rep at
    its own earlier dates (before the change). Statistics are studentized by their
-   Poisson standard error plus one extra-Poisson variance component estimated from the
-   placebo pool, so low- and high-volume reps can share one null. The p-value is the
-   rank of the rep's statistic in that pool; the interval inverts the same test.
-   This holds size where plain Poisson tests, Newey-West and cluster-robust errors do
-   not (with one treated rep), see ``benchmarks/calibration.py``.
+   Poisson + trend standard error plus one extra-Poisson variance component ``c``
+   fitted on the placebo pool (moments weighted by ``1/(v + c)^2``, so ``c`` is set by
+   the units it dominates), so low- and high-volume reps can share one null. The
+   p-value is the rank of the rep's statistic in that pool; the interval inverts the
+   same test. This holds size where plain Poisson tests, Newey-West and cluster-robust
+   errors do not (with one treated rep), see ``benchmarks/calibration.py``.
 4. Gates before any verdict, each named when it fails: activity really changed,
    enough baseline weeks, the full post horizon observed, enough unchanged peers and
-   placebo values, and no unusually low baseline (dip flag).
+   placebo values, and no unusually low baseline (dip flag). A flagged dip is let
+   through only when the change is also significant, in the same direction, against a
+   baseline that ends where the dip starts.
 5. Verdicts: ``"moved"`` (p <= alpha and every gate passed), ``"no meaningful change"``
    (the whole interval inside ``[1 - m, 1 + m]``), ``"activity did not change"``, and
    otherwise ``"not enough data to tell"`` -- with the minimum detectable effect and
@@ -46,6 +52,21 @@ autocorrelation, and classifies adherence to the target.
 Assumptions: unchanged peers are comparable in *trend* (not level) to what the rep would
 have done without the change; the peers did not change at the same time (exclude those
 who did with ``excluded_peers``); the effect acts multiplicatively on the weekly rate.
+
+Power, honestly (``benchmarks/calibration.py``, 1,000 simulated teams a cell). The rep's
+own noise (overdispersion and autocorrelated territory noise) dominates the statistic;
+peers can only remove the team-wide part, and with 5-50 peers that part is small. So at
+the SAME per-rep false-positive rate (5% for every rep, which is what coachnb holds) the
+naive before/after test cannot be made valid at all, and size-adjusting it with one
+global threshold (a user could calibrate that) gives it 5% false positives overall but
+about 0.5-1% for low-volume reps and 13-14% for reps with 5+ opportunities a week: it
+buys its power on the high-volume reps with false alarms. Against that globally
+adjusted naive test coachnb now has about equal power for +100% over 8 weeks and more
+for larger effects and longer horizons (see the table in ``calibration.py``'s output,
+quoted in the commit history); against a per-volume-band oracle adjustment (not
+available to a user) the naive test still has more power. Per-rep studentization from
+the pre-period alone (quasi-Poisson dispersion, shrunk or not) was evaluated and lost
+1-2.5 points of power: on 8-26 baseline weeks a rep's own noise estimate is too noisy.
 """
 from __future__ import annotations
 
