@@ -53,7 +53,8 @@ def figure(fig: plt.Figure) -> None:
     image under every engine, in JupyterLab and in a batch.
     """
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    # zlib level 1 instead of PIL's 6: the same pixels, encoded ~4x faster, files ~15-25% larger
+    fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
     plt.close(fig)
     display(Image(data=buf.getvalue(), format="png"))
 
