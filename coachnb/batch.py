@@ -179,6 +179,8 @@ def execute_task(task: dict) -> dict:
             result["stderr"] = _stderr_text(nb)
             result["html"] = render_html(nb, title=task.get("title") or notebook.stem)
             result["status"] = "ok"
+            if task.get("overview_row"):
+                result["overview_row"], result["overview_row_s"] = _overview_row(task["overview_row"])
         except PapermillExecutionError as exc:
             result["error"] = f"{exc.ename}: {exc.evalue}"
             result["failed_cell"] = {"index": exc.cell_index, "source": _excerpt(exc.source)}
@@ -195,6 +197,25 @@ def execute_task(task: dict) -> dict:
                 pass
     result["duration_s"] = round(time.perf_counter() - started, 3)
     return result
+
+
+def _overview_row(spec: dict) -> tuple[dict | None, float]:
+    """The team overview's columns for one rep (see coachnb.overview.summary_row), or None.
+
+    Computed here, in parallel across the workers, the index doesn't compute every rep's
+    commitment review again in one process. Failing is harmless: the overview computes the row.
+    """
+    started = time.perf_counter()
+    try:
+        from .engine import _collect
+        from .overview import summary_row
+
+        row = summary_row(spec["features"], spec["as_of"], spec["lookback_weeks"], spec["rep_id"])
+        json.dumps(row, allow_nan=False)
+        _collect()
+    except Exception:  # noqa: BLE001
+        row = None
+    return row, round(time.perf_counter() - started, 3)
 
 
 def _warm_up(engine: str | None) -> None:
@@ -730,6 +751,12 @@ def _run_locked(*, data_dir, as_of, report_dir, manifest_path, selected, unknown
     features_path = _feature_store(dataset, as_of, lookback_weeks, report_dir,
                                    wanted="features" in rep_declared or "features" in overview_declared)
 
+    # The overview's per-rep columns are computed by the workers beside each report (in parallel),
+    # when the overview reads the same feature store; the overview computes any row missing.
+    row_spec = None
+    if features_path and overview_notebook is not None and "features" in overview_declared:
+        # a row is used only if its store key is the key of the store the overview reads
+        row_spec = {"features": features_path, "as_of": as_of, "lookback_weeks": int(lookback_weeks or 13)}
     entries: dict[tuple, dict] = {}
     tasks = []
     for rep in selected:
@@ -758,11 +785,16 @@ def _run_locked(*, data_dir, as_of, report_dir, manifest_path, selected, unknown
                     and old.get("fingerprint") == entry["fingerprint"]
                     and (report_dir / entry["html"]).is_file() and (report_dir / entry["ipynb"]).is_file()):
                 entry.update(status="skipped", duration_s=old.get("duration_s"))
+                if isinstance(old.get("overview_row"), dict):
+                    entry["overview_row"] = old["overview_row"]
                 continue
             title = (f"{rep['name'] or rep['rep_id']}: your coaching report, {as_of}" if aud == "rep"
                      else f"{rep['name'] or rep['rep_id']} ({rep['rep_id']}): coaching report, {as_of}")
-            tasks.append({"key": (rep["rep_id"], aud), "notebook": str(notebook), "parameters": params,
-                          "engine": engine, "timeout": timeout, "title": title})
+            task = {"key": (rep["rep_id"], aud), "notebook": str(notebook), "parameters": params,
+                    "engine": engine, "timeout": timeout, "title": title}
+            if row_spec is not None and aud == audiences[0]:
+                task["overview_row"] = dict(row_spec, rep_id=rep["rep_id"])
+            tasks.append(task)
     for rep_id in unknown:
         for aud in audiences:
             entries[(rep_id, aud)] = {
@@ -874,6 +906,8 @@ def _record(report_dir: Path, entry: dict, task: dict, result: dict, engine: str
         atomic_write_text(path_inside(report_dir, entry["html"]), result["html"])
         entry.update(status="ok", error=None, failed_cell=None)
         entry.pop("stale_html", None)
+        if result.get("overview_row"):
+            entry["overview_row"] = result["overview_row"]
     else:
         html = entry["html"]
         entry.update(status="failed", error=result.get("error") or "unknown error",
