@@ -121,9 +121,14 @@ def pipeline(r) -> None:
     key_sentence(p.sentence)
 
 
-@_needs("conversion")
 def conversion(r) -> None:
     c = r.conversion
+    if c is None:
+        para(r.missing["conversion"], "cnb-missing")
+        if r.stage_mix is not None:  # where open deals stand now is known from the deals table alone
+            table(r.stage_mix.table)
+            key_sentence(r.stage_mix.sentence)
+        return
     from . import plots
 
     if c.rep["rate"].notna().any():

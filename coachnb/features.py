@@ -54,7 +54,8 @@ PER_REP = ("opportunities", "stage_history", "self_assessments")
 WHOLE = ("reps", "commitments", "coaching_sessions")
 ROW_GROUP_ROWS = 4096
 TEAM_TABLES = ("weekly_activity", "weekly_pipeline", "conversion", "velocity", "team_velocity", "stalled",
-               "outcomes", "timeliness", "coverage", "attainment", "red_flags", "commitment_changes", "open_deal_ages")
+               "outcomes", "timeliness", "coverage", "attainment", "red_flags", "commitment_changes", "open_deal_ages",
+               "open_stage_mix")
 ACTIVITY_COLUMNS = ("call", "email", "meeting", "demo", "other")
 CUBE_COLUMNS = ACTIVITY_COLUMNS + ("logged_n", "logged_ok", "opportunities_created", "pipeline_created",
                                    "stage_advancements")

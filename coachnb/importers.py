@@ -624,6 +624,8 @@ def convert(mapping, sources) -> ImportResult:
     fill = closed & close.isna()
     close[fill] = _map_dates(opps.loc[fill, "opportunity_id"], close_entry)
     opps["closed_at"] = close
+    # the current stage of an open deal: with no stage history, the only sign of where it stands
+    current_stage = opps["_stage"].where((opps["status"] == "open") & opps["_stage"].isin(stages), "").fillna("")
     problems.rows(opps, closed & close.isna() & (opps["_raw_closed_at"] == ""), "closed_at", "missing_closed",
                   "deal is won or lost but has no close date (nor a won/lost stage-entry date)", show_value=False)
     problems.raise_if_any()
@@ -646,7 +648,7 @@ def convert(mapping, sources) -> ImportResult:
 
     tables = {
         "reps": _contract_frame(reps, "reps"),
-        "opportunities": _contract_frame(opps, "opportunities"),
+        "opportunities": _contract_frame(opps.assign(stage=current_stage), "opportunities"),
     }
     if len(history) or any(s.get("stage_entered") for s in _specs(raw, "opportunities")) or _specs(raw, "stage_history"):
         tables["stage_history"] = _contract_frame(history, "stage_history")

@@ -793,8 +793,14 @@ def _check_activities(t: _Table, config: ProcessConfig, problems: list) -> None:
                        "no fix needed; [thresholds] late_logging_days in process.toml sets the cut-off")
 
 
-def _check_opportunities(t: _Table, problems: list) -> None:
+def _check_opportunities(t: _Table, config: ProcessConfig, problems: list) -> None:
     f = t.frame
+    if t.usable("stage"):
+        given = f["stage"].notna() & (f["stage"].str.strip() != "")
+        unknown = (given & ~f["stage"].isin(config.stages)).to_numpy(dtype=bool)
+        _per_value(problems, t.file, "stage", "unknown_stage", t.rows[unknown], f["stage"][unknown],
+                   "stage is not one of the stages in process.toml",
+                   lambda v: f"use one of {list(config.stages)}, or add {v!r} to [process] stages in process.toml")
     if t.usable("created_at", "closed_at"):
         before = (f["closed_at"] < f["created_at"]).fillna(False).to_numpy(dtype=bool)
         _per_row(problems, t.file, "closed_at", "closed_before_created", t.rows[before], f["closed_at"][before].astype(str),
@@ -951,7 +957,7 @@ def _check(data_dir, config: ProcessConfig | None = None) -> _Result:
     if reps is not None:
         _check_reps(reps, problems)
     if opps is not None:
-        _check_opportunities(opps, problems)
+        _check_opportunities(opps, config, problems)
     if "activities" in tables:
         _check_activities(tables["activities"], config, problems)
     if "stage_history" in tables:

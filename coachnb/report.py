@@ -93,6 +93,7 @@ class TeamView:
     red_flags: pd.DataFrame
     commitment_changes: pd.DataFrame
     open_deal_ages: pd.DataFrame
+    open_stage_mix: pd.DataFrame
     cache: dict = field(default_factory=dict)
 
 
@@ -150,6 +151,7 @@ def team_view(ds: Dataset, as_of: pd.Timestamp, lookback_weeks: int, history_wee
         red_flags=metrics.red_flags(ds, as_of, lookback_weeks),
         commitment_changes=commitment_changes(ds, w),
         open_deal_ages=open_deal_ages(ds, as_of),
+        open_stage_mix=open_stage_mix(ds, as_of),
     )
     _TEAM_CACHE[key] = tv
     return tv
@@ -464,6 +466,51 @@ def conversion_section(tv: TeamView, rep_id: str) -> ConversionSection:
     else:
         s = "Not enough closed-out deals in the period to judge stage conversion."
     return ConversionSection(mine, team, weakest, low_steps, s)
+
+
+def open_stage_mix(ds: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Deals open on ``as_of`` by their current stage (``opportunities.stage``), per rep.
+
+    Returns
+    -------
+    DataFrame[rep_id, stage, deals, value]
+    """
+    o = ds.opportunities
+    still_open = (o["created_at"] < as_of) & ((o["status"] == "open") | (o["closed_at"] >= as_of))
+    known = o["stage"].isin(ds.config.stages) if "stage" in o else pd.Series(False, index=o.index)
+    rows = o[still_open & known]
+    return (rows.groupby(["rep_id", "stage"], observed=True)["amount"].agg(deals="size", value="sum")
+            .reset_index())
+
+
+@dataclass
+class StageMixSection:
+    table: pd.DataFrame  # stage, your deals, your value, team median share
+    sentence: str
+
+
+def stage_mix_section(tv: TeamView, rep_id: str) -> StageMixSection | None:
+    """Where the rep's open deals stand now, against the team: computable from one table of deals."""
+    mix = tv.open_stage_mix
+    if mix.empty:
+        return None
+    stages = list(tv.ds.config.stages)
+    counts = mix.pivot_table(index="rep_id", columns="stage", values="deals", aggfunc="sum",
+                             fill_value=0, observed=True).reindex(columns=stages, fill_value=0)
+    shares = counts.div(counts.sum(axis=1).replace(0, np.nan), axis=0)
+    team_share = shares.drop(index=rep_id, errors="ignore").median()
+    mine = mix[mix["rep_id"] == rep_id].set_index("stage").reindex(stages)
+    n = mine["deals"].fillna(0).astype(int)
+    table = pd.DataFrame({"stage": stages, "your open deals": n.to_numpy(),
+                          "their value": mine["value"].fillna(0).map(fmt_money).to_numpy(),
+                          "your share": (n / max(n.sum(), 1)).map(fmt_pct).to_numpy(),
+                          "team median share": team_share.reindex(stages).map(fmt_pct).to_numpy()})
+    if n.sum() == 0:
+        return StageMixSection(table, "No open deals with a current stage right now.")
+    early = stages[0]
+    s = (f"{n.sum()} open deals with a current stage; {fmt_pct(n[early] / n.sum())} of them are at {early} "
+         f"(team median {fmt_pct(team_share.get(early, np.nan))}).")
+    return StageMixSection(table, s)
 
 
 # --------------------------------------------------------------------------- 3c. velocity
@@ -848,6 +895,7 @@ class RepReport:
     activity: ActivitySection | None
     pipeline: PipelineSection
     conversion: ConversionSection | None
+    stage_mix: StageMixSection | None  # only without stage history: open deals by current stage
     velocity: VelocitySection | None
     stalled: StalledSection | None
     capture: CaptureSection | None
@@ -919,6 +967,7 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
         conversion=conversion_section(tv, rep_id) if has_stages else None,
         velocity=velocity_section(tv, rep_id) if has_stages else None,
         stalled=stalled_section(tv, rep_id) if has_stages else aged_deals_section(tv, rep_id),
+        stage_mix=None if has_stages else stage_mix_section(tv, rep_id),
         capture=capture_section(tv, rep_id) if has_activity else None,
     )
     questions = coaching.questions_for(findings_for(tv, rep_id, reviews, sections), audience=audience)

@@ -782,6 +782,12 @@ def generate_demo_data(reps: int = 24, weeks: int = 78, seed: int = 7, end: str 
     self_df = pd.DataFrame(sa_rows, columns=["rep_id", "date", "topic", "score"])
     self_df["score"] = self_df["score"].astype(np.float64)
 
+    # the current stage of an open deal, as a CRM export shows it: the last stage it entered
+    last_stage = (stage_history.sort_values(["opportunity_id", "entered_at"], kind="stable")
+                  .drop_duplicates("opportunity_id", keep="last").set_index("opportunity_id")["stage"])
+    opportunities["stage"] = np.where(opportunities["status"] == "open",
+                                      opportunities["opportunity_id"].map(last_stage).fillna(""), "")
+
     tables = {
         "reps": reps_df, "activities": activities, "opportunities": opportunities,
         "stage_history": stage_history, "commitments": commitments_df,

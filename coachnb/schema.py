@@ -86,6 +86,8 @@ TABLES: dict[str, Table] = {
             C("status", "choice", True, "open, won or lost", "open", choices=STATUSES),
             C("closed_at", "datetime", False, "When it was won or lost (required unless open)", "2026-07-15",
               nullable=True),
+            C("stage", "text", False, "Current stage of an open deal (one of process.toml's stages); used "
+              "when there is no stage history", "Proposal", nullable=True),
         ), "One row per opportunity (deal)."),
         Table("stage_history", False, None, (
             C("opportunity_id", "id", True, "Opportunity (must be in opportunities)", "O00042"),

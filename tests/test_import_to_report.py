@@ -40,6 +40,14 @@ def test_every_rep_of_an_imported_export_gets_a_report(tmp_path, name):
     if name == "generic":  # one table of deals: no activity log, no stage history
         assert r.activity is None and r.conversion is None
         assert r.stalled.basis == "age"  # stalls judged from the dates there are
+        # where each open deal stands now, from the export's stage column
+        opps = pd.read_csv(data / "opportunities.csv", dtype=str, keep_default_na=False)
+        mine = opps[(opps["rep_id"] == rep_id) & (opps["status"] == "open") & (opps["stage"] != "")
+                    & (pd.to_datetime(opps["created_at"]) < pd.Timestamp(as_of))]
+        if r.stage_mix is not None:
+            shown = r.stage_mix.table.set_index("stage")["your open deals"]
+            assert shown.sum() == len(mine)
+            assert (shown[shown > 0].to_dict() == mine["stage"].value_counts().to_dict())
         assert r.commitments == []
 
 
@@ -58,5 +66,6 @@ def test_pipeline_only_export_renders_with_missing_sections_explained(tmp_path):
         text = re.sub(r"<[^>]+>", " ", re.sub(r"<style.*?</style>", " ", html, flags=re.S))
         assert "No activity log was provided" in text
         assert "No stage history was provided" in text
+        assert "team median share" in html
         assert "Traceback" not in text and "Error" not in text
     assert (result.report_dir / "index.html").is_file()
