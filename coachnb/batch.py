@@ -175,7 +175,8 @@ def execute_task(task: dict) -> dict:
                 str(notebook), str(output_path), parameters=task["parameters"], engine_name=engine_name,
                 request_save_on_cell_execute=False, progress_bar=False, cwd=str(notebook.parent),
                 **engine_kwargs)
-            result["ipynb"] = nbformat.writes(nb)
+            # what papermill just wrote (nbformat.writes of this very notebook): not serialized twice
+            result["ipynb"] = output_path.read_text(encoding="utf-8")
             result["stderr"] = _stderr_text(nb)
             result["html"] = render_html(nb, title=task.get("title") or notebook.stem)
             result["status"] = "ok"
@@ -207,12 +208,10 @@ def _overview_row(spec: dict) -> tuple[dict | None, float]:
     """
     started = time.perf_counter()
     try:
-        from .engine import _collect
         from .overview import summary_row
 
         row = summary_row(spec["features"], spec["as_of"], spec["lookback_weeks"], spec["rep_id"])
         json.dumps(row, allow_nan=False)
-        _collect()
     except Exception:  # noqa: BLE001
         row = None
     return row, round(time.perf_counter() - started, 3)
@@ -231,9 +230,21 @@ def _warm_up(engine: str | None) -> None:
         get_shell()
 
 
+def _system_memory_pool() -> None:
+    """Let pyarrow allocate with malloc, whose free memory the engine hands back to the OS after
+    each report (malloc_trim); pyarrow's own pool keeps what a worker's largest read needed."""
+    try:
+        import pyarrow as pa
+
+        pa.set_memory_pool(pa.system_memory_pool())
+    except Exception:  # noqa: BLE001 - pyarrow absent or too old: its default pool then
+        pass
+
+
 def _worker_main(conn, engine: str | None) -> None:
     """Loop of a pool worker: warm up, then execute tasks from ``conn`` until ``None``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    _system_memory_pool()
     try:
         _warm_up(engine)
     except BaseException as exc:  # report why we cannot work, then stop

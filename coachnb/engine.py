@@ -114,6 +114,21 @@ def _json_clean(data: dict) -> dict:
     return json.loads(json.dumps(data, default=default))
 
 
+_OUTPUT_DEFAULTS = {
+    "stream": {"name": "stdout", "text": ""},
+    "display_data": {"metadata": {}, "data": {}},
+    "execute_result": {"metadata": {}, "data": {}, "execution_count": None},
+    "error": {"ename": "NotImplementedError", "evalue": "", "traceback": []},
+}
+
+
+def _new_output(output_type: str, **fields):
+    """``nbformat.v4.new_output`` without its per-output schema validation (dozens per report);
+    the whole notebook is validated once when papermill writes it."""
+    out = {"output_type": output_type, **copy.deepcopy(_OUTPUT_DEFAULTS[output_type]), **fields}
+    return nbformat.from_dict(out)
+
+
 class _OutputSink:
     """Collects the outputs of the cell being executed, in order."""
 
@@ -147,7 +162,7 @@ class _OutputSink:
         if last is not None and last.get("output_type") == "stream" and last.get("name") == name:
             last["text"] += text
         else:
-            self.outputs.append(nbformat.v4.new_output("stream", name=name, text=text))
+            self.outputs.append(_new_output("stream", name=name, text=text))
 
     def display(self, data, metadata=None, transient=None, update=False) -> None:
         data = _json_clean(data)
@@ -157,18 +172,18 @@ class _OutputSink:
             for out in self._display_ids.get(display_id, []):
                 out["data"], out["metadata"] = copy.deepcopy(data), copy.deepcopy(metadata)
             return
-        out = nbformat.v4.new_output("display_data", data=data, metadata=metadata)
+        out = _new_output("display_data", data=data, metadata=metadata)
         if display_id:
             self._display_ids.setdefault(display_id, []).append(out)
         self._append(out)
 
     def execute_result(self, data, metadata, execution_count) -> None:
-        self._append(nbformat.v4.new_output(
+        self._append(_new_output(
             "execute_result", data=_json_clean(data), metadata=_json_clean(metadata or {}),
             execution_count=execution_count))
 
     def error(self, ename: str, evalue: str, traceback: list[str]) -> None:
-        self._append(nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=list(traceback)))
+        self._append(_new_output("error", ename=ename, evalue=evalue, traceback=list(traceback)))
 
     def clear(self, wait: bool = False) -> None:
         if self.outputs is None:
