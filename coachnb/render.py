@@ -47,12 +47,18 @@ def get_exporter():
     from nbconvert import HTMLExporter
     from traitlets.config import Config
 
+    class ReportExporter(HTMLExporter):
+        def _validate_preprocessor(self, nbc, preprocessor):
+            # nbconvert validates the whole notebook after each of its ~11 preprocessors, which
+            # only drop cells and outputs or merge streams: render_html validates it once instead
+            pass
+
     config = Config()
     config.TagRemovePreprocessor.enabled = True
     config.TagRemovePreprocessor.remove_cell_tags = set(REMOVE_CELL_TAGS)
     config.TagRemovePreprocessor.remove_all_outputs_tags = set(REMOVE_OUTPUT_TAGS)
     config.CoalesceStreamsPreprocessor.enabled = True
-    exporter = HTMLExporter(
+    exporter = ReportExporter(
         config=config,
         template_name=TEMPLATE_NAME,
         extra_template_basedirs=[str(TEMPLATES_DIR)],
@@ -115,6 +121,7 @@ def render_html(nb, title: str, language: str = "en") -> str:
                           f"{error['ename']}: {error['evalue']}")
     if nb.get("metadata", {}).get("papermill", {}).get("exception"):
         raise RenderError("refusing to render a failed run: papermill recorded an exception")
+    nbformat.validate(nb, relax_add_props=True)  # what nbconvert checked after every preprocessor
     resources = {"coachnb": {"title": title, "language": language, "css": _css()}}
     body, _ = get_exporter().from_notebook_node(nb, resources=resources)
     return body
