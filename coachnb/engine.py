@@ -356,7 +356,12 @@ def get_shell():
     global _SHELL
     with _SHELL_LOCK:
         if _SHELL is None:
+            # IPython puts its own stand-in module at sys.modules["__main__"]; the host process
+            # (a worker, or pytest) keeps its real one, or multiprocessing can't spawn from it
+            main = sys.modules.get("__main__")
             _SHELL = _make_shell()
+            if main is not None:
+                sys.modules["__main__"] = main
         return _SHELL
 
 
@@ -370,9 +375,12 @@ class _ProcessState:
         self.warning_filters = list(warnings.filters)
         self.sys_path = list(sys.path)
         self.stdout, self.stderr = sys.stdout, sys.stderr
+        self.main = sys.modules.get("__main__")
 
     def restore(self) -> None:
         sys.stdout, sys.stderr = self.stdout, self.stderr
+        if self.main is not None:
+            sys.modules["__main__"] = self.main
         if os.getcwd() != self.cwd:
             os.chdir(self.cwd)
         os.environ.clear()

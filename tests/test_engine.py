@@ -147,3 +147,13 @@ def test_ipc_kernel_manager_uses_unix_sockets_and_cleans_up():
     finally:
         km.shutdown_kernel(now=True)
     assert not ipc_dir.exists()
+
+
+def test_running_in_process_leaves_the_host_process_main_module_alone(data_dir):
+    # IPython swaps in its own __main__; left there, multiprocessing can no longer spawn workers
+    import sys
+
+    main = sys.modules["__main__"]
+    run("leak", data_dir, INPROCESS, rep_id="R2")
+    assert sys.modules["__main__"] is main
+    assert hasattr(sys.modules["__main__"], "__spec__")  # a real module, not IPython's stand-in

@@ -6,8 +6,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
-from IPython.utils.capture import capture_output
 
 from coachnb import display as show
 from coachnb.overview import cadence_sentence, team_overview
@@ -63,7 +61,7 @@ def test_managers_table_counts_reps_and_cadence(overview):
     assert "overdue for a 1:1" in cadence_sentence(overview)
 
 
-def test_links_come_from_the_manifest_and_are_escaped(sample_ds, tmp_path):
+def test_links_come_from_the_manifest_and_are_escaped(sample_ds, tmp_path, monkeypatch):
     manifest = {"reports": [
         {"rep_id": "R001", "audience": "manager", "status": "ok", "html": "r001.abc.html"},
         {"rep_id": "R001", "audience": "rep", "status": "ok", "html": "r001.abc.rep.html"},
@@ -76,11 +74,11 @@ def test_links_come_from_the_manifest_and_are_escaped(sample_ds, tmp_path):
     assert links["R001"] == "r001.abc.html"
     assert pd.isna(links["R002"]) and pd.isna(links["R003"])
     assert list(ov.failed["rep_id"]) == ["R002"]
-    InteractiveShell.instance()
-    with capture_output() as out:
-        show.overview_table(ov)
-        show.overview_failed(ov)
-    html = "".join(o.data.get("text/html", "") for o in out.outputs)
+    shown = []
+    monkeypatch.setattr(show, "display", lambda *objs, **kw: shown.extend(objs))
+    show.overview_table(ov)
+    show.overview_failed(ov)
+    html = "".join(o.data for o in shown if isinstance(getattr(o, "data", None), str))
     assert html.count("<a href=") == 1 and 'href="r001.abc.html"' in html
     assert "boom &lt;b&gt;" in html
 

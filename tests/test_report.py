@@ -155,10 +155,17 @@ def test_report_holds_no_other_reps_identity(sample_ds):
     assert not set(r.stalled.deals["name"]) & set(others["name"])
 
 
-def test_self_assessment_is_set_beside_the_conversion_data(sample_ds):
-    from IPython.core.interactiveshell import InteractiveShell
-    from IPython.utils.capture import capture_output
+def _shown_html(show_section, r, monkeypatch) -> str:
+    """What one display function shows, as HTML text (no IPython shell needed)."""
+    from coachnb import display as show
 
+    shown = []
+    monkeypatch.setattr(show, "display", lambda *objs, **kw: shown.extend(objs))
+    show_section(r)
+    return "".join(o.data for o in shown if isinstance(getattr(o, "data", None), str))
+
+
+def test_self_assessment_is_set_beside_the_conversion_data(sample_ds, monkeypatch):
     from coachnb import display as show
 
     sa = sample_ds.self_assessments
@@ -167,18 +174,13 @@ def test_self_assessment_is_set_beside_the_conversion_data(sample_ds):
     discovery = float(latest.set_index("topic").loc["Discovery", "score"])
     r = rep_report(sample_ds, rep_id, AS_OF)
     assert r.self_view.set_index("topic").loc["Discovery", "score"] == discovery
-    InteractiveShell.instance()
-    with capture_output() as out:
-        show.conversion(r)
-    html = "".join(o.data.get("text/html", "") for o in out.outputs)
+    html = _shown_html(show.conversion, r, monkeypatch)
     assert "self-assessment (1-5)" in html
     row = re.search(r"<td>Discovery → Qualification</td>(.*?)</tr>", html, re.S).group(1)
     assert f"<td>{discovery:g}</td>" in row
     # a rep without a self-assessment gets no such column
     other = next(x for x in sample_ds.reps["rep_id"] if x not in set(sa["rep_id"]))
-    with capture_output() as out:
-        show.conversion(rep_report(sample_ds, other, AS_OF))
-    assert "self-assessment" not in "".join(o.data.get("text/html", "") for o in out.outputs)
+    assert "self-assessment" not in _shown_html(show.conversion, rep_report(sample_ds, other, AS_OF), monkeypatch)
 
 
 def test_a_change_in_activity_is_found_when_no_commitment_is_on_record(sample_dir, tmp_path):
