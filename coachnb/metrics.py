@@ -33,7 +33,6 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats
-from statsmodels.stats.proportion import proportion_confint
 
 from .config import ACTIVITY_TYPES, WEEKDAYS, ProcessConfig
 from .config import week_start as _config_week_start
@@ -188,6 +187,10 @@ def _wilson(successes, trials) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     high = np.full(k.shape, np.nan)
     ok = n > 0
     if ok.any():
+        # imported here: report workers read these tables from the feature store and never need
+        # statsmodels, which would cost each of them ~60 MB
+        from statsmodels.stats.proportion import proportion_confint
+
         rate[ok] = k[ok] / n[ok]
         lo, hi = proportion_confint(k[ok], n[ok], alpha=0.05, method="wilson")
         low[ok] = np.clip(lo, 0.0, 1.0)
