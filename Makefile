@@ -31,7 +31,7 @@ $(SAMPLE)/.done: $(VENV)/.installed coachnb/sample.py
 sample: $(SAMPLE)/.done
 
 reports: $(SAMPLE)/.done
-	$(PY) -m coachnb run $(SAMPLE) --as-of $(AS_OF) --out reports --jobs $(JOBS) --audience both
+	$(PY) -m coachnb run $(SAMPLE) --as-of $(AS_OF) --out reports --jobs $(JOBS) --audience both --resume
 	@echo "Open reports/$(AS_OF)/index.html in a browser: the team overview links every rep's report."
 
 test: $(VENV)/.installed-test $(SAMPLE)/.done
