@@ -313,24 +313,35 @@ def active_weeks(ds: Dataset, w: Window) -> pd.Series:
     return weeks.fillna(w.weeks)
 
 
-def activity_section(tv: TeamView, rep_id: str) -> ActivitySection:
-    """Weekly activity against the team, compared per week in the role (a new hire is not judged on
-    weeks before they started)."""
+def _weekly_against_team(tv: TeamView, weekly: pd.DataFrame, rep_id: str, column: str):
+    """One weekly measure of the report window: the rep's weeks, the teammates' band per week, and
+    the teammates' quartiles per week in the role (a teammate two weeks into the job is no benchmark).
+
+    Returns
+    -------
+    (window rows, rep rows, teammates' rows, band DataFrame[week, median, q25, q75, n_reps],
+     quartiles dict, the rep's weeks in the role)
+    """
     w = tv.window
-    wa = tv.weekly_activity
-    wa = wa[(wa["week"] >= w.start.tz_localize(None)) & (wa["week"] < w.end.tz_localize(None))]
-    mine = wa[wa["rep_id"] == rep_id].sort_values("week").reset_index(drop=True)
-    rest = others(wa, rep_id)
-    band = (rest.groupby("week")["total"]
+    rows = weekly[(weekly["week"] >= w.start.tz_localize(None)) & (weekly["week"] < w.end.tz_localize(None))]
+    mine = rows[rows["rep_id"] == rep_id].sort_values("week").reset_index(drop=True)
+    rest = others(rows, rep_id)
+    band = (rest.groupby("week")[column]
             .agg(median="median", q25=lambda s: s.quantile(0.25), q75=lambda s: s.quantile(0.75), n_reps="size")
             .reset_index())
     weeks_in_role = active_weeks(tv.ds, w)
     mates = weeks_in_role.drop(index=rep_id, errors="ignore")
-    mates = mates[mates >= 2]  # a teammate two weeks into the job is no benchmark yet
-    totals = rest.groupby("rep_id")["total"].sum().reindex(mates.index).fillna(0)
-    team = quartiles(totals / mates)
+    mates = mates[mates >= 2]
+    totals = rest.groupby("rep_id")[column].sum().reindex(mates.index).fillna(0)
+    return rows, mine, rest, band, quartiles(totals / mates), float(weeks_in_role.get(rep_id, w.weeks))
+
+
+def activity_section(tv: TeamView, rep_id: str) -> ActivitySection:
+    """Weekly activity against the team, compared per week in the role (a new hire is not judged on
+    weeks before they started)."""
+    w = tv.window
+    wa, mine, rest, band, team, rep_weeks = _weekly_against_team(tv, tv.weekly_activity, rep_id, "total")
     rep_total = float(mine["total"].sum())
-    rep_weeks = float(weeks_in_role.get(rep_id, w.weeks))
     mix_cols = [c for c in ACTIVITY_TYPES if c in wa.columns]
     rep_mix = (mine[mix_cols].sum() / rep_total) if rep_total else pd.Series(0.0, index=mix_cols)
     by_rep = rest.groupby("rep_id")[mix_cols].sum()
@@ -386,22 +397,11 @@ class PipelineSection:
 
 def pipeline_section(tv: TeamView, rep_id: str) -> PipelineSection:
     """New pipeline: the leading indicator closest to the result, computable from deals alone."""
-    w = tv.window
-    wp = tv.weekly_pipeline
-    wp = wp[(wp["week"] >= w.start.tz_localize(None)) & (wp["week"] < w.end.tz_localize(None))]
-    mine = wp[wp["rep_id"] == rep_id].sort_values("week").reset_index(drop=True)
-    rest = others(wp, rep_id)
-    band = (rest.groupby("week")["opportunities_created"]
-            .agg(median="median", q25=lambda s: s.quantile(0.25), q75=lambda s: s.quantile(0.75), n_reps="size")
-            .reset_index())
-    weeks_in_role = active_weeks(tv.ds, w)
-    mates = weeks_in_role.drop(index=rep_id, errors="ignore")
-    mates = mates[mates >= 2]
-    totals = rest.groupby("rep_id")["opportunities_created"].sum().reindex(mates.index).fillna(0)
-    team = quartiles(totals / mates)
+    _, mine, rest, band, team, rep_weeks = _weekly_against_team(tv, tv.weekly_pipeline, rep_id,
+                                                                "opportunities_created")
     created = int(mine["opportunities_created"].sum())
     value = float(mine["pipeline_created"].sum())
-    rep_weeks = max(float(weeks_in_role.get(rep_id, w.weeks)), 1.0)
+    rep_weeks = max(rep_weeks, 1.0)
     per_week = created / rep_weeks
     out = tv.outcomes
     cyc = out.loc[out["rep_id"] == rep_id, "median_cycle_days"]
