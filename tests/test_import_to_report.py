@@ -37,6 +37,11 @@ def test_every_rep_of_an_imported_export_gets_a_report(tmp_path, name):
         r = rep_report(str(data), rep_id, as_of)
         assert r.header.rep_id == rep_id
         assert len(r.results.rows) == 5
+    # and the batch renders every rep's report and the index from it
+    result = run_batch(data, as_of, out=tmp_path / "reports", jobs=1, timeout=300, progress=False)
+    assert result.ok, result.failed
+    assert {e["rep_id"] for e in result.reports} == set(reps)
+    assert (result.report_dir / "index.html").is_file()
     if name == "generic":  # one table of deals: no activity log, no stage history
         assert r.activity is None and r.conversion is None
         assert r.stalled.basis == "age"  # stalls judged from the dates there are
