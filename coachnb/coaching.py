@@ -1007,7 +1007,8 @@ def questions_for(findings, audience: str = "manager") -> list[str]:
         add("stage_leak", "stage_leak", {"stage": s["stage"], "next_stage": s.get("next_stage", "the next stage"),
                                          "rate": _pct(s["rate"]), "team_rate": _pct(s["team_rate"])})
     if f.stalled_deals and f.stalled_deals > 0:
-        add("stalled", "stalled", {"n_stalled": str(int(f.stalled_deals))})
+        n = int(f.stalled_deals)
+        add("stalled", "stalled", {"stalled_deals": f"{n} deal has" if n == 1 else f"{n} deals have"})
     if _has(f.activity_change) and f.activity_change <= -ACTIVITY_DROP:
         add("activity_drop", "activity_drop", {"activity_change": _pct(-f.activity_change)})
     if _has(f.late_share) and f.late_share > LATE_SHARE:

@@ -563,7 +563,8 @@ def stalled_section(tv: TeamView, rep_id: str) -> StalledSection:
     if deals.empty:
         s = f"None of your {n_open} open deals has been in its stage longer than most of the team's deals."
     else:
-        s = (f"{len(deals)} of your {n_open} open deals (value {fmt_money(deals['amount'].sum())}) have been in "
+        s = (f"{len(deals)} of your {n_open} open deals (value {fmt_money(deals['amount'].sum())}) "
+             f"{'has' if len(deals) == 1 else 'have'} been in "
              f"their stage longer than {ds.config.thresholds.stalled_percentile:.0f}% of the team's deals stay there.")
     return StalledSection(deals, n_open, s)
 
@@ -598,7 +599,8 @@ def aged_deals_section(tv: TeamView, rep_id: str) -> StalledSection:
     if deals.empty:
         s = f"None of your {n_open} open deals is older than most of the team's open deals."
     else:
-        s = (f"{len(deals)} of your {n_open} open deals (value {fmt_money(deals['amount'].sum())}) are older than "
+        s = (f"{len(deals)} of your {n_open} open deals (value {fmt_money(deals['amount'].sum())}) "
+             f"{'is' if len(deals) == 1 else 'are'} older than "
              f"{pct:.0f}% of the team's open deals ({fmt_num(threshold, 0)} days). Without stage history, age is "
              "the only sign of a stall.")
     return StalledSection(deals, n_open, s, basis="age")

@@ -290,7 +290,9 @@ def test_questions_vary_with_what_the_data_shows():
     assert "About 25% of your deals moved on from Discovery, against a team median of 50%" in text
     assert rich[0].startswith("Before we look at the numbers")  # care first
     stalled_only = questions_for({"stalled_deals": 4})
-    assert any(q.startswith("4 of your deals") for q in stalled_only)
+    assert any("4 deals have been in their stage" in q for q in stalled_only)
+    assert any("1 deal has been in its stage" in q or "1 deal has been in their stage" in q
+               for q in questions_for({"stalled_deals": 1}))  # singular, not "1 of your deals have"
     assert not any("Discovery" in q for q in stalled_only)
     up = questions_for({"result_change": 0.12})
     assert any("up 12%" in q for q in up) and not any("down" in q for q in up)
@@ -310,7 +312,7 @@ def test_no_question_is_an_order():
     w = coaching.wording()
     dummy = {k: "X" for k in ("metric_label", "baseline", "target", "achieved", "weeks_more", "end", "follow_up",
                               "result_change", "result_label", "missed_metric", "kept_metric", "stage",
-                              "next_stage", "rate", "team_rate", "n_stalled", "activity_change", "late_share",
+                              "next_stage", "rate", "team_rate", "stalled_deals", "activity_change", "late_share",
                               "late_days", "score")}
     templates = [v for sec in w["questions"].values() for v in sec.values()]
     templates += [v for sec in w["diagnosis"].values() for k, v in sec.items() if k not in ("label", "detail")]
