@@ -627,7 +627,7 @@ def team_stage_velocity(ds: Dataset, as_of, start=None) -> pd.DataFrame:
     })
 
 
-def _open_at(ds: Dataset, as_of: pd.Timestamp) -> np.ndarray:
+def open_at(ds: Dataset, as_of: pd.Timestamp) -> np.ndarray:
     """Deals created before ``as_of`` and not closed before it (a later close does not count)."""
     opp = ds.opportunities
     created = (opp["created_at"] < as_of).fillna(False).to_numpy(dtype=bool)
@@ -662,7 +662,7 @@ def stalled_deals(ds: Dataset, as_of, team_velocity: pd.DataFrame | None = None)
     tv = team_velocity if team_velocity is not None else team_stage_velocity(ds, as_of)
     e = _stage_entries(ds, before=as_of)
     current = e.drop_duplicates("opportunity_id", keep="last")
-    open_ids = ds.opportunities.loc[_open_at(ds, as_of), "opportunity_id"]
+    open_ids = ds.opportunities.loc[open_at(ds, as_of), "opportunity_id"]
     current = current[current["opportunity_id"].isin(open_ids).to_numpy(dtype=bool)]
     thr = dict(zip(tv["stage"].astype(object), tv["stall_threshold_days"]))
     days = _days(as_of - current["entered_at"])
@@ -741,7 +741,7 @@ def pipeline_coverage(ds: Dataset, as_of) -> pd.DataFrame:
         ``coverage = open_pipeline / quota_per_quarter`` (NaN without a positive quota).
     """
     as_of = to_local(as_of, ds.config)
-    opp = ds.opportunities[_open_at(ds, as_of)]
+    opp = ds.opportunities[open_at(ds, as_of)]
     reps = _rep_frame(ds)
     pipe = reps["rep_id"].map(opp.groupby("rep_id")["amount"].sum()).fillna(0.0).astype(float)
     quota = reps["rep_id"].map(_quota(ds)).astype(float)

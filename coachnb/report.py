@@ -476,9 +476,8 @@ def open_stage_mix(ds: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
     DataFrame[rep_id, stage, deals, value]
     """
     o = ds.opportunities
-    still_open = (o["created_at"] < as_of) & ((o["status"] == "open") | (o["closed_at"] >= as_of))
-    known = o["stage"].isin(ds.config.stages) if "stage" in o else pd.Series(False, index=o.index)
-    rows = o[still_open & known]
+    known = o["stage"].isin(ds.config.stages).fillna(False).to_numpy(dtype=bool) if "stage" in o else False
+    rows = o[metrics.open_at(ds, as_of) & known]
     return (rows.groupby(["rep_id", "stage"], observed=True)["amount"].agg(deals="size", value="sum")
             .reset_index())
 
@@ -577,7 +576,7 @@ def open_deal_ages(ds: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
     DataFrame[rep_id, opportunity_id, age_days, amount]
     """
     o = ds.opportunities
-    still_open = (o["created_at"] < as_of) & ((o["status"] == "open") | (o["closed_at"] >= as_of))
+    still_open = metrics.open_at(ds, as_of)
     out = o.loc[still_open, ["rep_id", "opportunity_id", "amount"]].copy()
     out["age_days"] = (as_of - o.loc[still_open, "created_at"]).dt.total_seconds() / 86400
     return out.reset_index(drop=True)
