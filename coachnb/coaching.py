@@ -754,35 +754,137 @@ def bootstrap_ratio(numerators, denominators, samples: int = BOOTSTRAP_SAMPLES, 
     return float(ratio), float(np.percentile(boot, tail)), float(np.percentile(boot, 100 - tail))
 
 
-def scenario_table(ratio: float, ratio_low: float, ratio_high: float, delta_per_week: float,
-                   horizons_days=(30, 90), deal_size: float = float("nan"),
-                   win_rate: float = float("nan")) -> pd.DataFrame:
-    """Expected extra opportunities and pipeline from a sustained change of ``delta_per_week``.
+#: weeks of history the team's activity-to-pipeline panel model is fitted on
+LINK_HISTORY_WEEKS = 52
+#: fewest reps for the panel model (its few-cluster inference is built for 5-50 reps)
+LINK_MIN_REPS = 5
+#: activity lags of the panel model (weeks): an extra call may show as an opportunity weeks later
+LINK_MAX_LAG = 4
+#: wild cluster bootstrap draws for the scenario interval (no p-values are needed there)
+LINK_BOOT = 499
 
-    ``extra_opportunities = ratio * delta_per_week * horizon_days / 7``; ``low``/``high`` use the
-    ratio's interval (ordered, so a cut in activity gives a sensible range);
-    ``extra_pipeline_value = extra_opportunities * deal_size``; ``extra_won_value`` also
-    multiplies by ``win_rate``.
+_FIT_CACHE: dict = {}
 
-    Returns
-    -------
-    DataFrame[horizon_days, extra_opportunities, low, high, extra_pipeline_value, low_value,
-    high_value, extra_won_value]
+
+def team_link_fit(ds: Dataset, team, metric: str, end, history_weeks: int = LINK_HISTORY_WEEKS,
+                  p_values: bool = False) -> pd.DataFrame | None:
+    """The team's Poisson panel model of new opportunities on weekly ``metric`` (lags 0-4 weeks).
+
+    :func:`coachnb.team_effects.team_activity_effect` on the ``history_weeks`` whole weeks
+    before ``end`` for the reps of ``team`` (rep and week fixed effects, a lead term,
+    wild-cluster-bootstrap intervals). Cached per data fingerprint, team, metric, window and
+    ``p_values`` (the report's scenarios and the team overview share one fit a process).
+
+    Returns None when the team has fewer than ``LINK_MIN_REPS`` reps, or the model can't be
+    fitted (e.g. no new opportunities at all).
     """
-    rows = []
-    for h in horizons_days:
-        weeks = float(h) / 7.0
-        mid = ratio * delta_per_week * weeks
-        a, b = ratio_low * delta_per_week * weeks, ratio_high * delta_per_week * weeks
-        lo, hi = min(a, b), max(a, b)
-        rows.append({"horizon_days": float(h), "extra_opportunities": mid, "low": lo, "high": hi,
-                     "extra_pipeline_value": mid * deal_size, "low_value": lo * deal_size,
-                     "high_value": hi * deal_size, "extra_won_value": mid * deal_size * win_rate})
-    return pd.DataFrame(rows)
+    from . import features
+    from .report import _panel, weeks_before
+    from .team_effects import team_activity_effect
+
+    end = pd.Timestamp(end)
+    key = (ds.fingerprint, str(team), metric, str(end), int(history_weeks), bool(p_values))
+    if ds.fingerprint and key in _FIT_CACHE:
+        return _FIT_CACHE[key]
+    members = ds.reps.loc[ds.reps["team"].astype(str) == str(team), "rep_id"].astype(str).tolist()
+    fit = None
+    if len(members) >= LINK_MIN_REPS:
+        start = weeks_before(end, int(history_weeks))
+        act = _panel(features.metric_weekly(ds, metric, start, end), "value")
+        out = _panel(features.weekly_pipeline(ds, start, end), "opportunities_created")
+        act.columns, out.columns = act.columns.astype(str), out.columns.astype(str)
+        reps = [r for r in members if r in act.columns and r in out.columns]
+        if len(reps) >= LINK_MIN_REPS:
+            try:
+                fit = team_activity_effect(act[reps], out[reps], max_lag=LINK_MAX_LAG, n_boot=LINK_BOOT,
+                                           p_values=p_values).set_index("term")
+            except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+                fit = None  # nothing to say: the caller falls back or leaves the team out
+    if ds.fingerprint:
+        if len(_FIT_CACHE) > 64:
+            _FIT_CACHE.clear()
+        _FIT_CACHE[key] = fit
+    return fit
 
 
-def _scenario_inputs(ds: Dataset, rep_id: str, as_of, metric: str, lookback_weeks: int = CONVERSION_WEEKS) -> dict:
-    """The team's opportunities per unit of ``metric`` (with bootstrap interval) and the rep's levels."""
+@dataclass(frozen=True)
+class ActivityLink:
+    """How the rep's team's new opportunities respond to one more unit a week of an activity.
+
+    Attributes
+    ----------
+    method : {"panel model", "pooled ratio", "identity"}
+        ``"panel model"``: the team's Poisson panel model (:func:`team_link_fit`): each rep
+        compared with themself over time, team-wide weeks removed; ``estimate``/``low``/``high``
+        are the rate ratio of new opportunities per extra unit a week (total over lags 0-4).
+        ``"pooled ratio"`` (fallback for teams under ``LINK_MIN_REPS`` reps or a model that
+        can't be fitted): the team's new opportunities per unit over the period, a
+        cross-section that assumes an extra unit is as productive as the team's average one.
+        ``"identity"``: the metric *is* new opportunities.
+    estimate, low, high : float
+        See ``method``; ``low``/``high`` bound a 95% interval.
+    n_reps : int
+        Reps the estimate rests on.
+    lead_p_value : float
+        Panel model only: p-value of next week's activity "predicting" this week's
+        pipeline (small = pipeline may be driving activity, read the estimate with care).
+    """
+
+    method: str
+    estimate: float
+    low: float
+    high: float
+    n_reps: int
+    lead_p_value: float = float("nan")
+
+    def extra_per_week(self, opps_per_week: float, delta_per_week: float) -> tuple[float, float, float]:
+        """Extra new opportunities a week from a sustained change of ``delta_per_week`` units.
+
+        Panel model: ``opps_per_week * (rate_ratio ** delta - 1)`` at the steady state (the new
+        level kept longer than the model's 4 lag weeks); otherwise ``ratio * delta``. Returns
+        (expected, low, high), the range ordered so that a cut in activity reads sensibly.
+        """
+        if self.method == "panel model":
+            def f(rr):
+                return opps_per_week * (rr ** delta_per_week - 1.0)
+        else:
+            def f(r):
+                return r * delta_per_week
+        a, b = f(self.low), f(self.high)
+        return f(self.estimate), min(a, b), max(a, b)
+
+    def delta_for(self, opps_per_week: float, extra_per_week: float, which: str = "estimate") -> float:
+        """Change in weekly units that adds ``extra_per_week`` new opportunities (inf if none does)."""
+        r = getattr(self, which)
+        if extra_per_week <= 0:
+            return 0.0
+        if self.method == "panel model":
+            if opps_per_week <= 0 or not r > 1:
+                return math.inf
+            return math.log1p(extra_per_week / opps_per_week) / math.log(r)
+        return math.inf if not r > 0 else extra_per_week / r
+
+    @property
+    def basis(self) -> str:
+        """One plain sentence on what the scenario rests on."""
+        if self.method == "panel model":
+            s = (f"Based on how new opportunities followed changes in this activity within each of the "
+                 f"{self.n_reps} reps of the team over the last year, after taking out what the whole team "
+                 "went through each week. It counts once the new level has been kept for about five weeks; "
+                 "the first weeks add less.")
+            if np.isfinite(self.lead_p_value) and self.lead_p_value <= 0.05:
+                s += " Activity also rose after good pipeline weeks, so part of the link may run the other way."
+            return s
+        if self.method == "pooled ratio":
+            return (f"Based on the team's new opportunities per unit of this activity ({self.n_reps} reps), "
+                    "assuming an extra unit works as well as the team's average one (too few reps for a "
+                    "model that follows each rep over time).")
+        return "The metric is new opportunities itself."
+
+
+def activity_link(ds: Dataset, rep_id: str, as_of, metric: str,
+                  lookback_weeks: int = CONVERSION_WEEKS) -> ActivityLink:
+    """The :class:`ActivityLink` for ``metric`` in ``rep_id``'s team (panel model, else pooled ratio)."""
     from . import features
 
     spec = ds.config.commitment_metrics.get(metric)
@@ -790,25 +892,76 @@ def _scenario_inputs(ds: Dataset, rep_id: str, as_of, metric: str, lookback_week
         raise ValueError(f"unknown commitment metric {metric!r}")
     if spec.kind not in ("activity_count", "opportunities_created"):
         raise ValueError(f"a scenario needs an activity or opportunity metric, not {metric!r} ({spec.kind})")
+    if spec.kind == "opportunities_created":
+        return ActivityLink("identity", 1.0, 1.0, 1.0, 1)
     rep_id = str(rep_id)
+    team = ds.reps.loc[ds.reps["rep_id"].astype(str) == rep_id, "team"]
+    _, end = _focus_window(as_of, ds, lookback_weeks)
+    fit = team_link_fit(ds, team.iloc[0], metric, end) if len(team) else None
+    if fit is not None:
+        total = fit.loc[fit.index.str.startswith("total")].iloc[0]
+        lead = fit.loc[fit.index.str.startswith("lead")]
+        lead_p = float(lead["p_value"].iloc[0]) if len(lead) else float("nan")
+        if all(np.isfinite([total["rate_ratio_per_unit"], total["ci_low"], total["ci_high"]])):
+            return ActivityLink("panel model", float(total["rate_ratio_per_unit"]), float(total["ci_low"]),
+                                float(total["ci_high"]), int(fit.attrs.get("n_reps", 0)), lead_p)
     start, end = _focus_window(as_of, ds, lookback_weeks)
     mw = features.metric_weekly(ds, metric, start, end)  # from the feature store's cube when ds is read from one
     x = mw.groupby(mw["rep_id"].astype(str))["value"].sum()
     wp = features.weekly_pipeline(ds, start, end)
     y = wp.groupby(wp["rep_id"].astype(str))["opportunities_created"].sum().reindex(x.index).fillna(0)
-    team = [rep_id] + _peers(ds, rep_id)
-    x, y = x.reindex(team).fillna(0), y.reindex(team).fillna(0)
-    if spec.kind == "opportunities_created":
-        ratio = low = high = 1.0
-    else:
-        if int((x > 0).sum()) < MIN_PEERS:
-            raise ValueError(f"too few reps with {spec.label} to relate it to new opportunities")
-        ratio, low, high = bootstrap_ratio(y.to_numpy(), x.to_numpy())
+    group = [rep_id] + _peers(ds, rep_id)
+    x, y = x.reindex(group).fillna(0), y.reindex(group).fillna(0)
+    if int((x > 0).sum()) < MIN_PEERS:
+        raise ValueError(f"too few reps with {spec.label} to relate it to new opportunities")
+    ratio, low, high = bootstrap_ratio(y.to_numpy(), x.to_numpy())
+    return ActivityLink("pooled ratio", ratio, low, high, len(group))
+
+
+def scenario_table(link: ActivityLink, opps_per_week: float, delta_per_week: float, horizons_days=(30, 90),
+                   deal_size: float = float("nan"), win_rate: float = float("nan")) -> pd.DataFrame:
+    """Expected extra opportunities and pipeline from a sustained change of ``delta_per_week``.
+
+    ``extra_opportunities = link.extra_per_week(opps_per_week, delta) * horizon_days / 7`` with
+    ``low``/``high`` from the link's 95% interval; ``extra_pipeline_value`` multiplies by
+    ``deal_size`` (currency), ``extra_won_value`` also by ``win_rate``. ``attrs['basis']`` is the
+    link's plain-words basis.
+
+    Returns
+    -------
+    DataFrame[horizon_days, extra_opportunities, low, high, extra_pipeline_value, low_value,
+    high_value, extra_won_value]
+    """
+    mid_w, lo_w, hi_w = link.extra_per_week(opps_per_week, delta_per_week)
+    rows = []
+    for h in horizons_days:
+        weeks = float(h) / 7.0
+        mid, lo, hi = mid_w * weeks, lo_w * weeks, hi_w * weeks
+        rows.append({"horizon_days": float(h), "extra_opportunities": mid, "low": lo, "high": hi,
+                     "extra_pipeline_value": mid * deal_size, "low_value": lo * deal_size,
+                     "high_value": hi * deal_size, "extra_won_value": mid * deal_size * win_rate})
+    t = pd.DataFrame(rows)
+    t.attrs["basis"] = link.basis
+    t.attrs["method"] = link.method
+    return t
+
+
+def _scenario_inputs(ds: Dataset, rep_id: str, as_of, metric: str, lookback_weeks: int = CONVERSION_WEEKS) -> dict:
+    """The activity link for ``metric`` and the rep's levels (weekly metric, new opportunities, value)."""
+    from . import features
+
+    link = activity_link(ds, rep_id, as_of, metric, lookback_weeks)
+    rep_id = str(rep_id)
+    start, end = _focus_window(as_of, ds, lookback_weeks)
+    mw = features.metric_weekly(ds, metric, start, end)
+    x = float(mw.loc[mw["rep_id"].astype(str) == rep_id, "value"].sum())
+    wp = features.weekly_pipeline(ds, start, end)
+    y = float(wp.loc[wp["rep_id"].astype(str) == rep_id, "opportunities_created"].sum())
     tables = funnel_tables(ds, as_of, 13)
     _, funnel = rank_drivers(tables, rep_id, _peers(ds, rep_id), tuple(ds.config.stages))
-    return {"ratio": ratio, "low": low, "high": high, "current": float(x[rep_id]) / lookback_weeks,
-            "opps_per_week": float(y[rep_id]) / lookback_weeks, "deal_size": funnel["deal_size"],
-            "win_rate": funnel["win_rate"], "label": spec.label}
+    return {"link": link, "current": x / lookback_weeks, "opps_per_week": y / lookback_weeks,
+            "deal_size": funnel["deal_size"], "win_rate": funnel["win_rate"],
+            "label": ds.config.commitment_metrics[metric].label}
 
 
 def scenario(ds: Dataset, rep_id: str, as_of, metric: str = "calls_per_week", from_value: float | None = None,
@@ -828,14 +981,15 @@ def scenario(ds: Dataset, rep_id: str, as_of, metric: str = "calls_per_week", fr
     Returns
     -------
     DataFrame
-        See :func:`scenario_table`.
+        See :func:`scenario_table`; ``attrs['basis']`` says what the numbers rest on.
 
     Notes
     -----
-    The activity-to-pipeline link is the team's pooled ratio of opportunities created per
-    unit of the metric over the last 26 weeks, with a bootstrap-over-reps 95% interval: it
-    assumes an extra call is as productive as the team's average call. Value uses the rep's
-    own deal size and win rate, both shrunk towards the team.
+    The activity-to-pipeline link comes from the team's panel model (:func:`activity_link`:
+    within-rep changes over the last 52 weeks, team-wide weeks removed, lags 0-4 weeks,
+    wild-cluster-bootstrap interval), applied to the rep's own rate of new opportunities over
+    the last 26 weeks; teams under 5 reps fall back to the team's pooled ratio. Value uses the
+    rep's own deal size and win rate, both shrunk towards the team.
 
     Raises
     ------
@@ -846,24 +1000,26 @@ def scenario(ds: Dataset, rep_id: str, as_of, metric: str = "calls_per_week", fr
         raise ValueError("scenario needs to_value, the weekly level to model")
     inp = _scenario_inputs(ds, rep_id, as_of, metric)
     start = inp["current"] if from_value is None else float(from_value)
-    return scenario_table(inp["ratio"], inp["low"], inp["high"], float(to_value) - start, horizons_days,
+    return scenario_table(inp["link"], inp["opps_per_week"], float(to_value) - start, horizons_days,
                           inp["deal_size"], inp["win_rate"])
 
 
-def required_level(current_per_week: float, opps_per_week: float, ratio: float, deal_size: float,
-                   pipeline_target_value: float, horizon_days: float) -> float:
+def required_level(current_per_week: float, opps_per_week: float, link: ActivityLink, deal_size: float,
+                   pipeline_target_value: float, horizon_days: float, which: str = "estimate") -> float:
     """Weekly level of the metric that would create ``pipeline_target_value`` over ``horizon_days``.
 
-    Expected pipeline at today's pace is ``opps_per_week * weeks * deal_size``; the gap is covered
-    at ``ratio * deal_size`` value per extra unit per week. Returns the current level when the pace
-    already covers the target, ``inf`` when the metric adds nothing (ratio 0).
+    Expected pipeline at today's pace is ``opps_per_week * weeks * deal_size``; the gap is
+    covered by the extra new opportunities the link implies (``which``: ``"estimate"``, ``"low"``
+    or ``"high"`` end of its interval). Returns the current level when the pace already covers
+    the target, ``inf`` when the metric adds nothing.
     """
     weeks = horizon_days / 7.0
     gap = pipeline_target_value - opps_per_week * weeks * deal_size
     if gap <= 0:
         return float(current_per_week)
-    per_unit = ratio * deal_size * weeks
-    return float("inf") if per_unit <= 0 else float(current_per_week + gap / per_unit)
+    if not deal_size > 0:
+        return float("inf")
+    return float(current_per_week + link.delta_for(opps_per_week, gap / (deal_size * weeks), which))
 
 
 def required_activity(ds: Dataset, rep_id: str, as_of, metric: str, pipeline_target_value: float,
@@ -875,25 +1031,28 @@ def required_activity(ds: Dataset, rep_id: str, as_of, metric: str, pipeline_tar
     dict
         ``metric, label, horizon_days, pipeline_target_value, current_per_week,
         expected_pipeline_at_current_pace, required_per_week, required_low, required_high``
-        (the range from the ratio's interval: a more productive unit needs fewer), ``note``.
+        (the range from the link's interval: a more productive unit needs fewer), ``note``,
+        ``basis``.
     """
     inp = _scenario_inputs(ds, rep_id, as_of, metric)
-    args = (inp["current"], inp["opps_per_week"])
-    need = required_level(*args, inp["ratio"], inp["deal_size"], pipeline_target_value, horizon_days)
-    lo = required_level(*args, inp["high"], inp["deal_size"], pipeline_target_value, horizon_days)
-    hi = required_level(*args, inp["low"], inp["deal_size"], pipeline_target_value, horizon_days)
+    args = (inp["current"], inp["opps_per_week"], inp["link"], inp["deal_size"], pipeline_target_value,
+            horizon_days)
+    need = required_level(*args)
+    lo = required_level(*args, which="high")
+    hi = required_level(*args, which="low")
     expected = inp["opps_per_week"] * horizon_days / 7 * inp["deal_size"]
     if need <= inp["current"]:
         note = "The current pace already builds this much pipeline in the time, on average."
     elif not np.isfinite(need):
         note = f"In this team's data {inp['label']} doesn't relate to new opportunities, so no level is implied."
     else:
-        note = (f"About {_num(need)} {inp['label']} (between {_num(lo)} and {_num(hi)}) against "
+        upper = _num(hi) if np.isfinite(hi) else "no level the data can pin down"
+        note = (f"About {_num(need)} {inp['label']} (between {_num(lo)} and {upper}) against "
                 f"{_num(inp['current'])} now; a model estimate to discuss, not a quota.")
     return {"metric": metric, "label": inp["label"], "horizon_days": horizon_days,
             "pipeline_target_value": float(pipeline_target_value), "current_per_week": inp["current"],
             "expected_pipeline_at_current_pace": expected, "required_per_week": need,
-            "required_low": lo, "required_high": hi, "note": note}
+            "required_low": lo, "required_high": hi, "note": note, "basis": inp["link"].basis}
 
 
 # =============================================================================== 5. questions

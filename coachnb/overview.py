@@ -141,8 +141,8 @@ def activity_effects(tv, metrics_used=None, history_weeks: int = 52) -> tuple[pd
     (DataFrame[team, metric, reps, extra_pct, low_pct, high_pct, p_value, lead_p_value], assumptions)
         ``extra_pct``: % more new opportunities over the following 0-4 weeks per extra unit a week.
     """
-    from . import features
-    from .team_effects import ASSUMPTIONS, team_activity_effect
+    from .coaching import LINK_MAX_LAG, team_link_fit
+    from .team_effects import ASSUMPTIONS
 
     ds = tv.ds
     cols = ["team", "metric", "reps", "extra_pct", "low_pct", "high_pct", "p_value", "lead_p_value"]
@@ -152,26 +152,21 @@ def activity_effects(tv, metrics_used=None, history_weeks: int = 52) -> tuple[pd
         used = [m for m in ds.commitments["metric"].astype(str).unique()
                 if m in ds.config.commitment_metrics and ds.config.commitment_metrics[m].kind == "activity_count"]
         metrics_used = sorted(used) or ["activities_per_week"]
-    start = weeks_before(tv.window.end, history_weeks)
-    outcome = _panel(features.weekly_pipeline(ds, start, tv.window.end), "opportunities_created")
     rows = []
     for metric in metrics_used:
-        activity = _panel(features.metric_weekly(ds, metric, start, tv.window.end), "value")
-        for team, members in ds.reps.groupby("team")["rep_id"]:
-            reps = [r for r in members.astype(str) if r in activity.columns and r in outcome.columns]
-            if len(reps) < 5:
-                continue  # too few reps for the model's inference to hold
-            try:
-                fit = team_activity_effect(activity[reps], outcome[reps], max_lag=4, n_boot=499).set_index("term")
-            except (ValueError, np.linalg.LinAlgError, FloatingPointError):
-                continue  # e.g. a team with no new opportunities at all: nothing to say
+        for team in sorted(ds.reps["team"].astype(str).unique()):
+            # the same (cached) fit the reports' scenarios use; None: too few reps, or nothing to fit
+            fit = team_link_fit(ds, team, metric, tv.window.end, history_weeks, p_values=True)
+            if fit is None:
+                continue
             total = fit.loc[fit.index.str.startswith("total")].iloc[0]
             lead = fit.loc[fit.index.str.startswith("lead")].iloc[0]
-            rows.append({"team": team, "metric": ds.config.commitment_metrics[metric].label, "reps": len(reps),
+            rows.append({"team": team, "metric": ds.config.commitment_metrics[metric].label,
+                         "reps": int(fit.attrs["n_reps"]),
                          "extra_pct": 100 * (total["rate_ratio_per_unit"] - 1),
                          "low_pct": 100 * (total["ci_low"] - 1), "high_pct": 100 * (total["ci_high"] - 1),
                          "p_value": total["p_value"], "lead_p_value": lead["p_value"]})
-    return pd.DataFrame(rows, columns=cols), ASSUMPTIONS.format(max_lag=4)
+    return pd.DataFrame(rows, columns=cols), ASSUMPTIONS.format(max_lag=LINK_MAX_LAG)
 
 
 ROW_COLUMNS = ("weakest_step", "commitment", "diagnosis", "verdict", "p_value")

@@ -94,7 +94,8 @@ def _weights(rng: np.random.Generator, B: int, G: int) -> np.ndarray:
 
 
 def team_activity_effect(activity_panel: pd.DataFrame, outcome_panel: pd.DataFrame, max_lag: int = 4, *,
-                         lead: bool = True, alpha: float = 0.05, n_boot: int = 999, seed: int = 0) -> pd.DataFrame:
+                         lead: bool = True, alpha: float = 0.05, n_boot: int = 999, seed: int = 0,
+                         p_values: bool = True) -> pd.DataFrame:
     """Distributed-lag effect of weekly activity on weekly pipeline, team level.
 
     Parameters
@@ -112,6 +113,10 @@ def team_activity_effect(activity_panel: pd.DataFrame, outcome_panel: pd.DataFra
         Wild cluster bootstrap draws.
     seed : int
         Seed of the bootstrap (results are deterministic).
+    p_values : bool
+        Compute the WCR p-values (one restricted refit per term). ``False`` leaves
+        ``p_value`` NaN and costs one fit: enough for a scenario, which needs only the
+        estimate and its interval.
 
     Returns
     -------
@@ -155,8 +160,8 @@ def team_activity_effect(activity_panel: pd.DataFrame, outcome_panel: pd.DataFra
     lo, hi = est - q * se, est + q * se
 
     # WCR score-test p-values: impose each null by refitting with that contrast fixed at 0
-    pvals = np.empty(K + 1)
-    for j in range(K + 1):
+    pvals = np.full(K + 1, np.nan)
+    for j in range(K + 1 if p_values else 0):
         # reparametrize so the tested contrast is one coordinate: drop one column it loads on
         k0 = j if j < K else 0
         keep = [i for i in range(X.shape[1]) if i != k0]
@@ -182,24 +187,3 @@ def team_activity_effect(activity_panel: pd.DataFrame, outcome_panel: pd.DataFra
     df.attrs.update(assumptions=ASSUMPTIONS.format(max_lag=max_lag), n_reps=G,
                     n_weeks=len(weeks.categories), n_obs=len(y), weights="Webb" if G < 12 else "Rademacher")
     return df
-
-
-def expected_extra_outcomes(effects: pd.DataFrame, baseline_rate: float, activity_from: float, activity_to: float,
-                            days=(30, 90)) -> pd.DataFrame:
-    """Scenario: "if calls go 5 -> 10 a week, how many extra opportunities over 30/90 days?".
-
-    Uses the total (sum of lags) effect of :func:`team_activity_effect`, at the steady state
-    (the new activity level sustained longer than ``max_lag`` weeks; the first weeks will
-    see less). ``baseline_rate`` is the rep's current outcome rate per week.
-
-    Returns a DataFrame indexed by days with ``expected``, ``low``, ``high`` extra outcomes.
-    """
-    total = effects[effects["term"].str.startswith("total")].iloc[0]
-    delta = activity_to - activity_from
-    rows = {}
-    for d in days:
-        weeks = d / 7.0
-        f = lambda rr: baseline_rate * (rr**delta - 1.0) * weeks  # noqa: E731
-        vals = sorted([f(total["ci_low"]), f(total["ci_high"])])
-        rows[d] = dict(expected=f(total["rate_ratio_per_unit"]), low=vals[0], high=vals[1])
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("days")

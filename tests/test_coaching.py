@@ -11,7 +11,7 @@ import pytest
 
 from coachnb import coaching
 from coachnb.coaching import (
-    Diagnosis, Findings, bootstrap_ratio, classify, commitment_pattern, diagnose, fit_beta_prior, focus_areas,
+    ActivityLink, Diagnosis, Findings, bootstrap_ratio, classify, commitment_pattern, diagnose, fit_beta_prior, focus_areas,
     questions_for, required_level, scenario, scenario_table, self_view, shrunk_rate,
 )
 
@@ -148,7 +148,8 @@ def test_shrinkage_pulls_a_one_of_three_rep_towards_the_team():
 
 # ----------------------------------------------------------------------------- scenarios
 def test_scenario_table_matches_hand_calculation():
-    t = scenario_table(1 / 6, 0.1, 0.25, delta_per_week=5, horizons_days=(30, 90), deal_size=12000, win_rate=0.25)
+    link = ActivityLink("pooled ratio", 1 / 6, 0.1, 0.25, 8)
+    t = scenario_table(link, 2.0, delta_per_week=5, horizons_days=(30, 90), deal_size=12000, win_rate=0.25)
     assert list(t["horizon_days"]) == [30, 90]
     first = t.iloc[0]
     assert first["extra_opportunities"] == pytest.approx(25 / 7)  # 1/6 * 5 calls * 30/7 weeks
@@ -156,8 +157,24 @@ def test_scenario_table_matches_hand_calculation():
     assert first["extra_pipeline_value"] == pytest.approx(25 / 7 * 12000)
     assert first["extra_won_value"] == pytest.approx(25 / 7 * 12000 * 0.25)
     assert t.iloc[1]["extra_opportunities"] == pytest.approx(3 * 25 / 7)
-    cut = scenario_table(1 / 6, 0.1, 0.25, delta_per_week=-5, horizons_days=(30,), deal_size=1.0)
+    assert "average one" in t.attrs["basis"]
+    cut = scenario_table(link, 2.0, delta_per_week=-5, horizons_days=(30,), deal_size=1.0)
     assert cut.iloc[0]["low"] < cut.iloc[0]["extra_opportunities"] < cut.iloc[0]["high"] < 0
+
+
+def test_panel_link_scales_the_reps_own_rate_multiplicatively():
+    # 2 opportunities a week, 3% more per extra call a week, 10 more calls: 2 * (1.03^10 - 1) a week
+    link = ActivityLink("panel model", 1.03, 1.01, 1.05, 8)
+    mid, lo, hi = link.extra_per_week(2.0, 10)
+    assert mid == pytest.approx(2 * (1.03 ** 10 - 1))
+    assert (lo, hi) == (pytest.approx(2 * (1.01 ** 10 - 1)), pytest.approx(2 * (1.05 ** 10 - 1)))
+    assert link.extra_per_week(0.0, 10) == (0.0, 0.0, 0.0)  # no pipeline of one's own: nothing to multiply
+    # the inverse: how many more calls a week for 2 * (1.03^10 - 1) more opportunities
+    assert link.delta_for(2.0, mid) == pytest.approx(10)
+    assert link.delta_for(2.0, mid, "high") < 10 < link.delta_for(2.0, mid, "low")
+    assert ActivityLink("panel model", 0.98, 0.95, 1.01, 8).delta_for(2.0, 1.0) == float("inf")
+    assert "five weeks" in link.basis
+    assert "other way" in ActivityLink("panel model", 1.03, 1.01, 1.05, 8, lead_p_value=0.01).basis
 
 
 def test_bootstrap_ratio_is_pooled_and_bounded_by_the_reps():
@@ -168,9 +185,14 @@ def test_bootstrap_ratio_is_pooled_and_bounded_by_the_reps():
 
 def test_required_level_hand_calculation():
     # 1 opp/week at 10,000 over 10 weeks = 100,000; 100,000 short; each extra call/week adds .1*10,000*10
-    assert required_level(10, 1, 0.1, 10_000, 200_000, 70) == pytest.approx(20)
-    assert required_level(10, 1, 0.1, 10_000, 50_000, 70) == 10
-    assert required_level(10, 1, 0.0, 10_000, 200_000, 70) == float("inf")
+    link = ActivityLink("pooled ratio", 0.1, 0.05, 0.2, 8)
+    assert required_level(10, 1, link, 10_000, 200_000, 70) == pytest.approx(20)
+    assert required_level(10, 1, link, 10_000, 50_000, 70) == 10
+    assert required_level(10, 1, link, 10_000, 200_000, 70, which="high") == pytest.approx(15)
+    assert required_level(10, 1, ActivityLink("pooled ratio", 0.0, 0.0, 0.0, 8), 10_000, 200_000, 70) == float("inf")
+    # panel model: 1 opp/week must become 2 -> 1.05^d = 2
+    panel = ActivityLink("panel model", 1.05, 1.02, 1.08, 8)
+    assert required_level(10, 1, panel, 10_000, 200_000, 70) == pytest.approx(10 + np.log(2) / np.log(1.05))
 
 
 # ----------------------------------------------------------------------------- with data
@@ -225,22 +247,49 @@ def test_focus_is_empty_with_a_note_for_a_rep_with_too_little_data(ds):
     assert res.areas == [] and "Too little data" in res.note and "2 deal(s)" in res.note
 
 
-def test_scenario_on_data_uses_the_pooled_team_ratio(ds):
+def test_scenario_on_data_uses_the_teams_panel_model(ds):
+    from coachnb import metrics
+    from coachnb.report import _panel
+    from coachnb.team_effects import team_activity_effect
+
     rep = "R001"
     t = scenario(ds, rep, AS_OF, metric="calls_per_week", from_value=10, to_value=15, horizons_days=(28,))
-    # by hand: calls and new opportunities over the 26 whole weeks before the 1:1's week, R001's team
+    assert t.attrs["method"] == "panel model"
+    # by hand: the team's panel model over the 52 whole weeks before the 1:1's week ...
     end = pd.Timestamp("2026-11-23", tz=ds.config.timezone)  # a Monday: the 1:1's week starts here
-    start = end - pd.Timedelta(weeks=26)
-    team = set(ds.reps.loc[ds.reps["team"] == ds.reps.set_index("rep_id").at[rep, "team"], "rep_id"])
-    assert len(team) >= 4
-    a, o = ds.activities, ds.opportunities
-    calls = ((a["type"] == "call") & (a["occurred_at"] >= start) & (a["occurred_at"] < end)
-             & a["rep_id"].isin(team)).sum()
-    opps = ((o["created_at"] >= start) & (o["created_at"] < end) & o["rep_id"].isin(team)).sum()
-    assert t.iloc[0]["extra_opportunities"] == pytest.approx(opps / calls * 5 * 4)
+    team = ds.reps.loc[ds.reps["team"] == ds.reps.set_index("rep_id").at[rep, "team"], "rep_id"].astype(str).tolist()
+    act = _panel(metrics.metric_weekly(ds, "calls_per_week", end - pd.Timedelta(weeks=52), end), "value")
+    out = _panel(metrics.weekly_pipeline(ds, end - pd.Timedelta(weeks=52), end), "opportunities_created")
+    fit = team_activity_effect(act[team], out[team], max_lag=4, n_boot=coaching.LINK_BOOT, p_values=False)
+    rr = fit.set_index("term").loc["total (lags 0-4)", "rate_ratio_per_unit"]
+    assert f"within each of the {fit.attrs['n_reps']} reps" in t.attrs["basis"] and fit.attrs["n_reps"] >= 5
+    # ... applied to R001's own new opportunities a week over the last 26 weeks, 5 more calls, 4 weeks
+    o = ds.opportunities
+    own = ((o["rep_id"] == rep) & (o["created_at"] >= end - pd.Timedelta(weeks=26)) & (o["created_at"] < end)).sum()
+    assert t.iloc[0]["extra_opportunities"] == pytest.approx(own / 26 * (rr ** 5 - 1) * 4)
     assert t.iloc[0]["low"] < t.iloc[0]["extra_opportunities"] < t.iloc[0]["high"]
     with pytest.raises(ValueError):
         scenario(ds, rep, AS_OF, metric="logged_on_time_share", to_value=0.9)
+
+
+def test_scenario_falls_back_to_the_pooled_ratio_for_a_team_too_small_for_the_model(ds):
+    rep = "R001"
+    team = ds.reps.set_index("rep_id").at[rep, "team"]
+    mates = ds.reps.loc[(ds.reps["team"] == team) & (ds.reps["rep_id"] != rep), "rep_id"].tolist()[:3]
+    reps = ds.reps.copy()
+    reps.loc[reps["rep_id"].isin([rep] + mates), "team"] = "Tiny"  # 4 reps: under the model's 5
+    small = dataclasses.replace(ds, reps=reps, fingerprint=ds.fingerprint + "-tiny")
+    t = scenario(small, rep, AS_OF, metric="calls_per_week", from_value=10, to_value=15, horizons_days=(28,))
+    assert t.attrs["method"] == "pooled ratio" and "average one" in t.attrs["basis"]
+    # by hand: calls and new opportunities of the 4 reps over the 26 whole weeks before the 1:1's week
+    end = pd.Timestamp("2026-11-23", tz=ds.config.timezone)
+    start = end - pd.Timedelta(weeks=26)
+    group = set([rep] + mates)
+    a, o = ds.activities, ds.opportunities
+    calls = ((a["type"] == "call") & (a["occurred_at"] >= start) & (a["occurred_at"] < end)
+             & a["rep_id"].isin(group)).sum()
+    opps = ((o["created_at"] >= start) & (o["created_at"] < end) & o["rep_id"].isin(group)).sum()
+    assert t.iloc[0]["extra_opportunities"] == pytest.approx(opps / calls * 5 * 4)
 
 
 def test_self_view_keeps_the_latest_score_per_topic(ds):

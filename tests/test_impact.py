@@ -206,7 +206,8 @@ def _team_with_lag1_effect(coef, n_reps=6, n_weeks=50, seed=13):
 
 
 def test_team_activity_effect_recovers_a_lag_one_effect():
-    from coachnb.team_effects import expected_extra_outcomes, team_activity_effect
+    from coachnb.coaching import ActivityLink, scenario_table
+    from coachnb.team_effects import team_activity_effect
 
     act, out = _team_with_lag1_effect(0.06)
     df = team_activity_effect(act, out, max_lag=2, n_boot=499)
@@ -217,10 +218,24 @@ def test_team_activity_effect_recovers_a_lag_one_effect():
     # the reverse-causality check stays small next to the real lag-1 effect
     assert abs(df.set_index("term").loc["lead 1", "coef"]) < lag1["coef"] / 2
     assert df.attrs["weights"] == "Webb" and "lead term" in df.attrs["assumptions"]
-    sc = expected_extra_outcomes(df, baseline_rate=3.0, activity_from=5, activity_to=10)
-    assert list(sc.index) == [30, 90]
-    assert sc.loc[90, "expected"] == pytest.approx(3 * sc.loc[30, "expected"])
-    assert 0 < sc.loc[30, "low"] < sc.loc[30, "expected"] < sc.loc[30, "high"]
+    total = df.set_index("term").loc["total (lags 0-2)"]
+    link = ActivityLink("panel model", total["rate_ratio_per_unit"], total["ci_low"], total["ci_high"], 8)
+    sc = scenario_table(link, opps_per_week=3.0, delta_per_week=5, horizons_days=(30, 90)).set_index("horizon_days")
+    assert sc.loc[90, "extra_opportunities"] == pytest.approx(3 * sc.loc[30, "extra_opportunities"])
+    # 5 more a week at a planted 6% per unit: 3 * (e^(0.3) - 1) a week, within the interval
+    truth = 3 * (np.exp(0.06 * 5) - 1) * 30 / 7
+    assert sc.loc[30, "low"] < truth < sc.loc[30, "high"]
+    assert 0 < sc.loc[30, "low"] < sc.loc[30, "extra_opportunities"] < sc.loc[30, "high"]
+
+
+def test_team_activity_effect_without_p_values_fits_once_with_the_same_estimates():
+    from coachnb.team_effects import team_activity_effect
+
+    act, out = _team_with_lag1_effect(0.06)
+    full = team_activity_effect(act, out, max_lag=2, n_boot=199)
+    quick = team_activity_effect(act, out, max_lag=2, n_boot=199, p_values=False)
+    assert quick["p_value"].isna().all() and full["p_value"].notna().all()
+    pd.testing.assert_frame_equal(full.drop(columns="p_value"), quick.drop(columns="p_value"))
 
 
 def test_team_activity_effect_without_effect_is_near_zero():
