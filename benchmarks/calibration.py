@@ -27,6 +27,10 @@ Size adjustment of the naive test (from its p-values in the known-date null):
   baseline rate, so each band's null is shifted by regression to the mean, and the
   two-sided per-band thresholds partly exploit that shift; read it as a reference only.
 
+Rows ending "strong team swings" (and their null) simulate team-wide swings as large as a
+rep's own noise (team shock sd 0.4, quarter-end spike 0.6): there the naive test's
+inflation reaches the 30% reported in the literature; they are size-adjusted on their own null.
+
 Usage::
 
     python benchmarks/calibration.py               # full run (2,000 nulls / 1,000 per effect cell)
@@ -67,10 +71,18 @@ class Scenario:
     horizon: int = 8
     date: str = "known"  # "known" | "detected" (from activity) | "pipeline" (naive: found in pipeline)
     sim_kw: dict = field(default_factory=dict)
+    #: the null scenario whose p-values size-adjust this row (adjG, cAdjG): same data-generating process
+    calibrated_on: str = "null: known date"
 
     @property
     def is_null(self) -> bool:
         return self.effect == 1.0
+
+
+#: team-wide swings as large as a rep's own noise (market shocks, lead routing, pricing): where the
+#: team-trend adjustment earns its keep; the default DGP's team part is small next to a rep's noise
+STRONG = dict(shock_sd=0.4, quarter_spike=0.6)
+STRONG_NULL = "null: strong team-wide swings"
 
 
 def scenarios() -> list[Scenario]:
@@ -82,9 +94,12 @@ def scenarios() -> list[Scenario]:
         Scenario("null: dip before change", sim_kw=dict(dip_ratio=0.5, dip_weeks=4)),
         Scenario("null: 30% of peers also changed", sim_kw=dict(changed_peer_share=0.3)),
         Scenario("null: date found in PIPELINE", date="pipeline"),
+        Scenario(STRONG_NULL, sim_kw=STRONG),
     ]
     eff = [Scenario(f"+{round((e - 1) * 100)}%, {h} wk", effect=e, horizon=h) for e in EFFECTS for h in HORIZONS]
     eff.append(Scenario("+100%, 8 wk, wrong lag (true 6)", effect=2.0, sim_kw=dict(true_lag_weeks=6)))
+    eff += [Scenario(f"+{round((e - 1) * 100)}%, 8 wk, strong team swings", effect=e, sim_kw=STRONG,
+                     calibrated_on=STRONG_NULL) for e in (1.5, 2.0)]
     return null + eff
 
 
@@ -113,7 +128,7 @@ def run_one(task: tuple[int, int, int]) -> dict:
     elif sc.date == "pipeline":
         # the tempting mistake: take the sharpest break in the pipeline series itself
         start = detect_activity_change(sim.outcome[sim.rep_id], min_segment_weeks=6, alpha=1.0, n_perm=1)
-    out = dict(sc=sc_idx, detected=start is not None)
+    out = dict(sc=sc_idx, detected=start is not None, base_rate=sim.base_rate)
     if start is None:  # nothing detected: no claim is made
         out.update(moved=False, p=np.nan, naive_p=np.nan, covered=np.nan, not_enough=False, up=np.nan,
                    naive_up=np.nan, pre_rate=np.nan, gates_ok=False)
@@ -219,6 +234,13 @@ def summarize(by: dict[int, list[dict]]) -> tuple[list[dict], dict]:
                         for b in range(len(band_alpha))]
     meta = dict(alpha_adj=alpha_adj, band_alpha=band_alpha.tolist(), band_fpr_global=band_fpr_global,
                 coachnb_band_fpr=coachnb_band_fpr, alpha_adj_coachnb=alpha_adj_c)
+    # rows from another data-generating process are size-adjusted on that process's own null
+    thresholds = {scs[0].name: (alpha_adj, alpha_adj_c)}
+    for k, rows in by.items():
+        if scs[k].is_null and k != 0 and rows:
+            nn = np.array([r["naive_p"] for r in rows], float)
+            thresholds[scs[k].name] = (float(np.quantile(nn[np.isfinite(nn)], ALPHA)),
+                                       float(np.quantile(_effective_p(rows), ALPHA)))
     out = []
     for k, rows in by.items():
         sc = scs[k]
@@ -232,12 +254,13 @@ def summarize(by: dict[int, list[dict]]) -> tuple[list[dict], dict]:
         thr = band_alpha[np.clip(_band(np.array([r["pre_rate"] for r in rows], float)), 0, len(band_alpha) - 1)]
         n_rej = int(moved.sum())
         naive_rej = np.isfinite(np_) & (np_ <= ALPHA)
+        t_naive, t_coach = thresholds.get(sc.calibrated_on, (float("nan"), float("nan")))
         s = dict(name=sc.name, null=sc.is_null, n=n,
                  rate=n_rej / n, rate_ci=wilson(n_rej, n),
                  p_rate=float(np.mean(np.nan_to_num(p, nan=1.0) <= ALPHA)),
-                 adj=float(np.mean(_effective_p(rows) <= alpha_adj_c)) if len(rows) else float("nan"),
+                 adj=float(np.mean(_effective_p(rows) <= t_coach)) if len(rows) else float("nan"),
                  naive_rate=naive_rej.sum() / n, naive_ci=wilson(int(naive_rej.sum()), n),
-                 naive_adj=float(np.mean(np.nan_to_num(np_, nan=1.0) <= alpha_adj)) if np.isfinite(alpha_adj)
+                 naive_adj=float(np.mean(np.nan_to_num(np_, nan=1.0) <= t_naive)) if np.isfinite(t_naive)
                  else float("nan"),
                  naive_adj_band=float(np.mean(np.nan_to_num(np_, nan=1.0) <= thr)),
                  coverage=float(np.nanmean(cov)) if np.isfinite(cov).any() else float("nan"),

@@ -56,20 +56,27 @@ who did with ``excluded_peers``); the effect acts multiplicatively on the weekly
 Power, honestly (``python benchmarks/calibration.py --jobs 2``, seed 2026, 2,000 null /
 1,000 effect teams a cell). The rep's own noise (overdispersion and autocorrelated
 territory noise) dominates the statistic; peers can only remove the team-wide part,
-which is small next to it. The naive before/after test is not valid per rep at all
-(23% false positives); size-adjusted with ONE global threshold (``adjG``, something a
-user could calibrate) it has 5% false positives overall but 0.5% for reps under 1
-opportunity a week and 14% for reps with 5+ -- it buys its power on high-volume reps
-with false alarms, while coachnb stays at 5-7% in every volume band. Held to exactly
-the same overall 5% (``cAdjG`` vs ``adjG``), coachnb is about even with that naive test,
-not better: +50%/8 wk 0.15 vs 0.15, +100%/8 wk 0.31 vs 0.35, +100%/13 wk 0.40 vs 0.43,
-+150%/8 wk 0.51 vs 0.48, +150%/13 wk 0.61 vs 0.59, +25%/13 wk 0.08 vs 0.13. At the
-nominal level ("moved") it has 0.34 / 0.43 / 0.54 / 0.63 in those +100%/+150% cells
-(was 0.30 / 0.40 / 0.51 / 0.59 with the plain peer sum), at a realized null rate of
-0.051-0.059 over three seeds (was 0.049-0.051): most of the nominal gain is real
-(weighted trend, dip confirmation), part is that slightly higher size. A per-band
-oracle adjustment of the naive test (not available to a user) has more power still.
-Evaluated and not kept: studentizing each unit by its own pre-period dispersion
+which is small next to it (about 8-15% of the variance of a rep's log ratio in the default
+process). The naive before/after test is not valid per rep at all (23% false positives;
+31% with strong team-wide swings); size-adjusted with ONE global threshold (``adjG``,
+something a user could calibrate) it has 5% false positives overall but 0.5% for reps under
+1 opportunity a week and 14% for reps with 5+ -- it buys its power on high-volume reps
+with false alarms, while coachnb stays at 5-7% in every volume band. Held to exactly the
+same overall 5% (``cAdjG`` vs ``adjG``) coachnb is about even with it, not better:
++50%/8 wk 0.14 vs 0.14, +100%/8 wk 0.34 vs 0.33, +100%/13 wk 0.41 vs 0.42, +150%/8 wk 0.52
+vs 0.51, +150%/13 wk 0.63 vs 0.62; with strong team-wide swings +100%/8 wk 0.32 vs 0.29.
+Why not better: per unit the two statistics have the same signal-to-noise once the
+naive one is studentized by the rep's information; what differs is where the false
+positives go. A test valid for every rep spends them evenly; one global threshold spends
+them where the information is (the Neyman-Pearson allocation for a population), which
+wins on aggregate power as long as the team trend removes little. At the nominal level
+("moved") coachnb has 0.37 / 0.43 / 0.55 / 0.66 in the +100%/+150% x 8/13-week cells.
+Also evaluated on the same DGP and not kept: a count-scale score or
+signed-root-deviance statistic (symmetric at low counts: more power under 1 a week, less
+above 5, about even overall), a placebo pool restricted to peers of similar volume
+(smaller pools, 1-5 points less power), a 52-week baseline (helps the naive test more),
+a trend shrunk by its regression coefficient (1-3% less variance, within noise).
+Earlier evaluated and not kept: studentizing each unit by its own pre-period dispersion
 (quasi-Poisson, with or without shrinkage to the pool) lost 1-2.5 points of power, as
 8-26 baseline weeks estimate a rep's noise poorly; moving the baseline back whenever a
 dip is flagged biased the statistic (selecting on a low recent stretch also selects a

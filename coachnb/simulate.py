@@ -47,6 +47,9 @@ class TeamSim:
         The rep's expected pipeline per week *without* the effect (for the estimand).
     changed_peers : list of str
         Peers that also had an (unannounced) effect.
+    base_rate : float
+        The rep's own level ``base_0`` (per week, before seasonality and noise): its true
+        volume, for grouping results by volume without selecting on observed noise.
     """
 
     activity: pd.DataFrame
@@ -57,6 +60,7 @@ class TeamSim:
     true_ratio_by_week: np.ndarray
     latent_mu: np.ndarray
     changed_peers: list[str] = field(default_factory=list)
+    base_rate: float = float("nan")
 
     def true_window_ratio(self, lag_weeks: int, horizon_weeks: int) -> float:
         """The estimand: expected post-window count with the effect / without it.
@@ -203,4 +207,5 @@ def simulate_team(
         true_ratio_by_week=true_ratio,
         latent_mu=latent_mu[:, 0],
         changed_peers=changed,
+        base_rate=float(base[0]),
     )
