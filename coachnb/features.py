@@ -454,6 +454,14 @@ class FeatureStore:
         return self.panel_cache[key].copy()
 
     def cube(self):
+        """The day cube as ``(codes, day, values)``: rows of known reps only, sorted by day.
+
+        Sorted by day, a window is one contiguous slice (found by binary search) instead of a
+        mask over every row; the counts are held in the smallest integer type that holds them
+        exactly (a day's count of one activity type is small), amounts as float32 when every
+        amount is exact in it. The sums :meth:`weekly` returns are computed in float64 from
+        these exact values, in the same order, so they are unchanged.
+        """
         if self._cube is None:
             from .metrics import _codes, _rep_ids
 
@@ -472,14 +480,19 @@ class FeatureStore:
             codes = np.where(indices >= 0, per_entry[np.clip(indices, 0, None)], -1) if len(per_entry) else \
                 np.full(len(indices), -1, dtype=np.int64)
             del rep, indices
-            day = t.column("day").to_numpy().astype(np.int64)
+            day = t.column("day").to_numpy()
+            # rows of reps not in the reps table never count (weekly() dropped them by mask before)
+            order = np.flatnonzero(codes >= 0)
+            order = order[np.argsort(day[order], kind="stable")]
+            codes = _smallest_int(codes[order])
+            day = day[order].astype(np.int32)
             values = {}
             for k in CUBE_COLUMNS:
-                values[k] = t.column(k).to_numpy()
+                values[k] = _compact(t.column(k).to_numpy()[order])
                 t = t.drop_columns([k])
-            del t
+            del t, order
             pa.default_memory_pool().release_unused()
-            self._cube = (codes.astype(np.int64, copy=False), day, values)
+            self._cube = (codes, day, values)
         return self._cube
 
     def weekly(self, ds, start, end, columns) -> tuple:
@@ -496,15 +509,43 @@ class FeatureStore:
         codes, day, values = self.cube()
         d0 = int(metrics._local_days(pd.Series([grid.start]), cfg)[0])
         d1 = int(metrics._local_days(pd.Series([grid.end]), cfg)[0])
-        sel = (day >= d0) & (day < d1) & (codes >= 0)
+        lo, hi = np.searchsorted(day, [d0, d1], side="left")
         out = {}
-        if grid.n_weeks:
-            cell = codes[sel] * grid.n_weeks + (metrics._week_day(day[sel], cfg) - grid.week_days[0]) // 7
+        if grid.n_weeks and hi > lo:
+            week = (metrics._week_day(day[lo:hi].astype(np.int64), cfg) - grid.week_days[0]) // 7
+            cell = codes[lo:hi].astype(np.int64) * grid.n_weeks + week
         else:
             cell = np.zeros(0, dtype=np.int64)
+            lo = hi = 0
         for col in columns:
-            out[col] = grid.count(cell, weights=values[col][sel].astype(np.float64))
+            out[col] = grid.count(cell, weights=values[col][lo:hi].astype(np.float64))
         return grid, out
+
+    def panel(self, ds, start, end, columns) -> tuple:
+        """Wide week x rep frames of cube sums: what ``report._panel`` makes of a long frame.
+
+        Returns
+        -------
+        (grid, dict of column -> ndarray (weeks, reps)) ; see :meth:`weekly`.
+        """
+        grid, flat = self.weekly(ds, start, end, columns)
+        return grid, {k: v.reshape(grid.n_reps, grid.n_weeks).T for k, v in flat.items()}
+
+
+def _smallest_int(a: np.ndarray) -> np.ndarray:
+    for dtype in (np.int8, np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if len(a) == 0 or (a.min() >= info.min and a.max() <= info.max):
+            return a.astype(dtype)
+    return a.astype(np.int64)
+
+
+def _compact(a: np.ndarray) -> np.ndarray:
+    """``a`` in the smallest dtype that holds every value exactly."""
+    if np.issubdtype(a.dtype, np.integer):
+        return _smallest_int(a)
+    small = a.astype(np.float32)
+    return small if np.array_equal(small.astype(a.dtype), a, equal_nan=True) else a
 
 
 def open_store(path) -> FeatureStore:
@@ -580,3 +621,60 @@ def funnel_tables(ds, as_of, lookback_weeks: int):
     """The store's funnel tables when ``ds`` comes from a store, else None."""
     store = _store_of(ds)
     return None if store is None else store.funnel_tables(as_of, lookback_weeks)
+
+
+# =============================================================================== wide panels
+#: commitment metric kinds whose weekly values are plain sums of cube columns
+_SUM_KINDS = ("activity_count", "opportunities_created", "stage_advancements")
+
+
+def _wide(grid, values: np.ndarray) -> pd.DataFrame:
+    """A (weeks, reps) array as ``report._panel`` lays out a long frame: weeks down, reps across."""
+    from . import metrics
+
+    week = pd.Index(metrics._days_to_week_ts(grid.week_days, grid.config), name="week")
+    reps = pd.Index(grid.rep_ids, name="rep_id")
+    return pd.DataFrame(values, index=week, columns=reps)
+
+
+def metric_panel(ds, metric_name: str, start, end) -> pd.DataFrame:
+    """Week x rep panel of a commitment metric: ``report._panel(metric_weekly(...), "value")``.
+
+    From a feature store the panel is summed from the cube straight into its wide layout, without
+    the long rep-week frame (a string per row) and its pivot; otherwise it is that pivot.
+    """
+    from .report import _panel
+
+    store = _store_of(ds)
+    spec = ds.config.commitment_metrics.get(metric_name)
+    if store is not None and spec is not None and spec.kind in _SUM_KINDS \
+            and store.window_frame("metric", metric_name, start, end) is None:
+        columns = list(spec.activity_types) if spec.kind == "activity_count" else [spec.kind]
+        try:
+            grid, v = store.panel(ds, start, end, columns)
+        except ValueError:  # a window the cube does not cover: the long way
+            pass
+        else:
+            if columns:
+                value = sum(v[c].astype(np.int64) for c in columns).astype(float)
+            else:
+                value = np.zeros((grid.n_weeks, grid.n_reps))
+            return _wide(grid, value)
+    return _panel(metric_weekly(ds, metric_name, start, end), "value")
+
+
+def pipeline_panel(ds, start, end, column: str = "opportunities_created") -> pd.DataFrame:
+    """Week x rep panel of one :func:`weekly_pipeline` column (``report._panel`` of it), from the
+    cube when ``ds`` comes from a feature store."""
+    from .report import _panel
+
+    store = _store_of(ds)
+    if store is not None and store.window_frame("pipeline", None, start, end) is None:
+        try:
+            grid, v = store.panel(ds, start, end, [column])
+        except ValueError:
+            pass
+        else:
+            dtype = float if column == "pipeline_created" else np.int64
+            return _wide(grid, v[column].astype(dtype))
+    return _panel(weekly_pipeline(ds, start, end), column)

@@ -703,13 +703,43 @@ def commitment_reviews(tv: TeamView, rep_id: str, audience: str = "manager") -> 
 
 
 def _metric_panel(tv: TeamView, metric: str, hist_start: pd.Timestamp) -> pd.DataFrame:
-    """Long rep-week frame of one commitment metric from ``hist_start`` to the window's end (cached)."""
+    """Week x rep panel of one commitment metric from ``hist_start`` to the window's end (cached)."""
     from . import features
 
-    key = ("metric", metric, hist_start)
+    key = ("metric_wide", metric, hist_start)
     if key not in tv.cache:
-        tv.cache[key] = features.metric_weekly(tv.ds, metric, hist_start, tv.window.end)
+        tv.cache[key] = features.metric_panel(tv.ds, metric, hist_start, tv.window.end)
     return tv.cache[key]
+
+
+def _outcome_panel(tv: TeamView, hist_start: pd.Timestamp) -> pd.DataFrame:
+    """Week x rep panel of new opportunities from ``hist_start`` to the window's end (cached)."""
+    from . import features
+
+    key = ("outcome_wide", hist_start)
+    if key not in tv.cache:
+        tv.cache[key] = features.pipeline_panel(tv.ds, hist_start, tv.window.end)
+    return tv.cache[key]
+
+
+def _rep_series(tv: TeamView, metric: str, hist_start: pd.Timestamp, rep_id: str) -> pd.DataFrame:
+    """The rep's weekly values of a commitment metric, DataFrame[week, value] in week order.
+
+    A metric that is a sum of counts has a value in every week of every rep, so the panel's
+    column is the rep's rows of the long frame; a share (NaN in weeks without activity, which a
+    panel would not keep) is read from the long frame itself.
+    """
+    from . import features
+
+    spec = tv.ds.config.commitment_metrics.get(metric)
+    if spec is not None and spec.kind in features._SUM_KINDS:
+        panel = _metric_panel(tv, metric, hist_start)
+        if rep_id not in panel.columns:
+            return pd.DataFrame({"week": panel.index[:0], "value": np.zeros(0)})
+        col = panel[rep_id]
+        return pd.DataFrame({"week": col.index.to_numpy(), "value": col.to_numpy()})
+    long = features.metric_weekly(tv.ds, metric, hist_start, tv.window.end)
+    return long.loc[long["rep_id"] == rep_id, ["week", "value"]].sort_values("week", kind="stable").reset_index(drop=True)
 
 
 def commitment_changes(ds: Dataset, window: Window) -> pd.DataFrame:
@@ -758,28 +788,24 @@ def peers_who_changed(tv: TeamView, rep_id: str, c: dict) -> list[str]:
 
 def review_commitment(tv: TeamView, rep_id: str, c: dict, audience: str = "manager") -> CommitmentReview:
     """Assess one commitment (a ``commitments`` row as a dict): adherence, pipeline verdict, diagnosis."""
-    from . import coaching, features, impact
+    from . import coaching, impact
 
     ds, w = tv.ds, tv.window
     spec = ds.config.commitment_metrics.get(c["metric"])
     label = spec.label if spec else str(c["metric"])
     hist_start = min(weeks_before(c["start"], 52), tv.history_start)
-    mw = _metric_panel(tv, c["metric"], hist_start)
-    okey = ("outcome", hist_start)
-    if okey not in tv.cache:
-        tv.cache[okey] = features.weekly_pipeline(ds, hist_start, w.end)
-    activity_panel = _panel(mw, "value")
-    outcome_panel = _panel(tv.cache[okey], "opportunities_created")
+    activity_panel = _metric_panel(tv, c["metric"], hist_start)
+    outcome_panel = _outcome_panel(tv, hist_start)
     finished = bool(c["end"] < w.as_of)
     assessment = impact.assess_commitment(
         activity_panel, outcome_panel, rep_id, c["start"].tz_localize(None), c["end"].tz_localize(None),
         float(c["target"]), baseline=float(c["baseline"]), excluded_peers=peers_who_changed(tv, rep_id, c))
     diagnosis = coaching.diagnose(assessment, commitment={**c, "label": label}, finished=finished,
                                   audience=audience)
-    mine = mw[mw["rep_id"] == rep_id]
+    mine = _rep_series(tv, c["metric"], hist_start, rep_id)
     lo = weeks_before(c["start"], 8).tz_localize(None)
     hi = min(w.end.tz_localize(None), c["end"].tz_localize(None) + pd.Timedelta(weeks=13))
-    weekly = mine[(mine["week"] >= lo) & (mine["week"] < hi)][["week", "value"]].reset_index(drop=True)
+    weekly = mine[(mine["week"] >= lo) & (mine["week"] < hi)].reset_index(drop=True)
     agreed = (f"On {c['agreed_on']:%d %b %Y} the agreement was {label}: from {fmt_num(c['baseline'])} "
               f"to {fmt_num(c['target'])}, from {c['start']:%d %b} to {c['end']:%d %b %Y}.")
     return CommitmentReview(c, label, weekly, finished, assessment, diagnosis, agreed)
@@ -803,21 +829,17 @@ def detected_change(tv: TeamView, rep_id: str) -> DetectedChange | None:
     The change is looked for in *activity* only; a date found in the pipeline series itself would make
     any pipeline test at that date meaningless (see ``benchmarks/calibration.py``).
     """
-    from . import features, impact
+    from . import impact
 
     if not tv.ds.has("activities"):
         return None
-    long = _metric_panel(tv, "activities_per_week", tv.history_start)
-    series = long.loc[long["rep_id"] == rep_id].set_index("week")["value"].sort_index()
+    series = _rep_series(tv, "activities_per_week", tv.history_start, rep_id).set_index("week")["value"]
     hired = tv.ds.reps.set_index("rep_id").at[rep_id, "hire_date"]
     series = series[series.index >= hired.tz_localize(None)]  # zeros before the hire are no change
     week = impact.detect_activity_change(series)
     if week is None:
         return None
-    okey = ("outcome", tv.history_start)
-    if okey not in tv.cache:
-        tv.cache[okey] = features.weekly_pipeline(tv.ds, tv.history_start, tv.window.end)
-    outcome_panel = _panel(tv.cache[okey], "opportunities_created")
+    outcome_panel = _outcome_panel(tv, tv.history_start)
     changed = tv.commitment_changes
     others_changed = sorted(set(changed.loc[changed["changed"] & (changed["rep_id"] != rep_id), "rep_id"]
                                 .astype(str)))

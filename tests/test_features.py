@@ -136,3 +136,30 @@ def test_rerun_skips_and_changed_input_invalidates(sample_dir, tmp_path, monkeyp
     after = rep_report(changed, rep_id, DEMO_AS_OF, 13)
     assert after.stalled.n_open == before.stalled.n_open - len(open_ids[:1])
     assert_same(rep_report(data, rep_id, DEMO_AS_OF, 13), after, "after edit")
+
+
+def test_store_panels_equal_pivoted_long_frames(sample_ds, store):
+    """The wide panels read from the cube equal report._panel of the long frames, cell for cell,
+    for windows starting mid-week and on a week start, and for every metric kind (a share falls
+    back to the long frame)."""
+    from coachnb.report import _panel, open_data, weeks_before
+
+    ds, _, tv = open_data(store, DEMO_AS_OF, 13, str(sample_ds.reps["rep_id"].iloc[0]))
+    starts = [tv.history_start, weeks_before(tv.window.end - pd.Timedelta(days=3), 52)]
+    assert starts[1].dayofweek != starts[0].dayofweek  # one window starts mid-week
+    for start in starts:
+        for metric in ds.config.commitment_metrics:
+            wide = features.metric_panel(ds, metric, start, tv.window.end)
+            long = features.metric_weekly(ds, metric, start, tv.window.end)
+            pd.testing.assert_frame_equal(wide, _panel(long, "value"), check_exact=True)
+        wide = features.pipeline_panel(ds, start, tv.window.end)
+        long = features.weekly_pipeline(ds, start, tv.window.end)
+        pd.testing.assert_frame_equal(wide, _panel(long, "opportunities_created"), check_exact=True)
+        assert wide.to_numpy().sum() > 0
+
+
+def test_cube_is_held_compact_and_sorted_by_day(store):
+    codes, day, values = features.open_store(store).cube()
+    assert (np.diff(day) >= 0).all() and (codes >= 0).all()
+    assert values["call"].dtype.itemsize <= 2 and day.dtype == np.int32
+    assert values["pipeline_created"].dtype.kind == "f"
