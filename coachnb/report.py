@@ -313,38 +313,103 @@ def active_weeks(ds: Dataset, w: Window) -> pd.Series:
     return weeks.fillna(w.weeks)
 
 
-def _weekly_against_team(tv: TeamView, weekly: pd.DataFrame, rep_id: str, column: str):
+def _cached(tv: TeamView, key, compute):
+    """``tv.cache[key]``, computed once; a hit is moved to the young end of a bounded cache."""
+    if key in tv.cache:
+        value = tv.cache.pop(key)
+    else:
+        value = compute()
+    tv.cache[key] = value
+    return value
+
+
+@dataclass
+class _WindowTable:
+    """A team table's rows in the report window, laid out once for every rep's report.
+
+    ``matrix`` (reps x weeks of ``column``) is set only when the rows are a complete integer grid,
+    rep-major and in week order (what :mod:`coachnb.metrics` writes); teammates' bands and totals
+    then come from it directly. Otherwise reports take the general path (pandas group-bys).
+    """
+
+    rows: pd.DataFrame
+    reps: pd.Index | None = None
+    weeks: pd.Series | None = None
+    matrix: np.ndarray | None = None
+
+
+def _window_table(tv: TeamView, name: str, column: str) -> _WindowTable:
+    def compute():
+        weekly = getattr(tv, name)
+        w = tv.window
+        rows = weekly[(weekly["week"] >= w.start.tz_localize(None)) & (weekly["week"] < w.end.tz_localize(None))]
+        reps = pd.Index(pd.unique(rows["rep_id"]))
+        weeks = pd.Series(pd.unique(rows["week"])).sort_values(ignore_index=True)
+        n, k = len(reps), len(weeks)
+        grid = (n >= 2 and k >= 1 and len(rows) == n * k and rows[column].dtype.kind in "iu"
+                and not rows["rep_id"].isna().any() and reps.is_monotonic_increasing
+                and np.array_equal(rows["rep_id"].to_numpy(dtype=object), np.repeat(reps.to_numpy(dtype=object), k))
+                and np.array_equal(rows["week"].to_numpy(), np.tile(weeks.to_numpy(), n)))
+        if not grid:
+            return _WindowTable(rows)
+        return _WindowTable(rows, reps, weeks, rows[column].to_numpy().reshape(n, k))
+    return _cached(tv, ("window_table", name, column, tv.window), compute)
+
+
+def _weekly_against_team(tv: TeamView, name: str, rep_id: str, column: str):
     """One weekly measure of the report window: the rep's weeks, the teammates' band per week, and
     the teammates' quartiles per week in the role (a teammate two weeks into the job is no benchmark).
 
+    Parameters
+    ----------
+    name : str
+        The team table (``"weekly_activity"`` or ``"weekly_pipeline"``).
+
     Returns
     -------
-    (window rows, rep rows, teammates' rows, band DataFrame[week, median, q25, q75, n_reps],
-     quartiles dict, the rep's weeks in the role)
+    (window rows, rep rows, band DataFrame[week, median, q25, q75, n_reps], quartiles dict,
+     the rep's weeks in the role)
     """
     w = tv.window
-    rows = weekly[(weekly["week"] >= w.start.tz_localize(None)) & (weekly["week"] < w.end.tz_localize(None))]
-    mine = rows[rows["rep_id"] == rep_id].sort_values("week").reset_index(drop=True)
-    rest = others(rows, rep_id)
-    band = (rest.groupby("week")[column]
-            .agg(median="median", q25=lambda s: s.quantile(0.25), q75=lambda s: s.quantile(0.75), n_reps="size")
-            .reset_index())
+    t = _window_table(tv, name, column)
+    rows = t.rows
     weeks_in_role = active_weeks(tv.ds, w)
     mates = weeks_in_role.drop(index=rep_id, errors="ignore")
     mates = mates[mates >= 2]
-    totals = rest.groupby("rep_id")[column].sum().reindex(mates.index).fillna(0)
-    return rows, mine, rest, band, quartiles(totals / mates), float(weeks_in_role.get(rep_id, w.weeks))
+    i = t.reps.get_loc(rep_id) if t.matrix is not None and rep_id in t.reps else None
+    if isinstance(i, (int, np.integer)):
+        # the same numbers as the group-bys below: a group's median, np.percentile as Series.quantile
+        # computes it, its size; sums per rep (tests/test_report.py compares both paths)
+        k = len(t.weeks)
+        mine = rows.iloc[i * k:(i + 1) * k].sort_values("week").reset_index(drop=True)
+        rest = np.delete(t.matrix, i, axis=0).astype(np.float64)
+        q25, q75 = np.percentile(rest, [25, 75], axis=0)
+        band = pd.DataFrame({"week": t.weeks.to_numpy(), "median": np.median(rest, axis=0), "q25": q25, "q75": q75,
+                             "n_reps": np.full(k, len(t.reps) - 1, dtype=np.int64)})
+        band["week"] = band["week"].astype(rows["week"].dtype)
+        sums = pd.Series(t.matrix.sum(axis=1), index=t.reps.rename("rep_id"), name=column)
+        totals = sums.drop(index=rep_id).reindex(mates.index).fillna(0)
+    else:
+        mine = rows[rows["rep_id"] == rep_id].sort_values("week").reset_index(drop=True)
+        rest = others(rows, rep_id)
+        band = (rest.groupby("week")[column]
+                .agg(median="median", q25=lambda s: s.quantile(0.25), q75=lambda s: s.quantile(0.75), n_reps="size")
+                .reset_index())
+        totals = rest.groupby("rep_id")[column].sum().reindex(mates.index).fillna(0)
+    return rows, mine, band, quartiles(totals / mates), float(weeks_in_role.get(rep_id, w.weeks))
 
 
 def activity_section(tv: TeamView, rep_id: str) -> ActivitySection:
     """Weekly activity against the team, compared per week in the role (a new hire is not judged on
     weeks before they started)."""
     w = tv.window
-    wa, mine, rest, band, team, rep_weeks = _weekly_against_team(tv, tv.weekly_activity, rep_id, "total")
+    wa, mine, band, team, rep_weeks = _weekly_against_team(tv, "weekly_activity", rep_id, "total")
     rep_total = float(mine["total"].sum())
     mix_cols = [c for c in ACTIVITY_TYPES if c in wa.columns]
     rep_mix = (mine[mix_cols].sum() / rep_total) if rep_total else pd.Series(0.0, index=mix_cols)
-    by_rep = rest.groupby("rep_id")[mix_cols].sum()
+    # each rep's sums, once for the team; a rep's teammates are every row but theirs
+    by_rep = _cached(tv, ("mix_by_rep", tuple(mix_cols), tv.window),
+                     lambda: wa.groupby("rep_id")[mix_cols].sum()).drop(index=rep_id, errors="ignore")
     shares = by_rep.div(by_rep.sum(axis=1).replace(0, np.nan), axis=0)
     team_mix = shares.median()
 
@@ -397,8 +462,7 @@ class PipelineSection:
 
 def pipeline_section(tv: TeamView, rep_id: str) -> PipelineSection:
     """New pipeline: the leading indicator closest to the result, computable from deals alone."""
-    _, mine, rest, band, team, rep_weeks = _weekly_against_team(tv, tv.weekly_pipeline, rep_id,
-                                                                "opportunities_created")
+    _, mine, band, team, rep_weeks = _weekly_against_team(tv, "weekly_pipeline", rep_id, "opportunities_created")
     created = int(mine["opportunities_created"].sum())
     value = float(mine["pipeline_created"].sum())
     rep_weeks = max(rep_weeks, 1.0)
@@ -697,9 +761,32 @@ def _active_commitments(ds: Dataset, rep_id: str, w: Window, limit: int = 2) -> 
 
 
 def commitment_reviews(tv: TeamView, rep_id: str, audience: str = "manager") -> list[CommitmentReview]:
-    """Every commitment active in the period (or, failing that, the last one), assessed."""
+    """Every commitment active in the period (or, failing that, the last one), assessed.
+
+    From a feature store the reviews of the last few (rep, audience) pairs are kept: a batch
+    worker asks for the same rep's reviews twice, for the report and for its row of the team
+    overview, and they depend on nothing but the store, the window and the rep.
+    """
+    from . import features
+
+    store = features._store_of(tv.ds)
+    key = None
+    if store is not None:
+        key = (str(store.path), store.info.get("key"), tv.window, tv.history_start, str(rep_id), audience)
+        if key in _REVIEWS:
+            return list(_REVIEWS[key])
     chosen = _active_commitments(tv.ds, rep_id, tv.window)
-    return [review_commitment(tv, rep_id, row.to_dict(), audience) for _, row in chosen.iterrows()]
+    reviews = [review_commitment(tv, rep_id, row.to_dict(), audience) for _, row in chosen.iterrows()]
+    if key is not None:
+        _REVIEWS[key] = tuple(reviews)
+        while len(_REVIEWS) > REVIEWS_KEPT:
+            del _REVIEWS[next(iter(_REVIEWS))]
+    return reviews
+
+
+#: (rep, audience) pairs whose commitment reviews a process keeps (see commitment_reviews)
+REVIEWS_KEPT = 4
+_REVIEWS: dict = {}
 
 
 def _metric_panel(tv: TeamView, metric: str, hist_start: pd.Timestamp) -> pd.DataFrame:

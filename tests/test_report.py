@@ -205,3 +205,45 @@ def test_a_change_in_activity_is_found_when_no_commitment_is_on_record(sample_di
     assert steady
     # with a commitment on record nothing is guessed
     assert rep_report(sample_dir, "R009", AS_OF).detected_change is None
+
+
+def test_team_band_from_the_grid_equals_the_group_bys(sample_ds, monkeypatch):
+    """The teammates' weekly band and quartiles read from the window's rep x week grid are the
+    numbers pandas' group-bys give (the general path), for every rep and both weekly tables."""
+    import numpy as np
+
+    from coachnb import report
+
+    tv = team_view(sample_ds, report.resolve_as_of("2026-11-23", sample_ds), 13)
+    general = report._window_table
+    assert general(tv, "weekly_activity", "total").matrix is not None  # the grid path is taken
+    for rep_id in sample_ds.reps["rep_id"]:
+        for name, column in (("weekly_activity", "total"), ("weekly_pipeline", "opportunities_created")):
+            fast = report._weekly_against_team(tv, name, rep_id, column)
+            monkeypatch.setattr(report, "_window_table", lambda tv, n, c: report._WindowTable(general(tv, n, c).rows))
+            slow = report._weekly_against_team(tv, name, rep_id, column)
+            monkeypatch.setattr(report, "_window_table", general)
+            pd.testing.assert_frame_equal(fast[1], slow[1], check_exact=True)
+            pd.testing.assert_frame_equal(fast[2], slow[2], check_exact=True)
+            assert fast[2]["n_reps"].eq(len(sample_ds.reps) - 1).all()
+            for k in fast[3]:
+                assert fast[3][k] == slow[3][k] or (np.isnan(fast[3][k]) and np.isnan(slow[3][k])), (rep_id, k)
+            assert fast[4] == slow[4]
+
+
+def test_commitment_reviews_are_reused_for_the_same_rep_from_a_store(sample_dir, tmp_path):
+    """The overview row asks for the reviews the report computed: served from the process, equal."""
+    from coachnb import features, report
+
+    store = features.build_store(sample_dir, "2026-11-23", 13, tmp_path)
+    report._REVIEWS.clear()
+    ds = features.open_store(store).dataset_for(None)
+    rep_id = str(ds.commitments["rep_id"].iloc[-1])
+    r = rep_report(store, rep_id, "2026-11-23", 13)
+    assert r.commitments and len(report._REVIEWS) == 1
+    _, _, tv = report.open_data(store, "2026-11-23", 13)
+    again = report.commitment_reviews(tv, rep_id)
+    assert all(a is b for a, b in zip(again, r.commitments)) and len(again) == len(r.commitments)
+    assert [a.commitment["rep_id"] for a in again] == [rep_id] * len(again)
+    # another rep, another audience: computed, not served
+    assert report.commitment_reviews(tv, rep_id, "rep") is not None and len(report._REVIEWS) == 2
