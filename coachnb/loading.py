@@ -297,7 +297,10 @@ def _read_csv(path: Path, data: bytes, table: Table, problems: list) -> _Table |
         return pacsv.read_csv(
             pa.py_buffer(data),
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=threads),
-            parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True, invalid_row_handler=on_invalid),
+            # empty lines are kept as empty rows (excluded and counted later): skipping them here
+            # would shift the row number of every row after them
+            parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True, ignore_empty_lines=False,
+                                             invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
                                                  strings_can_be_null=False, quoted_strings_can_be_null=False),
         )
@@ -312,7 +315,8 @@ def _read_csv(path: Path, data: bytes, table: Table, problems: list) -> _Table |
         problems.append(Problem(file, None, None, None, "unreadable_csv", f"the file cannot be parsed as CSV: {exc}",
                                 "open it in a spreadsheet and save it again as CSV"))
         return None
-    frame = arrow.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get)
+    # an empty line's cells come back null, every other empty cell as "": one kind of empty
+    frame = arrow.to_pandas(types_mapper={pa.string(): pd.StringDtype()}.get).fillna("")
     if bad:
         numbers = [r.number for r in bad]
         for r in bad[:MAX_LISTED]:
@@ -818,7 +822,7 @@ def _check_opportunities(t: _Table, config: ProcessConfig, problems: list) -> No
         no_close = done & ~has_close & closed_ok
         _per_row(problems, t.file, "closed_at", "closed_without_date", t.rows[no_close], f["status"][no_close],
                  "a won or lost opportunity needs closed_at", "fill in the date it was won or lost")
-        open_closed = (status == "open").to_numpy(dtype=bool) & has_close
+        open_closed = (status == "open").fillna(False).to_numpy(dtype=bool) & has_close  # a missing status is NA
         _aggregate(problems, t.file, "closed_at", "open_with_closed_at", t.rows[open_closed],
                    "open opportunities with a closed_at date (the date is kept but the deal counts as open)",
                    "clear closed_at or correct the status", "warning")

@@ -337,6 +337,36 @@ def test_blank_rows_are_excluded_not_dropped_silently(tmp_path):
     assert len(ds.reps) == 3
 
 
+def test_an_empty_status_is_named_not_a_crash(tmp_path):
+    # found by the fuzz test: an empty status cell reached a boolean mask as NA
+    tables = clean_tables()
+    tables["opportunities"][0]["status"] = ""
+    tables["opportunities"][0]["closed_at"] = ""
+    p = only(write_folder(tmp_path, tables), "missing_value")
+    assert (p.row, p.column) == (2, "status")
+
+
+def test_an_empty_line_keeps_the_row_numbers_of_the_rows_after_it(tmp_path):
+    # a spreadsheet shows an empty line as an empty row: errors after it must name the row it shows
+    path = write_folder(tmp_path)
+    lines = (path / "opportunities.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    last = lines[3].split(",")
+    last[header.index("amount")] = "lots"
+    lines[3] = ",".join(last)
+    (path / "opportunities.csv").write_text("\n".join(lines[:2] + [""] + lines[2:3] + [",".join(last)]) + "\n")
+    p = only(path, "unparseable_number")
+    assert p.row == 5 and p.column == "amount"  # header 1, a row 2, empty row 3, a row 4, this row 5
+    with pytest.raises(DataError):
+        load(path)
+    lines[3] = lines[3].replace("lots", "12")
+    (path / "opportunities.csv").write_text("\n".join(lines[:2] + ["", ""] + lines[2:]) + "\n")
+    ds = load(path)
+    assert ds.excluded[["file", "row"]].to_dict("records") == [{"file": "opportunities.csv", "row": 3},
+                                                               {"file": "opportunities.csv", "row": 4}]
+    assert len(ds.opportunities) == 3
+
+
 # --------------------------------------------------------------------------- formats
 
 
