@@ -57,20 +57,21 @@ Power, honestly (``python benchmarks/calibration.py --jobs 2``, seed 2026, 2,000
 1,000 effect teams a cell). The rep's own noise (overdispersion and autocorrelated
 territory noise) dominates the statistic; peers can only remove the team-wide part,
 which is small next to it (about 8-15% of the variance of a rep's log ratio in the default
-process). The naive before/after test is not valid per rep at all (23% false positives;
-31% with strong team-wide swings); size-adjusted with ONE global threshold (``adjG``,
-something a user could calibrate) it has 5% false positives overall but 0.5% for reps under
-1 opportunity a week and 14% for reps with 5+ -- it buys its power on high-volume reps
-with false alarms, while coachnb stays at 5-7% in every volume band. Held to exactly the
+process). The naive before/after test is not valid per rep at all (22% false positives;
+30% with strong team-wide swings); size-adjusted with ONE global threshold (``adjG``,
+something a user could calibrate) it has 5% false positives overall but 0.7% for reps under
+1 opportunity a week and 13% for reps with 5+ -- it buys its power on high-volume reps
+with false alarms, while coachnb stays at 4-8% in every volume band. Held to exactly the
 same overall 5% (``cAdjG`` vs ``adjG``) coachnb is about even with it, not better:
-+50%/8 wk 0.14 vs 0.14, +100%/8 wk 0.34 vs 0.33, +100%/13 wk 0.41 vs 0.42, +150%/8 wk 0.52
-vs 0.51, +150%/13 wk 0.63 vs 0.62; with strong team-wide swings +100%/8 wk 0.32 vs 0.29.
++50%/8 wk 0.17 vs 0.18, +100%/8 wk 0.35 vs 0.38, +100%/13 wk 0.40 vs 0.42, +150%/8 wk 0.51
+vs 0.51, +150%/13 wk 0.62 vs 0.62; ahead only with strong team-wide swings (+100%/8 wk
+0.31 vs 0.28, +50%/8 wk 0.14 vs 0.13).
 Why not better: per unit the two statistics have the same signal-to-noise once the
 naive one is studentized by the rep's information; what differs is where the false
 positives go. A test valid for every rep spends them evenly; one global threshold spends
 them where the information is (the Neyman-Pearson allocation for a population), which
 wins on aggregate power as long as the team trend removes little. At the nominal level
-("moved") coachnb has 0.37 / 0.43 / 0.55 / 0.66 in the +100%/+150% x 8/13-week cells.
+("moved") coachnb has 0.37 / 0.41 / 0.53 / 0.63 in the +100%/+150% x 8/13-week cells.
 Also evaluated on the same DGP and not kept: a count-scale score or
 signed-root-deviance statistic (symmetric at low counts: more power under 1 a week, less
 above 5, about even overall), a placebo pool restricted to peers of similar volume
@@ -861,9 +862,13 @@ class CommitmentAssessment:
     pipeline : PipelineImpact
         Computed with ``activity_changed`` wired from ``activity`` (None while "too early").
     verdict : str
-        ``pipeline.verdict``.
+        ``pipeline.verdict`` (the primary outcome's).
     sentence : str
         The activity sentence followed by the pipeline sentence.
+    secondary : dict of str -> PipelineImpact
+        The same test on each secondary outcome (e.g. ``"pipeline value"``,
+        ``"stage advancements"``), same windows and gates. Supporting evidence only: the
+        verdict is the primary outcome's, and secondaries are not adjusted as a family.
     """
 
     rep_id: object
@@ -871,21 +876,63 @@ class CommitmentAssessment:
     pipeline: PipelineImpact
     verdict: str
     sentence: str
+    secondary: dict = field(default_factory=dict)
+
+    @property
+    def secondary_sentence(self) -> str:
+        """One sentence on the secondary outcomes ("" without any)."""
+        parts = []
+        for label, r in self.secondary.items():
+            if not np.isfinite(r.rate_ratio):
+                parts.append(f"{label}: can't be computed yet")
+                continue
+            hi = "no upper limit" if not np.isfinite(r.ci_high) else _fmt_ratio(r.ci_high)
+            word = ("moved" if r.verdict == "moved" else "no meaningful change" if r.verdict == "no meaningful change"
+                    else "not enough data to tell")
+            parts.append(f"{label} {_fmt_ratio(r.rate_ratio)} of the expected level "
+                         f"({_fmt_ratio(r.ci_low)} to {hi}, {word})")
+        if not parts:
+            return ""
+        return "Secondary outcomes, same test, supporting evidence only: " + "; ".join(parts) + "."
+
+
+def deal_units(value_panel: pd.DataFrame, deal_amounts) -> pd.DataFrame:
+    """Weekly pipeline value (currency) expressed in units of ``E[X^2] / E[X]`` of the deal amounts.
+
+    A week's pipeline value is a sum of a Poisson-like number of deal amounts X, whose
+    variance is ``rate * E[X^2]``; divided by ``E[X^2] / E[X]`` it has variance about equal to
+    its mean, as counts do, so :func:`pipeline_impact`'s Poisson part is the right size and
+    its placebo null only has to absorb the extra variation. ``deal_amounts``: amounts
+    (currency) of the team's deals, e.g. those created in the baseline years. Returns the
+    panel unchanged when there are no positive amounts.
+    """
+    x = np.asarray(deal_amounts, dtype=float)
+    x = x[np.isfinite(x) & (x > 0)]
+    if len(x) == 0:
+        return value_panel
+    return value_panel / float(np.mean(x**2) / np.mean(x))
 
 
 def assess_commitment(activity_panel: pd.DataFrame, outcome_panel: pd.DataFrame, rep_id, start, end,
                       target: float | None, baseline: float | None = None, *, activity_label: str = "activity",
-                      gap_weeks: int = 2, pre_weeks: int | None = None, **kw) -> CommitmentAssessment:
+                      gap_weeks: int = 2, pre_weeks: int | None = None, secondary: dict | None = None,
+                      **kw) -> CommitmentAssessment:
     """Judge a commitment: :func:`activity_change` then :func:`pipeline_impact` with the activity gate wired.
 
-    ``**kw`` go to :func:`pipeline_impact` (``lag_weeks``, ``horizon_weeks``, ``peers`` ...).
+    ``secondary``: label -> weekly panel of a secondary outcome (stage advancements; pipeline
+    value, best in :func:`deal_units`), each tested the same way. ``**kw`` go to
+    :func:`pipeline_impact` (``lag_weeks``, ``horizon_weeks``, ``peers`` ...).
     """
     act = activity_change(activity_panel[rep_id], start, end, target=target, baseline=baseline,
                           gap_weeks=gap_weeks, pre_weeks=pre_weeks, label=activity_label)
     changed = None if act.adherence == "too early" else act.changed
     pipe = pipeline_impact(outcome_panel, rep_id, start, gap_weeks=gap_weeks, activity_changed=changed, **kw)
+    kw2 = {k: v for k, v in kw.items() if k != "label"}
+    extra = {label: pipeline_impact(panel, rep_id, start, gap_weeks=gap_weeks, activity_changed=changed,
+                                    label=label, **kw2)
+             for label, panel in (secondary or {}).items() if rep_id in panel.columns}
     return CommitmentAssessment(rep_id=rep_id, activity=act, pipeline=pipe, verdict=pipe.verdict,
-                                sentence=f"{act.sentence} {pipe.sentence}")
+                                sentence=f"{act.sentence} {pipe.sentence}", secondary=extra)
 
 
 # ------------------------------------------------------------------ (3) change points

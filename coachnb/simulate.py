@@ -47,6 +47,12 @@ class TeamSim:
         The rep's expected pipeline per week *without* the effect (for the estimand).
     changed_peers : list of str
         Peers that also had an (unannounced) effect.
+    value : DataFrame or None
+        Weekly pipeline value (currency) of the same opportunities, when simulated
+        (``deal_size_sigma``): each deal's amount is the rep's typical size times a
+        lognormal draw.
+    deal_amounts : ndarray
+        Every simulated deal amount (empty without ``value``).
     base_rate : float
         The rep's own level ``base_0`` (per week, before seasonality and noise): its true
         volume, for grouping results by volume without selecting on observed noise.
@@ -61,6 +67,8 @@ class TeamSim:
     latent_mu: np.ndarray
     changed_peers: list[str] = field(default_factory=list)
     base_rate: float = float("nan")
+    value: pd.DataFrame | None = None
+    deal_amounts: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def true_window_ratio(self, lag_weeks: int, horizon_weeks: int) -> float:
         """The estimand: expected post-window count with the effect / without it.
@@ -133,6 +141,7 @@ def simulate_team(
     activity_ratio: float = 1.8,
     activity_rate_range: tuple[float, float] = (3.0, 15.0),
     min_pre_weeks: int = 10,
+    deal_size_sigma: float | None = None,
 ) -> TeamSim:
     """Simulate one team; the analysed rep is ``"R00"``.
 
@@ -157,6 +166,10 @@ def simulate_team(
         Share of peers who also changed at a random week, and their (unannounced) effect.
     activity_ratio : float
         How much the rep's activity rises at the change (1 = it did not change).
+    deal_size_sigma : float, optional
+        Simulate pipeline value too: amounts = rep's typical size (10,000 x lognormal, sd
+        0.3 across reps) x lognormal(-sigma^2/2, sigma) per deal. Drawn after everything
+        else, so the counts are the same with or without it.
     """
     if change_week is None:
         lo, hi = min_pre_weeks, n_weeks - post_weeks_needed
@@ -198,6 +211,15 @@ def simulate_team(
     act = _nb(rng, np.exp(a_log) * a_mult, 20.0)
     weeks = pd.date_range("2024-01-01", periods=n_weeks, freq="W-MON")
     cols = [f"R{i:02d}" for i in range(n_reps)]
+    value, amounts = None, np.zeros(0)
+    if deal_size_sigma is not None:
+        typical = 10_000.0 * np.exp(rng.normal(0.0, 0.3, n_reps))
+        counts = y.astype(np.int64)
+        amounts = np.repeat(np.broadcast_to(typical, counts.shape).ravel(), counts.ravel()) * np.exp(
+            rng.normal(-deal_size_sigma**2 / 2, deal_size_sigma, int(counts.sum())))
+        cell = np.repeat(np.arange(counts.size), counts.ravel())
+        value = pd.DataFrame(np.bincount(cell, weights=amounts, minlength=counts.size).reshape(counts.shape),
+                             index=weeks, columns=cols)
     return TeamSim(
         activity=pd.DataFrame(act, index=weeks, columns=cols),
         outcome=pd.DataFrame(y, index=weeks, columns=cols),
@@ -208,4 +230,6 @@ def simulate_team(
         latent_mu=latent_mu[:, 0],
         changed_peers=changed,
         base_rate=float(base[0]),
+        value=value,
+        deal_amounts=amounts,
     )

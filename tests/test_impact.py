@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coachnb.impact import (ActivityChange, PipelineImpact, activity_change, assess_commitment, bh_adjust,
+from coachnb.impact import (ActivityChange, PipelineImpact, activity_change, assess_commitment, bh_adjust, deal_units,
                             detect_activity_change, pipeline_impact)
 from coachnb.simulate import simulate_team
 
@@ -246,3 +246,39 @@ def test_team_activity_effect_without_effect_is_near_zero():
     # no effect planted: every coefficient is small next to the 0.06 planted above
     assert (df["coef"].abs() < 0.04).all()
     assert df["p_value"].between(0, 1).all()
+
+
+# ------------------------------------------------------------------------- secondary outcomes
+def test_deal_units_make_weekly_value_about_as_variable_as_a_count():
+    # compound Poisson: 3 deals a week, lognormal amounts; in deal units variance ~ mean
+    rng = np.random.default_rng(5)
+    amounts = np.exp(rng.normal(np.log(8000), 1.0, 200_000))
+    counts = rng.poisson(3.0, (4000, 1))
+    starts = np.concatenate([[0], np.cumsum(counts[:, 0])[:-1]])
+    value = np.array([amounts[s:s + c].sum() for s, c in zip(starts, counts[:, 0])])
+    units = deal_units(pd.DataFrame({"R0": value}), amounts[:5000])["R0"]
+    assert units.var() / units.mean() == pytest.approx(1.0, abs=0.12)
+    assert (value.var() / value.mean()) > 1000  # in currency the Poisson part would be meaningless
+    same = pd.DataFrame({"R0": [1.0, 2.0]})
+    assert deal_units(same, []).equals(same)  # no amounts: unchanged
+
+
+def test_secondary_outcomes_use_the_same_test_and_never_set_the_verdict():
+    out = _panel(seed=1)
+    t0 = 36
+    rng = np.random.default_rng(11)
+    out.iloc[t0:, 0] = rng.poisson(3 * out.iloc[:t0, 0].mean(), len(out) - t0)
+    value = out * 5000.0  # value follows the tripled count
+    flat = _panel(seed=9)  # stage advancements did not move
+    act = _panel(seed=4, rate=5.0)
+    act.iloc[t0:, 0] += 6
+    a = assess_commitment(act, out, "R0", WEEKS[t0], WEEKS[t0 + 12], target=11.0, lag_weeks=0, horizon_weeks=12,
+                          secondary={"pipeline value": deal_units(value, [5000.0]), "stage advancements": flat})
+    assert a.verdict == a.pipeline.verdict == "moved"
+    assert set(a.secondary) == {"pipeline value", "stage advancements"}
+    assert a.secondary["pipeline value"].verdict == "moved"
+    assert a.secondary["pipeline value"].rate_ratio == pytest.approx(a.pipeline.rate_ratio, rel=0.05)
+    assert a.secondary["stage advancements"].verdict != "moved"
+    s = a.secondary_sentence
+    assert s.startswith("Secondary outcomes") and "pipeline value" in s and "stage advancements" in s
+    assert assess_commitment(act, out, "R0", WEEKS[t0], WEEKS[t0 + 12], target=11.0).secondary_sentence == ""
