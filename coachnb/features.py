@@ -381,6 +381,7 @@ class FeatureStore:
         self._funnel: dict = {}
         self._cube = None
         self._team_ds = None
+        self._files: dict = {}
 
     # ---------------------------------------------------------------- datasets
     def _dataset(self, per_rep: dict) -> StoreDataset:
@@ -391,10 +392,35 @@ class FeatureStore:
             config=self.config, excluded=m["excluded"], warnings=m["warnings"], fingerprint=self.info["fingerprint"],
             data_dir=m["data_dir"], present=m["present"], feature_store=self, has_flags=m["has"], **per_rep)
 
+    def _per_rep_file(self, name: str):
+        """The table's open Parquet file and each row group's (min, max) owner, read once."""
+        if name not in self._files:
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(self.path / "reps" / f"{name}.parquet")
+            col = pf.schema_arrow.get_field_index(_OWNER)
+            bounds = []
+            for i in range(pf.num_row_groups):
+                st = pf.metadata.row_group(i).column(col).statistics
+                bounds.append((st.min, st.max) if st is not None and st.has_min_max else None)
+            self._files[name] = (pf, bounds)
+        return self._files[name]
+
     def rep_slice(self, name: str, rep_id: str) -> pd.DataFrame:
-        """One rep's rows of a per-rep table (Parquet row groups of other reps are skipped)."""
-        frame = pd.read_parquet(self.path / "reps" / f"{name}.parquet", filters=[(_OWNER, "==", str(rep_id))])
-        frame = frame.drop(columns=[_OWNER]).reset_index(drop=True)
+        """One rep's rows of a per-rep table (Parquet row groups of other reps are skipped).
+
+        The file's metadata is read once per process; a rep's rows are read from the row groups
+        whose owner range holds the rep (rows are sorted by owner), then filtered: the frame
+        ``pd.read_parquet(..., filters=[(owner, "==", rep_id)])`` gives, without a dataset scan.
+        """
+        import pyarrow.compute as pc
+
+        rep_id = str(rep_id)
+        pf, bounds = self._per_rep_file(name)
+        groups = [i for i, b in enumerate(bounds) if b is None or b[0] <= rep_id <= b[1]]
+        table = pf.read_row_groups(groups, use_threads=False) if groups else pf.schema_arrow.empty_table()
+        table = table.filter(pc.equal(table.column(_OWNER), rep_id))
+        frame = table.to_pandas().drop(columns=[_OWNER]).reset_index(drop=True)
         return frame.astype(self._empty[name].dtypes.to_dict()) if frame.empty else frame
 
     def dataset_for(self, rep_id: str | None) -> StoreDataset:

@@ -163,3 +163,23 @@ def test_cube_is_held_compact_and_sorted_by_day(store):
     assert (np.diff(day) >= 0).all() and (codes >= 0).all()
     assert values["call"].dtype.itemsize <= 2 and day.dtype == np.int32
     assert values["pipeline_created"].dtype.kind == "f"
+
+
+def test_rep_slice_equals_a_filtered_parquet_read(sample_dir, sample_ds, tmp_path, monkeypatch):
+    """Reading a rep's row groups and filtering gives the frame of pandas' filtered read, for every
+    rep (row groups holding several reps, reps spanning row groups) and for an id that owns nothing."""
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(features, "ROW_GROUP_ROWS", 50)
+    fs = features.open_store(features.build_store(sample_dir, DEMO_AS_OF, 13, tmp_path))
+    assert pq.ParquetFile(fs.path / "reps" / "stage_history.parquet").num_row_groups > 5
+    reps = list(sample_ds.reps["rep_id"].astype(str))
+    for name in features.PER_REP:
+        path = fs.path / "reps" / f"{name}.parquet"
+        for rep_id in reps + ["NOBODY"]:
+            expected = pd.read_parquet(path, filters=[(features._OWNER, "==", rep_id)])
+            expected = expected.drop(columns=[features._OWNER]).reset_index(drop=True)
+            if expected.empty:
+                expected = expected.astype(fs._empty[name].dtypes.to_dict())
+            pd.testing.assert_frame_equal(fs.rep_slice(name, rep_id), expected, check_exact=True)
+    assert len(fs.rep_slice("opportunities", reps[-1])) > 0
