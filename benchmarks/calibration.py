@@ -13,19 +13,20 @@ rates 0.5-10 a week, effects ramping in over 0-4 weeks) and prints ONE table:
   window rate ratio, share of "not enough data to tell", and wrong-sign rate among
   significant results.
 
-Size adjustment of the naive test (from its p-values in the known-date null):
+Size-adjusted power: each test's p-value threshold is set on the matching null scenario
+(the known-date null unless a row says otherwise), then applied to the effect rows.
 
-* ``adjG`` -- the primary comparison: ONE p-value threshold giving 5% false positives
-  overall, which is what a user could calibrate. ``cAdjG`` holds coachnb to exactly the
-  same calibration (one threshold on its p-value, gates passed, 5% in the known-date
-  null), so adjG vs cAdjG compares power at an identical false-positive rate. It spends those false positives
-  unevenly: by baseline volume band the header shows its null FPR (about 1% for reps
-  under 1 opportunity a week, 13% at 5 or more), while coachnb holds about 5% in every
-  band (also shown). So adjG power is not a like-for-like per-rep guarantee.
-* ``adjB*`` -- an ORACLE, not a usable test: one threshold per baseline band, set from
-  the true null in that band (which no user knows). Bands are cut on the *observed*
-  baseline rate, so each band's null is shifted by regression to the mean, and the
-  two-sided per-band thresholds partly exploit that shift; read it as a reference only.
+* ``cAdjU`` / ``adjU`` -- the primary comparison: both tests held to the same 2.5% rate of
+  false "moved up" claims in the null (an equal-tailed 5% test's share on that side).
+  Every planted effect is an increase, and a false "your change worked" is the claim that
+  does harm. Under the null the naive test's rejections lean upward (quarter-end spikes),
+  so with one two-sided threshold it would buy power for increases with more false
+  "moved up" claims than coachnb makes.
+* ``cAdjG`` / ``adjG`` -- one two-sided threshold each, 5% false positives overall in
+  either direction. The naive test spends them unevenly: by baseline volume band the header
+  shows its null FPR (about 1% for reps under 1 opportunity a week, 13% at 5 or more),
+  while coachnb holds about 5% in every band (also shown): its adjG power is bought with
+  false alarms on high-volume reps, not a like-for-like per-rep guarantee.
 
 Rows ending "strong team swings" (and their null) simulate team-wide swings as large as a
 rep's own noise (team shock sd 0.4, quarter-end spike 0.6): there the naive test's
@@ -216,16 +217,39 @@ def _effective_p(rows: list[dict]) -> np.ndarray:
     return np.array([r["p"] if r.get("gates_ok", True) and np.isfinite(r["p"]) else 1.0 for r in rows], float)
 
 
+def _up_threshold(p: np.ndarray, up: np.ndarray, share: float = ALPHA / 2) -> float:
+    """Largest p threshold at which at most ``share`` of the (null) rows claim an increase.
+
+    An increase is claimed when ``p <= t`` and the estimate points up. Ties in ``p`` (rank
+    p-values are discrete) are never split: the threshold stops below a tie that would
+    overshoot.
+    """
+    s = np.sort(p[up & np.isfinite(p)])
+    k = int(math.floor(share * len(p)))
+    if k < 1 or len(s) == 0:
+        return 0.0
+    vals = np.unique(s)
+    counts = np.searchsorted(s, vals, side="right")
+    ok = vals[counts <= k]
+    return float(ok[-1]) if len(ok) else 0.0
+
+
 def summarize(by: dict[int, list[dict]]) -> tuple[list[dict], dict]:
     """One summary dict per scenario (what the table prints; also what the smoke test checks).
 
-    The naive test is size-adjusted two ways from its null p-values in the known-date
-    null (scenario 0): ``naive_adj`` (adjG, the primary comparison) uses one threshold
-    (its overall 5% quantile), which lets it spend its false positives on high-volume
-    reps, where overdispersion makes it reject most (it is then far above 5% for them and
-    below 5% for low-volume reps); ``naive_adj_band`` (adjB*, an oracle) uses one
-    threshold per baseline-volume band taken from the true null of that band.
-    ``meta['coachnb_band_fpr']`` is coachnb's own null FPR per band, for comparison.
+    Size-adjusted power, both tests from their p-values in the matching null scenario
+    (``Scenario.calibrated_on``):
+
+    * ``adj_up`` / ``naive_adj_up`` (cAdjU / adjU, the primary comparison): each test held to
+      the same 2.5% rate of false "moved up" claims (what an equal-tailed 5% test spends on
+      that side). Every planted effect is an increase, and a false "your change worked" is
+      the claim that does harm; a two-sided test whose null rejections lean upward (the
+      naive one's do: quarter-end spikes) would otherwise buy power for increases with more
+      false "moved up" claims.
+    * ``adj`` / ``naive_adj`` (cAdjG / adjG): one two-sided threshold each, 5% false
+      positives overall in either direction. The naive test spends them on high-volume
+      reps, where overdispersion makes it reject most (``meta['band_fpr_global']`` by
+      baseline band; coachnb's own per band in ``meta['coachnb_band_fpr']``).
     """
     scs = scenarios()
     null_rows = by.get(0, [])
@@ -233,61 +257,63 @@ def summarize(by: dict[int, list[dict]]) -> tuple[list[dict], dict]:
     null_band = _band(np.array([r["pre_rate"] for r in null_rows], float))
     ok = np.isfinite(naive_null)
     alpha_adj = float(np.quantile(naive_null[ok], ALPHA)) if ok.any() else float("nan")
-    band_alpha = np.full(len(RATE_BANDS) - 1, alpha_adj)
-    for b in range(len(band_alpha)):
-        sel = ok & (null_band == b)
-        if sel.sum() >= 20:
-            band_alpha[b] = float(np.quantile(naive_null[sel], ALPHA))
     band_fpr_global = [float(np.mean(naive_null[ok & (null_band == b)] <= alpha_adj)) if (ok & (null_band == b)).any()
-                       else float("nan") for b in range(len(band_alpha))]
-    # coachnb held to the same calibration as adjG: one p threshold giving exactly 5% "moved" in the null
-    c_null = _effective_p(null_rows)
-    alpha_adj_c = float(np.quantile(c_null, ALPHA)) if len(c_null) else float("nan")
+                       else float("nan") for b in range(len(RATE_BANDS) - 1)]
     null_moved = np.array([r["moved"] for r in null_rows], bool)
     coachnb_band_fpr = [float(np.mean(null_moved[null_band == b])) if (null_band == b).any() else float("nan")
-                        for b in range(len(band_alpha))]
-    meta = dict(alpha_adj=alpha_adj, band_alpha=band_alpha.tolist(), band_fpr_global=band_fpr_global,
-                coachnb_band_fpr=coachnb_band_fpr, alpha_adj_coachnb=alpha_adj_c)
+                        for b in range(len(RATE_BANDS) - 1)]
+
+    def calibrate(rows: list[dict]) -> dict:
+        np_, cp = _naive_p(rows), _effective_p(rows)
+        return dict(naive=float(np.quantile(np_, ALPHA)), coach=float(np.quantile(cp, ALPHA)),
+                    naive_up=_up_threshold(np_, _flag(rows, "naive_up")), coach_up=_up_threshold(cp, _flag(rows, "up")))
+
     # rows from another data-generating process are size-adjusted on that process's own null
-    thresholds = {scs[0].name: (alpha_adj, alpha_adj_c)}
-    for k, rows in by.items():
-        if scs[k].is_null and k != 0 and rows:
-            nn = np.array([r["naive_p"] for r in rows], float)
-            thresholds[scs[k].name] = (float(np.quantile(nn[np.isfinite(nn)], ALPHA)),
-                                       float(np.quantile(_effective_p(rows), ALPHA)))
+    thresholds = {scs[k].name: calibrate(rows) for k, rows in by.items() if scs[k].is_null and rows}
+    t0 = thresholds.get(scs[0].name, {})
+    meta = dict(alpha_adj=alpha_adj, band_fpr_global=band_fpr_global, coachnb_band_fpr=coachnb_band_fpr,
+                alpha_adj_coachnb=t0.get("coach", float("nan")), alpha_up=t0.get("naive_up", float("nan")),
+                alpha_up_coachnb=t0.get("coach_up", float("nan")))
     out = []
+    nan = float("nan")
     for k, rows in by.items():
         sc = scs[k]
         n = len(rows)
         moved = np.array([r["moved"] for r in rows], bool)
         p = np.array([r["p"] for r in rows], float)
         np_ = np.array([r["naive_p"] for r in rows], float)
-        up = np.array([r["up"] for r in rows], float)
-        nup = np.array([r["naive_up"] for r in rows], float)
         cov = np.array([r["covered"] for r in rows], float)
-        thr = band_alpha[np.clip(_band(np.array([r["pre_rate"] for r in rows], float)), 0, len(band_alpha) - 1)]
         n_rej = int(moved.sum())
         naive_rej = np.isfinite(np_) & (np_ <= ALPHA)
-        t_naive, t_coach = thresholds.get(sc.calibrated_on, (float("nan"), float("nan")))
+        t = thresholds.get(sc.calibrated_on)
+        cp, nq = _effective_p(rows), _naive_p(rows)
+        up, nup = _flag(rows, "up"), _flag(rows, "naive_up")
         s = dict(name=sc.name, null=sc.is_null, n=n,
                  rate=n_rej / n, rate_ci=wilson(n_rej, n),
                  p_rate=float(np.mean(np.nan_to_num(p, nan=1.0) <= ALPHA)),
-                 adj=float(np.mean(_effective_p(rows) <= t_coach)) if len(rows) else float("nan"),
+                 adj=float(np.mean(cp <= t["coach"])) if t else nan,
+                 adj_up=float(np.mean(up & (cp <= t["coach_up"]))) if t else nan,
                  naive_rate=naive_rej.sum() / n, naive_ci=wilson(int(naive_rej.sum()), n),
-                 naive_adj=float(np.mean(np.nan_to_num(np_, nan=1.0) <= t_naive)) if np.isfinite(t_naive)
-                 else float("nan"),
-                 naive_adj_band=float(np.mean(np.nan_to_num(np_, nan=1.0) <= thr)),
-                 coverage=float(np.nanmean(cov)) if np.isfinite(cov).any() else float("nan"),
+                 naive_adj=float(np.mean(nq <= t["naive"])) if t else nan,
+                 naive_adj_up=float(np.mean(nup & (nq <= t["naive_up"]))) if t else nan,
+                 coverage=float(np.nanmean(cov)) if np.isfinite(cov).any() else nan,
                  not_enough=float(np.mean([r["not_enough"] for r in rows])),
                  detected=float(np.mean([r["detected"] for r in rows])),
                  ks=ks_uniform(p), naive_ks=ks_uniform(np_))
         if not sc.is_null:
-            wrong = moved & (up == 0)
-            s["wrong_sign"] = wrong.sum() / max(n_rej, 1)
-            nwrong = naive_rej & (nup == 0)
-            s["naive_wrong_sign"] = nwrong.sum() / max(int(naive_rej.sum()), 1)
+            s["wrong_sign"] = (moved & ~up).sum() / max(n_rej, 1)
+            s["naive_wrong_sign"] = (naive_rej & ~nup).sum() / max(int(naive_rej.sum()), 1)
         out.append(s)
     return out, meta
+
+
+def _naive_p(rows: list[dict]) -> np.ndarray:
+    return np.nan_to_num(np.array([r["naive_p"] for r in rows], float), nan=1.0)
+
+
+def _flag(rows: list[dict], key: str) -> np.ndarray:
+    """A 0/1/NaN column as booleans (NaN -> False)."""
+    return np.array([r[key] for r in rows], float) == 1.0
 
 
 def format_table(summary: list[dict], meta: dict) -> str:
@@ -297,31 +323,34 @@ def format_table(summary: list[dict], meta: dict) -> str:
     def ci(c):
         return f"[{c[0]:.3f},{c[1]:.3f}]"
 
-    head = (f"{'scenario':34s} {'n':>5s} | {'coachnb':>6s} {'95% CI':15s} {'p<=a':>6s} {'cAdjG':>6s} {'KS':>6s} | "
-            f"{'naive':>6s} {'95% CI':15s} {'adjG':>6s} {'adjB*':>6s} {'KS':>6s} | {'cover':>6s} {'notEn':>6s} "
-            f"{'wrong':>6s} {'nWrong':>6s}")
+    head = (f"{'scenario':34s} {'n':>5s} | {'coachnb':>6s} {'95% CI':15s} {'p<=a':>6s} {'cAdjU':>6s} {'cAdjG':>6s} "
+            f"{'KS':>6s} | {'naive':>6s} {'95% CI':15s} {'adjU':>6s} {'adjG':>6s} {'KS':>6s} | {'cover':>6s} "
+            f"{'notEn':>6s} {'wrong':>6s} {'nWrong':>6s}")
     lines = [
         "Rejection rates at alpha = 0.05 (null rows: false-positive rate; effect rows: power).",
         "coachnb = verdict 'moved' (all gates passed, placebo p <= 0.05); p<=a = placebo test alone;",
-        f"cAdjG = coachnb size-adjusted exactly like adjG (gates passed and p <= {meta['alpha_adj_coachnb']:.4f}: "
-        "exactly 5% in the known-date null);",
-        "naive = plain before/after Poisson test, same windows; adjG = naive power size-adjusted with one",
-        f"global threshold (p <= {meta['alpha_adj']:.1e}), the primary comparison: 5% FPR overall, but by baseline",
-        f"band <1, 1-2.5, 2.5-5, >=5 a week its null FPR is {', '.join(f'{x:.3f}' for x in meta['band_fpr_global'])} "
-        f"(coachnb: {', '.join(f'{x:.3f}' for x in meta.get('coachnb_band_fpr', []))});",
-        "adjB* = ORACLE, not a usable test: one threshold per band from that band's true null;",
+        "naive = plain before/after Poisson test, same windows.",
+        "Size-adjusted power (each test's threshold set on the matching null scenario):",
+        f"  cAdjU / adjU = the primary comparison: both held to the same 2.5% false 'moved up' claims (coachnb "
+        f"p <= {meta['alpha_up_coachnb']:.4f}, naive p <= {meta['alpha_up']:.1e} in the known-date null);",
+        f"  cAdjG / adjG = one two-sided threshold each, 5% false positives overall (coachnb p <= "
+        f"{meta['alpha_adj_coachnb']:.4f}, naive p <= {meta['alpha_adj']:.1e});",
+        "  the naive test spends those on high-volume reps: by baseline band <1, 1-2.5, 2.5-5, >=5 a week its",
+        f"  null FPR is {', '.join(f'{x:.3f}' for x in meta['band_fpr_global'])} "
+        f"(coachnb at its own 5%: {', '.join(f'{x:.3f}' for x in meta.get('coachnb_band_fpr', []))});",
         "cover = 95% interval covers the true window rate ratio; notEn = share 'not enough data to tell';",
         "wrong/nWrong = wrong-sign share among significant results (coachnb/naive); KS = distance of p-values "
         "from uniform.",
         head, "-" * len(head)]
     for s in summary:
         wrong = s.get("wrong_sign")
+        eff = not s["null"]
         lines.append(
             f"{s['name'][:34]:34s} {s['n']:5d} | {s['rate']:6.3f} {ci(s['rate_ci']):15s} {s['p_rate']:6.3f} "
-            f"{pct(s['adj']) if not s['null'] else '   -  '} "
+            f"{pct(s['adj_up']) if eff else '   -  '} {pct(s['adj']) if eff else '   -  '} "
             f"{pct(s['ks']) if s['null'] else '   -  '} | {s['naive_rate']:6.3f} {ci(s['naive_ci']):15s} "
-            f"{pct(s['naive_adj']) if not s['null'] else '   -  '} "
-            f"{pct(s['naive_adj_band']) if not s['null'] else '   -  '} {pct(s['naive_ks']) if s['null'] else '   -  '} | "
+            f"{pct(s['naive_adj_up']) if eff else '   -  '} {pct(s['naive_adj']) if eff else '   -  '} "
+            f"{pct(s['naive_ks']) if s['null'] else '   -  '} | "
             f"{pct(s['coverage'])} {s['not_enough']:6.3f} {pct(wrong) if wrong is not None else '   -  '} "
             f"{pct(s.get('naive_wrong_sign')) if wrong is not None else '   -  '}")
     return "\n".join(lines)
