@@ -903,6 +903,13 @@ def _run_locked(*, data_dir, as_of, report_dir, manifest_path, selected, unknown
                         "failed_cell": None, "fingerprint": None}
             task = {"key": "overview", "notebook": str(overview_notebook), "parameters": params,
                     "engine": engine, "timeout": timeout, "title": f"Team overview, {as_of}"}
+            if pool is not None and tasks:
+                # The index gets a fresh worker: a report worker holds its imports, panels and caches
+                # (~390 MB at 1000 reps), and the overview's own work on top of that was a worker's
+                # peak; a new worker starts in a few seconds and holds only what the index needs.
+                pool.close()
+                pool = WorkerPool(1, engine=engine)
+                run_tasks = pool.run
             holder = {}
             run_tasks([task], lambda task, result: holder.update(result=result))
             try:
@@ -934,6 +941,8 @@ def _record(report_dir: Path, entry: dict, task: dict, result: dict, engine: str
         f"duration: {result.get('duration_s')} s",
         f"status: {result['status']}",
     ]
+    if result.get("pid"):
+        log_lines.append(f"worker process: {result['pid']}")
     if result["status"] == "ok":
         atomic_write_text(path_inside(report_dir, entry["ipynb"]), result["ipynb"])
         atomic_write_text(path_inside(report_dir, entry["html"]), result["html"])

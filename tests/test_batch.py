@@ -72,6 +72,13 @@ def test_one_report_per_rep_then_resume_skips_unchanged(tmp_path):
     assert not (tmp_path / "etc").exists()                                  # no path traversal
     assert sorted(p.name for p in report_dir.iterdir() if p.suffix == ".html")[0] == "00123.html"
     assert 'href="etc_passwd.' in (report_dir / "index.html").read_text(encoding="utf-8")
+
+    def worker(log):
+        return re.search(r"^worker process: (\d+)$", (report_dir / log).read_text(encoding="utf-8"), re.M).group(1)
+
+    # the index runs in a worker of its own, not in one holding the reports' caches
+    report_workers = {worker(e["log"]) for e in m["reports"]}
+    assert 1 <= len(report_workers) <= 2 and worker(m["overview"]["log"]) not in report_workers
     first = {e["html"]: (report_dir / e["html"]).stat().st_mtime_ns for e in m["reports"]}
 
     again = batch(data_dir, ds, out, audience="both", resume=True)
