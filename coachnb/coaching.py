@@ -879,7 +879,7 @@ class ActivityLink:
             return (f"Based on the team's new opportunities per unit of this activity ({self.n_reps} reps), "
                     "assuming an extra unit works as well as the team's average one (too few reps for a "
                     "model that follows each rep over time).")
-        return "The metric is new opportunities itself."
+        return ""  # the metric is new opportunities itself: nothing to explain
 
 
 def activity_link(ds: Dataset, rep_id: str, as_of, metric: str,

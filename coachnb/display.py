@@ -210,6 +210,8 @@ def since_last_time(r) -> None:
             display(HTML(f'<p class="cnb-verdict {VERDICT_CSS.get(p.verdict, "")}">'
                          f"<strong>Did it move pipeline?</strong> {esc(p.sentence)}</p>"))
             table(evidence_table(p))
+            if a.secondary_sentence:
+                para(a.secondary_sentence)
         d = rv.diagnosis
         if d is not None and r.audience == "manager":
             para(f"{d.label}. {d.detail}".strip())
@@ -265,6 +267,8 @@ def focus(r) -> None:
             para(f"What if {sc['label']} went from {sc['baseline']:g} to {sc['target']:g} a week? "
                  "Expected extra new opportunities and pipeline (95% interval):")
             table(scenario_table(t))
+            if t.attrs.get("basis"):
+                para(t.attrs["basis"])
 
 
 def scenario_table(t: pd.DataFrame) -> pd.DataFrame:

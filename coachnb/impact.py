@@ -882,20 +882,21 @@ class CommitmentAssessment:
 
     @property
     def secondary_sentence(self) -> str:
-        """One sentence on the secondary outcomes ("" without any)."""
+        """One sentence on the secondary outcomes ("" without any, or when the activity did not change)."""
+        if self.verdict == "activity did not change":
+            return ""  # nothing to attribute, as for the primary outcome
         parts = []
         for label, r in self.secondary.items():
             if not np.isfinite(r.rate_ratio):
-                parts.append(f"{label}: can't be computed yet")
+                parts.append(f"{label} can't be computed yet")
                 continue
             hi = "no upper limit" if not np.isfinite(r.ci_high) else _fmt_ratio(r.ci_high)
-            word = ("moved" if r.verdict == "moved" else "no meaningful change" if r.verdict == "no meaningful change"
-                    else "not enough data to tell")
-            parts.append(f"{label} {_fmt_ratio(r.rate_ratio)} of the expected level "
+            word = r.verdict if r.verdict in ("moved", "no meaningful change") else "not enough data to tell"
+            parts.append(f"{label} {_fmt_ratio(r.rate_ratio)} what the team's trend predicts "
                          f"({_fmt_ratio(r.ci_low)} to {hi}, {word})")
         if not parts:
             return ""
-        return "Secondary outcomes, same test, supporting evidence only: " + "; ".join(parts) + "."
+        return "Also checked the same way, as supporting evidence: " + "; ".join(parts) + "."
 
 
 def deal_units(value_panel: pd.DataFrame, deal_amounts) -> pd.DataFrame:

@@ -809,6 +809,27 @@ def _outcome_panel(tv: TeamView, hist_start: pd.Timestamp) -> pd.DataFrame:
     return tv.cache[key]
 
 
+def _secondary_panels(tv: TeamView, hist_start: pd.Timestamp, counts: pd.DataFrame) -> dict:
+    """Secondary outcomes of a commitment: pipeline value in deal units, stage advancements (cached).
+
+    The deal unit (``impact.deal_units``) comes from the weeks in which a rep created exactly
+    one opportunity: those weeks' values are single deal amounts, so no rep's deal list is needed.
+    """
+    from . import features, impact
+
+    key = ("secondary_wide", hist_start)
+    if key not in tv.cache:
+        value = features.pipeline_panel(tv.ds, hist_start, tv.window.end, "pipeline_created")
+        value = value.reindex(index=counts.index, columns=counts.columns)
+        single = value.to_numpy(dtype=float)[counts.to_numpy(dtype=float) == 1]
+        panels = {"pipeline value": impact.deal_units(value, single)}
+        if tv.ds.has("stage_history"):
+            panels["stage advancements"] = features.pipeline_panel(tv.ds, hist_start, tv.window.end,
+                                                                   "stage_advancements")
+        tv.cache[key] = panels
+    return tv.cache[key]
+
+
 def _rep_series(tv: TeamView, metric: str, hist_start: pd.Timestamp, rep_id: str) -> pd.DataFrame:
     """The rep's weekly values of a commitment metric, DataFrame[week, value] in week order.
 
@@ -886,7 +907,8 @@ def review_commitment(tv: TeamView, rep_id: str, c: dict, audience: str = "manag
     finished = bool(c["end"] < w.as_of)
     assessment = impact.assess_commitment(
         activity_panel, outcome_panel, rep_id, c["start"].tz_localize(None), c["end"].tz_localize(None),
-        float(c["target"]), baseline=float(c["baseline"]), excluded_peers=peers_who_changed(tv, rep_id, c))
+        float(c["target"]), baseline=float(c["baseline"]), excluded_peers=peers_who_changed(tv, rep_id, c),
+        secondary=_secondary_panels(tv, hist_start, outcome_panel))
     diagnosis = coaching.diagnose(assessment, commitment={**c, "label": label}, finished=finished,
                                   audience=audience)
     mine = _rep_series(tv, c["metric"], hist_start, rep_id)

@@ -102,6 +102,18 @@ def test_rep_preread_speaks_to_the_rep(batch):
     assert "pre-read" in text and "How I rate myself" in text
 
 
+def test_commitments_show_secondary_outcomes_and_scenarios_say_what_they_rest_on(batch):
+    result, _, _ = batch
+    texts = [_text((result.report_dir / r["html"]).read_text(encoding="utf-8"))
+             for r in result.reports if r["audience"] == "manager"]
+    judged = [t for t in texts if "Did it move pipeline?" in t and "did not clearly change" not in t]
+    assert judged and all("Also checked the same way, as supporting evidence: pipeline value" in t for t in judged)
+    # a scenario on an activity says what it rests on (one on new opportunities themselves needs no model)
+    on_activity = [t for t in texts if re.search(r"What if (calls|emails|meetings|demos|activities)", t)]
+    assert on_activity
+    assert all("within each of the" in t or "team's new opportunities per unit" in t for t in on_activity)
+
+
 def test_index_links_every_rep(batch):
     result, reps, _ = batch
     index = (result.report_dir / "index.html").read_text(encoding="utf-8")

@@ -280,5 +280,9 @@ def test_secondary_outcomes_use_the_same_test_and_never_set_the_verdict():
     assert a.secondary["pipeline value"].rate_ratio == pytest.approx(a.pipeline.rate_ratio, rel=0.05)
     assert a.secondary["stage advancements"].verdict != "moved"
     s = a.secondary_sentence
-    assert s.startswith("Secondary outcomes") and "pipeline value" in s and "stage advancements" in s
+    assert s.startswith("Also checked the same way") and "pipeline value" in s and "stage advancements" in s
+    flat_act = out * 0 + 5.0  # the activity never changed: nothing to attribute, secondaries too
+    b = assess_commitment(flat_act, out, "R0", WEEKS[t0], WEEKS[t0 + 12], target=11.0, lag_weeks=0, horizon_weeks=12,
+                          secondary={"pipeline value": value})
+    assert b.verdict == "activity did not change" and b.secondary_sentence == ""
     assert assess_commitment(act, out, "R0", WEEKS[t0], WEEKS[t0 + 12], target=11.0).secondary_sentence == ""

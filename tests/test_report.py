@@ -114,7 +114,33 @@ def test_commitment_reviews_carry_verdict_and_numbers(sample_ds):
             assert p.sentence
             assert rv.diagnosis.opening_question.endswith("?")
             assert set(rv.weekly.columns) == {"week", "value"}
+            # secondary outcomes: the same test on the same windows, never the verdict
+            sec = rv.assessment.secondary
+            assert set(sec) == {"pipeline value", "stage advancements"}
+            for r in sec.values():
+                assert (r.n_pre_weeks, r.n_post_weeks, r.gates["activity_changed"]) == (
+                    p.n_pre_weeks, p.n_post_weeks, p.gates["activity_changed"])
+            assert rv.assessment.verdict == p.verdict
+            assert rv.assessment.secondary_sentence.startswith("Also checked the same way") or (
+                p.verdict == "activity did not change" and rv.assessment.secondary_sentence == "")
     assert reviewed >= 10
+
+
+def test_pipeline_value_is_measured_in_deal_units_from_single_deal_weeks(sample_ds):
+    from coachnb import features
+    from coachnb.report import _outcome_panel, _secondary_panels
+
+    tv = team_view(sample_ds, pd.Timestamp(AS_OF, tz=sample_ds.config.timezone), 13)
+    counts = _outcome_panel(tv, tv.history_start)
+    value = features.pipeline_panel(sample_ds, tv.history_start, tv.window.end, "pipeline_created")
+    units = _secondary_panels(tv, tv.history_start, counts)["pipeline value"]
+    single = value.to_numpy()[counts.to_numpy() == 1]
+    assert len(single) > 50  # plenty of weeks with exactly one new deal
+    scale = (single**2).mean() / single.mean()
+    assert units.to_numpy() == pytest.approx(value.to_numpy() / scale)
+    # in deal units a rep-week's value is on the scale of its count (a deal is a unit or so), not of currency
+    busy = counts.to_numpy() > 0
+    assert 0.2 < (units.to_numpy()[busy] / counts.to_numpy()[busy]).mean() < 2.0
 
 
 def test_partial_data_renders_with_sections_explained(sample_dir, tmp_path):
