@@ -146,7 +146,7 @@ def test_store_panels_equal_pivoted_long_frames(sample_ds, store):
 
     ds, _, tv = open_data(store, DEMO_AS_OF, 13, str(sample_ds.reps["rep_id"].iloc[0]))
     starts = [tv.history_start, weeks_before(tv.window.end - pd.Timedelta(days=3), 52)]
-    assert starts[1].dayofweek != starts[0].dayofweek  # one window starts mid-week
+    assert starts[1].day_of_week != starts[0].day_of_week  # one window starts mid-week
     for start in starts:
         for metric in ds.config.commitment_metrics:
             wide = features.metric_panel(ds, metric, start, tv.window.end)
