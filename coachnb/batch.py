@@ -297,6 +297,7 @@ class _Worker:
         self.task = None
         self.deadline = None
         self.started_task_at = None
+        self.group = None  # the group (team) of the worker's last task, see pick_task
 
     def kill(self) -> None:
         if self.process.is_alive():
@@ -315,6 +316,34 @@ class _Worker:
             except ValueError:
                 pass
         return f"worker process died (exit code {code})"
+
+
+def pick_task(pending: deque, group, held: set) -> dict:
+    """Remove and return the task an idle worker runs next.
+
+    Tasks may name a ``group`` (the batch uses the rep's team): a worker keeps to its group while
+    it has tasks, then takes the first task of a group no other worker holds, and only then any
+    task (so no worker idles while work is left). Work computed once per team in a process (the
+    team's scenario model, fitted in the worker that first needs it and cached there) is then
+    computed by one worker, not by every worker the team's reps happen to land on.
+
+    Parameters
+    ----------
+    pending : deque of dict
+        Tasks not yet started, in order; the chosen one is removed.
+    group : hashable or None
+        Group of the worker's previous task.
+    held : set
+        Groups of the other workers' current or previous tasks.
+    """
+    chosen = None
+    if group is not None:
+        chosen = next((i for i, t in enumerate(pending) if t.get("group") == group), None)
+    if chosen is None:
+        chosen = next((i for i, t in enumerate(pending) if t.get("group") is None or t.get("group") not in held), 0)
+    task = pending[chosen]
+    del pending[chosen]
+    return task
 
 
 class WorkerPool:
@@ -378,7 +407,9 @@ class WorkerPool:
             now = time.monotonic()
             for w in self._workers:
                 if w.state == "idle" and pending:
-                    task = pending.popleft()
+                    held = {o.group for o in self._workers if o is not w and o.state in ("busy", "idle")}
+                    task = pick_task(pending, w.group, held)
+                    w.group = task.get("group")
                     try:
                         w.conn.send(task)
                     except OSError:
@@ -824,7 +855,7 @@ def _run_locked(*, data_dir, as_of, report_dir, manifest_path, selected, unknown
             title = (f"{rep['name'] or rep['rep_id']}: your coaching report, {as_of}" if aud == "rep"
                      else f"{rep['name'] or rep['rep_id']} ({rep['rep_id']}): coaching report, {as_of}")
             task = {"key": (rep["rep_id"], aud), "notebook": str(notebook), "parameters": params,
-                    "engine": engine, "timeout": timeout, "title": title}
+                    "engine": engine, "timeout": timeout, "title": title, "group": rep["team"] or None}
             if row_spec is not None and aud == audiences[0]:
                 task["overview_row"] = dict(row_spec, rep_id=rep["rep_id"])
             tasks.append(task)

@@ -171,3 +171,20 @@ def test_dask_cluster_produces_the_same_reports(tmp_path):
     html = lambda root, e: (root / AS_OF / e["html"]).read_text(encoding="utf-8")  # noqa: E731
     assert html(tmp_path / "dask", by_rep["R1"]) == html(tmp_path / "local", by_rep["R1"])
     assert manifest(tmp_path / "dask")["overview"]["status"] == "ok"
+
+
+def test_workers_keep_to_a_team_then_take_a_free_one_then_any():
+    from collections import deque
+
+    from coachnb.batch import pick_task
+
+    pending = deque({"key": k, "group": g} for k, g in
+                    [(1, "A"), (2, "B"), (3, "A"), (4, "C"), (5, "B"), (6, None), (7, "A")])
+    assert pick_task(pending, None, set())["key"] == 1          # a fresh worker takes the first task
+    assert pick_task(pending, None, {"A"})["key"] == 2          # the next one a team nobody holds
+    assert pick_task(pending, "A", {"B"})["key"] == 3           # a worker keeps to its team
+    assert pick_task(pending, "A", {"B"})["key"] == 7
+    assert pick_task(pending, "A", {"B"})["key"] == 4           # its team done: a free team (C)
+    assert pick_task(pending, "C", {"B"})["key"] == 6           # ungrouped tasks are free for anyone
+    assert pick_task(pending, "C", {"B"})["key"] == 5           # only then another worker's team
+    assert not pending
