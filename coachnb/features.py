@@ -494,19 +494,23 @@ class FeatureStore:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            # Read as Arrow with rep_id dictionary-encoded and convert column by column: the rep
-            # codes come from the few distinct ids, not from a string object per row (reading it
-            # as a pandas frame was a worker's largest transient allocation, ~60 MB more at 1000 reps).
-            t = pq.read_table(self.path / "cube.parquet", columns=["rep_id", "day", *CUBE_COLUMNS],
-                              read_dictionary=["rep_id"], use_threads=False)
-            rep = t.column("rep_id").combine_chunks()
-            t = t.drop_columns(["rep_id"])
+            # Read column by column, rep_id dictionary-encoded: the rep codes come from the few
+            # distinct ids, not from a string object per row, and no more than one column is held
+            # as Arrow at a time (reading the whole table first was a worker's peak: ~70 MB above
+            # what the worker then holds, at 1000 reps)
+            pf = pq.ParquetFile(self.path / "cube.parquet", read_dictionary=["rep_id"])
+
+            def column(name):
+                return pf.read(columns=[name], use_threads=False).column(name).combine_chunks()
+
+            rep = column("rep_id")
             per_entry = _codes(pd.Index(rep.dictionary.to_pylist(), dtype="string"), _rep_ids(self.dataset_for(None)))
             indices = rep.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            del rep
             codes = np.where(indices >= 0, per_entry[np.clip(indices, 0, None)], -1) if len(per_entry) else \
                 np.full(len(indices), -1, dtype=np.int64)
-            del rep, indices
-            day = t.column("day").to_numpy()
+            del indices
+            day = column("day").to_numpy()
             # rows of reps not in the reps table never count (weekly() dropped them by mask before)
             order = np.flatnonzero(codes >= 0)
             order = order[np.argsort(day[order], kind="stable")]
@@ -514,9 +518,9 @@ class FeatureStore:
             day = day[order].astype(np.int32)
             values = {}
             for k in CUBE_COLUMNS:
-                values[k] = _compact(t.column(k).to_numpy()[order])
-                t = t.drop_columns([k])
-            del t, order
+                values[k] = _compact(column(k).to_numpy()[order])
+                pa.default_memory_pool().release_unused()
+            del order, pf
             pa.default_memory_pool().release_unused()
             self._cube = (codes, day, values)
         return self._cube
