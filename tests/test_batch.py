@@ -188,3 +188,27 @@ def test_workers_keep_to_a_team_then_take_a_free_one_then_any():
     assert pick_task(pending, "C", {"B"})["key"] == 6           # ungrouped tasks are free for anyone
     assert pick_task(pending, "C", {"B"})["key"] == 5           # only then another worker's team
     assert not pending
+
+
+def _report_threads(q):
+    import os
+    q.put({k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
+
+
+def test_workers_start_with_one_blas_thread_and_the_parent_env_is_left_alone(monkeypatch):
+    import multiprocessing
+
+    from coachnb.batch import _start_single_threaded
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")  # a user's own choice is kept
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_report_threads, args=(q,))
+    _start_single_threaded(p)
+    seen = q.get(timeout=60)
+    p.join(60)
+    assert seen == {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "3"}
+    import os
+    assert "OPENBLAS_NUM_THREADS" not in os.environ and os.environ["MKL_NUM_THREADS"] == "3"
