@@ -767,7 +767,7 @@ _FIT_CACHE: dict = {}
 
 
 def team_link_fit(ds: Dataset, team, metric: str, end, history_weeks: int = LINK_HISTORY_WEEKS,
-                  p_values: bool = False) -> pd.DataFrame | None:
+                  p_values: bool | tuple = False) -> pd.DataFrame | None:
     """The team's Poisson panel model of new opportunities on weekly ``metric`` (lags 0-4 weeks).
 
     :func:`coachnb.team_effects.team_activity_effect` on the ``history_weeks`` whole weeks
@@ -779,19 +779,20 @@ def team_link_fit(ds: Dataset, team, metric: str, end, history_weeks: int = LINK
     fitted (e.g. no new opportunities at all).
     """
     from . import features
-    from .report import _panel, weeks_before
+    from .report import weeks_before
     from .team_effects import team_activity_effect
 
     end = pd.Timestamp(end)
-    key = (ds.fingerprint, str(team), metric, str(end), int(history_weeks), bool(p_values))
+    key = (ds.fingerprint, str(team), metric, str(end), int(history_weeks),
+           p_values if isinstance(p_values, bool) else tuple(sorted(p_values)))
     if ds.fingerprint and key in _FIT_CACHE:
         return _FIT_CACHE[key]
     members = ds.reps.loc[ds.reps["team"].astype(str) == str(team), "rep_id"].astype(str).tolist()
     fit = None
     if len(members) >= LINK_MIN_REPS:
         start = weeks_before(end, int(history_weeks))
-        act = _panel(features.metric_weekly(ds, metric, start, end), "value")
-        out = _panel(features.weekly_pipeline(ds, start, end), "opportunities_created")
+        act = features.metric_panel(ds, metric, start, end)  # straight from the store's cube when there is one
+        out = features.pipeline_panel(ds, start, end)
         act.columns, out.columns = act.columns.astype(str), out.columns.astype(str)
         reps = [r for r in members if r in act.columns and r in out.columns]
         if len(reps) >= LINK_MIN_REPS:

@@ -156,7 +156,7 @@ def activity_effects(tv, metrics_used=None, history_weeks: int = 52) -> tuple[pd
     for metric in metrics_used:
         for team in sorted(ds.reps["team"].astype(str).unique()):
             # the same (cached) fit the reports' scenarios use; None: too few reps, or nothing to fit
-            fit = team_link_fit(ds, team, metric, tv.window.end, history_weeks, p_values=True)
+            fit = team_link_fit(ds, team, metric, tv.window.end, history_weeks, p_values=("total", "lead"))
             if fit is None:
                 continue
             total = fit.loc[fit.index.str.startswith("total")].iloc[0]

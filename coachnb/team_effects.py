@@ -95,7 +95,7 @@ def _weights(rng: np.random.Generator, B: int, G: int) -> np.ndarray:
 
 def team_activity_effect(activity_panel: pd.DataFrame, outcome_panel: pd.DataFrame, max_lag: int = 4, *,
                          lead: bool = True, alpha: float = 0.05, n_boot: int = 999, seed: int = 0,
-                         p_values: bool = True) -> pd.DataFrame:
+                         p_values: bool | tuple = True) -> pd.DataFrame:
     """Distributed-lag effect of weekly activity on weekly pipeline, team level.
 
     Parameters
@@ -113,10 +113,11 @@ def team_activity_effect(activity_panel: pd.DataFrame, outcome_panel: pd.DataFra
         Wild cluster bootstrap draws.
     seed : int
         Seed of the bootstrap (results are deterministic).
-    p_values : bool
+    p_values : bool or tuple of str
         Compute the WCR p-values (one restricted refit per term). ``False`` leaves
         ``p_value`` NaN and costs one fit: enough for a scenario, which needs only the
-        estimate and its interval.
+        estimate and its interval. A tuple of kinds (``"lag"``, ``"lead"``, ``"total"``)
+        computes only those terms' p-values (the team overview shows the total and the lead).
 
     Returns
     -------
@@ -161,7 +162,9 @@ def team_activity_effect(activity_panel: pd.DataFrame, outcome_panel: pd.DataFra
 
     # WCR score-test p-values: impose each null by refitting with that contrast fixed at 0
     pvals = np.full(K + 1, np.nan)
-    for j in range(K + 1 if p_values else 0):
+    kinds = [("lead" if n.startswith("lead") else "lag") for n in names] + ["total"]
+    wanted = set(kinds) if p_values is True else set(p_values or ())
+    for j in (j for j in range(K + 1) if kinds[j] in wanted):
         # reparametrize so the tested contrast is one coordinate: drop one column it loads on
         k0 = j if j < K else 0
         keep = [i for i in range(X.shape[1]) if i != k0]

@@ -236,6 +236,10 @@ def test_team_activity_effect_without_p_values_fits_once_with_the_same_estimates
     quick = team_activity_effect(act, out, max_lag=2, n_boot=199, p_values=False)
     assert quick["p_value"].isna().all() and full["p_value"].notna().all()
     pd.testing.assert_frame_equal(full.drop(columns="p_value"), quick.drop(columns="p_value"))
+    some = team_activity_effect(act, out, max_lag=2, n_boot=199, p_values=("total", "lead")).set_index("term")
+    tested = some["p_value"].notna()
+    assert list(some.index[tested]) == ["lead 1", "total (lags 0-2)"]
+    assert some.loc[tested, "p_value"].tolist() == full.set_index("term").loc[tested[tested].index, "p_value"].tolist()
 
 
 def test_team_activity_effect_without_effect_is_near_zero():
