@@ -212,3 +212,22 @@ def test_workers_start_with_one_blas_thread_and_the_parent_env_is_left_alone(mon
     assert seen == {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "3"}
     import os
     assert "OPENBLAS_NUM_THREADS" not in os.environ and os.environ["MKL_NUM_THREADS"] == "3"
+
+
+def test_a_worker_is_replaced_after_its_task_quota_and_nothing_is_lost(tmp_path, monkeypatch):
+    import coachnb.batch as batch_module
+
+    monkeypatch.setattr(batch_module, "MAX_TASKS_PER_WORKER", 2)
+    data_dir, ds = make_data(tmp_path)
+    out = tmp_path / "reports"
+    result = batch(data_dir, ds, out, jobs=1)
+    assert result.ok, result.failed
+    m = manifest(out)
+    assert len(m["reports"]) == len(REPS) and {e["status"] for e in m["reports"]} == {"ok"}
+    report_dir = out / AS_OF
+    pids = [re.search(r"^worker process: (\d+)$", (report_dir / e["log"]).read_text(encoding="utf-8"), re.M).group(1)
+            for e in m["reports"]]
+    # one worker at a time, two reports each: 6 reports -> 3 processes, none ran more than 2
+    assert len(set(pids)) == 3 and max(pids.count(p) for p in set(pids)) == 2
+    for e in m["reports"]:
+        check_report_html((report_dir / e["html"]).read_text(encoding="utf-8"))
