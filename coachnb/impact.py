@@ -575,13 +575,13 @@ def _naive_poisson_test(pre_sum: float, post_sum: float, pre: int, horizon: int)
     return float(rr), float(p)
 
 
-def _mde_log(se: float, pl: _Placebo, alpha: float, power: float = 0.8) -> float:
-    """Upward minimum detectable log rate ratio: shift so that ``power`` of the null lands past z_hi."""
+def _mde_factor(pl: _Placebo, alpha: float, power: float = 0.8) -> float:
+    """Upward minimum detectable log rate ratio per unit of standard error: the shift that puts
+    ``power`` of the null past z_hi (``inf`` when the pool can't reach ``alpha``)."""
     _, z_hi = _critical_z(pl.z, alpha)
     if not np.isfinite(z_hi):
         return math.inf
-    z_q = float(np.quantile(pl.z, 1 - power))
-    return se * (z_hi - z_q)
+    return z_hi - float(np.quantile(pl.z, 1 - power))
 
 
 def pipeline_impact(
@@ -764,19 +764,23 @@ def pipeline_impact(
     # MDE for a hypothetical post window of h weeks: the rep's and the peers' Poisson parts from
     # their baselines (so the team-trend variance needs no post data), the rep's extra part scaled
     # like a mean over h weeks (1/h + 1/P), relative to the window the null was built for.
-    def mde_at(h: int) -> float:
-        if pl is None or pre < 1 or not enough_pool:
-            return math.inf
+    # Vectorized over h: the weeks-needed search asks for every h up to two years.
+    factor = _mde_factor(pl, alpha) if pl is not None and pre >= 1 and enough_pool else math.inf
+
+    def mde_at(h) -> np.ndarray:
+        h = np.atleast_1d(np.asarray(h, dtype=float))
+        if not np.isfinite(factor):
+            return np.full(h.shape, math.inf)
         h_ref = horizon if horizon >= 1 else horizon_weeks
         u_pre = cs_r[t0 - gap_weeks] - cs_r[t0 - gap_weeks - pre]
         p_pre = cs_p[t0 - gap_weeks] - cs_p[t0 - gap_weeks - pre]
         _, v = _log_ratio(u_pre, 0.0, pre, h)
-        _, vp = _log_ratio(p_pre, 0.0, pre, h)
-        v_trend = 1.0 / float(np.sum(1.0 / (vp + pl.peer_extra_var)))
+        _, vp = _log_ratio(p_pre[None, :], 0.0, pre, h[:, None])
+        v_trend = 1.0 / np.sum(1.0 / (vp + pl.peer_extra_var), axis=1)
         extra = pl.extra_var * (1 / h + 1 / pre) / (1 / h_ref + 1 / pre)
-        return math.exp(_mde_log(math.sqrt(v + v_trend + extra), pl, alpha))
+        return np.exp(np.sqrt(v + v_trend + extra) * factor)
 
-    res["mde_ratio"] = mde_at(horizon if horizon >= 1 else horizon_weeks)
+    res["mde_ratio"] = float(mde_at(horizon if horizon >= 1 else horizon_weeks)[0])
 
     # Verdict.
     failed = [g for g, st in gates.items() if st.startswith("failed")]
@@ -796,10 +800,10 @@ def pipeline_impact(
         verdict = "not enough data to tell"
     if verdict == "not enough data to tell" and pl is not None and enough_pool:
         have = horizon
-        for h in range(max(have, 1), 105):
-            if mde_at(h) <= target_mde and h >= horizon_weeks:
-                weeks_needed = h - have
-                break
+        hs = np.arange(max(have, 1), 105)
+        reach = (mde_at(hs) <= target_mde) & (hs >= horizon_weeks)
+        if reach.any():
+            weeks_needed = int(hs[np.argmax(reach)]) - have
 
     res.update(gates=gates, verdict=verdict, direction=direction, weeks_needed=weeks_needed, dip_ratio=dip_ratio)
     res["sentence"] = _impact_sentence(res, failed, label, horizon_weeks, min_pre_weeks, min_peers, target_mde)
