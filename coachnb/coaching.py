@@ -358,6 +358,9 @@ class FocusResult:
 
     areas: list
     note: str | None = None
+    #: the rep's modeled funnel (:func:`rank_drivers`), for scenarios on the same window; None
+    #: when there were too few teammates to model it
+    funnel: dict | None = None
 
 
 @dataclass
@@ -723,13 +726,13 @@ def focus_areas(ds: Dataset, rep_id: str, as_of, lookback_weeks: int = 13,
         return FocusResult([], (
             f"Too little data yet to pick a focus from the numbers: {funnel['resolved_deals']} deal(s) won or "
             f"lost in the last {max(lookback_weeks, CONVERSION_WEEKS)} weeks and {funnel['active_weeks']} week(s) "
-            f"with logged activity. The rep's own view of where to start is the better guide for now."))
+            f"with logged activity. The rep's own view of where to start is the better guide for now."), funnel)
     if not areas:
         return FocusResult([], "Nothing stands out against the team strongly enough to pick a focus from the "
-                               "data; the rep's own view of what to work on leads.")
+                               "data; the rep's own view of what to work on leads.", funnel)
     chosen = [FocusArea(**{**asdict(a), "reason": a.reason + _gain_sentence(a, int(tables["weeks"]))})
               for a in areas[:max_areas]]
-    return FocusResult(chosen, None)
+    return FocusResult(chosen, None, funnel)
 
 
 # =============================================================================== 4. scenarios
@@ -947,8 +950,12 @@ def scenario_table(link: ActivityLink, opps_per_week: float, delta_per_week: flo
     return t
 
 
-def _scenario_inputs(ds: Dataset, rep_id: str, as_of, metric: str, lookback_weeks: int = CONVERSION_WEEKS) -> dict:
-    """The activity link for ``metric`` and the rep's levels (weekly metric, new opportunities, value)."""
+def _scenario_inputs(ds: Dataset, rep_id: str, as_of, metric: str, lookback_weeks: int = CONVERSION_WEEKS,
+                     funnel: dict | None = None) -> dict:
+    """The activity link for ``metric`` and the rep's levels (weekly metric, new opportunities, value).
+
+    ``funnel``: the rep's modeled funnel if already at hand (``FocusResult.funnel``), else ranked here.
+    """
     from . import features
 
     link = activity_link(ds, rep_id, as_of, metric, lookback_weeks)
@@ -958,15 +965,15 @@ def _scenario_inputs(ds: Dataset, rep_id: str, as_of, metric: str, lookback_week
     x = float(mw.loc[mw["rep_id"].astype(str) == rep_id, "value"].sum())
     wp = features.weekly_pipeline(ds, start, end)
     y = float(wp.loc[wp["rep_id"].astype(str) == rep_id, "opportunities_created"].sum())
-    tables = funnel_tables(ds, as_of, 13)
-    _, funnel = rank_drivers(tables, rep_id, _peers(ds, rep_id), tuple(ds.config.stages))
+    if funnel is None:
+        _, funnel = rank_drivers(funnel_tables(ds, as_of, 13), rep_id, _peers(ds, rep_id), tuple(ds.config.stages))
     return {"link": link, "current": x / lookback_weeks, "opps_per_week": y / lookback_weeks,
             "deal_size": funnel["deal_size"], "win_rate": funnel["win_rate"],
             "label": ds.config.commitment_metrics[metric].label}
 
 
 def scenario(ds: Dataset, rep_id: str, as_of, metric: str = "calls_per_week", from_value: float | None = None,
-             to_value: float | None = None, horizons_days=(30, 90)) -> pd.DataFrame:
+             to_value: float | None = None, horizons_days=(30, 90), funnel: dict | None = None) -> pd.DataFrame:
     """What a sustained change in a weekly behaviour would add, with a 95% interval.
 
     Parameters
@@ -978,6 +985,9 @@ def scenario(ds: Dataset, rep_id: str, as_of, metric: str = "calls_per_week", fr
     to_value : float
         Weekly level in the scenario.
     horizons_days : tuple of int
+    funnel : dict, optional
+        The rep's modeled funnel from :func:`focus_areas` (``FocusResult.funnel``): its deal size
+        and win rate value the scenario; computed here when not given.
 
     Returns
     -------
@@ -999,7 +1009,7 @@ def scenario(ds: Dataset, rep_id: str, as_of, metric: str = "calls_per_week", fr
     """
     if to_value is None:
         raise ValueError("scenario needs to_value, the weekly level to model")
-    inp = _scenario_inputs(ds, rep_id, as_of, metric)
+    inp = _scenario_inputs(ds, rep_id, as_of, metric, funnel=funnel)
     start = inp["current"] if from_value is None else float(from_value)
     return scenario_table(inp["link"], inp["opps_per_week"], float(to_value) - start, horizons_days,
                           inp["deal_size"], inp["win_rate"])

@@ -1090,7 +1090,8 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
         if sc and sc.get("metric") in ds.config.commitment_metrics and has_activity:
             try:
                 scenarios.append((area, coaching.scenario(ds, rep_id, as_of_ts, metric=sc["metric"],
-                                                          from_value=sc["baseline"], to_value=sc["target"])))
+                                                          from_value=sc["baseline"], to_value=sc["target"],
+                                                          funnel=focus.funnel)))
             except ValueError:
                 pass  # a scenario the data can't support is left out; the focus area still stands
     sections = dict(

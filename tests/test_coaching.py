@@ -272,6 +272,20 @@ def test_scenario_on_data_uses_the_teams_panel_model(ds):
         scenario(ds, rep, AS_OF, metric="logged_on_time_share", to_value=0.9)
 
 
+def test_scenario_reuses_the_funnel_the_focus_already_ranked(ds, monkeypatch):
+    rep = "R001"
+    focus = focus_areas(ds, rep, AS_OF)
+    assert focus.funnel is not None and focus.funnel["deal_size"] > 0
+    fresh = scenario(ds, rep, AS_OF, metric="calls_per_week", from_value=10, to_value=15)
+
+    def no_second_ranking(*a, **k):
+        raise AssertionError("rank_drivers ran again")
+
+    monkeypatch.setattr(coaching, "rank_drivers", no_second_ranking)
+    reused = scenario(ds, rep, AS_OF, metric="calls_per_week", from_value=10, to_value=15, funnel=focus.funnel)
+    pd.testing.assert_frame_equal(fresh, reused)
+
+
 def test_scenario_falls_back_to_the_pooled_ratio_for_a_team_too_small_for_the_model(ds):
     rep = "R001"
     team = ds.reps.set_index("rep_id").at[rep, "team"]
