@@ -889,8 +889,6 @@ class ActivityLink:
 def activity_link(ds: Dataset, rep_id: str, as_of, metric: str,
                   lookback_weeks: int = CONVERSION_WEEKS) -> ActivityLink:
     """The :class:`ActivityLink` for ``metric`` in ``rep_id``'s team (panel model, else pooled ratio)."""
-    from . import features
-
     spec = ds.config.commitment_metrics.get(metric)
     if spec is None:
         raise ValueError(f"unknown commitment metric {metric!r}")
@@ -900,7 +898,7 @@ def activity_link(ds: Dataset, rep_id: str, as_of, metric: str,
         return ActivityLink("identity", 1.0, 1.0, 1.0, 1)
     rep_id = str(rep_id)
     team = ds.reps.loc[ds.reps["rep_id"].astype(str) == rep_id, "team"]
-    _, end = _focus_window(as_of, ds, lookback_weeks)
+    start, end = _focus_window(as_of, ds, lookback_weeks)
     fit = team_link_fit(ds, team.iloc[0], metric, end) if len(team) else None
     if fit is not None:
         total = fit.loc[fit.index.str.startswith("total")].iloc[0]
@@ -909,17 +907,23 @@ def activity_link(ds: Dataset, rep_id: str, as_of, metric: str,
         if all(np.isfinite([total["rate_ratio_per_unit"], total["ci_low"], total["ci_high"]])):
             return ActivityLink("panel model", float(total["rate_ratio_per_unit"]), float(total["ci_low"]),
                                 float(total["ci_high"]), int(fit.attrs.get("n_reps", 0)), lead_p)
-    start, end = _focus_window(as_of, ds, lookback_weeks)
-    mw = features.metric_weekly(ds, metric, start, end)  # from the feature store's cube when ds is read from one
-    x = mw.groupby(mw["rep_id"].astype(str))["value"].sum()
-    wp = features.weekly_pipeline(ds, start, end)
-    y = wp.groupby(wp["rep_id"].astype(str))["opportunities_created"].sum().reindex(x.index).fillna(0)
     group = [rep_id] + _peers(ds, rep_id)
-    x, y = x.reindex(group).fillna(0), y.reindex(group).fillna(0)
+    x, y = _window_totals(ds, metric, start, end, group)
     if int((x > 0).sum()) < MIN_PEERS:
         raise ValueError(f"too few reps with {spec.label} to relate it to new opportunities")
     ratio, low, high = bootstrap_ratio(y.to_numpy(), x.to_numpy())
     return ActivityLink("pooled ratio", ratio, low, high, len(group))
+
+
+def _window_totals(ds: Dataset, metric: str, start, end, reps: list[str]) -> tuple[pd.Series, pd.Series]:
+    """Per rep of ``reps``: total of ``metric`` and new opportunities over ``[start, end)`` (0 when none)."""
+    from . import features
+
+    mw = features.metric_weekly(ds, metric, start, end)  # from the feature store's cube when ds is read from one
+    wp = features.weekly_pipeline(ds, start, end)
+    x = mw.groupby(mw["rep_id"].astype(str))["value"].sum().reindex(reps).fillna(0)
+    y = wp.groupby(wp["rep_id"].astype(str))["opportunities_created"].sum().reindex(reps).fillna(0)
+    return x, y
 
 
 def scenario_table(link: ActivityLink, opps_per_week: float, delta_per_week: float, horizons_days=(30, 90),
@@ -956,15 +960,9 @@ def _scenario_inputs(ds: Dataset, rep_id: str, as_of, metric: str, lookback_week
 
     ``funnel``: the rep's modeled funnel if already at hand (``FocusResult.funnel``), else ranked here.
     """
-    from . import features
-
     link = activity_link(ds, rep_id, as_of, metric, lookback_weeks)
     rep_id = str(rep_id)
-    start, end = _focus_window(as_of, ds, lookback_weeks)
-    mw = features.metric_weekly(ds, metric, start, end)
-    x = float(mw.loc[mw["rep_id"].astype(str) == rep_id, "value"].sum())
-    wp = features.weekly_pipeline(ds, start, end)
-    y = float(wp.loc[wp["rep_id"].astype(str) == rep_id, "opportunities_created"].sum())
+    x, y = (float(v.iloc[0]) for v in _window_totals(ds, metric, *_focus_window(as_of, ds, lookback_weeks), [rep_id]))
     if funnel is None:
         _, funnel = rank_drivers(funnel_tables(ds, as_of, 13), rep_id, _peers(ds, rep_id), tuple(ds.config.stages))
     return {"link": link, "current": x / lookback_weeks, "opps_per_week": y / lookback_weeks,
