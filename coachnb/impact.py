@@ -28,7 +28,15 @@ autocorrelation, and classifies adherence to the target.
    weighted mean of the unchanged peers' own log ratios, weights
    ``1 / (Poisson variance + c0)`` with ``c0`` the peers' extra-Poisson variance: with
    overdispersed counts a plain sum of the peers is dominated by its few high-volume
-   peers and carries more noise. Counterfactual post rate = own baseline rate x trend.
+   peers and carries more noise. Only the *share* ``beta`` of the trend that units' own
+   log ratios carry is taken out: the weighted least-squares slope of a unit's log ratio
+   on its trend over the placebo pool, clipped to [0, 1], fitted for each date on the
+   pool's other dates (dates within ``lag + horizon`` rows left out, so no placebo value,
+   and never the rep's own statistic, is fitted on itself; 1 where fewer than 20 values
+   remain). When the team-wide part is weak next to the peers' own noise, a full
+   subtraction adds more noise than it removes; when it is strong, ``beta`` is near 1.
+   Counterfactual post rate = own baseline rate x trend ** beta. (Pipeline value takes the
+   trend out in full, ``shrink_trend=False``: a few large deals would steer the slope.)
 3. Inference: a *pooled placebo null*. The same statistic is computed for every
    unchanged peer at every feasible date (peer vs. the other peers) and for the rep at
    its own earlier dates (before the change). Statistics are studentized by their
@@ -56,29 +64,36 @@ who did with ``excluded_peers``); the effect acts multiplicatively on the weekly
 Power, honestly (``python benchmarks/calibration.py --jobs 2``, seed 2026, 2,000 null /
 1,000 effect teams a cell). The rep's own noise (overdispersion and autocorrelated
 territory noise) dominates the statistic; peers can only remove the team-wide part,
-which is small next to it (about 8-15% of the variance of a rep's log ratio in the default
-process). The naive before/after test is not valid per rep at all (22% false positives;
-30% with strong team-wide swings); size-adjusted with ONE global threshold (``adjG``,
-something a user could calibrate) it has 5% false positives overall but 0.7% for reps under
-1 opportunity a week and 13% for reps with 5+ -- it buys its power on high-volume reps
-with false alarms, while coachnb stays at 4-8% in every volume band. Its null rejections
-also lean upward (quarter-end spikes), so it buys power for increases with false "moved
-up" claims. Held to the same 2.5% of false "moved up" claims (``cAdjU`` vs ``adjU``, the
-benchmark's primary comparison; every planted effect is an increase) coachnb has more
-power in 10 of the 12 effect x horizon cells: +50%/8 wk 0.17 vs 0.14, +100%/8 wk 0.35 vs
-0.33, +100%/13 wk 0.40 vs 0.38, +150%/8 wk 0.50 vs 0.47, +150%/13 wk 0.61 vs 0.59, strong
-team-wide swings +100%/8 wk 0.27 vs 0.23; within a point behind at +25%/4 wk and +150%/4 wk.
-With one two-sided threshold each (5% overall, ``cAdjG`` vs ``adjG``) it is about even or
-behind (+100%/8 wk 0.35 vs 0.38, +150%/13 wk 0.62 vs 0.62): per unit the two statistics
-have about the same signal-to-noise once the naive one is studentized by the rep's
-information, and one global threshold spends the false positives where the information
-is (high-volume reps), which a test valid for every rep cannot do. At the nominal level
-("moved") coachnb has 0.37 / 0.41 / 0.53 / 0.63 in the +100%/+150% x 8/13-week cells.
+which is small next to it in the default process (about 8-15% of the variance of a rep's log
+ratio) -- which is why only the fitted share ``beta`` of the trend is taken out: a full
+subtraction added about as much peer noise as it removed, and fitting the share raised power
+by 2-5 points at the same false-positive rate. The naive before/after test is not valid per
+rep at all (22% false positives; 30% with strong team-wide swings); size-adjusted with ONE
+global threshold (``adjG``) it has 5% false positives overall but 0.7% for reps under 1
+opportunity a week and 13% for reps with 5+ -- it buys its power on high-volume reps with false
+alarms, while coachnb stays at 4-8% in every volume band. Its null rejections also lean upward
+(quarter-end spikes). Held to the same 2.5% of false "moved up" claims (``cAdjU`` vs ``adjU``,
+the benchmark's primary comparison; every planted effect is an increase) coachnb has at least
+the naive test's power in all 15 cells of the primary outcome and significantly more (paired
+95% interval above 0) in 12: +50%/8 wk 0.18 vs 0.14, +100%/8 wk 0.39 vs 0.33, +100%/13 wk 0.42
+vs 0.38, +150%/8 wk 0.53 vs 0.47, +150%/13 wk 0.63 vs 0.59, strong team-wide swings +100%/8 wk
+0.27 vs 0.23. With one two-sided threshold each (``cAdjG`` vs ``adjG``) it is about even: within a
+point at 8 weeks, ahead with strong team swings, up to 2.3 points behind at 4 and 13 weeks: one
+global threshold spends the false positives where the information is (high-volume reps),
+which a test valid for every rep cannot do. The secondary outcome pipeline value, whose trend
+is taken out in full, is 2.5 points behind the naive test's size-adjusted power (0.25 vs 0.28).
+At the nominal level
+("moved") coachnb has 0.39 / 0.43 / 0.54 / 0.64 in the +100%/+150% x 8/13-week cells.
 Also evaluated on the same DGP and not kept: a count-scale score or
 signed-root-deviance statistic (symmetric at low counts: more power under 1 a week, less
 above 5, about even overall), a placebo pool restricted to peers of similar volume
 (smaller pools, 1-5 points less power), a 52-week baseline (helps the naive test more),
-a trend shrunk by its regression coefficient (1-3% less variance, within noise).
+a trend shrunk by one regression coefficient fitted on the whole pool, each value on itself
+(too liberal: 6.0-6.2% false positives in the known-date, small-team and value nulls).
+Also not kept: shortening the baseline (down to ``min_pre_weeks``) when a short history with few
+peers leaves fewer placebo values than a test at alpha needs. It let about 6% more cases be
+tested (power +1 to +3.5 points), but those small pools (few dates, strongly dependent values)
+gave 9.6% false positives (489 null cases), where the pools the method keeps are at 2-6%.
 Earlier evaluated and not kept: studentizing each unit by its own pre-period dispersion
 (quasi-Poisson, with or without shrinkage to the pool) lost 1-2.5 points of power, as
 8-26 baseline weeks estimate a rep's noise poorly; moving the baseline back whenever a
@@ -96,6 +111,12 @@ from scipy import stats
 
 VERDICTS = ("moved", "no meaningful change", "not enough data to tell", "activity did not change")
 ADHERENCE = ("kept", "partly kept", "not kept", "too early")
+#: label of the secondary outcome pipeline value (in deal units, see :func:`deal_units`)
+PIPELINE_VALUE = "pipeline value"
+#: secondary outcomes tested with the team trend taken out in full (``shrink_trend=False``):
+#: in pipeline value a few large deals would steer the fitted share (6.5% false positives, 9.5%
+#: for reps with 1-2.5 deal units a week)
+FULL_TREND_OUTCOMES = frozenset({PIPELINE_VALUE})
 
 #: added to every count before taking logs, so weeks with zero events stay finite
 _HALF = 0.5
@@ -402,9 +423,10 @@ class _Placebo:
     extra_var: float  # the unit's extra-Poisson variance component c
     z: np.ndarray  # studentized: stat / sqrt(var + c), sorted ascending
     peer_extra_var: float  # c0, used for the peer weights
+    beta: float = 1.0  # how much of the team trend a unit's own log ratio carries (fitted on the pool)
 
 
-def _unit_vs_team(rep_y, peers_y, d, pre, gap, lag, horizon, c0):
+def _unit_vs_team(rep_y, peers_y, d, pre, gap, lag, horizon, c0, beta=1.0):
     """The rep's statistic at start rows ``d``: its log ratio minus the weighted team trend.
 
     Returns (stat, var, trend, u_pre, u_post) arrays over ``d``; ``var`` = the rep's Poisson
@@ -417,10 +439,10 @@ def _unit_vs_team(rep_y, peers_y, d, pre, gap, lag, horizon, c0):
     w = 1.0 / (VP + c0)
     W = w.sum(axis=1)
     trend = (w * L).sum(axis=1) / W
-    return lr - trend, vp + 1.0 / W, trend, u_pre, u_post
+    return lr - beta * trend, vp + beta * beta / W, beta * trend, u_pre, u_post
 
 
-def _placebo_null(rep_y, peers_y, t0, pre, gap, lag, horizon, own_until) -> _Placebo | None:
+def _placebo_null(rep_y, peers_y, t0, pre, gap, lag, horizon, own_until, shrink_trend=True) -> _Placebo | None:
     """Pooled placebo null: every peer at every feasible date + the rep at its earlier dates.
 
     The statistic is a unit's log rate ratio (post window / baseline) minus the team
@@ -432,7 +454,7 @@ def _placebo_null(rep_y, peers_y, t0, pre, gap, lag, horizon, own_until) -> _Pla
     observed history.
     """
     T = len(rep_y)
-    stats_, vars_ = [], []
+    lrs_, trends_, vars_, tvars_, dates_ = [], [], [], [], []
     d = np.arange(gap + pre, T - lag - horizon + 1)
     c0 = 0.1
     if len(d) and peers_y.shape[1] >= 2:
@@ -441,18 +463,40 @@ def _placebo_null(rep_y, peers_y, t0, pre, gap, lag, horizon, own_until) -> _Pla
         c0 = _peer_extra_var(L, VP)
         w = 1.0 / (VP + c0)
         Sw, W = (w * L).sum(axis=1, keepdims=True), w.sum(axis=1, keepdims=True)
-        stats_.append((L - (Sw - w * L) / (W - w)).ravel())
-        vars_.append((VP + 1.0 / (W - w)).ravel())
+        loo = (Sw - w * L) / (W - w)
+        lrs_.append(L.ravel())
+        dates_.append(np.repeat(d, L.shape[1]))
+        trends_.append(loo.ravel())
+        vars_.append(VP.ravel())
+        tvars_.append((1.0 / (W - w) + 0 * L).ravel())
     first = int(np.argmax(~np.isnan(rep_y))) if np.any(~np.isnan(rep_y)) else T
     d_own = np.arange(first + gap + pre, own_until - lag - horizon + 1)
     if len(d_own) and peers_y.shape[1] >= 1:
-        s, v, *_ = _unit_vs_team(rep_y, peers_y, d_own, pre, gap, lag, horizon, c0)
-        stats_.append(s)
-        vars_.append(v)
-    if not stats_:
+        s1, v1, tr, *_ = _unit_vs_team(rep_y, peers_y, d_own, pre, gap, lag, horizon, c0)
+        lrs_.append(s1 + tr)
+        dates_.append(d_own)
+        trends_.append(tr)
+        # _unit_vs_team's v = Poisson + trend variance; split it back
+        W = 1.0 / (v1 - _log_ratio(*_windows(_cumsum0(np.nan_to_num(rep_y)), d_own, pre, gap, lag, horizon),
+                                     pre, horizon)[1])
+        vars_.append(v1 - 1.0 / W)
+        tvars_.append(1.0 / W)
+    if not lrs_:
         return None
-    s = np.concatenate(stats_)
-    v = np.concatenate(vars_)
+    lr_all, tr_all = np.concatenate(lrs_), np.concatenate(trends_)
+    vp_all, vt_all = np.concatenate(vars_), np.concatenate(tvars_)
+    dates = np.concatenate(dates_)
+    # How much of the estimated team trend to take out: with a weak team-wide part and noisy
+    # peers, a full subtraction adds more noise than it removes. The slope of a unit's log ratio
+    # on its trend, fitted away from each date (dates whose windows overlap it left out), so no
+    # placebo value is fitted on itself -- the rep's own statistic never is either.
+    block = lag + horizon
+    beta_at = (_slopes_away_from(dates, tr_all, lr_all, np.append(dates, t0), block, T,
+                                 weights=1.0 / (vp_all + vt_all + c0)) if shrink_trend
+               else np.ones(len(dates) + 1))
+    beta, beta_rep = beta_at[:-1], float(beta_at[-1])
+    s = lr_all - beta * tr_all
+    v = vp_all + beta * beta * vt_all
     # Method of moments: Var(stat) ~ Poisson and trend part + c, with c shared by everyone
     # (NB overdispersion with a common size and AR noise on the log scale are both
     # rate-free on the log scale, so one constant is the right shape). Weighted by
@@ -467,7 +511,27 @@ def _placebo_null(rep_y, peers_y, t0, pre, gap, lag, horizon, own_until) -> _Pla
             w = 1.0 / (v + c) ** 2
             c = max(0.0, float(np.sum(w * (dev2 - v)) / np.sum(w)))
     z = np.sort(s / np.sqrt(v + c))
-    return _Placebo(stat=s, var=v, extra_var=c, z=z, peer_extra_var=c0)
+    return _Placebo(stat=s, var=v, extra_var=c, z=z, peer_extra_var=c0, beta=beta_rep)
+
+
+def _slopes_away_from(dates, x, y, at, block: int, T: int, weights=None, min_points: int = 20) -> np.ndarray:
+    """Weighted least-squares slope of ``y`` on ``x``, clipped to [0, 1], fitted on the points
+    whose date is more than ``block`` rows from each date in ``at``; 1 (no shrinkage) where
+    fewer than ``min_points`` points remain."""
+    n_dates = T + 1
+    wt = np.ones_like(x) if weights is None else weights
+    count = np.concatenate([[0.0], np.cumsum(np.bincount(dates, minlength=n_dates))])
+    sums = [np.bincount(dates, weights=w, minlength=n_dates) for w in (wt, wt * x, wt * y, wt * x * x, wt * x * y)]
+    cs = [np.concatenate([[0.0], np.cumsum(a)]) for a in sums]
+    lo = np.clip(at - block, 0, n_dates)
+    hi = np.clip(at + block + 1, 0, n_dates)
+    n, sx, sy, sxx, sxy = (c[-1] - (c[hi] - c[lo]) for c in cs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = sxx - sx * sx / n
+        slope = (sxy - sx * sy / n) / var
+    points = count[-1] - (count[hi] - count[lo])
+    ok = (points >= min_points) & (n > 0) & (var > 1e-12 * np.maximum(n, 1e-12))
+    return np.where(ok, np.clip(np.nan_to_num(slope, nan=1.0), 0.0, 1.0), 1.0)
 
 
 def _rank_p(z0: float, z_sorted: np.ndarray) -> tuple[float, float, float]:
@@ -604,6 +668,7 @@ def pipeline_impact(
     dip_alpha: float = 0.05,
     target_mde: float = 1.5,
     label: str = "new opportunities",
+    shrink_trend: bool = True,
 ) -> PipelineImpact:
     """Did the rep's pipeline move after the activity change, beyond what the team went through?
 
@@ -648,6 +713,10 @@ def pipeline_impact(
         Rate ratio that ``weeks_needed`` aims to make detectable.
     label : str
         Plural noun of the outcome for the sentence.
+    shrink_trend : bool
+        Take out only the share of the team trend that units' own log ratios carry (a slope
+        fitted on the placebo pool, away from each date; see the module notes). False takes it
+        out in full: used for pipeline value, where a few large deals would steer that fit.
 
     Returns
     -------
@@ -694,7 +763,8 @@ def pipeline_impact(
         # The null is built for the horizon we can use now (or the full one, for the MDE, if none yet).
         h_null = horizon if horizon >= 1 else horizon_weeks
         if gap_weeks + pre + lag_weeks + h_null <= T:
-            pl = _placebo_null(rep_y, peer_block, t0, pre, gap_weeks, lag_weeks, h_null, own_until=t0)
+            pl = _placebo_null(rep_y, peer_block, t0, pre, gap_weeks, lag_weeks, h_null, own_until=t0,
+                               shrink_trend=shrink_trend)
         if pre >= 1:
             u_pre = cs_r[t0 - gap_weeks] - cs_r[t0 - gap_weeks - pre]
             res["pre_rate"] = float(u_pre / pre)
@@ -718,9 +788,11 @@ def pipeline_impact(
     gates["baseline_dip"] = "not checked"
     dip_low = ""
     if dip_weeks >= 1 and hist >= 4 and J >= 2 and t0 - dip_weeks >= 0:
-        dpl = _placebo_null(rep_y, peer_block, t0 - dip_weeks, hist, 0, 0, dip_weeks, own_until=t0 - dip_weeks)
+        dpl = _placebo_null(rep_y, peer_block, t0 - dip_weeks, hist, 0, 0, dip_weeks, own_until=t0 - dip_weeks,
+                            shrink_trend=shrink_trend)
         c0 = dpl.peer_extra_var if dpl is not None else 0.1
-        s, v, *_ = _unit_vs_team(rep_y, peer_block, np.array([t0 - dip_weeks]), hist, 0, 0, dip_weeks, c0)
+        s, v, *_ = _unit_vs_team(rep_y, peer_block, np.array([t0 - dip_weeks]), hist, 0, 0, dip_weeks, c0,
+                                 dpl.beta if dpl is not None else 1.0)
         dip_ratio = float(np.exp(s[0]))
         if dpl is not None and len(dpl.z) >= 19:
             _, _, p_low = _rank_p(float(s[0] / np.sqrt(v[0] + dpl.extra_var)), dpl.z)
@@ -735,7 +807,7 @@ def pipeline_impact(
     if pl is not None and horizon >= 1 and pre >= 1:
         d0 = np.array([t0])
         s, v, log_trend, u_pre, u_post = (float(x[0]) for x in _unit_vs_team(
-            rep_y, peer_block, d0, pre, gap_weeks, lag_weeks, horizon, pl.peer_extra_var))
+            rep_y, peer_block, d0, pre, gap_weeks, lag_weeks, horizon, pl.peer_extra_var, pl.beta))
         se_now = math.sqrt(v + pl.extra_var)
         z0 = s / se_now
         p, _, _ = _rank_p(z0, pl.z)
@@ -752,10 +824,11 @@ def pipeline_impact(
         # than refusing outright on the flagged, more powerful when the dip was chance.
         pre2 = int(min(max_pre_weeks, max(0, t0 - dip_weeks - first)))
         if dip_low and p <= alpha and dip_weeks > gap_weeks and pre2 >= min_pre_weeks:
-            pl2 = _placebo_null(rep_y, peer_block, t0, pre2, dip_weeks, lag_weeks, horizon, own_until=t0)
+            pl2 = _placebo_null(rep_y, peer_block, t0, pre2, dip_weeks, lag_weeks, horizon, own_until=t0,
+                                shrink_trend=shrink_trend)
             if pl2 is not None and np.isfinite(_critical_z(pl2.z, alpha)[1]):
                 s2, v2, *_ = (float(x[0]) for x in _unit_vs_team(
-                    rep_y, peer_block, d0, pre2, dip_weeks, lag_weeks, horizon, pl2.peer_extra_var))
+                    rep_y, peer_block, d0, pre2, dip_weeks, lag_weeks, horizon, pl2.peer_extra_var, pl2.beta))
                 p2, _, _ = _rank_p(s2 / math.sqrt(v2 + pl2.extra_var), pl2.z)
                 if p2 <= alpha and (s2 > 0) == (s > 0):
                     gates["baseline_dip"] = (f"passed: {dip_low}, but the change also shows against the "
@@ -776,7 +849,7 @@ def pipeline_impact(
         p_pre = cs_p[t0 - gap_weeks] - cs_p[t0 - gap_weeks - pre]
         _, v = _log_ratio(u_pre, 0.0, pre, h)
         _, vp = _log_ratio(p_pre[None, :], 0.0, pre, h[:, None])
-        v_trend = 1.0 / np.sum(1.0 / (vp + pl.peer_extra_var), axis=1)
+        v_trend = pl.beta ** 2 / np.sum(1.0 / (vp + pl.peer_extra_var), axis=1)
         extra = pl.extra_var * (1 / h + 1 / pre) / (1 / h_ref + 1 / pre)
         return np.exp(np.sqrt(v + v_trend + extra) * factor)
 
@@ -936,7 +1009,7 @@ def assess_commitment(activity_panel: pd.DataFrame, outcome_panel: pd.DataFrame,
     pipe = pipeline_impact(outcome_panel, rep_id, start, gap_weeks=gap_weeks, activity_changed=changed, **kw)
     kw2 = {k: v for k, v in kw.items() if k != "label"}
     extra = {label: pipeline_impact(panel, rep_id, start, gap_weeks=gap_weeks, activity_changed=changed,
-                                    label=label, **kw2)
+                                    label=label, **{"shrink_trend": label not in FULL_TREND_OUTCOMES, **kw2})
              for label, panel in (secondary or {}).items() if rep_id in panel.columns}
     return CommitmentAssessment(rep_id=rep_id, activity=act, pipeline=pipe, verdict=pipe.verdict,
                                 sentence=f"{act.sentence} {pipe.sentence}", secondary=extra)

@@ -822,7 +822,7 @@ def _secondary_panels(tv: TeamView, hist_start: pd.Timestamp, counts: pd.DataFra
         value = features.pipeline_panel(tv.ds, hist_start, tv.window.end, "pipeline_created")
         value = value.reindex(index=counts.index, columns=counts.columns)
         single = value.to_numpy(dtype=float)[counts.to_numpy(dtype=float) == 1]
-        panels = {"pipeline value": impact.deal_units(value, single)}
+        panels = {impact.PIPELINE_VALUE: impact.deal_units(value, single)}
         if tv.ds.has("stage_history"):
             panels["stage advancements"] = features.pipeline_panel(tv.ds, hist_start, tv.window.end,
                                                                    "stage_advancements")

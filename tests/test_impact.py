@@ -290,3 +290,65 @@ def test_secondary_outcomes_use_the_same_test_and_never_set_the_verdict():
                           secondary={"pipeline value": value})
     assert b.verdict == "activity did not change" and b.secondary_sentence == ""
     assert assess_commitment(act, out, "R0", WEEKS[t0], WEEKS[t0 + 12], target=11.0).secondary_sentence == ""
+
+
+# ----------------------------------------------------------------- the team trend's share (beta)
+def test_slopes_away_from_fits_each_date_without_its_neighbours():
+    from coachnb.impact import _slopes_away_from
+
+    rng = np.random.default_rng(3)
+    dates = np.repeat(np.arange(60), 5)
+    x = rng.normal(0, 1, dates.size)
+    y = 0.4 * x + rng.normal(0, 0.05, dates.size)
+    y_out = y.copy()
+    y_out[dates == 30] += 50 * x[dates == 30]  # wild points at date 30 only
+    at = np.array([10, 30])
+    near = _slopes_away_from(dates, x, y_out, at, block=3, T=60)
+    assert near[1] == pytest.approx(0.4, abs=0.03)  # date 30's own points are left out of its fit
+    assert near[0] > 0.8  # ... but steer every fit that keeps them
+    assert _slopes_away_from(dates, x, 2 * x, at, 3, 60).tolist() == [1.0, 1.0]  # clipped above
+    assert _slopes_away_from(dates, x, -x, at, 3, 60).tolist() == [0.0, 0.0]  # and below
+    few = dates < 4  # 20 points in dates 0-3: nothing left away from date 1, so no shrinkage
+    assert _slopes_away_from(dates[few], x[few], y[few], np.array([1]), 3, 60).tolist() == [1.0]
+
+
+def _team_panel(team_sd: float, seed: int, n_reps: int = 15, n_weeks: int = 80, rate: float = 6.0):
+    rng = np.random.default_rng(seed)
+    team = rng.normal(0, team_sd, n_weeks) if team_sd else np.zeros(n_weeks)
+    own = rng.normal(0, 0.35, (n_weeks, n_reps))  # each rep's own week-to-week noise
+    y = rng.poisson(rate * np.exp(team[:, None] + own))
+    weeks = pd.date_range("2024-01-01", periods=n_weeks, freq="W-MON")
+    return pd.DataFrame(y.astype(float), index=weeks, columns=[f"R{i}" for i in range(n_reps)])
+
+
+def test_team_trend_is_taken_out_in_proportion_to_how_much_reps_share_it():
+    from coachnb.impact import _placebo_null
+
+    def beta(team_sd, seed):
+        y = _team_panel(team_sd, seed).to_numpy()
+        return _placebo_null(y[:, 0], y[:, 1:], 60, 26, 2, 2, 8, own_until=60).beta
+
+    strong = [beta(0.6, s) for s in range(3)]
+    none = [beta(0.0, s) for s in range(3)]
+    assert min(strong) > 0.75, strong  # a shared swing is removed (almost) in full
+    assert max(none) < 0.5, none  # with no shared part, subtracting peers' noise would only add noise
+    y = _team_panel(0.0, 0).to_numpy()
+    full = _placebo_null(y[:, 0], y[:, 1:], 60, 26, 2, 2, 8, own_until=60, shrink_trend=False)
+    assert full.beta == 1.0
+
+
+def test_pipeline_value_takes_the_trend_out_in_full():
+    from coachnb.impact import FULL_TREND_OUTCOMES, PIPELINE_VALUE
+
+    assert PIPELINE_VALUE in FULL_TREND_OUTCOMES
+    out = _team_panel(0.0, 5)
+    act = out * 0 + 5.0
+    act.iloc[50:, 0] = 12.0
+    a = assess_commitment(act, out, "R0", out.index[50], out.index[62], target=10.0, lag_weeks=2, horizon_weeks=8,
+                          secondary={PIPELINE_VALUE: out, "stage advancements": out})
+    same = pipeline_impact(out, "R0", out.index[50], lag_weeks=2, horizon_weeks=8, activity_changed=True)
+    full = pipeline_impact(out, "R0", out.index[50], lag_weeks=2, horizon_weeks=8, activity_changed=True,
+                           shrink_trend=False)
+    assert a.secondary["stage advancements"].rate_ratio == pytest.approx(same.rate_ratio)
+    assert a.secondary[PIPELINE_VALUE].rate_ratio == pytest.approx(full.rate_ratio)
+    assert same.rate_ratio != pytest.approx(full.rate_ratio)
