@@ -565,7 +565,7 @@ class PipelineImpact:
     Attributes
     ----------
     rate_ratio : float
-        Post rate / counterfactual rate (own baseline x peers' trend). NaN when not computable.
+        Post rate / counterfactual rate (own baseline x peers' trend ** beta). NaN when not computable.
     ci_low, ci_high : float
         (1 - alpha) interval from inverting the placebo rank test.
     abs_diff_per_week : float
