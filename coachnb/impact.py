@@ -33,8 +33,8 @@ autocorrelation, and classifies adherence to the target.
    on its trend over the placebo pool, clipped to [0, 1], fitted for each date on the
    pool's other dates (dates within ``lag + horizon`` rows left out, so no placebo value,
    and never the rep's own statistic, is fitted on itself; 1 where fewer than 20 values
-   remain). When the team-wide part is weak next to the peers' own noise, a full
-   subtraction adds more noise than it removes; when it is strong, ``beta`` is near 1.
+   remain). When the team-wide part is strong, ``beta`` is near 1; when it is weak next to
+   the peers' own noise, it is well below 1 and the trend's noise is not charged in full.
    Counterfactual post rate = own baseline rate x trend ** beta. (Pipeline value takes the
    trend out in full, ``shrink_trend=False``: a few large deals would steer the slope.)
 3. Inference: a *pooled placebo null*. The same statistic is computed for every
@@ -65,9 +65,10 @@ Power, honestly (``python benchmarks/calibration.py --jobs 2``, seed 2026, 2,000
 1,000 effect teams a cell). The rep's own noise (overdispersion and autocorrelated
 territory noise) dominates the statistic; peers can only remove the team-wide part,
 which is small next to it in the default process (about 8-15% of the variance of a rep's log
-ratio) -- which is why only the fitted share ``beta`` of the trend is taken out: a full
-subtraction added about as much peer noise as it removed, and fitting the share raised power
-by 2-5 points at the same false-positive rate. The naive before/after test is not valid per
+ratio). Taking out only the fitted share ``beta`` of the trend raised power by 2-5 points at
+the same false-positive rate. The gain is in how the statistic is studentized and ranked
+against the pool, not in a smaller raw error: on 1,500 null teams the mean square of the log
+rate ratio is about the same either way in every volume band (differences within +-0.012). The naive before/after test is not valid per
 rep at all (22% false positives; 30% with strong team-wide swings); size-adjusted with ONE
 global threshold (``adjG``) it has 5% false positives overall but 0.7% for reps under 1
 opportunity a week and 13% for reps with 5+ -- it buys its power on high-volume reps with false
