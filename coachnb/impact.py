@@ -430,11 +430,11 @@ class _Placebo:
     beta: float = 1.0  # how much of the team trend a unit's own log ratio carries (fitted on the pool)
 
 
-def _unit_vs_team(rep_y, peers_y, d, pre, gap, lag, horizon, c0, beta=1.0):
-    """The rep's statistic at start rows ``d``: its log ratio minus the weighted team trend.
+def _unit_and_team(rep_y, peers_y, d, pre, gap, lag, horizon, c0):
+    """The rep's log ratio and the weighted team trend at start rows ``d``, with their variances.
 
-    Returns (stat, var, trend, u_pre, u_post) arrays over ``d``; ``var`` = the rep's Poisson
-    variance + the variance of the weighted trend (1 / sum of weights).
+    Returns (lr, vp, trend, vt, u_pre, u_post) arrays over ``d``: ``vp`` the rep's Poisson
+    variance, ``vt`` the variance of the weighted trend (1 / sum of weights).
     """
     u_pre, u_post = _windows(_cumsum0(np.nan_to_num(rep_y)), d, pre, gap, lag, horizon)
     lr, vp = _log_ratio(u_pre, u_post, pre, horizon)
@@ -442,8 +442,17 @@ def _unit_vs_team(rep_y, peers_y, d, pre, gap, lag, horizon, c0, beta=1.0):
     L, VP = _log_ratio(p_pre, p_post, pre, horizon)
     w = 1.0 / (VP + c0)
     W = w.sum(axis=1)
-    trend = (w * L).sum(axis=1) / W
-    return lr - beta * trend, vp + beta * beta / W, beta * trend, u_pre, u_post
+    return lr, vp, (w * L).sum(axis=1) / W, 1.0 / W, u_pre, u_post
+
+
+def _unit_vs_team(rep_y, peers_y, d, pre, gap, lag, horizon, c0, beta=1.0):
+    """The rep's statistic at start rows ``d``: its log ratio minus ``beta`` x the team trend.
+
+    Returns (stat, var, beta x trend, u_pre, u_post) arrays over ``d``; ``var`` = the rep's
+    Poisson variance + beta^2 x the variance of the weighted trend.
+    """
+    lr, vp, trend, vt, u_pre, u_post = _unit_and_team(rep_y, peers_y, d, pre, gap, lag, horizon, c0)
+    return lr - beta * trend, vp + beta * beta * vt, beta * trend, u_pre, u_post
 
 
 def _placebo_null(rep_y, peers_y, t0, pre, gap, lag, horizon, own_until, shrink_trend=True) -> _Placebo | None:
@@ -472,28 +481,24 @@ def _placebo_null(rep_y, peers_y, t0, pre, gap, lag, horizon, own_until, shrink_
         dates_.append(np.repeat(d, L.shape[1]))
         trends_.append(loo.ravel())
         vars_.append(VP.ravel())
-        tvars_.append((1.0 / (W - w) + 0 * L).ravel())
+        tvars_.append((1.0 / (W - w)).ravel())
     first = int(np.argmax(~np.isnan(rep_y))) if np.any(~np.isnan(rep_y)) else T
     d_own = np.arange(first + gap + pre, own_until - lag - horizon + 1)
     if len(d_own) and peers_y.shape[1] >= 1:
-        s1, v1, tr, *_ = _unit_vs_team(rep_y, peers_y, d_own, pre, gap, lag, horizon, c0)
-        lrs_.append(s1 + tr)
+        lr, vp, tr, vt, *_ = _unit_and_team(rep_y, peers_y, d_own, pre, gap, lag, horizon, c0)
+        lrs_.append(lr)
         dates_.append(d_own)
         trends_.append(tr)
-        # _unit_vs_team's v = Poisson + trend variance; split it back
-        W = 1.0 / (v1 - _log_ratio(*_windows(_cumsum0(np.nan_to_num(rep_y)), d_own, pre, gap, lag, horizon),
-                                     pre, horizon)[1])
-        vars_.append(v1 - 1.0 / W)
-        tvars_.append(1.0 / W)
+        vars_.append(vp)
+        tvars_.append(vt)
     if not lrs_:
         return None
     lr_all, tr_all = np.concatenate(lrs_), np.concatenate(trends_)
     vp_all, vt_all = np.concatenate(vars_), np.concatenate(tvars_)
     dates = np.concatenate(dates_)
-    # How much of the estimated team trend to take out: with a weak team-wide part and noisy
-    # peers, a full subtraction adds more noise than it removes. The slope of a unit's log ratio
-    # on its trend, fitted away from each date (dates whose windows overlap it left out), so no
-    # placebo value is fitted on itself -- the rep's own statistic never is either.
+    # How much of the estimated team trend to take out (see the module notes): the slope of a
+    # unit's log ratio on its trend, fitted away from each date (dates whose windows overlap it
+    # left out), so no placebo value is fitted on itself -- and the rep's own statistic never is.
     block = lag + horizon
     beta_at = (_slopes_away_from(dates, tr_all, lr_all, np.append(dates, t0), block, T,
                                  weights=1.0 / (vp_all + vt_all + c0)) if shrink_trend
