@@ -83,6 +83,12 @@ point at 8 weeks, ahead with strong team swings, up to 2.3 points behind at 4 an
 global threshold spends the false positives where the information is (high-volume reps),
 which a test valid for every rep cannot do. The secondary outcome pipeline value, whose trend
 is taken out in full, is 2.5 points behind the naive test's size-adjusted power (0.25 vs 0.28).
+Held to 2.5% false "moved up" claims within each volume band (an oracle no user could set) the
+two are about even overall, and the naive statistic is ahead at 5+ a week (+150%/13 wk 0.79 vs
+0.62); coachnb's own statistic with an oracle threshold would be ahead there too (0.86 vs 0.80 on
+1,600 teams at 5-10 a week): the gap is the price of estimating the null from one team's
+dependent placebo pool. A normal reference in place of the rank (``2 * Phi(-|z|)``) gained power
+for increases but lost it two-sided, and was not kept.
 At the nominal level
 ("moved") coachnb has 0.39 / 0.43 / 0.54 / 0.64 in the +100%/+150% x 8/13-week cells.
 Also evaluated on the same DGP and not kept: a count-scale score or
