@@ -28,6 +28,14 @@ Size-adjusted power: each test's p-value threshold is set on the matching null s
   while coachnb holds about 5% in every band (also shown): its adjG power is bought with
   false alarms on high-volume reps, not a like-for-like per-rep guarantee.
 
+``cAdjU-adjU`` is the difference of the two on the same simulated teams, with its paired 95%
+interval (both tests see identical data, so it is far more precise than the two powers' own
+intervals). ``KS+`` is the liberal side of the KS distance (small p-values too frequent, the side
+of false claims); the legend gives the KS 5% critical value.
+
+The "date found in PIPELINE" null is a mistake coachnb never makes (it finds change dates in the
+activity series only), simulated to show its cost and printed apart from the table.
+
 Rows ending "strong team swings" (and their null) simulate team-wide swings as large as a
 rep's own noise (team shock sd 0.4, quarter-end spike 0.6): there the naive test's
 inflation reaches the 30% reported in the literature; they are size-adjusted on their own null.

@@ -106,3 +106,30 @@ def test_wilson_and_ks_helpers(calibration):
     assert lo == pytest.approx(0.0215, abs=1e-3) and hi == pytest.approx(0.1118, abs=1e-3)
     assert calibration.ks_uniform(np.linspace(0.005, 0.995, 100)) == pytest.approx(0.005, abs=1e-9)
     assert calibration.ks_uniform(np.full(50, 0.01)) > 0.9
+
+
+def test_ks_sides_and_paired_difference(calibration):
+    liberal = np.linspace(0.0, 0.5, 101)  # every p-value too small: only the liberal side is off
+    assert calibration.ks_uniform(liberal, "liberal") == pytest.approx(0.5, abs=0.01)
+    assert calibration.ks_uniform(liberal, "conservative") <= 0.01
+    conservative = np.linspace(0.5, 1.0, 101)
+    assert calibration.ks_uniform(conservative, "liberal") <= 0.01
+    assert calibration.ks_uniform(conservative) == pytest.approx(0.5, abs=0.01)
+    assert calibration.ks_critical(2000) == pytest.approx(0.0304, abs=1e-4)
+    a = np.array([1, 1, 0, 1, 0, 1, 1, 0], bool)
+    b = np.array([0, 1, 0, 0, 0, 1, 0, 0], bool)
+    mean, half = calibration.paired_difference(a, b)
+    assert mean == pytest.approx(3 / 8)
+    d = a.astype(float) - b
+    assert half == pytest.approx(1.96 * d.std(ddof=1) / np.sqrt(8))
+
+
+def test_misuse_rows_print_apart_from_the_table(calibration):
+    names = [s.name for s in calibration.scenarios()]
+    by = calibration.run(seed=3, n_null=40, n_effect=0, jobs=1, which=[names.index("null: known date"),
+                                                                         names.index("null: date found in PIPELINE")])
+    summ, meta = calibration.summarize(by)
+    text = calibration.format_table(summ, meta)
+    table, _, misuse = text.partition("Misuse, simulated")
+    assert "null: known date" in table and "date found in PIPELINE" not in table
+    assert "null: date found in PIPELINE" in misuse
