@@ -103,8 +103,8 @@ false-positive rate of reps with 5+ a week rose from 4.3% to 5.6%.
 Also not kept: the exact Poisson variance of log(count + 1/2) for the post window where it exceeds
 1/(count + 1/2) (by 5-25% for 2-20 events): reps with 1-2.5 a week went from 7.8% to 7.3% false
 positives, everything else moved within noise. Open: that band's excess is mostly false "moved
-down" (62% of its rejections; 32-45% in the other bands): the log of a small count is skewed to
-the left, more than the pooled null of a mixed-volume team is. A per-unit skewness correction
+down" (62% of its rejections; 67% under 1 a week, 32-45% above 2.5): the log of a small count is
+skewed to the left, more than the pooled null of a mixed-volume team is. A per-unit skewness correction
 (Cornish-Fisher, from the Poisson third moment at the unit's expected counts) is the next thing
 to try; a pool restricted to similar volumes cost 1-5 points of power.
 Also not kept: shortening the baseline (down to ``min_pre_weeks``) when a short history with few
