@@ -104,9 +104,10 @@ Also not kept: the exact Poisson variance of log(count + 1/2) for the post windo
 1/(count + 1/2) (by 5-25% for 2-20 events): reps with 1-2.5 a week went from 7.8% to 7.3% false
 positives, everything else moved within noise. Open: that band's excess is mostly false "moved
 down" (62% of its rejections; 67% under 1 a week, 32-45% above 2.5): the log of a small count is
-skewed to the left, more than the pooled null of a mixed-volume team is. A per-unit skewness correction
-(Cornish-Fisher, from the Poisson third moment at the unit's expected counts) is the next thing
-to try; a pool restricted to similar volumes cost 1-5 points of power.
+skewed to the left. A per-unit Cornish-Fisher correction from the Poisson third moment of the
+unit's log counts, applied to the pool and the rep alike, left it at 7.8% (not kept), so the
+skew that matters is not the Poisson part's; a pool restricted to similar volumes cost 1-5
+points of power.
 Also not kept: shortening the baseline (down to ``min_pre_weeks``) when a short history with few
 peers leaves fewer placebo values than a test at alpha needs. It let about 6% more cases be
 tested (power +1 to +3.5 points), but those small pools (few dates, strongly dependent values)
