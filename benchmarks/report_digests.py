@@ -1,0 +1,86 @@
+"""Digests of the demo reports, to show that a change leaves every page byte-identical.
+
+A refactoring or a speed-up must not change a single byte a reader sees. Run this before the
+change with ``--save``, and after it with ``--compare``::
+
+    .venv/bin/python benchmarks/report_digests.py --save /tmp/before.json
+    # ... change the code ...
+    .venv/bin/python benchmarks/report_digests.py --compare /tmp/before.json
+
+It generates the demo data into a temporary folder (so the demo generator is covered too),
+renders every rep's report for both audiences and the team overview with ``coachnb run``,
+and prints one SHA-256 per file: the demo data files and the rendered HTML pages. Executed
+notebooks are left out (they carry timings); logs and the manifest too. Digests depend on the
+installed matplotlib, pandas and nbconvert, so compare runs on the same environment only.
+Exit status 1 when ``--compare`` finds a difference.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+AS_OF = "2026-11-23"
+
+
+def _digests(folder: Path, pattern: str) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.glob(pattern)) if p.is_file()}
+
+
+def _quiet(command: list[str]) -> None:
+    """Run a command; its output is shown only when it fails."""
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        sys.stderr.write(done.stdout + done.stderr)
+        raise SystemExit(f"failed ({done.returncode}): {' '.join(command)}")
+
+
+def demo_digests(jobs: int) -> dict[str, str]:
+    """Generate the demo team and render its reports in a temporary folder; digest both."""
+    with tempfile.TemporaryDirectory(prefix="coachnb-digests-") as tmp:
+        tmp = Path(tmp)
+        data, out = tmp / "data", tmp / "reports"
+        _quiet([sys.executable, "-m", "coachnb", "demo-data", "--out", str(data)])
+        _quiet([sys.executable, "-m", "coachnb", "run", str(data), "--as-of", AS_OF, "--out", str(out),
+                "--jobs", str(jobs), "--audience", "both"])
+        found = {f"data/{k}": v for k, v in _digests(data, "*").items()}
+        found.update({f"reports/{k}": v for k, v in _digests(out / AS_OF, "*.html").items()})
+        return found
+
+
+def compare(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """Lines naming every file that was added, removed or changed (empty when identical)."""
+    lines = [f"only before: {k}" for k in sorted(set(before) - set(after))]
+    lines += [f"only after:  {k}" for k in sorted(set(after) - set(before))]
+    lines += [f"changed:     {k}" for k in sorted(set(before) & set(after)) if before[k] != after[k]]
+    return lines
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = ap.add_mutually_exclusive_group(required=True)
+    group.add_argument("--save", type=Path, help="write the digests to this JSON file")
+    group.add_argument("--compare", type=Path, help="compare with digests saved earlier")
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    found = demo_digests(args.jobs)
+    n_html = sum(k.endswith(".html") for k in found)
+    print(f"{len(found)} files digested ({n_html} HTML pages) in {time.perf_counter() - t0:.1f} s")
+    if args.save:
+        args.save.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"saved to {args.save}")
+        return 0
+    lines = compare(json.loads(args.compare.read_text(encoding="utf-8")), found)
+    print("\n".join(lines) if lines else f"identical to {args.compare}: every file byte for byte")
+    return 1 if lines else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
