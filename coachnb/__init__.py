@@ -8,22 +8,21 @@ The public API for analysts::
 from .config import ProcessConfig, load_config
 from .errors import CoachnbError, ConfigError, DataError, Problem
 from .schema import TABLES, Dataset
-
-__version__ = "0.1.0"
+from .version import __version__
 
 
 def load(data_dir, **kwargs):
     """Load and validate a data folder; see :func:`coachnb.loading.load`."""
-    from .loading import load as _load
+    from .loading import load as load_folder  # imported on use: `import coachnb` stays light
 
-    return _load(data_dir, **kwargs)
+    return load_folder(data_dir, **kwargs)
 
 
 def rep_report(data, rep_id, as_of=None, lookback_weeks=13, audience="manager"):
     """Everything one rep's report shows; see :func:`coachnb.report.rep_report`."""
-    from .report import rep_report as _rep_report
+    from .report import rep_report as build_report  # imported on use: `import coachnb` stays light
 
-    return _rep_report(data, rep_id, as_of, lookback_weeks, audience)
+    return build_report(data, rep_id, as_of, lookback_weeks, audience)
 
 
 __all__ = ["rep_report", "CoachnbError", "ConfigError", "DataError", "Dataset", "ProcessConfig", "Problem", "TABLES",

@@ -50,7 +50,7 @@ from datetime import date, datetime, timezone
 from multiprocessing.connection import wait as wait_for_ready
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 from .errors import CoachnbError, DataError
 from .fsutil import atomic_write_text, path_inside, safe_filename
 
@@ -621,7 +621,8 @@ def _dataset_from_store(data_dir: Path, as_of: str, lookback_weeks, report_dir: 
     Keyed by the files' bytes (no parsing), so the parent skips loading gigabytes of raw data.
     """
     try:
-        from .features import input_fingerprint, is_store, open_store, store_path
+        from .loading import input_fingerprint
+        from .store import is_store, open_store, store_path
 
         fingerprint = input_fingerprint(data_dir)
         path = store_path(report_dir, fingerprint, as_of, int(lookback_weeks or 13))
@@ -641,7 +642,7 @@ def _feature_store(dataset, as_of, lookback_weeks, report_dir: Path, wanted: boo
     """
     if not wanted or dataset is None:
         return ""
-    from .features import build_store
+    from .store_build import build_store
 
     try:
         return str(build_store(dataset, as_of, int(lookback_weeks or 13), report_dir))
@@ -659,7 +660,7 @@ def report_fingerprint(data_fingerprint: str, notebook_sha: str, parameters: dic
     """
     # the feature store's path is derived from the data fingerprint, which is already in the blob
     params = {k: v for k, v in parameters.items() if k not in ("data_dir", "out_dir", "report_dir", "features")}
-    from .features import code_fingerprint
+    from .store import code_fingerprint
 
     blob = json.dumps({"data": data_fingerprint, "notebook": notebook_sha, "coachnb": __version__,
                        "code": code_fingerprint(), "parameters": params}, sort_keys=True, default=str)

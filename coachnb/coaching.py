@@ -7,7 +7,7 @@
 * :func:`focus_areas` ranks the drivers of the rep's pipeline by how much moving each one to
   the team median would add, with small samples shrunk towards the team (empirical Bayes),
   and returns at most two.
-* :func:`scenario` and :func:`required_activity` answer "what if I made more calls?" both ways.
+* :func:`scenario` answers "what if I made more calls?" with an interval.
 * :func:`questions_for`, :func:`rep_preread_prompts` and :func:`plan_template` give the 1:1's
   questions and the rep's pre-read. All wording lives in ``questions.toml``.
 """
@@ -16,14 +16,20 @@ from __future__ import annotations
 import math
 import string
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from . import metrics, store
+from .calendar import focus_window, weeks_before
+from .config import ProcessConfig
+from .formatting import fmt_level, fmt_money, fmt_pct
+from .metrics import LATE_SHARE
 from .schema import Dataset
+from .team_effects import team_activity_effect
 
 QUESTIONS_FILE = Path(__file__).with_name("questions.toml")
 MAX_FOCUS_AREAS = 2
@@ -38,8 +44,6 @@ MIN_GAIN_SHARE = 0.02
 CONVERSION_WEEKS = 26
 #: credibility pseudo-count for deal size: weight n / (n + DEAL_SIZE_PRIOR_N) on the rep's mean
 DEAL_SIZE_PRIOR_N = 5.0
-#: share of activities logged late above which data capture becomes a focus area first
-LATE_SHARE = 0.3
 #: bounds on the beta prior's strength alpha + beta (pseudo-deals)
 PRIOR_STRENGTH_MIN, PRIOR_STRENGTH_MAX = 1.0, 200.0
 BOOTSTRAP_SAMPLES = 2000
@@ -60,21 +64,6 @@ def fill(template: str, values: dict) -> str:
     if missing:
         raise KeyError(f"no value for placeholder(s) {sorted(missing)} in {template!r}")
     return template.format(**values)
-
-
-def _num(x: float) -> str:
-    """A weekly level for text: whole numbers plain, others with one decimal."""
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    return f"{x:.0f}" if abs(x - round(x)) < 0.05 else f"{x:.1f}"
-
-
-def _pct(x: float) -> str:
-    return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:.0f}%"
-
-
-def _money(x: float) -> str:
-    return "n/a" if x is None or not np.isfinite(x) else f"{x:,.0f}"
 
 
 # =============================================================================== 1. diagnosis
@@ -188,7 +177,6 @@ def diagnose(assessment, commitment: dict | None = None, finished: bool | None =
 
     metric = _clean(c.get("label")) or _clean(c.get("metric")) or "the agreed activity"
     if metric and "_" in metric:
-        from .config import ProcessConfig
         spec = ProcessConfig().commitment_metrics.get(metric)
         metric = spec.label if spec else metric.replace("_", " ")
     target = c.get("target", getattr(act, "target", None))
@@ -197,9 +185,9 @@ def diagnose(assessment, commitment: dict | None = None, finished: bool | None =
     end = c.get("end")
     values = {
         "metric_label": metric,
-        "baseline": _num(float(baseline)) if baseline is not None else "n/a",
-        "target": _num(float(target)) if target is not None else "n/a",
-        "achieved": _num(float(getattr(act, "post_rate", float("nan")))),
+        "baseline": fmt_level(float(baseline)) if baseline is not None else "n/a",
+        "target": fmt_level(float(target)) if target is not None else "n/a",
+        "achieved": fmt_level(float(getattr(act, "post_rate", float("nan")))),
         "weeks_more": str(int(weeks_needed)) if weeks_needed else "several",
         "end": f"{pd.Timestamp(end):%d %b}" if end is not None and not pd.isna(end) else "its end date",
         "follow_up": _clean(c.get("follow_up")) or "",
@@ -363,31 +351,6 @@ class FocusResult:
     funnel: dict | None = None
 
 
-@dataclass
-class RepFunnel:
-    """One rep's drivers over the focus window (rates per week; counts per window)."""
-
-    weeks: int
-    active_weeks: int
-    per_week: dict  # activity type -> mean count per week
-    activities: float  # all activities in the window
-    opportunities: float  # created in the window
-    win_rate: float  # shrunk
-    deal_size: float  # shrunk mean amount of opportunities created
-    resolved_deals: int
-
-
-def _focus_window(as_of, ds: Dataset, weeks: int) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Whole weeks before the week holding ``as_of`` (the report's window), as local Timestamps."""
-    cfg = ds.config
-    ts = pd.Timestamp(as_of)
-    ts = ts.tz_convert(cfg.timezone) if ts.tzinfo is not None else ts.tz_localize(cfg.timezone)
-    naive = ts.tz_localize(None)
-    week0 = pd.Series([naive]).dt.to_period(cfg.week_freq).dt.start_time.iloc[0]
-    end = week0.tz_localize(cfg.timezone)
-    return end - pd.Timedelta(weeks=weeks), end
-
-
 def _peers(ds: Dataset, rep_id: str) -> list[str]:
     """Teammates of ``rep_id`` (same ``team``), or everyone else when the team is smaller than MIN_PEERS."""
     reps = ds.reps
@@ -431,14 +394,12 @@ _TABLES_CACHE: dict = {}
 def funnel_tables(ds: Dataset, as_of, lookback_weeks: int = 13) -> dict:
     """Cached :func:`compute_funnel_tables` (per data fingerprint, date and window; hand-built
     datasets without a fingerprint are not cached)."""
-    from . import features
-
-    stored = features.funnel_tables(ds, as_of, lookback_weeks)  # a Dataset read from a feature store
+    stored = store.funnel_tables(ds, as_of, lookback_weeks)  # a Dataset read from a feature store
     if stored is not None:
         return stored
     if not ds.fingerprint:
         return compute_funnel_tables(ds, as_of, lookback_weeks)
-    key = (ds.fingerprint, str(_focus_window(as_of, ds, lookback_weeks)), lookback_weeks)
+    key = (ds.fingerprint, str(focus_window(as_of, ds, lookback_weeks)), lookback_weeks)
     if key not in _TABLES_CACHE:
         if len(_TABLES_CACHE) > 8:
             _TABLES_CACHE.clear()
@@ -459,9 +420,7 @@ def compute_funnel_tables(ds: Dataset, as_of, lookback_weeks: int = 13) -> dict:
         [rep_id, n_created, mean_amount] (same span), ``velocity`` (stage_velocity over a year),
         ``timeliness`` (capture_timeliness over the window).
     """
-    from . import metrics
-
-    start, end = _focus_window(as_of, ds, lookback_weeks)
+    start, end = focus_window(as_of, ds, lookback_weeks)
     long_start = end - pd.Timedelta(weeks=max(lookback_weeks, CONVERSION_WEEKS))
     wa = metrics.weekly_activity(ds, start, end)
     cols = ["call", "email", "meeting", "demo", "other", "total"]
@@ -572,8 +531,8 @@ def rank_drivers(tables: dict, rep_id: str, peers: list[str], stages: tuple[str,
                         "target": step_target(rep_t, team_t)}
             out.append(FocusArea(
                 label[:1].upper() + label[1:], "activity",
-                f"{label[:1].upper() + label[1:]}: {_num(rep_t)} a week over the last {weeks} weeks, "
-                f"team median {_num(team_t)}.",
+                f"{label[:1].upper() + label[1:]}: {fmt_level(rep_t)} a week over the last {weeks} weeks, "
+                f"team median {fmt_level(team_t)}.",
                 rep_t, team_t, extra_opps * w_rep * s_rep, extra_opps, sugg))
         team_p = med(per_act)
         if np.isfinite(team_p) and team_p > p_rep:
@@ -588,8 +547,8 @@ def rank_drivers(tables: dict, rep_id: str, peers: list[str], stages: tuple[str,
             out.append(FocusArea(
                 "Turning activity into opportunities", "opportunity_rate",
                 f"Turning activity into opportunities: {int(o_rep)} new opportunities from "
-                f"{int(acts_total[rep_id])} activities (about 1 per {_num(1 / p_rep)} after allowing for "
-                f"sample size), team median about 1 per {_num(1 / team_p)}.",
+                f"{int(acts_total[rep_id])} activities (about 1 per {fmt_level(1 / p_rep)} after allowing for "
+                f"sample size), team median about 1 per {fmt_level(1 / team_p)}.",
                 p_rep, team_p, extra_opps * w_rep * s_rep, extra_opps, sugg))
 
     if tables.get("has_stages", True):
@@ -612,13 +571,13 @@ def rank_drivers(tables: dict, rep_id: str, peers: list[str], stages: tuple[str,
             if c_team <= c_rep:
                 continue
             raw = adv[0] / res[0]
-            shrunk_note = (f"; about {_pct(c_rep)} after allowing for the small sample"
+            shrunk_note = (f"; about {fmt_pct(c_rep)} after allowing for the small sample"
                            if abs(raw - c_rep) >= 0.03 else "")
             per_window = res[0] * weeks / max(CONVERSION_WEEKS, weeks)
             out.append(FocusArea(
                 f"{frm} → {to}", "conversion",
-                f"{frm} → {to}: {int(adv[0])} of {int(res[0])} advanced ({_pct(raw)}{shrunk_note}), "
-                f"team median {_pct(c_team)}.",
+                f"{frm} → {to}: {int(adv[0])} of {int(res[0])} advanced ({fmt_pct(raw)}{shrunk_note}), "
+                f"team median {fmt_pct(c_team)}.",
                 c_rep, c_team, value * (c_team / c_rep - 1), per_window * (c_team - c_rep), None))
 
         vel = tables["velocity"].copy()
@@ -632,7 +591,7 @@ def rank_drivers(tables: dict, rep_id: str, peers: list[str], stages: tuple[str,
             share = min(1.0, (d_rep - d_team) / (7 * weeks))
             out.append(FocusArea(
                 f"Time in {stage}", "days_in_stage",
-                f"Time in {stage}: median {_num(d_rep)} days, team median {_num(d_team)} days "
+                f"Time in {stage}: median {fmt_level(d_rep)} days, team median {fmt_level(d_team)} days "
                 f"(deals would close sooner rather than more of them).",
                 d_rep, d_team, value * share, float("nan"), None))
 
@@ -640,9 +599,9 @@ def rank_drivers(tables: dict, rep_id: str, peers: list[str], stages: tuple[str,
     if np.isfinite(team_size_med) and team_size_med > s_rep and np.isfinite(deals.at[rep_id, "mean_amount"]):
         out.append(FocusArea(
             "Deal size", "deal_size",
-            f"Deal size: average new opportunity {_money(deals.at[rep_id, 'mean_amount'])} "
+            f"Deal size: average new opportunity {fmt_money(deals.at[rep_id, 'mean_amount'])} "
             f"({int(deals.at[rep_id, 'n_created'])} new opportunities in {max(CONVERSION_WEEKS, weeks)} weeks), "
-            f"team median {_money(team_size_med)}.",
+            f"team median {fmt_money(team_size_med)}.",
             s_rep, team_size_med, o_rep * w_rep * (team_size_med - s_rep), float("nan"), None))
 
     out = [a for a in out if a.modeled_gain > max(MIN_GAIN_SHARE * value, 0.0)]
@@ -662,8 +621,8 @@ def rank_drivers(tables: dict, rep_id: str, peers: list[str], stages: tuple[str,
                         "baseline": base, "target": step}
             out.insert(0, FocusArea(
                 "Logging activities on time", "data_capture",
-                f"Logging on time: {_pct(late_rep)} of activities logged more than {_num(late_logging_days)} days "
-                f"late, team median {_pct(late_team)}. Every other number here depends on it.",
+                f"Logging on time: {fmt_pct(late_rep)} of activities logged more than {fmt_level(late_logging_days)} days "
+                f"late, team median {fmt_pct(late_team)}. Every other number here depends on it.",
                 late_rep, late_team, float("nan"), float("nan"), sugg))
     return out, funnel
 
@@ -673,13 +632,13 @@ def _gain_sentence(area: FocusArea, weeks: int) -> str:
         return ""
     n = area.modeled_gain_opportunities
     if area.driver in ("activity", "opportunity_rate"):
-        what = f"about {_num(n)} more new {'opportunity' if _num(n) == '1' else 'opportunities'} and "
+        what = f"about {fmt_level(n)} more new {'opportunity' if fmt_level(n) == '1' else 'opportunities'} and "
     elif area.driver == "conversion":
-        what = f"about {_num(n)} more {'deal' if _num(n) == '1' else 'deals'} moving on and "
+        what = f"about {fmt_level(n)} more {'deal' if fmt_level(n) == '1' else 'deals'} moving on and "
     else:
         what = ""
     return (f" Moving to the team median on this alone, everything else as it is, the model expects "
-            f"{what}about {_money(area.modeled_gain)} more won value over {weeks} weeks.")
+            f"{what}about {fmt_money(area.modeled_gain)} more won value over {weeks} weeks.")
 
 
 def focus_areas(ds: Dataset, rep_id: str, as_of, lookback_weeks: int = 13,
@@ -781,10 +740,6 @@ def team_link_fit(ds: Dataset, team, metric: str, end, history_weeks: int = LINK
     Returns None when the team has fewer than ``LINK_MIN_REPS`` reps, or the model can't be
     fitted (e.g. no new opportunities at all).
     """
-    from . import features
-    from .report import weeks_before
-    from .team_effects import team_activity_effect
-
     end = pd.Timestamp(end)
     key = (ds.fingerprint, str(team), metric, str(end), int(history_weeks),
            p_values if isinstance(p_values, bool) else tuple(sorted(p_values)))
@@ -794,8 +749,8 @@ def team_link_fit(ds: Dataset, team, metric: str, end, history_weeks: int = LINK
     fit = None
     if len(members) >= LINK_MIN_REPS:
         start = weeks_before(end, int(history_weeks))
-        act = features.metric_panel(ds, metric, start, end)  # straight from the store's cube when there is one
-        out = features.pipeline_panel(ds, start, end)
+        act = store.metric_panel(ds, metric, start, end)  # straight from the store's cube when there is one
+        out = store.pipeline_panel(ds, start, end)
         act.columns, out.columns = act.columns.astype(str), out.columns.astype(str)
         reps = [r for r in members if r in act.columns and r in out.columns]
         if len(reps) >= LINK_MIN_REPS:
@@ -857,17 +812,6 @@ class ActivityLink:
         a, b = f(self.low), f(self.high)
         return f(self.estimate), min(a, b), max(a, b)
 
-    def delta_for(self, opps_per_week: float, extra_per_week: float, which: str = "estimate") -> float:
-        """Change in weekly units that adds ``extra_per_week`` new opportunities (inf if none does)."""
-        r = getattr(self, which)
-        if extra_per_week <= 0:
-            return 0.0
-        if self.method == "panel model":
-            if opps_per_week <= 0 or not r > 1:
-                return math.inf
-            return math.log1p(extra_per_week / opps_per_week) / math.log(r)
-        return math.inf if not r > 0 else extra_per_week / r
-
     @property
     def basis(self) -> str:
         """One plain sentence on what the scenario rests on."""
@@ -898,7 +842,7 @@ def activity_link(ds: Dataset, rep_id: str, as_of, metric: str,
         return ActivityLink("identity", 1.0, 1.0, 1.0, 1)
     rep_id = str(rep_id)
     team = ds.reps.loc[ds.reps["rep_id"].astype(str) == rep_id, "team"]
-    start, end = _focus_window(as_of, ds, lookback_weeks)
+    start, end = focus_window(as_of, ds, lookback_weeks)
     fit = team_link_fit(ds, team.iloc[0], metric, end) if len(team) else None
     if fit is not None:
         total = fit.loc[fit.index.str.startswith("total")].iloc[0]
@@ -917,10 +861,8 @@ def activity_link(ds: Dataset, rep_id: str, as_of, metric: str,
 
 def _window_totals(ds: Dataset, metric: str, start, end, reps: list[str]) -> tuple[pd.Series, pd.Series]:
     """Per rep of ``reps``: total of ``metric`` and new opportunities over ``[start, end)`` (0 when none)."""
-    from . import features
-
-    mw = features.metric_weekly(ds, metric, start, end)  # from the feature store's cube when ds is read from one
-    wp = features.weekly_pipeline(ds, start, end)
+    mw = store.metric_weekly(ds, metric, start, end)  # from the feature store's cube when ds is read from one
+    wp = store.weekly_pipeline(ds, start, end)
     x = mw.groupby(mw["rep_id"].astype(str))["value"].sum().reindex(reps).fillna(0)
     y = wp.groupby(wp["rep_id"].astype(str))["opportunities_created"].sum().reindex(reps).fillna(0)
     return x, y
@@ -962,7 +904,7 @@ def _scenario_inputs(ds: Dataset, rep_id: str, as_of, metric: str, lookback_week
     """
     link = activity_link(ds, rep_id, as_of, metric, lookback_weeks)
     rep_id = str(rep_id)
-    x, y = (float(v.iloc[0]) for v in _window_totals(ds, metric, *_focus_window(as_of, ds, lookback_weeks), [rep_id]))
+    x, y = (float(v.iloc[0]) for v in _window_totals(ds, metric, *focus_window(as_of, ds, lookback_weeks), [rep_id]))
     if funnel is None:
         _, funnel = rank_drivers(funnel_tables(ds, as_of, 13), rep_id, _peers(ds, rep_id), tuple(ds.config.stages))
     return {"link": link, "current": x / lookback_weeks, "opps_per_week": y / lookback_weeks,
@@ -1011,57 +953,6 @@ def scenario(ds: Dataset, rep_id: str, as_of, metric: str = "calls_per_week", fr
     start = inp["current"] if from_value is None else float(from_value)
     return scenario_table(inp["link"], inp["opps_per_week"], float(to_value) - start, horizons_days,
                           inp["deal_size"], inp["win_rate"])
-
-
-def required_level(current_per_week: float, opps_per_week: float, link: ActivityLink, deal_size: float,
-                   pipeline_target_value: float, horizon_days: float, which: str = "estimate") -> float:
-    """Weekly level of the metric that would create ``pipeline_target_value`` over ``horizon_days``.
-
-    Expected pipeline at today's pace is ``opps_per_week * weeks * deal_size``; the gap is
-    covered by the extra new opportunities the link implies (``which``: ``"estimate"``, ``"low"``
-    or ``"high"`` end of its interval). Returns the current level when the pace already covers
-    the target, ``inf`` when the metric adds nothing.
-    """
-    weeks = horizon_days / 7.0
-    gap = pipeline_target_value - opps_per_week * weeks * deal_size
-    if gap <= 0:
-        return float(current_per_week)
-    if not deal_size > 0:
-        return float("inf")
-    return float(current_per_week + link.delta_for(opps_per_week, gap / (deal_size * weeks), which))
-
-
-def required_activity(ds: Dataset, rep_id: str, as_of, metric: str, pipeline_target_value: float,
-                      horizon_days: int = 90) -> dict:
-    """The reverse question: what weekly level of ``metric`` would build this much pipeline?
-
-    Returns
-    -------
-    dict
-        ``metric, label, horizon_days, pipeline_target_value, current_per_week,
-        expected_pipeline_at_current_pace, required_per_week, required_low, required_high``
-        (the range from the link's interval: a more productive unit needs fewer), ``note``,
-        ``basis``.
-    """
-    inp = _scenario_inputs(ds, rep_id, as_of, metric)
-    args = (inp["current"], inp["opps_per_week"], inp["link"], inp["deal_size"], pipeline_target_value,
-            horizon_days)
-    need = required_level(*args)
-    lo = required_level(*args, which="high")
-    hi = required_level(*args, which="low")
-    expected = inp["opps_per_week"] * horizon_days / 7 * inp["deal_size"]
-    if need <= inp["current"]:
-        note = "The current pace already builds this much pipeline in the time, on average."
-    elif not np.isfinite(need):
-        note = f"In this team's data {inp['label']} doesn't relate to new opportunities, so no level is implied."
-    else:
-        upper = _num(hi) if np.isfinite(hi) else "no level the data can pin down"
-        note = (f"About {_num(need)} {inp['label']} (between {_num(lo)} and {upper}) against "
-                f"{_num(inp['current'])} now; a model estimate to discuss, not a quota.")
-    return {"metric": metric, "label": inp["label"], "horizon_days": horizon_days,
-            "pipeline_target_value": float(pipeline_target_value), "current_per_week": inp["current"],
-            "expected_pipeline_at_current_pace": expected, "required_per_week": need,
-            "required_low": lo, "required_high": hi, "note": note, "basis": inp["link"].basis}
 
 
 # =============================================================================== 5. questions
@@ -1157,7 +1048,7 @@ def questions_for(findings, audience: str = "manager") -> list[str]:
 
     add("care", "care")
     if _has(f.result_change):
-        values = {"result_change": _pct(abs(f.result_change)), "result_label": f.result_label}
+        values = {"result_change": fmt_pct(abs(f.result_change)), "result_label": f.result_label}
         kind = ("acknowledge_down" if f.result_change < -LEVEL_BAND else
                 "acknowledge_up" if f.result_change > LEVEL_BAND else "acknowledge_flat")
         add("acknowledge", kind, values)
@@ -1173,14 +1064,14 @@ def questions_for(findings, audience: str = "manager") -> list[str]:
     if f.stage_leak:
         s = f.stage_leak
         add("stage_leak", "stage_leak", {"stage": s["stage"], "next_stage": s.get("next_stage", "the next stage"),
-                                         "rate": _pct(s["rate"]), "team_rate": _pct(s["team_rate"])})
+                                         "rate": fmt_pct(s["rate"]), "team_rate": fmt_pct(s["team_rate"])})
     if f.stalled_deals and f.stalled_deals > 0:
         n = int(f.stalled_deals)
         add("stalled", "stalled", {"stalled_deals": f"{n} deal has" if n == 1 else f"{n} deals have"})
     if _has(f.activity_change) and f.activity_change <= -ACTIVITY_DROP:
-        add("activity_drop", "activity_drop", {"activity_change": _pct(-f.activity_change)})
+        add("activity_drop", "activity_drop", {"activity_change": fmt_pct(-f.activity_change)})
     if _has(f.late_share) and f.late_share > LATE_SHARE:
-        add("late_logging", "late_logging", {"late_share": _pct(f.late_share), "late_days": _num(f.late_days)})
+        add("late_logging", "late_logging", {"late_share": fmt_pct(f.late_share), "late_days": fmt_level(f.late_days)})
     if (_has(f.result_change) and f.result_change < -LEVEL_BAND) or len(picked) <= 2:
         add("explore", "explore")
     for key in ("plan", "support", "follow_up"):
@@ -1188,79 +1079,6 @@ def questions_for(findings, audience: str = "manager") -> list[str]:
 
     keep = sorted(picked, key=lambda k: -_PRIORITY[k])[:MAX_QUESTIONS]
     return [picked[k] for k in _ORDER if k in keep]
-
-
-def findings_for(tv, rep_id: str, reviews: list | None = None) -> Findings:
-    """What the data shows about ``rep_id``, from a report's team view (:func:`coachnb.report.team_view`).
-
-    Parameters
-    ----------
-    tv : coachnb.report.TeamView
-    rep_id : str
-    reviews : list of coachnb.report.CommitmentReview, optional
-        The latest finished one sets kept / kept-no-lift / missed.
-    """
-    ds, w = tv.ds, tv.window
-    rep_id = str(rep_id)
-    f = Findings(late_days=float(ds.config.thresholds.late_logging_days))
-
-    opp = ds.opportunities
-    won = opp[(opp["status"] == "won") & (opp["rep_id"] == rep_id)]
-    span = w.end - w.start
-    now = won[(won["closed_at"] >= w.start) & (won["closed_at"] < w.end)]["amount"].sum()
-    before = won[(won["closed_at"] >= w.start - span) & (won["closed_at"] < w.start)]["amount"].sum()
-    if before > 0:
-        f.result_change = float(now / before - 1)
-
-    if ds.has("stage_history") and len(tv.conversion):
-        conv = tv.conversion.copy()
-        conv["rep_id"] = conv["rep_id"].astype(str)
-        peers = _peers(ds, rep_id)
-        best = None
-        for (frm, to), grp in conv.groupby(["from_stage", "to_stage"], sort=False):
-            g = grp.set_index("rep_id")
-            if rep_id not in g.index:
-                continue
-            mine = g.loc[rep_id]
-            resolved = float(mine["advanced"] + mine["dropped"])
-            team = g.reindex(peers)["rate"].dropna()
-            if resolved < MIN_RESOLVED_DEALS or len(team) < MIN_PEERS or not np.isfinite(mine["rate"]):
-                continue
-            gap = float(np.median(team) - mine["rate"])
-            if gap > 0.1 and (best is None or gap > best[0]):
-                best = (gap, {"stage": frm, "next_stage": to, "rate": float(mine["rate"]),
-                              "team_rate": float(np.median(team))})
-        if best:
-            f.stage_leak = best[1]
-        if len(tv.stalled):
-            f.stalled_deals = int((tv.stalled["rep_id"].astype(str) == rep_id).sum())
-
-    if ds.has("activities"):
-        wa = tv.weekly_activity
-        wa = wa[(wa["rep_id"].astype(str) == rep_id) & (wa["week"] >= w.start.tz_localize(None))
-                & (wa["week"] < w.end.tz_localize(None))]
-        cut = w.end.tz_localize(None) - pd.Timedelta(weeks=4)
-        recent, earlier = wa[wa["week"] >= cut]["total"].mean(), wa[wa["week"] < cut]["total"].mean()
-        if np.isfinite(earlier) and earlier > 0 and np.isfinite(recent):
-            f.activity_change = float(recent / earlier - 1)
-        tl = tv.timeliness
-        late = tl.loc[tl["rep_id"].astype(str) == rep_id, "share_late"]
-        if len(late) and np.isfinite(late.iloc[0]):
-            f.late_share = float(late.iloc[0])
-
-    for rv in reversed(reviews or []):
-        d = getattr(rv, "diagnosis", None)
-        if d is None or d.category == "in_progress":
-            continue
-        label = getattr(rv, "label", None) or "the commitment"
-        if d.category == "not_kept":
-            f.missed_commitment, f.follow_up = label, _clean(rv.commitment.get("follow_up"))
-        elif d.category == "kept_no_lift":
-            f.kept_no_lift = label
-        else:
-            f.kept_commitment = label
-        break
-    return f
 
 
 def self_view(ds: Dataset, rep_id: str) -> pd.DataFrame:
@@ -1306,7 +1124,7 @@ def rep_preread_prompts(ds: Dataset, rep_id: str, stages=None, as_of=None, focus
     self_prompts = []
     for stage in stages:
         if stage in scores.index and np.isfinite(scores[stage]):
-            self_prompts.append(fill(p["self_assessment_with_score"], {"stage": stage, "score": _num(float(scores[stage]))}))
+            self_prompts.append(fill(p["self_assessment_with_score"], {"stage": stage, "score": fmt_level(float(scores[stage]))}))
         else:
             self_prompts.append(fill(p["self_assessment"], {"stage": stage}))
     kdc = [p["keep"], p["drop"], p["create"]]
@@ -1317,8 +1135,8 @@ def rep_preread_prompts(ds: Dataset, rep_id: str, stages=None, as_of=None, focus
     sugg = next((a.suggested for a in focus.areas if a.suggested), None)
     if sugg:
         plan = {**sugg, "days": 30,
-                "text": (f"For the next 30 days: {sugg['label']} from {_num(sugg['baseline'])} to "
-                         f"{_num(sugg['target'])} a week (a draft to change or replace in the 1:1).")}
+                "text": (f"For the next 30 days: {sugg['label']} from {fmt_level(sugg['baseline'])} to "
+                         f"{fmt_level(sugg['target'])} a week (a draft to change or replace in the 1:1).")}
     sections = [("How I rate myself, stage by stage", self_prompts),
                 ("Keep, drop, create", kdc),
                 ("Building skill", skill)]
@@ -1353,8 +1171,8 @@ def plan_template(focus: FocusResult, reviews: list | None = None) -> dict:
         return {"prefilled": None, "note": note, "blanks": PLAN_BLANKS, "suggested": None}
     prefilled = [("Suggested from the data", area.area),
                  ("Behaviour", sugg["label"]),
-                 ("Now (per week)", _num(sugg["baseline"])),
-                 ("Draft target (per week)", _num(sugg["target"])),
+                 ("Now (per week)", fmt_level(sugg["baseline"])),
+                 ("Draft target (per week)", fmt_level(sugg["target"])),
                  ("Length", "30 days")]
     if running:
         prefilled.append(("Still running", "a current commitment; one or two changes at a time"))

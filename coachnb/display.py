@@ -1,6 +1,6 @@
 """Show report sections in a notebook: escaped HTML for text and tables, figures for charts.
 
-Everything that came from the data passes through :func:`coachnb.report.esc` or
+Everything that came from the data passes through :func:`coachnb.formatting.esc` or
 ``DataFrame.to_html(escape=True)``: a deal named ``<script>`` shows as text.
 """
 from __future__ import annotations
@@ -8,12 +8,14 @@ from __future__ import annotations
 import functools
 import io
 import math
+from urllib.parse import quote
 
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import HTML, Image, display
 
-from .report import esc
+from .formatting import esc
+from .overview import cadence_sentence
 
 
 def para(text: str, css: str = "") -> None:
@@ -102,7 +104,7 @@ def header(r) -> None:
 @_needs("activity")
 def activity(r) -> None:
     a = r.activity
-    from . import plots
+    from . import plots  # imported on use: the overview draws no chart and seaborn is slow to import
 
     figure(plots.weekly_vs_team(a.rep_weekly, a.band))
     if a.rep_total:
@@ -112,7 +114,7 @@ def activity(r) -> None:
 
 def pipeline(r) -> None:
     """New opportunities per week against the team, and how long won deals took."""
-    from . import plots
+    from . import plots  # imported on use: the overview draws no chart and seaborn is slow to import
 
     p = r.pipeline
     figure(plots.weekly_vs_team(p.rep_weekly, p.band, value="opportunities_created",
@@ -129,7 +131,7 @@ def conversion(r) -> None:
             table(r.stage_mix.table)
             key_sentence(r.stage_mix.sentence)
         return
-    from . import plots
+    from . import plots  # imported on use: the overview draws no chart and seaborn is slow to import
 
     if c.rep["rate"].notna().any():
         figure(plots.conversion_vs_team(c.rep, c.team))
@@ -147,7 +149,7 @@ def conversion(r) -> None:
 @_needs("velocity")
 def velocity(r) -> None:
     v = r.velocity
-    from . import plots
+    from . import plots  # imported on use: the overview draws no chart and seaborn is slow to import
 
     if v.rep["median_days"].notna().any() or v.team["median_days"].notna().any():
         figure(plots.days_in_stage_vs_team(v.rep, v.team))
@@ -192,7 +194,7 @@ def since_last_time(r) -> None:
                          f"<strong>Did pipeline move after it?</strong> {esc(p.sentence)}</p>"))
             table(evidence_table(p))
         return
-    from . import plots
+    from . import plots  # imported on use: the overview draws no chart and seaborn is slow to import
 
     for rv in r.commitments:
         c = rv.commitment
@@ -334,8 +336,6 @@ def overview_header(ov) -> None:
 
 def overview_table(ov) -> None:
     """One row per rep, each name linking to the rep's report."""
-    from urllib.parse import quote
-
     def cell(v, fmt=str):
         return "–" if v is None or (isinstance(v, float) and pd.isna(v)) else esc(fmt(v))
 
@@ -363,8 +363,6 @@ def overview_table(ov) -> None:
 
 
 def overview_managers(ov) -> None:
-    from .overview import cadence_sentence
-
     key_sentence(cadence_sentence(ov))
     m = ov.managers.copy()
     m["cadence_kept"] = m["cadence_kept"].map(lambda x: f"{100 * x:.0f}%")

@@ -42,10 +42,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__
 from .config import ProcessConfig, load_config
 from .errors import ConfigError, DataError, Problem
 from .schema import TABLES, Column, Dataset, Table, empty_frame
+from .version import __version__
 
 #: individual problems listed per (file, column, rule) before the rest are summarised in one
 MAX_LISTED = 10
@@ -1019,6 +1019,27 @@ def sections_supported(frames: dict[str, pd.DataFrame] | Dataset, present=None) 
                 break
         result[section] = SectionSupport(not reason, reason)
     return result
+
+
+def input_fingerprint(data_dir, config: ProcessConfig | None = None) -> str:
+    """``Dataset.fingerprint`` of a data folder, from the files' bytes alone (no parsing).
+
+    Hashes what :func:`load` hashes (coachnb version, ``process.toml``, the config and each
+    table's file name, length and bytes, in :data:`schema.TABLES` order), so an unchanged
+    folder is recognised without reading a single row.
+    """
+    data_dir = Path(data_dir)
+    hasher = hashlib.sha256(f"coachnb {__version__}\0".encode())
+    toml = data_dir / "process.toml"
+    if toml.is_file():
+        hasher.update(b"process.toml\0" + toml.read_bytes())
+    hasher.update(repr(config if config is not None else load_config(data_dir)).encode())
+    files = _locate(data_dir, [])
+    for name in TABLES:
+        if name in files:
+            data = files[name].read_bytes()
+            hasher.update(files[name].name.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
+    return hasher.hexdigest()
 
 
 def load(data_dir, *, config: ProcessConfig | None = None) -> Dataset:

@@ -34,8 +34,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .config import ACTIVITY_TYPES, WEEKDAYS, ProcessConfig
-from .config import week_start as _config_week_start
+from .calendar import (WeekGrid, codes_of, in_days, sorted_rep_ids,
+                       to_local, week_dtype, week_of)
+from .config import ACTIVITY_TYPES
 from .errors import ConfigError
 from .schema import Dataset
 
@@ -46,132 +47,12 @@ _WEEK = pd.Timedelta(days=7)
 __all__ = [
     "weekly_activity", "weekly_pipeline", "metric_weekly", "stage_conversion", "team_benchmark",
     "stage_velocity", "team_stage_velocity", "stalled_deals", "deal_outcomes", "pipeline_coverage",
-    "attainment", "capture_timeliness", "red_flags", "week_of", "to_local",
+    "attainment", "capture_timeliness", "red_flags", "stage_entries", "advancements", "weekly_panel",
 ]
 
 
-# ---------------------------------------------------------------------------------------------
-# time helpers
-# ---------------------------------------------------------------------------------------------
-
-def to_local(value, config: ProcessConfig) -> pd.Timestamp:
-    """A point in time as a tz-aware Timestamp in ``config.timezone``.
-
-    Naive values (and date strings) are local time; a local midnight that does not exist
-    (DST gap) moves forward, an ambiguous one takes the first (summer-time) instant.
-    """
-    t = pd.Timestamp(value)
-    if t.tzinfo is None:
-        return t.tz_localize(config.timezone, ambiguous=True, nonexistent="shift_forward")
-    return t.tz_convert(config.timezone)
-
-
-def _naive_to_local(naive: pd.DatetimeIndex | pd.Series, config: ProcessConfig) -> pd.DatetimeIndex:
-    idx = pd.DatetimeIndex(naive)
-    return idx.tz_localize(config.timezone, ambiguous=np.ones(len(idx), dtype=bool), nonexistent="shift_forward")
-
-
-def _week_dtype(config: ProcessConfig):
-    """dtype :func:`coachnb.config.week_start` gives, so weeks from here merge with weeks from there."""
-    probe = pd.Series(pd.DatetimeIndex(["2026-01-01"]).tz_localize("UTC"))
-    return _config_week_start(probe, config).dtype
-
-
-def _local_days(ts: pd.Series, config: ProcessConfig) -> np.ndarray:
-    """Local calendar day of each timestamp, as int64 days since 1970-01-01 (NaT -> min int)."""
-    s = pd.Series(ts)
-    if s.dt.tz is not None:
-        s = s.dt.tz_convert(config.timezone).dt.tz_localize(None)
-    return s.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64)
-
-
-def _week_day(days: np.ndarray, config: ProcessConfig) -> np.ndarray:
-    """First day (days since epoch) of the reporting week holding each local day.
-
-    1970-01-01 was a Thursday (weekday 3 with Monday = 0), hence the ``+ 3``. Integer
-    arithmetic instead of ``to_period`` because it is ~20x faster on millions of rows;
-    ``tests/test_metrics.py`` checks it against :func:`coachnb.config.week_start`.
-    """
-    w = WEEKDAYS.index(config.week_start)
-    return days - ((days + 3 - w) % 7)
-
-
-def _days_to_week_ts(days: np.ndarray, config: ProcessConfig) -> pd.Series:
-    return pd.Series(np.asarray(days, dtype="datetime64[D]").astype("datetime64[ns]")).astype(_week_dtype(config))
-
-
-def week_of(value, config: ProcessConfig) -> pd.Timestamp:
-    """Naive Timestamp of the first day of the reporting week holding ``value`` (local time)."""
-    t = to_local(value, config).tz_localize(None)
-    d = np.array([t.to_datetime64().astype("datetime64[D]").astype(np.int64)])
-    return pd.Timestamp(_days_to_week_ts(_week_day(d, config), config).iloc[0])
-
-
-class _Grid:
-    """The reps x weeks frame of a window, and integer codes to scatter events into it."""
-
-    def __init__(self, ds: Dataset, start, end):
-        cfg = ds.config
-        self.config = cfg
-        self.start = to_local(start, cfg)
-        self.end = to_local(end, cfg)
-        self.rep_ids = _rep_ids(ds)
-        if self.end > self.start:
-            first = _week_day(_local_days(pd.Series([self.start]), cfg), cfg)[0]
-            last = _week_day(_local_days(pd.Series([self.end - pd.Timedelta(1, "ns")]), cfg), cfg)[0]
-            self.week_days = np.arange(first, last + 1, 7, dtype=np.int64)
-        else:
-            self.week_days = np.array([], dtype=np.int64)
-
-    @property
-    def n_reps(self) -> int:
-        return len(self.rep_ids)
-
-    @property
-    def n_weeks(self) -> int:
-        return len(self.week_days)
-
-    def codes(self, rep_id: pd.Series, ts: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-        """Flat cell index (rep-major) of each event and the mask of events inside the grid."""
-        ts = pd.Series(ts)
-        inside = (ts >= self.start).to_numpy(dtype=bool, na_value=False) & \
-            (ts < self.end).to_numpy(dtype=bool, na_value=False)
-        if self.n_weeks == 0:
-            return np.zeros(0, dtype=np.int64), inside & False
-        # look up reps and weeks only for rows in the window (a 13-week window of 2 years of data)
-        rows = np.flatnonzero(inside)
-        rep_code = _codes(pd.Series(rep_id).iloc[rows], self.rep_ids)
-        wk = (_week_day(_local_days(ts.iloc[rows], self.config), self.config) - self.week_days[0]) // 7
-        known = rep_code >= 0
-        inside[rows[~known]] = False
-        return (rep_code * self.n_weeks + wk)[known], inside
-
-    def count(self, cell: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        return np.bincount(cell, weights=weights, minlength=self.n_reps * self.n_weeks)
-
-    def frame(self, columns: dict[str, np.ndarray]) -> pd.DataFrame:
-        out = pd.DataFrame({
-            "rep_id": pd.array(np.repeat(self.rep_ids.to_numpy(dtype=object), self.n_weeks), dtype="string"),
-            "week": np.tile(_days_to_week_ts(self.week_days, self.config).to_numpy(), self.n_reps),
-        })
-        out["week"] = out["week"].astype(_week_dtype(self.config))
-        for name, values in columns.items():
-            out[name] = values
-        return out
-
-
-def _codes(values, categories) -> np.ndarray:
-    """Position of each value in ``categories`` (int64), -1 when absent or missing."""
-    return pd.Index(list(categories) if not isinstance(categories, pd.Index) else categories) \
-        .get_indexer(pd.Index(values)).astype(np.int64)
-
-
-def _rep_ids(ds: Dataset) -> pd.Index:
-    return pd.Index(np.sort(ds.reps["rep_id"].dropna().unique().astype(object)), dtype="string", name="rep_id")
-
-
 def _rep_frame(ds: Dataset) -> pd.DataFrame:
-    return pd.DataFrame({"rep_id": pd.array(_rep_ids(ds), dtype="string")})
+    return pd.DataFrame({"rep_id": pd.array(sorted_rep_ids(ds), dtype="string")})
 
 
 def _in_window(ts: pd.Series, start, end) -> np.ndarray:
@@ -198,10 +79,6 @@ def _wilson(successes, trials) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rate, low, high
 
 
-def _days(delta: pd.Series) -> pd.Series:
-    return delta / pd.Timedelta(days=1)
-
-
 # ---------------------------------------------------------------------------------------------
 # 1-3 weekly counts
 # ---------------------------------------------------------------------------------------------
@@ -220,10 +97,10 @@ def weekly_activity(ds: Dataset, start, end) -> pd.DataFrame:
     DataFrame[rep_id, week, call, email, meeting, demo, other, total]
         One row per rep and week overlapping the window (zero-filled); counts are int64.
     """
-    grid = _Grid(ds, start, end)
+    grid = WeekGrid(ds, start, end)
     acts = ds.activities
     cell, inside = grid.codes(acts["rep_id"], acts["occurred_at"])
-    type_code = _codes(acts["type"], ACTIVITY_TYPES)[inside]
+    type_code = codes_of(acts["type"], ACTIVITY_TYPES)[inside]
     known = type_code >= 0  # the loader maps every type; anything else is not counted at all
     n_types = len(ACTIVITY_TYPES)
     counts = np.bincount(cell[known] * n_types + type_code[known],
@@ -233,7 +110,7 @@ def weekly_activity(ds: Dataset, start, end) -> pd.DataFrame:
     return grid.frame(cols)
 
 
-def _stage_entries(ds: Dataset, before=None) -> pd.DataFrame:
+def stage_entries(ds: Dataset, before=None) -> pd.DataFrame:
     """Stage-history rows of known stages with the deal's owner and outcome.
 
     Columns: opportunity_id, stage, stage_idx (position in ``config.stages``), entered_at,
@@ -242,7 +119,7 @@ def _stage_entries(ds: Dataset, before=None) -> pd.DataFrame:
     in process order. ``before``: keep only rows entered strictly before it.
     """
     sh = ds.stage_history
-    stage_idx = _codes(sh["stage"], ds.config.stages)
+    stage_idx = codes_of(sh["stage"], ds.config.stages)
     keep = stage_idx >= 0
     if before is not None:
         keep &= (sh["entered_at"] < before).fillna(False).to_numpy(dtype=bool)
@@ -256,8 +133,8 @@ def _stage_entries(ds: Dataset, before=None) -> pd.DataFrame:
     return e
 
 
-def _advancements(e: pd.DataFrame) -> pd.DataFrame:
-    """Rows of :func:`_stage_entries` that are stage advancements.
+def advancements(e: pd.DataFrame) -> pd.DataFrame:
+    """Rows of :func:`stage_entries` that are stage advancements.
 
     An advancement is an entry into a stage after the first that the deal had not reached
     before (its new furthest stage): a deal bounced back and forth is not counted twice.
@@ -280,21 +157,30 @@ def weekly_pipeline(ds: Dataset, start, end) -> pd.DataFrame:
         ``opportunities_created`` (int64) and ``pipeline_created`` (sum of their amounts,
         currency, float64) by owner and creation week; ``stage_advancements`` (int64): entries
         into any stage after the first that take the deal further than it had been (see
-        :func:`_advancements`), by ``entered_at``, credited to the deal's owner.
+        :func:`advancements`), by ``entered_at``, credited to the deal's owner.
     """
-    grid = _Grid(ds, start, end)
+    grid = WeekGrid(ds, start, end)
     opp = ds.opportunities
     cell, inside = grid.codes(opp["rep_id"], opp["created_at"])
     created = grid.count(cell).astype(np.int64)
     amount = opp["amount"].to_numpy(dtype=float, na_value=np.nan)[inside]
     pipeline = grid.count(cell, weights=np.nan_to_num(amount, nan=0.0))
-    adv = _advancements(_stage_entries(ds))
+    adv = advancements(stage_entries(ds))
     acell, _ = grid.codes(adv["rep_id"], adv["entered_at"])
     return grid.frame({
         "opportunities_created": created,
         "pipeline_created": pipeline.astype(float),
         "stage_advancements": grid.count(acell).astype(np.int64),
     })
+
+
+def weekly_panel(long: pd.DataFrame, value: str) -> pd.DataFrame:
+    """A long rep-week frame as a week x rep panel of ``value`` (weeks down, reps across, week order).
+
+    The weekly metrics zero-fill every rep and week already, so the panel has no holes
+    beyond what the long frame lacks.
+    """
+    return long.pivot_table(index="week", columns="rep_id", values=value, aggfunc="sum", observed=True).sort_index()
 
 
 def metric_weekly(ds: Dataset, metric_name: str, start, end) -> pd.DataFrame:
@@ -334,10 +220,10 @@ def metric_weekly(ds: Dataset, metric_name: str, start, end) -> pd.DataFrame:
         wp = weekly_pipeline(ds, start, end)
         return pd.DataFrame({"rep_id": wp["rep_id"], "week": wp["week"], "value": wp[m.kind].astype(float)})
     if m.kind == "logged_on_time_share":
-        grid = _Grid(ds, start, end)
+        grid = WeekGrid(ds, start, end)
         acts = ds.activities
         cell, inside = grid.codes(acts["rep_id"], acts["occurred_at"])
-        lag = _days(acts["logged_at"] - acts["occurred_at"]).to_numpy(dtype=float, na_value=np.nan)[inside]
+        lag = in_days(acts["logged_at"] - acts["occurred_at"]).to_numpy(dtype=float, na_value=np.nan)[inside]
         has = ~np.isnan(lag)
         on_time = has & (lag <= ds.config.thresholds.late_logging_days)
         n = grid.count(cell[has])
@@ -376,7 +262,7 @@ def stage_conversion(ds: Dataset, start=None, end=None) -> pd.DataFrame:
     """
     cfg = ds.config
     stages = list(cfg.stages)
-    e = _stage_entries(ds)
+    e = stage_entries(ds)
     # furthest stage reached strictly after each row: reverse cumulative max within the deal
     rev = e.iloc[::-1]
     later_max = (rev.groupby("opportunity_id", sort=False)["stage_idx"].cummax()
@@ -393,9 +279,9 @@ def stage_conversion(ds: Dataset, start=None, end=None) -> pd.DataFrame:
     advanced = won | (first["later_max"].to_numpy() > first["stage_idx"].to_numpy())
     outcome = np.where(advanced, 0, np.where(lost, 1, 2))  # 0 advanced, 1 dropped, 2 still open
 
-    rep_ids = _rep_ids(ds)
+    rep_ids = sorted_rep_ids(ds)
     n_reps, n_st = len(rep_ids), len(stages)
-    rep_code = _codes(first["rep_id"], rep_ids)
+    rep_code = codes_of(first["rep_id"], rep_ids)
     ok = rep_code >= 0
     cell = (rep_code[ok] * n_st + first["stage_idx"].to_numpy()[ok]) * 3 + outcome[ok]
     counts = np.bincount(cell, minlength=n_reps * n_st * 3).reshape(n_reps * n_st, 3).astype(np.int64)
@@ -485,13 +371,13 @@ def _stage_spells(ds: Dataset, as_of, start=None) -> pd.DataFrame:
     rep_id, stage, stage_idx, entered_at, days (>= 0), event.
     """
     as_of = to_local(as_of, ds.config)
-    e = _stage_entries(ds, before=as_of)
+    e = stage_entries(ds, before=as_of)
     nxt = e.groupby("opportunity_id", sort=False)["entered_at"].shift(-1)
     closed = e["closed_at"].where(e["status"] != "open")
     end = nxt.fillna(closed)  # no later entry: the spell ends when the deal closed
     event = (end.notna() & (end < as_of)).to_numpy(dtype=bool)
     end = end.where(pd.Series(event, index=e.index), as_of)
-    days = _days(end - e["entered_at"]).clip(lower=0.0)  # data errors (exit before entry) count as 0
+    days = in_days(end - e["entered_at"]).clip(lower=0.0)  # data errors (exit before entry) count as 0
     out = e[["opportunity_id", "rep_id", "stage", "stage_idx", "entered_at"]].copy()
     out["days"] = days.to_numpy(dtype=float)
     out["event"] = event
@@ -565,11 +451,11 @@ def stage_velocity(ds: Dataset, as_of, start=None, horizon_days: float = 90.0) -
         mean days in stage counting at most ``horizon_days`` (area under the KM curve), NaN
         without spells.
     """
-    rep_ids = _rep_ids(ds)
+    rep_ids = sorted_rep_ids(ds)
     stages = list(ds.config.stages)
     n_st = len(stages)
     sp = _stage_spells(ds, as_of, start)
-    rep_code = _codes(sp["rep_id"], rep_ids)
+    rep_code = codes_of(sp["rep_id"], rep_ids)
     ok = rep_code >= 0
     sp = sp[ok]
     g = rep_code[ok] * n_st + sp["stage_idx"].to_numpy()
@@ -660,12 +546,12 @@ def stalled_deals(ds: Dataset, as_of, team_velocity: pd.DataFrame | None = None)
     """
     as_of = to_local(as_of, ds.config)
     tv = team_velocity if team_velocity is not None else team_stage_velocity(ds, as_of)
-    e = _stage_entries(ds, before=as_of)
+    e = stage_entries(ds, before=as_of)
     current = e.drop_duplicates("opportunity_id", keep="last")
     open_ids = ds.opportunities.loc[open_at(ds, as_of), "opportunity_id"]
     current = current[current["opportunity_id"].isin(open_ids).to_numpy(dtype=bool)]
     thr = dict(zip(tv["stage"].astype(object), tv["stall_threshold_days"]))
-    days = _days(as_of - current["entered_at"])
+    days = in_days(as_of - current["entered_at"])
     threshold = current["stage"].astype(object).map(thr).astype(float)
     stalled = (days > threshold).fillna(False).to_numpy(dtype=bool)
     out = current.loc[stalled, ["opportunity_id", "stage", "entered_at"]].copy()
@@ -704,7 +590,7 @@ def deal_outcomes(ds: Dataset, start, end) -> pd.DataFrame:
     closed = opp[_in_window(opp["closed_at"], start, end) & opp["status"].isin(["won", "lost"]).to_numpy(dtype=bool)]
     closed = closed.assign(
         _won=(closed["status"] == "won").to_numpy(dtype=bool),
-        _cycle=_days(closed["closed_at"] - closed["created_at"]).to_numpy(dtype=float),
+        _cycle=in_days(closed["closed_at"] - closed["created_at"]).to_numpy(dtype=float),
     )
     won_rows = closed[closed["_won"]]
     reps = _rep_frame(ds)
@@ -775,7 +661,7 @@ def attainment(ds: Dataset, as_of) -> pd.DataFrame:
     reps = _rep_frame(ds)
     amount = reps["rep_id"].map(won.groupby("rep_id")["amount"].sum()).fillna(0.0).astype(float)
     quota = reps["rep_id"].map(_quota(ds)).astype(float)
-    qs = pd.Series([q_start_naive] * len(reps)).astype(_week_dtype(cfg))
+    qs = pd.Series([q_start_naive] * len(reps)).astype(week_dtype(cfg))
     return reps.assign(quarter_start=qs.to_numpy(), won_amount_qtd=amount.to_numpy(),
                        quota_per_quarter=quota.to_numpy(), attainment=(amount / quota).to_numpy(dtype=float))
 
@@ -801,10 +687,10 @@ def capture_timeliness(ds: Dataset, start, end) -> pd.DataFrame:
     start, end = to_local(start, cfg), to_local(end, cfg)
     acts = ds.activities
     a = acts.loc[_in_window(acts["occurred_at"], start, end), ["rep_id", "occurred_at", "logged_at"]]
-    lag = _days(a["logged_at"] - a["occurred_at"]).clip(lower=0.0).astype(float)
+    lag = in_days(a["logged_at"] - a["occurred_at"]).clip(lower=0.0).astype(float)
     reps = _rep_frame(ds)
     n_reps = len(reps)
-    code = _codes(a["rep_id"], reps["rep_id"])  # integer groups: much faster than grouping strings
+    code = codes_of(a["rep_id"], reps["rep_id"])  # integer groups: much faster than grouping strings
     lag = lag.to_numpy(dtype=float, na_value=np.nan)
     ok = code >= 0
     n = np.bincount(code[ok], minlength=n_reps)

@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .report import _panel, commitment_reviews, conversion_section, fmt_pct, open_data, weeks_before
+from .coaching import LINK_MAX_LAG, team_link_fit
+from .formatting import fmt_pct
+from .impact import bh_adjust
+from .report import commitment_reviews, conversion_section
+from .store import store_of
+from .team import open_data
+from .team_effects import ASSUMPTIONS
 
 
 @dataclass
@@ -64,9 +70,6 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
         overdue, activity_trend (last 4 weeks / earlier, per week), stalled_deals, weakest_step,
         commitment, diagnosis, verdict, p_value, q_value (BH-adjusted across the listed verdicts).
     """
-    from . import coaching
-    from .impact import bh_adjust
-
     ds, as_of_ts, tv = open_data(data, as_of, int(lookback_weeks))  # data folder, Dataset or feature store
     w = tv.window
     manifest = _manifest(manifest_path)
@@ -141,9 +144,6 @@ def activity_effects(tv, metrics_used=None, history_weeks: int = 52) -> tuple[pd
     (DataFrame[team, metric, reps, extra_pct, low_pct, high_pct, p_value, lead_p_value], assumptions)
         ``extra_pct``: % more new opportunities over the following 0-4 weeks per extra unit a week.
     """
-    from .coaching import LINK_MAX_LAG, team_link_fit
-    from .team_effects import ASSUMPTIONS
-
     ds = tv.ds
     cols = ["team", "metric", "reps", "extra_pct", "low_pct", "high_pct", "p_value", "lead_p_value"]
     if not ds.has("activities"):
@@ -187,8 +187,8 @@ def rep_columns(ds, tv, rep_id) -> dict:
 
 
 def _store_key(ds) -> str | None:
-    store = getattr(ds, "feature_store", None)
-    return None if store is None else store.info.get("key")
+    fs = store_of(ds)
+    return None if fs is None else fs.info.get("key")
 
 
 def summary_row(store, as_of, lookback_weeks: int, rep_id) -> dict | None:

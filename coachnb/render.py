@@ -21,7 +21,6 @@ from pathlib import Path
 import nbformat
 
 from .errors import CoachnbError
-from .fsutil import atomic_write_text
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "report"
@@ -125,8 +124,3 @@ def render_html(nb, title: str, language: str = "en") -> str:
     resources = {"coachnb": {"title": title, "language": language, "css": _css()}}
     body, _ = get_exporter().from_notebook_node(nb, resources=resources)
     return body
-
-
-def write_html(nb, path, title: str) -> Path:
-    """Render ``nb`` (see :func:`render_html`) and write it atomically to ``path``."""
-    return atomic_write_text(path, render_html(nb, title))

@@ -4,233 +4,27 @@ The notebook ``notebooks/rep_report.ipynb`` calls :func:`rep_report` once and ha
 sections to :mod:`coachnb.display`. Nothing here draws or prints; everything here is
 testable without a kernel.
 
-Team-wide computations (metrics for every rep at once) are done once per data folder,
-coaching date and window, and cached in the process, so a worker that renders many reps
-computes them once (see :func:`team_view`).
+Team-wide computations (metrics for every rep at once) come from :mod:`coachnb.team`, done
+once per data folder, coaching date and window; this module picks the rep's part, sets it
+against the team and words it.
 
 Privacy: a :class:`RepReport` holds the rep's own records and team *distributions*
 (median, quartiles, number of reps) only; no other rep's id, name, deal or account.
 """
 from __future__ import annotations
 
-import html
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from . import metrics
-from .config import ProcessConfig
-from .errors import RepNotFound
-from .schema import Dataset
-
-STEP_ARROW = "→"
-
-
-# --------------------------------------------------------------------------- dates and windows
-def resolve_as_of(as_of, ds: Dataset) -> pd.Timestamp:
-    """The coaching date as local midnight in the team's time zone.
-
-    ``None`` or ``""`` means today. Data never reaches into the future, so a date after the
-    data's last activity is fine; the report says how old the newest record is.
-    """
-    if as_of in (None, ""):
-        as_of = date.today().isoformat()
-    ts = pd.Timestamp(as_of)
-    if ts.tzinfo is None:
-        ts = ts.tz_localize(ds.config.timezone)
-    return ts.tz_convert(ds.config.timezone).normalize()
-
-
-@dataclass(frozen=True)
-class Window:
-    """The report's period: ``lookback_weeks`` whole weeks ending before the coaching date's week."""
-
-    as_of: pd.Timestamp
-    start: pd.Timestamp  # inclusive, local midnight of a week start
-    end: pd.Timestamp  # exclusive
-    weeks: int
-
-    @property
-    def label(self) -> str:
-        last = self.end - pd.Timedelta(days=1)
-        return f"{self.start:%d %b %Y} to {last:%d %b %Y} ({self.weeks} weeks)"
-
-
-def report_window(as_of: pd.Timestamp, config: ProcessConfig, lookback_weeks: int) -> Window:
-    """Whole weeks before the week holding ``as_of``: the week of the 1:1 itself is still open."""
-    if lookback_weeks < 1:
-        raise ValueError("lookback_weeks must be at least 1")
-    naive_week = pd.Series([as_of.tz_localize(None)]).dt.to_period(config.week_freq).dt.start_time.iloc[0]
-    end = naive_week.tz_localize(config.timezone)
-    return Window(as_of, weeks_before(end, lookback_weeks), end, lookback_weeks)
-
-
-def weeks_before(ts: pd.Timestamp, weeks: int) -> pd.Timestamp:
-    """Same local wall-clock time ``weeks`` weeks earlier (across a DST change, not 168 h multiples)."""
-    return (ts.tz_localize(None) - pd.Timedelta(weeks=weeks)).tz_localize(ts.tz)
-
-
-# --------------------------------------------------------------------------- team view (cached)
-@dataclass
-class TeamView:
-    """Metrics for every rep over one window, computed once and shared by all reps' reports."""
-
-    ds: Dataset
-    window: Window
-    history_start: pd.Timestamp
-    weekly_activity: pd.DataFrame
-    weekly_pipeline: pd.DataFrame
-    conversion: pd.DataFrame
-    velocity: pd.DataFrame
-    team_velocity: pd.DataFrame
-    stalled: pd.DataFrame
-    outcomes: pd.DataFrame
-    timeliness: pd.DataFrame
-    coverage: pd.DataFrame
-    attainment: pd.DataFrame
-    red_flags: pd.DataFrame
-    commitment_changes: pd.DataFrame
-    open_deal_ages: pd.DataFrame
-    open_stage_mix: pd.DataFrame
-    cache: dict = field(default_factory=dict)
-
-
-_TEAM_CACHE: dict = {}
-_DATA_CACHE: dict = {}
-
-
-def load_cached(data_dir) -> Dataset:
-    """Load a data folder once per process and reuse it while its files are unchanged."""
-    from pathlib import Path
-
-    from .loading import load
-
-    # name, size and modification time are enough to notice an edited file between two reports;
-    # dot-files are other writers' temporaries (commit add), which may vanish while we look
-    entries = []
-    for p in Path(data_dir).iterdir():
-        if p.name.startswith("."):
-            continue
-        try:
-            st = p.stat()
-        except FileNotFoundError:
-            continue
-        if p.is_file():
-            entries.append((p.name, st.st_size, st.st_mtime_ns))
-    stamp = tuple(sorted(entries))
-    key = (str(Path(data_dir).resolve()), stamp)
-    if key not in _DATA_CACHE:
-        _DATA_CACHE.clear()
-        _TEAM_CACHE.clear()
-        _DATA_CACHE[key] = load(data_dir)
-    return _DATA_CACHE[key]
-
-
-def team_view(ds: Dataset, as_of: pd.Timestamp, lookback_weeks: int, history_weeks: int = 52) -> TeamView:
-    """Compute (or fetch from the process cache) every team-wide metric for one window."""
-    key = (ds.fingerprint or id(ds), str(as_of), lookback_weeks, history_weeks)
-    if key in _TEAM_CACHE:
-        return _TEAM_CACHE[key]
-    w = report_window(as_of, ds.config, lookback_weeks)
-    history_start = weeks_before(w.end, history_weeks)
-    team_velocity = metrics.team_stage_velocity(ds, as_of)
-    tv = TeamView(
-        ds=ds, window=w, history_start=history_start,
-        weekly_activity=metrics.weekly_activity(ds, history_start, w.end),
-        weekly_pipeline=metrics.weekly_pipeline(ds, history_start, w.end),
-        conversion=metrics.stage_conversion(ds, weeks_before(w.end, max(lookback_weeks, 26)), w.end),
-        velocity=metrics.stage_velocity(ds, as_of),
-        team_velocity=team_velocity,
-        stalled=metrics.stalled_deals(ds, as_of, team_velocity=team_velocity),
-        outcomes=metrics.deal_outcomes(ds, w.start, w.end),
-        timeliness=metrics.capture_timeliness(ds, w.start, w.end),
-        coverage=metrics.pipeline_coverage(ds, as_of),
-        attainment=metrics.attainment(ds, as_of),
-        red_flags=metrics.red_flags(ds, as_of, lookback_weeks),
-        commitment_changes=commitment_changes(ds, w),
-        open_deal_ages=open_deal_ages(ds, as_of),
-        open_stage_mix=open_stage_mix(ds, as_of),
-    )
-    _TEAM_CACHE[key] = tv
-    return tv
-
-
-def open_data(data, as_of, lookback_weeks: int, rep_id: str | None = None) -> tuple[Dataset, pd.Timestamp, TeamView]:
-    """Dataset, coaching date and team view from a data folder, a Dataset or a feature store.
-
-    From a feature store (:mod:`coachnb.features`) the Dataset holds the reps table, the
-    commitments and 1:1s, and only ``rep_id``'s own opportunities, stage history and
-    self-assessments (``rep_id=None``: none, for the team overview); the team view is read
-    from the store. Raises RepNotFound when ``rep_id`` is given and unknown.
-    """
-    from . import features
-
-    if not isinstance(data, Dataset) and features.is_store(data):
-        store = features.open_store(data)
-        if rep_id is not None:
-            _rep_row(store.dataset_for(None), rep_id)
-        ds = store.dataset_for(rep_id)
-        as_of_ts = resolve_as_of(as_of, ds)
-        return ds, as_of_ts, store.team_view(ds, as_of_ts, lookback_weeks)
-    ds = data if isinstance(data, Dataset) else load_cached(data)
-    if rep_id is not None:
-        _rep_row(ds, rep_id)
-    as_of_ts = resolve_as_of(as_of, ds)
-    return ds, as_of_ts, team_view(ds, as_of_ts, lookback_weeks)
-
-
-# --------------------------------------------------------------------------- wording helpers
-def esc(text) -> str:
-    """Escape any text that came from the data before it reaches HTML."""
-    return html.escape("" if text is None or (isinstance(text, float) and np.isnan(text)) else str(text))
-
-
-def fmt_num(x, digits: int = 1) -> str:
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "n/a"
-    if abs(x - round(x)) < 1e-9:
-        return f"{int(round(x)):,}"
-    return f"{x:,.{digits}f}"
-
-
-def fmt_money(x) -> str:
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "n/a"
-    return f"{x:,.0f}"
-
-
-def fmt_times(x) -> str:
-    """A multiple, e.g. pipeline coverage: '2.6×'."""
-    text = fmt_num(x)
-    return text if text == "n/a" else text + "×"
-
-
-def fmt_pct(x) -> str:
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "n/a"
-    return f"{100 * x:.0f}%"
-
-
-def others(table: pd.DataFrame, rep_id: str) -> pd.DataFrame:
-    """The rest of the team (for benchmarks that compare a rep with their teammates)."""
-    return table[table["rep_id"] != rep_id]
-
-
-def quartiles(values: pd.Series) -> dict:
-    v = pd.to_numeric(values, errors="coerce").dropna()
-    if v.empty:
-        return {"median": np.nan, "q25": np.nan, "q75": np.nan, "n_reps": 0}
-    return {"median": float(v.median()), "q25": float(v.quantile(0.25)), "q75": float(v.quantile(0.75)),
-            "n_reps": int(len(v))}
-
-
-def _rep_row(ds: Dataset, rep_id: str) -> dict:
-    rows = ds.reps[ds.reps["rep_id"] == rep_id]
-    if rows.empty:
-        raise RepNotFound(f"rep_id {rep_id!r} is not in reps")
-    return rows.iloc[0].to_dict()
+from . import coaching, impact
+from .calendar import weeks_before
+from .config import ACTIVITY_TYPES
+from .formatting import STEP_ARROW, fmt_money, fmt_num, fmt_pct, fmt_times
+from .store import store_of
+from .team import (TeamView, active_commitments, cached, metric_history, open_data, others, outcome_history,
+                   peers_who_changed, quartiles, rep_row, rep_series, secondary_histories, weekly_against_team)
 
 
 # --------------------------------------------------------------------------- 1. header
@@ -252,7 +46,7 @@ class Header:
 
 def header_section(tv: TeamView, rep_id: str) -> Header:
     ds, w = tv.ds, tv.window
-    rep = _rep_row(ds, rep_id)
+    rep = rep_row(ds, rep_id)
     sessions = ds.coaching_sessions
     mine = sessions.loc[(sessions["rep_id"] == rep_id) & (sessions["held_on"] < w.as_of), "held_on"]
     last = mine.max() if len(mine) else None
@@ -289,9 +83,6 @@ def _data_note(tv: TeamView) -> str | None:
 
 
 # --------------------------------------------------------------------------- 3a. activity
-ACTIVITY_TYPES = ["call", "email", "meeting", "demo", "other"]
-
-
 @dataclass
 class ActivitySection:
     rep_weekly: pd.DataFrame  # week, call..other, total (the report window)
@@ -305,110 +96,16 @@ class ActivitySection:
     sentence: str
 
 
-def active_weeks(ds: Dataset, w: Window) -> pd.Series:
-    """Weeks of the window each rep was in the role (by hire date), from 0 to ``w.weeks``."""
-    hired = ds.reps.set_index("rep_id")["hire_date"]
-    start = hired.where(hired > w.start, w.start)
-    weeks = ((w.end - start).dt.days / 7).clip(lower=0, upper=w.weeks)
-    return weeks.fillna(w.weeks)
-
-
-def _cached(tv: TeamView, key, compute):
-    """``tv.cache[key]``, computed once; a hit is moved to the young end of a bounded cache."""
-    if key in tv.cache:
-        value = tv.cache.pop(key)
-    else:
-        value = compute()
-    tv.cache[key] = value
-    return value
-
-
-@dataclass
-class _WindowTable:
-    """A team table's rows in the report window, laid out once for every rep's report.
-
-    ``matrix`` (reps x weeks of ``column``) is set only when the rows are a complete integer grid,
-    rep-major and in week order (what :mod:`coachnb.metrics` writes); teammates' bands and totals
-    then come from it directly. Otherwise reports take the general path (pandas group-bys).
-    """
-
-    rows: pd.DataFrame
-    reps: pd.Index | None = None
-    weeks: pd.Series | None = None
-    matrix: np.ndarray | None = None
-
-
-def _window_table(tv: TeamView, name: str, column: str) -> _WindowTable:
-    def compute():
-        weekly = getattr(tv, name)
-        w = tv.window
-        rows = weekly[(weekly["week"] >= w.start.tz_localize(None)) & (weekly["week"] < w.end.tz_localize(None))]
-        reps = pd.Index(pd.unique(rows["rep_id"]))
-        weeks = pd.Series(pd.unique(rows["week"])).sort_values(ignore_index=True)
-        n, k = len(reps), len(weeks)
-        grid = (n >= 2 and k >= 1 and len(rows) == n * k and rows[column].dtype.kind in "iu"
-                and not rows["rep_id"].isna().any() and reps.is_monotonic_increasing
-                and np.array_equal(rows["rep_id"].to_numpy(dtype=object), np.repeat(reps.to_numpy(dtype=object), k))
-                and np.array_equal(rows["week"].to_numpy(), np.tile(weeks.to_numpy(), n)))
-        if not grid:
-            return _WindowTable(rows)
-        return _WindowTable(rows, reps, weeks, rows[column].to_numpy().reshape(n, k))
-    return _cached(tv, ("window_table", name, column, tv.window), compute)
-
-
-def _weekly_against_team(tv: TeamView, name: str, rep_id: str, column: str):
-    """One weekly measure of the report window: the rep's weeks, the teammates' band per week, and
-    the teammates' quartiles per week in the role (a teammate two weeks into the job is no benchmark).
-
-    Parameters
-    ----------
-    name : str
-        The team table (``"weekly_activity"`` or ``"weekly_pipeline"``).
-
-    Returns
-    -------
-    (window rows, rep rows, band DataFrame[week, median, q25, q75, n_reps], quartiles dict,
-     the rep's weeks in the role)
-    """
-    w = tv.window
-    t = _window_table(tv, name, column)
-    rows = t.rows
-    weeks_in_role = active_weeks(tv.ds, w)
-    mates = weeks_in_role.drop(index=rep_id, errors="ignore")
-    mates = mates[mates >= 2]
-    i = t.reps.get_loc(rep_id) if t.matrix is not None and rep_id in t.reps else None
-    if isinstance(i, (int, np.integer)):
-        # the same numbers as the group-bys below: a group's median, np.percentile as Series.quantile
-        # computes it, its size; sums per rep (tests/test_report.py compares both paths)
-        k = len(t.weeks)
-        mine = rows.iloc[i * k:(i + 1) * k].sort_values("week").reset_index(drop=True)
-        rest = np.delete(t.matrix, i, axis=0).astype(np.float64)
-        q25, q75 = np.percentile(rest, [25, 75], axis=0)
-        band = pd.DataFrame({"week": t.weeks.to_numpy(), "median": np.median(rest, axis=0), "q25": q25, "q75": q75,
-                             "n_reps": np.full(k, len(t.reps) - 1, dtype=np.int64)})
-        band["week"] = band["week"].astype(rows["week"].dtype)
-        sums = pd.Series(t.matrix.sum(axis=1), index=t.reps.rename("rep_id"), name=column)
-        totals = sums.drop(index=rep_id).reindex(mates.index).fillna(0)
-    else:
-        mine = rows[rows["rep_id"] == rep_id].sort_values("week").reset_index(drop=True)
-        rest = others(rows, rep_id)
-        band = (rest.groupby("week")[column]
-                .agg(median="median", q25=lambda s: s.quantile(0.25), q75=lambda s: s.quantile(0.75), n_reps="size")
-                .reset_index())
-        totals = rest.groupby("rep_id")[column].sum().reindex(mates.index).fillna(0)
-    return rows, mine, band, quartiles(totals / mates), float(weeks_in_role.get(rep_id, w.weeks))
-
-
 def activity_section(tv: TeamView, rep_id: str) -> ActivitySection:
     """Weekly activity against the team, compared per week in the role (a new hire is not judged on
     weeks before they started)."""
     w = tv.window
-    wa, mine, band, team, rep_weeks = _weekly_against_team(tv, "weekly_activity", rep_id, "total")
+    wa, mine, band, team, rep_weeks = weekly_against_team(tv, "weekly_activity", rep_id, "total")
     rep_total = float(mine["total"].sum())
     mix_cols = [c for c in ACTIVITY_TYPES if c in wa.columns]
     rep_mix = (mine[mix_cols].sum() / rep_total) if rep_total else pd.Series(0.0, index=mix_cols)
     # each rep's sums, once for the team; a rep's teammates are every row but theirs
-    by_rep = _cached(tv, ("mix_by_rep", tuple(mix_cols), tv.window),
+    by_rep = cached(tv, ("mix_by_rep", tuple(mix_cols), tv.window),
                      lambda: wa.groupby("rep_id")[mix_cols].sum()).drop(index=rep_id, errors="ignore")
     shares = by_rep.div(by_rep.sum(axis=1).replace(0, np.nan), axis=0)
     team_mix = shares.median()
@@ -462,7 +159,7 @@ class PipelineSection:
 
 def pipeline_section(tv: TeamView, rep_id: str) -> PipelineSection:
     """New pipeline: the leading indicator closest to the result, computable from deals alone."""
-    _, mine, band, team, rep_weeks = _weekly_against_team(tv, "weekly_pipeline", rep_id, "opportunities_created")
+    _, mine, band, team, rep_weeks = weekly_against_team(tv, "weekly_pipeline", rep_id, "opportunities_created")
     created = int(mine["opportunities_created"].sum())
     value = float(mine["pipeline_created"].sum())
     rep_weeks = max(rep_weeks, 1.0)
@@ -530,20 +227,6 @@ def conversion_section(tv: TeamView, rep_id: str) -> ConversionSection:
     else:
         s = "Not enough closed-out deals in the period to judge stage conversion."
     return ConversionSection(mine, team, weakest, low_steps, s)
-
-
-def open_stage_mix(ds: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Deals open on ``as_of`` by their current stage (``opportunities.stage``), per rep.
-
-    Returns
-    -------
-    DataFrame[rep_id, stage, deals, value]
-    """
-    o = ds.opportunities
-    known = o["stage"].isin(ds.config.stages).fillna(False).to_numpy(dtype=bool) if "stage" in o else False
-    rows = o[metrics.open_at(ds, as_of) & known]
-    return (rows.groupby(["rep_id", "stage"], observed=True)["amount"].agg(deals="size", value="sum")
-            .reset_index())
 
 
 @dataclass
@@ -630,20 +313,6 @@ def stalled_section(tv: TeamView, rep_id: str) -> StalledSection:
              f"{'has' if len(deals) == 1 else 'have'} been in "
              f"their stage longer than {ds.config.thresholds.stalled_percentile:.0f}% of the team's deals stay there.")
     return StalledSection(deals, n_open, s)
-
-
-def open_deal_ages(ds: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Every deal open on ``as_of`` with its age in days (team table: ids and numbers, no names).
-
-    Returns
-    -------
-    DataFrame[rep_id, opportunity_id, age_days, amount]
-    """
-    o = ds.opportunities
-    still_open = metrics.open_at(ds, as_of)
-    out = o.loc[still_open, ["rep_id", "opportunity_id", "amount"]].copy()
-    out["age_days"] = (as_of - o.loc[still_open, "created_at"]).dt.total_seconds() / 86400
-    return out.reset_index(drop=True)
 
 
 def aged_deals_section(tv: TeamView, rep_id: str) -> StalledSection:
@@ -750,16 +419,6 @@ def _panel(long: pd.DataFrame, value: str) -> pd.DataFrame:
     return long.pivot_table(index="week", columns="rep_id", values=value, aggfunc="sum", observed=True).sort_index()
 
 
-def _active_commitments(ds: Dataset, rep_id: str, w: Window, limit: int = 2) -> pd.DataFrame:
-    c = ds.commitments
-    superseded = set(c["supersedes"].dropna())
-    mine = c[(c["rep_id"] == rep_id) & ~c["commitment_id"].isin(superseded) & (c["start"] < w.as_of)]
-    mine = mine.sort_values("start")
-    recent = mine[mine["end"] >= w.start]
-    chosen = recent if len(recent) else mine.tail(1)
-    return chosen.tail(limit)
-
-
 def commitment_reviews(tv: TeamView, rep_id: str, audience: str = "manager") -> list[CommitmentReview]:
     """Every commitment active in the period (or, failing that, the last one), assessed.
 
@@ -767,15 +426,13 @@ def commitment_reviews(tv: TeamView, rep_id: str, audience: str = "manager") -> 
     worker asks for the same rep's reviews twice, for the report and for its row of the team
     overview, and they depend on nothing but the store, the window and the rep.
     """
-    from . import features
-
-    store = features._store_of(tv.ds)
+    store = store_of(tv.ds)
     key = None
     if store is not None:
         key = (str(store.path), store.info.get("key"), tv.window, tv.history_start, str(rep_id), audience)
         if key in _REVIEWS:
             return list(_REVIEWS[key])
-    chosen = _active_commitments(tv.ds, rep_id, tv.window)
+    chosen = active_commitments(tv.ds, rep_id, tv.window)
     reviews = [review_commitment(tv, rep_id, row.to_dict(), audience) for _, row in chosen.iterrows()]
     if key is not None:
         _REVIEWS[key] = tuple(reviews)
@@ -789,129 +446,22 @@ REVIEWS_KEPT = 4
 _REVIEWS: dict = {}
 
 
-def _metric_panel(tv: TeamView, metric: str, hist_start: pd.Timestamp) -> pd.DataFrame:
-    """Week x rep panel of one commitment metric from ``hist_start`` to the window's end (cached)."""
-    from . import features
-
-    key = ("metric_wide", metric, hist_start)
-    if key not in tv.cache:
-        tv.cache[key] = features.metric_panel(tv.ds, metric, hist_start, tv.window.end)
-    return tv.cache[key]
-
-
-def _outcome_panel(tv: TeamView, hist_start: pd.Timestamp) -> pd.DataFrame:
-    """Week x rep panel of new opportunities from ``hist_start`` to the window's end (cached)."""
-    from . import features
-
-    key = ("outcome_wide", hist_start)
-    if key not in tv.cache:
-        tv.cache[key] = features.pipeline_panel(tv.ds, hist_start, tv.window.end)
-    return tv.cache[key]
-
-
-def _secondary_panels(tv: TeamView, hist_start: pd.Timestamp, counts: pd.DataFrame) -> dict:
-    """Secondary outcomes of a commitment: pipeline value in deal units, stage advancements (cached).
-
-    The deal unit (``impact.deal_units``) comes from the weeks in which a rep created exactly
-    one opportunity: those weeks' values are single deal amounts, so no rep's deal list is needed.
-    """
-    from . import features, impact
-
-    key = ("secondary_wide", hist_start)
-    if key not in tv.cache:
-        value = features.pipeline_panel(tv.ds, hist_start, tv.window.end, "pipeline_created")
-        value = value.reindex(index=counts.index, columns=counts.columns)
-        single = value.to_numpy(dtype=float)[counts.to_numpy(dtype=float) == 1]
-        panels = {impact.PIPELINE_VALUE: impact.deal_units(value, single)}
-        if tv.ds.has("stage_history"):
-            panels["stage advancements"] = features.pipeline_panel(tv.ds, hist_start, tv.window.end,
-                                                                   "stage_advancements")
-        tv.cache[key] = panels
-    return tv.cache[key]
-
-
-def _rep_series(tv: TeamView, metric: str, hist_start: pd.Timestamp, rep_id: str) -> pd.DataFrame:
-    """The rep's weekly values of a commitment metric, DataFrame[week, value] in week order.
-
-    A metric that is a sum of counts has a value in every week of every rep, so the panel's
-    column is the rep's rows of the long frame; a share (NaN in weeks without activity, which a
-    panel would not keep) is read from the long frame itself.
-    """
-    from . import features
-
-    spec = tv.ds.config.commitment_metrics.get(metric)
-    if spec is not None and spec.kind in features._SUM_KINDS:
-        panel = _metric_panel(tv, metric, hist_start)
-        if rep_id not in panel.columns:
-            return pd.DataFrame({"week": panel.index[:0], "value": np.zeros(0)})
-        col = panel[rep_id]
-        return pd.DataFrame({"week": col.index.to_numpy(), "value": col.to_numpy()})
-    long = features.metric_weekly(tv.ds, metric, hist_start, tv.window.end)
-    return long.loc[long["rep_id"] == rep_id, ["week", "value"]].sort_values("week", kind="stable").reset_index(drop=True)
-
-
-def commitment_changes(ds: Dataset, window: Window) -> pd.DataFrame:
-    """Whether each commitment's behaviour really changed, for every commitment of the team.
-
-    Returns
-    -------
-    DataFrame[commitment_id, rep_id, start, end, changed]
-        ``changed`` is True when the activity rose as agreed, or the commitment is still too
-        young to tell (the safe side for leaving a teammate out of a comparison).
-    """
-    from . import impact
-
-    cm = ds.commitments
-    out = cm[["commitment_id", "rep_id", "start", "end"]].copy()
-    out["changed"] = pd.Series(True, index=out.index, dtype=bool)
-    if cm.empty or not ds.has("activities"):
-        return out.reset_index(drop=True)
-    for metric, group in cm[cm["start"] < window.end].groupby("metric"):
-        if metric not in ds.config.commitment_metrics:
-            continue
-        first = weeks_before(group["start"].min(), 30)
-        long = metrics.metric_weekly(ds, metric, first, window.end)
-        panel = _panel(long, "value")
-        for idx, o in group.iterrows():
-            if o["rep_id"] not in panel.columns:
-                continue
-            ac = impact.activity_change(panel[o["rep_id"]], o["start"].tz_localize(None), o["end"].tz_localize(None),
-                                        target=float(o["target"]), baseline=float(o["baseline"]))
-            out.loc[idx, "changed"] = bool(ac.changed or ac.adherence in ("kept", "partly kept", "too early"))
-    return out.reset_index(drop=True)
-
-
-def peers_who_changed(tv: TeamView, rep_id: str, c: dict) -> list[str]:
-    """Teammates whose own commitment overlapping ``c`` really changed their behaviour.
-
-    They went through a change of their own in the same weeks, so they are no clean comparison.
-    Teammates who committed and did not change stay in: leaving out every teammate with a
-    commitment would leave too few to compare with.
-    """
-    ch = tv.commitment_changes
-    overlap = ch[(ch["rep_id"] != rep_id) & (ch["start"] <= c["end"] + pd.Timedelta(weeks=15))
-                 & (ch["end"] >= c["start"] - pd.Timedelta(weeks=4)) & ch["changed"]]
-    return sorted(set(overlap["rep_id"].astype(str)))
-
-
 def review_commitment(tv: TeamView, rep_id: str, c: dict, audience: str = "manager") -> CommitmentReview:
     """Assess one commitment (a ``commitments`` row as a dict): adherence, pipeline verdict, diagnosis."""
-    from . import coaching, impact
-
     ds, w = tv.ds, tv.window
     spec = ds.config.commitment_metrics.get(c["metric"])
     label = spec.label if spec else str(c["metric"])
     hist_start = min(weeks_before(c["start"], 52), tv.history_start)
-    activity_panel = _metric_panel(tv, c["metric"], hist_start)
-    outcome_panel = _outcome_panel(tv, hist_start)
+    activity_panel = metric_history(tv, c["metric"], hist_start)
+    outcome_panel = outcome_history(tv, hist_start)
     finished = bool(c["end"] < w.as_of)
     assessment = impact.assess_commitment(
         activity_panel, outcome_panel, rep_id, c["start"].tz_localize(None), c["end"].tz_localize(None),
         float(c["target"]), baseline=float(c["baseline"]), excluded_peers=peers_who_changed(tv, rep_id, c),
-        secondary=_secondary_panels(tv, hist_start, outcome_panel))
+        secondary=secondary_histories(tv, hist_start, outcome_panel))
     diagnosis = coaching.diagnose(assessment, commitment={**c, "label": label}, finished=finished,
                                   audience=audience)
-    mine = _rep_series(tv, c["metric"], hist_start, rep_id)
+    mine = rep_series(tv, c["metric"], hist_start, rep_id)
     lo = weeks_before(c["start"], 8).tz_localize(None)
     hi = min(w.end.tz_localize(None), c["end"].tz_localize(None) + pd.Timedelta(weeks=13))
     weekly = mine[(mine["week"] >= lo) & (mine["week"] < hi)].reset_index(drop=True)
@@ -938,17 +488,15 @@ def detected_change(tv: TeamView, rep_id: str) -> DetectedChange | None:
     The change is looked for in *activity* only; a date found in the pipeline series itself would make
     any pipeline test at that date meaningless (see ``benchmarks/calibration.py``).
     """
-    from . import impact
-
     if not tv.ds.has("activities"):
         return None
-    series = _rep_series(tv, "activities_per_week", tv.history_start, rep_id).set_index("week")["value"]
+    series = rep_series(tv, "activities_per_week", tv.history_start, rep_id).set_index("week")["value"]
     hired = tv.ds.reps.set_index("rep_id").at[rep_id, "hire_date"]
     series = series[series.index >= hired.tz_localize(None)]  # zeros before the hire are no change
     week = impact.detect_activity_change(series)
     if week is None:
         return None
-    outcome_panel = _outcome_panel(tv, tv.history_start)
+    outcome_panel = outcome_history(tv, tv.history_start)
     changed = tv.commitment_changes
     others_changed = sorted(set(changed.loc[changed["changed"] & (changed["rep_id"] != rep_id), "rep_id"]
                                 .astype(str)))
@@ -963,8 +511,6 @@ def detected_change(tv: TeamView, rep_id: str) -> DetectedChange | None:
 # --------------------------------------------------------------------------- findings for questions
 def findings_for(tv: TeamView, rep_id: str, reviews: list, sections: dict):
     """What the data shows about the rep, as :class:`coachnb.coaching.Findings` (chooses the questions)."""
-    from .coaching import Findings
-
     ds, w = tv.ds, tv.window
     opps = ds.opportunities
     won = opps[(opps["rep_id"] == rep_id) & (opps["status"] == "won")]
@@ -998,7 +544,7 @@ def findings_for(tv: TeamView, rep_id: str, reviews: list, sections: dict):
         elif cat == "not_kept":
             f["missed_commitment"] = rv.label
             f["follow_up"] = rv.commitment.get("follow_up") or None
-    return Findings(**f)
+    return coaching.Findings(**f)
 
 
 # --------------------------------------------------------------------------- the whole report
@@ -1060,7 +606,7 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
     ----------
     data : str, Path or Dataset
         A data folder (loaded once per process and cached), a loaded Dataset, or a feature
-        store written by :func:`coachnb.features.build_store` (the batch's path: the report is
+        store written by :func:`coachnb.store_build.build_store` (the batch's path: the report is
         built from precomputed team tables and the rep's own records, without the raw
         activities; same content as from the folder).
     rep_id : str
@@ -1071,8 +617,6 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
     audience : {"manager", "rep"}
         ``"rep"`` speaks to the rep and adds the pre-read prompts; it leaves out manager-only notes.
     """
-    from . import coaching
-
     if audience not in INTRO:
         raise ValueError(f"audience must be 'manager' or 'rep', not {audience!r}")
     rep_id = str(rep_id)
@@ -1120,3 +664,4 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
         stalled_percentile=ds.config.thresholds.stalled_percentile,
         self_view=coaching.self_view(ds, rep_id),
     )
+

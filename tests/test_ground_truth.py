@@ -11,7 +11,9 @@ import json
 
 import pytest
 
-from coachnb.report import resolve_as_of, review_commitment, team_view
+from coachnb.calendar import resolve_as_of
+from coachnb.report import review_commitment
+from coachnb.team import team_view
 
 AS_OF = "2026-11-23"
 

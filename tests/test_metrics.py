@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from coachnb import calendar as C
 from coachnb import metrics as M
 from coachnb.config import ProcessConfig, Thresholds, week_start
 from coachnb.errors import ConfigError
@@ -110,7 +111,7 @@ def test_week_is_same_as_config_week_start():
     ts = pd.Series(pd.date_range("2025-12-20", "2026-04-10", freq="7h", tz="America/New_York"))
     for day in ("monday", "wednesday", "sunday"):
         cfg = ProcessConfig(week_start=day, timezone="America/New_York")
-        ours = M._days_to_week_ts(M._week_day(M._local_days(ts, cfg), cfg), cfg)
+        ours = C.days_to_week_ts(C.week_day(C.local_days(ts, cfg), cfg), cfg)
         assert ours.equals(week_start(ts, cfg).reset_index(drop=True))
 
 
@@ -140,7 +141,7 @@ def test_timezone_week_start_sunday():
     got = wa.set_index("week")[["call", "email"]]
     assert got.loc[pd.Timestamp("2026-11-15")].tolist() == [1, 0]
     assert got.loc[pd.Timestamp("2026-11-22")].tolist() == [0, 1]
-    assert M.week_of("2026-11-28 23:59", cfg) == pd.Timestamp("2026-11-22")
+    assert C.week_of("2026-11-28 23:59", cfg) == pd.Timestamp("2026-11-22")
 
 
 # ------------------------------------------------------------------ weekly pipeline, metric_weekly

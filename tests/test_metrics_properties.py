@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from statsmodels.duration.survfunc import SurvfuncRight
 
+from coachnb import calendar as C
 from coachnb import metrics as M
 from coachnb.config import ACTIVITY_TYPES, DEFAULT_STAGES, ProcessConfig, week_start
 from coachnb.schema import Dataset
@@ -78,7 +79,7 @@ def test_weekly_activity_matches_config_week_start_oracle(ds):
     # types add up to total
     assert (wa[list(ACTIVITY_TYPES)].sum(axis=1) == wa["total"]).all()
     # every rep x every week, and the grand total is the number of activities in the window
-    start, end = M.to_local(START, ds.config), M.to_local(END, ds.config)
+    start, end = C.to_local(START, ds.config), C.to_local(END, ds.config)
     a = ds.activities[((ds.activities["occurred_at"] >= start) & (ds.activities["occurred_at"] < end)).to_numpy()]
     assert wa["total"].sum() == len(a)
     assert len(wa) == len(ds.reps) * wa["week"].nunique()
@@ -130,7 +131,7 @@ def test_results_do_not_depend_on_row_order(ds, seed):
 @given(datasets())
 def test_velocity_counts_and_pipeline_totals(ds):
     sv = M.stage_velocity(ds, AS_OF)
-    as_of = M.to_local(AS_OF, ds.config)
+    as_of = C.to_local(AS_OF, ds.config)
     before = ds.stage_history[(ds.stage_history["entered_at"] < as_of).to_numpy()]
     assert sv["n_entered"].sum() == len(before)
     assert (sv["n_exited"] + sv["n_censored"] == sv["n_entered"]).all()
@@ -140,7 +141,7 @@ def test_velocity_counts_and_pipeline_totals(ds):
     assert tv.loc[tv["n_exited"] == 0, "median_days"].isna().all()
     # pipeline created sums to the amounts of deals created in the window
     wp = M.weekly_pipeline(ds, START, END)
-    start, end = M.to_local(START, ds.config), M.to_local(END, ds.config)
+    start, end = C.to_local(START, ds.config), C.to_local(END, ds.config)
     o = ds.opportunities
     inside = ((o["created_at"] >= start) & (o["created_at"] < end)).to_numpy()
     assert wp["opportunities_created"].sum() == inside.sum()

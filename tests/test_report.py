@@ -11,7 +11,9 @@ import pytest
 
 import coachnb
 from coachnb.config import ProcessConfig
-from coachnb.report import findings_for, report_window, rep_report, team_view
+from coachnb.calendar import report_window
+from coachnb.report import findings_for, rep_report
+from coachnb.team import team_view
 
 AS_OF = "2026-11-23"
 
@@ -127,13 +129,13 @@ def test_commitment_reviews_carry_verdict_and_numbers(sample_ds):
 
 
 def test_pipeline_value_is_measured_in_deal_units_from_single_deal_weeks(sample_ds):
-    from coachnb import features
-    from coachnb.report import _outcome_panel, _secondary_panels
+    from coachnb import store
+    from coachnb.team import outcome_history, secondary_histories
 
     tv = team_view(sample_ds, pd.Timestamp(AS_OF, tz=sample_ds.config.timezone), 13)
-    counts = _outcome_panel(tv, tv.history_start)
-    value = features.pipeline_panel(sample_ds, tv.history_start, tv.window.end, "pipeline_created")
-    units = _secondary_panels(tv, tv.history_start, counts)["pipeline value"]
+    counts = outcome_history(tv, tv.history_start)
+    value = store.pipeline_panel(sample_ds, tv.history_start, tv.window.end, "pipeline_created")
+    units = secondary_histories(tv, tv.history_start, counts)["pipeline value"]
     single = value.to_numpy()[counts.to_numpy() == 1]
     assert len(single) > 50  # plenty of weeks with exactly one new deal
     scale = (single**2).mean() / single.mean()
@@ -238,17 +240,18 @@ def test_team_band_from_the_grid_equals_the_group_bys(sample_ds, monkeypatch):
     numbers pandas' group-bys give (the general path), for every rep and both weekly tables."""
     import numpy as np
 
-    from coachnb import report
+    from coachnb import team
+    from coachnb.calendar import resolve_as_of
 
-    tv = team_view(sample_ds, report.resolve_as_of("2026-11-23", sample_ds), 13)
-    general = report._window_table
+    tv = team_view(sample_ds, resolve_as_of("2026-11-23", sample_ds), 13)
+    general = team.window_table
     assert general(tv, "weekly_activity", "total").matrix is not None  # the grid path is taken
     for rep_id in sample_ds.reps["rep_id"]:
         for name, column in (("weekly_activity", "total"), ("weekly_pipeline", "opportunities_created")):
-            fast = report._weekly_against_team(tv, name, rep_id, column)
-            monkeypatch.setattr(report, "_window_table", lambda tv, n, c: report._WindowTable(general(tv, n, c).rows))
-            slow = report._weekly_against_team(tv, name, rep_id, column)
-            monkeypatch.setattr(report, "_window_table", general)
+            fast = team.weekly_against_team(tv, name, rep_id, column)
+            monkeypatch.setattr(team, "window_table", lambda tv, n, c: team.WindowTable(general(tv, n, c).rows))
+            slow = team.weekly_against_team(tv, name, rep_id, column)
+            monkeypatch.setattr(team, "window_table", general)
             pd.testing.assert_frame_equal(fast[1], slow[1], check_exact=True)
             pd.testing.assert_frame_equal(fast[2], slow[2], check_exact=True)
             assert fast[2]["n_reps"].eq(len(sample_ds.reps) - 1).all()
@@ -259,15 +262,16 @@ def test_team_band_from_the_grid_equals_the_group_bys(sample_ds, monkeypatch):
 
 def test_commitment_reviews_are_reused_for_the_same_rep_from_a_store(sample_dir, tmp_path):
     """The overview row asks for the reviews the report computed: served from the process, equal."""
-    from coachnb import features, report
+    from coachnb import report, store_build, team
+    from coachnb.store import open_store
 
-    store = features.build_store(sample_dir, "2026-11-23", 13, tmp_path)
+    store = store_build.build_store(sample_dir, "2026-11-23", 13, tmp_path)
     report._REVIEWS.clear()
-    ds = features.open_store(store).dataset_for(None)
+    ds = open_store(store).dataset_for(None)
     rep_id = str(ds.commitments["rep_id"].iloc[-1])
     r = rep_report(store, rep_id, "2026-11-23", 13)
     assert r.commitments and len(report._REVIEWS) == 1
-    _, _, tv = report.open_data(store, "2026-11-23", 13)
+    _, _, tv = team.open_data(store, "2026-11-23", 13)
     again = report.commitment_reviews(tv, rep_id)
     assert all(a is b for a, b in zip(again, r.commitments)) and len(again) == len(r.commitments)
     assert [a.commitment["rep_id"] for a in again] == [rep_id] * len(again)

@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coachnb import features
+from coachnb import store as fstore
+from coachnb import store_build
+from coachnb.loading import input_fingerprint
 from coachnb.overview import team_overview
 from coachnb.report import rep_report
 
@@ -44,7 +46,7 @@ def assert_same(a, b, where="report"):
 
 @pytest.fixture(scope="module")
 def store(sample_dir, tmp_path_factory):
-    return features.build_store(sample_dir, DEMO_AS_OF, 13, tmp_path_factory.mktemp("reports"))
+    return store_build.build_store(sample_dir, DEMO_AS_OF, 13, tmp_path_factory.mktemp("reports"))
 
 
 def _reps_with_everything(ds, n=4):
@@ -76,7 +78,7 @@ def test_store_overview_equals_raw_overview(sample_dir, store):
 
 def test_store_worker_holds_one_reps_records_and_no_activities(sample_ds, store):
     rep_id = str(sample_ds.reps["rep_id"].iloc[3])
-    ds = features.open_store(store).dataset_for(rep_id)
+    ds = fstore.open_store(store).dataset_for(rep_id)
     assert len(ds.activities) == 0 and ds.has("activities")
     assert set(ds.opportunities["rep_id"]) == {rep_id}
     mine = sample_ds.opportunities[sample_ds.opportunities["rep_id"] == rep_id]
@@ -91,19 +93,19 @@ def test_unknown_rep_and_wrong_date_are_errors(store):
     with pytest.raises(RepNotFound):
         rep_report(store, "NOBODY", DEMO_AS_OF, 13)
     with pytest.raises(ValueError, match="feature store"):
-        rep_report(store, features.open_store(store).whole["reps"]["rep_id"].iloc[0], "2026-10-05", 13)
+        rep_report(store, fstore.open_store(store).whole["reps"]["rep_id"].iloc[0], "2026-10-05", 13)
 
 
 def test_input_fingerprint_equals_dataset_fingerprint(sample_dir, sample_ds):
-    assert features.input_fingerprint(sample_dir) == sample_ds.fingerprint
+    assert input_fingerprint(sample_dir) == sample_ds.fingerprint
 
 
 def test_rerun_skips_and_changed_input_invalidates(sample_dir, tmp_path, monkeypatch):
     data = tmp_path / "data"
     shutil.copytree(sample_dir, data)
     root = tmp_path / "out"
-    first = features.build_store(data, DEMO_AS_OF, 13, root)
-    written = json.loads((first / features.MARKER).read_text())["written_at"]
+    first = store_build.build_store(data, DEMO_AS_OF, 13, root)
+    written = json.loads((first / fstore.MARKER).read_text())["written_at"]
 
     import coachnb.loading
 
@@ -111,13 +113,13 @@ def test_rerun_skips_and_changed_input_invalidates(sample_dir, tmp_path, monkeyp
         raise AssertionError("an unchanged rerun must not load the data")
 
     monkeypatch.setattr(coachnb.loading, "load", no_load)
-    again = features.build_store(data, DEMO_AS_OF, 13, root)
+    again = store_build.build_store(data, DEMO_AS_OF, 13, root)
     assert again == first
-    assert json.loads((again / features.MARKER).read_text())["written_at"] == written
+    assert json.loads((again / fstore.MARKER).read_text())["written_at"] == written
     monkeypatch.undo()
 
     # another window is another store
-    assert features.build_store(data, DEMO_AS_OF, 8, root) != first
+    assert store_build.build_store(data, DEMO_AS_OF, 8, root) != first
 
     # one changed cell in an input file: new key, new store, and its content follows the edit
     opps = pd.read_csv(data / "opportunities.csv", dtype=str)
@@ -131,35 +133,37 @@ def test_rerun_skips_and_changed_input_invalidates(sample_dir, tmp_path, monkeyp
     acts = pd.read_csv(data / "activities.csv", dtype=str)
     acts.loc[~acts["opportunity_id"].isin(opps["opportunity_id"]), "opportunity_id"] = pd.NA
     acts.to_csv(data / "activities.csv", index=False)
-    changed = features.build_store(data, DEMO_AS_OF, 13, root)
-    assert changed != first and features.is_store(changed)
+    changed = store_build.build_store(data, DEMO_AS_OF, 13, root)
+    assert changed != first and fstore.is_store(changed)
     after = rep_report(changed, rep_id, DEMO_AS_OF, 13)
     assert after.stalled.n_open == before.stalled.n_open - len(open_ids[:1])
     assert_same(rep_report(data, rep_id, DEMO_AS_OF, 13), after, "after edit")
 
 
 def test_store_panels_equal_pivoted_long_frames(sample_ds, store):
-    """The wide panels read from the cube equal report._panel of the long frames, cell for cell,
+    """The wide panels read from the cube equal metrics.weekly_panel of the long frames, cell for cell,
     for windows starting mid-week and on a week start, and for every metric kind (a share falls
     back to the long frame)."""
-    from coachnb.report import _panel, open_data, weeks_before
+    from coachnb.calendar import weeks_before
+    from coachnb.metrics import weekly_panel as _panel
+    from coachnb.team import open_data
 
     ds, _, tv = open_data(store, DEMO_AS_OF, 13, str(sample_ds.reps["rep_id"].iloc[0]))
     starts = [tv.history_start, weeks_before(tv.window.end - pd.Timedelta(days=3), 52)]
     assert starts[1].day_of_week != starts[0].day_of_week  # one window starts mid-week
     for start in starts:
         for metric in ds.config.commitment_metrics:
-            wide = features.metric_panel(ds, metric, start, tv.window.end)
-            long = features.metric_weekly(ds, metric, start, tv.window.end)
+            wide = fstore.metric_panel(ds, metric, start, tv.window.end)
+            long = fstore.metric_weekly(ds, metric, start, tv.window.end)
             pd.testing.assert_frame_equal(wide, _panel(long, "value"), check_exact=True)
-        wide = features.pipeline_panel(ds, start, tv.window.end)
-        long = features.weekly_pipeline(ds, start, tv.window.end)
+        wide = fstore.pipeline_panel(ds, start, tv.window.end)
+        long = fstore.weekly_pipeline(ds, start, tv.window.end)
         pd.testing.assert_frame_equal(wide, _panel(long, "opportunities_created"), check_exact=True)
         assert wide.to_numpy().sum() > 0
 
 
 def test_cube_is_held_compact_and_sorted_by_day(store):
-    codes, day, values = features.open_store(store).cube()
+    codes, day, values = fstore.open_store(store).cube()
     assert (np.diff(day) >= 0).all() and (codes >= 0).all()
     assert values["call"].dtype.itemsize <= 2 and day.dtype == np.int32
     assert values["pipeline_created"].dtype.kind == "f"
@@ -170,15 +174,15 @@ def test_rep_slice_equals_a_filtered_parquet_read(sample_dir, sample_ds, tmp_pat
     rep (row groups holding several reps, reps spanning row groups) and for an id that owns nothing."""
     import pyarrow.parquet as pq
 
-    monkeypatch.setattr(features, "ROW_GROUP_ROWS", 50)
-    fs = features.open_store(features.build_store(sample_dir, DEMO_AS_OF, 13, tmp_path))
+    monkeypatch.setattr(store_build, "ROW_GROUP_ROWS", 50)
+    fs = fstore.open_store(store_build.build_store(sample_dir, DEMO_AS_OF, 13, tmp_path))
     assert pq.ParquetFile(fs.path / "reps" / "stage_history.parquet").num_row_groups > 5
     reps = list(sample_ds.reps["rep_id"].astype(str))
-    for name in features.PER_REP:
+    for name in fstore.PER_REP:
         path = fs.path / "reps" / f"{name}.parquet"
         for rep_id in reps + ["NOBODY"]:
-            expected = pd.read_parquet(path, filters=[(features._OWNER, "==", rep_id)])
-            expected = expected.drop(columns=[features._OWNER]).reset_index(drop=True)
+            expected = pd.read_parquet(path, filters=[(fstore.OWNER, "==", rep_id)])
+            expected = expected.drop(columns=[fstore.OWNER]).reset_index(drop=True)
             if expected.empty:
                 expected = expected.astype(fs._empty[name].dtypes.to_dict())
             pd.testing.assert_frame_equal(fs.rep_slice(name, rep_id), expected, check_exact=True)

@@ -1,0 +1,92 @@
+"""Numbers and text as a report shows them: one place for every format a sentence or table uses.
+
+A leaf of the package: metrics, statistics, the coaching analyses and the report all write
+sentences, so they all format through here. Each function states its rule; a missing or
+non-finite value is always ``"n/a"``.
+"""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+
+#: between two stages in a step's name: "Discovery → Proposal"
+STEP_ARROW = "→"
+
+
+def _missing(x) -> bool:
+    """None, NaN, NA or infinite: nothing a sentence can state."""
+    if x is None or x is pd.NA:
+        return True
+    try:
+        return not np.isfinite(x)
+    except TypeError:
+        return bool(pd.isna(x))
+
+
+def esc(text) -> str:
+    """Any text that came from the data, escaped before it reaches HTML (``None``/NaN -> "")."""
+    return html.escape("" if text is None or (isinstance(text, float) and np.isnan(text)) else str(text))
+
+
+def fmt_num(x, digits: int = 1) -> str:
+    """A count or level: whole numbers with thousands separators, others with ``digits`` decimals."""
+    if _missing(x):
+        return "n/a"
+    if abs(x - round(x)) < 1e-9:
+        return f"{int(round(x)):,}"
+    return f"{x:,.{digits}f}"
+
+
+def fmt_level(x) -> str:
+    """A weekly level in a target or plan ("10", "2.5"): no decimals within 0.05 of a whole number."""
+    if _missing(x):
+        return "n/a"
+    return f"{x:.0f}" if abs(x - round(x)) < 0.05 else f"{x:.1f}"
+
+
+def fmt_figure(x) -> str:
+    """A measured figure in a flag: thousands separators; one decimal only below 100 and not whole."""
+    if _missing(x):
+        return "n/a"
+    return f"{x:,.0f}" if abs(x - round(x)) < 1e-9 or abs(x) >= 100 else f"{x:,.1f}"
+
+
+def fmt_rate(x) -> str:
+    """A rate per week in a statistical sentence: one decimal, two below 1."""
+    if _missing(x):
+        return "n/a"
+    return f"{x:.2f}" if abs(x) < 1 else f"{x:.1f}"
+
+
+def fmt_money(x) -> str:
+    """An amount in the team's currency, whole units with thousands separators."""
+    if _missing(x):
+        return "n/a"
+    return f"{x:,.0f}"
+
+
+def fmt_pct(x) -> str:
+    """A share in [0, 1] as a whole percentage: 0.237 -> "24%"."""
+    if _missing(x):
+        return "n/a"
+    return f"{100 * x:.0f}%"
+
+
+def fmt_times(x) -> str:
+    """A multiple, e.g. pipeline coverage: '2.6×'."""
+    text = fmt_num(x)
+    return text if text == "n/a" else text + "×"
+
+
+def fmt_ratio(x) -> str:
+    """A rate ratio: two decimals below 1.95, one above ("0.85×", "2.4×")."""
+    if _missing(x):
+        return "n/a"
+    return f"{x:.2f}×" if x < 1.95 else f"{x:.1f}×"
+
+
+def plural(n: int, word: str) -> str:
+    """``n`` and ``word``, with an "s" unless ``n`` is 1: "1 week", "3 weeks"."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -1,0 +1,195 @@
+"""Feature store, write side: one pass over the data computes every team-wide table a batch needs.
+
+:func:`build_store` loads and validates the data once, computes the report's team view
+(:func:`coachnb.team.compute_team_view`), the coaching funnel tables, the scenario window's
+frames and the daily rep x day cube, and writes them with the raw tables a report needs, in
+the layout :mod:`coachnb.store` describes and reads. The store is written into a temporary
+folder and renamed into place, so a reader never sees half a store.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import coaching, metrics
+from .calendar import codes_of, focus_window, in_days, local_days, resolve_as_of, sorted_rep_ids, weeks_before
+from .config import ACTIVITY_TYPES
+from .loading import input_fingerprint, load
+from .schema import Dataset
+from .store import (CUBE_COLUMNS, FORMAT, MARKER, OWNER, PER_REP, ROW_GROUP_ROWS, TEAM_TABLES, WHOLE, as_of_date,
+                    is_store, store_key, store_path)
+from .team import active_commitments, compute_team_view
+from .version import __version__
+
+
+def _write(frame: pd.DataFrame, path: Path, row_group_size: int | None = None) -> None:
+    frame.reset_index(drop=True).to_parquet(path, index=False, row_group_size=row_group_size)
+
+
+def _cube(ds, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Counts per rep and local day in ``[start, end)`` (local midnights), non-empty rows only."""
+    cfg = ds.config
+    rep_ids = sorted_rep_ids(ds)
+    d0 = int(local_days(pd.Series([start]), cfg)[0])
+    d1 = int(local_days(pd.Series([end]), cfg)[0])
+    n_days = max(d1 - d0, 0)
+    n = len(rep_ids) * n_days
+    out = {}
+
+    def cells(rep, ts):
+        ts = pd.Series(ts)
+        inside = ((ts >= start) & (ts < end)).to_numpy(dtype=bool, na_value=False)
+        rows = np.flatnonzero(inside)
+        rc = codes_of(pd.Series(rep).iloc[rows], rep_ids)
+        day = local_days(ts.iloc[rows], cfg) - d0
+        ok = rc >= 0
+        return rc[ok] * n_days + day[ok], rows[ok]
+
+    acts = ds.activities
+    cell, rows = cells(acts["rep_id"], acts["occurred_at"])
+    tcode = codes_of(acts["type"].iloc[rows], ACTIVITY_TYPES)
+    known = tcode >= 0
+    counts = np.bincount(cell[known] * len(ACTIVITY_TYPES) + tcode[known],
+                         minlength=n * len(ACTIVITY_TYPES)).reshape(-1, len(ACTIVITY_TYPES))
+    for i, t in enumerate(ACTIVITY_TYPES):
+        out[t] = counts[:, i]
+    lag = in_days(acts["logged_at"].iloc[rows] - acts["occurred_at"].iloc[rows]).to_numpy(
+        dtype=float, na_value=np.nan)
+    has = ~np.isnan(lag)
+    out["logged_n"] = np.bincount(cell[has], minlength=n)
+    out["logged_ok"] = np.bincount(cell[has & (lag <= cfg.thresholds.late_logging_days)], minlength=n)
+    del counts, lag, has, tcode, known, cell, rows
+    opp = ds.opportunities
+    cell, rows = cells(opp["rep_id"], opp["created_at"])
+    out["opportunities_created"] = np.bincount(cell, minlength=n)
+    amount = np.nan_to_num(opp["amount"].iloc[rows].to_numpy(dtype=float, na_value=np.nan), nan=0.0)
+    out["pipeline_created"] = np.bincount(cell, weights=amount, minlength=n)
+    adv = metrics.advancements(metrics.stage_entries(ds))
+    cell, _ = cells(adv["rep_id"], adv["entered_at"])
+    out["stage_advancements"] = np.bincount(cell, minlength=n)
+    frame = pd.DataFrame({k: (v.astype(np.float64) if k == "pipeline_created" else v.astype(np.int32))
+                          for k, v in out.items()})
+    frame.insert(0, "day", np.tile(np.arange(d0, d1, dtype=np.int32), len(rep_ids)))
+    frame.insert(0, "rep_id", pd.array(np.repeat(rep_ids.to_numpy(dtype=object), n_days), dtype="string"))
+    nonzero = frame[list(CUBE_COLUMNS)].to_numpy().any(axis=1)
+    return frame[nonzero].reset_index(drop=True)
+
+
+def _panel_start(ds, tv) -> pd.Timestamp:
+    """Earliest day any commitment panel or scenario of any rep reads (see report.commitment_reviews)."""
+    start = min(tv.history_start, focus_window(tv.window.as_of, ds, max(coaching.CONVERSION_WEEKS, 13))[0])
+    if ds.has("commitments"):
+        for rep_id in ds.reps["rep_id"].astype(str):
+            chosen = active_commitments(ds, rep_id, tv.window)
+            for s in chosen["start"]:
+                start = min(start, weeks_before(s, 52))
+    return start
+
+
+def build_store(data, as_of, lookback_weeks: int = 13, root=".", *, force: bool = False,
+                verbose: bool = False) -> Path:
+    """Build (or reuse) the feature store for a data folder, coaching date and window.
+
+    Parameters
+    ----------
+    data : str, Path or Dataset
+        A data folder, or an already loaded Dataset (its ``fingerprint`` keys the store).
+    as_of : str or Timestamp
+        The coaching date (required: the store is for one date).
+    lookback_weeks : int
+    root : str or Path
+        The store goes to ``<root>/.features/<key>/`` (the batch uses its report folder).
+    force : bool
+        Rebuild even when a complete store with the same key exists.
+
+    Returns
+    -------
+    Path of the store; pass it as ``features`` to the notebooks or as ``data`` to
+    :func:`coachnb.report.rep_report`.
+    """
+    t0 = time.perf_counter()
+    lookback_weeks = int(lookback_weeks)
+    fingerprint = data.fingerprint if isinstance(data, Dataset) else input_fingerprint(data)
+    path = store_path(root, fingerprint, as_of, lookback_weeks)
+    if is_store(path) and not force:
+        if verbose:
+            print(f"coachnb: feature store {path} is up to date ({time.perf_counter() - t0:.1f} s)")
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        _build_into(data, as_of, lookback_weeks, tmp, fingerprint)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if verbose:
+        print(f"coachnb: feature store written to {path} ({time.perf_counter() - t0:.1f} s)")
+    return path
+
+
+def _build_into(data, as_of, lookback_weeks: int, out: Path, fingerprint: str) -> None:
+    ds = data if isinstance(data, Dataset) else load(data)
+    ds_fingerprint = ds.fingerprint or fingerprint
+    as_of_ts = resolve_as_of(as_of_date(as_of), ds)
+    # computed afresh (not from the process caches: the store must not depend on what ran before)
+    tv = compute_team_view(ds, as_of_ts, lookback_weeks)
+    (out / "team").mkdir()
+    for name in TEAM_TABLES:
+        _write(getattr(tv, name), out / "team" / f"{name}.parquet")
+    funnel_scalars = {}
+    for weeks in sorted({lookback_weeks, 13}):
+        tables = coaching.compute_funnel_tables(ds, as_of_ts, weeks)
+        scalars = {}
+        for k, v in tables.items():
+            if isinstance(v, pd.DataFrame):
+                _write(v, out / "team" / f"funnel{weeks}_{k}.parquet")
+            else:
+                scalars[k] = v
+        funnel_scalars[weeks] = scalars
+    # the scenario's window starts a whole number of weeks (not days) before a local midnight, so
+    # across a DST change it is not a local midnight: its frames are stored as computed
+    s_start, s_end = focus_window(as_of_ts, ds, coaching.CONVERSION_WEEKS)
+    windows = {}
+    for name, spec in ds.config.commitment_metrics.items():
+        if spec.kind in ("activity_count", "opportunities_created"):
+            _write(metrics.metric_weekly(ds, name, s_start, s_end), out / "team" / f"window_metric.{name}.parquet")
+            windows[("metric", name, s_start, s_end)] = f"window_metric.{name}.parquet"
+    _write(metrics.weekly_pipeline(ds, s_start, s_end), out / "team" / "window_pipeline.parquet")
+    windows[("pipeline", None, s_start, s_end)] = "window_pipeline.parquet"
+    cube_start = _panel_start(ds, tv)
+    _write(_cube(ds, cube_start, tv.window.end), out / "cube.parquet")
+
+    (out / "whole").mkdir()
+    for name in WHOLE:
+        _write(ds.table(name), out / "whole" / f"{name}.parquet")
+    (out / "reps").mkdir()
+    owner = ds.opportunities.set_index("opportunity_id")["rep_id"]
+    for name in PER_REP:
+        frame = ds.table(name)
+        rep = frame["opportunity_id"].map(owner) if name == "stage_history" else frame["rep_id"]
+        frame = frame.assign(**{OWNER: pd.array(rep, dtype="string")})
+        frame = frame.sort_values(OWNER, kind="stable")
+        _write(frame, out / "reps" / f"{name}.parquet", row_group_size=ROW_GROUP_ROWS)
+
+    meta = {"config": ds.config, "warnings": ds.warnings, "excluded": ds.excluded, "funnel": funnel_scalars,
+            "present": ds.present, "data_dir": ds.data_dir, "cube_start": cube_start, "windows": windows,
+            "has": {name: ds.has(name) for name in ("activities", "opportunities", "stage_history", "commitments",
+                                                      "coaching_sessions", "self_assessments", "reps")}}
+    with open(out / "meta.pkl", "wb") as fh:
+        pickle.dump(meta, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    info = {"format": FORMAT, "coachnb": __version__, "fingerprint": ds_fingerprint, "as_of": as_of_date(as_of),
+            "lookback_weeks": lookback_weeks, "key": store_key(fingerprint, as_of, lookback_weeks),
+            "reps": int(len(ds.reps)), "data_dir": ds.data_dir, "cube_start": str(cube_start),
+            "written_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")}
+    (out / MARKER).write_text(json.dumps(info, indent=1), encoding="utf-8")

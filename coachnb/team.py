@@ -1,0 +1,406 @@
+"""The team view: every team-wide table of one window, computed once and shared by all reps' reports.
+
+A report compares one rep with anonymous teammates, so nearly everything it shows starts from
+a table covering the whole team (:class:`TeamView`). This module computes those tables once
+per data folder, coaching date and window (cached in the process, so a worker that renders
+many reps computes them once), or reads them from a feature store, and offers what the
+coaching analyses read from them: a rep's rows set against the teammates' band, the week x
+rep panels of the commitment metrics, and which teammates changed their own behaviour.
+
+Privacy: nothing here leaves the process as it is; a report keeps the rep's own rows and
+team *distributions* (median, quartiles, number of reps) only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import impact, metrics, store
+from .calendar import Window, report_window, resolve_as_of, weeks_before
+from .errors import RepNotFound
+from .loading import load
+from .schema import Dataset
+
+
+# --------------------------------------------------------------------------- team view (cached)
+@dataclass
+class TeamView:
+    """Metrics for every rep over one window, computed once and shared by all reps' reports."""
+
+    ds: Dataset
+    window: Window
+    history_start: pd.Timestamp
+    weekly_activity: pd.DataFrame
+    weekly_pipeline: pd.DataFrame
+    conversion: pd.DataFrame
+    velocity: pd.DataFrame
+    team_velocity: pd.DataFrame
+    stalled: pd.DataFrame
+    outcomes: pd.DataFrame
+    timeliness: pd.DataFrame
+    coverage: pd.DataFrame
+    attainment: pd.DataFrame
+    red_flags: pd.DataFrame
+    commitment_changes: pd.DataFrame
+    open_deal_ages: pd.DataFrame
+    open_stage_mix: pd.DataFrame
+    cache: dict = field(default_factory=dict)
+
+
+_TEAM_CACHE: dict = {}
+_DATA_CACHE: dict = {}
+
+
+def load_cached(data_dir) -> Dataset:
+    """Load a data folder once per process and reuse it while its files are unchanged."""
+    # name, size and modification time are enough to notice an edited file between two reports;
+    # dot-files are other writers' temporaries (commit add), which may vanish while we look
+    entries = []
+    for p in Path(data_dir).iterdir():
+        if p.name.startswith("."):
+            continue
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            continue
+        if p.is_file():
+            entries.append((p.name, st.st_size, st.st_mtime_ns))
+    stamp = tuple(sorted(entries))
+    key = (str(Path(data_dir).resolve()), stamp)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _TEAM_CACHE.clear()
+        _DATA_CACHE[key] = load(data_dir)
+    return _DATA_CACHE[key]
+
+
+def team_view(ds: Dataset, as_of: pd.Timestamp, lookback_weeks: int, history_weeks: int = 52) -> TeamView:
+    """:func:`compute_team_view`, fetched from the process cache when it was computed before."""
+    key = (ds.fingerprint or id(ds), str(as_of), lookback_weeks, history_weeks)
+    if key not in _TEAM_CACHE:
+        _TEAM_CACHE[key] = compute_team_view(ds, as_of, lookback_weeks, history_weeks)
+    return _TEAM_CACHE[key]
+
+
+def compute_team_view(ds: Dataset, as_of: pd.Timestamp, lookback_weeks: int, history_weeks: int = 52) -> TeamView:
+    """Every team-wide metric for one window, computed afresh (no cache read or written).
+
+    Parameters
+    ----------
+    ds : Dataset
+    as_of : Timestamp
+        The coaching date, local midnight (:func:`coachnb.calendar.resolve_as_of`).
+    lookback_weeks : int
+        Whole weeks of the report's window.
+    history_weeks : int
+        Weeks of weekly counts kept before the window's end (commitment baselines, trends).
+    """
+    w = report_window(as_of, ds.config, lookback_weeks)
+    history_start = weeks_before(w.end, history_weeks)
+    team_velocity = metrics.team_stage_velocity(ds, as_of)
+    return TeamView(
+        ds=ds, window=w, history_start=history_start,
+        weekly_activity=metrics.weekly_activity(ds, history_start, w.end),
+        weekly_pipeline=metrics.weekly_pipeline(ds, history_start, w.end),
+        conversion=metrics.stage_conversion(ds, weeks_before(w.end, max(lookback_weeks, 26)), w.end),
+        velocity=metrics.stage_velocity(ds, as_of),
+        team_velocity=team_velocity,
+        stalled=metrics.stalled_deals(ds, as_of, team_velocity=team_velocity),
+        outcomes=metrics.deal_outcomes(ds, w.start, w.end),
+        timeliness=metrics.capture_timeliness(ds, w.start, w.end),
+        coverage=metrics.pipeline_coverage(ds, as_of),
+        attainment=metrics.attainment(ds, as_of),
+        red_flags=metrics.red_flags(ds, as_of, lookback_weeks),
+        commitment_changes=commitment_changes(ds, w),
+        open_deal_ages=open_deal_ages(ds, as_of),
+        open_stage_mix=open_stage_mix(ds, as_of),
+    )
+
+
+def open_data(data, as_of, lookback_weeks: int, rep_id: str | None = None) -> tuple[Dataset, pd.Timestamp, TeamView]:
+    """Dataset, coaching date and team view from a data folder, a Dataset or a feature store.
+
+    From a feature store (:mod:`coachnb.store`) the Dataset holds the reps table, the
+    commitments and 1:1s, and only ``rep_id``'s own opportunities, stage history and
+    self-assessments (``rep_id=None``: none, for the team overview); the team view is read
+    from the store. Raises RepNotFound when ``rep_id`` is given and unknown.
+    """
+    if not isinstance(data, Dataset) and store.is_store(data):
+        fs = store.open_store(data)
+        if rep_id is not None:
+            rep_row(fs.dataset_for(None), rep_id)
+        ds = fs.dataset_for(rep_id)
+        as_of_ts = resolve_as_of(as_of, ds)
+        fs.check(as_of_ts, lookback_weeks)
+        w = report_window(as_of_ts, fs.config, int(lookback_weeks))
+        # the store's panel cache is the view's: shared by every rep this process renders
+        tv = TeamView(ds=ds, window=w, history_start=weeks_before(w.end, 52), cache=fs.panel_cache, **fs.team)
+        return ds, as_of_ts, tv
+    ds = data if isinstance(data, Dataset) else load_cached(data)
+    if rep_id is not None:
+        rep_row(ds, rep_id)
+    as_of_ts = resolve_as_of(as_of, ds)
+    return ds, as_of_ts, team_view(ds, as_of_ts, lookback_weeks)
+
+
+
+# --------------------------------------------------------------------------- a rep against the team
+def others(table: pd.DataFrame, rep_id: str) -> pd.DataFrame:
+    """The rest of the team (for benchmarks that compare a rep with their teammates)."""
+    return table[table["rep_id"] != rep_id]
+
+
+def quartiles(values: pd.Series) -> dict:
+    """Median, quartiles and count of the finite values (NaN and 0 reps when there are none)."""
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    if v.empty:
+        return {"median": np.nan, "q25": np.nan, "q75": np.nan, "n_reps": 0}
+    return {"median": float(v.median()), "q25": float(v.quantile(0.25)), "q75": float(v.quantile(0.75)),
+            "n_reps": int(len(v))}
+
+
+def rep_row(ds: Dataset, rep_id: str) -> dict:
+    """The rep's row of the reps table as a dict; RepNotFound when the id is unknown."""
+    rows = ds.reps[ds.reps["rep_id"] == rep_id]
+    if rows.empty:
+        raise RepNotFound(f"rep_id {rep_id!r} is not in reps")
+    return rows.iloc[0].to_dict()
+
+
+
+def active_weeks(ds: Dataset, w: Window) -> pd.Series:
+    """Weeks of the window each rep was in the role (by hire date), from 0 to ``w.weeks``."""
+    hired = ds.reps.set_index("rep_id")["hire_date"]
+    start = hired.where(hired > w.start, w.start)
+    weeks = ((w.end - start).dt.days / 7).clip(lower=0, upper=w.weeks)
+    return weeks.fillna(w.weeks)
+
+
+def cached(tv: TeamView, key, compute):
+    """``tv.cache[key]``, computed once; a hit is moved to the young end of a bounded cache."""
+    if key in tv.cache:
+        value = tv.cache.pop(key)
+    else:
+        value = compute()
+    tv.cache[key] = value
+    return value
+
+
+@dataclass
+class WindowTable:
+    """A team table's rows in the report window, laid out once for every rep's report.
+
+    ``matrix`` (reps x weeks of ``column``) is set only when the rows are a complete integer grid,
+    rep-major and in week order (what :mod:`coachnb.metrics` writes); teammates' bands and totals
+    then come from it directly. Otherwise reports take the general path (pandas group-bys).
+    """
+
+    rows: pd.DataFrame
+    reps: pd.Index | None = None
+    weeks: pd.Series | None = None
+    matrix: np.ndarray | None = None
+
+
+def window_table(tv: TeamView, name: str, column: str) -> WindowTable:
+    def compute():
+        weekly = getattr(tv, name)
+        w = tv.window
+        rows = weekly[(weekly["week"] >= w.start.tz_localize(None)) & (weekly["week"] < w.end.tz_localize(None))]
+        reps = pd.Index(pd.unique(rows["rep_id"]))
+        weeks = pd.Series(pd.unique(rows["week"])).sort_values(ignore_index=True)
+        n, k = len(reps), len(weeks)
+        grid = (n >= 2 and k >= 1 and len(rows) == n * k and rows[column].dtype.kind in "iu"
+                and not rows["rep_id"].isna().any() and reps.is_monotonic_increasing
+                and np.array_equal(rows["rep_id"].to_numpy(dtype=object), np.repeat(reps.to_numpy(dtype=object), k))
+                and np.array_equal(rows["week"].to_numpy(), np.tile(weeks.to_numpy(), n)))
+        if not grid:
+            return WindowTable(rows)
+        return WindowTable(rows, reps, weeks, rows[column].to_numpy().reshape(n, k))
+    return cached(tv, ("window_table", name, column, tv.window), compute)
+
+
+def weekly_against_team(tv: TeamView, name: str, rep_id: str, column: str):
+    """One weekly measure of the report window: the rep's weeks, the teammates' band per week, and
+    the teammates' quartiles per week in the role (a teammate two weeks into the job is no benchmark).
+
+    Parameters
+    ----------
+    name : str
+        The team table (``"weekly_activity"`` or ``"weekly_pipeline"``).
+
+    Returns
+    -------
+    (window rows, rep rows, band DataFrame[week, median, q25, q75, n_reps], quartiles dict,
+     the rep's weeks in the role)
+    """
+    w = tv.window
+    t = window_table(tv, name, column)
+    rows = t.rows
+    weeks_in_role = active_weeks(tv.ds, w)
+    mates = weeks_in_role.drop(index=rep_id, errors="ignore")
+    mates = mates[mates >= 2]
+    i = t.reps.get_loc(rep_id) if t.matrix is not None and rep_id in t.reps else None
+    if isinstance(i, (int, np.integer)):
+        # the same numbers as the group-bys below: a group's median, np.percentile as Series.quantile
+        # computes it, its size; sums per rep (tests/test_report.py compares both paths)
+        k = len(t.weeks)
+        mine = rows.iloc[i * k:(i + 1) * k].sort_values("week").reset_index(drop=True)
+        rest = np.delete(t.matrix, i, axis=0).astype(np.float64)
+        q25, q75 = np.percentile(rest, [25, 75], axis=0)
+        band = pd.DataFrame({"week": t.weeks.to_numpy(), "median": np.median(rest, axis=0), "q25": q25, "q75": q75,
+                             "n_reps": np.full(k, len(t.reps) - 1, dtype=np.int64)})
+        band["week"] = band["week"].astype(rows["week"].dtype)
+        sums = pd.Series(t.matrix.sum(axis=1), index=t.reps.rename("rep_id"), name=column)
+        totals = sums.drop(index=rep_id).reindex(mates.index).fillna(0)
+    else:
+        mine = rows[rows["rep_id"] == rep_id].sort_values("week").reset_index(drop=True)
+        rest = others(rows, rep_id)
+        band = (rest.groupby("week")[column]
+                .agg(median="median", q25=lambda s: s.quantile(0.25), q75=lambda s: s.quantile(0.75), n_reps="size")
+                .reset_index())
+        totals = rest.groupby("rep_id")[column].sum().reindex(mates.index).fillna(0)
+    return rows, mine, band, quartiles(totals / mates), float(weeks_in_role.get(rep_id, w.weeks))
+
+
+
+def open_stage_mix(ds: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Deals open on ``as_of`` by their current stage (``opportunities.stage``), per rep.
+
+    Returns
+    -------
+    DataFrame[rep_id, stage, deals, value]
+    """
+    o = ds.opportunities
+    known = o["stage"].isin(ds.config.stages).fillna(False).to_numpy(dtype=bool) if "stage" in o else False
+    rows = o[metrics.open_at(ds, as_of) & known]
+    return (rows.groupby(["rep_id", "stage"], observed=True)["amount"].agg(deals="size", value="sum")
+            .reset_index())
+
+
+
+def open_deal_ages(ds: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Every deal open on ``as_of`` with its age in days (team table: ids and numbers, no names).
+
+    Returns
+    -------
+    DataFrame[rep_id, opportunity_id, age_days, amount]
+    """
+    o = ds.opportunities
+    still_open = metrics.open_at(ds, as_of)
+    out = o.loc[still_open, ["rep_id", "opportunity_id", "amount"]].copy()
+    out["age_days"] = (as_of - o.loc[still_open, "created_at"]).dt.total_seconds() / 86400
+    return out.reset_index(drop=True)
+
+
+
+# --------------------------------------------------------------------------- commitments across the team
+def active_commitments(ds: Dataset, rep_id: str, w: Window, limit: int = 2) -> pd.DataFrame:
+    """The rep's commitments to review: those running in the window (else the last one), at most ``limit``."""
+    c = ds.commitments
+    superseded = set(c["supersedes"].dropna())
+    mine = c[(c["rep_id"] == rep_id) & ~c["commitment_id"].isin(superseded) & (c["start"] < w.as_of)]
+    mine = mine.sort_values("start")
+    recent = mine[mine["end"] >= w.start]
+    chosen = recent if len(recent) else mine.tail(1)
+    return chosen.tail(limit)
+
+
+
+def metric_history(tv: TeamView, metric: str, hist_start: pd.Timestamp) -> pd.DataFrame:
+    """Week x rep panel of one commitment metric from ``hist_start`` to the window's end (cached)."""
+    key = ("metric_wide", metric, hist_start)
+    if key not in tv.cache:
+        tv.cache[key] = store.metric_panel(tv.ds, metric, hist_start, tv.window.end)
+    return tv.cache[key]
+
+
+def outcome_history(tv: TeamView, hist_start: pd.Timestamp) -> pd.DataFrame:
+    """Week x rep panel of new opportunities from ``hist_start`` to the window's end (cached)."""
+    key = ("outcome_wide", hist_start)
+    if key not in tv.cache:
+        tv.cache[key] = store.pipeline_panel(tv.ds, hist_start, tv.window.end)
+    return tv.cache[key]
+
+
+def secondary_histories(tv: TeamView, hist_start: pd.Timestamp, counts: pd.DataFrame) -> dict:
+    """Secondary outcomes of a commitment: pipeline value in deal units, stage advancements (cached).
+
+    The deal unit (``impact.deal_units``) comes from the weeks in which a rep created exactly
+    one opportunity: those weeks' values are single deal amounts, so no rep's deal list is needed.
+    """
+    key = ("secondary_wide", hist_start)
+    if key not in tv.cache:
+        value = store.pipeline_panel(tv.ds, hist_start, tv.window.end, "pipeline_created")
+        value = value.reindex(index=counts.index, columns=counts.columns)
+        single = value.to_numpy(dtype=float)[counts.to_numpy(dtype=float) == 1]
+        panels = {impact.PIPELINE_VALUE: impact.deal_units(value, single)}
+        if tv.ds.has("stage_history"):
+            panels["stage advancements"] = store.pipeline_panel(tv.ds, hist_start, tv.window.end,
+                                                                   "stage_advancements")
+        tv.cache[key] = panels
+    return tv.cache[key]
+
+
+def rep_series(tv: TeamView, metric: str, hist_start: pd.Timestamp, rep_id: str) -> pd.DataFrame:
+    """The rep's weekly values of a commitment metric, DataFrame[week, value] in week order.
+
+    A metric that is a sum of counts has a value in every week of every rep, so the panel's
+    column is the rep's rows of the long frame; a share (NaN in weeks without activity, which a
+    panel would not keep) is read from the long frame itself.
+    """
+    spec = tv.ds.config.commitment_metrics.get(metric)
+    if spec is not None and spec.kind in store.SUM_KINDS:
+        panel = metric_history(tv, metric, hist_start)
+        if rep_id not in panel.columns:
+            return pd.DataFrame({"week": panel.index[:0], "value": np.zeros(0)})
+        col = panel[rep_id]
+        return pd.DataFrame({"week": col.index.to_numpy(), "value": col.to_numpy()})
+    long = store.metric_weekly(tv.ds, metric, hist_start, tv.window.end)
+    return long.loc[long["rep_id"] == rep_id, ["week", "value"]].sort_values("week", kind="stable").reset_index(drop=True)
+
+
+def commitment_changes(ds: Dataset, window: Window) -> pd.DataFrame:
+    """Whether each commitment's behaviour really changed, for every commitment of the team.
+
+    Returns
+    -------
+    DataFrame[commitment_id, rep_id, start, end, changed]
+        ``changed`` is True when the activity rose as agreed, or the commitment is still too
+        young to tell (the safe side for leaving a teammate out of a comparison).
+    """
+    cm = ds.commitments
+    out = cm[["commitment_id", "rep_id", "start", "end"]].copy()
+    out["changed"] = pd.Series(True, index=out.index, dtype=bool)
+    if cm.empty or not ds.has("activities"):
+        return out.reset_index(drop=True)
+    for metric, group in cm[cm["start"] < window.end].groupby("metric"):
+        if metric not in ds.config.commitment_metrics:
+            continue
+        first = weeks_before(group["start"].min(), 30)
+        long = metrics.metric_weekly(ds, metric, first, window.end)
+        panel = metrics.weekly_panel(long, "value")
+        for idx, o in group.iterrows():
+            if o["rep_id"] not in panel.columns:
+                continue
+            ac = impact.activity_change(panel[o["rep_id"]], o["start"].tz_localize(None), o["end"].tz_localize(None),
+                                        target=float(o["target"]), baseline=float(o["baseline"]))
+            out.loc[idx, "changed"] = bool(ac.changed or ac.adherence in ("kept", "partly kept", "too early"))
+    return out.reset_index(drop=True)
+
+
+def peers_who_changed(tv: TeamView, rep_id: str, c: dict) -> list[str]:
+    """Teammates whose own commitment overlapping ``c`` really changed their behaviour.
+
+    They went through a change of their own in the same weeks, so they are no clean comparison.
+    Teammates who committed and did not change stay in: leaving out every teammate with a
+    commitment would leave too few to compare with.
+    """
+    ch = tv.commitment_changes
+    overlap = ch[(ch["rep_id"] != rep_id) & (ch["start"] <= c["end"] + pd.Timedelta(weeks=15))
+                 & (ch["end"] >= c["start"] - pd.Timedelta(weeks=4)) & ch["changed"]]
+    return sorted(set(overlap["rep_id"].astype(str)))
+
+
