@@ -475,156 +475,208 @@ def rank_drivers(tables: dict, rep_id: str, peers: list[str], stages: tuple[str,
     -------
     (areas sorted by gain, largest first, data capture ahead; the rep's modeled funnel as a dict)
     """
-    metric_for = metric_for or {}
-    weeks = int(tables["weeks"])
-    team_ids = [rep_id] + list(peers)
-    out: list[FocusArea] = []
+    f = _RepFunnel.model(tables, rep_id, list(peers), metric_for or {})
+    out = _activity_areas(f) if f.has_activity else []
+    if tables.get("has_stages", True):
+        out += _conversion_areas(f, tables["conversion"]) + _velocity_areas(f, tables["velocity"])
+    out += _deal_size_area(f)
+    out = [a for a in out if a.modeled_gain > max(MIN_GAIN_SHARE * f.value, 0.0)]
+    out.sort(key=lambda a: -a.modeled_gain)
+    if f.has_activity:
+        out = _data_capture_area(f, tables["timeliness"], late_logging_days) + out
+    return out, f.summary
 
-    outcomes = _by_rep(tables["outcomes"]).reindex(team_ids)
-    won, lost = outcomes["won"].fillna(0).to_numpy(), outcomes["lost"].fillna(0).to_numpy()
-    a_w, b_w = fit_beta_prior(won, won + lost)
-    if not np.isfinite(a_w):
-        a_w, b_w = 1.0, 1.0
-    win = pd.Series(shrunk_rate(won, won + lost, a_w, b_w), index=team_ids)
 
-    deals = _by_rep(tables["deals"]).reindex(team_ids)
-    # Series.median skips NaN and returns NaN for none at all, without numpy's all-NaN warning
-    team_size = float(deals.loc[peers, "mean_amount"].median()) if len(peers) else float("nan")
-    if not np.isfinite(team_size):
-        team_size = float(deals["mean_amount"].median())
-    size = pd.Series({r: shrunk_mean(deals.at[r, "mean_amount"], deals.at[r, "n_created"], team_size)
-                      for r in team_ids})
+@dataclass
+class _RepFunnel:
+    """The modeled funnel of :func:`rank_drivers`: the rep and teammates' shrunk drivers over one window."""
 
-    pipe = _by_rep(tables["pipeline"]).reindex(team_ids).fillna(0)
-    opps = pipe["opportunities_created"].astype(float)
-    act = _by_rep(tables["activity"]).reindex(team_ids).fillna(0)
-    acts_total = act["total"] * weeks
-    has_activity = bool(tables.get("has_activity", True)) and acts_total.sum() > 0
+    rep_id: str
+    peers: list
+    weeks: int
+    metric_for: dict
+    win: pd.Series  # shrunk win rate per rep (rep first, then peers)
+    size: pd.Series  # credibility-shrunk deal size per rep
+    deals: pd.DataFrame  # n_created, mean_amount per rep over the longer span
+    opps: pd.Series  # opportunities created in the window per rep
+    act: pd.DataFrame  # mean activities per week by type, active_weeks
+    acts_total: pd.Series  # activities in the window per rep
+    has_activity: bool
+    summary: dict  # the rep's funnel as rank_drivers returns it
 
-    w_rep, s_rep, o_rep = float(win[rep_id]), float(size[rep_id]), float(opps[rep_id])
-    value = o_rep * w_rep * s_rep  # modeled won value per window
-    funnel = {"weeks": weeks, "opportunities": o_rep, "win_rate": w_rep, "deal_size": s_rep,
-              "won_value": value, "activities": float(acts_total[rep_id]),
-              "resolved_deals": int(won[0] + lost[0]), "active_weeks": int(act.at[rep_id, "active_weeks"])}
+    @property
+    def team_ids(self) -> list:
+        return [self.rep_id] + self.peers
 
-    def med(series: pd.Series) -> float:
-        vals = series.reindex(peers).to_numpy(dtype=float)
+    @property
+    def value(self) -> float:
+        """The rep's modeled won value per window: opportunities x win rate x deal size."""
+        return self.summary["won_value"]
+
+    @classmethod
+    def model(cls, tables: dict, rep_id: str, peers: list, metric_for: dict) -> _RepFunnel:
+        weeks = int(tables["weeks"])
+        team_ids = [rep_id] + peers
+        outcomes = _by_rep(tables["outcomes"]).reindex(team_ids)
+        won, lost = outcomes["won"].fillna(0).to_numpy(), outcomes["lost"].fillna(0).to_numpy()
+        a_w, b_w = fit_beta_prior(won, won + lost)
+        if not np.isfinite(a_w):
+            a_w, b_w = 1.0, 1.0
+        win = pd.Series(shrunk_rate(won, won + lost, a_w, b_w), index=team_ids)
+        deals = _by_rep(tables["deals"]).reindex(team_ids)
+        # Series.median skips NaN and returns NaN for none at all, without numpy's all-NaN warning
+        team_size = float(deals.loc[peers, "mean_amount"].median()) if len(peers) else float("nan")
+        if not np.isfinite(team_size):
+            team_size = float(deals["mean_amount"].median())
+        size = pd.Series({r: shrunk_mean(deals.at[r, "mean_amount"], deals.at[r, "n_created"], team_size)
+                          for r in team_ids})
+        opps = _by_rep(tables["pipeline"]).reindex(team_ids).fillna(0)["opportunities_created"].astype(float)
+        act = _by_rep(tables["activity"]).reindex(team_ids).fillna(0)
+        acts_total = act["total"] * weeks
+        w_rep, s_rep, o_rep = float(win[rep_id]), float(size[rep_id]), float(opps[rep_id])
+        summary = {"weeks": weeks, "opportunities": o_rep, "win_rate": w_rep, "deal_size": s_rep,
+                   "won_value": o_rep * w_rep * s_rep, "activities": float(acts_total[rep_id]),
+                   "resolved_deals": int(won[0] + lost[0]), "active_weeks": int(act.at[rep_id, "active_weeks"])}
+        has_activity = bool(tables.get("has_activity", True)) and acts_total.sum() > 0
+        return cls(rep_id, peers, weeks, metric_for, win, size, deals, opps, act, acts_total, has_activity, summary)
+
+    def med(self, series: pd.Series) -> float:
+        """The teammates' median of ``series`` (finite values only; NaN when there are none)."""
+        vals = series.reindex(self.peers).to_numpy(dtype=float)
         vals = vals[np.isfinite(vals)]
         return float(np.median(vals)) if len(vals) else float("nan")
 
-    if has_activity:
-        k = np.minimum(opps.to_numpy(), acts_total.to_numpy())
-        a_p, b_p = fit_beta_prior(k, acts_total.to_numpy())
-        per_act = pd.Series(shrunk_rate(k, acts_total.to_numpy(), a_p, b_p), index=team_ids)
-        p_rep = float(per_act[rep_id])
-        funnel["opps_per_activity"] = p_rep
-        for t in ACTIVITY_DRIVERS:
-            rep_t, team_t = float(act.at[rep_id, t]), med(act[t])
-            if not np.isfinite(team_t) or team_t <= rep_t:
-                continue
-            extra_opps = (team_t - rep_t) * weeks * p_rep
-            metric = metric_for.get(t)
-            label = metric_for.get(f"{t}_label", f"{t}s per week")
-            sugg = None
-            if metric:
-                sugg = {"metric": metric, "label": label, "baseline": round(rep_t, 1),
-                        "target": step_target(rep_t, team_t)}
-            out.append(FocusArea(
-                label[:1].upper() + label[1:], "activity",
-                f"{label[:1].upper() + label[1:]}: {fmt_level(rep_t)} a week over the last {weeks} weeks, "
-                f"team median {fmt_level(team_t)}.",
-                rep_t, team_t, extra_opps * w_rep * s_rep, extra_opps, sugg))
-        team_p = med(per_act)
-        if np.isfinite(team_p) and team_p > p_rep:
-            extra_opps = float(acts_total[rep_id]) * (team_p - p_rep)
-            metric = metric_for.get("opportunities")
-            sugg = None
-            if metric and acts_total[rep_id] > 0:
-                base = o_rep / weeks
-                sugg = {"metric": metric, "label": metric_for.get("opportunities_label", "new opportunities per week"),
-                        "baseline": round(base, 1),
-                        "target": step_target(base, float(act.at[rep_id, "total"]) * team_p)}
-            out.append(FocusArea(
-                "Turning activity into opportunities", "opportunity_rate",
-                f"Turning activity into opportunities: {int(o_rep)} new opportunities from "
-                f"{int(acts_total[rep_id])} activities (about 1 per {fmt_level(1 / p_rep)} after allowing for "
-                f"sample size), team median about 1 per {fmt_level(1 / team_p)}.",
-                p_rep, team_p, extra_opps * w_rep * s_rep, extra_opps, sugg))
 
-    if tables.get("has_stages", True):
-        conv = tables["conversion"].copy()
-        conv["rep_id"] = conv["rep_id"].astype(str)
-        for (frm, to), grp in conv.groupby(["from_stage", "to_stage"], sort=False):
-            g = grp.set_index("rep_id").reindex(team_ids)
-            adv = g["advanced"].fillna(0).to_numpy(dtype=float)
-            res = adv + g["dropped"].fillna(0).to_numpy(dtype=float)
-            if res[0] <= 0:
-                continue
-            a_c, b_c = fit_beta_prior(adv, res)
-            if not np.isfinite(a_c):
-                continue
-            post = pd.Series(shrunk_rate(adv, res, a_c, b_c), index=team_ids)
-            peer_post = post[peers][res[1:] > 0]
-            if len(peer_post) < MIN_PEERS:
-                continue
-            c_rep, c_team = float(post[rep_id]), float(np.median(peer_post))
-            if c_team <= c_rep:
-                continue
-            raw = adv[0] / res[0]
-            shrunk_note = (f"; about {fmt_pct(c_rep)} after allowing for the small sample"
-                           if abs(raw - c_rep) >= 0.03 else "")
-            per_window = res[0] * weeks / max(CONVERSION_WEEKS, weeks)
-            out.append(FocusArea(
-                f"{frm} → {to}", "conversion",
-                f"{frm} → {to}: {int(adv[0])} of {int(res[0])} advanced ({fmt_pct(raw)}{shrunk_note}), "
-                f"team median {fmt_pct(c_team)}.",
-                c_rep, c_team, value * (c_team / c_rep - 1), per_window * (c_team - c_rep), None))
-
-        vel = tables["velocity"].copy()
-        vel["rep_id"] = vel["rep_id"].astype(str)
-        for stage, grp in vel.groupby("stage", sort=False):
-            g = grp.set_index("rep_id").reindex(team_ids)
-            d_rep, n_exit = float(g.at[rep_id, "median_days"]), float(g.at[rep_id, "n_exited"])
-            d_team = med(g["median_days"])
-            if not (np.isfinite(d_rep) and np.isfinite(d_team)) or n_exit < MIN_RESOLVED_DEALS or d_rep <= d_team:
-                continue
-            share = min(1.0, (d_rep - d_team) / (7 * weeks))
-            out.append(FocusArea(
-                f"Time in {stage}", "days_in_stage",
-                f"Time in {stage}: median {fmt_level(d_rep)} days, team median {fmt_level(d_team)} days "
-                f"(deals would close sooner rather than more of them).",
-                d_rep, d_team, value * share, float("nan"), None))
-
-    team_size_med = med(size)
-    if np.isfinite(team_size_med) and team_size_med > s_rep and np.isfinite(deals.at[rep_id, "mean_amount"]):
+def _activity_areas(f: _RepFunnel) -> list[FocusArea]:
+    """Each activity type below the team median, then turning activity into opportunities."""
+    rep_id, weeks, acts_total = f.rep_id, f.weeks, f.acts_total
+    o_rep = f.summary["opportunities"]
+    k = np.minimum(f.opps.to_numpy(), acts_total.to_numpy())
+    a_p, b_p = fit_beta_prior(k, acts_total.to_numpy())
+    per_act = pd.Series(shrunk_rate(k, acts_total.to_numpy(), a_p, b_p), index=f.team_ids)
+    p_rep = float(per_act[rep_id])
+    f.summary["opps_per_activity"] = p_rep
+    out = []
+    for t in ACTIVITY_DRIVERS:
+        rep_t, team_t = float(f.act.at[rep_id, t]), f.med(f.act[t])
+        if not np.isfinite(team_t) or team_t <= rep_t:
+            continue
+        extra_opps = (team_t - rep_t) * weeks * p_rep
+        metric = f.metric_for.get(t)
+        label = f.metric_for.get(f"{t}_label", f"{t}s per week")
+        sugg = None
+        if metric:
+            sugg = {"metric": metric, "label": label, "baseline": round(rep_t, 1), "target": step_target(rep_t, team_t)}
         out.append(FocusArea(
-            "Deal size", "deal_size",
-            f"Deal size: average new opportunity {fmt_money(deals.at[rep_id, 'mean_amount'])} "
-            f"({int(deals.at[rep_id, 'n_created'])} new opportunities in {max(CONVERSION_WEEKS, weeks)} weeks), "
-            f"team median {fmt_money(team_size_med)}.",
-            s_rep, team_size_med, o_rep * w_rep * (team_size_med - s_rep), float("nan"), None))
+            label[:1].upper() + label[1:], "activity",
+            f"{label[:1].upper() + label[1:]}: {fmt_level(rep_t)} a week over the last {weeks} weeks, "
+            f"team median {fmt_level(team_t)}.",
+            rep_t, team_t, extra_opps * f.summary["win_rate"] * f.summary["deal_size"], extra_opps, sugg))
+    team_p = f.med(per_act)
+    if np.isfinite(team_p) and team_p > p_rep:
+        extra_opps = float(acts_total[rep_id]) * (team_p - p_rep)
+        metric = f.metric_for.get("opportunities")
+        sugg = None
+        if metric and acts_total[rep_id] > 0:
+            base = o_rep / weeks
+            sugg = {"metric": metric, "label": f.metric_for.get("opportunities_label", "new opportunities per week"),
+                    "baseline": round(base, 1),
+                    "target": step_target(base, float(f.act.at[rep_id, "total"]) * team_p)}
+        out.append(FocusArea(
+            "Turning activity into opportunities", "opportunity_rate",
+            f"Turning activity into opportunities: {int(o_rep)} new opportunities from "
+            f"{int(acts_total[rep_id])} activities (about 1 per {fmt_level(1 / p_rep)} after allowing for "
+            f"sample size), team median about 1 per {fmt_level(1 / team_p)}.",
+            p_rep, team_p, extra_opps * f.summary["win_rate"] * f.summary["deal_size"], extra_opps, sugg))
+    return out
 
-    out = [a for a in out if a.modeled_gain > max(MIN_GAIN_SHARE * value, 0.0)]
-    out.sort(key=lambda a: -a.modeled_gain)
 
-    if has_activity:
-        tl = _by_rep(tables["timeliness"]).reindex(team_ids)
-        late_rep, late_team = float(tl.at[rep_id, "share_late"]), med(tl["share_late"])
-        if np.isfinite(late_rep) and late_rep > LATE_SHARE and (not np.isfinite(late_team) or late_rep > late_team):
-            metric = metric_for.get("logged")
-            sugg = None
-            if metric:
-                base = round(1 - late_rep, 2)
-                goal = round(1 - late_team, 2) if np.isfinite(late_team) else 0.9
-                step = round(min(max(goal, base + 0.1), base + 0.4, 1.0), 2)  # one step, not all the way
-                sugg = {"metric": metric, "label": metric_for.get("logged_label", "share logged on time"),
-                        "baseline": base, "target": step}
-            out.insert(0, FocusArea(
-                "Logging activities on time", "data_capture",
-                f"Logging on time: {fmt_pct(late_rep)} of activities logged more than {fmt_level(late_logging_days)} days "
-                f"late, team median {fmt_pct(late_team)}. Every other number here depends on it.",
-                late_rep, late_team, float("nan"), float("nan"), sugg))
-    return out, funnel
+def _conversion_areas(f: _RepFunnel, conversion: pd.DataFrame) -> list[FocusArea]:
+    """Each stage step whose shrunk conversion is below the teammates' median."""
+    conv = conversion.copy()
+    conv["rep_id"] = conv["rep_id"].astype(str)
+    out = []
+    for (frm, to), grp in conv.groupby(["from_stage", "to_stage"], sort=False):
+        g = grp.set_index("rep_id").reindex(f.team_ids)
+        adv = g["advanced"].fillna(0).to_numpy(dtype=float)
+        res = adv + g["dropped"].fillna(0).to_numpy(dtype=float)
+        if res[0] <= 0:
+            continue
+        a_c, b_c = fit_beta_prior(adv, res)
+        if not np.isfinite(a_c):
+            continue
+        post = pd.Series(shrunk_rate(adv, res, a_c, b_c), index=f.team_ids)
+        peer_post = post[f.peers][res[1:] > 0]
+        if len(peer_post) < MIN_PEERS:
+            continue
+        c_rep, c_team = float(post[f.rep_id]), float(np.median(peer_post))
+        if c_team <= c_rep:
+            continue
+        raw = adv[0] / res[0]
+        shrunk_note = f"; about {fmt_pct(c_rep)} after allowing for the small sample" if abs(raw - c_rep) >= 0.03 else ""
+        per_window = res[0] * f.weeks / max(CONVERSION_WEEKS, f.weeks)
+        out.append(FocusArea(
+            f"{frm} → {to}", "conversion",
+            f"{frm} → {to}: {int(adv[0])} of {int(res[0])} advanced ({fmt_pct(raw)}{shrunk_note}), "
+            f"team median {fmt_pct(c_team)}.",
+            c_rep, c_team, f.value * (c_team / c_rep - 1), per_window * (c_team - c_rep), None))
+    return out
+
+
+def _velocity_areas(f: _RepFunnel, velocity: pd.DataFrame) -> list[FocusArea]:
+    """Each stage the rep's deals sit in longer than the teammates' median (deals close later)."""
+    vel = velocity.copy()
+    vel["rep_id"] = vel["rep_id"].astype(str)
+    out = []
+    for stage, grp in vel.groupby("stage", sort=False):
+        g = grp.set_index("rep_id").reindex(f.team_ids)
+        d_rep, n_exit = float(g.at[f.rep_id, "median_days"]), float(g.at[f.rep_id, "n_exited"])
+        d_team = f.med(g["median_days"])
+        if not (np.isfinite(d_rep) and np.isfinite(d_team)) or n_exit < MIN_RESOLVED_DEALS or d_rep <= d_team:
+            continue
+        share = min(1.0, (d_rep - d_team) / (7 * f.weeks))
+        out.append(FocusArea(
+            f"Time in {stage}", "days_in_stage",
+            f"Time in {stage}: median {fmt_level(d_rep)} days, team median {fmt_level(d_team)} days "
+            f"(deals would close sooner rather than more of them).",
+            d_rep, d_team, f.value * share, float("nan"), None))
+    return out
+
+
+def _deal_size_area(f: _RepFunnel) -> list[FocusArea]:
+    """Deal size, when the rep's shrunk average is below the teammates' median."""
+    rep_id, s_rep = f.rep_id, f.summary["deal_size"]
+    team_size_med = f.med(f.size)
+    if not (np.isfinite(team_size_med) and team_size_med > s_rep and np.isfinite(f.deals.at[rep_id, "mean_amount"])):
+        return []
+    return [FocusArea(
+        "Deal size", "deal_size",
+        f"Deal size: average new opportunity {fmt_money(f.deals.at[rep_id, 'mean_amount'])} "
+        f"({int(f.deals.at[rep_id, 'n_created'])} new opportunities in {max(CONVERSION_WEEKS, f.weeks)} weeks), "
+        f"team median {fmt_money(team_size_med)}.",
+        s_rep, team_size_med, f.summary["opportunities"] * f.summary["win_rate"] * (team_size_med - s_rep),
+        float("nan"), None)]
+
+
+def _data_capture_area(f: _RepFunnel, timeliness: pd.DataFrame, late_logging_days: float) -> list[FocusArea]:
+    """Logging on time, first of all when the rep logs more than LATE_SHARE late and more than the team."""
+    tl = _by_rep(timeliness).reindex(f.team_ids)
+    late_rep, late_team = float(tl.at[f.rep_id, "share_late"]), f.med(tl["share_late"])
+    if not (np.isfinite(late_rep) and late_rep > LATE_SHARE and (not np.isfinite(late_team) or late_rep > late_team)):
+        return []
+    metric = f.metric_for.get("logged")
+    sugg = None
+    if metric:
+        base = round(1 - late_rep, 2)
+        goal = round(1 - late_team, 2) if np.isfinite(late_team) else 0.9
+        step = round(min(max(goal, base + 0.1), base + 0.4, 1.0), 2)  # one step, not all the way
+        sugg = {"metric": metric, "label": f.metric_for.get("logged_label", "share logged on time"),
+                "baseline": base, "target": step}
+    return [FocusArea(
+        "Logging activities on time", "data_capture",
+        f"Logging on time: {fmt_pct(late_rep)} of activities logged more than {fmt_level(late_logging_days)} days "
+        f"late, team median {fmt_pct(late_team)}. Every other number here depends on it.",
+        late_rep, late_team, float("nan"), float("nan"), sugg)]
 
 
 def _gain_sentence(area: FocusArea, weeks: int) -> str:

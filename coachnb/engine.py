@@ -50,7 +50,8 @@ if "papermill.engines" not in sys.modules:  # pragma: no cover - depends on impo
 import nbformat  # noqa: E402
 from jupyter_client.manager import KernelManager  # noqa: E402
 from jupyter_client.utils import run_sync  # noqa: E402
-from papermill.engines import Engine, NotebookExecutionManager  # noqa: E402,F401
+from papermill.engines import Engine, NotebookExecutionManager, papermill_engines  # noqa: E402,F401
+from papermill.log import logger  # noqa: E402
 
 ENGINE_NAME = "coachnb_inprocess"
 
@@ -236,6 +237,7 @@ _SHELL_LOCK = threading.Lock()
 
 def _make_shell():
     """Create this process's IPython shell, wired to an :class:`_OutputSink` (once)."""
+    # imported on use: only a process that renders a notebook builds a shell
     from IPython.core.displayhook import DisplayHook
     from IPython.core.displaypub import DisplayPublisher
     from IPython.core.interactiveshell import InteractiveShell
@@ -494,8 +496,6 @@ class InProcessEngine(Engine):
 
     @staticmethod
     def _log_outputs(cell) -> None:
-        from papermill.log import logger
-
         for out in cell.outputs:
             if out.output_type == "stream":
                 logger.info(out.text.rstrip("\n"))
@@ -513,7 +513,5 @@ def cleanup() -> None:
 
 def register() -> None:
     """Register :class:`InProcessEngine` with papermill (when the entry point is not visible)."""
-    from papermill.engines import papermill_engines
-
     if papermill_engines._engines.get(ENGINE_NAME) is not InProcessEngine:
         papermill_engines.register(ENGINE_NAME, InProcessEngine)

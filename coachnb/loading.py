@@ -41,6 +41,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from .config import ProcessConfig, load_config
 from .errors import ConfigError, DataError, Problem
@@ -266,9 +269,6 @@ def _read_header(data: bytes, table: Table) -> tuple[list[str], str]:
 
 def _read_csv(path: Path, data: bytes, table: Table, problems: list) -> _Table | None:
     """Parse CSV bytes into a frame of text columns; parse failures become problems."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
     file = path.name
     data = _decode_to_utf8(data, file, problems)
     if not data.strip():
@@ -728,9 +728,6 @@ def _isin(values: pd.Series, allowed) -> np.ndarray:
     """``values.isin(allowed)`` as a bool array, via pyarrow's hash lookup (pandas' own
     ``isin`` on Arrow strings converts ``allowed`` element by element: seconds for 100k ids).
     Missing values are never in."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     allowed = pa.array(pd.Series(pd.unique(pd.Series(allowed).dropna()), dtype="string"))
     found = pc.is_in(pa.array(values.astype("string")), value_set=allowed)
     return found.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)

@@ -29,6 +29,7 @@ Units
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,7 @@ from .calendar import (WeekGrid, codes_of, in_days, sorted_rep_ids,
                        to_local, week_dtype, week_of)
 from .config import ACTIVITY_TYPES
 from .errors import ConfigError
+from .formatting import fmt_figure, fmt_pct
 from .schema import Dataset
 
 WON = "Won"
@@ -724,14 +726,8 @@ RECENT_WEEKS = 4
 RED_FLAG_COLUMNS = ["rep_id", "flag", "metric", "rep_value", "team_median", "team_q25", "threshold", "message"]
 
 
-def _fmt(x: float) -> str:
-    if pd.isna(x):
-        return "n/a"
-    return f"{x:,.0f}" if abs(x - round(x)) < 1e-9 or abs(x) >= 100 else f"{x:,.1f}"
-
-
-def _pct(x: float) -> str:
-    return "n/a" if pd.isna(x) else f"{100 * x:.0f}%"
+FLAG_ORDER = ("low_activity", "activity_falling", "few_new_opportunities", "few_stage_advancements",
+              "stalled_pipeline", "late_logging")
 
 
 def red_flags(ds: Dataset, as_of, lookback_weeks: int = 13) -> pd.DataFrame:
@@ -749,7 +745,7 @@ def red_flags(ds: Dataset, as_of, lookback_weeks: int = 13) -> pd.DataFrame:
     Returns
     -------
     DataFrame[rep_id, flag, metric, rep_value, team_median, team_q25, threshold, message]
-        One row per rep and raised flag, sorted by rep_id then flag order below.
+        One row per rep and raised flag, sorted by rep_id then :data:`FLAG_ORDER`.
         ``threshold`` is the value the rep was compared against. Flags:
 
         - ``low_activity``: activities in the last 4 weeks below the team's
@@ -770,112 +766,149 @@ def red_flags(ds: Dataset, as_of, lookback_weeks: int = 13) -> pd.DataFrame:
     """
     if lookback_weeks <= RECENT_WEEKS:
         raise ValueError(f"lookback_weeks must be more than {RECENT_WEEKS}, got {lookback_weeks}")
-    cfg = ds.config
-    as_of = to_local(as_of, cfg)
-    end_naive = week_of(as_of, cfg)
-    end = to_local(end_naive, cfg)
-    start = to_local(end_naive - lookback_weeks * _WEEK, cfg)
-    recent_start = to_local(end_naive - RECENT_WEEKS * _WEEK, cfg)
-    pct = cfg.thresholds.behind_percentile / 100.0
-    prev_weeks = lookback_weeks - RECENT_WEEKS
+    f = _Flags.for_window(ds, as_of, lookback_weeks)
+    if len(ds.activities) > 0:
+        _activity_flags(ds, f)
+    _pipeline_flags(ds, f)
+    if len(ds.stage_history) > 0:
+        _stalled_flag(ds, f)
+    if len(ds.activities) > 0:
+        _late_logging_flag(ds, f)
+    return f.frame()
 
-    reps = _rep_frame(ds)
-    hire = reps["rep_id"].map(ds.reps.drop_duplicates("rep_id").set_index("rep_id")["hire_date"])
-    full_lookback = (hire <= start).fillna(True).to_numpy(dtype=bool)  # unknown hire date: assume tenured
-    full_recent = (hire <= recent_start).fillna(True).to_numpy(dtype=bool)
-    flags: list[pd.DataFrame] = []
 
-    def below_team(flag, metric, values, eligible, fmt_msg):
+@dataclass
+class _Flags:
+    """The lookback of :func:`red_flags`, who is eligible for which flag, and the flags raised so far."""
+
+    as_of: pd.Timestamp
+    start: pd.Timestamp
+    recent_start: pd.Timestamp
+    end: pd.Timestamp
+    lookback_weeks: int
+    pct: float  # the team percentile below which a rep is behind, as a share
+    reps: pd.DataFrame  # rep_id, every rep sorted
+    full_lookback: np.ndarray  # hired before the lookback (unknown hire date: assumed tenured)
+    full_recent: np.ndarray  # hired before the last RECENT_WEEKS
+    raised: list = field(default_factory=list)
+
+    @classmethod
+    def for_window(cls, ds: Dataset, as_of, lookback_weeks: int) -> _Flags:
+        cfg = ds.config
+        as_of = to_local(as_of, cfg)
+        end_naive = week_of(as_of, cfg)
+        start = to_local(end_naive - lookback_weeks * _WEEK, cfg)
+        recent_start = to_local(end_naive - RECENT_WEEKS * _WEEK, cfg)
+        reps = _rep_frame(ds)
+        hire = reps["rep_id"].map(ds.reps.drop_duplicates("rep_id").set_index("rep_id")["hire_date"])
+        return cls(as_of, start, recent_start, to_local(end_naive, cfg), lookback_weeks,
+                   cfg.thresholds.behind_percentile / 100.0, reps,
+                   (hire <= start).fillna(True).to_numpy(dtype=bool),
+                   (hire <= recent_start).fillna(True).to_numpy(dtype=bool))
+
+    def add(self, flag, metric, v: pd.Series, hit: np.ndarray, med, q25, thr, message) -> None:
+        """Raise ``flag`` for the reps in ``hit``; ``message(i, value, team median)`` words each."""
+        if not hit.any():
+            return
+        idx = np.flatnonzero(hit)
+        self.raised.append(pd.DataFrame({
+            "rep_id": self.reps["rep_id"].to_numpy()[idx], "flag": flag, "metric": metric,
+            "rep_value": v.to_numpy()[idx], "team_median": med, "team_q25": q25, "threshold": thr,
+            "message": [message(i, v.iloc[i], med) for i in idx],
+        }))
+
+    def below_team(self, flag, metric, values, eligible: np.ndarray, message) -> None:
+        """Raise ``flag`` for eligible reps below the eligible team's ``pct`` percentile."""
         v = pd.Series(np.asarray(values, dtype=float))
         pool = v[eligible & v.notna().to_numpy()]
         if pool.empty:
             return
-        med, q = float(pool.median()), float(pool.quantile(pct))
-        hit = eligible & (v < q).to_numpy()
-        _add(flag, metric, v, hit, med, q, q, fmt_msg)
+        med, q = float(pool.median()), float(pool.quantile(self.pct))
+        self.add(flag, metric, v, eligible & (v < q).to_numpy(), med, q, q, message)
 
-    def _add(flag, metric, v, hit, med, q25, thr, fmt_msg):
-        if not hit.any():
-            return
-        idx = np.flatnonzero(hit)
-        flags.append(pd.DataFrame({
-            "rep_id": reps["rep_id"].to_numpy()[idx], "flag": flag, "metric": metric,
-            "rep_value": v.to_numpy()[idx], "team_median": med, "team_q25": q25, "threshold": thr,
-            "message": [fmt_msg(i, v.iloc[i], med) for i in idx],
-        }))
-
-    has_acts = len(ds.activities) > 0
-    if has_acts:
-        wa = weekly_activity(ds, start, end)
-        tot = wa["total"].to_numpy().reshape(len(reps), -1)  # reps x weeks, weeks ascending
-        recent = tot[:, -RECENT_WEEKS:].sum(axis=1).astype(float)
-        prev = tot[:, :-RECENT_WEEKS].sum(axis=1).astype(float)
-        below_team("low_activity", "activities_last_4_weeks", recent, full_recent,
-                   lambda i, x, m: f"Activities in the last {RECENT_WEEKS} weeks: {_fmt(x)}, team median {_fmt(m)}.")
-
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.where(prev > 0, (recent / RECENT_WEEKS) / (prev / prev_weeks), np.nan)
-        rs = pd.Series(ratio)
-        pool = rs[full_lookback & rs.notna().to_numpy()]
-        if not pool.empty:
-            med, q = float(pool.median()), float(pool.quantile(pct))
-            cut = TREND_RATIO * min(1.0, med)
-            # under an unchanged weekly rate, recent ~ Binomial(recent + prev, 4 / lookback)
-            p_value = stats.binom.cdf(recent, recent + prev, RECENT_WEEKS / lookback_weeks)
-            hit = full_lookback & (rs < cut).to_numpy() & (p_value < TREND_P_VALUE)
-            _add("activity_falling", "activity_trend_ratio", rs, hit, med, q, cut,
-                 lambda i, x, m: (f"Activities per week: {_fmt(recent[i] / RECENT_WEEKS)} in the last {RECENT_WEEKS} "
-                                  f"weeks, down from {_fmt(prev[i] / prev_weeks)} in the {prev_weeks} weeks before "
-                                  f"({_pct(x - 1)}); team median change {_pct(m - 1)}."))
-
-    wp = weekly_pipeline(ds, start, end)
-    per_rep = wp.groupby("rep_id", sort=True)[["opportunities_created", "stage_advancements"]].sum()
-    per_rep = per_rep.reindex(reps["rep_id"]).fillna(0)
-    below_team("few_new_opportunities", "opportunities_created", per_rep["opportunities_created"].to_numpy(),
-               full_lookback,
-               lambda i, x, m: f"New opportunities in the last {lookback_weeks} weeks: {_fmt(x)}, team median {_fmt(m)}.")
-    if len(ds.stage_history) > 0:
-        below_team("few_stage_advancements", "stage_advancements", per_rep["stage_advancements"].to_numpy(),
-                   full_lookback,
-                   lambda i, x, m: (f"Deals moved to a further stage in the last {lookback_weeks} weeks: {_fmt(x)}, "
-                                    f"team median {_fmt(m)}."))
-
-        stalled = stalled_deals(ds, as_of)
-        cov = pipeline_coverage(ds, as_of)
-        stalled_amt = reps["rep_id"].map(stalled.groupby("rep_id")["amount"].sum()).fillna(0.0).to_numpy(dtype=float)
-        open_amt = cov["open_pipeline"].to_numpy(dtype=float)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = pd.Series(np.where(open_amt > 0, stalled_amt / open_amt, np.nan))
-        pool = share[share.notna()]
-        if not pool.empty:
-            med, q25, hi = float(pool.median()), float(pool.quantile(pct)), float(pool.quantile(1 - pct))
-            hit = ((share > hi) & (share > 0)).to_numpy()
-            _add("stalled_pipeline", "stalled_share_of_open_pipeline", share, hit, med, q25, hi,
-                 lambda i, x, m: (f"{_pct(x)} of open pipeline ({_fmt(stalled_amt[i])} of {_fmt(open_amt[i])}) "
-                                  f"is in stalled deals, team median {_pct(m)}."))
-
-    if has_acts:
-        ct = capture_timeliness(ds, start, end)
-        late = ct["share_late"].astype(float)
-        pool = late[late.notna()]
-        if not pool.empty:
-            med, q25 = float(pool.median()), float(pool.quantile(pct))
-            hit = (late > LATE_SHARE).to_numpy()
-            _add("late_logging", "share_logged_late", late, hit, med, q25, LATE_SHARE,
-                 lambda i, x, m: (f"{_pct(x)} of activities were logged more than "
-                                  f"{_fmt(cfg.thresholds.late_logging_days)} days after they happened, "
-                                  f"team median {_pct(m)}."))
-
-    if not flags:
-        out = pd.DataFrame({c: pd.Series([], dtype="float64") for c in RED_FLAG_COLUMNS})
+    def frame(self) -> pd.DataFrame:
+        """Every raised flag, sorted by rep and :data:`FLAG_ORDER`, text columns as strings."""
+        if not self.raised:
+            out = pd.DataFrame({c: pd.Series([], dtype="float64") for c in RED_FLAG_COLUMNS})
+        else:
+            out = pd.concat(self.raised, ignore_index=True)
+            out["_o"] = out["flag"].map({f: i for i, f in enumerate(FLAG_ORDER)})
+            out = out.sort_values(["rep_id", "_o"], kind="stable").drop(columns="_o").reset_index(drop=True)
         for c in ("rep_id", "flag", "metric", "message"):
             out[c] = out[c].astype("string")
-        return out
-    out = pd.concat(flags, ignore_index=True)
-    order = {f: i for i, f in enumerate(["low_activity", "activity_falling", "few_new_opportunities",
-                                         "few_stage_advancements", "stalled_pipeline", "late_logging"])}
-    out["_o"] = out["flag"].map(order)
-    out = out.sort_values(["rep_id", "_o"], kind="stable").drop(columns="_o").reset_index(drop=True)
-    for c in ("rep_id", "flag", "metric", "message"):
-        out[c] = out[c].astype("string")
-    return out[RED_FLAG_COLUMNS]
+        return out[RED_FLAG_COLUMNS] if self.raised else out
+
+
+def _activity_flags(ds: Dataset, f: _Flags) -> None:
+    """``low_activity`` and ``activity_falling``."""
+    prev_weeks = f.lookback_weeks - RECENT_WEEKS
+    wa = weekly_activity(ds, f.start, f.end)
+    tot = wa["total"].to_numpy().reshape(len(f.reps), -1)  # reps x weeks, weeks ascending
+    recent = tot[:, -RECENT_WEEKS:].sum(axis=1).astype(float)
+    prev = tot[:, :-RECENT_WEEKS].sum(axis=1).astype(float)
+    f.below_team("low_activity", "activities_last_4_weeks", recent, f.full_recent,
+                 lambda i, x, m: f"Activities in the last {RECENT_WEEKS} weeks: {fmt_figure(x)}, "
+                                 f"team median {fmt_figure(m)}.")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(prev > 0, (recent / RECENT_WEEKS) / (prev / prev_weeks), np.nan)
+    rs = pd.Series(ratio)
+    pool = rs[f.full_lookback & rs.notna().to_numpy()]
+    if pool.empty:
+        return
+    med, q = float(pool.median()), float(pool.quantile(f.pct))
+    cut = TREND_RATIO * min(1.0, med)
+    # under an unchanged weekly rate, recent ~ Binomial(recent + prev, 4 / lookback)
+    p_value = stats.binom.cdf(recent, recent + prev, RECENT_WEEKS / f.lookback_weeks)
+    hit = f.full_lookback & (rs < cut).to_numpy() & (p_value < TREND_P_VALUE)
+    f.add("activity_falling", "activity_trend_ratio", rs, hit, med, q, cut,
+          lambda i, x, m: (f"Activities per week: {fmt_figure(recent[i] / RECENT_WEEKS)} in the last {RECENT_WEEKS} "
+                           f"weeks, down from {fmt_figure(prev[i] / prev_weeks)} in the {prev_weeks} weeks before "
+                           f"({fmt_pct(x - 1)}); team median change {fmt_pct(m - 1)}."))
+
+
+def _pipeline_flags(ds: Dataset, f: _Flags) -> None:
+    """``few_new_opportunities``, and ``few_stage_advancements`` when there is stage history."""
+    weeks = f.lookback_weeks
+    wp = weekly_pipeline(ds, f.start, f.end)
+    per_rep = wp.groupby("rep_id", sort=True)[["opportunities_created", "stage_advancements"]].sum()
+    per_rep = per_rep.reindex(f.reps["rep_id"]).fillna(0)
+    f.below_team("few_new_opportunities", "opportunities_created", per_rep["opportunities_created"].to_numpy(),
+                 f.full_lookback,
+                 lambda i, x, m: f"New opportunities in the last {weeks} weeks: {fmt_figure(x)}, "
+                                 f"team median {fmt_figure(m)}.")
+    if len(ds.stage_history) > 0:
+        f.below_team("few_stage_advancements", "stage_advancements", per_rep["stage_advancements"].to_numpy(),
+                     f.full_lookback,
+                     lambda i, x, m: (f"Deals moved to a further stage in the last {weeks} weeks: {fmt_figure(x)}, "
+                                      f"team median {fmt_figure(m)}."))
+
+
+def _stalled_flag(ds: Dataset, f: _Flags) -> None:
+    """``stalled_pipeline``: a high share of open pipeline amount in stalled deals."""
+    stalled = stalled_deals(ds, f.as_of)
+    cov = pipeline_coverage(ds, f.as_of)
+    stalled_amt = f.reps["rep_id"].map(stalled.groupby("rep_id")["amount"].sum()).fillna(0.0).to_numpy(dtype=float)
+    open_amt = cov["open_pipeline"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = pd.Series(np.where(open_amt > 0, stalled_amt / open_amt, np.nan))
+    pool = share[share.notna()]
+    if pool.empty:
+        return
+    med, q25, hi = float(pool.median()), float(pool.quantile(f.pct)), float(pool.quantile(1 - f.pct))
+    hit = ((share > hi) & (share > 0)).to_numpy()
+    f.add("stalled_pipeline", "stalled_share_of_open_pipeline", share, hit, med, q25, hi,
+          lambda i, x, m: (f"{fmt_pct(x)} of open pipeline ({fmt_figure(stalled_amt[i])} of "
+                           f"{fmt_figure(open_amt[i])}) is in stalled deals, team median {fmt_pct(m)}."))
+
+
+def _late_logging_flag(ds: Dataset, f: _Flags) -> None:
+    """``late_logging``: more than LATE_SHARE of the lookback's activities logged late."""
+    days = ds.config.thresholds.late_logging_days
+    late = capture_timeliness(ds, f.start, f.end)["share_late"].astype(float)
+    pool = late[late.notna()]
+    if pool.empty:
+        return
+    med, q25 = float(pool.median()), float(pool.quantile(f.pct))
+    f.add("late_logging", "share_logged_late", late, (late > LATE_SHARE).to_numpy(), med, q25, LATE_SHARE,
+          lambda i, x, m: (f"{fmt_pct(x)} of activities were logged more than {fmt_figure(days)} days after "
+                           f"they happened, team median {fmt_pct(m)}."))

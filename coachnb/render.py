@@ -19,6 +19,8 @@ import os
 from pathlib import Path
 
 import nbformat
+from nbconvert import HTMLExporter
+from traitlets.config import Config
 
 from .errors import CoachnbError
 
@@ -43,9 +45,6 @@ def _css() -> str:
 @functools.lru_cache(maxsize=1)
 def get_exporter():
     """The process's HTML exporter, configured for reports (built once, then reused)."""
-    from nbconvert import HTMLExporter
-    from traitlets.config import Config
-
     class ReportExporter(HTMLExporter):
         def _validate_preprocessor(self, nbc, preprocessor):
             # nbconvert validates the whole notebook after each of its ~11 preprocessors, which
