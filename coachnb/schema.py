@@ -1,8 +1,8 @@
 """The data contract: which tables a data folder holds and what their columns mean.
 
 This module is the single source of truth for column names and types. The loader
-(:mod:`coachnb.load`) enforces it, ``docs/data.md`` documents it, the sample generator
-(:mod:`coachnb.sample`) writes it and the importers (:mod:`coachnb.importers`) map onto it.
+(:func:`coachnb.loading.load`) enforces it, ``docs/data.md`` documents it, the demo generator
+(:mod:`coachnb.demo`) writes it and the importers (:mod:`coachnb.importers`) map onto it.
 
 After loading, column dtypes are:
 
