@@ -1,4 +1,4 @@
-"""A deterministic, realistic sample team with planted, known effects (``coachnb demo-data``).
+"""A deterministic, realistic demo team with planted, known effects (``coachnb demo-data``).
 
 The generator is a small causal model of a sales team. Everything is drawn from one
 ``numpy.random.Generator`` seeded by ``seed``, so the same arguments always give
@@ -897,7 +897,7 @@ def _write_csv(name: str, frame: pd.DataFrame, path: Path) -> None:
 
 def write_demo_data(out_dir, reps: int = 24, weeks: int = 78, seed: int = 7, end: str = "2026-11-23",
                     fmt: str = "csv") -> Path:
-    """Write the sample team of :func:`generate_demo_data` into ``out_dir``.
+    """Write the demo team of :func:`generate_demo_data` into ``out_dir``.
 
     Writes one ``<table>.csv`` (or ``.parquet``) per table, ``process.toml`` and
     ``ground_truth.json`` (ignored by the loader). Files of the other format left from an
