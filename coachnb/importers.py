@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import fnmatch
 import hashlib
+import io
 import json
 import os
 import re
@@ -42,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import loading  # as a module: run_import's `validate` flag would shadow the function
 from .config import ACTIVITY_TYPES, DEFAULT_STAGES, config_from_dict
 from .errors import CoachnbError, ConfigError, DataError, Problem
 from .schema import TABLES
@@ -276,8 +278,6 @@ def read_source(path: Path, encoding: str = "utf-8-sig", delimiter: str = "auto"
             delimiter = csv.Sniffer().sniff(text[:65536].split("\n", 1)[0], delimiters=",;\t|").delimiter
         except csv.Error:
             delimiter = ","
-    import io
-
     frame = pd.read_csv(io.StringIO(text, newline=""), sep=delimiter, dtype=str, keep_default_na=False,
                         na_filter=False, engine="python" if len(delimiter) > 1 else "c")
     frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
@@ -918,8 +918,8 @@ def run_import(mapping, sources, out_dir, validate: bool = True) -> ImportResult
                         if (out / f"{name}{suffix}").exists():
                             shutil.copy2(out / f"{name}{suffix}", stage / f"{name}{suffix}")
         if validate:
-            report = _validate(stage)
-            if report is not None and not report.ok:
+            report = loading.validate(stage)
+            if not report.ok:
                 problems = [p for p in report.problems if p.severity == "error"]
                 raise DataError(problems, data_dir=f"{out} (import output, not written)")
         out.mkdir(parents=True, exist_ok=True)
@@ -941,15 +941,6 @@ def run_import(mapping, sources, out_dir, validate: bool = True) -> ImportResult
         shutil.rmtree(stage, ignore_errors=True)
     result.out_dir = out
     return result
-
-
-def _validate(data_dir: Path):
-    """The loader's validation report, or ``None`` while :mod:`coachnb.loading` doesn't exist."""
-    try:
-        from .loading import validate
-    except ImportError:
-        return None
-    return validate(data_dir)
 
 
 def import_export(mapping_path, sources, out_dir) -> Path:
