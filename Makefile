@@ -24,7 +24,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 # The demo team is generated deterministically (same seed, same bytes), never edited by hand.
-$(SAMPLE)/.done: $(VENV)/.installed coachnb/sample.py
+$(SAMPLE)/.done: $(VENV)/.installed coachnb/demo.py
 	$(PY) -m coachnb demo-data --out $(SAMPLE)
 	touch $@
 

@@ -118,7 +118,7 @@ def summary(name: str, wall: float, durations: list, sampler: RssSampler, n: int
 
 # --------------------------------------------------------------------------- data
 def ensure_data(reps: int, weeks: int, seed: int, fmt: str, need_csv: bool) -> tuple[Path, str]:
-    from coachnb.sample import write_demo_data
+    from coachnb.demo import write_demo_data
 
     base = REPO / "data" / f"bench-{reps}x{weeks}-s{seed}-{fmt}"
     data = base / "data"

@@ -48,9 +48,9 @@ def main(argv=None) -> int:
 
     if not (csv_dir / "reps.csv").exists():
         try:
-            from coachnb.sample import write_demo_data
+            from coachnb.demo import write_demo_data
         except ImportError:
-            print("coachnb.sample.write_demo_data is not available yet; cannot generate the data")
+            print("coachnb.demo.write_demo_data is not available yet; cannot generate the data")
             return 1
         t0 = time.perf_counter()
         write_demo_data(csv_dir, reps=args.reps, weeks=args.weeks, seed=args.seed)

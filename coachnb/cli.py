@@ -20,7 +20,7 @@ def _validate(args) -> int:
 
 
 def _demo_data(args) -> int:
-    from .sample import write_demo_data
+    from .demo import write_demo_data  # imported on use: keeps CLI start-up fast
 
     path = write_demo_data(args.out, reps=args.reps, weeks=args.weeks, seed=args.seed, end=args.end)
     print(f"wrote demo data to {path}")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import fnmatch
 import hashlib
+import io
 import json
 import os
 import re
@@ -42,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import loading  # as a module: run_import's `validate` flag would shadow the function
 from .config import ACTIVITY_TYPES, DEFAULT_STAGES, config_from_dict
 from .errors import CoachnbError, ConfigError, DataError, Problem
 from .schema import TABLES
@@ -276,8 +278,6 @@ def read_source(path: Path, encoding: str = "utf-8-sig", delimiter: str = "auto"
             delimiter = csv.Sniffer().sniff(text[:65536].split("\n", 1)[0], delimiters=",;\t|").delimiter
         except csv.Error:
             delimiter = ","
-    import io
-
     frame = pd.read_csv(io.StringIO(text, newline=""), sep=delimiter, dtype=str, keep_default_na=False,
                         na_filter=False, engine="python" if len(delimiter) > 1 else "c")
     frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
@@ -532,27 +532,78 @@ def convert(mapping, sources) -> ImportResult:
     files = source_files(sources)
     problems = _Problems()
     fmt = raw.get("formats", {})
+    stages, timezone, process = _process_section(raw)
+    policy_owner = raw.get("mapping", {}).get("missing_owner", "error")
+    stage_map = _lookup({**{s: s for s in stages}, **raw.get("stages", {})})
+
+    opps = _opportunities(raw, files, fmt, timezone, stages, stage_map, policy_owner, problems)
+    history = _stage_history(raw, files, fmt, timezone, opps, stages, stage_map, problems)
+    problems.raise_if_any()
+    _created_from_history(opps, history, problems)
+    opps["closed_at"] = _closed_at(opps, history, problems)
+    problems.raise_if_any()
+    history = _stage_changes(history, opps)
+
+    activities = _activities(raw, files, fmt, timezone, set(opps["opportunity_id"]), policy_owner, problems)
+    problems.raise_if_any()
+    reps = _reps(raw, files, fmt, timezone, opps, activities, problems)
+    problems.raise_if_any()
+    tables = _contract_tables(raw, stages, reps, opps, history, activities)
+    return ImportResult(tables, process, problems.excluded, problems.warnings)
+
+
+def _process_section(raw: dict) -> tuple[tuple[str, ...], str, dict]:
+    """The mapping's process: open stages, time zone, and the ``process.toml`` content.
+
+    Takes the parsed mapping; returns ``(stages, timezone, {"process": {...}})``, checked
+    with the loader's rules (:func:`coachnb.config.config_from_dict`) so a bad zone or week
+    start fails here, naming the mapping, rather than after the files are written.
+    """
     proc = raw.get("process", {})
     timezone = proc.get("timezone", "UTC")
     stages = _process_stages(raw)
     process = {"process": {"stages": list(stages), "timezone": timezone,
                            "week_start": proc.get("week_start", "monday")}}
-    config_from_dict(process, source=raw["_source"])  # same checks as the loader's
-    policy_owner = raw.get("mapping", {}).get("missing_owner", "error")
+    config_from_dict(process, source=raw["_source"])
+    return stages, timezone, process
 
-    stage_map = _lookup({**{s: s for s in stages}, **raw.get("stages", {})})
 
-    # ---- opportunities
-    opp_parts = [_mapped_frame(s, "opportunities", files, fmt, problems, required=True)
-                 for s in _specs(raw, "opportunities")]
+def _opportunities(raw, files, fmt, timezone, stages, stage_map, policy_owner, problems) -> pd.DataFrame:
+    """The deals of every ``[opportunities]`` source, with owner, id, stage, status, dates and amount.
+
+    Returns the mapped rows (source-locating ``_file``/``_row``/``_col_*``/``_raw_*`` columns
+    kept) with ``_stage`` (the process stage or won/lost, NaN when unmapped), ``status``,
+    ``created_at`` and ``_close`` parsed; ``closed_at`` is settled later, once the stage
+    history is known. Row problems go to ``problems``; a missing source file raises at once,
+    since nothing else can be checked without the deals.
+    """
+    parts = [_mapped_frame(s, "opportunities", files, fmt, problems, required=True)
+             for s in _specs(raw, "opportunities")]
     problems.raise_if_any()
-    opps = pd.concat(opp_parts, ignore_index=True)
+    opps = pd.concat(parts, ignore_index=True)
     opps = _owners(opps, "opportunities", policy_owner, problems)
-    for col in ("account", "name", "stage", "status", "closed_at", "created_at", "amount", "opportunity_id"):
-        if col not in opps:
-            opps[col] = ""
-            opps[f"_col_{col}"] = None
-            opps[f"_raw_{col}"] = ""
+    _add_missing_columns(opps, ("account", "name", "stage", "status", "closed_at", "created_at", "amount",
+                                "opportunity_id"))
+    _opportunity_ids(opps, problems)
+    opps["name"] = opps["name"].where(opps["name"] != "", opps["opportunity_id"])
+    opps["account"] = opps["account"].where(opps["account"] != "", "Unknown account")
+    has_stage = opps["_col_stage"].notna() & (opps["stage"] != "")
+    opps["_stage"] = _map_stage_names(opps, "stage", has_stage, stage_map, stages, problems)
+    opps["status"] = _opportunity_status(opps, raw, problems)
+    opps["created_at"] = _dates(opps, "created_at", raw, timezone, problems)
+    opps["_close"] = _dates(opps, "closed_at", raw, timezone, problems)
+    opps["amount"] = _numbers(opps, "amount", raw, problems)
+    problems.rows(opps, opps["_raw_amount"].eq("") & opps["_col_amount"].notna(), "amount", "empty_amount",
+                  "empty amount", "set [opportunities.defaults] amount = 0 to import deals without a value",
+                  show_value=False)
+    return opps
+
+
+def _opportunity_ids(opps: pd.DataFrame, problems: _Problems) -> None:
+    """Give deals content-hash ids when the export has no id column; report empty and repeated ids.
+
+    Changes ``opps["opportunity_id"]`` in place.
+    """
     if (opps["_col_opportunity_id"].isna()).all():
         opps["opportunity_id"] = _stable_ids("O", opps, ["rep_id", "name", "account", "_raw_created_at"])
     empty_id = opps["opportunity_id"] == ""
@@ -560,18 +611,27 @@ def convert(mapping, sources) -> ImportResult:
     dup = opps["opportunity_id"].duplicated(keep=False) & ~empty_id
     problems.rows(opps, dup, "opportunity_id", "duplicate_id",
                   "opportunity id appears more than once", "each deal must be one row")
-    opps["name"] = opps["name"].where(opps["name"] != "", opps["opportunity_id"])
-    opps["account"] = opps["account"].where(opps["account"] != "", "Unknown account")
 
-    # stage -> process stage or won/lost
-    has_stage = opps["_col_stage"].notna() & (opps["stage"] != "")
-    mapped_stage = opps["stage"].str.lower().map(stage_map)
-    unknown = has_stage & mapped_stage.isna()
-    problems.rows(opps, unknown, "stage", "unknown_stage", "stage name not in the mapping",
+
+def _map_stage_names(frame: pd.DataFrame, col: str, check, stage_map: dict, stages, problems: _Problems) -> pd.Series:
+    """CRM stage names in ``frame[col]`` -> process stage or won/lost (NaN where the mapping has none).
+
+    ``check`` (bool mask or ``None`` for every row) says which rows must map: an unmapped
+    name there is an ``unknown_stage`` error.
+    """
+    mapped = frame[col].str.lower().map(stage_map)
+    unknown = mapped.isna() if check is None else check & mapped.isna()
+    problems.rows(frame, unknown, col, "unknown_stage", "stage name not in the mapping",
                   f"add it under [stages] in the mapping (as one of {list(stages)} or 'won' / 'lost')")
-    opps["_stage"] = mapped_stage
+    return mapped
 
-    # status: a status column, else from the stage
+
+def _opportunity_status(opps: pd.DataFrame, raw: dict, problems: _Problems) -> pd.Series:
+    """open / won / lost per deal: from a status column when mapped, else from the mapped stage.
+
+    Assumes ``opps["_stage"]`` is set. A status value the mapping doesn't know is an error
+    (and the row keeps the stage's status meanwhile).
+    """
     status = pd.Series("open", index=opps.index, dtype=object)
     from_stage = opps["_stage"].fillna("").str.lower()
     status[from_stage.isin(CLOSED_STATUSES)] = from_stage[from_stage.isin(CLOSED_STATUSES)]
@@ -583,17 +643,16 @@ def convert(mapping, sources) -> ImportResult:
         problems.rows(opps, has & mapped.isna(), "status", "unknown_status", "status value not in the mapping",
                       "add it under [status_values] as open, won or lost")
         status[has & mapped.notna()] = mapped[has & mapped.notna()].str.lower()
-    opps["status"] = status
+    return status
 
-    # dates and amounts
-    opps["created_at"] = _dates(opps, "created_at", raw, timezone, problems)
-    opps["_close"] = _dates(opps, "closed_at", raw, timezone, problems)
-    opps["amount"] = _numbers(opps, "amount", raw, problems)
-    problems.rows(opps, opps["_raw_amount"].eq("") & opps["_col_amount"].notna(), "amount", "empty_amount",
-                  "empty amount", "set [opportunities.defaults] amount = 0 to import deals without a value",
-                  show_value=False)
 
-    # ---- stage history: a history file and/or stage-entry-date columns of the deals
+def _stage_history(raw, files, fmt, timezone, opps, stages, stage_map, problems) -> pd.DataFrame:
+    """Stage entries from a history file and/or the deals' stage-entry-date columns.
+
+    Returns rows with ``opportunity_id, raw_stage, stage, entered_at`` (plus source
+    locators); rows whose stage doesn't map or whose date is missing are dropped (the
+    unmapped ones reported as errors). Won/lost entries are still in: they date closings.
+    """
     entries = [_history_from_file(s, files, fmt, raw, timezone, problems) for s in _specs(raw, "stage_history")]
     entries += [_history_from_columns(s, opps, raw, timezone, problems)
                 for s in _specs(raw, "opportunities") if s.get("stage_entered")]
@@ -601,14 +660,17 @@ def convert(mapping, sources) -> ImportResult:
     history = pd.concat(entries, ignore_index=True) if entries else pd.DataFrame(
         columns=["opportunity_id", "raw_stage", "entered_at", "_file", "_row", "_col_raw_stage"])
     if len(history):
-        mapped = history["raw_stage"].str.lower().map(stage_map)
-        problems.rows(history, mapped.isna(), "raw_stage", "unknown_stage", "stage name not in the mapping",
-                      f"add it under [stages] in the mapping (as one of {list(stages)} or 'won' / 'lost')")
+        mapped = _map_stage_names(history, "raw_stage", None, stage_map, stages, problems)
         history["stage"] = mapped
         history = history[mapped.notna() & history["entered_at"].notna()]
-    problems.raise_if_any()
+    return history
 
-    # created date from the earliest stage entry when the export has none
+
+def _created_from_history(opps: pd.DataFrame, history: pd.DataFrame, problems: _Problems) -> None:
+    """Where the export has no created date, take the deal's earliest stage entry (in place).
+
+    A deal with neither is a ``missing_created`` error.
+    """
     first_entry = history.groupby("opportunity_id")["entered_at"].min() if len(history) else pd.Series(dtype="datetime64[ns]")
     no_created = opps["created_at"].isna() & (opps["_raw_created_at"] == "")
     opps.loc[no_created, "created_at"] = _map_dates(opps.loc[no_created, "opportunity_id"], first_entry)
@@ -616,20 +678,29 @@ def convert(mapping, sources) -> ImportResult:
                   "missing_created", "no created date (and no stage-entry date to derive it from)",
                   show_value=False)
 
-    # closed_at: close-date column, else the entry into the won/lost stage; open deals have none
+
+def _closed_at(opps: pd.DataFrame, history: pd.DataFrame, problems: _Problems) -> pd.Series:
+    """Close date per deal: the close-date column, else the entry into the won/lost stage.
+
+    Open deals get none (NaT). A won or lost deal with neither is a ``missing_closed`` error.
+    """
     closed = opps["status"].isin(CLOSED_STATUSES)
     closing = history[history["stage"].str.lower().isin(CLOSED_STATUSES)] if len(history) else history
     close_entry = closing.groupby("opportunity_id")["entered_at"].max() if len(closing) else pd.Series(dtype="datetime64[ns]")
     close = opps["_close"].where(closed)
     fill = closed & close.isna()
     close[fill] = _map_dates(opps.loc[fill, "opportunity_id"], close_entry)
-    opps["closed_at"] = close
-    # the current stage of an open deal: with no stage history, the only sign of where it stands
-    current_stage = opps["_stage"].where((opps["status"] == "open") & opps["_stage"].isin(stages), "").fillna("")
     problems.rows(opps, closed & close.isna() & (opps["_raw_closed_at"] == ""), "closed_at", "missing_closed",
                   "deal is won or lost but has no close date (nor a won/lost stage-entry date)", show_value=False)
-    problems.raise_if_any()
+    return close
 
+
+def _stage_changes(history: pd.DataFrame, opps: pd.DataFrame) -> pd.DataFrame:
+    """The contract's stage history: entries into open stages of imported deals, changes only.
+
+    Won/lost entries go (they are statuses, dated by ``closed_at``), and so do repeats of the
+    stage a deal is already in.
+    """
     if len(history):
         history = history[~history["stage"].str.lower().isin(CLOSED_STATUSES)]
         history = history[history["opportunity_id"].isin(set(opps["opportunity_id"]))]
@@ -637,15 +708,13 @@ def convert(mapping, sources) -> ImportResult:
         # an opportunity history logs every save (amount, close date ...); keep stage changes only
         same = history["stage"].eq(history.groupby("opportunity_id")["stage"].shift())
         history = history[~same]
+    return history
 
-    # ---- activities
-    activities = _activities(raw, files, fmt, timezone, set(opps["opportunity_id"]), policy_owner, problems)
-    problems.raise_if_any()
 
-    # ---- reps
-    reps = _reps(raw, files, fmt, timezone, opps, activities, problems)
-    problems.raise_if_any()
-
+def _contract_tables(raw, stages, reps, opps, history, activities) -> dict[str, pd.DataFrame]:
+    """The tables an import writes, as contract text; stage_history only when the mapping has a source for it."""
+    # the current stage of an open deal: with no stage history, the only sign of where it stands
+    current_stage = opps["_stage"].where((opps["status"] == "open") & opps["_stage"].isin(stages), "").fillna("")
     tables = {
         "reps": _contract_frame(reps, "reps"),
         "opportunities": _contract_frame(opps.assign(stage=current_stage), "opportunities"),
@@ -654,7 +723,16 @@ def convert(mapping, sources) -> ImportResult:
         tables["stage_history"] = _contract_frame(history, "stage_history")
     if activities is not None:
         tables["activities"] = _contract_frame(activities, "activities")
-    return ImportResult(tables, process, problems.excluded, problems.warnings)
+    return tables
+
+
+def _add_missing_columns(frame: pd.DataFrame, columns) -> None:
+    """Add each absent column as empty text, with no source column, so later steps need not ask (in place)."""
+    for col in columns:
+        if col not in frame:
+            frame[col] = ""
+            frame[f"_col_{col}"] = None
+            frame[f"_raw_{col}"] = ""
 
 
 def _owners(frame: pd.DataFrame, table: str, policy: str, problems: _Problems) -> pd.DataFrame:
@@ -750,11 +828,7 @@ def _activities(raw, files, fmt, timezone, opp_ids: set, policy_owner, problems)
         return None
     acts = pd.concat(parts, ignore_index=True)
     acts = _owners(acts, "activities", policy_owner, problems)
-    for col in ("activity_id", "type", "opportunity_id", "logged_at", "occurred_at"):
-        if col not in acts:
-            acts[col] = ""
-            acts[f"_col_{col}"] = None
-            acts[f"_raw_{col}"] = ""
+    _add_missing_columns(acts, ("activity_id", "type", "opportunity_id", "logged_at", "occurred_at"))
     acts["occurred_at"] = _dates(acts, "occurred_at", raw, timezone, problems)
     problems.rows(acts, acts["occurred_at"].isna() & (acts["_raw_occurred_at"] == ""), "occurred_at",
                   "missing_date", "activity has no date", show_value=False)
@@ -918,8 +992,8 @@ def run_import(mapping, sources, out_dir, validate: bool = True) -> ImportResult
                         if (out / f"{name}{suffix}").exists():
                             shutil.copy2(out / f"{name}{suffix}", stage / f"{name}{suffix}")
         if validate:
-            report = _validate(stage)
-            if report is not None and not report.ok:
+            report = loading.validate(stage)
+            if not report.ok:
                 problems = [p for p in report.problems if p.severity == "error"]
                 raise DataError(problems, data_dir=f"{out} (import output, not written)")
         out.mkdir(parents=True, exist_ok=True)
@@ -941,15 +1015,6 @@ def run_import(mapping, sources, out_dir, validate: bool = True) -> ImportResult
         shutil.rmtree(stage, ignore_errors=True)
     result.out_dir = out
     return result
-
-
-def _validate(data_dir: Path):
-    """The loader's validation report, or ``None`` while :mod:`coachnb.loading` doesn't exist."""
-    try:
-        from .loading import validate
-    except ImportError:
-        return None
-    return validate(data_dir)
 
 
 def import_export(mapping_path, sources, out_dir) -> Path:

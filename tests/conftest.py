@@ -12,7 +12,7 @@ DEMO_AS_OF = "2026-11-23"
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory) -> Path:
     """The default demo team (24 reps, 78 weeks), written once into a temporary folder."""
-    from coachnb.sample import write_demo_data
+    from coachnb.demo import write_demo_data
 
     return Path(write_demo_data(tmp_path_factory.mktemp("sample"), end=DEMO_AS_OF))
 
@@ -27,7 +27,7 @@ def sample_ds(sample_dir):
 @pytest.fixture(scope="session")
 def repo_sample_dir() -> Path:
     """``data/sample`` in the repository, as the notebooks' defaults expect it (built if missing)."""
-    from coachnb.sample import write_demo_data
+    from coachnb.demo import write_demo_data
 
     target = REPO / "data" / "sample"
     if not (target / ".done").exists():

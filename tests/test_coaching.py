@@ -183,7 +183,7 @@ def test_bootstrap_ratio_is_pooled_and_bounded_by_the_reps():
 @pytest.fixture(scope="module")
 def ds(tmp_path_factory):
     from coachnb.loading import load
-    from coachnb.sample import write_demo_data
+    from coachnb.demo import write_demo_data
 
     out = write_demo_data(tmp_path_factory.mktemp("demo"), reps=12, weeks=40, seed=7, end=AS_OF)
     return load(out)

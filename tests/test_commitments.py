@@ -200,7 +200,7 @@ def test_mean_weekly_value_counts_silent_weeks_as_zero_and_skips_pre_hire_weeks(
 
 
 def test_auto_baseline_is_the_mean_of_eight_weeks_before_the_dip_guard(tmp_path):
-    from coachnb.sample import write_demo_data
+    from coachnb.demo import write_demo_data
 
     out = write_demo_data(tmp_path / "demo", reps=6, weeks=30, seed=3, end="2026-11-23")
     before = (out / "commitments.csv").read_bytes()

@@ -27,7 +27,7 @@ import pytest
 
 from coachnb.batch import run_batch
 from coachnb.fsutil import safe_filename
-from coachnb.sample import write_demo_data
+from coachnb.demo import write_demo_data
 
 AS_OF = "2026-11-23"
 pytestmark = pytest.mark.slow

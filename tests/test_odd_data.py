@@ -19,7 +19,7 @@ import coachnb.display as show
 from coachnb.batch import run_batch
 from coachnb.loading import load, validate
 from coachnb.report import rep_report
-from coachnb.sample import write_demo_data
+from coachnb.demo import write_demo_data
 
 AS_OF = "2026-11-23"
 UNI_ID = "李-07"

@@ -1,4 +1,4 @@
-"""Tests of the demo-team generator (:mod:`coachnb.sample`).
+"""Tests of the demo-team generator (:mod:`coachnb.demo`).
 
 The default team is generated once per module (well under a second) and read back from disk,
 so every test checks what a user actually gets from ``coachnb demo-data``.
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from coachnb.config import DEFAULT_STAGES, load_config
-from coachnb.sample import generate_demo_data, write_demo_data
+from coachnb.demo import generate_demo_data, write_demo_data
 from coachnb.schema import TABLES
 
 END = pd.Timestamp("2026-11-23")
