@@ -1,7 +1,8 @@
 """Command line: ``coachnb validate | demo-data | run | commit | import``.
 
 Each sub-command parses its arguments here and calls one function of the module that owns
-the job; no logic lives in this file.
+the job; no logic lives in this file. Each command imports its module when it runs, so that
+``coachnb --help`` and ``coachnb validate`` don't pay for the batch's and the report's imports.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from .errors import CoachnbError
 
 
 def _validate(args) -> int:
-    from .loading import validate
+    from .loading import validate  # imported on use: keeps CLI start-up fast
 
     report = validate(args.data_dir)
     print(report.format())
@@ -28,7 +29,7 @@ def _demo_data(args) -> int:
 
 
 def _run(args) -> int:
-    from .batch import run_batch
+    from .batch import run_batch  # imported on use: keeps CLI start-up fast
 
     result = run_batch(
         args.data_dir, as_of=args.as_of, out=args.out,
@@ -40,7 +41,7 @@ def _run(args) -> int:
 
 
 def _commit_add(args) -> int:
-    from .commitments import add_commitment
+    from .commitments import add_commitment  # imported on use: keeps CLI start-up fast
 
     row = add_commitment(args.data_dir, rep_id=args.rep, metric=args.metric, target=args.target,
                          baseline=args.baseline, start=args.start, days=args.days,
@@ -51,7 +52,7 @@ def _commit_add(args) -> int:
 
 
 def _commit_list(args) -> int:
-    from .commitments import list_commitments
+    from .commitments import list_commitments  # imported on use: keeps CLI start-up fast
 
     table = list_commitments(args.data_dir, rep_id=args.rep, active_on=args.active_on)
     print(table.to_string(index=False) if len(table) else "no commitments")
@@ -59,7 +60,7 @@ def _commit_list(args) -> int:
 
 
 def _import(args) -> int:
-    from . import importers
+    from . import importers  # imported on use: keeps CLI start-up fast
 
     if args.infer:
         print(importers.infer_mapping(args.sources))
