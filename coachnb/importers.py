@@ -1212,6 +1212,19 @@ def _guess_type(value: str) -> str:
     return next((t for word, t in _TYPE_WORDS if word in low), "other")
 
 
+@dataclass
+class _Inferred:
+    """What :func:`infer_mapping` gathers file by file for the mapping's shared sections."""
+
+    owner_blank: bool = False
+    stage_values: list = field(default_factory=list)
+    type_values: list = field(default_factory=list)
+    date_notes: list = field(default_factory=list)
+    number: tuple = (".", ",")
+    #: the first file's date formats, which ``[formats] dates`` states for all
+    global_dates: list | None = None
+
+
 def infer_mapping(sources) -> str:
     """Propose a mapping for export files, as TOML text for the user to check and edit.
 
@@ -1234,122 +1247,165 @@ def infer_mapping(sources) -> str:
     lines = ["# Proposed by `coachnb import --infer` from " + ", ".join(f.name for f in files) + ".",
              "# Check every line marked CHECK, above all the stage order, then run",
              "#   coachnb import --mapping THIS_FILE.toml SOURCES... --out DATA_DIR", ""]
+    found = _Inferred()
     spec_text: list[str] = []
-    owner_blank = False
-    stage_values: list[str] = []
-    type_values: list[str] = []
-    date_note: list[str] = []
-    number = (".", ",")
-    global_dates: list[str] | None = None
-
     for role in ("reps", "opportunities", "stage_history", "activities"):
         for f in roles.get(role, []):
-            frame = frames[f]
-            taken: set = set()
-            cols: dict[str, str] = {}
-            for target, cands in SYNONYMS[role].items():
-                found = _find(list(frame.columns), cands, taken)
-                if found:
-                    cols[target] = found
-                    taken.add(found)
-                    # Salesforce keeps the time of an event in one column, the all-day date in another,
-                    # the type of a task in two: take every one, first non-empty wins
-                    while target in ("occurred_at", "type") and (more := _find(list(frame.columns), cands, taken)):
-                        cols[target] = [*([cols[target]] if isinstance(cols[target], str) else cols[target]), more]
-                        taken.add(more)
-            if role in ("opportunities", "activities") and "rep_id" in cols and "owner_name" in cols:
-                del cols["owner_name"]
-            if role == "opportunities" and "status" in cols and "stage" not in cols:
-                cols["stage"] = cols.pop("status")
-            entered = {c: (m.group(1) or m.group(2)) for c in frame.columns if (m := _ENTERED_RE.match(c))}
-            for c in entered:
-                for k in [k for k, v in cols.items() if v == c]:
-                    del cols[k]
-            if role == "activities" and cols.get("logged_at") in _as_list(cols.get("occurred_at", [])):
-                del cols["logged_at"]
-            if role == "activities" and "occurred_at" in cols and "logged_at" in cols:
-                # a task without a date: the day it was entered is the best guess left
-                cols["occurred_at"] = [*_as_list(cols["occurred_at"]), cols["logged_at"]]
-            owner = cols.get("rep_id") or cols.get("owner_name")
-            if role in ("opportunities", "activities") and owner:
-                owner_blank |= bool((frame[owner] == "").any())
-            if role == "opportunities":
-                # stage-entry columns come in pipeline order: the best guess of the stage order
-                stage_values += [v for v in entered.values() if v not in stage_values]
-                if "stage" in cols:
-                    stage_values += [v for v in frame[cols["stage"]].unique() if v and v not in stage_values]
-            if role == "stage_history" and "stage" in cols:
-                stage_values[:0] = [v for v in _stages_in_entry_order(frame, cols) if v not in stage_values]
-            if role == "activities" and "type" in cols:
-                for c in _as_list(cols["type"]):
-                    type_values += [v for v in frame[c].unique() if v and v not in type_values]
-            # dates of this file
-            date_cols = [c for t, cs in cols.items() if t in ("created_at", "closed_at", "occurred_at", "logged_at",
-                                                               "entered_at", "hire_date") for c in _as_list(cs)]
-            date_cols += list(entered)
-            values = pd.concat([frame[c] for c in date_cols]) if date_cols else pd.Series(dtype=str)
-            formats, note = detect_date_formats(values)
-            if "epoch_ms" not in formats and values.str.fullmatch(r"\d{12,13}").any():
-                formats = formats + ["epoch_ms"]
-            date_note.append(f"{f.name}: {note}")
-            if role == "opportunities" and "amount" in cols:
-                number = detect_number_format(frame[cols["amount"]])
-
-            header = f"[[{role}]]" if role in ("stage_history", "activities") else f"[{role}]"
-            block = [header, f"file = {toml_value(f.name)}"]
-            if role != "opportunities":
-                block.append("optional = true")
-            if global_dates is None:
-                global_dates = formats
-            elif formats != global_dates:
-                block.append(f"dates = {toml_value(formats)}")
-            if role == "stage_history" and _norm(cols.get("stage", "")) == "newvalue":
-                block.append('where = { Field = "StageName" }')
-            block.append(f"[{role}.columns]")
-            block += [f"{t} = {toml_value(c)}" for t, c in cols.items()]
-            missing = [c.name for c in TABLES[role].columns if c.required and c.name not in cols
-                       and not (c.name == "rep_id" and owner)
-                       and not (c.name == "opportunity_id" and role == "opportunities")
-                       and not (c.name == "activity_id" and role == "activities")
-                       and not (c.name == "status" and "stage" in cols)]
-            if role == "opportunities":
-                block.append(f"[{role}.defaults]")
-                block.append("amount = 0                  # deals with an empty amount")
-                block.append('account = "Unknown account"')
-                if entered:
-                    block.append(f"[{role}.stage_entered]     # stage-entry-date column -> stage value")
-                    block += [f"{toml_key(c)} = {toml_value(v)}" for c, v in entered.items()]
-            if role == "activities" and "type" not in cols:
-                block.append(f"[{role}.defaults]")
-                block.append('type = "other"              # CHECK: no activity-type column found')
-            if missing and role != "reps":
-                block.insert(2, f"# CHECK: no column found for {', '.join(missing)}")
-            spec_text += block + [""]
-
-    lines += ["[mapping]", 'name = "Inferred mapping"',
-              f'missing_owner = "{"exclude" if owner_blank else "error"}"' +
-              ("          # some rows have no owner: excluded and counted ('error' stops instead)" if owner_blank else ""),
-              'unknown_activity_type = "other"', "",
-              "[formats]", f"dates = {toml_value(global_dates or ['iso'])}"]
-    lines += [f"# {n}" for n in date_note]
-    lines += [f"decimal = {toml_value(number[0])}", f"thousands = {toml_value(number[1])}", ""]
-
-    closed = {v: _guess_stage(v) for v in stage_values}
-    open_stages = [v for v in stage_values if not closed[v]]
-    lines += ["[process]", "# CHECK: put the open stages in the order a buyer passes through them "
-              "(listed in order of first appearance)", f"stages = {toml_value(open_stages or list(DEFAULT_STAGES))}",
-              'timezone = "UTC"                # CHECK: your team\'s IANA zone, e.g. "Europe/Berlin"',
-              'week_start = "monday"', "",
-              "[stages]                        # CRM stage -> a [process] stage, or won / lost. CHECK the won/lost guesses"]
-    lines += [f"{toml_key(v)} = {toml_value(closed[v] or v)}" for v in stage_values]
-    lines.append("")
-    if type_values:
-        lines += ["[activity_types]                # CRM activity type -> call, email, meeting, demo, other, skip. CHECK"]
-        lines += [f"{toml_key(v)} = {toml_value(_guess_type(v))}" for v in type_values]
-        lines.append("")
+            spec_text += _infer_source(role, f, frames[f], found) + [""]
+    lines += _inferred_shared_sections(found)
     if "reps" not in roles:
         lines += ["[reps.defaults]                 # no user export: reps are derived from the distinct owners",
                   'team = "Unassigned"', 'manager = "Unassigned"', ""]
     text = "\n".join(lines + spec_text)
     tomllib.loads(text)  # never hand the user TOML that does not parse
     return text
+
+
+def _infer_source(role: str, path: Path, frame: pd.DataFrame, found: _Inferred) -> list[str]:
+    """The ``[role]`` block proposed for one source file.
+
+    Takes the file's role (from :func:`_role`), path and content; adds its owners, stage
+    and type values, date note and number format to ``found``. Returns the block's lines.
+    """
+    cols, entered = _infer_columns(role, frame)
+    owner = cols.get("rep_id") or cols.get("owner_name")
+    if role in ("opportunities", "activities") and owner:
+        found.owner_blank |= bool((frame[owner] == "").any())
+    _collect_values(role, frame, cols, entered, found)
+    formats, note = _infer_dates(frame, cols, entered)
+    found.date_notes.append(f"{path.name}: {note}")
+    if role == "opportunities" and "amount" in cols:
+        found.number = detect_number_format(frame[cols["amount"]])
+    own_dates = None
+    if found.global_dates is None:
+        found.global_dates = formats
+    elif formats != found.global_dates:
+        own_dates = formats
+    return _spec_block(role, path, cols, entered, owner, own_dates)
+
+
+def _infer_columns(role: str, frame: pd.DataFrame) -> tuple[dict, dict]:
+    """Contract column -> source column(s) for one file, and its stage-entry-date columns.
+
+    Returns ``(cols, entered)``: ``cols`` maps a target to a column name or a list of them
+    (first non-empty wins); ``entered`` maps each stage-entry-date column to its stage value.
+    """
+    columns = list(frame.columns)
+    taken: set = set()
+    cols: dict[str, str] = {}
+    for target, cands in SYNONYMS[role].items():
+        found = _find(columns, cands, taken)
+        if found:
+            cols[target] = found
+            taken.add(found)
+            # Salesforce keeps the time of an event in one column, the all-day date in another,
+            # the type of a task in two: take every one, first non-empty wins
+            while target in ("occurred_at", "type") and (more := _find(columns, cands, taken)):
+                cols[target] = [*([cols[target]] if isinstance(cols[target], str) else cols[target]), more]
+                taken.add(more)
+    if role in ("opportunities", "activities") and "rep_id" in cols and "owner_name" in cols:
+        del cols["owner_name"]
+    if role == "opportunities" and "status" in cols and "stage" not in cols:
+        cols["stage"] = cols.pop("status")
+    entered = {c: (m.group(1) or m.group(2)) for c in frame.columns if (m := _ENTERED_RE.match(c))}
+    for c in entered:
+        for k in [k for k, v in cols.items() if v == c]:
+            del cols[k]
+    if role == "activities" and cols.get("logged_at") in _as_list(cols.get("occurred_at", [])):
+        del cols["logged_at"]
+    if role == "activities" and "occurred_at" in cols and "logged_at" in cols:
+        # a task without a date: the day it was entered is the best guess left
+        cols["occurred_at"] = [*_as_list(cols["occurred_at"]), cols["logged_at"]]
+    return cols, entered
+
+
+def _collect_values(role: str, frame: pd.DataFrame, cols: dict, entered: dict, found: _Inferred) -> None:
+    """Add the file's distinct stage and activity-type values to ``found``, in a useful order."""
+    if role == "opportunities":
+        # stage-entry columns come in pipeline order: the best guess of the stage order
+        found.stage_values += [v for v in entered.values() if v not in found.stage_values]
+        if "stage" in cols:
+            found.stage_values += [v for v in frame[cols["stage"]].unique() if v and v not in found.stage_values]
+    if role == "stage_history" and "stage" in cols:
+        found.stage_values[:0] = [v for v in _stages_in_entry_order(frame, cols) if v not in found.stage_values]
+    if role == "activities" and "type" in cols:
+        for c in _as_list(cols["type"]):
+            found.type_values += [v for v in frame[c].unique() if v and v not in found.type_values]
+
+
+def _infer_dates(frame: pd.DataFrame, cols: dict, entered: dict) -> tuple[list[str], str]:
+    """Date formats of every date column of one file together, and how sure the guess is.
+
+    Unix milliseconds are added as a fallback when some values are written that way.
+    """
+    date_cols = [c for t, cs in cols.items() if t in ("created_at", "closed_at", "occurred_at", "logged_at",
+                                                       "entered_at", "hire_date") for c in _as_list(cs)]
+    date_cols += list(entered)
+    values = pd.concat([frame[c] for c in date_cols]) if date_cols else pd.Series(dtype=str)
+    formats, note = detect_date_formats(values)
+    if "epoch_ms" not in formats and values.str.fullmatch(r"\d{12,13}").any():
+        formats = formats + ["epoch_ms"]
+    return formats, note
+
+
+def _spec_block(role: str, path: Path, cols: dict, entered: dict, owner, own_dates) -> list[str]:
+    """TOML lines of one source's ``[role]`` section.
+
+    ``owner`` is the owner column found (or ``None``); ``own_dates`` the file's date formats
+    where they differ from the mapping-wide ``[formats] dates``, else ``None``.
+    """
+    header = f"[[{role}]]" if role in ("stage_history", "activities") else f"[{role}]"
+    block = [header, f"file = {toml_value(path.name)}"]
+    if role != "opportunities":
+        block.append("optional = true")
+    if own_dates is not None:
+        block.append(f"dates = {toml_value(own_dates)}")
+    if role == "stage_history" and _norm(cols.get("stage", "")) == "newvalue":
+        block.append('where = { Field = "StageName" }')
+    block.append(f"[{role}.columns]")
+    block += [f"{t} = {toml_value(c)}" for t, c in cols.items()]
+    missing = [c.name for c in TABLES[role].columns if c.required and c.name not in cols
+               and not (c.name == "rep_id" and owner)
+               and not (c.name == "opportunity_id" and role == "opportunities")
+               and not (c.name == "activity_id" and role == "activities")
+               and not (c.name == "status" and "stage" in cols)]
+    if role == "opportunities":
+        block.append(f"[{role}.defaults]")
+        block.append("amount = 0                  # deals with an empty amount")
+        block.append('account = "Unknown account"')
+        if entered:
+            block.append(f"[{role}.stage_entered]     # stage-entry-date column -> stage value")
+            block += [f"{toml_key(c)} = {toml_value(v)}" for c, v in entered.items()]
+    if role == "activities" and "type" not in cols:
+        block.append(f"[{role}.defaults]")
+        block.append('type = "other"              # CHECK: no activity-type column found')
+    if missing and role != "reps":
+        block.insert(2, f"# CHECK: no column found for {', '.join(missing)}")
+    return block
+
+
+def _inferred_shared_sections(found: _Inferred) -> list[str]:
+    """TOML lines of ``[mapping]``, ``[formats]``, ``[process]``, ``[stages]`` and ``[activity_types]``."""
+    lines = ["[mapping]", 'name = "Inferred mapping"',
+             f'missing_owner = "{"exclude" if found.owner_blank else "error"}"' +
+             ("          # some rows have no owner: excluded and counted ('error' stops instead)"
+              if found.owner_blank else ""),
+             'unknown_activity_type = "other"', "",
+             "[formats]", f"dates = {toml_value(found.global_dates or ['iso'])}"]
+    lines += [f"# {n}" for n in found.date_notes]
+    lines += [f"decimal = {toml_value(found.number[0])}", f"thousands = {toml_value(found.number[1])}", ""]
+
+    closed = {v: _guess_stage(v) for v in found.stage_values}
+    open_stages = [v for v in found.stage_values if not closed[v]]
+    lines += ["[process]", "# CHECK: put the open stages in the order a buyer passes through them "
+              "(listed in order of first appearance)", f"stages = {toml_value(open_stages or list(DEFAULT_STAGES))}",
+              'timezone = "UTC"                # CHECK: your team\'s IANA zone, e.g. "Europe/Berlin"',
+              'week_start = "monday"', "",
+              "[stages]                        # CRM stage -> a [process] stage, or won / lost. CHECK the won/lost guesses"]
+    lines += [f"{toml_key(v)} = {toml_value(closed[v] or v)}" for v in found.stage_values]
+    lines.append("")
+    if found.type_values:
+        lines += ["[activity_types]                # CRM activity type -> call, email, meeting, demo, other, skip. CHECK"]
+        lines += [f"{toml_key(v)} = {toml_value(_guess_type(v))}" for v in found.type_values]
+        lines.append("")
+    return lines
