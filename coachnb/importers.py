@@ -284,8 +284,14 @@ def read_source(path: Path, encoding: str = "utf-8-sig", delimiter: str = "auto"
     return frame.apply(lambda s: s.str.strip())
 
 
+def _as_list(names) -> list[str]:
+    """A mapping value that may be one name or a list of them, as a list."""
+    return [names] if isinstance(names, str) else list(names)
+
+
 def _match_files(patterns, files: list[Path]) -> list[Path]:
-    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+    """The files whose name matches one of the glob ``patterns`` (case-insensitive), in file order."""
+    patterns = _as_list(patterns)
     return [f for f in files if any(fnmatch.fnmatch(f.name.lower(), p.lower()) for p in patterns)]
 
 
@@ -303,7 +309,7 @@ def _pick(frame: pd.DataFrame, file_name: str, target: str, names, problems: _Pr
     Returns the values and, per row, the source column they came from (the first listed when
     all are empty), so later errors can name it.
     """
-    names = [names] if isinstance(names, str) else list(names)
+    names = _as_list(names)
     values = pd.Series("", index=frame.index, dtype=object)
     origin = pd.Series(names[0], index=frame.index, dtype=object)
     found = False
@@ -353,7 +359,7 @@ def _mapped_frame(spec: dict, table: str, files: list[Path], fmt: dict, problems
                                                f"the mapping filters on column {col!r}, which this file lacks"))
                 src = src.iloc[0:0]
                 continue
-            allowed = [value] if isinstance(value, str) else list(value)
+            allowed = _as_list(value)
             src = src[src[real].isin(allowed)]
         out = pd.DataFrame(index=src.index)
         out["_file"] = path.name
@@ -404,7 +410,7 @@ def parse_dates(values: pd.Series, formats, timezone: str = "UTC") -> pd.Series:
     -------
     Series of naive datetime64 (local wall-clock time).
     """
-    formats = [formats] if isinstance(formats, str) else list(formats)
+    formats = _as_list(formats)
     text = values.astype(str).str.strip()
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
     for fmt in formats:
@@ -759,13 +765,22 @@ def _owners(frame: pd.DataFrame, table: str, policy: str, problems: _Problems) -
     return frame
 
 
+def _by_spec(frame: pd.DataFrame):
+    """``(spec, index)`` per source spec among the rows: each spec may set its own formats."""
+    for _, idx in frame.groupby(frame["_formats"].map(id)).groups.items():
+        yield frame.loc[idx[0], "_formats"], idx
+
+
 def _dates(frame: pd.DataFrame, col: str, raw: dict, timezone: str, problems: _Problems) -> pd.Series:
+    """Parse ``frame[col]`` with each row's spec's ``dates`` (else ``[formats] dates``, else ISO).
+
+    Returns naive local datetimes, NaT where empty or unparseable; an unparseable non-empty
+    value is an error. All NaT when the mapping gives no source column for ``col``.
+    """
     if col not in frame or frame[f"_col_{col}"].isna().all() and (frame[col] == "").all():
         return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
     out = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
-    # each source spec may have its own formats
-    for key, idx in frame.groupby(frame["_formats"].map(id)).groups.items():
-        spec = frame.loc[idx[0], "_formats"]
+    for spec, idx in _by_spec(frame):
         formats = spec.get("dates", raw.get("formats", {}).get("dates", ["iso"]))
         out[idx] = parse_dates(frame.loc[idx, col], formats, timezone)
     bad = out.isna() & (frame[col] != "")
@@ -776,10 +791,13 @@ def _dates(frame: pd.DataFrame, col: str, raw: dict, timezone: str, problems: _P
 
 
 def _numbers(frame: pd.DataFrame, col: str, raw: dict, problems: _Problems) -> pd.Series:
+    """Parse ``frame[col]`` with each row's spec's decimal/thousands marks (else ``[formats]``'s).
+
+    Returns float64, NaN where empty or unparseable; an unparseable non-empty value is an error.
+    """
     out = pd.Series(np.nan, index=frame.index, dtype="float64")
     fmt = raw.get("formats", {})
-    for key, idx in frame.groupby(frame["_formats"].map(id)).groups.items():
-        spec = frame.loc[idx[0], "_formats"]
+    for spec, idx in _by_spec(frame):
         out[idx] = parse_numbers(frame.loc[idx, col], spec.get("decimal", fmt.get("decimal", ".")),
                                  spec.get("thousands", fmt.get("thousands", ",")))
     problems.rows(frame, out.isna() & (frame[col] != ""), col, "unparseable_number",
@@ -788,10 +806,30 @@ def _numbers(frame: pd.DataFrame, col: str, raw: dict, problems: _Problems) -> p
     return out
 
 
+def _file_names(frame: pd.DataFrame) -> str:
+    """The source files the rows come from, sorted and comma-separated, for a warning's location."""
+    return ", ".join(sorted(set(frame["_file"])))
+
+
+def _source_frames(specs: list[dict], table: str, files: list[Path], fmt: dict, problems: _Problems) -> list:
+    """Mapped rows of each spec that names a file, leaving out the empty ones.
+
+    A spec's file may be missing unless it says ``optional = false`` (then it is an error).
+    """
+    parts = [_mapped_frame(s, table, files, fmt, problems, required=not s.get("optional", True))
+             for s in specs if "file" in s]
+    return [p for p in parts if len(p)]
+
+
 def _history_from_file(spec, files, fmt, raw, timezone, problems) -> pd.DataFrame:
-    frame = _mapped_frame(spec, "stage_history", files, fmt, problems, required=not spec.get("optional", True))
-    if not len(frame):
+    """Stage entries of one ``[[stage_history]]`` file: ``raw_stage`` (CRM name) and parsed ``entered_at``.
+
+    Rows without a stage are dropped; an empty frame when the (optional) file is absent.
+    """
+    parts = _source_frames([spec], "stage_history", files, fmt, problems)
+    if not parts:
         return pd.DataFrame()
+    frame = parts[0]
     frame["entered_at"] = _dates(frame, "entered_at", raw, timezone, problems)
     frame = frame.rename(columns={"stage": "raw_stage", "_col_stage": "_col_raw_stage", "_raw_stage": "_raw_raw_stage"})
     return frame[frame["raw_stage"] != ""]
@@ -821,9 +859,7 @@ def _activities(raw, files, fmt, timezone, opp_ids: set, policy_owner, problems)
     specs = _specs(raw, "activities")
     if not specs:
         return None
-    parts = [_mapped_frame(s, "activities", files, fmt, problems, required=not s.get("optional", True))
-             for s in specs]
-    parts = [p for p in parts if len(p)]
+    parts = _source_frames(specs, "activities", files, fmt, problems)
     if not parts:
         return None
     acts = pd.concat(parts, ignore_index=True)
@@ -837,7 +873,7 @@ def _activities(raw, files, fmt, timezone, opp_ids: set, policy_owner, problems)
     # it was logged: those rows keep no logged_at rather than a "logged before it happened".
     ahead = acts["logged_at"] < acts["occurred_at"]
     if ahead.any():
-        problems.warn(", ".join(sorted(set(acts.loc[ahead, "_file"]))),
+        problems.warn(_file_names(acts.loc[ahead]),
                       f"{int(ahead.sum())} activities were entered before they happened (scheduled in advance); "
                       "their logged_at is left empty", "scheduled_activity",
                       column=str(acts.loc[ahead, "_col_logged_at"].iloc[0]))
@@ -873,7 +909,7 @@ def _activities(raw, files, fmt, timezone, opp_ids: set, policy_owner, problems)
     link = acts["opportunity_id"]
     dropped = (link != "") & ~link.isin(opp_ids)
     if dropped.any():
-        problems.warn(", ".join(sorted(set(acts.loc[dropped, "_file"]))),
+        problems.warn(_file_names(acts.loc[dropped]),
                       f"{int(dropped.sum())} activities link to records that are not imported opportunities "
                       "(accounts, contacts, excluded deals); the link was dropped, the activity kept",
                       "unlinked_activity", column=str(acts.loc[dropped, "_col_opportunity_id"].iloc[0]))
@@ -886,9 +922,7 @@ def _reps(raw, files, fmt, timezone, opps, activities, problems) -> pd.DataFrame
     specs = _specs(raw, "reps")
     spec = specs[0] if specs else {}
     defaults = {"team": "Unassigned", "manager": "Unassigned", **spec.get("defaults", {})}
-    parts = [_mapped_frame(s, "reps", files, fmt, problems, required=not s.get("optional", True))
-             for s in specs if "file" in s]
-    parts = [p for p in parts if len(p)]
+    parts = _source_frames(specs, "reps", files, fmt, problems)
     owners = [opps[["rep_id", "owner_name", "created_at"]].rename(columns={"created_at": "seen"})]
     if activities is not None:
         owners.append(activities[["rep_id", "owner_name", "occurred_at"]].rename(columns={"occurred_at": "seen"}))
@@ -918,7 +952,7 @@ def _reps(raw, files, fmt, timezone, opps, activities, problems) -> pd.DataFrame
             reps["quota_per_quarter"] = _numbers(reps, "quota_per_quarter", raw, problems)
         missing = sorted(set(first_seen.index) - set(reps["rep_id"]))
         if missing:
-            problems.warn(", ".join(sorted(set(reps["_file"]))),
+            problems.warn(_file_names(reps),
                           f"{len(missing)} owner(s) are not in the user export and were added with default "
                           f"team/manager: {', '.join(missing[:10])}", "derived_rep")
     else:
@@ -1183,10 +1217,6 @@ def detect_number_format(values: pd.Series) -> tuple[str, str]:
     return (",", ".") if comma_decimal > dot_decimal else (".", ",")
 
 
-def _as_list(names) -> list[str]:
-    return [names] if isinstance(names, str) else list(names)
-
-
 def _stages_in_entry_order(frame: pd.DataFrame, cols: dict) -> list[str]:
     """Stage values of a history file ordered by their mean position within each deal's history."""
     when = pd.to_datetime(frame[cols["entered_at"]], format="ISO8601", errors="coerce", utc=True) \
@@ -1301,7 +1331,7 @@ def _infer_columns(role: str, frame: pd.DataFrame) -> tuple[dict, dict]:
             # Salesforce keeps the time of an event in one column, the all-day date in another,
             # the type of a task in two: take every one, first non-empty wins
             while target in ("occurred_at", "type") and (more := _find(columns, cands, taken)):
-                cols[target] = [*([cols[target]] if isinstance(cols[target], str) else cols[target]), more]
+                cols[target] = [*_as_list(cols[target]), more]
                 taken.add(more)
     if role in ("opportunities", "activities") and "rep_id" in cols and "owner_name" in cols:
         del cols["owner_name"]
