@@ -131,9 +131,11 @@ class _Problems:
             {"error": self.errors, "excluded": self.excluded, "warning": self.warnings}[kind].append(p)
 
     def warn(self, file: str, message: str, rule: str, hint: str = "", column: str | None = None) -> None:
+        """A warning about a file (or several, comma-separated) as a whole, not one row."""
         self.warnings.append(Problem(file, None, column, None, rule, message, hint, "warning"))
 
     def raise_if_any(self) -> None:
+        """Stop with every error so far: later steps would only pile up follow-on errors."""
         if self.errors:
             raise DataError(self.errors)
 
@@ -184,6 +186,7 @@ def _specs(raw: dict, table: str) -> list[dict]:
 
 
 def _check_mapping(raw: dict, source: str) -> None:
+    """Raise :class:`ConfigError` (naming ``source``) for a section, key or value the importer can't use."""
     known_top = {"mapping", "formats", "process", "stages", "status_values", "activity_types", *IMPORTED_TABLES}
     unknown = set(raw) - known_top
     if unknown:
@@ -445,6 +448,7 @@ def _parse_chunk(chunk: pd.Series, fmt: str, timezone: str) -> pd.Series:
 
 
 def _one_date(value: str, fmt: str, timezone: str):
+    """One value in one format: naive local Timestamp, or NaT when it doesn't fit."""
     try:
         if fmt in ("epoch_ms", "epoch_s"):
             if not re.fullmatch(r"-?\d+(\.\d+)?", value):
@@ -469,6 +473,11 @@ def parse_numbers(values: pd.Series, decimal: str = ".", thousands: str = ",") -
     Currency symbols and three-letter codes, spaces (incl. non-breaking) and the thousands
     separator are removed; ``decimal`` becomes the decimal point; parentheses mean negative.
     NaN where the text is not a number (or empty).
+
+    Not :func:`coachnb.loading.parse_numbers`: that one reads a data folder, where no mapping
+    says which mark is the decimal one, so it guesses per value (:func:`coachnb.loading.clean_number`)
+    and strips currency marks only at either end. Here the mapping's ``decimal`` and
+    ``thousands`` decide for every value, and currency marks go wherever they stand.
     """
     text = values.astype(str).str.strip()
     text = text.str.replace(_CURRENCY_RE, "", regex=True).str.replace(_SPACES_RE, "", regex=True)
@@ -507,6 +516,7 @@ def _map_dates(keys: pd.Series, by_key: pd.Series) -> pd.Series:
 
 
 def _lookup(mapping: dict) -> dict:
+    """A mapping table keyed case- and space-insensitively (CRM exports are not consistent about either)."""
     return {str(k).strip().lower(): v for k, v in mapping.items()}
 
 
@@ -856,6 +866,11 @@ def _history_from_columns(spec, opps, raw, timezone, problems) -> pd.DataFrame:
 
 
 def _activities(raw, files, fmt, timezone, opp_ids: set, policy_owner, problems) -> pd.DataFrame | None:
+    """Activities of every ``[[activities]]`` source: owner, dates, canonical type, id, deal link.
+
+    Takes the ids of the imported deals (``opp_ids``); links to anything else are dropped
+    with a warning. Returns ``None`` when the mapping or the sources have no activities.
+    """
     specs = _specs(raw, "activities")
     if not specs:
         return None
@@ -1083,6 +1098,7 @@ def toml_value(value) -> str:
 
 
 def toml_key(key: str) -> str:
+    """A TOML key: bare when it may be, else quoted (CRM stage names hold spaces and dots)."""
     return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
 
 
@@ -1150,10 +1166,12 @@ _ENTERED_RE = re.compile(r"^(?:hs_date_entered_(.+)|date entered ['\"]?(.+?)['\"
 
 
 def _norm(name: str) -> str:
+    """A column or value name for comparing: lower case, letters and digits only."""
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 def _find(columns: list[str], candidates: list[str], taken: set) -> str | None:
+    """The first candidate (in order of preference) among the columns not yet ``taken``; first column wins a tie."""
     normed = {_norm(c): c for c in reversed(columns) if c not in taken}
     for cand in candidates:
         if _norm(cand) in normed:
@@ -1162,6 +1180,7 @@ def _find(columns: list[str], candidates: list[str], taken: set) -> str | None:
 
 
 def _role(path: Path, frame: pd.DataFrame) -> str | None:
+    """Which contract table an export file feeds, guessed from its columns and name; ``None`` when unclear."""
     cols = {_norm(c) for c in frame.columns}
     stem = _norm(path.stem)
     if {"opportunityid"} <= cols and ({"stagename"} <= cols or {"field", "newvalue"} <= cols):
@@ -1229,6 +1248,7 @@ def _stages_in_entry_order(frame: pd.DataFrame, cols: dict) -> list[str]:
 
 
 def _guess_stage(value: str) -> str | None:
+    """``"won"`` / ``"lost"`` for a stage name that says so (in a few languages), else ``None`` (an open stage)."""
     low = _norm(value)
     if any(w in low for w in _LOST_WORDS):
         return "lost"
@@ -1238,6 +1258,7 @@ def _guess_stage(value: str) -> str | None:
 
 
 def _guess_type(value: str) -> str:
+    """The contract activity type a CRM type name suggests (``"other"`` when none does)."""
     low = value.lower()
     return next((t for word, t in _TYPE_WORDS if word in low), "other")
 
