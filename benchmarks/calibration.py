@@ -67,7 +67,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from coachnb.impact import deal_units, detect_activity_change, pipeline_impact  # noqa: E402
+from coachnb.impact import ImpactSettings, deal_units, detect_activity_change, pipeline_impact  # noqa: E402
 from coachnb.simulate import simulate_team  # noqa: E402
 
 ALPHA = 0.05
@@ -160,8 +160,8 @@ def run_one(task: tuple[int, int, int]) -> dict:
         return out
     outcome = deal_units(sim.value, sim.deal_amounts) if sc.outcome == "value" else sim.outcome
     # tested the way the report tests each outcome (pipeline value: the team trend taken out in full)
-    r = pipeline_impact(outcome, sim.rep_id, start, lag_weeks=LAG, horizon_weeks=sc.horizon,
-                        shrink_trend=sc.outcome != "value")
+    settings = ImpactSettings(lag_weeks=LAG, horizon_weeks=sc.horizon, shrink_trend=sc.outcome != "value")
+    r = pipeline_impact(outcome, sim.rep_id, start, settings)
     t0 = sim.outcome.index.get_loc(start)
     truth = 1.0 if sc.is_null else _window_truth(sim, t0, sc.horizon)
     covered = (r.ci_low <= truth <= r.ci_high) if np.isfinite(r.ci_low) else np.nan

@@ -50,9 +50,20 @@ from datetime import date, datetime, timezone
 from multiprocessing.connection import wait as wait_for_ready
 from pathlib import Path
 
-from .version import __version__
+import pandas as pd
+import papermill
+from filelock import FileLock, Timeout
+from papermill.exceptions import PapermillExecutionError
+from tqdm.auto import tqdm
+
+from .engine import IPCKernelManager, cleanup, freeze_baseline, get_shell, register
 from .errors import CoachnbError, DataError
 from .fsutil import atomic_write_text, path_inside, safe_filename
+from .loading import input_fingerprint, load
+from .render import get_exporter, render_html
+from .store import code_fingerprint, is_store, open_store, store_path
+from .store_build import build_store
+from .version import __version__
 
 #: Engine used when ``engine`` is not given.
 DEFAULT_ENGINE = "coachnb_inprocess"
@@ -115,12 +126,8 @@ def _engine_call(engine: str | None, timeout: float | None) -> tuple[str | None,
     """Papermill ``engine_name`` and engine keyword arguments for an engine choice."""
     engine = engine or DEFAULT_ENGINE
     if engine in KERNEL_ENGINE_NAMES:
-        from .engine import IPCKernelManager
-
         return None, {"kernel_manager_class": IPCKernelManager, "execution_timeout": timeout}
     if engine == DEFAULT_ENGINE:
-        from .engine import register
-
         register()
     return engine, {"execution_timeout": timeout}
 
@@ -157,12 +164,6 @@ def execute_task(task: dict) -> dict:
         ``error``, ``failed_cell`` ({index, source}), ``traceback``, ``stderr``, ``duration_s``.
         Never raises for a notebook's own failure.
     """
-    import nbformat
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
-    from .render import render_html
-
     started = time.perf_counter()
     result = {"status": "failed", "html": None, "ipynb": None, "error": None, "failed_cell": None,
               "traceback": "", "stderr": "", "duration_s": 0.0, "pid": os.getpid()}
@@ -208,6 +209,8 @@ def _overview_row(spec: dict) -> tuple[dict | None, float]:
     """
     started = time.perf_counter()
     try:
+        # lazy: coachnb.overview imports coachnb.report (~0.7 s, ~60 MB), which the parent and the
+        # kernel-engine or Dask worker processes that import this module don't otherwise need
         from .overview import summary_row
 
         row = summary_row(spec["features"], spec["as_of"], spec["lookback_weeks"], spec["rep_id"])
@@ -217,24 +220,22 @@ def _overview_row(spec: dict) -> tuple[dict | None, float]:
     return row, round(time.perf_counter() - started, 3)
 
 
-def _warm_up(engine: str | None) -> None:
-    """Import and build what every task needs, before the worker reports ready."""
-    import papermill  # noqa: F401
+def _warm_up(engine: str | None) -> str | None:
+    """Build what every task needs (HTML exporter, IPython shell), before the worker reports ready.
 
-    from .render import get_exporter
-
+    Returns the shell's temporary directory (None when the engine runs no shell in this process).
+    """
     get_exporter()
     if (engine or DEFAULT_ENGINE) == DEFAULT_ENGINE:
-        from .engine import get_shell
-
-        get_shell()
+        return get_shell().ipython_dir
+    return None
 
 
 def _system_memory_pool() -> None:
     """Let pyarrow allocate with malloc, whose free memory the engine hands back to the OS after
     each report (malloc_trim); pyarrow's own pool keeps what a worker's largest read needed."""
     try:
-        import pyarrow as pa
+        import pyarrow as pa  # here, inside the try: without a usable pyarrow the worker keeps its default pool
 
         pa.set_memory_pool(pa.system_memory_pool())
     except Exception:  # noqa: BLE001 - pyarrow absent or too old: its default pool then
@@ -246,15 +247,12 @@ def _worker_main(conn, engine: str | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
     _system_memory_pool()
     try:
-        _warm_up(engine)
+        scratch = _warm_up(engine)
     except BaseException as exc:  # report why we cannot work, then stop
         conn.send({"ready": False, "error": f"{type(exc).__name__}: {exc}"})
         return
-    from . import engine as engine_module
-
-    engine_module.freeze_baseline()  # later collections skip what every task shares
-    shell = engine_module._SHELL
-    conn.send({"ready": True, "pid": os.getpid(), "scratch": shell.ipython_dir if shell is not None else None})
+    freeze_baseline()  # later collections skip what every task shares
+    conn.send({"ready": True, "pid": os.getpid(), "scratch": scratch})
     try:
         while True:
             try:
@@ -265,8 +263,6 @@ def _worker_main(conn, engine: str | None) -> None:
                 return
             conn.send(execute_task(task))
     finally:
-        from .engine import cleanup
-
         cleanup()
 
 
@@ -552,7 +548,6 @@ def run_task_in_subprocess(task: dict) -> dict:
 def _subprocess_main(argv: list[str]) -> int:
     task_path, result_path = argv
     task = pickle.loads(Path(task_path).read_bytes())
-    _engine_call(task.get("engine"), None)
     result = execute_task(task)
     tmp = Path(result_path).with_suffix(".tmp")
     tmp.write_bytes(pickle.dumps(result))
@@ -561,7 +556,7 @@ def _subprocess_main(argv: list[str]) -> int:
 
 
 def _run_on_dask(scheduler, tasks, on_done) -> None:
-    from distributed import Client, as_completed
+    from distributed import Client, as_completed  # lazy: only a run on a Dask cluster needs it
 
     own_client = not hasattr(scheduler, "submit")
     client = Client(scheduler) if own_client else scheduler
@@ -584,9 +579,7 @@ def _run_on_dask(scheduler, tasks, on_done) -> None:
 
 def find_notebook(name: str) -> Path:
     """Locate a notebook shipped with coachnb (source checkout, editable or packaged install)."""
-    import coachnb
-
-    package = Path(coachnb.__file__).resolve().parent
+    package = Path(__file__).resolve().parent
     candidates = [package.parent / "notebooks" / name, package / "notebooks" / name,
                   Path(sys.prefix) / "share" / "coachnb" / "notebooks" / name]
     for path in candidates:
@@ -597,8 +590,6 @@ def find_notebook(name: str) -> Path:
 
 def declared_parameters(notebook: Path) -> dict:
     """Parameters declared in the notebook's ``parameters`` cell, by name."""
-    import papermill
-
     return papermill.inspect_notebook(str(notebook))
 
 
@@ -621,9 +612,6 @@ def _dataset_from_store(data_dir: Path, as_of: str, lookback_weeks, report_dir: 
     Keyed by the files' bytes (no parsing), so the parent skips loading gigabytes of raw data.
     """
     try:
-        from .loading import input_fingerprint
-        from .store import is_store, open_store, store_path
-
         fingerprint = input_fingerprint(data_dir)
         path = store_path(report_dir, fingerprint, as_of, int(lookback_weeks or 13))
         if not is_store(path):
@@ -642,8 +630,6 @@ def _feature_store(dataset, as_of, lookback_weeks, report_dir: Path, wanted: boo
     """
     if not wanted or dataset is None:
         return ""
-    from .store_build import build_store
-
     try:
         return str(build_store(dataset, as_of, int(lookback_weeks or 13), report_dir))
     except Exception as exc:  # noqa: BLE001 - a store is an optimisation, never a reason to fail a batch
@@ -660,8 +646,6 @@ def report_fingerprint(data_fingerprint: str, notebook_sha: str, parameters: dic
     """
     # the feature store's path is derived from the data fingerprint, which is already in the blob
     params = {k: v for k, v in parameters.items() if k not in ("data_dir", "out_dir", "report_dir", "features")}
-    from .store import code_fingerprint
-
     blob = json.dumps({"data": data_fingerprint, "notebook": notebook_sha, "coachnb": __version__,
                        "code": code_fingerprint(), "parameters": params}, sort_keys=True, default=str)
     return _sha256(blob.encode("utf-8"))
@@ -700,8 +684,6 @@ def _select_reps(ds, reps, team) -> tuple[list[dict], list[str]]:
 
 def _isna(value) -> bool:
     try:
-        import pandas as pd
-
         return value is None or bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
@@ -722,8 +704,6 @@ class _Progress:
         tty = sys.stderr.isatty() if enabled is None else enabled
         self.bar = None
         if tty and total:
-            from tqdm.auto import tqdm
-
             self.bar = tqdm(total=total, unit="report", file=sys.stderr, dynamic_ncols=True)
 
     def done(self, entry: dict) -> None:
@@ -811,8 +791,6 @@ def run_batch(data_dir, as_of, out="reports", reps=None, team=None, audience="ma
         # the parent needs (the store was built from a validated load of the same files)
         dataset = _dataset_from_store(data_dir, as_of, lookback_weeks, Path(out).resolve() / as_of)
     if dataset is None:
-        from .loading import load
-
         try:
             dataset = load(data_dir)
         except DataError as exc:
@@ -823,8 +801,6 @@ def run_batch(data_dir, as_of, out="reports", reps=None, team=None, audience="ma
 
     report_dir = Path(out).resolve() / as_of
     manifest_path = report_dir / MANIFEST_NAME
-
-    from filelock import FileLock, Timeout
 
     lock = FileLock(str(report_dir / ".coachnb.lock"))
     try:

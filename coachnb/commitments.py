@@ -23,6 +23,7 @@ from filelock import FileLock, Timeout
 
 from .config import ProcessConfig, load_config, week_start
 from .errors import CoachnbError
+from .loading import load
 from .schema import TABLES
 
 COLUMNS: list[str] = TABLES["commitments"].column_names
@@ -52,6 +53,13 @@ def _parse_day(value, what: str) -> date:
 
 
 def _parse_number(value, what: str) -> float:
+    """A finite number typed on the command line, as Python's ``float`` reads it (``"7"``, ``"0.8"``, ``"1e1"``).
+
+    Stricter than :func:`coachnb.loading.clean_number`, which also reads exports' currency
+    marks, thousands separators and decimal commas (``"$1,200"``, ``"3,5"``): a commitment's
+    target is typed by hand, and ``"3,5"`` there is more likely a slip than three and a half.
+    Raises :class:`CoachnbError` naming ``what`` for anything else, NaN and infinity included.
+    """
     try:
         x = float(value)
     except (TypeError, ValueError):
@@ -156,7 +164,7 @@ def auto_baseline(data_dir: str | Path, rep_id: str, metric: str, start: date) -
     CoachnbError
         When the rep has no weeks of data in the window (give the baseline by hand then).
     """
-    from .loading import load
+    # imported on use: metrics pulls in scipy (about 1 s), which `coachnb commit list` never needs
     from .metrics import metric_weekly
 
     ds = load(data_dir)
@@ -204,14 +212,17 @@ def next_commitment_id(existing_ids) -> str:
 
 
 def _format_number(x: float) -> str:
+    """A float as stored: up to 10 significant digits, no trailing zeros (``7.5``, ``10``)."""
     return f"{x:.10g}"
 
 
 def _line_ending(raw: bytes) -> str:
+    """The file's line ending, so an appended line matches the lines before it."""
     return "\r\n" if b"\r\n" in raw else "\n"
 
 
 def _encode_rows(header: list[str], rows: list[dict], line_ending: str) -> str:
+    """CSV text of ``rows`` in ``header`` order (missing values empty), quoting only where needed."""
     buf = io.StringIO(newline="")
     writer = csv.writer(buf, lineterminator=line_ending)
     for row in rows:
@@ -235,7 +246,14 @@ def _new_file_bytes(raw: bytes, header: list[str], records: list[dict], new_row:
 
 
 def _replace_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and move it over ``path`` in one step."""
+    """Write ``data`` to a temporary file beside ``path`` and move it over ``path`` in one step.
+
+    Does the job of :func:`coachnb.fsutil.atomic_write_bytes`, but not identically, so both
+    stay until someone decides the differences don't matter: the temporary file is
+    ``.commitments.<random>.tmp`` (fsutil's: ``.commitments.csv.<random>.tmp``); a new file's
+    mode comes from the umask read at each call (fsutil: read once at import); and the folder
+    is not fsynced after the rename (fsutil does that).
+    """
     mode = (path.stat().st_mode & 0o777) if path.exists() else None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".commitments.", suffix=".tmp")
     try:
@@ -256,6 +274,7 @@ def _replace_atomically(path: Path, data: bytes) -> None:
 
 
 def _check_supersedes(records: list[dict], supersedes: str, rep_id: str) -> None:
+    """Raise unless ``supersedes`` names an existing commitment of the same rep that nothing replaced yet."""
     by_id = {r.get("commitment_id", ""): r for r in records}
     old = by_id.get(supersedes)
     if old is None:
@@ -311,14 +330,58 @@ def add_commitment(data_dir, rep_id, metric, target, baseline="auto", start=None
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise CoachnbError(f"data folder {data_dir} does not exist")
+    rep_id = _known_rep(data_dir, rep_id)
+    cfg = load_config(data_dir)
+    metric = _known_metric(cfg, metric)
+    unit = cfg.commitment_metrics[metric].unit
+    start_day, end_day = _period(start, days)
+    agreed_day = date.today() if agreed_on in (None, "") else _parse_day(agreed_on, "agreed_on")
+    target_value = _parse_number(target, "target")
+    check_value_range(unit, target_value, "target")
+    supersedes = _clean_text(supersedes) or None
+    baseline_value = _baseline_value(baseline, data_dir, rep_id, metric, start_day)
+    check_value_range(unit, baseline_value, "baseline")
+    if math.isclose(target_value, baseline_value, rel_tol=0, abs_tol=1e-9):
+        raise CoachnbError(f"target equals the baseline ({baseline_value:g}); a commitment is a change "
+                           "from the current level")
+    row = _append_row(data_dir, {
+        "rep_id": rep_id,
+        "agreed_on": agreed_day.isoformat(),
+        "start": start_day.isoformat(),
+        "end": end_day.isoformat(),
+        "metric": metric,
+        "baseline": _format_number(baseline_value),
+        "target": _format_number(target_value),
+        "follow_up": _clean_text(follow_up),
+        "note": _clean_text(note),
+        "supersedes": supersedes or "",
+    })
+    return {**row, "baseline": baseline_value, "target": target_value,
+            "follow_up": row["follow_up"] or None, "note": row["note"] or None, "supersedes": supersedes}
+
+
+def _known_rep(data_dir: Path, rep_id) -> str:
+    """``rep_id`` as stored (text, stripped), after checking it is a rep of the data folder."""
     rep_id = "" if rep_id is None else str(rep_id).strip()
     if rep_id not in _read_rep_ids(data_dir):
         raise CoachnbError(f"rep {rep_id!r} is not in reps; check the id (ids are text, e.g. R007)")
-    cfg = load_config(data_dir)
+    return rep_id
+
+
+def _known_metric(cfg: ProcessConfig, metric) -> str:
+    """``metric`` as stored (stripped), after checking it is in the team's commitment-metric registry."""
     metric = "" if metric is None else str(metric).strip()
     if metric not in cfg.commitment_metrics:
         raise CoachnbError(f"unknown metric {metric!r}; known: {', '.join(sorted(cfg.commitment_metrics))}")
-    unit = cfg.commitment_metrics[metric].unit
+    return metric
+
+
+def _period(start, days) -> tuple[date, date]:
+    """First and last day of a commitment that starts on ``start`` and runs ``days`` days.
+
+    Takes ``start`` as ``YYYY-MM-DD`` text or a date, and ``days`` as a whole number from
+    :data:`MIN_DAYS` to :data:`MAX_DAYS` (``30``, ``"30"`` or ``30.0``; not ``7.5``).
+    """
     if start is None:
         raise CoachnbError("start is required (YYYY-MM-DD)")
     start_day = _parse_day(start, "start")
@@ -331,20 +394,23 @@ def add_commitment(data_dir, rep_id, metric, target, baseline="auto", start=None
                            "a commitment shorter than a week can't be read, one longer than four months "
                            "is a plan rather than a commitment")
     end_day = start_day + pd.Timedelta(days=n_days - 1).to_pytimedelta()
-    agreed_day = date.today() if agreed_on in (None, "") else _parse_day(agreed_on, "agreed_on")
-    target_value = _parse_number(target, "target")
-    check_value_range(unit, target_value, "target")
-    supersedes = _clean_text(supersedes) or None
+    return start_day, end_day
 
+
+def _baseline_value(baseline, data_dir: Path, rep_id: str, metric: str, start_day: date) -> float:
+    """The baseline as given, or the rep's recent level (:func:`auto_baseline`) for ``"auto"`` or blank."""
     if isinstance(baseline, str) and baseline.strip().lower() in ("auto", ""):
-        baseline_value = auto_baseline(data_dir, rep_id, metric, start_day)
-    else:
-        baseline_value = _parse_number(baseline, "baseline")
-    check_value_range(unit, baseline_value, "baseline")
-    if math.isclose(target_value, baseline_value, rel_tol=0, abs_tol=1e-9):
-        raise CoachnbError(f"target equals the baseline ({baseline_value:g}); a commitment is a change "
-                           "from the current level")
+        return auto_baseline(data_dir, rep_id, metric, start_day)
+    return _parse_number(baseline, "baseline")
 
+
+def _append_row(data_dir: Path, fields: dict) -> dict:
+    """Append one commitment under the file lock; returns the row written (text values, with its new id).
+
+    Takes the row's values but its id, which is only settled under the lock: one above the
+    largest in the file. Assumes ``fields`` is checked, except ``supersedes`` against the
+    file's rows, which happens under the lock too (another writer may just have superseded it).
+    """
     path = data_dir / FILE_NAME
     if not path.exists() and (data_dir / "commitments.parquet").exists():
         raise CoachnbError("commitments are kept in commitments.parquet here; coachnb writes commitments.csv. "
@@ -352,27 +418,14 @@ def add_commitment(data_dir, rep_id, metric, target, baseline="auto", start=None
     try:
         with FileLock(str(data_dir / LOCK_NAME), timeout=LOCK_TIMEOUT_SECONDS):
             raw, header, records = _read_existing(path) if path.exists() else (b"", [], [])
-            if supersedes is not None:
-                _check_supersedes(records, supersedes, rep_id)
-            row = {
-                "commitment_id": next_commitment_id(r.get("commitment_id", "") for r in records),
-                "rep_id": rep_id,
-                "agreed_on": agreed_day.isoformat(),
-                "start": start_day.isoformat(),
-                "end": end_day.isoformat(),
-                "metric": metric,
-                "baseline": _format_number(baseline_value),
-                "target": _format_number(target_value),
-                "follow_up": _clean_text(follow_up),
-                "note": _clean_text(note),
-                "supersedes": supersedes or "",
-            }
+            if fields["supersedes"]:
+                _check_supersedes(records, fields["supersedes"], fields["rep_id"])
+            row = {"commitment_id": next_commitment_id(r.get("commitment_id", "") for r in records), **fields}
             _replace_atomically(path, _new_file_bytes(raw, header, records, row))
     except Timeout:
         raise CoachnbError(f"{FILE_NAME} is locked by another writer for over {LOCK_TIMEOUT_SECONDS:g} s; "
                            f"try again (lock file: {data_dir / LOCK_NAME})") from None
-    return {**row, "baseline": baseline_value, "target": target_value,
-            "follow_up": row["follow_up"] or None, "note": row["note"] or None, "supersedes": supersedes}
+    return row
 
 
 # ----------------------------------------------------------------------------- reading

@@ -1,127 +1,35 @@
-"""Did the activity change move pipeline? (issue #4)
+"""Did the rep's activity change move pipeline? (issue #4)
 
-Works on weekly panels, independent of how the data was loaded:
+Provides
 
-* ``activity``: DataFrame, index = week Timestamps (one row per week, consecutive,
-  sorted), columns = rep_id, values = weekly count of the committed activity;
+* :func:`activity_change` -- did the committed weekly activity change, and was the
+  commitment kept (:class:`ActivityChange`);
+* :func:`pipeline_impact` -- did an outcome (new opportunities by default) move beyond what
+  the team went through, with a placebo-calibrated test (:class:`PipelineImpact`), tuned by
+  :class:`ImpactSettings`;
+* :func:`assess_commitment` -- both, with the activity gate wired, plus secondary outcomes
+  (:class:`CommitmentAssessment`); :func:`deal_units` puts pipeline value on a count-like scale;
+* :func:`detect_activity_change` -- a change date found in the *activity* series;
+* :func:`bh_adjust` -- Benjamini-Hochberg q-values for a team overview.
+
+The method, its assumptions and its generated calibration table are in ``docs/methods.md``;
+ideas tried and not kept, with their measured effect, in ``benchmarks/NOTES.md``.
+
+Panel conventions (independent of how the data was loaded):
+
+* ``activity``: DataFrame, index = week Timestamps (one row per week, consecutive, sorted),
+  columns = rep_id, values = weekly count of the committed activity;
 * ``outcome``: same shape; weekly opportunities created by default.
 
-A week label is the first day of the week. Dates passed in (``start``, ``end``) are
-mapped to the first week label on or after them (``start``) or the last week label on or
-before them (``end``). Weeks where a rep was not yet on the team should be NaN; a peer
-with any NaN is left out of the comparison group.
-
-The method, in short
---------------------
-*Did the activity change?* (:func:`activity_change`) compares the weekly counts in the
-commitment period with the rep's own baseline, with a quasi-Poisson interval inflated for
-autocorrelation, and classifies adherence to the target.
-
-*Did pipeline move?* (:func:`pipeline_impact`)
-
-1. Baseline: the ``P`` weeks before the change, leaving out the last ``gap_weeks``
-   (Ashenfelter's dip: reps often change what they do *because* pipeline just dropped).
-   Post window: ``horizon_weeks`` weeks starting ``lag_weeks`` after the change.
-2. Statistic: a log-ratio difference-in-differences. The rep's log post/pre rate ratio
-   minus the *team trend* removes whatever the whole team went through in the same
-   weeks (seasonality, quarter ends, shocks). The team trend is the inverse-variance
-   weighted mean of the unchanged peers' own log ratios, weights
-   ``1 / (Poisson variance + c0)`` with ``c0`` the peers' extra-Poisson variance: with
-   overdispersed counts a plain sum of the peers is dominated by its few high-volume
-   peers and carries more noise. Only the *share* ``beta`` of the trend that units' own
-   log ratios carry is taken out: the weighted least-squares slope of a unit's log ratio
-   on its trend over the placebo pool, clipped to [0, 1], fitted for each date on the
-   pool's other dates (dates within ``lag + horizon`` rows left out, so no placebo value,
-   and never the rep's own statistic, is fitted on itself; 1 where fewer than 20 values
-   remain). When the team-wide part is strong, ``beta`` is near 1; when it is weak next to
-   the peers' own noise, it is well below 1 and the trend's noise is not charged in full.
-   Counterfactual post rate = own baseline rate x trend ** beta. (Pipeline value takes the
-   trend out in full, ``shrink_trend=False``: a few large deals would steer the slope.)
-3. Inference: a *pooled placebo null*. The same statistic is computed for every
-   unchanged peer at every feasible date (peer vs. the other peers) and for the rep at
-   its own earlier dates (before the change). Statistics are studentized by their
-   Poisson + trend standard error plus one extra-Poisson variance component ``c``
-   fitted on the placebo pool (moments weighted by ``1/(v + c)^2``, so ``c`` is set by
-   the units it dominates), so low- and high-volume reps can share one null. The
-   p-value is the rank of the rep's statistic in that pool; the interval inverts the
-   same test. This holds size where plain Poisson tests, Newey-West and cluster-robust
-   errors do not (with one treated rep), see ``benchmarks/calibration.py``.
-4. Gates before any verdict, each named when it fails: activity really changed,
-   enough baseline weeks, the full post horizon observed, enough unchanged peers and
-   placebo values, and no unusually low baseline (dip flag). A flagged dip is let
-   through only when the change is also significant, in the same direction, against a
-   baseline that ends where the dip starts.
-5. Verdicts: ``"moved"`` (p <= alpha and every gate passed), ``"no meaningful change"``
-   (the whole interval inside ``[1 - m, 1 + m]``), ``"activity did not change"``, and
-   otherwise ``"not enough data to tell"`` -- with the minimum detectable effect and
-   roughly how many more weeks would tell. With ~3 opportunities a week, only changes
-   of about 1.6x-2.4x can be told apart from noise, so that last verdict is common.
-
-Assumptions: unchanged peers are comparable in *trend* (not level) to what the rep would
-have done without the change; the peers did not change at the same time (exclude those
-who did with ``excluded_peers``); the effect acts multiplicatively on the weekly rate.
-
-Power, honestly (``python benchmarks/calibration.py --jobs 2``, seed 2026, 2,000 null /
-1,000 effect teams a cell). The rep's own noise (overdispersion and autocorrelated
-territory noise) dominates the statistic; peers can only remove the team-wide part,
-which is small next to it in the default process (about 8-15% of the variance of a rep's log
-ratio). Taking out only the fitted share ``beta`` of the trend raised power by 2-5 points at
-the same false-positive rate. The gain is in how the statistic is studentized and ranked
-against the pool, not in a smaller raw error: on 1,500 null teams the mean square of the log
-rate ratio is about the same either way in every volume band (differences within +-0.012). The naive before/after test is not valid per
-rep at all (22% false positives; 30% with strong team-wide swings); size-adjusted with ONE
-global threshold (``adjG``) it has 5% false positives overall but 0.7% for reps under 1
-opportunity a week and 13% for reps with 5+ -- it buys its power on high-volume reps with false
-alarms, while coachnb stays at 4-8% in every volume band. Its null rejections also lean upward
-(quarter-end spikes). Held to the same 2.5% of false "moved up" claims (``cAdjU`` vs ``adjU``,
-the benchmark's primary comparison; every planted effect is an increase) coachnb has at least
-the naive test's power in all 15 cells of the primary outcome and significantly more (paired
-95% interval above 0) in 12: +50%/8 wk 0.18 vs 0.14, +100%/8 wk 0.39 vs 0.33, +100%/13 wk 0.42
-vs 0.38, +150%/8 wk 0.53 vs 0.47, +150%/13 wk 0.63 vs 0.59, strong team-wide swings +100%/8 wk
-0.27 vs 0.23. With one two-sided threshold each (``cAdjG`` vs ``adjG``) it is about even: within a
-point at 8 weeks, ahead with strong team swings, up to 2.3 points behind at 4 and 13 weeks: one
-global threshold spends the false positives where the information is (high-volume reps),
-which a test valid for every rep cannot do. The secondary outcome pipeline value, whose trend
-is taken out in full, is 2.5 points behind the naive test's size-adjusted power (0.25 vs 0.28).
-Held to 2.5% false "moved up" claims within each volume band (an oracle no user could set) the
-two are about even overall, and the naive statistic is ahead at 5+ a week (+150%/13 wk 0.79 vs
-0.62); coachnb's own statistic with an oracle threshold would be ahead there too (0.86 vs 0.80 on
-1,600 teams at 5-10 a week): the gap is the price of estimating the null from one team's
-dependent placebo pool. A normal reference in place of the rank (``2 * Phi(-|z|)``) gained power
-for increases but lost it two-sided, and was not kept.
-At the nominal level
-("moved") coachnb has 0.39 / 0.43 / 0.54 / 0.64 in the +100%/+150% x 8/13-week cells.
-Also evaluated on the same DGP and not kept: a count-scale score or
-signed-root-deviance statistic (symmetric at low counts: more power under 1 a week, less
-above 5, about even overall), a placebo pool restricted to peers of similar volume
-(smaller pools, 1-5 points less power), a 52-week baseline (helps the naive test more),
-a trend shrunk by one regression coefficient fitted on the whole pool, each value on itself
-(too liberal: 6.0-6.2% false positives in the known-date, small-team and value nulls).
-Also not kept: fitting the variance as ``a * v + c`` (a multiplier on the Poisson part, as the
-log of a small count varies 5-25% more than 1/count says): power fell 1-3 points and the
-false-positive rate of reps with 5+ a week rose from 4.3% to 5.6%.
-Also not kept: the exact Poisson variance of log(count + 1/2) for the post window where it exceeds
-1/(count + 1/2) (by 5-25% for 2-20 events): reps with 1-2.5 a week went from 7.8% to 7.3% false
-positives, everything else moved within noise. Open: that band's excess is mostly false "moved
-down" (62% of its rejections; 67% under 1 a week, 32-45% above 2.5): the log of a small count is
-skewed to the left. A per-unit Cornish-Fisher correction from the Poisson third moment of the
-unit's log counts, applied to the pool and the rep alike, left it at 7.8% (not kept), so the
-skew that matters is not the Poisson part's; a pool restricted to similar volumes cost 1-5
-points of power.
-Also not kept: shortening the baseline (down to ``min_pre_weeks``) when a short history with few
-peers leaves fewer placebo values than a test at alpha needs. It let about 6% more cases be
-tested (power +1 to +3.5 points), but those small pools (few dates, strongly dependent values)
-gave 9.6% false positives (489 null cases), where the pools the method keeps are at 2-6%.
-Earlier evaluated and not kept: studentizing each unit by its own pre-period dispersion
-(quasi-Poisson, with or without shrinkage to the pool) lost 1-2.5 points of power, as
-8-26 baseline weeks estimate a rep's noise poorly; moving the baseline back whenever a
-dip is flagged biased the statistic (selecting on a low recent stretch also selects a
-high earlier one; 8% false positives among those reps).
+A week label is the first day of the week. Dates passed in (``start``, ``end``) are mapped
+to the first week label on or after them (``start``) or the last week label on or before
+them (``end``). Weeks where a rep was not yet on the team should be NaN; a peer with any
+NaN is left out of the comparison group. Rates are counts per week throughout.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -132,8 +40,8 @@ ADHERENCE = ("kept", "partly kept", "not kept", "too early")
 #: label of the secondary outcome pipeline value (in deal units, see :func:`deal_units`)
 PIPELINE_VALUE = "pipeline value"
 #: secondary outcomes tested with the team trend taken out in full (``shrink_trend=False``):
-#: in pipeline value a few large deals would steer the fitted share (6.5% false positives, 9.5%
-#: for reps with 1-2.5 deal units a week)
+#: in pipeline value a few large deals would steer the fitted share (measured in
+#: ``benchmarks/NOTES.md``)
 FULL_TREND_OUTCOMES = frozenset({PIPELINE_VALUE})
 
 #: added to every count before taking logs, so weeks with zero events stay finite
@@ -290,12 +198,21 @@ def activity_change(
         before ``start`` minus ``gap_weeks`` (all available up to ``max_pre_weeks``).
     gap_weeks : int
         Weeks just before ``start`` kept out of the baseline.
+    pre_weeks : int, optional
+        Baseline weeks wanted (default ``max_pre_weeks``); fewer are used when the
+        history is shorter.
     label : str
         Plural noun for the sentence ("calls").
     alpha : float
         1 - confidence level of the rate-ratio interval.
+    max_pre_weeks : int
+        Longest baseline used when ``pre_weeks`` is not given.
     min_weeks : int
         Fewer observed weeks of the period than this -> adherence ``"too early"``.
+
+    Returns
+    -------
+    ActivityChange
 
     Notes
     -----
@@ -310,6 +227,36 @@ def activity_change(
     Without a target: ``"kept"`` when ``changed``, ``"partly kept"`` when the mean moved
     up but not clearly, ``"not kept"`` otherwise.
     """
+    pre, post, pre_rate = _activity_windows(activity, start, end, baseline, gap_weeks,
+                                            pre_weeks if pre_weeks is not None else max_pre_weeks)
+    n_post = int(len(post))
+    post_rate = float(post.mean()) if n_post else float("nan")
+    direction = "down" if (target is not None and np.isfinite(pre_rate) and target < pre_rate) else "up"
+    rr, lo, hi = _activity_rate_ratio(pre, post, pre_rate, baseline is not None, alpha)
+    changed = bool((lo > 1) if direction == "up" else (hi < 1)) if np.isfinite(lo) else False
+    if target is not None and n_post:
+        on = post >= target if direction == "up" else post <= target
+        n_on = int(on.sum())
+        share = n_on / n_post
+    else:
+        n_on, share = 0, float("nan")
+    adherence = _adherence(n_post, min_weeks, target, direction, pre_rate, post_rate, share, changed)
+    sentence = _activity_sentence(label, n_post, pre_rate, post_rate, target, direction, n_on, adherence, changed)
+    return ActivityChange(pre_rate=pre_rate, post_rate=post_rate, rate_ratio=float(rr), ci_low=float(lo),
+                          ci_high=float(hi), weeks_in_period=n_post, weeks_on_or_above_target=n_on,
+                          share_on_target=float(share), adherence=adherence, changed=changed,
+                          direction=direction, n_pre_weeks=int(len(pre)), target=target, sentence=sentence)
+
+
+def _activity_windows(activity: pd.Series, start, end, baseline: float | None, gap_weeks: int,
+                      want: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """The observed weeks of the baseline and of the commitment period, and the baseline rate.
+
+    Takes one rep's weekly series; the baseline is the ``want`` weeks ending ``gap_weeks``
+    before ``start`` (empty when ``baseline``, a known weekly rate, is given). NaN weeks are
+    dropped from both windows. Returns (baseline counts, period counts, baseline rate per
+    week; NaN without baseline weeks).
+    """
     s = pd.Series(activity, dtype=float)
     idx = _as_week_index(s.index)
     y = s.to_numpy()
@@ -317,74 +264,70 @@ def activity_change(
     b = min(_pos_on_or_before(idx, end), len(y) - 1)
     post = y[a:b + 1] if b >= a else np.array([])
     post = post[~np.isnan(post)]
-    n_post = int(len(post))
+    if baseline is not None:
+        return np.array([]), post, float(baseline)
+    stop = max(a - gap_weeks, 0)
+    pre = y[max(stop - want, 0):stop]
+    pre = pre[~np.isnan(pre)]
+    return pre, post, float(pre.mean()) if len(pre) else float("nan")
 
-    known_pre = baseline is not None
+
+def _activity_rate_ratio(pre: np.ndarray, post: np.ndarray, pre_rate: float, known_pre: bool,
+                         alpha: float) -> tuple[float, float, float]:
+    """Period rate / baseline rate with its quasi-Poisson (1 - alpha) interval (NaNs when not computable).
+
+    Both sums get ``_HALF`` so a zero count stays finite; with a known baseline rate the
+    denominator is floored at half an event over the period. Assumes weekly counts.
+    """
+    n_post = len(post)
+    if not (n_post and np.isfinite(pre_rate) and pre_rate >= 0 and (known_pre or len(pre) > 0)):
+        nan = float("nan")
+        return nan, nan, nan
     if known_pre:
-        pre = np.array([])
-        pre_rate = float(baseline)
+        rr = (post.sum() + _HALF) / n_post / max(pre_rate, _HALF / n_post)
     else:
-        stop = max(a - gap_weeks, 0)
-        want = pre_weeks if pre_weeks is not None else max_pre_weeks
-        pre = y[max(stop - want, 0):stop]
-        pre = pre[~np.isnan(pre)]
-        pre_rate = float(pre.mean()) if len(pre) else float("nan")
-    post_rate = float(post.mean()) if n_post else float("nan")
+        rr = ((post.sum() + _HALF) / n_post) / ((float(pre.sum()) + _HALF) / len(pre))
+    se, df = _quasi_poisson_log_ratio_se(pre, post, known_pre)
+    q = stats.t.ppf(1 - alpha / 2, df)
+    return rr, rr * math.exp(-q * se), rr * math.exp(q * se)
 
-    direction = "down" if (target is not None and np.isfinite(pre_rate) and target < pre_rate) else "up"
-    rr = lo = hi = float("nan")
-    if n_post and np.isfinite(pre_rate) and pre_rate >= 0 and (known_pre or len(pre) > 0):
-        pre_sum = pre_rate * max(len(pre), 1) if known_pre else float(pre.sum())
-        pre_n = max(len(pre), 1)
-        rr = ((post.sum() + _HALF) / n_post) / ((pre_sum + _HALF) / pre_n) if not known_pre else \
-            (post.sum() + _HALF) / n_post / max(pre_rate, _HALF / n_post)
-        se, df = _quasi_poisson_log_ratio_se(pre, post, known_pre)
-        q = stats.t.ppf(1 - alpha / 2, df)
-        lo, hi = rr * math.exp(-q * se), rr * math.exp(q * se)
-    changed = bool((lo > 1) if direction == "up" else (hi < 1)) if np.isfinite(lo) else False
 
-    if target is not None and n_post:
-        on = post >= target if direction == "up" else post <= target
-        n_on = int(on.sum())
-        share = n_on / n_post
-    else:
-        n_on, share = 0, float("nan")
-
+def _adherence(n_post: int, min_weeks: int, target: float | None, direction: str, pre_rate: float,
+               post_rate: float, share: float, changed: bool) -> str:
+    """The adherence category by the rule in :func:`activity_change`'s notes (rates per week)."""
     if n_post < min_weeks:
-        adherence = "too early"
-    elif target is not None:
-        sign = 1 if direction == "up" else -1
-        near = post_rate >= 0.9 * target if sign > 0 else post_rate <= target / 0.9
-        halfway = np.isfinite(pre_rate) and sign * (post_rate - pre_rate) >= 0.5 * sign * (target - pre_rate)
-        if near or share >= 0.75:
-            adherence = "kept"
-        elif share >= 0.25 or halfway:
-            adherence = "partly kept"
-        else:
-            adherence = "not kept"
-    else:
-        adherence = "kept" if changed else ("partly kept" if post_rate > pre_rate else "not kept")
+        return "too early"
+    if target is None:
+        return "kept" if changed else ("partly kept" if post_rate > pre_rate else "not kept")
+    sign = 1 if direction == "up" else -1
+    near = post_rate >= 0.9 * target if sign > 0 else post_rate <= target / 0.9
+    halfway = np.isfinite(pre_rate) and sign * (post_rate - pre_rate) >= 0.5 * sign * (target - pre_rate)
+    if near or share >= 0.75:
+        return "kept"
+    if share >= 0.25 or halfway:
+        return "partly kept"
+    return "not kept"
 
-    cap = label[:1].upper() + label[1:]
+
+def _activity_sentence(label: str, n_post: int, pre_rate: float, post_rate: float, target: float | None,
+                       direction: str, n_on: int, adherence: str, changed: bool) -> str:
+    """One plain sentence on the commitment period for the coaching report."""
     if n_post == 0:
-        sentence = f"The commitment period has not started yet (before: {_fmt(pre_rate)} {label} a week)."
+        return f"The commitment period has not started yet (before: {_fmt(pre_rate)} {label} a week)."
+    cap = label[:1].upper() + label[1:]
+    ctx = [f"target {target:g}" if target is not None else None, f"before {_fmt(pre_rate)}"]
+    sentence = (f"{cap} averaged {_fmt(post_rate)} a week over the {_plural(n_post, 'week')} "
+                f"({', '.join(c for c in ctx if c)})")
+    if target is not None:
+        side = "on or above" if direction == "up" else "on or below"
+        sentence += f": {side} target in {n_on} of {n_post} weeks."
     else:
-        ctx = [f"target {target:g}" if target is not None else None, f"before {_fmt(pre_rate)}"]
-        sentence = (f"{cap} averaged {_fmt(post_rate)} a week over the {_plural(n_post, 'week')} "
-                    f"({', '.join(c for c in ctx if c)})")
-        if target is not None:
-            side = "on or above" if direction == "up" else "on or below"
-            sentence += f": {side} target in {n_on} of {n_post} weeks."
-        else:
-            sentence += "."
-        if adherence == "too early":
-            sentence += " Too early to judge the commitment."
-        elif not changed:
-            sentence += " Not a clear change from before yet."
-    return ActivityChange(pre_rate=pre_rate, post_rate=post_rate, rate_ratio=float(rr), ci_low=float(lo),
-                          ci_high=float(hi), weeks_in_period=n_post, weeks_on_or_above_target=n_on,
-                          share_on_target=float(share), adherence=adherence, changed=changed,
-                          direction=direction, n_pre_weeks=int(len(pre)), target=target, sentence=sentence)
+        sentence += "."
+    if adherence == "too early":
+        sentence += " Too early to judge the commitment."
+    elif not changed:
+        sentence += " Not a clear change from before yet."
+    return sentence
 
 
 # ------------------------------------------------------------- (2) the placebo machinery
@@ -510,7 +453,7 @@ def _placebo_null(rep_y, peers_y, t0, pre, gap, lag, horizon, own_until, shrink_
     lr_all, tr_all = np.concatenate(lrs_), np.concatenate(trends_)
     vp_all, vt_all = np.concatenate(vars_), np.concatenate(tvars_)
     dates = np.concatenate(dates_)
-    # How much of the estimated team trend to take out (see the module notes): the slope of a
+    # How much of the estimated team trend to take out (docs/methods.md): the slope of a
     # unit's log ratio on its trend, fitted away from each date (dates whose windows overlap it
     # left out), so no placebo value is fitted on itself -- and the rep's own statistic never is.
     block = lag + horizon
@@ -671,80 +614,105 @@ def _mde_factor(pl: _Placebo, alpha: float, power: float = 0.8) -> float:
     return z_hi - float(np.quantile(pl.z, 1 - power))
 
 
-def pipeline_impact(
-    outcome: pd.DataFrame,
-    rep_id,
-    start,
-    *,
-    lag_weeks: int = 2,
-    horizon_weeks: int = 8,
-    gap_weeks: int = 2,
-    peers: list | None = None,
-    excluded_peers: list | None = None,
-    alpha: float = 0.05,
-    equivalence_margin: float = 0.15,
-    min_pre_weeks: int = 8,
-    min_peers: int = 4,
-    activity_changed: bool | None = None,
-    max_pre_weeks: int = 26,
-    dip_weeks: int = 6,
-    dip_alpha: float = 0.05,
-    target_mde: float = 1.5,
-    label: str = "new opportunities",
-    shrink_trend: bool = True,
-) -> PipelineImpact:
-    """Did the rep's pipeline move after the activity change, beyond what the team went through?
+@dataclass(frozen=True)
+class ImpactSettings:
+    """The tuning of the "did it move pipeline?" test: windows, levels and minimum data.
 
-    Parameters
+    One frozen value, shared by every call that should be judged the same way; change a field
+    with ``dataclasses.replace(settings, horizon_weeks=13)``. All windows are in weeks.
+
+    Attributes
     ----------
-    outcome : DataFrame
-        Weekly panel (index = consecutive week Timestamps, columns = rep_id), counts per week.
-    rep_id : column label
-        The rep who changed.
-    start : date-like
-        Week the activity change started (mapped to the first week label on or after it).
     lag_weeks : int
-        Weeks after ``start`` before an effect on pipeline can show (post window start).
+        Weeks after the change before an effect on pipeline can show (the post window starts
+        here).
     horizon_weeks : int
-        Post weeks the verdict needs (the post window length).
+        Post weeks the verdict needs (the post window's length).
     gap_weeks : int
-        Weeks right before ``start`` kept out of the baseline (Ashenfelter's dip).
-    peers : list, optional
-        Unchanged comparison reps; default all other columns.
-    excluded_peers : list, optional
-        Peers to leave out (e.g. they changed too).
-    alpha : float
-        Test level; intervals are (1 - alpha).
-    equivalence_margin : float
-        m in the band [1 - m, 1 + m] that counts as "no meaningful change".
+        Weeks right before the change kept out of the baseline (Ashenfelter's dip).
+    max_pre_weeks : int
+        Longest baseline used (older weeks say little about now).
     min_pre_weeks : int
         Baseline weeks required (gate ``pre_weeks``).
     min_peers : int
         Unchanged peers required (gate ``peers``; the placebo pool must also allow p <= alpha).
-    activity_changed : bool or None
-        Result of :func:`activity_change`; False -> verdict "activity did not change";
-        None -> gate not checked.
-    max_pre_weeks : int
-        Longest baseline used (older weeks say little about now).
-    dip_weeks, dip_alpha : int, float
-        The last ``dip_weeks`` before ``start`` are compared with the rep's earlier history
-        (peer-adjusted, same placebo test, one-sided); a ratio below 0.8 with p <= dip_alpha
-        fails gate ``baseline_dip`` -- unless the change is significant AND also significant
-        in the same direction against a baseline ending ``dip_weeks`` before ``start`` (the
-        dipped weeks left out), in which case the gate passes with that noted.
+    alpha : float
+        Test level; intervals are (1 - alpha).
+    equivalence_margin : float
+        m in the band [1 - m, 1 + m] of rate ratios that counts as "no meaningful change".
+    dip_weeks : int
+        The last ``dip_weeks`` before the change are compared with the rep's earlier history
+        (gate ``baseline_dip``); 0 turns the check off.
+    dip_alpha : float
+        One-sided level of that comparison; a ratio below 0.8 with p <= dip_alpha fails the gate.
     target_mde : float
         Rate ratio that ``weeks_needed`` aims to make detectable.
-    label : str
-        Plural noun of the outcome for the sentence.
     shrink_trend : bool
-        Take out only the share of the team trend that units' own log ratios carry (a slope
-        fitted on the placebo pool, away from each date; see the module notes). False takes it
-        out in full: used for pipeline value, where a few large deals would steer that fit.
-
-    Returns
-    -------
-    PipelineImpact
+        Take out only the share of the team trend that units' own log ratios carry (fitted on
+        the placebo pool, see ``docs/methods.md``). False takes it out in full: used for
+        pipeline value (:data:`FULL_TREND_OUTCOMES`), where a few large deals would steer the fit.
     """
+
+    lag_weeks: int = 2
+    horizon_weeks: int = 8
+    gap_weeks: int = 2
+    max_pre_weeks: int = 26
+    min_pre_weeks: int = 8
+    min_peers: int = 4
+    alpha: float = 0.05
+    equivalence_margin: float = 0.15
+    dip_weeks: int = 6
+    dip_alpha: float = 0.05
+    target_mde: float = 1.5
+    shrink_trend: bool = True
+
+    def __post_init__(self):
+        # fail at construction, not with an index error deep in the window arithmetic
+        for name in ("lag_weeks", "gap_weeks", "max_pre_weeks", "min_pre_weeks", "min_peers", "dip_weeks"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ImpactSettings.{name} must be >= 0, got {getattr(self, name)}")
+        if self.horizon_weeks < 1:
+            raise ValueError(f"ImpactSettings.horizon_weeks must be >= 1, got {self.horizon_weeks}")
+        if not 0 < self.alpha < 1 or not 0 < self.dip_alpha < 1:
+            raise ValueError(f"ImpactSettings.alpha and dip_alpha must lie in (0, 1), got {self.alpha}, "
+                             f"{self.dip_alpha}")
+
+
+#: the settings the reports use
+DEFAULT_SETTINGS = ImpactSettings()
+
+
+@dataclass
+class _Case:
+    """One rep's test as arrays and row positions: what every step of :func:`pipeline_impact` reads.
+
+    Rows are week positions in the panel; ``pre`` / ``horizon`` are window lengths in weeks.
+    """
+
+    rep_y: np.ndarray  # the rep's weekly outcome, NaN before the rep joined
+    peers: np.ndarray  # (weeks x peers) outcome of the unchanged peers with no missing week
+    n_dropped: int  # candidate peers left out for missing weeks
+    t0: int  # row of the change week
+    first: int  # the rep's first observed row
+    pre: int  # baseline weeks used (at most max_pre_weeks)
+    pre_before_dip: int  # baseline weeks available before the last dip_weeks (dip check and its confirmation)
+    n_post_avail: int  # post weeks observed so far, at most horizon_weeks
+    horizon: int  # post weeks used (0 when none observed yet)
+    cs_r: np.ndarray  # cumulative sums of rep_y (NaN as 0) with a leading zero row
+    cs_p: np.ndarray  # cumulative sums of peers with a leading zero row
+
+    @property
+    def n_peers(self) -> int:
+        return self.peers.shape[1]
+
+    @property
+    def T(self) -> int:
+        return len(self.rep_y)
+
+
+def _case(outcome: pd.DataFrame, rep_id, start, cfg: ImpactSettings, peers: list | None,
+          excluded_peers: list | None) -> _Case:
+    """The rep's and the usable peers' weekly outcome as arrays, with the windows' rows and lengths."""
     idx = _as_week_index(outcome.index)
     if rep_id not in outcome.columns:
         raise KeyError(f"rep {rep_id!r} not in the outcome panel")
@@ -756,159 +724,267 @@ def pipeline_impact(
     candidates = [c for c in candidates if c not in excluded]
     peer_block = outcome[candidates].to_numpy(dtype=float) if candidates else np.zeros((T, 0))
     complete = ~np.isnan(peer_block).any(axis=0)
-    peer_block = peer_block[:, complete]
-    n_dropped = int((~complete).sum())
-    J = peer_block.shape[1]
-
+    usable = peer_block[:, complete]
     observed = ~np.isnan(rep_y)
     first = int(np.argmax(observed)) if observed.any() else T
-    pre = int(min(max_pre_weeks, max(0, t0 - gap_weeks - first)))
-    n_post_avail = int(max(0, min(T, t0 + lag_weeks + horizon_weeks) - (t0 + lag_weeks)))
-    horizon = n_post_avail if n_post_avail >= 1 else 0
+    n_post_avail = int(max(0, min(T, t0 + cfg.lag_weeks + cfg.horizon_weeks) - (t0 + cfg.lag_weeks)))
+    return _Case(rep_y=rep_y, peers=usable, n_dropped=int((~complete).sum()), t0=t0, first=first,
+                 pre=int(min(cfg.max_pre_weeks, max(0, t0 - cfg.gap_weeks - first))),
+                 pre_before_dip=int(min(cfg.max_pre_weeks, max(0, t0 - cfg.dip_weeks - first))),
+                 n_post_avail=n_post_avail, horizon=n_post_avail if n_post_avail >= 1 else 0,
+                 cs_r=_cumsum0(np.nan_to_num(rep_y)), cs_p=_cumsum0(usable))
 
-    gates: dict[str, str] = {}
-    gates["activity_changed"] = ("not checked" if activity_changed is None else
-                                 "passed" if activity_changed else
-                                 "failed: the committed activity did not clearly change")
-    gates["pre_weeks"] = ("passed" if pre >= min_pre_weeks else
-                          f"failed: only {pre} baseline weeks before the change (need {min_pre_weeks})")
-    gates["post_horizon"] = ("passed" if n_post_avail >= horizon_weeks else
-                             f"failed: {n_post_avail} of {horizon_weeks} post weeks observed so far")
 
-    nan = float("nan")
-    res = dict(rate_ratio=nan, ci_low=nan, ci_high=nan, abs_diff_per_week=nan, p_value=nan, mde_ratio=nan,
-               n_pre_weeks=pre, n_post_weeks=horizon, n_peers=J, n_placebo=0, pre_rate=nan, post_rate=nan,
-               counterfactual_rate=nan, naive_rate_ratio=nan, naive_p_value=nan)
-    cs_r = _cumsum0(np.nan_to_num(rep_y))
-    cs_p = _cumsum0(peer_block)
-    pl = None
-    if pre >= 1 and J >= 2:
-        # The null is built for the horizon we can use now (or the full one, for the MDE, if none yet).
-        h_null = horizon if horizon >= 1 else horizon_weeks
-        if gap_weeks + pre + lag_weeks + h_null <= T:
-            pl = _placebo_null(rep_y, peer_block, t0, pre, gap_weeks, lag_weeks, h_null, own_until=t0,
-                               shrink_trend=shrink_trend)
-        if pre >= 1:
-            u_pre = cs_r[t0 - gap_weeks] - cs_r[t0 - gap_weeks - pre]
-            res["pre_rate"] = float(u_pre / pre)
-    n_placebo = 0 if pl is None else len(pl.z)
-    res["n_placebo"] = n_placebo
-    z_lo, z_hi = _critical_z(pl.z, alpha) if pl is not None else (-math.inf, math.inf)
-    enough_pool = np.isfinite(z_hi)
-    if J < min_peers:
-        gates["peers"] = f"failed: only {J} unchanged peers to compare with (need {min_peers})"
+def _data_gates(case: _Case, cfg: ImpactSettings, activity_changed: bool | None) -> dict[str, str]:
+    """Gates ``activity_changed``, ``pre_weeks`` and ``post_horizon``: ``"passed"``, ``"not checked"``
+    or ``"failed: <reason>"``."""
+    return {
+        "activity_changed": ("not checked" if activity_changed is None else "passed" if activity_changed else
+                             "failed: the committed activity did not clearly change"),
+        "pre_weeks": ("passed" if case.pre >= cfg.min_pre_weeks else
+                      f"failed: only {case.pre} baseline weeks before the change (need {cfg.min_pre_weeks})"),
+        "post_horizon": ("passed" if case.n_post_avail >= cfg.horizon_weeks else
+                         f"failed: {case.n_post_avail} of {cfg.horizon_weeks} post weeks observed so far"),
+    }
+
+
+def _null_for(case: _Case, cfg: ImpactSettings) -> _Placebo | None:
+    """The pooled placebo null for the rep's windows (None without baseline, 2 peers or room for one window).
+
+    Built for the post weeks usable now, or for the full horizon (for the MDE) when none are
+    observed yet.
+    """
+    if case.pre < 1 or case.n_peers < 2:
+        return None
+    h_null = case.horizon if case.horizon >= 1 else cfg.horizon_weeks
+    if cfg.gap_weeks + case.pre + cfg.lag_weeks + h_null > case.T:
+        return None
+    return _placebo_null(case.rep_y, case.peers, case.t0, case.pre, cfg.gap_weeks, cfg.lag_weeks, h_null,
+                         own_until=case.t0, shrink_trend=cfg.shrink_trend)
+
+
+def _peers_gate(case: _Case, cfg: ImpactSettings, n_placebo: int, enough_pool: bool) -> str:
+    """Gate ``peers``: enough unchanged peers, and a placebo pool large enough for p <= alpha."""
+    if case.n_peers < cfg.min_peers:
+        gate = f"failed: only {case.n_peers} unchanged peers to compare with (need {cfg.min_peers})"
     elif not enough_pool:
-        need = math.ceil(2 / alpha) - 1
-        gates["peers"] = f"failed: only {n_placebo} placebo comparisons (need {need} for a test at {alpha:g})"
+        need = math.ceil(2 / cfg.alpha) - 1
+        gate = f"failed: only {n_placebo} placebo comparisons (need {need} for a test at {cfg.alpha:g})"
     else:
-        gates["peers"] = "passed"
-    if n_dropped:
-        gates["peers"] += f" ({n_dropped} peers with missing weeks left out)"
+        gate = "passed"
+    if case.n_dropped:
+        gate += f" ({case.n_dropped} peers with missing weeks left out)"
+    return gate
 
-    # Dip check: last dip_weeks before the change vs the rep's earlier history, same machinery.
-    dip_ratio = nan
-    hist = int(min(max_pre_weeks, max(0, t0 - dip_weeks - first)))
-    gates["baseline_dip"] = "not checked"
-    dip_low = ""
-    if dip_weeks >= 1 and hist >= 4 and J >= 2 and t0 - dip_weeks >= 0:
-        dpl = _placebo_null(rep_y, peer_block, t0 - dip_weeks, hist, 0, 0, dip_weeks, own_until=t0 - dip_weeks,
-                            shrink_trend=shrink_trend)
-        c0 = dpl.peer_extra_var if dpl is not None else 0.1
-        s, v, *_ = _unit_vs_team(rep_y, peer_block, np.array([t0 - dip_weeks]), hist, 0, 0, dip_weeks, c0,
-                                 dpl.beta if dpl is not None else 1.0)
-        dip_ratio = float(np.exp(s[0]))
-        if dpl is not None and len(dpl.z) >= 19:
-            _, _, p_low = _rank_p(float(s[0] / np.sqrt(v[0] + dpl.extra_var)), dpl.z)
-            if p_low <= dip_alpha and dip_ratio < 0.8:
-                dip_low = (f"{label} in the {dip_weeks} weeks before the change were "
-                           f"unusually low ({dip_ratio:.2f}× the rep's earlier level, team-adjusted)")
-                gates["baseline_dip"] = f"failed: {dip_low}"
-            else:
-                gates["baseline_dip"] = "passed"
 
-    se_now = nan
-    if pl is not None and horizon >= 1 and pre >= 1:
-        d0 = np.array([t0])
-        s, v, log_trend, u_pre, u_post = (float(x[0]) for x in _unit_vs_team(
-            rep_y, peer_block, d0, pre, gap_weeks, lag_weeks, horizon, pl.peer_extra_var, pl.beta))
-        se_now = math.sqrt(v + pl.extra_var)
-        z0 = s / se_now
-        p, _, _ = _rank_p(z0, pl.z)
-        trend = math.exp(log_trend)
-        res.update(rate_ratio=math.exp(s), p_value=p, post_rate=u_post / horizon,
-                   ci_low=math.exp(s - se_now * z_hi) if np.isfinite(z_hi) else 0.0,
-                   ci_high=math.exp(s - se_now * z_lo) if np.isfinite(z_lo) else math.inf)
-        res["counterfactual_rate"] = res["pre_rate"] * trend
-        res["abs_diff_per_week"] = res["post_rate"] - res["counterfactual_rate"]
-        res["naive_rate_ratio"], res["naive_p_value"] = _naive_poisson_test(u_pre, u_post, pre, horizon)
-        # A flagged dip blocks a "moved" verdict unless the change also shows, in the same direction,
-        # against the baseline that ends where the dip starts (so a rebound alone cannot pass).
-        # Only ever turns a failed gate into a passed one when both tests reject: never less strict
-        # than refusing outright on the flagged, more powerful when the dip was chance.
-        pre2 = int(min(max_pre_weeks, max(0, t0 - dip_weeks - first)))
-        if dip_low and p <= alpha and dip_weeks > gap_weeks and pre2 >= min_pre_weeks:
-            pl2 = _placebo_null(rep_y, peer_block, t0, pre2, dip_weeks, lag_weeks, horizon, own_until=t0,
-                                shrink_trend=shrink_trend)
-            if pl2 is not None and np.isfinite(_critical_z(pl2.z, alpha)[1]):
-                s2, v2, *_ = (float(x[0]) for x in _unit_vs_team(
-                    rep_y, peer_block, d0, pre2, dip_weeks, lag_weeks, horizon, pl2.peer_extra_var, pl2.beta))
-                p2, _, _ = _rank_p(s2 / math.sqrt(v2 + pl2.extra_var), pl2.z)
-                if p2 <= alpha and (s2 > 0) == (s > 0):
-                    gates["baseline_dip"] = (f"passed: {dip_low}, but the change also shows against the "
-                                             f"{pre2} weeks before them (p = {p2:.3f})")
+def _dip_check(case: _Case, cfg: ImpactSettings, label: str) -> tuple[float, str, str]:
+    """Were the last ``dip_weeks`` before the change unusually low against the rep's earlier history?
 
-    # MDE for a hypothetical post window of h weeks: the rep's and the peers' Poisson parts from
-    # their baselines (so the team-trend variance needs no post data), the rep's extra part scaled
-    # like a mean over h weeks (1/h + 1/P), relative to the window the null was built for.
-    # Vectorized over h: the weeks-needed search asks for every h up to two years.
-    factor = _mde_factor(pl, alpha) if pl is not None and pre >= 1 and enough_pool else math.inf
+    The same peer-adjusted statistic and placebo machinery, one-sided. Returns (dip ratio,
+    team-adjusted, NaN when not computed; the reason when flagged, else ""; gate
+    ``baseline_dip``).
+    """
+    k, hist = cfg.dip_weeks, case.pre_before_dip
+    if not (k >= 1 and hist >= 4 and case.n_peers >= 2 and case.t0 - k >= 0):
+        return float("nan"), "", "not checked"
+    dpl = _placebo_null(case.rep_y, case.peers, case.t0 - k, hist, 0, 0, k, own_until=case.t0 - k,
+                        shrink_trend=cfg.shrink_trend)
+    c0 = dpl.peer_extra_var if dpl is not None else 0.1
+    s, v, *_ = _unit_vs_team(case.rep_y, case.peers, np.array([case.t0 - k]), hist, 0, 0, k, c0,
+                             dpl.beta if dpl is not None else 1.0)
+    dip_ratio = float(np.exp(s[0]))
+    if dpl is None or len(dpl.z) < 19:  # too few placebo values for a one-sided test at 5%
+        return dip_ratio, "", "not checked"
+    _, _, p_low = _rank_p(float(s[0] / np.sqrt(v[0] + dpl.extra_var)), dpl.z)
+    if p_low <= cfg.dip_alpha and dip_ratio < 0.8:
+        dip_low = (f"{label} in the {k} weeks before the change were "
+                   f"unusually low ({dip_ratio:.2f}× the rep's earlier level, team-adjusted)")
+        return dip_ratio, dip_low, f"failed: {dip_low}"
+    return dip_ratio, "", "passed"
+
+
+def _estimate(case: _Case, cfg: ImpactSettings, pl: _Placebo, z_lo: float, z_hi: float,
+              pre_rate: float) -> tuple[dict, float]:
+    """The rep's statistic against the null: rate ratio, rank p-value, interval, counterfactual, naive test.
+
+    The interval inverts the rank test (``z_lo``, ``z_hi`` from :func:`_critical_z`), so it
+    excludes 1 exactly when p <= alpha. Rates per week; the counterfactual is the baseline
+    rate (``pre_rate``) x the team trend ** beta. Returns (the result's fields, the rep's
+    statistic: log rate ratio against the counterfactual).
+    """
+    s, v, log_trend, u_pre, u_post = (float(x[0]) for x in _unit_vs_team(
+        case.rep_y, case.peers, np.array([case.t0]), case.pre, cfg.gap_weeks, cfg.lag_weeks, case.horizon,
+        pl.peer_extra_var, pl.beta))
+    se_now = math.sqrt(v + pl.extra_var)
+    p, _, _ = _rank_p(s / se_now, pl.z)
+    res = dict(rate_ratio=math.exp(s), p_value=p, post_rate=u_post / case.horizon,
+               ci_low=math.exp(s - se_now * z_hi) if np.isfinite(z_hi) else 0.0,
+               ci_high=math.exp(s - se_now * z_lo) if np.isfinite(z_lo) else math.inf)
+    res["counterfactual_rate"] = pre_rate * math.exp(log_trend)
+    res["abs_diff_per_week"] = res["post_rate"] - res["counterfactual_rate"]
+    res["naive_rate_ratio"], res["naive_p_value"] = _naive_poisson_test(u_pre, u_post, case.pre, case.horizon)
+    return res, s
+
+
+def _dip_confirmed(case: _Case, cfg: ImpactSettings, stat: float, dip_low: str) -> str | None:
+    """Gate ``baseline_dip`` text when a significant change also shows against the baseline before the dip.
+
+    A flagged dip blocks a "moved" verdict unless the change also shows, in the same
+    direction, against the baseline that ends where the dip starts (so a rebound alone cannot
+    pass). Only ever turns a failed gate into a passed one when both tests reject: never less
+    strict than refusing outright on the flagged, more powerful when the dip was chance.
+    ``stat``: the rep's statistic against the usual baseline (its sign is the direction);
+    ``dip_low``: why the dip was flagged. Returns the gate's new text, or None when the change
+    does not show (the gate stays failed).
+    """
+    pre2 = case.pre_before_dip
+    if not (cfg.dip_weeks > cfg.gap_weeks and pre2 >= cfg.min_pre_weeks):
+        return None
+    pl2 = _placebo_null(case.rep_y, case.peers, case.t0, pre2, cfg.dip_weeks, cfg.lag_weeks, case.horizon,
+                        own_until=case.t0, shrink_trend=cfg.shrink_trend)
+    if pl2 is None or not np.isfinite(_critical_z(pl2.z, cfg.alpha)[1]):
+        return None
+    s2, v2, *_ = (float(x[0]) for x in _unit_vs_team(case.rep_y, case.peers, np.array([case.t0]), pre2,
+                                                      cfg.dip_weeks, cfg.lag_weeks, case.horizon,
+                                                      pl2.peer_extra_var, pl2.beta))
+    p2, _, _ = _rank_p(s2 / math.sqrt(v2 + pl2.extra_var), pl2.z)
+    if p2 <= cfg.alpha and (s2 > 0) == (stat > 0):
+        return f"passed: {dip_low}, but the change also shows against the {pre2} weeks before them (p = {p2:.3f})"
+    return None
+
+
+def _mde_curve(case: _Case, cfg: ImpactSettings, pl: _Placebo | None, enough_pool: bool):
+    """Minimum detectable upward rate ratio (80% power at alpha) as a function of post weeks ``h``.
+
+    The rep's and the peers' Poisson parts come from their baselines (so the team-trend
+    variance needs no post data), the rep's extra part is scaled like a mean over ``h`` weeks
+    (1/h + 1/P), relative to the window the null was built for. Vectorized over ``h``: the
+    weeks-needed search asks for every ``h`` up to two years. Returns a function of an array
+    of week counts giving an array of ratios (``inf`` where the pool can't reach alpha).
+    """
+    pre, gap, t0 = case.pre, cfg.gap_weeks, case.t0
+    factor = _mde_factor(pl, cfg.alpha) if pl is not None and pre >= 1 and enough_pool else math.inf
 
     def mde_at(h) -> np.ndarray:
         h = np.atleast_1d(np.asarray(h, dtype=float))
         if not np.isfinite(factor):
             return np.full(h.shape, math.inf)
-        h_ref = horizon if horizon >= 1 else horizon_weeks
-        u_pre = cs_r[t0 - gap_weeks] - cs_r[t0 - gap_weeks - pre]
-        p_pre = cs_p[t0 - gap_weeks] - cs_p[t0 - gap_weeks - pre]
+        h_ref = case.horizon if case.horizon >= 1 else cfg.horizon_weeks
+        u_pre = case.cs_r[t0 - gap] - case.cs_r[t0 - gap - pre]
+        p_pre = case.cs_p[t0 - gap] - case.cs_p[t0 - gap - pre]
         _, v = _log_ratio(u_pre, 0.0, pre, h)
         _, vp = _log_ratio(p_pre[None, :], 0.0, pre, h[:, None])
         v_trend = pl.beta ** 2 / np.sum(1.0 / (vp + pl.peer_extra_var), axis=1)
         extra = pl.extra_var * (1 / h + 1 / pre) / (1 / h_ref + 1 / pre)
         return np.exp(np.sqrt(v + v_trend + extra) * factor)
 
-    res["mde_ratio"] = float(mde_at(horizon if horizon >= 1 else horizon_weeks)[0])
+    return mde_at
 
-    # Verdict.
-    failed = [g for g, st in gates.items() if st.startswith("failed")]
-    direction = None
-    weeks_needed = None
+
+def _verdict(res: dict, gates: dict[str, str], cfg: ImpactSettings, activity_changed: bool | None
+             ) -> tuple[str, str | None]:
+    """(verdict, direction) from the estimate and the gates, by the rules in ``docs/methods.md``."""
     rr, lo, hi, p = res["rate_ratio"], res["ci_low"], res["ci_high"], res["p_value"]
     if activity_changed is False:
-        verdict = "activity did not change"
-    elif failed or not np.isfinite(rr):
-        verdict = "not enough data to tell"
-    elif p <= alpha:
-        verdict = "moved"
-        direction = "up" if rr > 1 else "down"
-    elif lo >= 1 - equivalence_margin and hi <= 1 + equivalence_margin:
-        verdict = "no meaningful change"
-    else:
-        verdict = "not enough data to tell"
-    if verdict == "not enough data to tell" and pl is not None and enough_pool:
-        have = horizon
-        hs = np.arange(max(have, 1), 105)
-        reach = (mde_at(hs) <= target_mde) & (hs >= horizon_weeks)
-        if reach.any():
-            weeks_needed = int(hs[np.argmax(reach)]) - have
+        return "activity did not change", None
+    if any(st.startswith("failed") for st in gates.values()) or not np.isfinite(rr):
+        return "not enough data to tell", None
+    if p <= cfg.alpha:
+        return "moved", "up" if rr > 1 else "down"
+    if lo >= 1 - cfg.equivalence_margin and hi <= 1 + cfg.equivalence_margin:
+        return "no meaningful change", None
+    return "not enough data to tell", None
 
+
+def _weeks_needed(mde_at, have: int, cfg: ImpactSettings) -> int | None:
+    """More post weeks (beyond ``have``) until the MDE reaches ``target_mde`` and the horizon is full;
+    None if not within two years."""
+    hs = np.arange(max(have, 1), 105)
+    reach = (mde_at(hs) <= cfg.target_mde) & (hs >= cfg.horizon_weeks)
+    return int(hs[np.argmax(reach)]) - have if reach.any() else None
+
+
+def pipeline_impact(outcome: pd.DataFrame, rep_id, start, settings: ImpactSettings = DEFAULT_SETTINGS, *,
+                    peers: list | None = None, excluded_peers: list | None = None,
+                    activity_changed: bool | None = None, label: str = "new opportunities") -> PipelineImpact:
+    """Did the rep's pipeline move after the activity change, beyond what the team went through?
+
+    Parameters
+    ----------
+    outcome : DataFrame
+        Weekly panel (index = consecutive week Timestamps, columns = rep_id), counts per week.
+    rep_id : column label
+        The rep who changed.
+    start : date-like
+        Week the activity change started (mapped to the first week label on or after it).
+    settings : ImpactSettings
+        Windows, levels and minimum data of the test (default :data:`DEFAULT_SETTINGS`).
+    peers : list, optional
+        Unchanged comparison reps; default all other columns.
+    excluded_peers : list, optional
+        Peers to leave out (e.g. they changed too).
+    activity_changed : bool or None
+        Result of :func:`activity_change`; False -> verdict "activity did not change";
+        None -> gate not checked.
+    label : str
+        Plural noun of the outcome for the sentence.
+
+    Returns
+    -------
+    PipelineImpact
+        With every gate named. A flagged baseline dip fails gate ``baseline_dip`` unless the
+        change is significant AND also significant in the same direction against a baseline
+        ending ``dip_weeks`` before ``start``, in which case the gate passes with that noted.
+
+    Notes
+    -----
+    Assumes unchanged peers are comparable in *trend* (not level) with what the rep would have
+    done without the change, that they did not change at the same time, and that the effect
+    acts multiplicatively on the weekly rate. The method: ``docs/methods.md``.
+    """
+    cfg = settings
+    case = _case(outcome, rep_id, start, cfg, peers, excluded_peers)
+    gates = _data_gates(case, cfg, activity_changed)
+    nan = float("nan")
+    res = dict(rate_ratio=nan, ci_low=nan, ci_high=nan, abs_diff_per_week=nan, p_value=nan, mde_ratio=nan,
+               n_pre_weeks=case.pre, n_post_weeks=case.horizon, n_peers=case.n_peers, n_placebo=0, pre_rate=nan,
+               post_rate=nan, counterfactual_rate=nan, naive_rate_ratio=nan, naive_p_value=nan)
+    pl = _null_for(case, cfg)
+    if case.pre >= 1 and case.n_peers >= 2:
+        t0, gap = case.t0, cfg.gap_weeks
+        res["pre_rate"] = float((case.cs_r[t0 - gap] - case.cs_r[t0 - gap - case.pre]) / case.pre)
+    res["n_placebo"] = 0 if pl is None else len(pl.z)
+    z_lo, z_hi = _critical_z(pl.z, cfg.alpha) if pl is not None else (-math.inf, math.inf)
+    enough_pool = bool(np.isfinite(z_hi))
+    gates["peers"] = _peers_gate(case, cfg, res["n_placebo"], enough_pool)
+    dip_ratio, dip_low, gates["baseline_dip"] = _dip_check(case, cfg, label)
+
+    if pl is not None and case.horizon >= 1 and case.pre >= 1:
+        estimate, stat = _estimate(case, cfg, pl, z_lo, z_hi, res["pre_rate"])
+        res.update(estimate)
+        if dip_low and res["p_value"] <= cfg.alpha:
+            confirmed = _dip_confirmed(case, cfg, stat, dip_low)
+            if confirmed is not None:
+                gates["baseline_dip"] = confirmed
+
+    mde_at = _mde_curve(case, cfg, pl, enough_pool)
+    res["mde_ratio"] = float(mde_at(case.horizon if case.horizon >= 1 else cfg.horizon_weeks)[0])
+    verdict, direction = _verdict(res, gates, cfg, activity_changed)
+    weeks_needed = (_weeks_needed(mde_at, case.horizon, cfg)
+                    if verdict == "not enough data to tell" and pl is not None and enough_pool else None)
     res.update(gates=gates, verdict=verdict, direction=direction, weeks_needed=weeks_needed, dip_ratio=dip_ratio)
-    res["sentence"] = _impact_sentence(res, failed, label, horizon_weeks, min_pre_weeks, min_peers, target_mde)
+    failed = [g for g, st in gates.items() if st.startswith("failed")]
+    res["sentence"] = _impact_sentence(res, failed, label, cfg)
     return PipelineImpact(**res)
 
 
-def _impact_sentence(r: dict, failed: list[str], label: str, horizon_weeks: int, min_pre_weeks: int,
-                     min_peers: int, target_mde: float) -> str:
-    """One plain, never-overclaiming sentence for the coaching report."""
+def _impact_sentence(r: dict, failed: list[str], label: str, cfg: ImpactSettings) -> str:
+    """One plain, never-overclaiming sentence for the coaching report.
+
+    ``r``: the result's fields; ``failed``: names of the failed gates. The reason given for
+    "not enough data to tell" is the most fundamental failed gate.
+    """
+    min_pre_weeks, target_mde = cfg.min_pre_weeks, cfg.target_mde
     cap = label[:1].upper() + label[1:]
     pre, post, rr, lo, hi = r["pre_rate"], r["post_rate"], r["rate_ratio"], r["ci_low"], r["ci_high"]
     basis = f"based on {r['n_pre_weeks']} weeks before and {r['n_post_weeks']} after"
@@ -1017,25 +1093,58 @@ def deal_units(value_panel: pd.DataFrame, deal_amounts) -> pd.DataFrame:
 
 
 def assess_commitment(activity_panel: pd.DataFrame, outcome_panel: pd.DataFrame, rep_id, start, end,
-                      target: float | None, baseline: float | None = None, *, activity_label: str = "activity",
-                      gap_weeks: int = 2, pre_weeks: int | None = None, secondary: dict | None = None,
-                      **kw) -> CommitmentAssessment:
+                      target: float | None, baseline: float | None = None, *,
+                      settings: ImpactSettings = DEFAULT_SETTINGS, activity_label: str = "activity",
+                      label: str = "new opportunities", pre_weeks: int | None = None, peers: list | None = None,
+                      excluded_peers: list | None = None, secondary: dict | None = None) -> CommitmentAssessment:
     """Judge a commitment: :func:`activity_change` then :func:`pipeline_impact` with the activity gate wired.
 
-    ``secondary``: label -> weekly panel of a secondary outcome (stage advancements; pipeline
-    value, best in :func:`deal_units`), each tested the same way. ``**kw`` go to
-    :func:`pipeline_impact` (``lag_weeks``, ``horizon_weeks``, ``peers`` ...).
+    Parameters
+    ----------
+    activity_panel, outcome_panel : DataFrame
+        Weekly panels (see the module's conventions): the committed activity's counts and the
+        primary outcome's (new opportunities).
+    rep_id : column label
+        The rep who committed.
+    start, end : date-like
+        The commitment period (inclusive); the pipeline test dates the change at ``start``.
+    target, baseline : float or None
+        Committed and known pre-commitment weekly activity (see :func:`activity_change`).
+    settings : ImpactSettings
+        Tuning of the pipeline test; its ``gap_weeks`` also keeps the same weeks out of the
+        activity baseline.
+    activity_label, label : str
+        Plural nouns of the activity and of the primary outcome, for the sentences.
+    pre_weeks : int, optional
+        Activity baseline weeks (default: all up to 26).
+    peers, excluded_peers : list, optional
+        Comparison reps, and reps to leave out (they changed too), for every outcome.
+    secondary : dict of str -> DataFrame, optional
+        Label -> weekly panel of a secondary outcome (stage advancements; pipeline value,
+        best in :func:`deal_units`), each tested the same way. Outcomes in
+        :data:`FULL_TREND_OUTCOMES` take the team trend out in full.
+
+    Returns
+    -------
+    CommitmentAssessment
+        The activity gate is "not checked" while the activity is "too early" to judge.
     """
     act = activity_change(activity_panel[rep_id], start, end, target=target, baseline=baseline,
-                          gap_weeks=gap_weeks, pre_weeks=pre_weeks, label=activity_label)
+                          gap_weeks=settings.gap_weeks, pre_weeks=pre_weeks, label=activity_label)
     changed = None if act.adherence == "too early" else act.changed
-    pipe = pipeline_impact(outcome_panel, rep_id, start, gap_weeks=gap_weeks, activity_changed=changed, **kw)
-    kw2 = {k: v for k, v in kw.items() if k != "label"}
-    extra = {label: pipeline_impact(panel, rep_id, start, gap_weeks=gap_weeks, activity_changed=changed,
-                                    label=label, **{"shrink_trend": label not in FULL_TREND_OUTCOMES, **kw2})
-             for label, panel in (secondary or {}).items() if rep_id in panel.columns}
+    same = dict(peers=peers, excluded_peers=excluded_peers, activity_changed=changed)
+    pipe = pipeline_impact(outcome_panel, rep_id, start, settings, label=label, **same)
+    extra = {name: pipeline_impact(panel, rep_id, start, _settings_for(name, settings), label=name, **same)
+             for name, panel in (secondary or {}).items() if rep_id in panel.columns}
     return CommitmentAssessment(rep_id=rep_id, activity=act, pipeline=pipe, verdict=pipe.verdict,
                                 sentence=f"{act.sentence} {pipe.sentence}", secondary=extra)
+
+
+def _settings_for(outcome_label: str, settings: ImpactSettings) -> ImpactSettings:
+    """The settings a secondary outcome is tested with: the team trend in full for :data:`FULL_TREND_OUTCOMES`."""
+    if outcome_label in FULL_TREND_OUTCOMES:
+        return replace(settings, shrink_trend=False)
+    return settings
 
 
 # ------------------------------------------------------------------ (3) change points
@@ -1100,6 +1209,7 @@ def bh_adjust(p_values) -> np.ndarray:
 
     Controls the false discovery rate across reps when many are screened at once.
     """
+    # imported here: statsmodels costs each report worker ~60 MB and only team overviews need q-values
     from statsmodels.stats.multitest import multipletests
 
     p = np.asarray(p_values, dtype=float)

@@ -131,9 +131,11 @@ class _Problems:
             {"error": self.errors, "excluded": self.excluded, "warning": self.warnings}[kind].append(p)
 
     def warn(self, file: str, message: str, rule: str, hint: str = "", column: str | None = None) -> None:
+        """A warning about a file (or several, comma-separated) as a whole, not one row."""
         self.warnings.append(Problem(file, None, column, None, rule, message, hint, "warning"))
 
     def raise_if_any(self) -> None:
+        """Stop with every error so far: later steps would only pile up follow-on errors."""
         if self.errors:
             raise DataError(self.errors)
 
@@ -184,6 +186,7 @@ def _specs(raw: dict, table: str) -> list[dict]:
 
 
 def _check_mapping(raw: dict, source: str) -> None:
+    """Raise :class:`ConfigError` (naming ``source``) for a section, key or value the importer can't use."""
     known_top = {"mapping", "formats", "process", "stages", "status_values", "activity_types", *IMPORTED_TABLES}
     unknown = set(raw) - known_top
     if unknown:
@@ -284,8 +287,14 @@ def read_source(path: Path, encoding: str = "utf-8-sig", delimiter: str = "auto"
     return frame.apply(lambda s: s.str.strip())
 
 
+def _as_list(names) -> list[str]:
+    """A mapping value that may be one name or a list of them, as a list."""
+    return [names] if isinstance(names, str) else list(names)
+
+
 def _match_files(patterns, files: list[Path]) -> list[Path]:
-    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+    """The files whose name matches one of the glob ``patterns`` (case-insensitive), in file order."""
+    patterns = _as_list(patterns)
     return [f for f in files if any(fnmatch.fnmatch(f.name.lower(), p.lower()) for p in patterns)]
 
 
@@ -303,7 +312,7 @@ def _pick(frame: pd.DataFrame, file_name: str, target: str, names, problems: _Pr
     Returns the values and, per row, the source column they came from (the first listed when
     all are empty), so later errors can name it.
     """
-    names = [names] if isinstance(names, str) else list(names)
+    names = _as_list(names)
     values = pd.Series("", index=frame.index, dtype=object)
     origin = pd.Series(names[0], index=frame.index, dtype=object)
     found = False
@@ -353,7 +362,7 @@ def _mapped_frame(spec: dict, table: str, files: list[Path], fmt: dict, problems
                                                f"the mapping filters on column {col!r}, which this file lacks"))
                 src = src.iloc[0:0]
                 continue
-            allowed = [value] if isinstance(value, str) else list(value)
+            allowed = _as_list(value)
             src = src[src[real].isin(allowed)]
         out = pd.DataFrame(index=src.index)
         out["_file"] = path.name
@@ -404,7 +413,7 @@ def parse_dates(values: pd.Series, formats, timezone: str = "UTC") -> pd.Series:
     -------
     Series of naive datetime64 (local wall-clock time).
     """
-    formats = [formats] if isinstance(formats, str) else list(formats)
+    formats = _as_list(formats)
     text = values.astype(str).str.strip()
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
     for fmt in formats:
@@ -439,6 +448,7 @@ def _parse_chunk(chunk: pd.Series, fmt: str, timezone: str) -> pd.Series:
 
 
 def _one_date(value: str, fmt: str, timezone: str):
+    """One value in one format: naive local Timestamp, or NaT when it doesn't fit."""
     try:
         if fmt in ("epoch_ms", "epoch_s"):
             if not re.fullmatch(r"-?\d+(\.\d+)?", value):
@@ -463,6 +473,11 @@ def parse_numbers(values: pd.Series, decimal: str = ".", thousands: str = ",") -
     Currency symbols and three-letter codes, spaces (incl. non-breaking) and the thousands
     separator are removed; ``decimal`` becomes the decimal point; parentheses mean negative.
     NaN where the text is not a number (or empty).
+
+    Not :func:`coachnb.loading.parse_numbers`: that one reads a data folder, where no mapping
+    says which mark is the decimal one, so it guesses per value (:func:`coachnb.loading.clean_number`)
+    and strips currency marks only at either end. Here the mapping's ``decimal`` and
+    ``thousands`` decide for every value, and currency marks go wherever they stand.
     """
     text = values.astype(str).str.strip()
     text = text.str.replace(_CURRENCY_RE, "", regex=True).str.replace(_SPACES_RE, "", regex=True)
@@ -501,6 +516,7 @@ def _map_dates(keys: pd.Series, by_key: pd.Series) -> pd.Series:
 
 
 def _lookup(mapping: dict) -> dict:
+    """A mapping table keyed case- and space-insensitively (CRM exports are not consistent about either)."""
     return {str(k).strip().lower(): v for k, v in mapping.items()}
 
 
@@ -759,13 +775,22 @@ def _owners(frame: pd.DataFrame, table: str, policy: str, problems: _Problems) -
     return frame
 
 
+def _by_spec(frame: pd.DataFrame):
+    """``(spec, index)`` per source spec among the rows: each spec may set its own formats."""
+    for _, idx in frame.groupby(frame["_formats"].map(id)).groups.items():
+        yield frame.loc[idx[0], "_formats"], idx
+
+
 def _dates(frame: pd.DataFrame, col: str, raw: dict, timezone: str, problems: _Problems) -> pd.Series:
+    """Parse ``frame[col]`` with each row's spec's ``dates`` (else ``[formats] dates``, else ISO).
+
+    Returns naive local datetimes, NaT where empty or unparseable; an unparseable non-empty
+    value is an error. All NaT when the mapping gives no source column for ``col``.
+    """
     if col not in frame or frame[f"_col_{col}"].isna().all() and (frame[col] == "").all():
         return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
     out = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
-    # each source spec may have its own formats
-    for key, idx in frame.groupby(frame["_formats"].map(id)).groups.items():
-        spec = frame.loc[idx[0], "_formats"]
+    for spec, idx in _by_spec(frame):
         formats = spec.get("dates", raw.get("formats", {}).get("dates", ["iso"]))
         out[idx] = parse_dates(frame.loc[idx, col], formats, timezone)
     bad = out.isna() & (frame[col] != "")
@@ -776,10 +801,13 @@ def _dates(frame: pd.DataFrame, col: str, raw: dict, timezone: str, problems: _P
 
 
 def _numbers(frame: pd.DataFrame, col: str, raw: dict, problems: _Problems) -> pd.Series:
+    """Parse ``frame[col]`` with each row's spec's decimal/thousands marks (else ``[formats]``'s).
+
+    Returns float64, NaN where empty or unparseable; an unparseable non-empty value is an error.
+    """
     out = pd.Series(np.nan, index=frame.index, dtype="float64")
     fmt = raw.get("formats", {})
-    for key, idx in frame.groupby(frame["_formats"].map(id)).groups.items():
-        spec = frame.loc[idx[0], "_formats"]
+    for spec, idx in _by_spec(frame):
         out[idx] = parse_numbers(frame.loc[idx, col], spec.get("decimal", fmt.get("decimal", ".")),
                                  spec.get("thousands", fmt.get("thousands", ",")))
     problems.rows(frame, out.isna() & (frame[col] != ""), col, "unparseable_number",
@@ -788,10 +816,30 @@ def _numbers(frame: pd.DataFrame, col: str, raw: dict, problems: _Problems) -> p
     return out
 
 
+def _file_names(frame: pd.DataFrame) -> str:
+    """The source files the rows come from, sorted and comma-separated, for a warning's location."""
+    return ", ".join(sorted(set(frame["_file"])))
+
+
+def _source_frames(specs: list[dict], table: str, files: list[Path], fmt: dict, problems: _Problems) -> list:
+    """Mapped rows of each spec that names a file, leaving out the empty ones.
+
+    A spec's file may be missing unless it says ``optional = false`` (then it is an error).
+    """
+    parts = [_mapped_frame(s, table, files, fmt, problems, required=not s.get("optional", True))
+             for s in specs if "file" in s]
+    return [p for p in parts if len(p)]
+
+
 def _history_from_file(spec, files, fmt, raw, timezone, problems) -> pd.DataFrame:
-    frame = _mapped_frame(spec, "stage_history", files, fmt, problems, required=not spec.get("optional", True))
-    if not len(frame):
+    """Stage entries of one ``[[stage_history]]`` file: ``raw_stage`` (CRM name) and parsed ``entered_at``.
+
+    Rows without a stage are dropped; an empty frame when the (optional) file is absent.
+    """
+    parts = _source_frames([spec], "stage_history", files, fmt, problems)
+    if not parts:
         return pd.DataFrame()
+    frame = parts[0]
     frame["entered_at"] = _dates(frame, "entered_at", raw, timezone, problems)
     frame = frame.rename(columns={"stage": "raw_stage", "_col_stage": "_col_raw_stage", "_raw_stage": "_raw_raw_stage"})
     return frame[frame["raw_stage"] != ""]
@@ -818,12 +866,15 @@ def _history_from_columns(spec, opps, raw, timezone, problems) -> pd.DataFrame:
 
 
 def _activities(raw, files, fmt, timezone, opp_ids: set, policy_owner, problems) -> pd.DataFrame | None:
+    """Activities of every ``[[activities]]`` source: owner, dates, canonical type, id, deal link.
+
+    Takes the ids of the imported deals (``opp_ids``); links to anything else are dropped
+    with a warning. Returns ``None`` when the mapping or the sources have no activities.
+    """
     specs = _specs(raw, "activities")
     if not specs:
         return None
-    parts = [_mapped_frame(s, "activities", files, fmt, problems, required=not s.get("optional", True))
-             for s in specs]
-    parts = [p for p in parts if len(p)]
+    parts = _source_frames(specs, "activities", files, fmt, problems)
     if not parts:
         return None
     acts = pd.concat(parts, ignore_index=True)
@@ -837,7 +888,7 @@ def _activities(raw, files, fmt, timezone, opp_ids: set, policy_owner, problems)
     # it was logged: those rows keep no logged_at rather than a "logged before it happened".
     ahead = acts["logged_at"] < acts["occurred_at"]
     if ahead.any():
-        problems.warn(", ".join(sorted(set(acts.loc[ahead, "_file"]))),
+        problems.warn(_file_names(acts.loc[ahead]),
                       f"{int(ahead.sum())} activities were entered before they happened (scheduled in advance); "
                       "their logged_at is left empty", "scheduled_activity",
                       column=str(acts.loc[ahead, "_col_logged_at"].iloc[0]))
@@ -873,7 +924,7 @@ def _activities(raw, files, fmt, timezone, opp_ids: set, policy_owner, problems)
     link = acts["opportunity_id"]
     dropped = (link != "") & ~link.isin(opp_ids)
     if dropped.any():
-        problems.warn(", ".join(sorted(set(acts.loc[dropped, "_file"]))),
+        problems.warn(_file_names(acts.loc[dropped]),
                       f"{int(dropped.sum())} activities link to records that are not imported opportunities "
                       "(accounts, contacts, excluded deals); the link was dropped, the activity kept",
                       "unlinked_activity", column=str(acts.loc[dropped, "_col_opportunity_id"].iloc[0]))
@@ -886,9 +937,7 @@ def _reps(raw, files, fmt, timezone, opps, activities, problems) -> pd.DataFrame
     specs = _specs(raw, "reps")
     spec = specs[0] if specs else {}
     defaults = {"team": "Unassigned", "manager": "Unassigned", **spec.get("defaults", {})}
-    parts = [_mapped_frame(s, "reps", files, fmt, problems, required=not s.get("optional", True))
-             for s in specs if "file" in s]
-    parts = [p for p in parts if len(p)]
+    parts = _source_frames(specs, "reps", files, fmt, problems)
     owners = [opps[["rep_id", "owner_name", "created_at"]].rename(columns={"created_at": "seen"})]
     if activities is not None:
         owners.append(activities[["rep_id", "owner_name", "occurred_at"]].rename(columns={"occurred_at": "seen"}))
@@ -918,7 +967,7 @@ def _reps(raw, files, fmt, timezone, opps, activities, problems) -> pd.DataFrame
             reps["quota_per_quarter"] = _numbers(reps, "quota_per_quarter", raw, problems)
         missing = sorted(set(first_seen.index) - set(reps["rep_id"]))
         if missing:
-            problems.warn(", ".join(sorted(set(reps["_file"]))),
+            problems.warn(_file_names(reps),
                           f"{len(missing)} owner(s) are not in the user export and were added with default "
                           f"team/manager: {', '.join(missing[:10])}", "derived_rep")
     else:
@@ -1049,6 +1098,7 @@ def toml_value(value) -> str:
 
 
 def toml_key(key: str) -> str:
+    """A TOML key: bare when it may be, else quoted (CRM stage names hold spaces and dots)."""
     return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
 
 
@@ -1116,10 +1166,12 @@ _ENTERED_RE = re.compile(r"^(?:hs_date_entered_(.+)|date entered ['\"]?(.+?)['\"
 
 
 def _norm(name: str) -> str:
+    """A column or value name for comparing: lower case, letters and digits only."""
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 def _find(columns: list[str], candidates: list[str], taken: set) -> str | None:
+    """The first candidate (in order of preference) among the columns not yet ``taken``; first column wins a tie."""
     normed = {_norm(c): c for c in reversed(columns) if c not in taken}
     for cand in candidates:
         if _norm(cand) in normed:
@@ -1128,6 +1180,7 @@ def _find(columns: list[str], candidates: list[str], taken: set) -> str | None:
 
 
 def _role(path: Path, frame: pd.DataFrame) -> str | None:
+    """Which contract table an export file feeds, guessed from its columns and name; ``None`` when unclear."""
     cols = {_norm(c) for c in frame.columns}
     stem = _norm(path.stem)
     if {"opportunityid"} <= cols and ({"stagename"} <= cols or {"field", "newvalue"} <= cols):
@@ -1183,10 +1236,6 @@ def detect_number_format(values: pd.Series) -> tuple[str, str]:
     return (",", ".") if comma_decimal > dot_decimal else (".", ",")
 
 
-def _as_list(names) -> list[str]:
-    return [names] if isinstance(names, str) else list(names)
-
-
 def _stages_in_entry_order(frame: pd.DataFrame, cols: dict) -> list[str]:
     """Stage values of a history file ordered by their mean position within each deal's history."""
     when = pd.to_datetime(frame[cols["entered_at"]], format="ISO8601", errors="coerce", utc=True) \
@@ -1199,6 +1248,7 @@ def _stages_in_entry_order(frame: pd.DataFrame, cols: dict) -> list[str]:
 
 
 def _guess_stage(value: str) -> str | None:
+    """``"won"`` / ``"lost"`` for a stage name that says so (in a few languages), else ``None`` (an open stage)."""
     low = _norm(value)
     if any(w in low for w in _LOST_WORDS):
         return "lost"
@@ -1208,8 +1258,22 @@ def _guess_stage(value: str) -> str | None:
 
 
 def _guess_type(value: str) -> str:
+    """The contract activity type a CRM type name suggests (``"other"`` when none does)."""
     low = value.lower()
     return next((t for word, t in _TYPE_WORDS if word in low), "other")
+
+
+@dataclass
+class _Inferred:
+    """What :func:`infer_mapping` gathers file by file for the mapping's shared sections."""
+
+    owner_blank: bool = False
+    stage_values: list = field(default_factory=list)
+    type_values: list = field(default_factory=list)
+    date_notes: list = field(default_factory=list)
+    number: tuple = (".", ",")
+    #: the first file's date formats, which ``[formats] dates`` states for all
+    global_dates: list | None = None
 
 
 def infer_mapping(sources) -> str:
@@ -1234,122 +1298,165 @@ def infer_mapping(sources) -> str:
     lines = ["# Proposed by `coachnb import --infer` from " + ", ".join(f.name for f in files) + ".",
              "# Check every line marked CHECK, above all the stage order, then run",
              "#   coachnb import --mapping THIS_FILE.toml SOURCES... --out DATA_DIR", ""]
+    found = _Inferred()
     spec_text: list[str] = []
-    owner_blank = False
-    stage_values: list[str] = []
-    type_values: list[str] = []
-    date_note: list[str] = []
-    number = (".", ",")
-    global_dates: list[str] | None = None
-
     for role in ("reps", "opportunities", "stage_history", "activities"):
         for f in roles.get(role, []):
-            frame = frames[f]
-            taken: set = set()
-            cols: dict[str, str] = {}
-            for target, cands in SYNONYMS[role].items():
-                found = _find(list(frame.columns), cands, taken)
-                if found:
-                    cols[target] = found
-                    taken.add(found)
-                    # Salesforce keeps the time of an event in one column, the all-day date in another,
-                    # the type of a task in two: take every one, first non-empty wins
-                    while target in ("occurred_at", "type") and (more := _find(list(frame.columns), cands, taken)):
-                        cols[target] = [*([cols[target]] if isinstance(cols[target], str) else cols[target]), more]
-                        taken.add(more)
-            if role in ("opportunities", "activities") and "rep_id" in cols and "owner_name" in cols:
-                del cols["owner_name"]
-            if role == "opportunities" and "status" in cols and "stage" not in cols:
-                cols["stage"] = cols.pop("status")
-            entered = {c: (m.group(1) or m.group(2)) for c in frame.columns if (m := _ENTERED_RE.match(c))}
-            for c in entered:
-                for k in [k for k, v in cols.items() if v == c]:
-                    del cols[k]
-            if role == "activities" and cols.get("logged_at") in _as_list(cols.get("occurred_at", [])):
-                del cols["logged_at"]
-            if role == "activities" and "occurred_at" in cols and "logged_at" in cols:
-                # a task without a date: the day it was entered is the best guess left
-                cols["occurred_at"] = [*_as_list(cols["occurred_at"]), cols["logged_at"]]
-            owner = cols.get("rep_id") or cols.get("owner_name")
-            if role in ("opportunities", "activities") and owner:
-                owner_blank |= bool((frame[owner] == "").any())
-            if role == "opportunities":
-                # stage-entry columns come in pipeline order: the best guess of the stage order
-                stage_values += [v for v in entered.values() if v not in stage_values]
-                if "stage" in cols:
-                    stage_values += [v for v in frame[cols["stage"]].unique() if v and v not in stage_values]
-            if role == "stage_history" and "stage" in cols:
-                stage_values[:0] = [v for v in _stages_in_entry_order(frame, cols) if v not in stage_values]
-            if role == "activities" and "type" in cols:
-                for c in _as_list(cols["type"]):
-                    type_values += [v for v in frame[c].unique() if v and v not in type_values]
-            # dates of this file
-            date_cols = [c for t, cs in cols.items() if t in ("created_at", "closed_at", "occurred_at", "logged_at",
-                                                               "entered_at", "hire_date") for c in _as_list(cs)]
-            date_cols += list(entered)
-            values = pd.concat([frame[c] for c in date_cols]) if date_cols else pd.Series(dtype=str)
-            formats, note = detect_date_formats(values)
-            if "epoch_ms" not in formats and values.str.fullmatch(r"\d{12,13}").any():
-                formats = formats + ["epoch_ms"]
-            date_note.append(f"{f.name}: {note}")
-            if role == "opportunities" and "amount" in cols:
-                number = detect_number_format(frame[cols["amount"]])
-
-            header = f"[[{role}]]" if role in ("stage_history", "activities") else f"[{role}]"
-            block = [header, f"file = {toml_value(f.name)}"]
-            if role != "opportunities":
-                block.append("optional = true")
-            if global_dates is None:
-                global_dates = formats
-            elif formats != global_dates:
-                block.append(f"dates = {toml_value(formats)}")
-            if role == "stage_history" and _norm(cols.get("stage", "")) == "newvalue":
-                block.append('where = { Field = "StageName" }')
-            block.append(f"[{role}.columns]")
-            block += [f"{t} = {toml_value(c)}" for t, c in cols.items()]
-            missing = [c.name for c in TABLES[role].columns if c.required and c.name not in cols
-                       and not (c.name == "rep_id" and owner)
-                       and not (c.name == "opportunity_id" and role == "opportunities")
-                       and not (c.name == "activity_id" and role == "activities")
-                       and not (c.name == "status" and "stage" in cols)]
-            if role == "opportunities":
-                block.append(f"[{role}.defaults]")
-                block.append("amount = 0                  # deals with an empty amount")
-                block.append('account = "Unknown account"')
-                if entered:
-                    block.append(f"[{role}.stage_entered]     # stage-entry-date column -> stage value")
-                    block += [f"{toml_key(c)} = {toml_value(v)}" for c, v in entered.items()]
-            if role == "activities" and "type" not in cols:
-                block.append(f"[{role}.defaults]")
-                block.append('type = "other"              # CHECK: no activity-type column found')
-            if missing and role != "reps":
-                block.insert(2, f"# CHECK: no column found for {', '.join(missing)}")
-            spec_text += block + [""]
-
-    lines += ["[mapping]", 'name = "Inferred mapping"',
-              f'missing_owner = "{"exclude" if owner_blank else "error"}"' +
-              ("          # some rows have no owner: excluded and counted ('error' stops instead)" if owner_blank else ""),
-              'unknown_activity_type = "other"', "",
-              "[formats]", f"dates = {toml_value(global_dates or ['iso'])}"]
-    lines += [f"# {n}" for n in date_note]
-    lines += [f"decimal = {toml_value(number[0])}", f"thousands = {toml_value(number[1])}", ""]
-
-    closed = {v: _guess_stage(v) for v in stage_values}
-    open_stages = [v for v in stage_values if not closed[v]]
-    lines += ["[process]", "# CHECK: put the open stages in the order a buyer passes through them "
-              "(listed in order of first appearance)", f"stages = {toml_value(open_stages or list(DEFAULT_STAGES))}",
-              'timezone = "UTC"                # CHECK: your team\'s IANA zone, e.g. "Europe/Berlin"',
-              'week_start = "monday"', "",
-              "[stages]                        # CRM stage -> a [process] stage, or won / lost. CHECK the won/lost guesses"]
-    lines += [f"{toml_key(v)} = {toml_value(closed[v] or v)}" for v in stage_values]
-    lines.append("")
-    if type_values:
-        lines += ["[activity_types]                # CRM activity type -> call, email, meeting, demo, other, skip. CHECK"]
-        lines += [f"{toml_key(v)} = {toml_value(_guess_type(v))}" for v in type_values]
-        lines.append("")
+            spec_text += _infer_source(role, f, frames[f], found) + [""]
+    lines += _inferred_shared_sections(found)
     if "reps" not in roles:
         lines += ["[reps.defaults]                 # no user export: reps are derived from the distinct owners",
                   'team = "Unassigned"', 'manager = "Unassigned"', ""]
     text = "\n".join(lines + spec_text)
     tomllib.loads(text)  # never hand the user TOML that does not parse
     return text
+
+
+def _infer_source(role: str, path: Path, frame: pd.DataFrame, found: _Inferred) -> list[str]:
+    """The ``[role]`` block proposed for one source file.
+
+    Takes the file's role (from :func:`_role`), path and content; adds its owners, stage
+    and type values, date note and number format to ``found``. Returns the block's lines.
+    """
+    cols, entered = _infer_columns(role, frame)
+    owner = cols.get("rep_id") or cols.get("owner_name")
+    if role in ("opportunities", "activities") and owner:
+        found.owner_blank |= bool((frame[owner] == "").any())
+    _collect_values(role, frame, cols, entered, found)
+    formats, note = _infer_dates(frame, cols, entered)
+    found.date_notes.append(f"{path.name}: {note}")
+    if role == "opportunities" and "amount" in cols:
+        found.number = detect_number_format(frame[cols["amount"]])
+    own_dates = None
+    if found.global_dates is None:
+        found.global_dates = formats
+    elif formats != found.global_dates:
+        own_dates = formats
+    return _spec_block(role, path, cols, entered, owner, own_dates)
+
+
+def _infer_columns(role: str, frame: pd.DataFrame) -> tuple[dict, dict]:
+    """Contract column -> source column(s) for one file, and its stage-entry-date columns.
+
+    Returns ``(cols, entered)``: ``cols`` maps a target to a column name or a list of them
+    (first non-empty wins); ``entered`` maps each stage-entry-date column to its stage value.
+    """
+    columns = list(frame.columns)
+    taken: set = set()
+    cols: dict[str, str] = {}
+    for target, cands in SYNONYMS[role].items():
+        found = _find(columns, cands, taken)
+        if found:
+            cols[target] = found
+            taken.add(found)
+            # Salesforce keeps the time of an event in one column, the all-day date in another,
+            # the type of a task in two: take every one, first non-empty wins
+            while target in ("occurred_at", "type") and (more := _find(columns, cands, taken)):
+                cols[target] = [*_as_list(cols[target]), more]
+                taken.add(more)
+    if role in ("opportunities", "activities") and "rep_id" in cols and "owner_name" in cols:
+        del cols["owner_name"]
+    if role == "opportunities" and "status" in cols and "stage" not in cols:
+        cols["stage"] = cols.pop("status")
+    entered = {c: (m.group(1) or m.group(2)) for c in frame.columns if (m := _ENTERED_RE.match(c))}
+    for c in entered:
+        for k in [k for k, v in cols.items() if v == c]:
+            del cols[k]
+    if role == "activities" and cols.get("logged_at") in _as_list(cols.get("occurred_at", [])):
+        del cols["logged_at"]
+    if role == "activities" and "occurred_at" in cols and "logged_at" in cols:
+        # a task without a date: the day it was entered is the best guess left
+        cols["occurred_at"] = [*_as_list(cols["occurred_at"]), cols["logged_at"]]
+    return cols, entered
+
+
+def _collect_values(role: str, frame: pd.DataFrame, cols: dict, entered: dict, found: _Inferred) -> None:
+    """Add the file's distinct stage and activity-type values to ``found``, in a useful order."""
+    if role == "opportunities":
+        # stage-entry columns come in pipeline order: the best guess of the stage order
+        found.stage_values += [v for v in entered.values() if v not in found.stage_values]
+        if "stage" in cols:
+            found.stage_values += [v for v in frame[cols["stage"]].unique() if v and v not in found.stage_values]
+    if role == "stage_history" and "stage" in cols:
+        found.stage_values[:0] = [v for v in _stages_in_entry_order(frame, cols) if v not in found.stage_values]
+    if role == "activities" and "type" in cols:
+        for c in _as_list(cols["type"]):
+            found.type_values += [v for v in frame[c].unique() if v and v not in found.type_values]
+
+
+def _infer_dates(frame: pd.DataFrame, cols: dict, entered: dict) -> tuple[list[str], str]:
+    """Date formats of every date column of one file together, and how sure the guess is.
+
+    Unix milliseconds are added as a fallback when some values are written that way.
+    """
+    date_cols = [c for t, cs in cols.items() if t in ("created_at", "closed_at", "occurred_at", "logged_at",
+                                                       "entered_at", "hire_date") for c in _as_list(cs)]
+    date_cols += list(entered)
+    values = pd.concat([frame[c] for c in date_cols]) if date_cols else pd.Series(dtype=str)
+    formats, note = detect_date_formats(values)
+    if "epoch_ms" not in formats and values.str.fullmatch(r"\d{12,13}").any():
+        formats = formats + ["epoch_ms"]
+    return formats, note
+
+
+def _spec_block(role: str, path: Path, cols: dict, entered: dict, owner, own_dates) -> list[str]:
+    """TOML lines of one source's ``[role]`` section.
+
+    ``owner`` is the owner column found (or ``None``); ``own_dates`` the file's date formats
+    where they differ from the mapping-wide ``[formats] dates``, else ``None``.
+    """
+    header = f"[[{role}]]" if role in ("stage_history", "activities") else f"[{role}]"
+    block = [header, f"file = {toml_value(path.name)}"]
+    if role != "opportunities":
+        block.append("optional = true")
+    if own_dates is not None:
+        block.append(f"dates = {toml_value(own_dates)}")
+    if role == "stage_history" and _norm(cols.get("stage", "")) == "newvalue":
+        block.append('where = { Field = "StageName" }')
+    block.append(f"[{role}.columns]")
+    block += [f"{t} = {toml_value(c)}" for t, c in cols.items()]
+    missing = [c.name for c in TABLES[role].columns if c.required and c.name not in cols
+               and not (c.name == "rep_id" and owner)
+               and not (c.name == "opportunity_id" and role == "opportunities")
+               and not (c.name == "activity_id" and role == "activities")
+               and not (c.name == "status" and "stage" in cols)]
+    if role == "opportunities":
+        block.append(f"[{role}.defaults]")
+        block.append("amount = 0                  # deals with an empty amount")
+        block.append('account = "Unknown account"')
+        if entered:
+            block.append(f"[{role}.stage_entered]     # stage-entry-date column -> stage value")
+            block += [f"{toml_key(c)} = {toml_value(v)}" for c, v in entered.items()]
+    if role == "activities" and "type" not in cols:
+        block.append(f"[{role}.defaults]")
+        block.append('type = "other"              # CHECK: no activity-type column found')
+    if missing and role != "reps":
+        block.insert(2, f"# CHECK: no column found for {', '.join(missing)}")
+    return block
+
+
+def _inferred_shared_sections(found: _Inferred) -> list[str]:
+    """TOML lines of ``[mapping]``, ``[formats]``, ``[process]``, ``[stages]`` and ``[activity_types]``."""
+    lines = ["[mapping]", 'name = "Inferred mapping"',
+             f'missing_owner = "{"exclude" if found.owner_blank else "error"}"' +
+             ("          # some rows have no owner: excluded and counted ('error' stops instead)"
+              if found.owner_blank else ""),
+             'unknown_activity_type = "other"', "",
+             "[formats]", f"dates = {toml_value(found.global_dates or ['iso'])}"]
+    lines += [f"# {n}" for n in found.date_notes]
+    lines += [f"decimal = {toml_value(found.number[0])}", f"thousands = {toml_value(found.number[1])}", ""]
+
+    closed = {v: _guess_stage(v) for v in found.stage_values}
+    open_stages = [v for v in found.stage_values if not closed[v]]
+    lines += ["[process]", "# CHECK: put the open stages in the order a buyer passes through them "
+              "(listed in order of first appearance)", f"stages = {toml_value(open_stages or list(DEFAULT_STAGES))}",
+              'timezone = "UTC"                # CHECK: your team\'s IANA zone, e.g. "Europe/Berlin"',
+              'week_start = "monday"', "",
+              "[stages]                        # CRM stage -> a [process] stage, or won / lost. CHECK the won/lost guesses"]
+    lines += [f"{toml_key(v)} = {toml_value(closed[v] or v)}" for v in found.stage_values]
+    lines.append("")
+    if found.type_values:
+        lines += ["[activity_types]                # CRM activity type -> call, email, meeting, demo, other, skip. CHECK"]
+        lines += [f"{toml_key(v)} = {toml_value(_guess_type(v))}" for v in found.type_values]
+        lines.append("")
+    return lines

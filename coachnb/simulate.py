@@ -116,6 +116,134 @@ def _ramp(n_weeks: int, begin: int, ramp_weeks: int, ratio: float) -> np.ndarray
     return np.exp(np.log(ratio) * frac)
 
 
+def _draw_change_week(rng: np.random.Generator, n_weeks: int, min_pre_weeks: int, post_weeks_needed: int) -> int:
+    """A row uniform over those leaving ``min_pre_weeks`` weeks before and ``post_weeks_needed`` after.
+
+    Raises
+    ------
+    ValueError
+        When ``n_weeks`` cannot hold both.
+    """
+    lo, hi = min_pre_weeks, n_weeks - post_weeks_needed
+    if hi < lo:
+        raise ValueError("n_weeks too short for min_pre_weeks + post_weeks_needed")
+    return int(rng.integers(lo, hi + 1))
+
+
+def _latent_pipeline(rng: np.random.Generator, n_reps: int, n_weeks: int, *, base_rate_range: tuple[float, float],
+                     rep_noise_sd: float, rep_noise_rho: float, shock_sd: float, shock_rho: float,
+                     quarter_spike: float, holiday_dip: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every rep's expected pipeline per week without any effect (the module's ``mu`` before ``effect``).
+
+    Returns
+    -------
+    season : ndarray
+        (week,) log-scale seasonality, shared by the team (the activity gets half of it).
+    base : ndarray
+        (rep,) own level ``base_i``, opportunities per week.
+    latent_mu : ndarray
+        (week, rep) expected opportunities per week.
+    """
+    offset = int(rng.integers(0, 52))
+    season = _season(n_weeks, offset, quarter_spike, holiday_dip)
+    shock = _ar1(rng, n_weeks, 1, shock_rho, shock_sd)[:, 0]
+    lo, hi = np.log(base_rate_range[0]), np.log(base_rate_range[1])
+    base = np.exp(rng.uniform(lo, hi, n_reps))
+    noise = _ar1(rng, n_weeks, n_reps, rep_noise_rho, rep_noise_sd)
+    log_mu = np.log(base)[None, :] + season[:, None] + shock[:, None] + noise
+    return season, base, np.exp(log_mu)
+
+
+def _planted_effect(n_weeks: int, n_reps: int, change_week: int, *, true_lag_weeks: int, ramp_weeks: int,
+                    effect_ratio: float, dip_weeks: int, dip_ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """Multipliers on the expected pipeline: the analysed rep's effect and Ashenfelter's dip; no draws.
+
+    Returns
+    -------
+    mult : ndarray
+        (week, rep) multiplier, 1 for every peer (:func:`_change_peers` may set theirs).
+    true_ratio : ndarray
+        (week,) the rep's effect alone, without the dip: the estimand's ratio.
+    """
+    mult = np.ones((n_weeks, n_reps))
+    mult[:, 0] = _ramp(n_weeks, change_week + true_lag_weeks, ramp_weeks, effect_ratio)
+    true_ratio = mult[:, 0].copy()
+    if dip_weeks > 0 and dip_ratio != 1.0:
+        mult[max(change_week - dip_weeks, 0):change_week, 0] *= dip_ratio
+    return mult, true_ratio
+
+
+def _latent_activity(rng: np.random.Generator, season: np.ndarray, n_reps: int, change_week: int, *,
+                     activity_rate_range: tuple[float, float], activity_ratio: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Expected activity per week: own levels, half the team's seasonality, the rep's step up.
+
+    Returns
+    -------
+    a_mu : ndarray
+        (week, rep) expected activities per week before any change.
+    a_mult : ndarray
+        (week, rep) multiplier: ``activity_ratio`` for the analysed rep from ``change_week`` on.
+    """
+    n_weeks = len(season)
+    a_lo, a_hi = np.log(activity_rate_range[0]), np.log(activity_rate_range[1])
+    a_base = np.exp(rng.uniform(a_lo, a_hi, n_reps))
+    a_log = np.log(a_base)[None, :] + 0.5 * season[:, None] + _ar1(rng, n_weeks, n_reps, 0.5, 0.15)
+    a_mult = np.ones((n_weeks, n_reps))
+    a_mult[change_week:, 0] = activity_ratio
+    return np.exp(a_log), a_mult
+
+
+def _change_peers(rng: np.random.Generator, mult: np.ndarray, a_mult: np.ndarray, *, changed_peer_share: float,
+                  changed_peer_ratio: float, activity_ratio: float, true_lag_weeks: int) -> list[str]:
+    """Give a share of the peers an unannounced change of their own, at a random week.
+
+    Each changed peer's activity steps up by ``activity_ratio`` and, ``true_lag_weeks`` later,
+    its pipeline ramps to ``changed_peer_ratio`` over 0-4 weeks; ``mult`` and ``a_mult``
+    ((week, rep) multipliers) are changed in place.
+
+    Returns
+    -------
+    list of str
+        The changed peers' ids.
+    """
+    n_weeks, n_reps = mult.shape
+    changed = []
+    n_changed = int(round(changed_peer_share * (n_reps - 1)))
+    if n_changed > 0:
+        who = rng.choice(np.arange(1, n_reps), size=n_changed, replace=False)
+        for j in who:
+            wk = int(rng.integers(4, n_weeks - 4))
+            mult[:, j] = _ramp(n_weeks, wk + true_lag_weeks, int(rng.integers(0, 5)), changed_peer_ratio)
+            a_mult[wk:, j] = activity_ratio
+            changed.append(f"R{j:02d}")
+    return changed
+
+
+def _deal_values(rng: np.random.Generator, y: np.ndarray, deal_size_sigma: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Amounts of the ``y`` (week, rep) simulated deals and their sum per week and rep.
+
+    Each rep's typical size is 10,000 x lognormal(0, 0.3); each deal is that times
+    lognormal(-sigma^2/2, sigma), so its mean is the typical size.
+
+    Returns
+    -------
+    value : ndarray
+        (week, rep) pipeline value per week (currency units).
+    amounts : ndarray
+        Every deal's amount, by week then rep.
+    """
+    n_reps = y.shape[1]
+    typical = 10_000.0 * np.exp(rng.normal(0.0, 0.3, n_reps))
+    counts = y.astype(np.int64)
+    amounts = np.repeat(np.broadcast_to(typical, counts.shape).ravel(), counts.ravel()) * np.exp(
+        rng.normal(-deal_size_sigma**2 / 2, deal_size_sigma, int(counts.sum())))
+    cell = np.repeat(np.arange(counts.size), counts.ravel())
+    value = np.bincount(cell, weights=amounts, minlength=counts.size).reshape(counts.shape)
+    return value, amounts
+
+
 def simulate_team(
     rng: np.random.Generator,
     *,
@@ -148,6 +276,8 @@ def simulate_team(
     Parameters
     ----------
     rng : numpy.random.Generator
+        The only source of randomness; the draws happen in a fixed order, so the same
+        generator state and arguments give the same team.
     n_reps : int
         Team size including the analysed rep.
     n_weeks : int
@@ -155,10 +285,22 @@ def simulate_team(
     change_week : int, optional
         Week (row) the rep's activity change starts; default: uniform over the weeks
         that leave ``min_pre_weeks`` before and ``post_weeks_needed`` after.
+    post_weeks_needed, min_pre_weeks : int
+        Weeks the default ``change_week`` leaves after and before it.
+    base_rate_range : (float, float)
+        Range of the reps' own pipeline levels (opportunities per week), drawn log-uniform.
     effect_ratio : float
         Planted rate ratio on the rep's pipeline (1 = no effect).
     true_lag_weeks, ramp_weeks : int
         The effect starts ``true_lag_weeks`` after the change and ramps in over ``ramp_weeks``.
+    nb_size : float
+        Negative-binomial size of the weekly pipeline counts (variance mu + mu^2/size).
+    rep_noise_sd, rep_noise_rho : float
+        Stationary sd (log scale) and autocorrelation of each rep's own AR(1) noise.
+    shock_sd, shock_rho : float
+        The same for the team's shared AR(1) shock.
+    quarter_spike, holiday_dip : float
+        Log-scale seasonality of the last 2 weeks of each quarter and of the yearly 2-week holiday.
     dip_ratio, dip_weeks : float, int
         Ashenfelter's dip: the rep's pipeline is multiplied by ``dip_ratio`` in the
         ``dip_weeks`` weeks just before the change (then recovers by itself).
@@ -166,60 +308,43 @@ def simulate_team(
         Share of peers who also changed at a random week, and their (unannounced) effect.
     activity_ratio : float
         How much the rep's activity rises at the change (1 = it did not change).
+    activity_rate_range : (float, float)
+        Range of the reps' activity levels (activities per week), drawn log-uniform.
     deal_size_sigma : float, optional
         Simulate pipeline value too: amounts = rep's typical size (10,000 x lognormal, sd
         0.3 across reps) x lognormal(-sigma^2/2, sigma) per deal. Drawn after everything
         else, so the counts are the same with or without it.
+
+    Returns
+    -------
+    TeamSim
+        Weekly panels from Monday 2024-01-01, one column per rep ``R00`` ...
     """
+    # long only by its 24 keyword parameters and their documentation; the body is a driver whose
+    # calls draw from ``rng`` in turn: reordering them changes every simulated team
     if change_week is None:
-        lo, hi = min_pre_weeks, n_weeks - post_weeks_needed
-        if hi < lo:
-            raise ValueError("n_weeks too short for min_pre_weeks + post_weeks_needed")
-        change_week = int(rng.integers(lo, hi + 1))
-    offset = int(rng.integers(0, 52))
-    season = _season(n_weeks, offset, quarter_spike, holiday_dip)
-    shock = _ar1(rng, n_weeks, 1, shock_rho, shock_sd)[:, 0]
-    lo, hi = np.log(base_rate_range[0]), np.log(base_rate_range[1])
-    base = np.exp(rng.uniform(lo, hi, n_reps))
-    noise = _ar1(rng, n_weeks, n_reps, rep_noise_rho, rep_noise_sd)
-    log_mu = np.log(base)[None, :] + season[:, None] + shock[:, None] + noise
-    latent_mu = np.exp(log_mu)
-    mult = np.ones((n_weeks, n_reps))
-    mult[:, 0] = _ramp(n_weeks, change_week + true_lag_weeks, ramp_weeks, effect_ratio)
-    true_ratio = mult[:, 0].copy()
-    if dip_weeks > 0 and dip_ratio != 1.0:
-        mult[max(change_week - dip_weeks, 0):change_week, 0] *= dip_ratio
-
-    # Activity: own levels, shared season (weaker), the rep's step up at change_week.
-    a_lo, a_hi = np.log(activity_rate_range[0]), np.log(activity_rate_range[1])
-    a_base = np.exp(rng.uniform(a_lo, a_hi, n_reps))
-    a_log = np.log(a_base)[None, :] + 0.5 * season[:, None] + _ar1(rng, n_weeks, n_reps, 0.5, 0.15)
-    a_mult = np.ones((n_weeks, n_reps))
-    a_mult[change_week:, 0] = activity_ratio
-
-    changed = []
-    n_changed = int(round(changed_peer_share * (n_reps - 1)))
-    if n_changed > 0:
-        who = rng.choice(np.arange(1, n_reps), size=n_changed, replace=False)
-        for j in who:
-            wk = int(rng.integers(4, n_weeks - 4))
-            mult[:, j] = _ramp(n_weeks, wk + true_lag_weeks, int(rng.integers(0, 5)), changed_peer_ratio)
-            a_mult[wk:, j] = activity_ratio
-            changed.append(f"R{j:02d}")
-
+        change_week = _draw_change_week(rng, n_weeks, min_pre_weeks, post_weeks_needed)
+    season, base, latent_mu = _latent_pipeline(
+        rng, n_reps, n_weeks, base_rate_range=base_rate_range, rep_noise_sd=rep_noise_sd,
+        rep_noise_rho=rep_noise_rho, shock_sd=shock_sd, shock_rho=shock_rho, quarter_spike=quarter_spike,
+        holiday_dip=holiday_dip)
+    mult, true_ratio = _planted_effect(n_weeks, n_reps, change_week, true_lag_weeks=true_lag_weeks,
+                                       ramp_weeks=ramp_weeks, effect_ratio=effect_ratio, dip_weeks=dip_weeks,
+                                       dip_ratio=dip_ratio)
+    a_mu, a_mult = _latent_activity(rng, season, n_reps, change_week, activity_rate_range=activity_rate_range,
+                                    activity_ratio=activity_ratio)
+    changed = _change_peers(rng, mult, a_mult, changed_peer_share=changed_peer_share,
+                            changed_peer_ratio=changed_peer_ratio, activity_ratio=activity_ratio,
+                            true_lag_weeks=true_lag_weeks)
     y = _nb(rng, latent_mu * mult, nb_size)
-    act = _nb(rng, np.exp(a_log) * a_mult, 20.0)
+    act = _nb(rng, a_mu * a_mult, 20.0)
+
     weeks = pd.date_range("2024-01-01", periods=n_weeks, freq="W-MON")
     cols = [f"R{i:02d}" for i in range(n_reps)]
     value, amounts = None, np.zeros(0)
     if deal_size_sigma is not None:
-        typical = 10_000.0 * np.exp(rng.normal(0.0, 0.3, n_reps))
-        counts = y.astype(np.int64)
-        amounts = np.repeat(np.broadcast_to(typical, counts.shape).ravel(), counts.ravel()) * np.exp(
-            rng.normal(-deal_size_sigma**2 / 2, deal_size_sigma, int(counts.sum())))
-        cell = np.repeat(np.arange(counts.size), counts.ravel())
-        value = pd.DataFrame(np.bincount(cell, weights=amounts, minlength=counts.size).reshape(counts.shape),
-                             index=weeks, columns=cols)
+        weekly_value, amounts = _deal_values(rng, y, deal_size_sigma)
+        value = pd.DataFrame(weekly_value, index=weeks, columns=cols)
     return TeamSim(
         activity=pd.DataFrame(act, index=weeks, columns=cols),
         outcome=pd.DataFrame(y, index=weeks, columns=cols),

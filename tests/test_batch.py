@@ -131,14 +131,14 @@ def test_unknown_and_injected_rep_ids_run_nothing(tmp_path):
 
 
 def test_invalid_data_stops_before_anything_runs(tmp_path, monkeypatch, capsys):
-    import coachnb.loading
+    import coachnb.batch
 
     problem = Problem("reps.csv", 3, "rep_id", "", "missing_id", "rep_id is empty", hint="fill it in")
 
     def load(data_dir, **kwargs):
         raise DataError([problem], str(data_dir))
 
-    monkeypatch.setattr(coachnb.loading, "load", load)
+    monkeypatch.setattr(coachnb.batch, "load", load)  # the name run_batch calls
     out = tmp_path / "reports"
     result = run_batch(tmp_path, AS_OF, out=out, notebook=FIXTURES / "rep_report.ipynb",
                        overview_notebook=None, progress=False)

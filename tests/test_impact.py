@@ -1,15 +1,20 @@
 """Unit tests of coachnb.impact on constructed series with known answers (issue #4)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from coachnb.impact import (ActivityChange, PipelineImpact, activity_change, assess_commitment, bh_adjust, deal_units,
-                            detect_activity_change, pipeline_impact)
+from coachnb.impact import (FULL_TREND_OUTCOMES, PIPELINE_VALUE, ActivityChange, ImpactSettings, PipelineImpact,
+                            _placebo_null, _slopes_away_from, activity_change, assess_commitment, bh_adjust,
+                            deal_units, detect_activity_change, pipeline_impact)
 from coachnb.simulate import simulate_team
 
 WEEKS = pd.date_range("2025-01-06", periods=60, freq="W-MON")
+#: an effect that shows at once, judged over 12 weeks
+SHORT_LAG = ImpactSettings(lag_weeks=0, horizon_weeks=12)
 
 
 def _panel(n_reps=12, n_weeks=60, rate=4.0, seed=0, wave=None):
@@ -29,7 +34,7 @@ def test_clean_tripling_is_moved_up_with_interval_around_three():
     t0 = 36
     rng = np.random.default_rng(11)
     out.iloc[t0:, 0] = rng.poisson(3 * out.iloc[:t0, 0].mean(), len(out) - t0)
-    r = pipeline_impact(out, "R0", WEEKS[t0], lag_weeks=0, horizon_weeks=12)
+    r = pipeline_impact(out, "R0", WEEKS[t0], ImpactSettings(lag_weeks=0, horizon_weeks=12))
     assert isinstance(r, PipelineImpact)
     assert r.verdict == "moved" and r.direction == "up"
     assert r.ci_low < 3 < r.ci_high
@@ -43,7 +48,7 @@ def test_clean_tripling_is_moved_up_with_interval_around_three():
 def test_team_wide_wave_without_individual_effect_is_not_moved():
     # everyone doubles from week 36 on: the naive before/after test fires, coachnb does not
     out = _panel(seed=2, wave=(36, 60, 2.0))
-    r = pipeline_impact(out, "R0", WEEKS[36], lag_weeks=0, horizon_weeks=12)
+    r = pipeline_impact(out, "R0", WEEKS[36], ImpactSettings(lag_weeks=0, horizon_weeks=12))
     assert r.naive_p_value < 0.001 and r.naive_rate_ratio > 1.6
     assert r.verdict != "moved"
     assert r.ci_low < 1 < r.ci_high
@@ -55,7 +60,7 @@ def test_team_wide_wave_without_individual_effect_is_not_moved():
 def test_three_weeks_of_post_data_is_not_enough_with_weeks_needed():
     out = _panel(seed=3, n_weeks=60)
     start = WEEKS[55]  # lag 2 -> weeks 57, 58, 59 observed
-    r = pipeline_impact(out, "R0", start, lag_weeks=2, horizon_weeks=8)
+    r = pipeline_impact(out, "R0", start, ImpactSettings(lag_weeks=2, horizon_weeks=8))
     assert r.n_post_weeks == 3
     assert r.verdict == "not enough data to tell"
     assert r.gates["post_horizon"].startswith("failed")
@@ -84,7 +89,7 @@ def test_failed_gates_are_named():
 def test_dip_before_change_fails_the_dip_gate():
     out = _panel(seed=6, rate=6.0)
     out.iloc[30:36, 0] = [1, 0, 1, 0, 1, 1]  # pipeline collapsed in the 6 weeks before the change
-    r = pipeline_impact(out, "R0", WEEKS[36], lag_weeks=0, horizon_weeks=12)
+    r = pipeline_impact(out, "R0", WEEKS[36], ImpactSettings(lag_weeks=0, horizon_weeks=12))
     assert r.gates["baseline_dip"].startswith("failed")
     assert r.dip_ratio < 0.5
     assert r.verdict == "not enough data to tell"
@@ -110,9 +115,25 @@ def test_interval_and_p_value_agree():
 def test_no_meaningful_change_needs_a_narrow_interval():
     # very high volume, long windows, no effect -> interval inside the +-15% band
     out = _panel(n_reps=30, rate=200.0, seed=9)
-    r = pipeline_impact(out, "R0", WEEKS[30], lag_weeks=0, horizon_weeks=26)
+    r = pipeline_impact(out, "R0", WEEKS[30], ImpactSettings(lag_weeks=0, horizon_weeks=26))
     assert r.verdict == "no meaningful change"
     assert 0.85 <= r.ci_low and r.ci_high <= 1.15
+
+
+def test_impact_settings_are_one_frozen_checked_value():
+    s = ImpactSettings()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.alpha = 0.1
+    longer = dataclasses.replace(s, horizon_weeks=13)
+    assert (longer.horizon_weeks, s.horizon_weeks) == (13, 8)
+    with pytest.raises(ValueError, match="horizon_weeks"):
+        ImpactSettings(horizon_weeks=0)
+    with pytest.raises(ValueError, match="alpha"):
+        ImpactSettings(alpha=1.5)
+    with pytest.raises(ValueError, match="gap_weeks"):
+        ImpactSettings(gap_weeks=-1)
+    out = _panel(seed=7)
+    assert pipeline_impact(out, "R0", WEEKS[36]) == pipeline_impact(out, "R0", WEEKS[36], ImpactSettings())
 
 
 # ------------------------------------------------------------------------- activity_change
@@ -193,65 +214,6 @@ def test_bh_adjust_matches_hand_computation():
     assert np.isnan(q[3])
 
 
-# ------------------------------------------------------------------------------ team level
-def _team_with_lag1_effect(coef, n_reps=6, n_weeks=50, seed=13):
-    from coachnb.simulate import simulate_team as sim_team
-
-    rng = np.random.default_rng(seed)
-    act = sim_team(rng, n_reps=n_reps, n_weeks=n_weeks, activity_ratio=1.0).activity
-    centred = act - act.mean()
-    season = np.sin(np.arange(n_weeks) / 4.0)[:, None]  # team-wide wave, absorbed by week effects
-    mu = 3.0 * np.exp(coef * centred.shift(1).fillna(0.0).to_numpy() + 0.3 * season)
-    return act, act * 0 + rng.poisson(mu)
-
-
-def test_team_activity_effect_recovers_a_lag_one_effect():
-    from coachnb.coaching import ActivityLink, scenario_table
-    from coachnb.team_effects import team_activity_effect
-
-    act, out = _team_with_lag1_effect(0.06)
-    df = team_activity_effect(act, out, max_lag=2, n_boot=499)
-    assert list(df.columns) == ["term", "lag", "coef", "rate_ratio_per_unit", "ci_low", "ci_high", "p_value"]
-    assert list(df["term"]) == ["lag 0", "lag 1", "lag 2", "lead 1", "total (lags 0-2)"]
-    lag1 = df.set_index("term").loc["lag 1"]
-    assert lag1["ci_low"] < np.exp(0.06) < lag1["ci_high"] and lag1["p_value"] < 0.05
-    # the reverse-causality check stays small next to the real lag-1 effect
-    assert abs(df.set_index("term").loc["lead 1", "coef"]) < lag1["coef"] / 2
-    assert df.attrs["weights"] == "Webb" and "lead term" in df.attrs["assumptions"]
-    total = df.set_index("term").loc["total (lags 0-2)"]
-    link = ActivityLink("panel model", total["rate_ratio_per_unit"], total["ci_low"], total["ci_high"], 8)
-    sc = scenario_table(link, opps_per_week=3.0, delta_per_week=5, horizons_days=(30, 90)).set_index("horizon_days")
-    assert sc.loc[90, "extra_opportunities"] == pytest.approx(3 * sc.loc[30, "extra_opportunities"])
-    # 5 more a week at a planted 6% per unit: 3 * (e^(0.3) - 1) a week, within the interval
-    truth = 3 * (np.exp(0.06 * 5) - 1) * 30 / 7
-    assert sc.loc[30, "low"] < truth < sc.loc[30, "high"]
-    assert 0 < sc.loc[30, "low"] < sc.loc[30, "extra_opportunities"] < sc.loc[30, "high"]
-
-
-def test_team_activity_effect_without_p_values_fits_once_with_the_same_estimates():
-    from coachnb.team_effects import team_activity_effect
-
-    act, out = _team_with_lag1_effect(0.06)
-    full = team_activity_effect(act, out, max_lag=2, n_boot=199)
-    quick = team_activity_effect(act, out, max_lag=2, n_boot=199, p_values=False)
-    assert quick["p_value"].isna().all() and full["p_value"].notna().all()
-    pd.testing.assert_frame_equal(full.drop(columns="p_value"), quick.drop(columns="p_value"))
-    some = team_activity_effect(act, out, max_lag=2, n_boot=199, p_values=("total", "lead")).set_index("term")
-    tested = some["p_value"].notna()
-    assert list(some.index[tested]) == ["lead 1", "total (lags 0-2)"]
-    assert some.loc[tested, "p_value"].tolist() == full.set_index("term").loc[tested[tested].index, "p_value"].tolist()
-
-
-def test_team_activity_effect_without_effect_is_near_zero():
-    from coachnb.team_effects import team_activity_effect
-
-    act, out = _team_with_lag1_effect(0.0, seed=14)
-    df = team_activity_effect(act, out, max_lag=2, n_boot=499).set_index("term")
-    # no effect planted: every coefficient is small next to the 0.06 planted above
-    assert (df["coef"].abs() < 0.04).all()
-    assert df["p_value"].between(0, 1).all()
-
-
 # ------------------------------------------------------------------------- secondary outcomes
 def test_deal_units_make_weekly_value_about_as_variable_as_a_count():
     # compound Poisson: 3 deals a week, lognormal amounts; in deal units variance ~ mean
@@ -276,7 +238,7 @@ def test_secondary_outcomes_use_the_same_test_and_never_set_the_verdict():
     flat = _panel(seed=9)  # stage advancements did not move
     act = _panel(seed=4, rate=5.0)
     act.iloc[t0:, 0] += 6
-    a = assess_commitment(act, out, "R0", WEEKS[t0], WEEKS[t0 + 12], target=11.0, lag_weeks=0, horizon_weeks=12,
+    a = assess_commitment(act, out, "R0", WEEKS[t0], WEEKS[t0 + 12], target=11.0, settings=SHORT_LAG,
                           secondary={"pipeline value": deal_units(value, [5000.0]), "stage advancements": flat})
     assert a.verdict == a.pipeline.verdict == "moved"
     assert set(a.secondary) == {"pipeline value", "stage advancements"}
@@ -286,7 +248,7 @@ def test_secondary_outcomes_use_the_same_test_and_never_set_the_verdict():
     s = a.secondary_sentence
     assert s.startswith("Also checked the same way") and "pipeline value" in s and "stage advancements" in s
     flat_act = out * 0 + 5.0  # the activity never changed: nothing to attribute, secondaries too
-    b = assess_commitment(flat_act, out, "R0", WEEKS[t0], WEEKS[t0 + 12], target=11.0, lag_weeks=0, horizon_weeks=12,
+    b = assess_commitment(flat_act, out, "R0", WEEKS[t0], WEEKS[t0 + 12], target=11.0, settings=SHORT_LAG,
                           secondary={"pipeline value": value})
     assert b.verdict == "activity did not change" and b.secondary_sentence == ""
     assert assess_commitment(act, out, "R0", WEEKS[t0], WEEKS[t0 + 12], target=11.0).secondary_sentence == ""
@@ -294,8 +256,6 @@ def test_secondary_outcomes_use_the_same_test_and_never_set_the_verdict():
 
 # ----------------------------------------------------------------- the team trend's share (beta)
 def test_slopes_away_from_fits_each_date_without_its_neighbours():
-    from coachnb.impact import _slopes_away_from
-
     rng = np.random.default_rng(3)
     dates = np.repeat(np.arange(60), 5)
     x = rng.normal(0, 1, dates.size)
@@ -322,8 +282,6 @@ def _team_panel(team_sd: float, seed: int, n_reps: int = 15, n_weeks: int = 80, 
 
 
 def test_team_trend_is_taken_out_in_proportion_to_how_much_reps_share_it():
-    from coachnb.impact import _placebo_null
-
     def beta(team_sd, seed):
         y = _team_panel(team_sd, seed).to_numpy()
         return _placebo_null(y[:, 0], y[:, 1:], 60, 26, 2, 2, 8, own_until=60).beta
@@ -338,17 +296,15 @@ def test_team_trend_is_taken_out_in_proportion_to_how_much_reps_share_it():
 
 
 def test_pipeline_value_takes_the_trend_out_in_full():
-    from coachnb.impact import FULL_TREND_OUTCOMES, PIPELINE_VALUE
-
     assert PIPELINE_VALUE in FULL_TREND_OUTCOMES
     out = _team_panel(0.0, 5)
     act = out * 0 + 5.0
     act.iloc[50:, 0] = 12.0
-    a = assess_commitment(act, out, "R0", out.index[50], out.index[62], target=10.0, lag_weeks=2, horizon_weeks=8,
+    a = assess_commitment(act, out, "R0", out.index[50], out.index[62], target=10.0,
                           secondary={PIPELINE_VALUE: out, "stage advancements": out})
-    same = pipeline_impact(out, "R0", out.index[50], lag_weeks=2, horizon_weeks=8, activity_changed=True)
-    full = pipeline_impact(out, "R0", out.index[50], lag_weeks=2, horizon_weeks=8, activity_changed=True,
-                           shrink_trend=False)
+    same = pipeline_impact(out, "R0", out.index[50], activity_changed=True)
+    full = pipeline_impact(out, "R0", out.index[50], ImpactSettings(shrink_trend=False),
+                           activity_changed=True)
     assert a.secondary["stage advancements"].rate_ratio == pytest.approx(same.rate_ratio)
     assert a.secondary[PIPELINE_VALUE].rate_ratio == pytest.approx(full.rate_ratio)
     assert same.rate_ratio != pytest.approx(full.rate_ratio)
