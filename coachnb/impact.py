@@ -35,6 +35,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .formatting import fmt_rate, fmt_ratio, plural
+
 VERDICTS = ("moved", "no meaningful change", "not enough data to tell", "activity did not change")
 ADHERENCE = ("kept", "partly kept", "not kept", "too early")
 #: label of the secondary outcome pipeline value (in deal units, see :func:`deal_units`)
@@ -73,23 +75,6 @@ def _pos_on_or_after(idx: pd.DatetimeIndex, when) -> int:
 def _pos_on_or_before(idx: pd.DatetimeIndex, when) -> int:
     """Row of the last week label on or before ``when`` (-1 if none)."""
     return int(idx.searchsorted(_ts_like(when, idx), side="right")) - 1
-
-
-def _fmt(x: float) -> str:
-    """Rates for sentences: one decimal (two below 1)."""
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    return f"{x:.2f}" if abs(x) < 1 else f"{x:.1f}"
-
-
-def _fmt_ratio(x: float) -> str:
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    return f"{x:.2f}×" if x < 1.95 else f"{x:.1f}×"
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 # ------------------------------------------------------------------ (1) activity change
@@ -313,10 +298,10 @@ def _activity_sentence(label: str, n_post: int, pre_rate: float, post_rate: floa
                        direction: str, n_on: int, adherence: str, changed: bool) -> str:
     """One plain sentence on the commitment period for the coaching report."""
     if n_post == 0:
-        return f"The commitment period has not started yet (before: {_fmt(pre_rate)} {label} a week)."
+        return f"The commitment period has not started yet (before: {fmt_rate(pre_rate)} {label} a week)."
     cap = label[:1].upper() + label[1:]
-    ctx = [f"target {target:g}" if target is not None else None, f"before {_fmt(pre_rate)}"]
-    sentence = (f"{cap} averaged {_fmt(post_rate)} a week over the {_plural(n_post, 'week')} "
+    ctx = [f"target {target:g}" if target is not None else None, f"before {fmt_rate(pre_rate)}"]
+    sentence = (f"{cap} averaged {fmt_rate(post_rate)} a week over the {plural(n_post, 'week')} "
                 f"({', '.join(c for c in ctx if c)})")
     if target is not None:
         side = "on or above" if direction == "up" else "on or below"
@@ -988,26 +973,26 @@ def _impact_sentence(r: dict, failed: list[str], label: str, cfg: ImpactSettings
     cap = label[:1].upper() + label[1:]
     pre, post, rr, lo, hi = r["pre_rate"], r["post_rate"], r["rate_ratio"], r["ci_low"], r["ci_high"]
     basis = f"based on {r['n_pre_weeks']} weeks before and {r['n_post_weeks']} after"
-    interval = f"95% interval {_fmt_ratio(lo)} to {_fmt_ratio(hi)}"
+    interval = f"95% interval {fmt_ratio(lo)} to {fmt_ratio(hi)}"
     more = ""
     if r["weeks_needed"] is not None and r["weeks_needed"] > 0:
-        more = f"; about {_plural(r['weeks_needed'], 'more week')} would tell"
+        more = f"; about {plural(r['weeks_needed'], 'more week')} would tell"
     elif r["weeks_needed"] is None and np.isfinite(r["mde_ratio"]):
         more = f"; even much more data would not make a {target_mde:g}× change visible for this rep"
     v = r["verdict"]
     if v == "activity did not change":
-        tail = f" ({label} went from {_fmt(pre)} to {_fmt(post)} a week)" if np.isfinite(post) else ""
+        tail = f" ({label} went from {fmt_rate(pre)} to {fmt_rate(post)} a week)" if np.isfinite(post) else ""
         return f"The committed activity did not clearly change, so there is no effect on {label} to measure{tail}."
     if v == "moved":
         word = "rose" if r["direction"] == "up" else "fell"
-        return (f"{cap} {word} from {_fmt(pre)} to {_fmt(post)} a week after the change, about "
-                f"{_fmt_ratio(rr)} what the team's trend predicts ({interval}, {basis}).")
+        return (f"{cap} {word} from {fmt_rate(pre)} to {fmt_rate(post)} a week after the change, about "
+                f"{fmt_ratio(rr)} what the team's trend predicts ({interval}, {basis}).")
     if v == "no meaningful change":
-        return (f"{cap} stayed close to what the team's trend predicts ({_fmt(post)} a week vs "
-                f"{_fmt(r['counterfactual_rate'])} expected, {_fmt_ratio(rr)}, {interval}, {basis}).")
+        return (f"{cap} stayed close to what the team's trend predicts ({fmt_rate(post)} a week vs "
+                f"{fmt_rate(r['counterfactual_rate'])} expected, {fmt_ratio(rr)}, {interval}, {basis}).")
     # not enough data to tell: say why, most fundamental reason first
     if "pre_weeks" in failed:
-        return (f"Not enough data to tell: only {_plural(r['n_pre_weeks'], 'week')} of history before the "
+        return (f"Not enough data to tell: only {plural(r['n_pre_weeks'], 'week')} of history before the "
                 f"change (at least {min_pre_weeks} needed).")
     if "peers" in failed:
         return (f"Not enough data to tell: too few unchanged teammates ({r['n_peers']}) to separate this "
@@ -1017,15 +1002,15 @@ def _impact_sentence(r: dict, failed: list[str], label: str, cfg: ImpactSettings
         if n == 0:
             return (f"Too early to tell: no weeks of {label} after the change yet{more.replace(';', ',', 1)}."
                     if more else f"Too early to tell: no weeks of {label} after the change yet.")
-        return (f"Too early to tell: with {_plural(n, 'week')} of data only a change of "
-                f"{_fmt_ratio(r['mde_ratio'])} or more would show{more}.")
+        return (f"Too early to tell: with {plural(n, 'week')} of data only a change of "
+                f"{fmt_ratio(r['mde_ratio'])} or more would show{more}.")
     if "baseline_dip" in failed:
         return (f"Not enough data to tell: {label} were unusually low just before the change "
                 f"({r['dip_ratio']:.2f}× the rep's usual level, team-adjusted), so a rebound would look "
                 f"like an effect.")
-    return (f"Not enough data to tell: {label} went from {_fmt(pre)} to {_fmt(post)} a week "
-            f"({_fmt_ratio(rr)} the team's trend, {interval}); with {r['n_post_weeks']} weeks after the "
-            f"change only a change of {_fmt_ratio(r['mde_ratio'])} or more would reliably show{more}.")
+    return (f"Not enough data to tell: {label} went from {fmt_rate(pre)} to {fmt_rate(post)} a week "
+            f"({fmt_ratio(rr)} the team's trend, {interval}); with {r['n_post_weeks']} weeks after the "
+            f"change only a change of {fmt_ratio(r['mde_ratio'])} or more would reliably show{more}.")
 
 
 # ------------------------------------------------------------------ combined assessment
@@ -1066,10 +1051,10 @@ class CommitmentAssessment:
             if not np.isfinite(r.rate_ratio):
                 parts.append(f"{label} can't be computed yet")
                 continue
-            hi = "no upper limit" if not np.isfinite(r.ci_high) else _fmt_ratio(r.ci_high)
+            hi = "no upper limit" if not np.isfinite(r.ci_high) else fmt_ratio(r.ci_high)
             word = r.verdict if r.verdict in ("moved", "no meaningful change") else "not enough data to tell"
-            parts.append(f"{label} {_fmt_ratio(r.rate_ratio)} what the team's trend predicts "
-                         f"({_fmt_ratio(r.ci_low)} to {hi}, {word})")
+            parts.append(f"{label} {fmt_ratio(r.rate_ratio)} what the team's trend predicts "
+                         f"({fmt_ratio(r.ci_low)} to {hi}, {word})")
         if not parts:
             return ""
         return "Also checked the same way, as supporting evidence: " + "; ".join(parts) + "."

@@ -320,7 +320,7 @@ def simulate_team(
     TeamSim
         Weekly panels from Monday 2024-01-01, one column per rep ``R00`` ...
     """
-    # long only by its 24 keyword parameters and their documentation; the body is a driver whose
+    # long: only by its 24 keyword parameters and their documentation; the body is a driver whose
     # calls draw from ``rng`` in turn: reordering them changes every simulated team
     if change_week is None:
         change_week = _draw_change_week(rng, n_weeks, min_pre_weeks, post_weeks_needed)
