@@ -7,6 +7,8 @@ another module, and an import inside a function says why on its line or the line
 from __future__ import annotations
 
 import ast
+import importlib
+import re
 import sys
 from pathlib import Path
 
@@ -140,6 +142,36 @@ def test_functions_are_short_enough_to_read_at_once():
             if n > MAX_FUNCTION_LINES and "# long:" not in body:
                 long.append(f"{path.name}:{fn.lineno} {fn.name} ({n} lines)")
     assert not long, "functions over ~80 lines without a stated reason:\n" + "\n".join(long)
+
+
+def _resolves(dotted: str) -> bool:
+    """``coachnb.a.b`` names a module or an attribute that exists."""
+    parts = dotted.split(".")
+    obj = importlib.import_module(parts[0])
+    for k, part in enumerate(parts[1:], start=1):
+        if hasattr(obj, part):
+            obj = getattr(obj, part)
+            continue
+        try:
+            obj = importlib.import_module(".".join(parts[:k + 1]))
+        except ImportError:
+            return False
+    return True
+
+
+def test_every_coachnb_name_the_text_mentions_exists():
+    """Docstrings, comments, the README and docs/ name modules and functions that are there
+    (a rename leaves no reader at a dead end)."""
+    root = PACKAGE.parent
+    texts = [*PACKAGE.glob("*.py"), root / "README.md", *(root / "docs").glob("*.md"), *(root / "notebooks").glob("*.ipynb")]
+    dead = []
+    for path in texts:
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            for m in re.finditer(r"(?<![\w./-])coachnb(?:\.[A-Za-z_]\w*)+", line):
+                name = m.group(0).rstrip(".")
+                if not _resolves(name):
+                    dead.append(f"{path.relative_to(root)}:{i} {name}")
+    assert not dead, "names that don't exist:\n" + "\n".join(dead)
 
 
 @pytest.mark.parametrize("probe, expected", [
