@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
 
 from coachnb.coaching import ActivityLink, scenario_table
 from coachnb.simulate import simulate_team
-from coachnb.team_effects import team_activity_effect
+from coachnb.team_effects import _fixed_effects_design, _long_design, _poisson_fit, team_activity_effect
 
 
 def _team_with_lag1_effect(coef, n_reps=6, n_weeks=50, seed=13):
@@ -57,3 +58,34 @@ def test_team_activity_effect_without_effect_is_near_zero():
     # no effect planted: every coefficient is small next to the 0.06 planted above
     assert (df["coef"].abs() < 0.04).all()
     assert df["p_value"].between(0, 1).all()
+
+
+# ------------------------------------------------- the hand-written Poisson fit against statsmodels
+# team_activity_effect fits its Poisson model by its own Newton-Raphson (fast on these small dense
+# problems, and refitted once per tested term); statsmodels' GLM is the reference it must equal.
+def test_poisson_fit_equals_statsmodels_glm_on_a_fixed_effects_panel():
+    rng = np.random.default_rng(21)
+    sim = simulate_team(rng, n_reps=6, n_weeks=40, activity_ratio=1.5)
+    long, names = _long_design(sim.activity, sim.outcome, 2, True)
+    X, y, *_ = _fixed_effects_design(long, names)  # activity lags and lead, rep and week dummies
+    assert X.shape[1] > 40  # a design with many fixed effects, as in the reports
+    beta, mu = _poisson_fit(X, y)
+    ref = sm.GLM(y, X, family=sm.families.Poisson()).fit(tol=1e-12)
+    np.testing.assert_allclose(beta, ref.params, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(mu, ref.fittedvalues, rtol=1e-9)
+
+
+def test_poisson_fit_equals_statsmodels_glm_with_an_offset():
+    # a second design: intercept, continuous and binary covariates, an interaction, and exposure
+    rng = np.random.default_rng(8)
+    n = 400
+    x1, x2 = rng.normal(0, 1, n), rng.integers(0, 2, n)
+    X = np.column_stack([np.ones(n), x1, x2, x1 * x2])
+    offset = np.log(rng.uniform(0.5, 5.0, n))  # log exposure, e.g. working days in the week
+    y = rng.poisson(np.exp(X @ [0.3, 0.5, -0.4, 0.2] + offset)).astype(float)
+    beta, mu = _poisson_fit(X, y, offset=offset)
+    ref = sm.GLM(y, X, family=sm.families.Poisson(), offset=offset).fit(tol=1e-12)
+    np.testing.assert_allclose(beta, ref.params, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(mu, ref.fittedvalues, rtol=1e-9)
+    # the offset is used, not ignored: without it the fit is a different one
+    assert np.max(np.abs(_poisson_fit(X, y)[0] - ref.params)) > 0.1
