@@ -23,8 +23,9 @@ from .calendar import weeks_before
 from .config import ACTIVITY_TYPES
 from .formatting import STEP_ARROW, fmt_money, fmt_num, fmt_pct, fmt_times
 from .store import store_of
-from .team import (TeamView, active_commitments, cached, metric_history, open_data, others, outcome_history,
-                   peers_who_changed, quartiles, rep_row, rep_series, secondary_histories, weekly_against_team)
+from .team import (TeamView, active_commitments, cached, impact_settings, metric_history, open_data, others,
+                   outcome_history, peers_who_changed, quartiles, rep_row, rep_series, secondary_histories,
+                   weekly_against_team)
 
 
 # --------------------------------------------------------------------------- 1. header
@@ -458,7 +459,7 @@ def review_commitment(tv: TeamView, rep_id: str, c: dict, audience: str = "manag
     assessment = impact.assess_commitment(
         activity_panel, outcome_panel, rep_id, c["start"].tz_localize(None), c["end"].tz_localize(None),
         float(c["target"]), baseline=float(c["baseline"]), excluded_peers=peers_who_changed(tv, rep_id, c),
-        secondary=secondary_histories(tv, hist_start, outcome_panel))
+        secondary=secondary_histories(tv, hist_start, outcome_panel), settings=impact_settings(ds))
     diagnosis = coaching.diagnose(assessment, commitment={**c, "label": label}, finished=finished,
                                   audience=audience)
     mine = rep_series(tv, c["metric"], hist_start, rep_id)
@@ -500,7 +501,8 @@ def detected_change(tv: TeamView, rep_id: str) -> DetectedChange | None:
     changed = tv.commitment_changes
     others_changed = sorted(set(changed.loc[changed["changed"] & (changed["rep_id"] != rep_id), "rep_id"]
                                 .astype(str)))
-    pipe = impact.pipeline_impact(outcome_panel, rep_id, week, excluded_peers=others_changed, activity_changed=True)
+    pipe = impact.pipeline_impact(outcome_panel, rep_id, week, impact_settings(tv.ds), excluded_peers=others_changed,
+                                  activity_changed=True)
     pre, post = float(series[series.index < week].mean()), float(series[series.index >= week].mean())
     direction = "rose" if post > pre else "fell"
     s = (f"No commitment is on record, but activity {direction} around the week of {week:%d %b %Y}: "

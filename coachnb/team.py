@@ -297,6 +297,13 @@ def open_deal_ages(ds: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- commitments across the team
+def impact_settings(ds: Dataset) -> impact.ImpactSettings:
+    """The pipeline test's settings with the team's own thresholds from ``process.toml``."""
+    th = ds.config.thresholds
+    return impact.ImpactSettings(gap_weeks=int(th.baseline_gap_weeks), min_pre_weeks=int(th.min_pre_weeks),
+                                 equivalence_margin=float(th.equivalence_margin))
+
+
 def active_commitments(ds: Dataset, rep_id: str, w: Window, limit: int = 2) -> pd.DataFrame:
     """The rep's commitments to review: those running in the window (else the last one), at most ``limit``."""
     c = ds.commitments
@@ -386,7 +393,8 @@ def commitment_changes(ds: Dataset, window: Window) -> pd.DataFrame:
             if o["rep_id"] not in panel.columns:
                 continue
             ac = impact.activity_change(panel[o["rep_id"]], o["start"].tz_localize(None), o["end"].tz_localize(None),
-                                        target=float(o["target"]), baseline=float(o["baseline"]))
+                                        target=float(o["target"]), baseline=float(o["baseline"]),
+                                        gap_weeks=int(ds.config.thresholds.baseline_gap_weeks))
             out.loc[idx, "changed"] = bool(ac.changed or ac.adherence in ("kept", "partly kept", "too early"))
     return out.reset_index(drop=True)
 

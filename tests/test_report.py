@@ -277,3 +277,26 @@ def test_commitment_reviews_are_reused_for_the_same_rep_from_a_store(sample_dir,
     assert [a.commitment["rep_id"] for a in again] == [rep_id] * len(again)
     # another rep, another audience: computed, not served
     assert report.commitment_reviews(tv, rep_id, "rep") is not None and len(report._REVIEWS) == 2
+
+
+def test_the_teams_thresholds_reach_the_pipeline_test(sample_ds, monkeypatch):
+    """process.toml's baseline gap, minimum history and equivalence band are the ones the test uses."""
+    from coachnb import impact
+    from coachnb.team import impact_settings
+
+    th = dataclasses.replace(sample_ds.config.thresholds, baseline_gap_weeks=3, min_pre_weeks=10,
+                             equivalence_margin=0.2)
+    ds = dataclasses.replace(sample_ds, config=dataclasses.replace(sample_ds.config, thresholds=th), fingerprint=None)
+    s = impact_settings(ds)
+    assert (s.gap_weeks, s.min_pre_weeks, s.equivalence_margin) == (3, 10, 0.2)
+    seen = []
+    real = impact.assess_commitment
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["settings"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(impact, "assess_commitment", spy)
+    rep_id = str(ds.commitments["rep_id"].iloc[-1])
+    assert rep_report(ds, rep_id, AS_OF).commitments
+    assert seen and all(x == s for x in seen)
