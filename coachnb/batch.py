@@ -31,6 +31,7 @@ folder).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -45,6 +46,7 @@ import tempfile
 import time
 import traceback as traceback_module
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from multiprocessing.connection import wait as wait_for_ready
@@ -574,11 +576,28 @@ def _run_on_dask(scheduler, tasks, on_done) -> None:
             client.close()
 
 
-# --------------------------------------------------------------------------- parent side
+# --------------------------------------------------------------------------- the plan
 
 
 def find_notebook(name: str) -> Path:
-    """Locate a notebook shipped with coachnb (source checkout, editable or packaged install)."""
+    """Locate a notebook shipped with coachnb (source checkout, editable or packaged install).
+
+    Parameters
+    ----------
+    name : str
+        File name of the notebook, e.g. ``"rep_report.ipynb"``.
+
+    Returns
+    -------
+    Path
+        The first of ``<checkout>/notebooks``, ``<package>/notebooks`` and
+        ``<sys.prefix>/share/coachnb/notebooks`` that holds it.
+
+    Raises
+    ------
+    CoachnbError
+        When none does.
+    """
     package = Path(__file__).resolve().parent
     candidates = [package.parent / "notebooks" / name, package / "notebooks" / name,
                   Path(sys.prefix) / "share" / "coachnb" / "notebooks" / name]
@@ -589,69 +608,64 @@ def find_notebook(name: str) -> Path:
 
 
 def declared_parameters(notebook: Path) -> dict:
-    """Parameters declared in the notebook's ``parameters`` cell, by name."""
+    """Parameters declared in the notebook's ``parameters`` cell, by name.
+
+    Parameters
+    ----------
+    notebook : Path
+
+    Returns
+    -------
+    dict
+        Papermill's description of each declared parameter (name, type, default, help).
+    """
     return papermill.inspect_notebook(str(notebook))
 
 
-def _check_contract(notebook: Path, required, what: str) -> set:
+def _check_contract(notebook: Path, required, what: str) -> frozenset:
+    """Names of the parameters ``notebook`` declares, after checking it declares the ``required`` ones.
+
+    Parameters
+    ----------
+    notebook : Path
+    required : iterable of str
+        Parameters the batch always passes.
+    what : str
+        What the notebook is, for the error message ("rep report", "team overview").
+
+    Returns
+    -------
+    frozenset of str
+
+    Raises
+    ------
+    CoachnbError
+        When a required parameter is not declared in a cell tagged ``parameters``.
+    """
     declared = declared_parameters(notebook)
     missing = [p for p in required if p not in declared]
     if missing:
         raise CoachnbError(f"{what} notebook {notebook} does not declare parameter(s) {', '.join(missing)} "
                            "in a cell tagged 'parameters'")
-    return set(declared)
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _dataset_from_store(data_dir: Path, as_of: str, lookback_weeks, report_dir: Path):
-    """The team-wide Dataset of an existing feature store for ``data_dir`` (None if there is none).
-
-    Keyed by the files' bytes (no parsing), so the parent skips loading gigabytes of raw data.
-    """
-    try:
-        fingerprint = input_fingerprint(data_dir)
-        path = store_path(report_dir, fingerprint, as_of, int(lookback_weeks or 13))
-        if not is_store(path):
-            return None
-        ds = open_store(path).dataset_for(None)
-        return ds if ds.fingerprint == fingerprint else None
-    except Exception:  # noqa: BLE001 - then the data is loaded (and validated) as usual
-        return None
-
-
-def _feature_store(dataset, as_of, lookback_weeks, report_dir: Path, wanted: bool) -> str:
-    """Build the feature store once, in the parent, and return its path ("" when not used).
-
-    Workers then read their rep's slice and the team tables instead of the raw files. If the
-    store can't be built, the reports fall back to reading the data folder: slower, same content.
-    """
-    if not wanted or dataset is None:
-        return ""
-    try:
-        return str(build_store(dataset, as_of, int(lookback_weeks or 13), report_dir))
-    except Exception as exc:  # noqa: BLE001 - a store is an optimisation, never a reason to fail a batch
-        print(f"coachnb: feature store not built ({type(exc).__name__}: {exc}); reports read the data folder",
-              file=sys.stderr)
-        return ""
-
-
-def report_fingerprint(data_fingerprint: str, notebook_sha: str, parameters: dict) -> str:
-    """Fingerprint of one report's inputs: data, notebook, coachnb's code and parameters.
-
-    Folder paths (``data_dir``, ``out_dir``, ``report_dir``) are left out: moving a folder does
-    not change a report.
-    """
-    # the feature store's path is derived from the data fingerprint, which is already in the blob
-    params = {k: v for k, v in parameters.items() if k not in ("data_dir", "out_dir", "report_dir", "features")}
-    blob = json.dumps({"data": data_fingerprint, "notebook": notebook_sha, "coachnb": __version__,
-                       "code": code_fingerprint(), "parameters": params}, sort_keys=True, default=str)
-    return _sha256(blob.encode("utf-8"))
+    return frozenset(declared)
 
 
 def _parse_as_of(as_of) -> str:
+    """The coaching date as ``YYYY-MM-DD``.
+
+    Parameters
+    ----------
+    as_of : str or date
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    CoachnbError
+        When it is not a valid date in that form.
+    """
     text = as_of.isoformat() if isinstance(as_of, date) else str(as_of)
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
         raise CoachnbError(f"--as-of must be a date YYYY-MM-DD, not {text!r}")
@@ -662,8 +676,234 @@ def _parse_as_of(as_of) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class BatchPlan:
+    """What one batch run does, worked out once from the arguments of :func:`run_batch`.
+
+    :meth:`from_arguments` validates the arguments and the notebooks' parameter contracts; the
+    steps of the run (see :func:`run_batch`) read the plan and never change it.
+
+    Attributes
+    ----------
+    data_dir : Path
+        The data folder, absolute.
+    as_of : str
+        Coaching date, ``YYYY-MM-DD``.
+    report_dir : Path
+        ``<out>/<as_of>``, absolute: where every output goes.
+    audiences : tuple of str
+        ``("manager",)``, ``("rep",)`` or both, in that order.
+    reps : sequence of str or None
+        Rep ids asked for, as given (None: every rep, or those of ``team``).
+    team : str or None
+        Team whose reps are asked for (when ``reps`` is None).
+    jobs : int or None
+        Local worker processes (None: one per core).
+    resume : bool
+        Skip reports whose fingerprint is unchanged and whose outputs exist.
+    scheduler : str, distributed.Client or None
+        Dask scheduler to run the reports on (None: local worker processes).
+    timeout : float or None
+        Seconds one report may take.
+    engine : str
+        Papermill engine name (:data:`DEFAULT_ENGINE` when none was given).
+    notebook : Path
+        The rep report notebook.
+    overview_notebook : Path or None
+        The team overview notebook (None: no overview).
+    rep_declared, overview_declared : frozenset of str
+        Parameters the two notebooks declare (empty without an overview).
+    lookback_weeks : int or None
+        As given; the notebooks get ``int(lookback_weeks)``, the feature store ``int(lookback_weeks or 13)``.
+    progress : bool or None
+        Progress bar on, off, or (None) on when stderr is a terminal.
+    started : float
+        :func:`time.perf_counter` when the run started, for its duration.
+    started_at : str
+        UTC time the run started (ISO, seconds), for the manifest.
+    """
+
+    data_dir: Path
+    as_of: str
+    report_dir: Path
+    audiences: tuple
+    reps: object
+    team: str | None
+    jobs: int | None
+    resume: bool
+    scheduler: object
+    timeout: float | None
+    engine: str
+    notebook: Path
+    overview_notebook: Path | None
+    rep_declared: frozenset
+    overview_declared: frozenset
+    lookback_weeks: int | None
+    progress: bool | None
+    started: float
+    started_at: str
+
+    @classmethod
+    def from_arguments(cls, data_dir, as_of, out, reps, team, audience, jobs, resume, scheduler, timeout,
+                       engine, notebook, overview_notebook, lookback_weeks, progress) -> BatchPlan:
+        """Check and resolve the arguments of :func:`run_batch` (which documents them) into a plan.
+
+        Finds the default notebooks and checks that both declare the parameters the batch
+        passes. Reads no data.
+
+        Returns
+        -------
+        BatchPlan
+
+        Raises
+        ------
+        CoachnbError
+            For an invalid date or audience, a missing notebook, or a notebook that does not
+            declare the required parameters.
+        """
+        started = time.perf_counter()
+        started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        as_of = _parse_as_of(as_of)
+        if audience not in (*AUDIENCES, "both"):
+            raise CoachnbError(f"audience must be manager, rep or both, not {audience!r}")
+        audiences = AUDIENCES if audience == "both" else (audience,)
+        data_dir = Path(data_dir).resolve()
+        notebook = Path(notebook).resolve() if notebook else find_notebook("rep_report.ipynb")
+        if overview_notebook == DEFAULT:
+            overview_notebook = find_notebook("team_overview.ipynb")
+        overview_notebook = Path(overview_notebook).resolve() if overview_notebook else None
+        rep_declared = _check_contract(notebook, REP_PARAMETERS_REQUIRED, "rep report")
+        overview_declared = (_check_contract(overview_notebook, OVERVIEW_PARAMETERS_REQUIRED, "team overview")
+                             if overview_notebook else frozenset())
+        return cls(
+            data_dir=data_dir, as_of=as_of, report_dir=Path(out).resolve() / as_of, audiences=audiences,
+            reps=reps, team=team, jobs=jobs, resume=resume, scheduler=scheduler, timeout=timeout,
+            engine=engine or DEFAULT_ENGINE, notebook=notebook, overview_notebook=overview_notebook,
+            rep_declared=rep_declared, overview_declared=overview_declared, lookback_weeks=lookback_weeks,
+            progress=progress, started=started, started_at=started_at)
+
+    @property
+    def manifest_path(self) -> Path:
+        """``<report_dir>/manifest.json``."""
+        return self.report_dir / MANIFEST_NAME
+
+    @property
+    def wants_features(self) -> bool:
+        """Whether a notebook reads the feature store (declares a ``features`` parameter)."""
+        return "features" in self.rep_declared or "features" in self.overview_declared
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _sha256(data: bytes) -> str:
+    """Hex SHA-256 of ``data``.
+
+    Parameters
+    ----------
+    data : bytes
+
+    Returns
+    -------
+    str
+    """
+    return hashlib.sha256(data).hexdigest()
+
+
+def _input_dataset(plan: BatchPlan, dataset=None):
+    """The Dataset the parent selects reps from and builds the feature store from.
+
+    Parameters
+    ----------
+    plan : BatchPlan
+    dataset : Dataset, optional
+        One the caller loaded already; returned as it is.
+
+    Returns
+    -------
+    Dataset
+        The caller's, else the team-wide one of an existing feature store for these very files
+        (an unchanged rerun: its reps table is all the parent needs, and the store was built from
+        a validated load of the same files), else :func:`coachnb.loading.load` of the data folder.
+
+    Raises
+    ------
+    DataError
+        When the data folder is loaded and invalid.
+    """
+    if dataset is None and plan.wants_features:
+        dataset = _dataset_from_store(plan)
+    if dataset is None:
+        dataset = load(plan.data_dir)
+    return dataset
+
+
+def _dataset_from_store(plan: BatchPlan):
+    """The team-wide Dataset of an existing feature store for the data folder (None if there is none).
+
+    Keyed by the files' bytes (no parsing), so the parent skips loading gigabytes of raw data.
+
+    Parameters
+    ----------
+    plan : BatchPlan
+
+    Returns
+    -------
+    Dataset or None
+        None also when anything goes wrong: the data is then loaded (and validated) as usual.
+    """
+    try:
+        fingerprint = input_fingerprint(plan.data_dir)
+        path = store_path(plan.report_dir, fingerprint, plan.as_of, int(plan.lookback_weeks or 13))
+        if not is_store(path):
+            return None
+        ds = open_store(path).dataset_for(None)
+        return ds if ds.fingerprint == fingerprint else None
+    except Exception:  # noqa: BLE001 - then the data is loaded (and validated) as usual
+        return None
+
+
+def _isna(value) -> bool:
+    """Whether a table cell is missing (None, NaN, NaT, pd.NA); False for what pandas can't judge.
+
+    Parameters
+    ----------
+    value : object
+
+    Returns
+    -------
+    bool
+    """
+    try:
+        return value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
 def _select_reps(ds, reps, team) -> tuple[list[dict], list[str]]:
-    """(known reps as dicts with rep_id/name/team, requested ids that are not in the data)."""
+    """The reps to render.
+
+    Parameters
+    ----------
+    ds : Dataset
+        Its ``reps`` table is read.
+    reps : iterable of str or None
+        Rep ids asked for (duplicates dropped, order kept).
+    team : str or None
+        Team asked for (used when ``reps`` is None).
+
+    Returns
+    -------
+    selected : list of dict
+        Known reps, as dicts with ``rep_id``, ``name`` and ``team`` (strings, "" when missing).
+    unknown : list of str
+        Requested ids that are not in the data.
+
+    Raises
+    ------
+    CoachnbError
+        When ``team`` has no reps.
+    """
     table = ds.reps
     rows = []
     for rec in table.to_dict("records"):
@@ -682,24 +922,346 @@ def _select_reps(ds, reps, team) -> tuple[list[dict], list[str]]:
     return rows, []
 
 
-def _isna(value) -> bool:
+@contextmanager
+def _report_dir_lock(report_dir: Path):
+    """Create ``report_dir`` (and its ``logs``) and hold its lock file while the block runs.
+
+    Parameters
+    ----------
+    report_dir : Path
+
+    Raises
+    ------
+    CoachnbError
+        When another run holds the lock, or the folder can't be written.
+    """
+    lock = FileLock(str(report_dir / ".coachnb.lock"))
     try:
-        return value is None or bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
+        (report_dir / "logs").mkdir(parents=True, exist_ok=True)
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise CoachnbError(f"another coachnb run is writing to {report_dir}") from None
+    except OSError as exc:  # read-only or full disk, not a folder, no permission: say so, no traceback
+        raise CoachnbError(f"cannot write reports to {report_dir}: {exc.strerror or exc}") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _remove_stale_temporaries(report_dir: Path) -> None:
+    """Delete the temporary files a run killed mid-write left in ``report_dir`` and its ``logs``.
+
+    Parameters
+    ----------
+    report_dir : Path
+    """
+    for folder in (report_dir, report_dir / "logs"):
+        for stale in folder.glob(".*.tmp"):
+            try:
+                stale.unlink()
+            except OSError:
+                pass
 
 
 def _read_manifest(path: Path) -> dict:
+    """The manifest of the previous run, or ``{}`` when there is none or it can't be read.
+
+    Parameters
+    ----------
+    path : Path
+
+    Returns
+    -------
+    dict
+    """
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
 
 
+def _feature_store(plan: BatchPlan, dataset) -> str:
+    """Build the feature store once, in the parent, and return its path ("" when not used).
+
+    Workers then read their rep's slice and the team tables instead of the raw files. If the
+    store can't be built, the reports fall back to reading the data folder: slower, same content.
+
+    Parameters
+    ----------
+    plan : BatchPlan
+    dataset : Dataset or None
+
+    Returns
+    -------
+    str
+        The store's path; "" when no notebook reads a store, or it could not be built.
+    """
+    if not plan.wants_features or dataset is None:
+        return ""
+    try:
+        return str(build_store(dataset, plan.as_of, int(plan.lookback_weeks or 13), plan.report_dir))
+    except Exception as exc:  # noqa: BLE001 - a store is an optimisation, never a reason to fail a batch
+        print(f"coachnb: feature store not built ({type(exc).__name__}: {exc}); reports read the data folder",
+              file=sys.stderr)
+        return ""
+
+
+@dataclass
+class _RunState:
+    """What a run works out under the report folder's lock, and fills in as reports finish.
+
+    Attributes
+    ----------
+    notebook_sha : str
+        SHA-256 of the rep notebook's bytes.
+    data_fingerprint : str
+        The dataset's fingerprint ("" when it has none).
+    previous : dict
+        The previous run's manifest (``{}`` if none).
+    features_path : str
+        The feature store ("" when not used).
+    entries : dict
+        Manifest entry of every selected report, by ``(rep_id, audience)``; updated in place.
+    tasks : list of dict
+        Tasks of the reports that run (the others are skipped as unchanged).
+    last_checkpoint : float or None
+        :func:`time.monotonic` of the last manifest checkpoint.
+    previous_by_key : dict
+        The previous manifest's report entries by ``(rep_id, audience)``.
+    """
+
+    notebook_sha: str
+    data_fingerprint: str
+    previous: dict
+    features_path: str = ""
+    entries: dict = field(default_factory=dict)
+    tasks: list = field(default_factory=list)
+    last_checkpoint: float | None = None
+    previous_by_key: dict = field(init=False)
+
+    def __post_init__(self):
+        """Index the previous manifest's report entries."""
+        self.previous_by_key = {(e.get("rep_id"), e.get("audience")): e for e in self.previous.get("reports", [])}
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+def report_fingerprint(data_fingerprint: str, notebook_sha: str, parameters: dict) -> str:
+    """Fingerprint of one report's inputs: data, notebook, coachnb's code and parameters.
+
+    Folder paths (``data_dir``, ``out_dir``, ``report_dir``) are left out: moving a folder does
+    not change a report.
+
+    Parameters
+    ----------
+    data_fingerprint : str
+    notebook_sha : str
+    parameters : dict
+        The report's notebook parameters.
+
+    Returns
+    -------
+    str
+        Hex SHA-256.
+    """
+    # the feature store's path is derived from the data fingerprint, which is already in the blob
+    params = {k: v for k, v in parameters.items() if k not in ("data_dir", "out_dir", "report_dir", "features")}
+    blob = json.dumps({"data": data_fingerprint, "notebook": notebook_sha, "coachnb": __version__,
+                       "code": code_fingerprint(), "parameters": params}, sort_keys=True, default=str)
+    return _sha256(blob.encode("utf-8"))
+
+
+def _rep_parameters(plan: BatchPlan, rep_id: str, audience: str, features_path: str) -> dict:
+    """The rep notebook's parameters for one report: those of ours the notebook declares.
+
+    Parameters
+    ----------
+    plan : BatchPlan
+    rep_id, audience : str
+    features_path : str
+
+    Returns
+    -------
+    dict
+        In a fixed order (papermill writes them into the executed notebook in this order).
+    """
+    params = {"rep_id": rep_id, "data_dir": str(plan.data_dir), "as_of": plan.as_of, "audience": audience}
+    if plan.lookback_weeks is not None and "lookback_weeks" in plan.rep_declared:
+        params["lookback_weeks"] = int(plan.lookback_weeks)
+    if "out_dir" in plan.rep_declared:
+        params["out_dir"] = str(plan.report_dir)
+    params["features"] = features_path
+    return {k: v for k, v in params.items() if k in plan.rep_declared}
+
+
+def _report_entry(plan: BatchPlan, rep: dict, audience: str, stem: str, fingerprint: str) -> dict:
+    """A report's manifest entry, still ``pending``, with the file names its outputs get.
+
+    Parameters
+    ----------
+    plan : BatchPlan
+    rep : dict
+        ``rep_id``, ``name``, ``team``.
+    audience : str
+    stem : str
+        File name stem of the rep's outputs (:func:`coachnb.fsutil.safe_filename` of the id).
+    fingerprint : str
+        :func:`report_fingerprint` of the report.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    ValueError
+        When an output would land outside the report folder.
+    """
+    suffix = "" if audience == "manager" else f".{audience}"
+    entry = {
+        "rep_id": rep["rep_id"], "name": rep["name"], "team": rep["team"], "audience": audience,
+        "status": "pending", "duration_s": None,
+        "html": f"{stem}{suffix}.html", "ipynb": f"{stem}{suffix}.ipynb",
+        "log": f"logs/{stem}{suffix}.log", "error": None, "failed_cell": None,
+        "fingerprint": fingerprint,
+    }
+    for name in (entry["html"], entry["ipynb"], entry["log"]):
+        path_inside(plan.report_dir, name)
+    return entry
+
+
+def _is_unchanged(report_dir: Path, entry: dict, old: dict | None) -> bool:
+    """Whether the previous run rendered this report from the same inputs and its outputs are still there.
+
+    Parameters
+    ----------
+    report_dir : Path
+    entry : dict
+        This run's entry of the report.
+    old : dict or None
+        The previous manifest's entry of the report.
+
+    Returns
+    -------
+    bool
+    """
+    return bool(old and old.get("status") in ("ok", "skipped")
+                and old.get("fingerprint") == entry["fingerprint"]
+                and (report_dir / entry["html"]).is_file() and (report_dir / entry["ipynb"]).is_file())
+
+
+def _report_task(plan: BatchPlan, rep: dict, audience: str, params: dict, row_spec: dict | None) -> dict:
+    """The task a worker runs for one report (see :func:`execute_task`).
+
+    Parameters
+    ----------
+    plan : BatchPlan
+    rep : dict
+        ``rep_id``, ``name``, ``team``; the team is the task's group (see :func:`pick_task`).
+    audience : str
+    params : dict
+        The notebook's parameters.
+    row_spec : dict or None
+        Feature store, date and look-back of the overview's rows: the worker computes the rep's
+        row beside the report of the first audience.
+
+    Returns
+    -------
+    dict
+    """
+    title = (f"{rep['name'] or rep['rep_id']}: your coaching report, {plan.as_of}" if audience == "rep"
+             else f"{rep['name'] or rep['rep_id']} ({rep['rep_id']}): coaching report, {plan.as_of}")
+    task = {"key": (rep["rep_id"], audience), "notebook": str(plan.notebook), "parameters": params,
+            "engine": plan.engine, "timeout": plan.timeout, "title": title, "group": rep["team"] or None}
+    if row_spec is not None and audience == plan.audiences[0]:
+        task["overview_row"] = dict(row_spec, rep_id=rep["rep_id"])
+    return task
+
+
+def _unknown_rep_entry(rep_id: str, audience: str) -> dict:
+    """The manifest entry of a requested rep id that is not in the data (failed, nothing ran).
+
+    Parameters
+    ----------
+    rep_id, audience : str
+
+    Returns
+    -------
+    dict
+    """
+    return {"rep_id": rep_id, "name": None, "team": None, "audience": audience, "status": "failed",
+            "duration_s": 0.0, "html": None, "ipynb": None, "log": None,
+            "error": "unknown rep id: not in reps of the data folder", "failed_cell": None, "fingerprint": None}
+
+
+def _work_out_tasks(plan: BatchPlan, state: _RunState, selected: list, unknown: list) -> tuple[dict, list]:
+    """Every selected report's manifest entry, and the tasks of those that run.
+
+    With ``plan.resume``, a report the previous run rendered from the same inputs (same
+    fingerprint, outputs still there) is ``skipped`` and keeps its overview row.
+
+    Parameters
+    ----------
+    plan : BatchPlan
+    state : _RunState
+        Fingerprints, previous manifest and feature store of the run.
+    selected : list of dict
+        Reps to render (see :func:`_select_reps`).
+    unknown : list of str
+        Requested ids not in the data: failed entries, no task.
+
+    Returns
+    -------
+    entries : dict
+        By ``(rep_id, audience)``.
+    tasks : list of dict
+    """
+    # The overview's per-rep columns are computed by the workers beside each report (in parallel),
+    # when the overview reads the same feature store; the overview computes any row missing.
+    row_spec = None
+    if state.features_path and plan.overview_notebook is not None and "features" in plan.overview_declared:
+        # a row is used only if its store key is the key of the store the overview reads
+        row_spec = {"features": state.features_path, "as_of": plan.as_of,
+                    "lookback_weeks": int(plan.lookback_weeks or 13)}
+    entries: dict[tuple, dict] = {}
+    tasks = []
+    for rep in selected:
+        stem = safe_filename(rep["rep_id"])
+        for aud in plan.audiences:
+            params = _rep_parameters(plan, rep["rep_id"], aud, state.features_path)
+            fingerprint = report_fingerprint(state.data_fingerprint, state.notebook_sha, params)
+            entry = entries[(rep["rep_id"], aud)] = _report_entry(plan, rep, aud, stem, fingerprint)
+            old = state.previous_by_key.get((rep["rep_id"], aud))
+            if plan.resume and _is_unchanged(plan.report_dir, entry, old):
+                entry.update(status="skipped", duration_s=old.get("duration_s"))
+                if isinstance(old.get("overview_row"), dict):
+                    entry["overview_row"] = old["overview_row"]
+                continue
+            tasks.append(_report_task(plan, rep, aud, params, row_spec))
+    for rep_id in unknown:
+        for aud in plan.audiences:
+            entries[(rep_id, aud)] = _unknown_rep_entry(rep_id, aud)
+    return entries, tasks
+
+
+# --------------------------------------------------------------------------- running
+
+
 class _Progress:
-    """A tqdm bar with ETA on a terminal, one plain line per report otherwise."""
+    """A tqdm bar with ETA on a terminal, one plain line per report otherwise.
+
+    Parameters
+    ----------
+    total : int
+        Reports that will run.
+    enabled : bool or None
+        Force the bar on or off; None: on when stderr is a terminal.
+    """
 
     def __init__(self, total: int, enabled: bool | None):
+        """Open the bar (when on and there is anything to run)."""
         self.total, self.n = total, 0
         tty = sys.stderr.isatty() if enabled is None else enabled
         self.bar = None
@@ -707,6 +1269,13 @@ class _Progress:
             self.bar = tqdm(total=total, unit="report", file=sys.stderr, dynamic_ncols=True)
 
     def done(self, entry: dict) -> None:
+        """Count one finished report and show it (a failure always gets its own line).
+
+        Parameters
+        ----------
+        entry : dict
+            The report's manifest entry, already recorded.
+        """
         self.n += 1
         who = f"{entry['rep_id']} ({entry['audience']})"
         text = f"{who}: {entry['status']} in {entry.get('duration_s') or 0:.1f} s"
@@ -721,8 +1290,160 @@ class _Progress:
             print(f"[{self.n}/{self.total}] {text}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
+        """Close the bar, if there is one."""
         if self.bar is not None:
             self.bar.close()
+
+
+def _print_skipped(entries: dict) -> None:
+    """One line on stderr per report skipped as unchanged.
+
+    Parameters
+    ----------
+    entries : dict
+        Manifest entries by ``(rep_id, audience)``.
+    """
+    for entry in entries.values():
+        if entry["status"] == "skipped":
+            print(f"skipped {entry['rep_id']} ({entry['audience']}): unchanged", file=sys.stderr)
+
+
+class _TaskRunner:
+    """Runs a batch's tasks on local worker processes (a :class:`WorkerPool`) or on a Dask cluster.
+
+    A context manager: leaving it stops the local workers.
+
+    Parameters
+    ----------
+    plan : BatchPlan
+        ``scheduler``, ``jobs`` and ``engine`` are read.
+    n_tasks : int
+        Reports to run: no more local workers than that are started.
+    """
+
+    def __init__(self, plan: BatchPlan, n_tasks: int):
+        """Set up the pool (its workers start when tasks are run)."""
+        self.scheduler, self.engine = plan.scheduler, plan.engine
+        self.pool = None
+        if plan.scheduler is None:
+            size = max(1, min(plan.jobs or os.cpu_count() or 1, max(n_tasks, 1)))
+            self.pool = WorkerPool(size, engine=plan.engine, max_tasks_per_worker=MAX_TASKS_PER_WORKER)
+
+    def __enter__(self):
+        """Return the runner."""
+        return self
+
+    def __exit__(self, *exc):
+        """Stop the local workers; exceptions propagate."""
+        self.close()
+        return False
+
+    def run(self, tasks: list, on_done) -> None:
+        """Run ``tasks`` and call ``on_done(task, result)`` for each, in this process.
+
+        Parameters
+        ----------
+        tasks : list of dict
+        on_done : callable
+        """
+        if self.pool is None:
+            _run_on_dask(self.scheduler, tasks, on_done)
+        else:
+            self.pool.run(tasks, on_done)
+
+    def fresh_worker(self) -> None:
+        """Replace the local workers by a single new one (nothing on Dask).
+
+        For the index: a report worker holds its imports, panels and caches (~390 MB at 1000
+        reps), and the overview's own work on top of that was a worker's peak; a new worker starts
+        in a few seconds and holds only what the index needs.
+        """
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = WorkerPool(1, engine=self.engine)
+
+    def close(self) -> None:
+        """Stop the local workers."""
+        if self.pool is not None:
+            self.pool.close()
+
+
+def _record_safely(report_dir: Path, entry: dict, task: dict, result: dict, engine: str) -> None:
+    """:func:`_record`, except that outputs that can't be written fail this entry only.
+
+    Parameters
+    ----------
+    report_dir : Path
+    entry, task, result : dict
+    engine : str
+    """
+    try:
+        _record(report_dir, entry, task, result, engine)
+    except OSError as exc:  # disk full, folder made read-only...: this report fails, the rest go on
+        _record_write_failure(report_dir, entry, exc)
+
+
+def _report_done(plan: BatchPlan, state: _RunState, progress_bar: _Progress, task: dict, result: dict) -> None:
+    """Record a finished report, checkpoint the manifest now and then, and show progress.
+
+    A run killed midway leaves a manifest of the reports done so far, so ``resume`` skips them.
+
+    Parameters
+    ----------
+    plan : BatchPlan
+    state : _RunState
+    progress_bar : _Progress
+    task, result : dict
+        As given to and returned by :func:`execute_task`.
+    """
+    entry = state.entries[task["key"]]
+    _record_safely(plan.report_dir, entry, task, result, plan.engine)
+    now = time.monotonic()
+    if state.last_checkpoint is None or now - state.last_checkpoint >= CHECKPOINT_SECONDS:
+        try:
+            _write_manifest(plan.manifest_path, _manifest(plan, state, done_only=True))
+            state.last_checkpoint = now
+        except CoachnbError:
+            pass  # the final manifest write reports it
+    progress_bar.done(entry)
+
+
+def _render_overview(plan: BatchPlan, state: _RunState, runner: _TaskRunner) -> dict | None:
+    """Render the team overview into ``index.html`` (after the reports and their manifest).
+
+    Parameters
+    ----------
+    plan : BatchPlan
+    state : _RunState
+    runner : _TaskRunner
+        The reports' runner; a local pool that ran reports is replaced by one fresh worker.
+
+    Returns
+    -------
+    dict or None
+        The overview's manifest entry; None when the plan has no overview notebook.
+    """
+    if plan.overview_notebook is None:
+        return None
+    params = {"data_dir": str(plan.data_dir), "as_of": plan.as_of, "report_dir": str(plan.report_dir),
+              "manifest_path": str(plan.manifest_path), "features": state.features_path}
+    if plan.lookback_weeks is not None:
+        params["lookback_weeks"] = int(plan.lookback_weeks)
+    params = {k: v for k, v in params.items() if k in plan.overview_declared}
+    overview = {"rep_id": "index", "audience": "team", "status": "pending", "duration_s": None,
+                "html": "index.html", "ipynb": "index.ipynb", "log": "logs/index.log", "error": None,
+                "failed_cell": None, "fingerprint": None}
+    task = {"key": "overview", "notebook": str(plan.overview_notebook), "parameters": params,
+            "engine": plan.engine, "timeout": plan.timeout, "title": f"Team overview, {plan.as_of}"}
+    if state.tasks:
+        runner.fresh_worker()
+    holder = {}
+    runner.run([task], lambda _task, result: holder.update(result=result))
+    _record_safely(plan.report_dir, overview, task, holder["result"], plan.engine)
+    return overview
+
+
+# --------------------------------------------------------------------------- the run
 
 
 def run_batch(data_dir, as_of, out="reports", reps=None, team=None, audience="manager", jobs=None,
@@ -768,218 +1489,119 @@ def run_batch(data_dir, as_of, out="reports", reps=None, team=None, audience="ma
     -------
     BatchResult
         ``ok`` is False when any report or the overview failed, or the data is invalid.
+
+    Notes
+    -----
+    The arguments become a :class:`BatchPlan`; the steps then are :func:`_input_dataset`,
+    :func:`_select_reps`, and under the report folder's lock :func:`_run_locked`.
     """
-    started = time.perf_counter()
-    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    as_of = _parse_as_of(as_of)
-    if audience not in (*AUDIENCES, "both"):
-        raise CoachnbError(f"audience must be manager, rep or both, not {audience!r}")
-    audiences = AUDIENCES if audience == "both" else (audience,)
-    engine = engine or DEFAULT_ENGINE
-    data_dir = Path(data_dir).resolve()
-
-    notebook = Path(notebook).resolve() if notebook else find_notebook("rep_report.ipynb")
-    if overview_notebook == DEFAULT:
-        overview_notebook = find_notebook("team_overview.ipynb")
-    overview_notebook = Path(overview_notebook).resolve() if overview_notebook else None
-    rep_declared = _check_contract(notebook, REP_PARAMETERS_REQUIRED, "rep report")
-    overview_declared = (_check_contract(overview_notebook, OVERVIEW_PARAMETERS_REQUIRED, "team overview")
-                         if overview_notebook else set())
-
-    if dataset is None and ("features" in rep_declared or "features" in overview_declared):
-        # an unchanged rerun: the feature store for these very bytes exists; its reps table is all
-        # the parent needs (the store was built from a validated load of the same files)
-        dataset = _dataset_from_store(data_dir, as_of, lookback_weeks, Path(out).resolve() / as_of)
-    if dataset is None:
-        try:
-            dataset = load(data_dir)
-        except DataError as exc:
-            print(f"coachnb: the data at {data_dir} is invalid; no report was rendered.\n{exc}",
-                  file=sys.stderr)
-            return BatchResult(ok=False, error=str(exc), duration_s=time.perf_counter() - started)
-    selected, unknown = _select_reps(dataset, reps, team)
-
-    report_dir = Path(out).resolve() / as_of
-    manifest_path = report_dir / MANIFEST_NAME
-
-    lock = FileLock(str(report_dir / ".coachnb.lock"))
+    plan = BatchPlan.from_arguments(data_dir, as_of, out, reps, team, audience, jobs, resume, scheduler, timeout,
+                                    engine, notebook, overview_notebook, lookback_weeks, progress)
     try:
-        (report_dir / "logs").mkdir(parents=True, exist_ok=True)
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise CoachnbError(f"another coachnb run is writing to {report_dir}") from None
-    except OSError as exc:  # read-only or full disk, not a folder, no permission: say so, no traceback
-        raise CoachnbError(f"cannot write reports to {report_dir}: {exc.strerror or exc}") from None
-    try:
-        return _run_locked(
-            data_dir=data_dir, as_of=as_of, report_dir=report_dir, manifest_path=manifest_path,
-            selected=selected, unknown=unknown, audiences=audiences, jobs=jobs, resume=resume,
-            scheduler=scheduler, timeout=timeout, engine=engine, notebook=notebook,
-            overview_notebook=overview_notebook, rep_declared=rep_declared,
-            overview_declared=overview_declared, dataset=dataset, lookback_weeks=lookback_weeks,
-            progress=progress, started=started, started_at=started_at)
-    finally:
-        lock.release()
+        dataset = _input_dataset(plan, dataset)
+    except DataError as exc:
+        print(f"coachnb: the data at {plan.data_dir} is invalid; no report was rendered.\n{exc}", file=sys.stderr)
+        return BatchResult(ok=False, error=str(exc), duration_s=time.perf_counter() - plan.started)
+    selected, unknown = _select_reps(dataset, plan.reps, plan.team)
+    with _report_dir_lock(plan.report_dir):
+        return _run_locked(plan, dataset, selected, unknown)
 
 
-def _run_locked(*, data_dir, as_of, report_dir, manifest_path, selected, unknown, audiences, jobs, resume,
-                scheduler, timeout, engine, notebook, overview_notebook, rep_declared, overview_declared,
-                dataset, lookback_weeks, progress, started, started_at) -> BatchResult:
-    for folder in (report_dir, report_dir / "logs"):  # temporary files of a run killed mid-write
-        for stale in folder.glob(".*.tmp"):
-            try:
-                stale.unlink()
-            except OSError:
-                pass
-    notebook_sha = _sha256(notebook.read_bytes())
-    data_fingerprint = getattr(dataset, "fingerprint", "") or ""
-    previous = _read_manifest(manifest_path)
-    previous_by_key = {(e.get("rep_id"), e.get("audience")): e for e in previous.get("reports", [])}
+def _run_locked(plan: BatchPlan, dataset, selected: list, unknown: list) -> BatchResult:
+    """The steps of a run that write into the report folder (its lock is held).
 
-    features_path = _feature_store(dataset, as_of, lookback_weeks, report_dir,
-                                   wanted="features" in rep_declared or "features" in overview_declared)
+    Clears stale temporary files, builds (or reuses) the feature store, works out which reports
+    run and which are skipped, runs them, writes the manifest, renders the overview, then writes
+    the final manifest and prints the summary.
 
-    # The overview's per-rep columns are computed by the workers beside each report (in parallel),
-    # when the overview reads the same feature store; the overview computes any row missing.
-    row_spec = None
-    if features_path and overview_notebook is not None and "features" in overview_declared:
-        # a row is used only if its store key is the key of the store the overview reads
-        row_spec = {"features": features_path, "as_of": as_of, "lookback_weeks": int(lookback_weeks or 13)}
-    entries: dict[tuple, dict] = {}
-    tasks = []
-    for rep in selected:
-        stem = safe_filename(rep["rep_id"])
-        for aud in audiences:
-            suffix = "" if aud == "manager" else f".{aud}"
-            params = {"rep_id": rep["rep_id"], "data_dir": str(data_dir), "as_of": as_of, "audience": aud}
-            if lookback_weeks is not None and "lookback_weeks" in rep_declared:
-                params["lookback_weeks"] = int(lookback_weeks)
-            if "out_dir" in rep_declared:
-                params["out_dir"] = str(report_dir)
-            params["features"] = features_path
-            params = {k: v for k, v in params.items() if k in rep_declared}
-            entry = {
-                "rep_id": rep["rep_id"], "name": rep["name"], "team": rep["team"], "audience": aud,
-                "status": "pending", "duration_s": None,
-                "html": f"{stem}{suffix}.html", "ipynb": f"{stem}{suffix}.ipynb",
-                "log": f"logs/{stem}{suffix}.log", "error": None, "failed_cell": None,
-                "fingerprint": report_fingerprint(data_fingerprint, notebook_sha, params),
-            }
-            for name in (entry["html"], entry["ipynb"], entry["log"]):
-                path_inside(report_dir, name)
-            entries[(rep["rep_id"], aud)] = entry
-            old = previous_by_key.get((rep["rep_id"], aud))
-            if (resume and old and old.get("status") in ("ok", "skipped")
-                    and old.get("fingerprint") == entry["fingerprint"]
-                    and (report_dir / entry["html"]).is_file() and (report_dir / entry["ipynb"]).is_file()):
-                entry.update(status="skipped", duration_s=old.get("duration_s"))
-                if isinstance(old.get("overview_row"), dict):
-                    entry["overview_row"] = old["overview_row"]
-                continue
-            title = (f"{rep['name'] or rep['rep_id']}: your coaching report, {as_of}" if aud == "rep"
-                     else f"{rep['name'] or rep['rep_id']} ({rep['rep_id']}): coaching report, {as_of}")
-            task = {"key": (rep["rep_id"], aud), "notebook": str(notebook), "parameters": params,
-                    "engine": engine, "timeout": timeout, "title": title, "group": rep["team"] or None}
-            if row_spec is not None and aud == audiences[0]:
-                task["overview_row"] = dict(row_spec, rep_id=rep["rep_id"])
-            tasks.append(task)
-    for rep_id in unknown:
-        for aud in audiences:
-            entries[(rep_id, aud)] = {
-                "rep_id": rep_id, "name": None, "team": None, "audience": aud, "status": "failed",
-                "duration_s": 0.0, "html": None, "ipynb": None, "log": None,
-                "error": "unknown rep id: not in reps of the data folder", "failed_cell": None, "fingerprint": None}
+    Parameters
+    ----------
+    plan : BatchPlan
+    dataset : Dataset
+    selected : list of dict
+    unknown : list of str
+        See :func:`_select_reps`.
 
-    progress_bar = _Progress(len(tasks), progress)
-    if progress_bar.bar is None and progress is not False:
-        for entry in entries.values():
-            if entry["status"] == "skipped":
-                print(f"skipped {entry['rep_id']} ({entry['audience']}): unchanged", file=sys.stderr)
+    Returns
+    -------
+    BatchResult
+    """
+    _remove_stale_temporaries(plan.report_dir)
+    state = _RunState(notebook_sha=_sha256(plan.notebook.read_bytes()),
+                      data_fingerprint=getattr(dataset, "fingerprint", "") or "",
+                      previous=_read_manifest(plan.manifest_path))
+    state.features_path = _feature_store(plan, dataset)
+    state.entries, state.tasks = _work_out_tasks(plan, state, selected, unknown)
 
-    def build_manifest(done_only: bool) -> dict:
-        # Reports of reps outside this run's selection stay in the manifest (the index links them).
-        merged = dict(previous_by_key)
-        merged.update({k: e for k, e in entries.items() if not done_only or e["status"] != "pending"})
-        ordered = [merged[k] for k in sorted(merged, key=lambda k: (str(k[0]), str(k[1])))]
-        return {
-            "format": MANIFEST_FORMAT, "coachnb_version": __version__, "as_of": as_of, "data_dir": str(data_dir),
-            "data_fingerprint": data_fingerprint, "notebook": str(notebook), "notebook_sha256": notebook_sha,
-            "engine": engine, "started_at": started_at, "finished_at": None, "ok": None,
-            "reports": ordered, "overview": previous.get("overview"),
-        }
-
-    last_checkpoint = [None]
-
-    def on_done(task, result):
-        entry = entries[task["key"]]
+    progress_bar = _Progress(len(state.tasks), plan.progress)
+    if progress_bar.bar is None and plan.progress is not False:
+        _print_skipped(state.entries)
+    with _TaskRunner(plan, len(state.tasks)) as runner:
         try:
-            _record(report_dir, entry, task, result, engine)
-        except OSError as exc:  # disk full, folder made read-only...: this report fails, the rest go on
-            _record_write_failure(report_dir, entry, exc)
-        # A run killed midway leaves a manifest of the reports done so far, so --resume skips them.
-        now = time.monotonic()
-        if last_checkpoint[0] is None or now - last_checkpoint[0] >= CHECKPOINT_SECONDS:
-            try:
-                _write_manifest(manifest_path, build_manifest(done_only=True))
-                last_checkpoint[0] = now
-            except CoachnbError:
-                pass  # the final manifest write reports it
-        progress_bar.done(entry)
-
-    pool = None
-    if scheduler is not None:
-        def run_tasks(batch, callback):
-            _run_on_dask(scheduler, batch, callback)
-    else:
-        size = max(1, min(jobs or os.cpu_count() or 1, max(len(tasks), 1)))
-        pool = WorkerPool(size, engine=engine, max_tasks_per_worker=MAX_TASKS_PER_WORKER)
-        run_tasks = pool.run
-    try:
-        try:
-            if tasks:
-                run_tasks(tasks, on_done)
+            if state.tasks:
+                runner.run(state.tasks, functools.partial(_report_done, plan, state, progress_bar))
         finally:
             progress_bar.close()
+        manifest = _manifest(plan, state, done_only=False)
+        _write_manifest(plan.manifest_path, manifest)
+        overview = _render_overview(plan, state, runner)
+    return _finish(plan, state, manifest, overview)
 
-        manifest = build_manifest(done_only=False)
-        run_entries = list(entries.values())
-        reports_ok = all(e["status"] in ("ok", "skipped") for e in run_entries)
-        _write_manifest(manifest_path, manifest)
 
-        overview = None
-        if overview_notebook is not None:
-            params = {"data_dir": str(data_dir), "as_of": as_of, "report_dir": str(report_dir),
-                      "manifest_path": str(manifest_path), "features": features_path}
-            if lookback_weeks is not None:
-                params["lookback_weeks"] = int(lookback_weeks)
-            params = {k: v for k, v in params.items() if k in overview_declared}
-            overview = {"rep_id": "index", "audience": "team", "status": "pending", "duration_s": None,
-                        "html": "index.html", "ipynb": "index.ipynb", "log": "logs/index.log", "error": None,
-                        "failed_cell": None, "fingerprint": None}
-            task = {"key": "overview", "notebook": str(overview_notebook), "parameters": params,
-                    "engine": engine, "timeout": timeout, "title": f"Team overview, {as_of}"}
-            if pool is not None and tasks:
-                # The index gets a fresh worker: a report worker holds its imports, panels and caches
-                # (~390 MB at 1000 reps), and the overview's own work on top of that was a worker's
-                # peak; a new worker starts in a few seconds and holds only what the index needs.
-                pool.close()
-                pool = WorkerPool(1, engine=engine)
-                run_tasks = pool.run
-            holder = {}
-            run_tasks([task], lambda task, result: holder.update(result=result))
-            try:
-                _record(report_dir, overview, task, holder["result"], engine)
-            except OSError as exc:
-                _record_write_failure(report_dir, overview, exc)
-    finally:
-        if pool is not None:
-            pool.close()
+# --------------------------------------------------------------------------- manifest and result
 
+
+def _manifest(plan: BatchPlan, state: _RunState, done_only: bool) -> dict:
+    """The manifest of the run so far (``finished_at`` and ``ok`` still None).
+
+    Reports of reps outside this run's selection stay in the manifest (the index links them).
+
+    Parameters
+    ----------
+    plan : BatchPlan
+    state : _RunState
+    done_only : bool
+        Leave out this run's reports still pending (a checkpoint while reports run).
+
+    Returns
+    -------
+    dict
+    """
+    merged = dict(state.previous_by_key)
+    merged.update({k: e for k, e in state.entries.items() if not done_only or e["status"] != "pending"})
+    ordered = [merged[k] for k in sorted(merged, key=lambda k: (str(k[0]), str(k[1])))]
+    return {
+        "format": MANIFEST_FORMAT, "coachnb_version": __version__, "as_of": plan.as_of,
+        "data_dir": str(plan.data_dir), "data_fingerprint": state.data_fingerprint,
+        "notebook": str(plan.notebook), "notebook_sha256": state.notebook_sha, "engine": plan.engine,
+        "started_at": plan.started_at, "finished_at": None, "ok": None,
+        "reports": ordered, "overview": state.previous.get("overview"),
+    }
+
+
+def _finish(plan: BatchPlan, state: _RunState, manifest: dict, overview: dict | None) -> BatchResult:
+    """Write the final manifest (overview, ``ok``, ``finished_at``), print the summary, return the result.
+
+    Parameters
+    ----------
+    plan : BatchPlan
+    state : _RunState
+    manifest : dict
+        As written after the reports ran.
+    overview : dict or None
+        The overview's entry.
+
+    Returns
+    -------
+    BatchResult
+    """
+    run_entries = list(state.entries.values())
+    reports_ok = all(e["status"] in ("ok", "skipped") for e in run_entries)
     ok = reports_ok and (overview is None or overview["status"] == "ok")
     manifest.update(overview=overview, ok=ok, finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    _write_manifest(manifest_path, manifest)
-    result = BatchResult(ok=ok, report_dir=report_dir, manifest_path=manifest_path, reports=run_entries,
-                         overview=overview, duration_s=round(time.perf_counter() - started, 3))
+    _write_manifest(plan.manifest_path, manifest)
+    result = BatchResult(ok=ok, report_dir=plan.report_dir, manifest_path=plan.manifest_path, reports=run_entries,
+                         overview=overview, duration_s=round(time.perf_counter() - plan.started, 3))
     _print_summary(result)
     return result
 
