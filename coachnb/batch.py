@@ -28,6 +28,11 @@ Output layout under ``<out>/<as_of>/``::
 Workers never write into the report folder: they return the HTML and notebook to the parent,
 which is the only writer (so runs on a remote Dask cluster need the data folder, not the output
 folder).
+
+In the code, :func:`run_batch` turns its arguments into a frozen :class:`BatchPlan` once, then
+runs small named steps that read it: :func:`_input_dataset`, :func:`_select_reps`, and under the
+report folder's lock :func:`_run_locked` (feature store, :func:`_work_out_tasks`, the reports on a
+:class:`_TaskRunner`, :func:`_render_overview`, :func:`_finish`).
 """
 from __future__ import annotations
 
@@ -125,7 +130,24 @@ class BatchResult:
 
 
 def _engine_call(engine: str | None, timeout: float | None) -> tuple[str | None, dict]:
-    """Papermill ``engine_name`` and engine keyword arguments for an engine choice."""
+    """Papermill ``engine_name`` and engine keyword arguments for an engine choice.
+
+    Parameters
+    ----------
+    engine : str or None
+        ``"coachnb_inprocess"`` (also for None; registered with papermill here), a name of
+        :data:`KERNEL_ENGINE_NAMES` (a Jupyter kernel with :class:`~coachnb.engine.IPCKernelManager`),
+        or any registered papermill engine.
+    timeout : float or None
+        Seconds a cell may run.
+
+    Returns
+    -------
+    engine_name : str or None
+        None selects papermill's standard kernel engine.
+    kwargs : dict
+        For :func:`papermill.execute_notebook`.
+    """
     engine = engine or DEFAULT_ENGINE
     if engine in KERNEL_ENGINE_NAMES:
         return None, {"kernel_manager_class": IPCKernelManager, "execution_timeout": timeout}
@@ -135,6 +157,18 @@ def _engine_call(engine: str | None, timeout: float | None) -> tuple[str | None,
 
 
 def _excerpt(source: str, max_lines: int = 12, max_chars: int = 800) -> str:
+    """The start of a cell's source, for the manifest and the log: at most ``max_lines`` and ``max_chars``.
+
+    Parameters
+    ----------
+    source : str
+    max_lines, max_chars : int
+        Limits; what is cut is marked ``...``.
+
+    Returns
+    -------
+    str
+    """
     lines = source.splitlines()
     text = "\n".join(lines[:max_lines])
     if len(lines) > max_lines:
@@ -143,6 +177,17 @@ def _excerpt(source: str, max_lines: int = 12, max_chars: int = 800) -> str:
 
 
 def _stderr_text(nb) -> str:
+    """Everything an executed notebook's cells wrote to stderr, each part marked with its cell.
+
+    Parameters
+    ----------
+    nb : dict or NotebookNode
+
+    Returns
+    -------
+    str
+        ``"[cell <index>] <text>"`` parts, joined; "" when nothing was written.
+    """
     parts = []
     for index, cell in enumerate(nb.get("cells", [])):
         for out in cell.get("outputs", []):
@@ -208,6 +253,18 @@ def _overview_row(spec: dict) -> tuple[dict | None, float]:
 
     Computed here, in parallel across the workers, the index doesn't compute every rep's
     commitment review again in one process. Failing is harmless: the overview computes the row.
+
+    Parameters
+    ----------
+    spec : dict
+        ``features`` (store path), ``as_of``, ``lookback_weeks``, ``rep_id``.
+
+    Returns
+    -------
+    row : dict or None
+        None when it could not be computed or is not valid JSON.
+    seconds : float
+        Time it took.
     """
     started = time.perf_counter()
     try:
@@ -225,7 +282,15 @@ def _overview_row(spec: dict) -> tuple[dict | None, float]:
 def _warm_up(engine: str | None) -> str | None:
     """Build what every task needs (HTML exporter, IPython shell), before the worker reports ready.
 
-    Returns the shell's temporary directory (None when the engine runs no shell in this process).
+    Parameters
+    ----------
+    engine : str or None
+        The tasks' engine: the in-process one (the default) needs the shell.
+
+    Returns
+    -------
+    str or None
+        The shell's temporary directory (None when the engine runs no shell in this process).
     """
     get_exporter()
     if (engine or DEFAULT_ENGINE) == DEFAULT_ENGINE:
@@ -234,8 +299,11 @@ def _warm_up(engine: str | None) -> str | None:
 
 
 def _system_memory_pool() -> None:
-    """Let pyarrow allocate with malloc, whose free memory the engine hands back to the OS after
-    each report (malloc_trim); pyarrow's own pool keeps what a worker's largest read needed."""
+    """Let pyarrow allocate with malloc in this worker.
+
+    The engine hands malloc's free memory back to the OS after each report (malloc_trim);
+    pyarrow's own pool keeps what a worker's largest read needed.
+    """
     try:
         import pyarrow as pa  # here, inside the try: without a usable pyarrow the worker keeps its default pool
 
@@ -245,7 +313,16 @@ def _system_memory_pool() -> None:
 
 
 def _worker_main(conn, engine: str | None) -> None:
-    """Loop of a pool worker: warm up, then execute tasks from ``conn`` until ``None``."""
+    """Loop of a pool worker: warm up, then execute tasks from ``conn`` until ``None``.
+
+    Parameters
+    ----------
+    conn : multiprocessing.connection.Connection
+        To the parent: receives tasks (None: stop), sends first ``{"ready": ...}``, then one
+        :func:`execute_task` result per task.
+    engine : str or None
+        The tasks' engine (see :func:`_warm_up`).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
     _system_memory_pool()
     try:
@@ -269,6 +346,19 @@ def _worker_main(conn, engine: str | None) -> None:
 
 
 def _failure(error: str, **extra) -> dict:
+    """A failed task's result, as :func:`execute_task` returns it, for a task that could not report its own.
+
+    Parameters
+    ----------
+    error : str
+        Why it failed (timed out, process died...).
+    **extra
+        Further keys (``duration_s``, ``traceback``).
+
+    Returns
+    -------
+    dict
+    """
     result = {"status": "failed", "html": None, "ipynb": None, "error": error, "failed_cell": None,
               "traceback": "", "stderr": "", "duration_s": 0.0}
     result.update(extra)
@@ -276,7 +366,18 @@ def _failure(error: str, **extra) -> dict:
 
 
 def kill_grace(timeout: float | None) -> float:
-    """Seconds a worker gets past ``timeout`` to stop on its own before it is killed."""
+    """Seconds a worker gets past ``timeout`` to stop on its own before it is killed.
+
+    Parameters
+    ----------
+    timeout : float or None
+        A task's time limit in seconds.
+
+    Returns
+    -------
+    float
+        10 % of ``timeout``, between 2 and 30 s; 5 s without a timeout.
+    """
     return 5.0 if not timeout else min(30.0, max(2.0, 0.1 * timeout))
 
 
@@ -296,7 +397,15 @@ _WORKER_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREAD
 
 
 def _start_single_threaded(process) -> None:
-    """Start ``process`` with one BLAS/OpenMP thread, unless the user set a number for that library."""
+    """Start ``process`` with one BLAS/OpenMP thread, unless the user set a number for that library.
+
+    The variables are set in this process only while the child starts (it inherits them).
+
+    Parameters
+    ----------
+    process : multiprocessing.Process
+        Not started yet.
+    """
     saved = {k: os.environ.get(k) for k in _WORKER_THREAD_ENV}
     try:
         for k in _WORKER_THREAD_ENV:
@@ -309,7 +418,22 @@ def _start_single_threaded(process) -> None:
 
 
 class _Worker:
+    """One process of a :class:`WorkerPool`, started at once, and the parent's record of it.
+
+    Parameters
+    ----------
+    ctx : multiprocessing context
+    engine : str or None
+        The tasks' engine (see :func:`_worker_main`).
+
+    Attributes
+    ----------
+    state : str
+        ``"starting"``, ``"idle"``, ``"busy"`` or ``"dead"``.
+    """
+
     def __init__(self, ctx, engine):
+        """Start the process (see :func:`_start_single_threaded`)."""
         self.conn, child = ctx.Pipe(duplex=True)
         self.process = ctx.Process(target=_worker_main, args=(child, engine), daemon=True,
                                    name="coachnb-worker")
@@ -324,6 +448,7 @@ class _Worker:
         self.done = 0  # tasks finished, for max_tasks_per_worker
 
     def kill(self) -> None:
+        """Kill the process (if alive), close the pipe, and remove its scratch folder once it is gone."""
         if self.process.is_alive():
             self.process.kill()
         self.process.join(5)
@@ -332,6 +457,7 @@ class _Worker:
             shutil.rmtree(self.scratch, ignore_errors=True)
 
     def describe_death(self) -> str:
+        """Why the process ended, for a failed task's error: the signal that killed it, or its exit code."""
         self.process.join(1)
         code = self.process.exitcode
         if code is not None and code < 0:
@@ -359,6 +485,11 @@ def pick_task(pending: deque, group, held: set) -> dict:
         Group of the worker's previous task.
     held : set
         Groups of the other workers' current or previous tasks.
+
+    Returns
+    -------
+    dict
+        The chosen task.
     """
     chosen = None
     if group is not None:
@@ -396,6 +527,7 @@ class WorkerPool:
 
     def __init__(self, size: int, engine: str | None = None, start_method: str = "spawn",
                  max_tasks_per_worker: int | None = MAX_TASKS_PER_WORKER):
+        """Check the arguments; workers start when :meth:`run` needs them."""
         if size < 1:
             raise ValueError("a pool needs at least one worker")
         if max_tasks_per_worker is not None and max_tasks_per_worker < 1:
@@ -407,9 +539,11 @@ class WorkerPool:
         self._workers: list[_Worker] = []
 
     def __enter__(self):
+        """Return the pool."""
         return self
 
     def __exit__(self, *exc):
+        """Stop the workers; exceptions propagate."""
         self.close()
         return False
 
@@ -428,8 +562,24 @@ class WorkerPool:
         self._workers = []
 
     def run(self, tasks, on_done) -> None:
-        """Run ``tasks`` (dicts with a ``timeout`` in seconds) and call ``on_done(task, result)``
-        for each, in completion order, in this process."""
+        """Run ``tasks`` and call ``on_done(task, result)`` for each, in completion order, in this process.
+
+        Each turn starts workers as needed, hands idle ones a task (:meth:`_assign`), waits for a
+        message, a death or the next deadline, settles what happened, and kills the workers
+        past their deadline (:meth:`_kill_overdue`).
+
+        Parameters
+        ----------
+        tasks : iterable of dict
+            As :func:`execute_task` takes them, with an optional ``timeout`` (s) and ``group``.
+        on_done : callable
+            ``on_done(task, result)``; a killed or dead worker's task gets a :func:`_failure`.
+
+        Raises
+        ------
+        CoachnbError
+            When workers keep failing to start.
+        """
         pending = deque(tasks)
         startup_failures = 0
         while pending or any(w.state == "busy" for w in self._workers):
@@ -437,22 +587,7 @@ class WorkerPool:
             wanted = min(self.size, busy + len(pending))
             while len(self._workers) < wanted:
                 self._workers.append(_Worker(self._ctx, self.engine))
-            now = time.monotonic()
-            for w in self._workers:
-                if w.state == "idle" and pending:
-                    held = {o.group for o in self._workers if o is not w and o.state in ("busy", "idle")}
-                    task = pick_task(pending, w.group, held)
-                    w.group = task.get("group")
-                    try:
-                        w.conn.send(task)
-                    except OSError:
-                        pending.appendleft(task)
-                        self._retire(w)
-                        continue
-                    w.state, w.task = "busy", task
-                    timeout = task.get("timeout")
-                    w.deadline = now + timeout + kill_grace(timeout) if timeout else None
-                    w.started_task_at = now
+            self._assign(pending)
             self._workers = [w for w in self._workers if w.state != "dead"]
             active = [w for w in self._workers if w.state in ("starting", "busy")]
             if not active:
@@ -491,16 +626,54 @@ class WorkerPool:
                         reason = w.describe_death()
                         self._retire(w)
                         on_done(task, _failure(reason, duration_s=round(elapsed, 3)))
-            now = time.monotonic()
-            for w in self._workers:
-                if w.state == "busy" and w.deadline is not None and now >= w.deadline:
-                    task, elapsed = w.task, now - w.started_task_at
-                    self._retire(w)
-                    on_done(task, _failure(f"timed out after {task['timeout']:g} s (worker killed)",
-                                           duration_s=round(elapsed, 3)))
+            self._kill_overdue(on_done)
             self._workers = [w for w in self._workers if w.state != "dead"]
 
+    def _assign(self, pending: deque) -> None:
+        """Hand each idle worker its next task (see :func:`pick_task`) and set its deadline.
+
+        A worker whose pipe is broken is retired and its task goes back to the front of ``pending``.
+
+        Parameters
+        ----------
+        pending : deque of dict
+            Tasks not yet started; those handed out are removed.
+        """
+        now = time.monotonic()
+        for w in self._workers:
+            if w.state == "idle" and pending:
+                held = {o.group for o in self._workers if o is not w and o.state in ("busy", "idle")}
+                task = pick_task(pending, w.group, held)
+                w.group = task.get("group")
+                try:
+                    w.conn.send(task)
+                except OSError:
+                    pending.appendleft(task)
+                    self._retire(w)
+                    continue
+                w.state, w.task = "busy", task
+                timeout = task.get("timeout")
+                w.deadline = now + timeout + kill_grace(timeout) if timeout else None
+                w.started_task_at = now
+
+    def _kill_overdue(self, on_done) -> None:
+        """Kill the busy workers past their task's deadline; each task fails as timed out.
+
+        Parameters
+        ----------
+        on_done : callable
+            ``on_done(task, result)``, as for :meth:`run`.
+        """
+        now = time.monotonic()
+        for w in self._workers:
+            if w.state == "busy" and w.deadline is not None and now >= w.deadline:
+                task, elapsed = w.task, now - w.started_task_at
+                self._retire(w)
+                on_done(task, _failure(f"timed out after {task['timeout']:g} s (worker killed)",
+                                       duration_s=round(elapsed, 3)))
+
     def _retire(self, worker: _Worker) -> None:
+        """Kill ``worker`` and mark it dead (the loop drops it)."""
         worker.kill()
         worker.state = "dead"
 
@@ -521,7 +694,18 @@ def run_task_in_subprocess(task: dict) -> dict:
     """Execute one task in a fresh Python process under a hard time limit (for Dask workers).
 
     Dask runs tasks in threads of long-lived worker processes that cannot be killed per task,
-    so each report runs in a child process that can.
+    so each report runs in a child process that can (``python -m coachnb.batch``, see
+    :func:`_subprocess_main`).
+
+    Parameters
+    ----------
+    task : dict
+        As for :func:`execute_task`.
+
+    Returns
+    -------
+    dict
+        The result of :func:`execute_task`, or a :func:`_failure` when the process timed out or died.
     """
     timeout = task.get("timeout")
     with tempfile.TemporaryDirectory(prefix="coachnb-task-") as tmp:
@@ -548,6 +732,18 @@ def run_task_in_subprocess(task: dict) -> dict:
 
 
 def _subprocess_main(argv: list[str]) -> int:
+    """``python -m coachnb.batch TASK RESULT``: execute the pickled task, pickle the result atomically.
+
+    Parameters
+    ----------
+    argv : list of str
+        Path of the pickled task, path for the pickled result.
+
+    Returns
+    -------
+    int
+        Exit status 0 (a notebook's failure is in the result).
+    """
     task_path, result_path = argv
     task = pickle.loads(Path(task_path).read_bytes())
     result = execute_task(task)
@@ -558,6 +754,15 @@ def _subprocess_main(argv: list[str]) -> int:
 
 
 def _run_on_dask(scheduler, tasks, on_done) -> None:
+    """Run ``tasks`` on a Dask cluster and call ``on_done(task, result)`` for each, in completion order.
+
+    Parameters
+    ----------
+    scheduler : str or distributed.Client
+        Scheduler address (a client is opened and closed here) or a client of the caller's.
+    tasks : list of dict
+    on_done : callable
+    """
     from distributed import Client, as_completed  # lazy: only a run on a Dask cluster needs it
 
     own_client = not hasattr(scheduler, "submit")
@@ -797,16 +1002,7 @@ class BatchPlan:
 
 
 def _sha256(data: bytes) -> str:
-    """Hex SHA-256 of ``data``.
-
-    Parameters
-    ----------
-    data : bytes
-
-    Returns
-    -------
-    str
-    """
+    """Hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
 
 
@@ -864,16 +1060,7 @@ def _dataset_from_store(plan: BatchPlan):
 
 
 def _isna(value) -> bool:
-    """Whether a table cell is missing (None, NaN, NaT, pd.NA); False for what pandas can't judge.
-
-    Parameters
-    ----------
-    value : object
-
-    Returns
-    -------
-    bool
-    """
+    """Whether a table cell is missing (None, NaN, NaT, pd.NA); False for what pandas can't judge."""
     try:
         return value is None or bool(pd.isna(value))
     except (TypeError, ValueError):
@@ -950,12 +1137,7 @@ def _report_dir_lock(report_dir: Path):
 
 
 def _remove_stale_temporaries(report_dir: Path) -> None:
-    """Delete the temporary files a run killed mid-write left in ``report_dir`` and its ``logs``.
-
-    Parameters
-    ----------
-    report_dir : Path
-    """
+    """Delete the temporary files a run killed mid-write left in ``report_dir`` and its ``logs``."""
     for folder in (report_dir, report_dir / "logs"):
         for stale in folder.glob(".*.tmp"):
             try:
@@ -965,16 +1147,7 @@ def _remove_stale_temporaries(report_dir: Path) -> None:
 
 
 def _read_manifest(path: Path) -> dict:
-    """The manifest of the previous run, or ``{}`` when there is none or it can't be read.
-
-    Parameters
-    ----------
-    path : Path
-
-    Returns
-    -------
-    dict
-    """
+    """The manifest at ``path`` (the previous run's), or ``{}`` when there is none or it can't be read."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -1181,16 +1354,7 @@ def _report_task(plan: BatchPlan, rep: dict, audience: str, params: dict, row_sp
 
 
 def _unknown_rep_entry(rep_id: str, audience: str) -> dict:
-    """The manifest entry of a requested rep id that is not in the data (failed, nothing ran).
-
-    Parameters
-    ----------
-    rep_id, audience : str
-
-    Returns
-    -------
-    dict
-    """
+    """The manifest entry of a requested rep id that is not in the data (failed, nothing ran)."""
     return {"rep_id": rep_id, "name": None, "team": None, "audience": audience, "status": "failed",
             "duration_s": 0.0, "html": None, "ipynb": None, "log": None,
             "error": "unknown rep id: not in reps of the data folder", "failed_cell": None, "fingerprint": None}
@@ -1369,14 +1533,7 @@ class _TaskRunner:
 
 
 def _record_safely(report_dir: Path, entry: dict, task: dict, result: dict, engine: str) -> None:
-    """:func:`_record`, except that outputs that can't be written fail this entry only.
-
-    Parameters
-    ----------
-    report_dir : Path
-    entry, task, result : dict
-    engine : str
-    """
+    """:func:`_record`, except that outputs that can't be written fail this entry only (and the batch goes on)."""
     try:
         _record(report_dir, entry, task, result, engine)
     except OSError as exc:  # disk full, folder made read-only...: this report fails, the rest go on
@@ -1607,7 +1764,28 @@ def _finish(plan: BatchPlan, state: _RunState, manifest: dict, overview: dict | 
 
 
 def _record(report_dir: Path, entry: dict, task: dict, result: dict, engine: str) -> None:
-    """Write one task's outputs (only when it succeeded) and log, and fill its manifest entry."""
+    """Write one task's outputs (only when it succeeded) and log, and fill its manifest entry.
+
+    A failed report leaves the previous good one in place: the entry points at it, marked
+    ``stale_html``; the executed notebook of the failed run goes next to the log.
+
+    Parameters
+    ----------
+    report_dir : Path
+    entry : dict
+        The report's manifest entry, updated in place.
+    task : dict
+        The task that ran.
+    result : dict
+        What :func:`execute_task` (or :func:`_failure`) returned.
+    engine : str
+        For the log.
+
+    Raises
+    ------
+    OSError
+        When a file can't be written (see :func:`_record_safely`).
+    """
     entry["duration_s"] = result.get("duration_s")
     log_lines = [
         f"report: {entry['rep_id']} ({entry['audience']})",
@@ -1652,6 +1830,18 @@ def _record(report_dir: Path, entry: dict, task: dict, result: dict, engine: str
 
 
 def _write_manifest(path: Path, manifest: dict) -> None:
+    """Write ``manifest`` as JSON to ``path``, atomically.
+
+    Parameters
+    ----------
+    path : Path
+    manifest : dict
+
+    Raises
+    ------
+    CoachnbError
+        When it can't be written.
+    """
     try:
         atomic_write_text(path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     except OSError as exc:
@@ -1659,7 +1849,16 @@ def _write_manifest(path: Path, manifest: dict) -> None:
 
 
 def _record_write_failure(report_dir: Path, entry: dict, exc: OSError) -> None:
-    """Mark an entry failed because its outputs could not be written; earlier files stay as they are."""
+    """Mark an entry failed because its outputs could not be written; earlier files stay as they are.
+
+    Parameters
+    ----------
+    report_dir : Path
+    entry : dict
+        Updated in place; its log gets the error if it can be written.
+    exc : OSError
+        What went wrong.
+    """
     entry.update(status="failed", error=f"could not write the report: {exc}", failed_cell=None)
     for key in ("html", "ipynb"):
         if entry.get(key) and not (report_dir / entry[key]).is_file():
@@ -1672,6 +1871,12 @@ def _record_write_failure(report_dir: Path, entry: dict, exc: OSError) -> None:
 
 
 def _print_summary(result: BatchResult) -> None:
+    """Print the run's counts by status and each failure (with its cell) on stderr.
+
+    Parameters
+    ----------
+    result : BatchResult
+    """
     counts = {}
     for e in result.reports:
         counts[e["status"]] = counts.get(e["status"], 0) + 1
