@@ -148,10 +148,10 @@ def rep_ids(data: Path) -> list:
 
 # --------------------------------------------------------------------------- feature store pass
 def _feature_pass(data, as_of, root, q):
-    from coachnb import features
+    from coachnb import store_build
 
     t0 = time.perf_counter()
-    path = features.build_store(data, as_of, 13, root, force=True)
+    path = store_build.build_store(data, as_of, 13, root, force=True)
     q.put((time.perf_counter() - t0, peak_rss_mb(), str(path)))
 
 
@@ -159,7 +159,7 @@ def feature_pass(data: Path, as_of: str, root: Path) -> str:
     """Time the pass in a fresh process (its own peak memory), then a rerun that must skip it."""
     import multiprocessing
 
-    from coachnb import features
+    from coachnb import store_build
 
     ctx = multiprocessing.get_context("spawn")
     q = ctx.Queue()
@@ -169,7 +169,7 @@ def feature_pass(data: Path, as_of: str, root: Path) -> str:
     p.join()
     size = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 2**20
     t0 = time.perf_counter()
-    again = features.build_store(data, as_of, 13, root)
+    again = store_build.build_store(data, as_of, 13, root)
     skip = time.perf_counter() - t0
     print("\n== feature-store pass (load + validate + every team-wide table, one process)")
     print(f"  time:               {seconds:8.1f} s   peak RSS {mb:.0f} MB   store {size:.1f} MB on disk")
@@ -197,7 +197,7 @@ def floors(tmp: Path, with_naive: bool, repeat: int = 5, jobs: int = 2) -> dict:
     """
     import papermill
 
-    from coachnb.batch import WorkerPool, _engine_call, execute_task
+    from coachnb.batch import WorkerPool, engine_call, execute_task
     from coachnb.render import render_html
 
     nb_path = tmp / "empty.ipynb"
@@ -217,7 +217,7 @@ def floors(tmp: Path, with_naive: bool, repeat: int = 5, jobs: int = 2) -> dict:
     with WorkerPool(jobs) as pool:
         pool.run(tasks, done)
     out["coachnb"] = statistics.median(worker_times)
-    engine_name, kw = _engine_call(None, 60)
+    engine_name, kw = engine_call(None, 60)
     times, render = [], []
     for i in range(repeat + 1):
         t0 = time.perf_counter()
@@ -284,7 +284,7 @@ def naive(csv_dir: Path, rep_ids: list, jobs: int, out: Path, total_reps: int) -
 def notebooks_with_store(store: str, where: Path) -> tuple[Path, Path]:
     """Copies of the shipped notebooks whose ``features`` parameter defaults to ``store``.
 
-    What run_batch does once it passes ``features`` itself (see coachnb.features.prepare_for_batch);
+    What run_batch does once it passes ``features`` itself (see coachnb.batch, which builds the store with coachnb.store_build.build_store);
     a parameter run_batch passes explicitly still wins over this default.
     """
     import nbformat

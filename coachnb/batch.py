@@ -129,7 +129,7 @@ class BatchResult:
 # --------------------------------------------------------------------------- worker side
 
 
-def _engine_call(engine: str | None, timeout: float | None) -> tuple[str | None, dict]:
+def engine_call(engine: str | None, timeout: float | None) -> tuple[str | None, dict]:
     """Papermill ``engine_name`` and engine keyword arguments for an engine choice.
 
     Parameters
@@ -215,7 +215,7 @@ def execute_task(task: dict) -> dict:
     result = {"status": "failed", "html": None, "ipynb": None, "error": None, "failed_cell": None,
               "traceback": "", "stderr": "", "duration_s": 0.0, "pid": os.getpid()}
     notebook = Path(task["notebook"])
-    engine_name, engine_kwargs = _engine_call(task.get("engine"), task.get("timeout"))
+    engine_name, engine_kwargs = engine_call(task.get("engine"), task.get("timeout"))
     with tempfile.TemporaryDirectory(prefix="coachnb-run-") as tmp:
         output_path = Path(tmp) / "executed.ipynb"
         try:

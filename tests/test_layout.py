@@ -163,7 +163,8 @@ def test_every_coachnb_name_the_text_mentions_exists():
     """Docstrings, comments, the README and docs/ name modules and functions that are there
     (a rename leaves no reader at a dead end)."""
     root = PACKAGE.parent
-    texts = [*PACKAGE.glob("*.py"), root / "README.md", *(root / "docs").glob("*.md"), *(root / "notebooks").glob("*.ipynb")]
+    texts = [*PACKAGE.glob("*.py"), root / "README.md", *(root / "docs").glob("*.md"), *(root / "notebooks").glob("*.ipynb"),
+             *(root / "benchmarks").glob("*.py"), *(root / "benchmarks").glob("*.md")]
     dead = []
     for path in texts:
         for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
