@@ -28,7 +28,7 @@ or to the code gives a new key, hence a new store.
 The functions at the end (:func:`metric_weekly`, :func:`weekly_pipeline`, :func:`metric_panel`,
 :func:`pipeline_panel`, :func:`funnel_tables`) are what analyses call: from a store's Dataset
 they read the cube, from any other Dataset they compute with :mod:`coachnb.metrics`. Reports
-from a store equal reports from the raw folder (``tests/test_features.py``).
+from a store equal reports from the raw folder (``tests/test_store.py``).
 """
 from __future__ import annotations
 
