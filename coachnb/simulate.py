@@ -20,7 +20,7 @@ Everything is deterministic given the ``numpy.random.Generator`` passed in.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -244,40 +244,12 @@ def _deal_values(rng: np.random.Generator, y: np.ndarray, deal_size_sigma: float
     return value, amounts
 
 
-def simulate_team(
-    rng: np.random.Generator,
-    *,
-    n_reps: int = 12,
-    n_weeks: int = 60,
-    change_week: int | None = None,
-    post_weeks_needed: int = 10,
-    base_rate_range: tuple[float, float] = (0.5, 10.0),
-    effect_ratio: float = 1.0,
-    true_lag_weeks: int = 2,
-    ramp_weeks: int = 0,
-    nb_size: float = 4.0,
-    rep_noise_sd: float = 0.25,
-    rep_noise_rho: float = 0.6,
-    shock_sd: float = 0.2,
-    shock_rho: float = 0.6,
-    quarter_spike: float = 0.35,
-    holiday_dip: float = -0.8,
-    dip_ratio: float = 1.0,
-    dip_weeks: int = 0,
-    changed_peer_share: float = 0.0,
-    changed_peer_ratio: float = 1.5,
-    activity_ratio: float = 1.8,
-    activity_rate_range: tuple[float, float] = (3.0, 15.0),
-    min_pre_weeks: int = 10,
-    deal_size_sigma: float | None = None,
-) -> TeamSim:
-    """Simulate one team; the analysed rep is ``"R00"``.
+@dataclass(frozen=True)
+class TeamSpec:
+    """How a simulated team behaves: every knob of :func:`simulate_team`, with its default.
 
-    Parameters
+    Attributes
     ----------
-    rng : numpy.random.Generator
-        The only source of randomness; the draws happen in a fixed order, so the same
-        generator state and arguments give the same team.
     n_reps : int
         Team size including the analysed rep.
     n_weeks : int
@@ -314,36 +286,76 @@ def simulate_team(
         Simulate pipeline value too: amounts = rep's typical size (10,000 x lognormal, sd
         0.3 across reps) x lognormal(-sigma^2/2, sigma) per deal. Drawn after everything
         else, so the counts are the same with or without it.
+    """
+
+    n_reps: int = 12
+    n_weeks: int = 60
+    change_week: int | None = None
+    post_weeks_needed: int = 10
+    base_rate_range: tuple[float, float] = (0.5, 10.0)
+    effect_ratio: float = 1.0
+    true_lag_weeks: int = 2
+    ramp_weeks: int = 0
+    nb_size: float = 4.0
+    rep_noise_sd: float = 0.25
+    rep_noise_rho: float = 0.6
+    shock_sd: float = 0.2
+    shock_rho: float = 0.6
+    quarter_spike: float = 0.35
+    holiday_dip: float = -0.8
+    dip_ratio: float = 1.0
+    dip_weeks: int = 0
+    changed_peer_share: float = 0.0
+    changed_peer_ratio: float = 1.5
+    activity_ratio: float = 1.8
+    activity_rate_range: tuple[float, float] = (3.0, 15.0)
+    min_pre_weeks: int = 10
+    deal_size_sigma: float | None = None
+
+
+def simulate_team(rng: np.random.Generator, spec: TeamSpec | None = None, **knobs) -> TeamSim:
+    """Simulate one team; the analysed rep is ``"R00"``.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The only source of randomness; the draws happen in a fixed order, so the same
+        generator state and spec give the same team.
+    spec : TeamSpec, optional
+        How the team behaves (default ``TeamSpec()``).
+    **knobs
+        Fields of :class:`TeamSpec` to change on ``spec`` (``simulate_team(rng, effect_ratio=1.5)``).
 
     Returns
     -------
     TeamSim
         Weekly panels from Monday 2024-01-01, one column per rep ``R00`` ...
     """
-    # long: only by its 24 keyword parameters and their documentation; the body is a driver whose
-    # calls draw from ``rng`` in turn: reordering them changes every simulated team
+    s = replace(spec or TeamSpec(), **knobs)
+    # the calls below draw from ``rng`` in turn: reordering them changes every simulated team
+    change_week = s.change_week
     if change_week is None:
-        change_week = _draw_change_week(rng, n_weeks, min_pre_weeks, post_weeks_needed)
+        change_week = _draw_change_week(rng, s.n_weeks, s.min_pre_weeks, s.post_weeks_needed)
     season, base, latent_mu = _latent_pipeline(
-        rng, n_reps, n_weeks, base_rate_range=base_rate_range, rep_noise_sd=rep_noise_sd,
-        rep_noise_rho=rep_noise_rho, shock_sd=shock_sd, shock_rho=shock_rho, quarter_spike=quarter_spike,
-        holiday_dip=holiday_dip)
-    mult, true_ratio = _planted_effect(n_weeks, n_reps, change_week, true_lag_weeks=true_lag_weeks,
-                                       ramp_weeks=ramp_weeks, effect_ratio=effect_ratio, dip_weeks=dip_weeks,
-                                       dip_ratio=dip_ratio)
-    a_mu, a_mult = _latent_activity(rng, season, n_reps, change_week, activity_rate_range=activity_rate_range,
-                                    activity_ratio=activity_ratio)
-    changed = _change_peers(rng, mult, a_mult, changed_peer_share=changed_peer_share,
-                            changed_peer_ratio=changed_peer_ratio, activity_ratio=activity_ratio,
-                            true_lag_weeks=true_lag_weeks)
-    y = _nb(rng, latent_mu * mult, nb_size)
+        rng, s.n_reps, s.n_weeks, base_rate_range=s.base_rate_range, rep_noise_sd=s.rep_noise_sd,
+        rep_noise_rho=s.rep_noise_rho, shock_sd=s.shock_sd, shock_rho=s.shock_rho, quarter_spike=s.quarter_spike,
+        holiday_dip=s.holiday_dip)
+    mult, true_ratio = _planted_effect(s.n_weeks, s.n_reps, change_week, true_lag_weeks=s.true_lag_weeks,
+                                       ramp_weeks=s.ramp_weeks, effect_ratio=s.effect_ratio, dip_weeks=s.dip_weeks,
+                                       dip_ratio=s.dip_ratio)
+    a_mu, a_mult = _latent_activity(rng, season, s.n_reps, change_week, activity_rate_range=s.activity_rate_range,
+                                    activity_ratio=s.activity_ratio)
+    changed = _change_peers(rng, mult, a_mult, changed_peer_share=s.changed_peer_share,
+                            changed_peer_ratio=s.changed_peer_ratio, activity_ratio=s.activity_ratio,
+                            true_lag_weeks=s.true_lag_weeks)
+    y = _nb(rng, latent_mu * mult, s.nb_size)
     act = _nb(rng, a_mu * a_mult, 20.0)
 
-    weeks = pd.date_range("2024-01-01", periods=n_weeks, freq="W-MON")
-    cols = [f"R{i:02d}" for i in range(n_reps)]
+    weeks = pd.date_range("2024-01-01", periods=s.n_weeks, freq="W-MON")
+    cols = [f"R{i:02d}" for i in range(s.n_reps)]
     value, amounts = None, np.zeros(0)
-    if deal_size_sigma is not None:
-        weekly_value, amounts = _deal_values(rng, y, deal_size_sigma)
+    if s.deal_size_sigma is not None:
+        weekly_value, amounts = _deal_values(rng, y, s.deal_size_sigma)
         value = pd.DataFrame(weekly_value, index=weeks, columns=cols)
     return TeamSim(
         activity=pd.DataFrame(act, index=weeks, columns=cols),
