@@ -96,6 +96,9 @@ class Thresholds:
     equivalence_margin: float = 0.15
     #: days after which a rep is overdue for a 1:1
     cadence_days: int = 21
+    #: a team figure (median, band, total) is shown only when it pools at least this many other
+    #: reps, so that no teammate's own figure can be recognised; 3 or more
+    min_teammates: int = 3
 
 
 @dataclass(frozen=True)
