@@ -55,6 +55,15 @@ MAX_LISTED = 10
 #: rows named in a summarised problem
 ROWS_NAMED = 5
 DELIMITERS = (",", ";", "\t", "|")
+#: the years a date may fall in, first and last included: far enough inside pandas' nanosecond
+#: range (1677-2262) that a date localised to any time zone, two dates subtracted or a report
+#: window added to one never overflows; commitments recorded by `coachnb commit add` obey it too
+FIRST_YEAR, LAST_YEAR = 1900, 2100
+DATE_MIN = pd.Timestamp(f"{FIRST_YEAR}-01-01")
+DATE_MAX = pd.Timestamp(f"{LAST_YEAR + 1}-01-01") - pd.Timedelta(1, "ns")
+#: pyarrow's reader needs a whole row inside one block; a file with a longer row is read again
+#: with a block this size at least (the default, 1 MiB, keeps big files multi-threaded)
+LARGE_BLOCK_BYTES = 1 << 26
 NUMBER_NEVER_NEGATIVE_MONEY = ("amount", "quota_per_quarter")
 
 # Report sections and the tables (and columns with data) they need. Reports and the CLI
@@ -232,8 +241,13 @@ def _sections_without(tables: list[str]) -> list[str]:
 # --------------------------------------------------------------------------- reading files
 
 
-def _decode_to_utf8(data: bytes, file: str, problems: list) -> bytes:
-    """Return the file's bytes as UTF-8 (BOM removed), warning when they had to be re-encoded."""
+def decode_to_utf8(data: bytes, file: str, problems: list) -> bytes:
+    """Return the file's bytes as UTF-8 (BOM removed), warning when they had to be re-encoded.
+
+    UTF-8 (BOM or not) and UTF-16 with a BOM are read as such; anything else as Windows-1252
+    (Latin-1 when it holds a byte Windows-1252 leaves undefined), with an ``encoding``
+    warning appended to ``problems``. :func:`csv_encoding` names the codec chosen.
+    """
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -251,8 +265,32 @@ def _decode_to_utf8(data: bytes, file: str, problems: list) -> bytes:
         return text.encode("utf-8")
 
 
-def _read_header(data: bytes, table: Table) -> tuple[list[str], str]:
-    """Column names and delimiter from the first line (delimiter = most known columns)."""
+def csv_encoding(data: bytes) -> tuple[str, bytes]:
+    """The codec :func:`decode_to_utf8` reads ``data`` with, and the byte-order mark it skips.
+
+    Returns
+    -------
+    (codec, bom) : a Python codec name (``utf-8``, ``utf-16-le``, ``utf-16-be``, ``cp1252`` or
+        ``latin-1``) that writes text the loader reads back unchanged, and the leading BOM
+        bytes (``b""`` when none). Lets a writer append to a file in the file's own encoding.
+    """
+    for bom, codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if data.startswith(bom):
+            return codec, bom
+    try:
+        data.decode("utf-8")
+        return "utf-8", b""
+    except UnicodeDecodeError:
+        return ("cp1252" if b"\x81" not in data else "latin-1"), b""
+
+
+def read_header(data: bytes, table: Table) -> tuple[list[str], str]:
+    """Column names and delimiter from the first line of UTF-8 ``data`` (delimiter = most known columns).
+
+    Returns
+    -------
+    (names, delimiter) : the header's cells, stripped, and one of :data:`DELIMITERS`.
+    """
     first = re.split(rb"\r\n|\n|\r", data, maxsplit=1)[0].decode("utf-8", errors="replace").replace("\x00", "")
     known = {c.lower() for c in table.column_names}
     best = None
@@ -270,12 +308,12 @@ def _read_header(data: bytes, table: Table) -> tuple[list[str], str]:
 def _read_csv(path: Path, data: bytes, table: Table, problems: list) -> _Table | None:
     """Parse CSV bytes into a frame of text columns; parse failures become problems."""
     file = path.name
-    data = _decode_to_utf8(data, file, problems)
+    data = decode_to_utf8(data, file, problems)
     if not data.strip():
         problems.append(Problem(file, None, None, None, "empty_file", "the file is empty (not even a header row)",
                                 f"write the header row: {','.join(table.column_names)}"))
         return None
-    header, delim = _read_header(data, table)
+    header, delim = read_header(data, table)
     names, seen = [], {}
     for n in header:  # unique names for the reader; a repeated known column is an error
         canonical = next((c for c in table.column_names if c.lower() == n.lower()), n)
@@ -289,6 +327,8 @@ def _read_csv(path: Path, data: bytes, table: Table, problems: list) -> _Table |
             seen[canonical] = 0
         names.append(canonical)
 
+    block = {}  # ReadOptions' block_size, once a row turned out longer than the default block
+
     def read(threads: bool, bad: list):
         def on_invalid(row):
             bad.append(row)
@@ -296,7 +336,7 @@ def _read_csv(path: Path, data: bytes, table: Table, problems: list) -> _Table |
 
         return pacsv.read_csv(
             pa.py_buffer(data),
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=threads),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, use_threads=threads, **block),
             # empty lines are kept as empty rows (excluded and counted later): skipping them here
             # would shift the row number of every row after them
             parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True, ignore_empty_lines=False,
@@ -307,7 +347,14 @@ def _read_csv(path: Path, data: bytes, table: Table, problems: list) -> _Table |
 
     bad: list = []
     try:
-        arrow = read(True, bad)
+        try:
+            arrow = read(True, bad)
+        except pa.ArrowInvalid as exc:
+            if "straddling" not in str(exc):
+                raise
+            # a field longer than a block (1 MiB): one block as big as the file holds every row
+            block["block_size"], bad = min(max(LARGE_BLOCK_BYTES, len(data) + 1), 2**31 - 1), []
+            arrow = read(True, bad)
         if bad:  # re-read single-threaded: only then does the reader know the rows' numbers
             bad = []
             arrow = read(False, bad)
@@ -384,17 +431,15 @@ _MONTH_FIRST = [f"%m/%d/%Y{t}" for t in _TIMES] + [f"%m/%d/%y{t}" for t in _TIME
 _DAY_FIRST = [f"%d/%m/%Y{t}" for t in _TIMES] + [f"%d/%m/%y{t}" for t in _TIMES]
 
 
-_NS_MIN, _NS_MAX = pd.Timestamp.min.tz_localize(None), pd.Timestamp.max.tz_localize(None)
-
-
 def _to_ns(values: pd.Series) -> pd.Series:
-    """Cast datetimes to nanosecond resolution; years outside 1678-2261 become NaT (unparseable)."""
+    """Cast datetimes to nanosecond resolution; dates outside :data:`FIRST_YEAR`-:data:`LAST_YEAR`
+    become NaT (unparseable). Aware values are compared in UTC, naive ones as they are."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         unit_dtype = f"datetime64[ns, {values.dt.tz}]"
         naive = values.dt.tz_convert("UTC").dt.tz_localize(None)
     else:
         unit_dtype, naive = "datetime64[ns]", values
-    inside = (naive >= _NS_MIN) & (naive <= _NS_MAX)
+    inside = (naive >= DATE_MIN) & (naive <= DATE_MAX)
     return values.where(inside).astype(unit_dtype)
 
 
@@ -459,7 +504,7 @@ def parse_datetimes(text: pd.Series, tz: str) -> tuple[pd.Series, np.ndarray, li
     naive = _to_ns(pd.to_datetime(naive_values, format="ISO8601", errors="coerce"))
     rest = naive_values[naive.isna()]
     if not rest.empty:
-        naive.loc[rest.index] = _parse_other_formats(rest, notes)
+        naive.loc[rest.index] = _to_ns(_parse_other_formats(rest, notes))  # Excel serials reach 2119
     ok = naive.notna()
     if ok.any():
         out.loc[naive.index[ok]] = _localize(naive[ok], tz).astype(out.dtype)
@@ -600,7 +645,7 @@ def _convert_column(t: _Table, col: Column, config: ProcessConfig, problems: lis
         out = _to_ns(out)
         bad = (raw.isna() & pd.Series(t.frame[col.name]).notna()).to_numpy()  # out of range
         _per_row(problems, t.file, col.name, "unparseable_date", t.rows[bad], t.frame[col.name][bad].astype(str),
-                 "date outside the years 1678-2261", "check the value")
+                 f"date outside the years {FIRST_YEAR}-{LAST_YEAR}", "check the value")
         t.bad[col.name] = bad
         if col.kind == "date":
             out = out.dt.normalize()
@@ -623,7 +668,10 @@ def _convert_column(t: _Table, col: Column, config: ProcessConfig, problems: lis
             problems.append(Problem(t.file, None, col.name, None, rule, message, hint, severity))
             if severity == "error":  # every slashed value is suspect, but report the column once
                 bad = bad & ~text.str.match(r"\d{1,2}[/-]\d{1,2}[/-]").fillna(False).to_numpy(dtype=bool)
-        _per_row(problems, t.file, col.name, "unparseable_date", t.rows[bad], text[bad],
+        far = bad & _year_out_of_range(text)
+        _per_row(problems, t.file, col.name, "unparseable_date", t.rows[far], text[far],
+                 f"date outside the years {FIRST_YEAR}-{LAST_YEAR}", "check the year")
+        _per_row(problems, t.file, col.name, "unparseable_date", t.rows[bad & ~far], text[bad & ~far],
                  "not a date/time coachnb can read", "use YYYY-MM-DD or YYYY-MM-DD HH:MM")
         if col.kind == "date":
             out = out.dt.normalize()
@@ -654,6 +702,19 @@ def _convert_column(t: _Table, col: Column, config: ProcessConfig, problems: lis
     return out
 
 
+def _year_out_of_range(text: pd.Series) -> np.ndarray:
+    """Cells holding a four-digit year outside :data:`FIRST_YEAR`-:data:`LAST_YEAR` (``0226-11-01``),
+    so an unreadable date that is only too early or too late says so."""
+    years = pd.to_numeric(text.str.extract(r"(?<!\d)(\d{4})(?!\d)", expand=False), errors="coerce")
+    return ((years < FIRST_YEAR) | (years > LAST_YEAR)).fillna(False).to_numpy(dtype=bool)
+
+
+def in_date_range(day) -> bool:
+    """Whether a date (a ``date``, ``datetime`` or Timestamp, aware or naive) lies in the years
+    :data:`FIRST_YEAR` to :data:`LAST_YEAR`: the range the loader accepts in every date column."""
+    return FIRST_YEAR <= day.year <= LAST_YEAR
+
+
 def _report_not_finite(t: _Table, col: Column, mask: np.ndarray, values, problems: list) -> None:
     _per_row(problems, t.file, col.name, "not_finite", t.rows[mask], np.asarray(values, dtype=object)[mask],
              "NaN or infinite value", "leave the cell empty if the value is unknown, or write the number")
@@ -662,13 +723,16 @@ def _report_not_finite(t: _Table, col: Column, mask: np.ndarray, values, problem
 # --------------------------------------------------------------------------- the rules
 
 
-def _read_table(name: str, path: Path, config: ProcessConfig, problems: list, hasher) -> _Table | None:
+def _read_table(name: str, path: Path, config: ProcessConfig, problems: list, hasher,
+                data: bytes | None = None) -> _Table | None:
+    """Read and convert one table's file (``data`` in place of its bytes when given)."""
     table = TABLES[name]
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        problems.append(Problem(path.name, None, None, None, "unreadable_file", f"cannot read the file: {exc}"))
-        return None
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            problems.append(Problem(path.name, None, None, None, "unreadable_file", f"cannot read the file: {exc}"))
+            return None
     hasher.update(path.name.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
     t = (_read_parquet if path.suffix == ".parquet" else _read_csv)(path, data, table, problems)
     if t is None:
@@ -944,6 +1008,13 @@ def _check(data_dir, config: ProcessConfig | None = None) -> _Result:
         if t is not None:
             tables[name] = t
 
+    _apply_rules(tables, config, problems)
+    excluded = [e for t in tables.values() for e in t.excluded]
+    return _Result(problems, tables, config, excluded, hasher.hexdigest(), frozenset(files))
+
+
+def _apply_rules(tables: dict[str, _Table], config: ProcessConfig, problems: list) -> None:
+    """The rules within and across the tables read (a rule whose tables are not all there is skipped)."""
     for t in tables.values():
         _check_keys(t, problems)
     reps, opps = tables.get("reps"), tables.get("opportunities")
@@ -968,8 +1039,51 @@ def _check(data_dir, config: ProcessConfig | None = None) -> _Result:
     if "self_assessments" in tables:
         _check_self_assessments(tables["self_assessments"], problems)
 
-    excluded = [e for t in tables.values() for e in t.excluded]
-    return _Result(problems, tables, config, excluded, hasher.hexdigest(), frozenset(files))
+
+def check_table(data_dir, name: str, *, data: bytes | None = None, file_name: str | None = None,
+                config: ProcessConfig | None = None) -> tuple[pd.DataFrame | None, list[Problem]]:
+    """One table of a data folder read, converted and checked exactly as :func:`load` does.
+
+    The rules that involve other tables (ids in ``reps`` and ``opportunities``, the table's
+    own key and ``supersedes``) are checked against those tables as they are on disk, so a
+    writer can check the bytes it is about to write before it writes them.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+    name : str
+        A table of :data:`schema.TABLES`.
+    data : bytes, optional
+        The file's content to check instead of what is on disk (the file need not exist).
+    file_name : str, optional
+        The file ``data`` would be (``<name>.csv`` or ``<name>.parquet``); by default the
+        table's file in the folder, else ``<name>.csv``.
+    config : ProcessConfig, optional
+        The folder's ``process.toml`` when not given (raises ConfigError if invalid).
+
+    Returns
+    -------
+    (frame, problems) : the table as :func:`load` returns it (None when unreadable or absent)
+        and every problem found in this table's file, errors and warnings.
+    """
+    data_dir = Path(data_dir)
+    config = load_config(data_dir) if config is None else config
+    files = _locate(data_dir, [])
+    path = data_dir / file_name if file_name else files.get(name, data_dir / f"{name}.csv")
+    if data is None and not path.is_file():
+        return None, [Problem(path.name, None, None, None, "missing_file", f"{path.name} is missing")]
+    problems: list[Problem] = []
+    t = _read_table(name, path, config, problems, hashlib.sha256(), data)
+    if t is None:
+        return None, problems
+    columns = set(TABLES[name].column_names)
+    others = [o for o, key in (("reps", "rep_id"), ("opportunities", "opportunity_id"))
+              if o != name and key in columns and o in files]
+    tables = {o: _read_table(o, files[o], config, [], hashlib.sha256()) for o in others}
+    tables = {o: other for o, other in tables.items() if other is not None}
+    tables[name] = t
+    _apply_rules(tables, config, problems)
+    return t.frame.reset_index(drop=True), [p for p in problems if p.file == t.file]
 
 
 # --------------------------------------------------------------------------- public API

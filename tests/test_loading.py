@@ -493,3 +493,68 @@ def test_docs_data_md_holds_the_generated_contract():
     for name in TABLES:
         assert f"### `{name}.csv`" in contract_markdown()
     assert "| `opportunity_id` | id (text) | yes | Unique id of the opportunity | `O00042` |" in contract_markdown()
+
+
+# --------------------------------------------------------------------------- edges of the date range
+
+
+@pytest.mark.parametrize("timezone,value", [
+    ("Europe/Berlin", "1700-01-01"),            # with a 2026 logged_at: the difference overflowed
+    ("America/New_York", "2262-04-11 23:00"),   # past pandas' last nanosecond once in UTC
+    ("Asia/Tokyo", "1677-09-21 00:30"),         # before pandas' first nanosecond once in UTC
+    ("UTC", "0001-01-01"), ("UTC", "9999-12-31 23:59"), ("UTC", "1899-12-31"), ("UTC", "2101-01-01"),
+    ("UTC", "2262-04-11T23:00:00-05:00"),
+])
+def test_dates_outside_the_range_are_a_problem_naming_file_row_and_column(tmp_path, timezone, value):
+    tables = clean_tables()
+    tables["activities"][1]["occurred_at"] = value  # its logged_at is 2026-05-05
+    path = write_folder(tmp_path, tables)
+    (path / "process.toml").write_text(PROCESS_TOML.replace("Europe/Berlin", timezone), encoding="utf-8")
+    (problem,) = [p for p in validate(path).errors]
+    assert (problem.file, problem.row, problem.column, problem.rule) == (
+        "activities.csv", 3, "occurred_at", "unparseable_date")
+    assert "1900-2100" in problem.message
+    with pytest.raises(DataError):
+        load(path)
+
+
+def test_the_first_and_last_day_of_the_range_load(tmp_path):
+    tables = clean_tables()
+    tables["reps"][0]["hire_date"] = "1900-01-01"
+    tables["commitments"][0]["end"] = "2100-12-31"
+    ds = load(write_folder(tmp_path, tables))
+    assert ds.reps["hire_date"].iloc[0] == pd.Timestamp("1900-01-01", tz="Europe/Berlin")
+    assert ds.commitments["end"].iloc[0] == pd.Timestamp("2100-12-31", tz="Europe/Berlin")
+
+
+def test_a_commitment_ending_in_2261_is_refused(tmp_path):
+    tables = clean_tables()
+    tables["commitments"][0]["end"] = "2261-12-31"
+    problem = only(write_folder(tmp_path, tables), "unparseable_date")
+    assert (problem.file, problem.row, problem.column) == ("commitments.csv", 2, "end")
+
+
+def test_parquet_dates_outside_the_range_are_named(tmp_path):
+    path = write_folder(tmp_path, parquet=())
+    reps = pd.read_csv(path / "reps.csv", dtype=str, keep_default_na=False)
+    (path / "reps.csv").unlink()
+    reps["hire_date"] = pd.Series(np.array(["9999-12-31", "2024-01-08", "0001-01-01"], dtype="datetime64[us]"))
+    reps.to_parquet(path / "reps.parquet")
+    found = [(p.file, p.row, p.column) for p in problems_of(path, "unparseable_date")]
+    assert found == [("reps.parquet", 2, "hire_date"), ("reps.parquet", 4, "hire_date")]
+
+
+def test_a_field_over_a_megabyte_is_read(tmp_path):
+    tables = clean_tables()
+    tables["opportunities"][1]["name"] = "big deal " + "x" * 3_000_000
+    ds = load(write_folder(tmp_path, tables))
+    assert len(ds.opportunities["name"].iloc[1]) == 3_000_009
+    assert ds.opportunities["opportunity_id"].tolist() == ["O1", "O2", "O3"]
+
+
+def test_a_field_over_a_megabyte_keeps_row_numbers_of_bad_rows(tmp_path):
+    tables = clean_tables()
+    tables["opportunities"][0]["name"] = "y" * 2_000_000
+    tables["opportunities"][2]["amount"] = "twelve"
+    problem = only(write_folder(tmp_path, tables), "unparseable_number")
+    assert (problem.file, problem.row) == ("opportunities.csv", 4)
