@@ -23,6 +23,8 @@ defaults below. Example::
 """
 from __future__ import annotations
 
+import difflib
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,61 +176,276 @@ def load_config(data_dir: str | Path | None) -> ProcessConfig:
     Raises
     ------
     ConfigError
-        With the file name and the key that is wrong.
+        With the file name and the key that is wrong: every wrong key at once, one a line;
+        a TOML syntax error with its line and column; a file that is not UTF-8 text.
     """
     if data_dir is None:
         return ProcessConfig()
     path = Path(data_dir) / "process.toml"
     if not path.exists():
         return ProcessConfig()
+    if not path.is_file():
+        raise ConfigError(f"{path.name}: is not a file (a folder or a special file has that name)")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path.name}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path.name}: is not UTF-8 text (byte {data[exc.start]:#04x} on line {line}); "
+                          "save it as UTF-8") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path.name}: not valid TOML: {exc}") from None
+    except RecursionError:
+        # tomllib recurses once per nested array or inline table; thousands of them exhaust the stack
+        raise ConfigError(f"{path.name}: not valid TOML: arrays or tables nested too deeply") from None
     return config_from_dict(raw, source=path.name)
 
 
+@dataclass(frozen=True)
+class _Range:
+    """The values a threshold may take: a whole number or any number, between two bounds."""
+
+    whole: bool
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+    unit: str = ""
+
+    def rule(self) -> str:
+        kind = "a whole number" if self.whole else "a number"
+        low = f"greater than {self.low:g}" if self.low_open else f"at least {self.low:g}"
+        high = f"less than {self.high:g}" if self.high_open else f"at most {self.high:g}"
+        unit = f" ({self.unit})" if self.unit else ""
+        return f"must be {kind} {low} and {high}{unit}"
+
+    def holds(self, value: int | float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+
+# Every threshold's range. Upper bounds on days and weeks (ten years) keep date arithmetic far
+# from pandas' overflow; percentiles exclude 0 and 100, where "above the percentile" is empty or all.
+THRESHOLD_RANGES = {
+    "stalled_percentile": _Range(False, 0, 100, True, True, "a percentile"),
+    "late_logging_days": _Range(False, 0, 3650, unit="days; 0 = late if logged after the day"),
+    "behind_percentile": _Range(False, 0, 100, True, True, "a percentile"),
+    "baseline_gap_weeks": _Range(True, 0, 520, unit="weeks"),
+    "min_pre_weeks": _Range(True, 1, 520, unit="weeks"),
+    "equivalence_margin": _Range(False, 0, 1, True, True, "a rate-ratio half-width, e.g. 0.15"),
+    "cadence_days": _Range(True, 1, 3650, unit="days"),
+    "min_teammates": _Range(True, 3, 10_000, unit="other reps"),
+}
+
+SECTIONS = ("process", "activity_types", "thresholds", "commitment_metrics")
+PROCESS_KEYS = ("stages", "week_start", "timezone")
+METRIC_KEYS = ("label", "kind", "activity_types", "unit")
+
+
+class _Problems:
+    """Every problem of one ``process.toml``, so that one edit can fix them all."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.messages: list[str] = []
+
+    def add(self, where: str, text: str) -> None:
+        self.messages.append(f"{self.source}: {where} {text}")
+
+    def raise_if_any(self) -> None:
+        if self.messages:
+            # one line per problem; Problem.format and the CLI print the message as it is
+            raise ConfigError("\n    ".join(self.messages))
+
+
+def _shown(value) -> str:
+    """A value's TOML type and a short repr of it, for an error message."""
+    kinds = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"),
+             (dict, "table"))
+    kind = next((name for t, name in kinds if isinstance(value, t)), type(value).__name__)
+    text = ("true" if value else "false") if isinstance(value, bool) else repr(value)
+    return f"{kind} {text[:60] + '...' if len(text) > 60 else text}"
+
+
+def _known_keys(table: dict, known, where: str, problems: _Problems) -> None:
+    """An error for each key of ``table`` not in ``known``, with a "did you mean" for a typo."""
+    known = [str(k) for k in known]
+    for key in table:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known) or 'none'}"
+        problems.add(f"{where}", f"has an unknown key {str(key)!r}; {hint}")
+
+
+def _table(raw: dict, name: str, problems: _Problems) -> dict:
+    """Section ``name`` of ``raw`` ({} when absent or, with an error, when it is not a table)."""
+    value = raw.get(name, {})
+    if isinstance(value, dict):
+        return value
+    problems.add(f"[{name}]", f"must be a table (a [{name}] section), not {_shown(value)}")
+    return {}
+
+
+def _string_list(value, where: str, what: str, problems: _Problems) -> tuple[str, ...] | None:
+    """``value`` as a tuple of strings, or ``None`` (with an error) when it is not an array of them."""
+    if not isinstance(value, list):
+        problems.add(where, f"must be an array of {what}, e.g. [\"a\", \"b\"], not {_shown(value)}")
+        return None
+    wrong = [v for v in value if not isinstance(v, str)]
+    if wrong:
+        problems.add(where, f"must hold only {what} (text in quotes), not {_shown(wrong[0])}")
+        return None
+    return tuple(value)
+
+
+def _stages(proc: dict, problems: _Problems) -> tuple[str, ...]:
+    stages = _string_list(proc.get("stages", list(DEFAULT_STAGES)), "[process] stages", "stage names", problems)
+    if stages is None:
+        return DEFAULT_STAGES
+    if not stages or not all(s.strip() for s in stages):
+        problems.add("[process] stages", "must be a non-empty list of names (no empty name)")
+    elif len(set(stages)) != len(stages):
+        problems.add("[process] stages", f"has a name twice: {list(stages)}")
+    return stages
+
+
+def _zone(value, problems: _Problems) -> str:
+    """The IANA zone name ``value`` if both zoneinfo and pandas can use it, else "UTC" with an error."""
+    rule = "is not an IANA time zone (e.g. 'Europe/Berlin')"
+    if not isinstance(value, str):
+        problems.add("[process] timezone", f"must be a time zone name in quotes, not {_shown(value)}")
+        return "UTC"
+    try:
+        ZoneInfo(value)
+        pd.Timestamp("2026-01-01", tz="UTC").tz_convert(value)
+    except Exception:  # noqa: BLE001 - names of folders, files too long, NULs ... raise many kinds; all mean "no zone"
+        problems.add("[process] timezone", f"{value[:60]!r} {rule}")
+        return "UTC"
+    return value
+
+
+def _process(raw: dict, problems: _Problems) -> tuple[tuple[str, ...], str, str]:
+    """``[process]``: stages, week start and time zone."""
+    proc = _table(raw, "process", problems)
+    _known_keys(proc, PROCESS_KEYS, "[process]", problems)
+    stages = _stages(proc, problems)
+    week = proc.get("week_start", "monday")
+    if not isinstance(week, str) or week.lower() not in WEEKDAYS:
+        shown = repr(week) if isinstance(week, str) else _shown(week)
+        problems.add("[process] week_start", f"must be a weekday name ({', '.join(WEEKDAYS)}), not {shown}")
+        week = "monday"
+    return stages, week.lower(), _zone(proc.get("timezone", "UTC"), problems)
+
+
+def _activity_types(raw: dict, problems: _Problems) -> dict[str, str]:
+    """``[activity_types]``: CRM type name -> canonical type, each value checked."""
+    type_map: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for crm, target in _table(raw, "activity_types", problems).items():
+        where = f"[activity_types] {str(crm)!r}"
+        if not isinstance(target, str) or target.lower() not in ACTIVITY_TYPES:
+            problems.add(where, f"must map to one of {', '.join(ACTIVITY_TYPES)}, not "
+                                f"{repr(target) if isinstance(target, str) else _shown(target)}")
+            continue
+        target = target.lower()
+        key = str(crm).strip().lower()
+        if key in ACTIVITY_TYPES and key != target:
+            # canonical names are never looked up in the map, so this line would be ignored in silence
+            problems.add(where, f"is already coachnb's type {key!r}; it cannot be mapped to {target!r}")
+        elif seen.get(key, target) != target:
+            problems.add(where, f"maps to {target!r} but the same name (ignoring case) maps to {seen[key]!r}")
+        seen.setdefault(key, target)
+        type_map[str(crm)] = target
+    return type_map
+
+
+def _thresholds(raw: dict, problems: _Problems) -> Thresholds:
+    """``[thresholds]``: each a number (never a boolean) in its range; defaults for the rest."""
+    th_raw = _table(raw, "thresholds", problems)
+    _known_keys(th_raw, THRESHOLD_RANGES, "[thresholds]", problems)
+    values = {}
+    for key, value in th_raw.items():
+        rng = THRESHOLD_RANGES.get(key)
+        if rng is None:
+            continue
+        where = f"[thresholds] {key}"
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value):
+            problems.add(where, f"{rng.rule()}, not {_shown(value)}")
+        elif rng.whole and isinstance(value, float) and not value.is_integer():
+            problems.add(where, f"{rng.rule()}, not {value!r}")
+        elif not rng.holds(value):
+            problems.add(where, f"{rng.rule()}, not {value!r}")
+        else:
+            values[key] = int(value) if rng.whole else float(value)
+    return Thresholds(**values)
+
+
+def _metric(name: str, spec, problems: _Problems) -> CommitmentMetric | None:
+    """One ``[commitment_metrics.<name>]`` table as a metric, or ``None`` with its errors."""
+    where = f"[commitment_metrics.{name}]"
+    if not isinstance(spec, dict):
+        problems.add(where, f"must be a table with label, kind and activity_types, not {_shown(spec)}")
+        return None
+    before = len(problems.messages)
+    if not name.strip():
+        problems.add("[commitment_metrics]", "has a metric with an empty name")
+    _known_keys(spec, METRIC_KEYS, where, problems)
+    label = spec.get("label", name.replace("_", " "))
+    if not isinstance(label, str) or not label.strip():
+        problems.add(f"{where} label", f"must be a non-empty text, not {_shown(label)}")
+    unit = spec.get("unit", "per week")
+    if not isinstance(unit, str):
+        problems.add(f"{where} unit", f"must be a text, not {_shown(unit)}")
+    kind = spec.get("kind", "activity_count")
+    if not isinstance(kind, str) or kind not in METRIC_KINDS:
+        problems.add(f"{where} kind", f"must be one of {', '.join(METRIC_KINDS)}, not {_shown(kind)}")
+    types = _string_list(spec.get("activity_types", []), f"{where} activity_types", "activity types", problems)
+    if types is not None and kind == "activity_count" and (not types or any(t not in ACTIVITY_TYPES for t in types)):
+        problems.add(f"{where} activity_types", f"must list types from {', '.join(ACTIVITY_TYPES)}, not {list(types)}")
+    elif types and kind != "activity_count":
+        problems.add(f"{where} activity_types", f"is only used with kind = \"activity_count\", not {kind!r}")
+    if len(problems.messages) > before:
+        return None
+    return CommitmentMetric(name, label, kind, types or (), unit)
+
+
 def config_from_dict(raw: dict, source: str = "process.toml") -> ProcessConfig:
-    """Build a :class:`ProcessConfig` from parsed TOML, checking every value."""
-    proc = raw.get("process", {})
-    stages = tuple(proc.get("stages", DEFAULT_STAGES))
-    if not stages or not all(isinstance(s, str) and s.strip() for s in stages):
-        raise ConfigError(f"{source}: [process] stages must be a non-empty list of names")
-    if len(set(stages)) != len(stages):
-        raise ConfigError(f"{source}: [process] stages has a name twice: {list(stages)}")
-    week = str(proc.get("week_start", "monday")).lower()
-    if week not in WEEKDAYS:
-        raise ConfigError(f"{source}: [process] week_start must be a weekday name, not {week!r}")
-    tz = str(proc.get("timezone", "UTC"))
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{source}: [process] timezone {tz!r} is not an IANA time zone (e.g. 'Europe/Berlin')") from None
+    """Build a :class:`ProcessConfig` from parsed TOML, checking every section, key and value.
 
-    type_map = {str(k): str(v).lower() for k, v in raw.get("activity_types", {}).items()}
-    bad = {k: v for k, v in type_map.items() if v not in ACTIVITY_TYPES}
-    if bad:
-        raise ConfigError(f"{source}: [activity_types] maps to unknown types {bad}; use one of {ACTIVITY_TYPES}")
+    Parameters
+    ----------
+    raw : dict
+        The parsed file (``tomllib.loads``); every section and key optional.
+    source : str
+        File name the errors name.
 
-    th_raw = raw.get("thresholds", {})
-    known = Thresholds.__dataclass_fields__
-    unknown = set(th_raw) - set(known)
-    if unknown:
-        raise ConfigError(f"{source}: [thresholds] has unknown keys {sorted(unknown)}; known: {sorted(known)}")
-    try:
-        thresholds = Thresholds(**{k: type(getattr(Thresholds, k))(v) for k, v in th_raw.items()})
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{source}: [thresholds] {exc}") from None
-
+    Raises
+    ------
+    ConfigError
+        Listing every problem, one a line, each naming ``source``, the section and key and
+        the rule broken; unknown keys with a "did you mean" for a near miss.
+    """
+    problems = _Problems(source)
+    if not isinstance(raw, dict):
+        problems.add("the file", f"must hold TOML tables, not {_shown(raw)}")
+        problems.raise_if_any()
+    _known_keys(raw, SECTIONS, "the top level", problems)
+    stages, week, tz = _process(raw, problems)
+    type_map = _activity_types(raw, problems)
+    thresholds = _thresholds(raw, problems)
     metrics = _default_metrics()
-    for name, spec in raw.get("commitment_metrics", {}).items():
-        kind = spec.get("kind", "activity_count")
-        if kind not in METRIC_KINDS:
-            raise ConfigError(f"{source}: [commitment_metrics.{name}] kind must be one of {METRIC_KINDS}")
-        types = tuple(spec.get("activity_types", ()))
-        if kind == "activity_count" and (not types or any(t not in ACTIVITY_TYPES for t in types)):
-            raise ConfigError(f"{source}: [commitment_metrics.{name}] activity_types must list types from {ACTIVITY_TYPES}")
-        metrics[name] = CommitmentMetric(name, spec.get("label", name.replace("_", " ")), kind, types, spec.get("unit", "per week"))
-
+    for name, spec in _table(raw, "commitment_metrics", problems).items():
+        metric = _metric(str(name), spec, problems)
+        if metric is not None:
+            metrics[metric.name] = metric
+    problems.raise_if_any()
     return ProcessConfig(stages=stages, activity_type_map=type_map, week_start=week, timezone=tz,
                          thresholds=thresholds, commitment_metrics=metrics)
