@@ -29,6 +29,7 @@ from .config import ProcessConfig
 from .formatting import fmt_level, fmt_money, fmt_pct
 from .metrics import LATE_SHARE
 from .schema import Dataset
+from .team import min_teammates
 from .team_effects import team_activity_effect
 
 QUESTIONS_FILE = Path(__file__).with_name("questions.toml")
@@ -352,13 +353,14 @@ class FocusResult:
 
 
 def _peers(ds: Dataset, rep_id: str) -> list[str]:
-    """Teammates of ``rep_id`` (same ``team``), or everyone else when the team is smaller than MIN_PEERS."""
+    """Teammates of ``rep_id`` (same ``team``), or everyone else when the team has fewer than
+    ``thresholds.min_teammates`` other reps."""
     reps = ds.reps
     team = reps.loc[reps["rep_id"] == rep_id, "team"]
     others = reps[reps["rep_id"] != rep_id]
     if len(team):
         same = others[others["team"] == team.iloc[0]]
-        if len(same) >= MIN_PEERS:
+        if len(same) >= min_teammates(ds):
             return list(same["rep_id"].astype(str))
     return list(others["rep_id"].astype(str))
 
@@ -451,7 +453,8 @@ def _by_rep(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def rank_drivers(tables: dict, rep_id: str, peers: list[str], stages: tuple[str, ...],
-                 metric_for: dict | None = None, late_logging_days: float = 2.0) -> tuple[list[FocusArea], dict]:
+                 metric_for: dict | None = None, late_logging_days: float = 2.0,
+                 min_peers: int = MIN_PEERS) -> tuple[list[FocusArea], dict]:
     """Every driver on which the rep is behind the teammates' median, with its modeled gain.
 
     Model: won value per window = opportunities created x win rate x deal size, and
@@ -475,7 +478,7 @@ def rank_drivers(tables: dict, rep_id: str, peers: list[str], stages: tuple[str,
     -------
     (areas sorted by gain, largest first, data capture ahead; the rep's modeled funnel as a dict)
     """
-    f = _RepFunnel.model(tables, rep_id, list(peers), metric_for or {})
+    f = _RepFunnel.model(tables, rep_id, list(peers), metric_for or {}, min_peers)
     out = _activity_areas(f) if f.has_activity else []
     if tables.get("has_stages", True):
         out += _conversion_areas(f, tables["conversion"]) + _velocity_areas(f, tables["velocity"])
@@ -503,6 +506,7 @@ class _RepFunnel:
     acts_total: pd.Series  # activities in the window per rep
     has_activity: bool
     summary: dict  # the rep's funnel as rank_drivers returns it
+    min_peers: int = MIN_PEERS  # the fewest teammates a median may pool
 
     @property
     def team_ids(self) -> list:
@@ -514,7 +518,7 @@ class _RepFunnel:
         return self.summary["won_value"]
 
     @classmethod
-    def model(cls, tables: dict, rep_id: str, peers: list, metric_for: dict) -> _RepFunnel:
+    def model(cls, tables: dict, rep_id: str, peers: list, metric_for: dict, min_peers: int = MIN_PEERS) -> _RepFunnel:
         weeks = int(tables["weeks"])
         team_ids = [rep_id] + peers
         outcomes = _by_rep(tables["outcomes"]).reindex(team_ids)
@@ -538,13 +542,14 @@ class _RepFunnel:
                    "won_value": o_rep * w_rep * s_rep, "activities": float(acts_total[rep_id]),
                    "resolved_deals": int(won[0] + lost[0]), "active_weeks": int(act.at[rep_id, "active_weeks"])}
         has_activity = bool(tables.get("has_activity", True)) and acts_total.sum() > 0
-        return cls(rep_id, peers, weeks, metric_for, win, size, deals, opps, act, acts_total, has_activity, summary)
+        return cls(rep_id, peers, weeks, metric_for, win, size, deals, opps, act, acts_total, has_activity, summary,
+                   min_peers)
 
     def med(self, series: pd.Series) -> float:
         """The teammates' median of ``series`` (finite values only; NaN when there are none)."""
         vals = series.reindex(self.peers).to_numpy(dtype=float)
         vals = vals[np.isfinite(vals)]
-        return float(np.median(vals)) if len(vals) else float("nan")
+        return float(np.median(vals)) if len(vals) >= max(self.min_peers, 1) else float("nan")
 
 
 def _activity_areas(f: _RepFunnel) -> list[FocusArea]:
@@ -607,7 +612,7 @@ def _conversion_areas(f: _RepFunnel, conversion: pd.DataFrame) -> list[FocusArea
             continue
         post = pd.Series(shrunk_rate(adv, res, a_c, b_c), index=f.team_ids)
         peer_post = post[f.peers][res[1:] > 0]
-        if len(peer_post) < MIN_PEERS:
+        if len(peer_post) < f.min_peers:
             continue
         c_rep, c_team = float(post[f.rep_id]), float(np.median(peer_post))
         if c_team <= c_rep:
@@ -719,8 +724,9 @@ def focus_areas(ds: Dataset, rep_id: str, as_of, lookback_weeks: int = 13,
     max_areas = max(0, min(int(max_areas), MAX_FOCUS_AREAS))
     tables = tables if tables is not None else funnel_tables(ds, as_of, lookback_weeks)
     peers = _peers(ds, rep_id)
-    if len(peers) < MIN_PEERS:
-        return FocusResult([], f"A focus needs at least {MIN_PEERS} teammates to compare with; "
+    least = min_teammates(ds)
+    if len(peers) < least:
+        return FocusResult([], f"A focus needs at least {least} teammates to compare with; "
                                f"there are {len(peers)}.")
     metric_for = {}
     for t in ACTIVITY_DRIVERS:
@@ -732,7 +738,7 @@ def focus_areas(ds: Dataset, rep_id: str, as_of, lookback_weeks: int = 13,
         if m:
             metric_for[key], metric_for[f"{key}_label"] = m, _metric_label(ds, m)
     areas, funnel = rank_drivers(tables, rep_id, peers, tuple(ds.config.stages), metric_for,
-                                 ds.config.thresholds.late_logging_days)
+                                 ds.config.thresholds.late_logging_days, least)
     if funnel["resolved_deals"] < MIN_RESOLVED_DEALS and funnel["active_weeks"] < MIN_ACTIVE_WEEKS:
         return FocusResult([], (
             f"Too little data yet to pick a focus from the numbers: {funnel['resolved_deals']} deal(s) won or "
@@ -905,7 +911,7 @@ def activity_link(ds: Dataset, rep_id: str, as_of, metric: str,
                                 float(total["ci_high"]), int(fit.attrs.get("n_reps", 0)), lead_p)
     group = [rep_id] + _peers(ds, rep_id)
     x, y = _window_totals(ds, metric, start, end, group)
-    if int((x > 0).sum()) < MIN_PEERS:
+    if int((x.drop(index=rep_id, errors="ignore") > 0).sum()) < min_teammates(ds):  # pooled over enough others
         raise ValueError(f"too few reps with {spec.label} to relate it to new opportunities")
     ratio, low, high = bootstrap_ratio(y.to_numpy(), x.to_numpy())
     return ActivityLink("pooled ratio", ratio, low, high, len(group))
@@ -958,7 +964,8 @@ def _scenario_inputs(ds: Dataset, rep_id: str, as_of, metric: str, lookback_week
     rep_id = str(rep_id)
     x, y = (float(v.iloc[0]) for v in _window_totals(ds, metric, *focus_window(as_of, ds, lookback_weeks), [rep_id]))
     if funnel is None:
-        _, funnel = rank_drivers(funnel_tables(ds, as_of, 13), rep_id, _peers(ds, rep_id), tuple(ds.config.stages))
+        _, funnel = rank_drivers(funnel_tables(ds, as_of, 13), rep_id, _peers(ds, rep_id), tuple(ds.config.stages),
+                                 min_peers=min_teammates(ds))
     return {"link": link, "current": x / lookback_weeks, "opps_per_week": y / lookback_weeks,
             "deal_size": funnel["deal_size"], "win_rate": funnel["win_rate"],
             "label": ds.config.commitment_metrics[metric].label}

@@ -311,9 +311,12 @@ def results(r) -> None:
 
 
 def method_notes(r) -> None:
+    team = ("Team figures are the median and middle half (25th to 75th percentile) of your teammates; "
+            "no teammate is shown by name." if r.team_figures else
+            "Team figures appear only when they pool enough teammates that no one's own numbers can be "
+            "recognised; there are too few here, so none is shown.")
     notes = [
-        "Team figures are the median and middle half (25th to 75th percentile) of your teammates; "
-        "no teammate is shown by name.",
+        team,
         "Stage conversion counts only deals that have moved on or been lost; deals still open are shown "
         "but not counted as lost. Intervals are 95% Wilson intervals.",
         "Time in stage treats deals still in a stage as 'at least this long' (Kaplan-Meier), not as finished.",

@@ -39,6 +39,8 @@ def use_style() -> None:
         # titles sit at the top of the axes: no x tick labels or offset text up there to dodge, so
         # matplotlib's automatic title placement (a tight-bbox pass per draw) would not move them
         "axes.titley": 1.0,
+        # stage names and metric labels come from the data: "$" is a dollar sign, never mathtext
+        "text.parse_math": False,
     })
 
 
@@ -72,7 +74,8 @@ def _paired_bars(labels, rep_values, team_values, *, xlabel: str, title: str, te
     y = np.arange(len(labels))
     fig, ax = plt.subplots(figsize=(WIDTH_IN, row_in * len(labels) + 1.5))
     ax.barh(y - 0.2, rep_values, height=0.38, color=REP_COLOUR, label="you")
-    ax.barh(y + 0.2, team_values, height=0.38, color=TEAM_COLOUR, label=team_label)
+    if np.isfinite(np.asarray(team_values, dtype=float)).any():  # no team figure: no team bar, no legend entry
+        ax.barh(y + 0.2, team_values, height=0.38, color=TEAM_COLOUR, label=team_label)
     ax.set_yticks(y, labels)
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
@@ -94,9 +97,10 @@ def weekly_vs_team(rep_weekly: pd.DataFrame, band: pd.DataFrame, *, value: str =
     ylabel : str, the value and its unit per week
     """
     fig, ax = plt.subplots()
-    ax.fill_between(band["week"], band["q25"], band["q75"], color=TEAM_COLOUR, alpha=0.25, lw=0,
-                    label="team, middle half")
-    ax.plot(band["week"], band["median"], color=TEAM_COLOUR, lw=1.2, ls="--", label="team median")
+    if band[["median", "q25", "q75"]].notna().to_numpy().any():  # no team figure: no band, no legend entry
+        ax.fill_between(band["week"], band["q25"], band["q75"], color=TEAM_COLOUR, alpha=0.25, lw=0,
+                        label="team, middle half")
+        ax.plot(band["week"], band["median"], color=TEAM_COLOUR, lw=1.2, ls="--", label="team median")
     ax.plot(rep_weekly["week"], rep_weekly[value], color=REP_COLOUR, lw=2.2, marker="o", ms=3, label="you")
     ax.set_ylabel(ylabel)
     ax.set_xlabel("week starting")
@@ -155,9 +159,10 @@ def conversion_vs_team(rep_conv: pd.DataFrame, team_conv: pd.DataFrame,
     y = np.arange(len(steps))
     team = team_conv.set_index("step").reindex(steps)
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.55 * len(steps) + 1.6))
-    ax.barh(y, (team["q75"] - team["q25"]) * 100, left=team["q25"] * 100, height=0.5,
-            color=TEAM_COLOUR, alpha=0.3, label="team, middle half")
-    ax.scatter(team["median"] * 100, y, marker="|", s=300, color=TEAM_COLOUR, label="team median")
+    if team[["median", "q25", "q75"]].notna().to_numpy().any():  # no team figure: nothing of the team drawn
+        ax.barh(y, (team["q75"] - team["q25"]) * 100, left=team["q25"] * 100, height=0.5,
+                color=TEAM_COLOUR, alpha=0.3, label="team, middle half")
+        ax.scatter(team["median"] * 100, y, marker="|", s=300, color=TEAM_COLOUR, label="team median")
     rate = rep_conv["rate"].to_numpy(dtype=float) * 100
     lo = rep_conv["low"].to_numpy(dtype=float) * 100
     hi = rep_conv["high"].to_numpy(dtype=float) * 100

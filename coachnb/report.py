@@ -23,9 +23,12 @@ from .calendar import weeks_before
 from .config import ACTIVITY_TYPES
 from .formatting import STEP_ARROW, fmt_money, fmt_num, fmt_pct, fmt_times
 from .store import store_of
-from .team import (TeamView, active_commitments, cached, impact_settings, metric_history, open_data, others,
+from .team import (TeamView, active_commitments, cached, impact_settings, metric_history, min_teammates, open_data, others,
                    outcome_history, peers_who_changed, quartiles, rep_row, rep_series, secondary_histories,
                    weekly_against_team)
+
+#: said wherever a team figure would pool fewer than ``thresholds.min_teammates`` other reps
+TOO_FEW = "There are too few teammates to compare with."
 
 
 # --------------------------------------------------------------------------- 1. header
@@ -109,7 +112,7 @@ def activity_section(tv: TeamView, rep_id: str) -> ActivitySection:
     by_rep = cached(tv, ("mix_by_rep", tuple(mix_cols), tv.window),
                      lambda: wa.groupby("rep_id")[mix_cols].sum()).drop(index=rep_id, errors="ignore")
     shares = by_rep.div(by_rep.sum(axis=1).replace(0, np.nan), axis=0)
-    team_mix = shares.median()
+    team_mix = shares.median() if len(shares.dropna(how="all")) >= min_teammates(tv.ds) else shares.median() * np.nan
 
     # trend over the weeks in the role only: zeros before the hire date are not a rise
     in_role = mine.tail(max(int(np.floor(rep_weeks)), 0))
@@ -128,7 +131,7 @@ def activity_section(tv: TeamView, rep_id: str) -> ActivitySection:
         s += (f"; team median {fmt_num(team['median'])} a week (middle half {fmt_num(team['q25'])} to "
               f"{fmt_num(team['q75'])}, {team['n_reps']} teammates).")
     else:
-        s += ". There are no teammates to compare with."
+        s += f". {TOO_FEW}"
     notes = []
     if team["n_reps"] and per_week < team["q25"]:
         notes.append("Volume is below most of the team")
@@ -168,11 +171,11 @@ def pipeline_section(tv: TeamView, rep_id: str) -> PipelineSection:
     out = tv.outcomes
     cyc = out.loc[out["rep_id"] == rep_id, "median_cycle_days"]
     cycle = float(cyc.iloc[0]) if len(cyc) and pd.notna(cyc.iloc[0]) else np.nan
-    team_cycle = quartiles(others(out, rep_id)["median_cycle_days"])["median"]
+    team_cycle = quartiles(others(out, rep_id)["median_cycle_days"], min_teammates(tv.ds))["median"]
 
     s = (f"{created} new opportunities in the period ({fmt_num(per_week)} a week, value {fmt_money(value)})")
     s += (f"; team median {fmt_num(team['median'])} a week (middle half {fmt_num(team['q25'])} to "
-          f"{fmt_num(team['q75'])})." if team["n_reps"] else ".")
+          f"{fmt_num(team['q75'])})." if team["n_reps"] else f". {TOO_FEW}")
     stands_out = bool(team["n_reps"] and rep_weeks >= 2 and per_week < team["q25"])
     if stands_out:
         s += " New pipeline is below most of the team; it is usually where a short quarter starts."
@@ -205,6 +208,7 @@ def conversion_section(tv: TeamView, rep_id: str) -> ConversionSection:
     team = (rest.dropna(subset=["rate"]).groupby("step", sort=False)["rate"]
             .agg(median="median", q25=lambda s: s.quantile(0.25), q75=lambda s: s.quantile(0.75), n_reps="size")
             .reindex(mine["step"]).reset_index())
+    team.loc[~(team["n_reps"] >= min_teammates(tv.ds)), ["median", "q25", "q75"]] = np.nan  # too few to pool
     joined = mine.merge(team, on="step", how="left")
     # a step stands out only when even the top of the rep's interval is below the team median
     gaps = joined[(joined["high"] < joined["median"])]
@@ -222,7 +226,7 @@ def conversion_section(tv: TeamView, rep_id: str) -> ConversionSection:
         if len(low_steps) > 1:
             s += f" Also below the team: {', '.join(low_steps[1:])}."
     elif joined["rate"].notna().any() and joined["median"].isna().all():
-        s = "There are no teammates with closed-out deals to compare stage conversion with."
+        s = "There are too few teammates with closed-out deals to compare stage conversion with."
     elif joined["rate"].notna().any():
         s = "No stage stands out: at every step the team median lies within your interval."
     else:
@@ -245,7 +249,8 @@ def stage_mix_section(tv: TeamView, rep_id: str) -> StageMixSection | None:
     counts = mix.pivot_table(index="rep_id", columns="stage", values="deals", aggfunc="sum",
                              fill_value=0, observed=True).reindex(columns=stages, fill_value=0)
     shares = counts.div(counts.sum(axis=1).replace(0, np.nan), axis=0)
-    team_share = shares.drop(index=rep_id, errors="ignore").median()
+    rest = shares.drop(index=rep_id, errors="ignore")
+    team_share = rest.median() if len(rest.dropna(how="all")) >= min_teammates(tv.ds) else rest.median() * np.nan
     mine = mix[mix["rep_id"] == rep_id].set_index("stage").reindex(stages)
     n = mine["deals"].fillna(0).astype(int)
     table = pd.DataFrame({"stage": stages, "your open deals": n.to_numpy(),
@@ -273,6 +278,8 @@ def velocity_section(tv: TeamView, rep_id: str) -> VelocitySection:
     stages = list(tv.ds.config.stages)
     mine = tv.velocity[tv.velocity["rep_id"] == rep_id].set_index("stage").reindex(stages).reset_index()
     team = tv.team_velocity.set_index("stage").reindex(stages).reset_index()
+    if len(tv.ds.reps) - 1 < min_teammates(tv.ds):  # a median pooled with one or two teammates' deals
+        team[["median_days", "p75_days"]] = np.nan
     j = mine.merge(team[["stage", "median_days", "p75_days"]], on="stage", suffixes=("", "_team"))
     slow = j[(j["median_days"] > j["p75_days"]) & (j["n_entered"] >= 3)]
     if len(slow):
@@ -283,8 +290,8 @@ def velocity_section(tv: TeamView, rep_id: str) -> VelocitySection:
         slow_stage = str(r["stage"])
     else:
         slow_stage = None
-        if len(tv.ds.reps) < 2:
-            s = "There are no teammates to compare time in stage with."
+        if len(tv.ds.reps) - 1 < min_teammates(tv.ds):
+            s = "There are too few teammates to compare time in stage with."
         elif j["median_days"].notna().any():
             s = "Time in stage is in line with the team."
         else:
@@ -307,6 +314,8 @@ def stalled_section(tv: TeamView, rep_id: str) -> StalledSection:
     deals = mine[["name", "account", "stage", "days_in_stage", "threshold_days", "amount"]].reset_index(drop=True)
     opps = ds.opportunities
     n_open = int(((opps["rep_id"] == rep_id) & (opps["status"] == "open") & (opps["created_at"] < tv.window.as_of)).sum())
+    if len(ds.reps) - 1 < min_teammates(ds):  # "longer than usual" would rest on one or two teammates' deals
+        return StalledSection(deals.iloc[:0], n_open, f"{TOO_FEW[:-1]} on how long deals usually sit in a stage.")
     if deals.empty:
         s = f"None of your {n_open} open deals has been in its stage longer than most of the team's deals."
     else:
@@ -329,6 +338,9 @@ def aged_deals_section(tv: TeamView, rep_id: str) -> StalledSection:
         columns={"age_days": "days_in_stage"})[["name", "account", "stage", "days_in_stage", "threshold_days",
                                                "amount"]].reset_index(drop=True)
     n_open = int((ages["rep_id"] == rep_id).sum())
+    if len(ds.reps) - 1 < min_teammates(ds):
+        return StalledSection(deals.iloc[:0], n_open, f"{TOO_FEW[:-1]} on how old open deals usually get.",
+                              basis="age")
     if deals.empty:
         s = f"None of your {n_open} open deals is older than most of the team's open deals."
     else:
@@ -352,7 +364,7 @@ def capture_section(tv: TeamView, rep_id: str) -> CaptureSection:
     t = tv.timeliness
     row = t[t["rep_id"] == rep_id]
     rep = row.iloc[0].to_dict() if len(row) else {}
-    team = quartiles(others(t, rep_id)["share_late"])
+    team = quartiles(others(t, rep_id)["share_late"], min_teammates(tv.ds))
     days = tv.ds.config.thresholds.late_logging_days
     n_logged = int(rep.get("n_with_logged_at", 0) or 0)
     if n_logged == 0:
@@ -360,7 +372,7 @@ def capture_section(tv: TeamView, rep_id: str) -> CaptureSection:
     share = float(rep["share_late"])
     s = (f"{fmt_pct(share)} of your activities were logged more than {fmt_num(days)} days after they happened "
          f"(median delay {fmt_num(rep['median_lag_days'])} days)")
-    s += f"; team median {fmt_pct(team['median'])}." if team["n_reps"] else ". There are no teammates to compare with."
+    s += f"; team median {fmt_pct(team['median'])}." if team["n_reps"] else f". {TOO_FEW}"
     stands_out = bool(team["n_reps"] and share > max(team["q75"], 0.1))
     s += " Late entries make the rest of this report less certain." if stands_out else ""
     return CaptureSection(rep, team, stands_out, s)
@@ -379,7 +391,7 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
         return float(r[col].iloc[0]) if len(r) and pd.notna(r[col].iloc[0]) else np.nan
 
     def team_med(table, col):
-        return quartiles(others(table, rep_id)[col])["median"]
+        return quartiles(others(table, rep_id)[col], min_teammates(tv.ds))["median"]
 
     rows = [
         ("Won this quarter so far", fmt_money(pick(tv.attainment, "won_amount_qtd")),
@@ -393,11 +405,15 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
          fmt_money(team_med(tv.outcomes, "avg_won_amount"))),
     ]
     table = pd.DataFrame(rows, columns=["measure", "you", "team median"])
+    if len(tv.ds.reps) - 1 < min_teammates(tv.ds):
+        table = table.drop(columns="team median")  # n/a in every row says less than leaving it out
     att = pick(tv.attainment, "attainment")
     s = ("For the record, here is where the numbers stand. They follow from the process above; "
          "the conversation is about the process.")
     if np.isfinite(att):
         s = f"You have won {fmt_pct(att)} of this quarter's quota so far. " + s
+    if len(tv.ds.reps) - 1 < min_teammates(tv.ds):
+        s += f" {TOO_FEW[:-1]}, so no team figures are shown."
     return ResultsSection(table, s)
 
 
@@ -589,6 +605,7 @@ class RepReport:
     stalled_percentile: float
     self_view: pd.DataFrame  # topic, score (1-5), date: the rep's own latest view, set beside the data
     excluded_note: str | None
+    team_figures: bool = True  # False: too few teammates to pool, so no team figure is shown
 
 
 INTRO = {
@@ -665,5 +682,6 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
         results=results_section(tv, rep_id), missing=MISSING, excluded_note=excluded_note,
         stalled_percentile=ds.config.thresholds.stalled_percentile,
         self_view=coaching.self_view(ds, rep_id),
+        team_figures=len(ds.reps) - 1 >= min_teammates(ds),
     )
 

@@ -153,10 +153,19 @@ def others(table: pd.DataFrame, rep_id: str) -> pd.DataFrame:
     return table[table["rep_id"] != rep_id]
 
 
-def quartiles(values: pd.Series) -> dict:
-    """Median, quartiles and count of the finite values (NaN and 0 reps when there are none)."""
+def min_teammates(ds: Dataset) -> int:
+    """The fewest other reps a team figure may pool (``thresholds.min_teammates``, never below 3)."""
+    return max(int(ds.config.thresholds.min_teammates), 3)
+
+
+def quartiles(values: pd.Series, min_reps: int = 1) -> dict:
+    """Median, quartiles and count of the finite values, one per rep.
+
+    Fewer than ``min_reps`` values (or none) give NaN figures and ``n_reps`` 0: a figure pooled
+    over one or two teammates would show their own numbers, so it is not shown at all.
+    """
     v = pd.to_numeric(values, errors="coerce").dropna()
-    if v.empty:
+    if v.empty or len(v) < min_reps:
         return {"median": np.nan, "q25": np.nan, "q75": np.nan, "n_reps": 0}
     return {"median": float(v.median()), "q25": float(v.quantile(0.25)), "q75": float(v.quantile(0.75)),
             "n_reps": int(len(v))}
@@ -262,7 +271,9 @@ def weekly_against_team(tv: TeamView, name: str, rep_id: str, column: str):
                 .agg(median="median", q25=lambda s: s.quantile(0.25), q75=lambda s: s.quantile(0.75), n_reps="size")
                 .reset_index())
         totals = rest.groupby("rep_id")[column].sum().reindex(mates.index).fillna(0)
-    return rows, mine, band, quartiles(totals / mates), float(weeks_in_role.get(rep_id, w.weeks))
+    least = min_teammates(tv.ds)
+    band.loc[band["n_reps"] < least, ["median", "q25", "q75"]] = np.nan  # too few to pool anonymously
+    return rows, mine, band, quartiles(totals / mates, least), float(weeks_in_role.get(rep_id, w.weeks))
 
 
 

@@ -195,7 +195,7 @@ def test_team_of_one_makes_no_claim_about_a_team(solo_dir, monkeypatch):
     r, markup = render(ds, rep_id, monkeypatch=monkeypatch)
     text = page_text(markup)
     assert "team median lies within" not in text and "team median n/a" not in text and "n/a×" not in text
-    assert "no teammates" in text.lower()
+    assert "too few teammates" in text.lower()
 
 
 @pytest.mark.parametrize("as_of", ["2029-06-01", "2020-01-06"], ids=["after-the-data", "before-the-data"])
