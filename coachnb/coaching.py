@@ -68,7 +68,7 @@ def fill(template: str, values: dict) -> str:
 
 
 # =============================================================================== 1. diagnosis
-CATEGORIES = ("kept_moved", "kept_no_lift", "kept_too_early", "not_kept", "in_progress")
+CATEGORIES = ("kept_moved", "kept_no_lift", "kept_too_early", "kept_unclear", "not_kept", "in_progress")
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,9 @@ def classify(adherence: str, verdict: str | None, direction: str | None = None,
     is ``in_progress``; once finished it is ``kept_too_early``. "Partly kept" is an
     execution conversation (``not_kept``) that starts from the progress made. Pipeline that
     moved *down* after a kept commitment is read as no lift: the behaviour happened, the
-    bet did not pay.
+    bet did not pay. "Kept, no lift" needs the pipeline to have been tested: when the
+    activity itself is not clearly different from before (verdict "activity did not change"),
+    the target was met but there is no change to test, which is ``kept_unclear``.
     """
     if adherence == "too early":
         return "in_progress"
@@ -136,8 +138,10 @@ def classify(adherence: str, verdict: str | None, direction: str | None = None,
         raise ValueError(f"unknown adherence {adherence!r}")
     if verdict == "moved" and direction != "down":
         return "kept_moved"
-    if verdict in ("no meaningful change", "activity did not change", "moved"):
+    if verdict in ("no meaningful change", "moved"):
         return "kept_no_lift"
+    if verdict == "activity did not change":
+        return "kept_unclear"
     return "in_progress" if finished is False else "kept_too_early"
 
 
@@ -232,7 +236,7 @@ def commitment_pattern(diagnoses: list[Diagnosis], window: int = 3) -> str | Non
     no_lift_run = _run_length(done, {"kept_no_lift"})
     if no_lift_run >= 2:
         return say("kept_no_lift", no_lift_run, no_lift_run)
-    kept_run = _run_length(done, {"kept_moved", "kept_no_lift", "kept_too_early"})
+    kept_run = _run_length(done, {"kept_moved", "kept_no_lift", "kept_too_early", "kept_unclear"})
     if kept_run >= 3:
         return say("kept_streak", kept_run, kept_run)
     return None

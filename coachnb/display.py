@@ -246,9 +246,10 @@ def evidence_table(p) -> pd.DataFrame:
         ("p-value (against teammates' ordinary weeks)", "n/a" if pd.isna(p.p_value) else f"{p.p_value:.2f}"),
         ("Data", f"{p.n_pre_weeks} weeks before, {p.n_post_weeks} after, {p.n_peers} teammates for comparison"),
     ]
-    failed = [f"{k}: {v}" for k, v in (p.gates or {}).items() if v not in (True, None, "passed")]
+    # the reasons in words, never the gates' internal names ("activity_changed", "post_horizon")
+    failed = [str(v).split(":", 1)[1].strip() for v in (p.gates or {}).values() if str(v).startswith("failed:")]
     if failed:
-        rows.append(("Checks not passed", "; ".join(str(f) for f in failed)))
+        rows.append(("Checks not passed", "; ".join(f[:1].upper() + f[1:] for f in failed)))
     return pd.DataFrame(rows, columns=["", "value"])
 
 

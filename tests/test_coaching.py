@@ -67,6 +67,20 @@ def test_kept_but_too_early_says_how_many_more_weeks():
     assert "about 6 more weeks" in d.opening_question and "6 more weeks" in d.detail
 
 
+def test_kept_without_a_clear_change_in_activity_is_never_read_as_no_lift():
+    """'Kept, no lift' needs a pipeline test; with no clear change in activity there was none."""
+    for finished in (True, False):
+        d = diagnose(Assessment(Act("kept", post_rate=9.0), Pipe("activity did not change")),
+                     commitment=COMMITMENT, finished=finished)
+        assert d.category == "kept_unclear"
+        assert "no detectable lift" not in d.label.lower() and "pipeline hasn't moved" not in d.opening_question
+        assert "too soon to say" in d.opening_question and "calls per week" in d.opening_question
+    rep = diagnose(Assessment(Act("kept"), Pipe("activity did not change")), commitment=COMMITMENT, finished=True,
+                   audience="rep")
+    assert rep.opening_question.startswith("I hit the target")
+    assert classify("kept", "no meaningful change") == "kept_no_lift"
+
+
 def test_not_kept_opens_with_the_follow_up_the_rep_chose():
     d = diagnose(Assessment(Act("not kept", post_rate=5.2), Pipe("activity did not change")),
                  commitment=COMMITMENT, finished=True)
