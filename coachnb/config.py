@@ -20,6 +20,12 @@ defaults below. Example::
     label = "LinkedIn messages per week"
     kind = "activity_count"
     activity_types = ["other"]
+
+:func:`config_from_dict` checks every section and key: TOML types (a boolean is not a number,
+one name is not a list of names), each threshold's range (:data:`THRESHOLD_RANGES`) and known
+keys only, with a "did you mean" for a typo; a key that was ignored would silently mean its
+default (``timezon =`` would mean UTC). It reports every problem at once, one a line, in one
+:class:`~coachnb.errors.ConfigError`, which ``coachnb validate`` lists as ``invalid_config``.
 """
 from __future__ import annotations
 
@@ -218,6 +224,7 @@ class _Range:
     unit: str = ""
 
     def rule(self) -> str:
+        """The range in words, as an error message states it."""
         kind = "a whole number" if self.whole else "a number"
         low = f"greater than {self.low:g}" if self.low_open else f"at least {self.low:g}"
         high = f"less than {self.high:g}" if self.high_open else f"at most {self.high:g}"
@@ -225,6 +232,7 @@ class _Range:
         return f"must be {kind} {low} and {high}{unit}"
 
     def holds(self, value: int | float) -> bool:
+        """Whether ``value`` is within the bounds (its type is checked by the caller)."""
         above = value > self.low if self.low_open else value >= self.low
         below = value < self.high if self.high_open else value <= self.high
         return above and below
@@ -234,7 +242,7 @@ class _Range:
 # from pandas' overflow; percentiles exclude 0 and 100, where "above the percentile" is empty or all.
 THRESHOLD_RANGES = {
     "stalled_percentile": _Range(False, 0, 100, True, True, "a percentile"),
-    "late_logging_days": _Range(False, 0, 3650, unit="days; 0 = late if logged after the day"),
+    "late_logging_days": _Range(False, 0, 3650, unit="days; 0 = any delay is late"),
     "behind_percentile": _Range(False, 0, 100, True, True, "a percentile"),
     "baseline_gap_weeks": _Range(True, 0, 520, unit="weeks"),
     "min_pre_weeks": _Range(True, 1, 520, unit="weeks"),
@@ -281,7 +289,7 @@ def _known_keys(table: dict, known, where: str, problems: _Problems) -> None:
             continue
         close = difflib.get_close_matches(str(key), known, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known) or 'none'}"
-        problems.add(f"{where}", f"has an unknown key {str(key)!r}; {hint}")
+        problems.add(where, f"has an unknown key {str(key)!r}; {hint}")
 
 
 def _table(raw: dict, name: str, problems: _Problems) -> dict:
@@ -410,7 +418,7 @@ def _metric(name: str, spec, problems: _Problems) -> CommitmentMetric | None:
     types = _string_list(spec.get("activity_types", []), f"{where} activity_types", "activity types", problems)
     if types is not None and kind == "activity_count" and (not types or any(t not in ACTIVITY_TYPES for t in types)):
         problems.add(f"{where} activity_types", f"must list types from {', '.join(ACTIVITY_TYPES)}, not {list(types)}")
-    elif types and kind != "activity_count":
+    elif types and kind in METRIC_KINDS and kind != "activity_count":
         problems.add(f"{where} activity_types", f"is only used with kind = \"activity_count\", not {kind!r}")
     if len(problems.messages) > before:
         return None

@@ -134,6 +134,11 @@ def test_wrong_type_or_value_names_the_file_section_key_and_rule(raw, words):
         assert w in message, (w, message)
 
 
+def test_a_wrong_kind_is_one_problem_not_two():
+    message = error_of({"commitment_metrics": {"x": {"kind": "vibes", "activity_types": ["call"]}}})
+    assert "\n" not in message and "kind must be one of" in message
+
+
 @pytest.mark.parametrize("key, value", [
     ("stalled_percentile", 0), ("stalled_percentile", 100), ("stalled_percentile", -1), ("behind_percentile", 100.5),
     ("late_logging_days", -0.5), ("late_logging_days", 1e300), ("baseline_gap_weeks", -1),
