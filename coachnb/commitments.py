@@ -4,7 +4,16 @@ A commitment is one row of ``commitments.csv`` (columns in :data:`coachnb.schema
 History is never rewritten: changing a commitment appends a new row whose ``supersedes``
 names the row it replaces. Writes happen under a file lock (``<data_dir>/.commitments.lock``):
 read the file, append one line, write a temporary file, ``os.replace`` it over the original.
-Existing bytes (encoding marker, line endings, quoting) are kept exactly as they were.
+Existing bytes (encoding marker, line endings, quoting) are kept exactly as they were, and the
+new line is written in the file's own encoding and delimiter.
+
+The rules are the loader's (:mod:`coachnb.loading`): ``reps`` and ``commitments.csv`` are read
+by its functions (same encodings, delimiters and ids), dates must lie in its range
+(:data:`coachnb.loading.FIRST_YEAR` to :data:`~coachnb.loading.LAST_YEAR`), and the file's new
+bytes are checked with :func:`coachnb.loading.check_table` before they replace the file, so a
+commitment that would make the folder invalid is refused, never written. Free text that a
+spreadsheet would run as a formula (starting with ``=``, ``+``, ``-`` or ``@``) is stored
+behind a ``'``.
 """
 from __future__ import annotations
 
@@ -14,6 +23,7 @@ import math
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
@@ -23,7 +33,9 @@ from filelock import FileLock, Timeout
 
 from .config import ProcessConfig, load_config, week_start
 from .errors import CoachnbError
-from .loading import load
+from .loading import (
+    FIRST_YEAR, LAST_YEAR, check_table, csv_encoding, decode_to_utf8, in_date_range, load, read_header,
+)
 from .schema import TABLES
 
 COLUMNS: list[str] = TABLES["commitments"].column_names
@@ -34,6 +46,9 @@ MIN_DAYS = 7
 MAX_DAYS = 120
 LOCK_TIMEOUT_SECONDS = 60.0
 _ID_RE = re.compile(r"^K(\d+)$")
+#: first characters that make a spreadsheet read a cell as a formula (OWASP's CSV-injection list)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 # ----------------------------------------------------------------------------- validation
@@ -42,14 +57,22 @@ _ID_RE = re.compile(r"^K(\d+)$")
 def _parse_day(value, what: str) -> date:
     """A calendar date from ``YYYY-MM-DD`` text, a date or a Timestamp."""
     if isinstance(value, datetime):
-        return value.date()
+        return _check_day(value.date(), what)
     if isinstance(value, date):
-        return value
+        return _check_day(value, what)
     text = "" if value is None else str(value).strip()
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise CoachnbError(f"{what} must be a date written YYYY-MM-DD, not {text!r}") from None
+    return _check_day(day, what)
+
+
+def _check_day(day: date, what: str) -> date:
+    """``day`` if the loader accepts it (:func:`coachnb.loading.in_date_range`), else CoachnbError."""
+    if not in_date_range(day):
+        raise CoachnbError(f"{what} must lie in the years {FIRST_YEAR}-{LAST_YEAR}, not {day.isoformat()}")
+    return day
 
 
 def _parse_number(value, what: str) -> float:
@@ -62,7 +85,7 @@ def _parse_number(value, what: str) -> float:
     """
     try:
         x = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float's range
         raise CoachnbError(f"{what} must be a number, not {value!r}") from None
     if not math.isfinite(x):
         raise CoachnbError(f"{what} must be a finite number, not {value!r}")
@@ -70,24 +93,39 @@ def _parse_number(value, what: str) -> float:
 
 
 def _clean_text(value) -> str:
-    """Optional free text as stored: stripped, one line (CSV-safe either way, but easier to read)."""
+    """Optional text as stored: one line, control characters (``\\x1b``, NUL) out, stripped.
+
+    CSV would carry them either way; they are dropped because they reach a terminal raw in
+    ``commit list`` and spreadsheets mangle them.
+    """
     if value is None:
         return ""
-    return " ".join(str(value).split())
+    return " ".join(_CONTROL_RE.sub(" ", str(value)).split())
 
 
-def _read_rep_ids(data_dir: Path) -> set[str]:
-    """Rep ids from ``reps.csv`` or ``reps.parquet``, read as text (``00123`` stays ``00123``)."""
-    csv_path, pq_path = data_dir / "reps.csv", data_dir / "reps.parquet"
-    if csv_path.exists():
-        reps = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    elif pq_path.exists():
-        reps = pd.read_parquet(pq_path).astype({"rep_id": str})
-    else:
-        raise CoachnbError(f"{data_dir} has no reps.csv or reps.parquet, so the rep cannot be checked")
-    if "rep_id" not in reps.columns:
-        raise CoachnbError(f"{data_dir}/reps has no rep_id column")
-    return {str(r).strip() for r in reps["rep_id"]}
+def neutralise_formula(text: str) -> str:
+    """``text`` behind a ``'`` when a spreadsheet would read it as a formula (``=HYPERLINK(..)``).
+
+    Excel and LibreOffice run a cell starting with one of :data:`FORMULA_STARTS`; the leading
+    apostrophe makes them show it as text. Empty text stays empty.
+    """
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _free_text(value) -> str:
+    """A free-text field (follow_up, note) as stored: cleaned, then formula-neutralised."""
+    return neutralise_formula(_clean_text(value))
+
+
+def _read_rep_ids(data_dir: Path, config: ProcessConfig) -> set[str]:
+    """Rep ids of ``reps`` as :func:`coachnb.loading.load` reads them (any encoding, delimiter or
+    Parquet it accepts; text, so ``00123`` stays ``00123``); CoachnbError if reps has errors."""
+    frame, problems = check_table(data_dir, "reps", config=config)
+    errors = [p for p in problems if p.severity == "error"]
+    if frame is None or errors:
+        shown = "; ".join(p.format().splitlines()[0] for p in errors[:3])
+        raise CoachnbError(f"the rep cannot be checked: reps has errors (coachnb validate lists them): {shown}")
+    return set(frame["rep_id"].dropna())
 
 
 def check_value_range(metric_unit: str, value: float, what: str) -> None:
@@ -186,23 +224,37 @@ def auto_baseline(data_dir: str | Path, rep_id: str, metric: str, start: date) -
 # ----------------------------------------------------------------------------- the file
 
 
-def _read_existing(path: Path) -> tuple[bytes, list[str], list[dict]]:
-    """Raw bytes, header and rows (as text) of an existing commitments file."""
+@dataclass(frozen=True)
+class _Layout:
+    """How an existing file is written, so an appended line matches the lines before it."""
+
+    codec: str = "utf-8"
+    bom: bytes = b""
+    delimiter: str = ","
+    eol: str = "\n"
+
+
+def _read_existing(path: Path) -> tuple[bytes, _Layout, list[str], list[dict]]:
+    """Raw bytes, layout, header and rows (as text) of an existing commitments file.
+
+    Decoded and split as the loader does (:func:`coachnb.loading.decode_to_utf8`,
+    :func:`coachnb.loading.read_header`); header names matched to the schema's ignoring case.
+    """
     raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise CoachnbError(f"{path.name} is not UTF-8 text; save it as UTF-8 CSV and try again") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    rows = [r for r in reader if any(cell.strip() for cell in r)]
-    if not rows:
-        return raw, [], []
-    header = [h.strip() for h in rows[0]]
+    codec, bom = csv_encoding(raw)
+    text = decode_to_utf8(raw, path.name, []).decode("utf-8")
+    if not text.strip():
+        return raw, _Layout(codec, bom), [], []
+    _, delimiter = read_header(text.encode("utf-8"), TABLES["commitments"])
+    layout = _Layout(codec, bom, delimiter, "\r\n" if "\r\n" in text else "\n")
+    rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if any(c.strip() for c in r)]
+    canonical = {c.lower(): c for c in COLUMNS}
+    header = [canonical.get(h.strip().lower(), h.strip()) for h in rows[0]]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise CoachnbError(f"{path.name} lacks the column(s) {missing}; expected {COLUMNS}")
     records = [dict(zip(header, (cell.strip() for cell in r))) for r in rows[1:]]
-    return raw, header, records
+    return raw, layout, header, records
 
 
 def next_commitment_id(existing_ids) -> str:
@@ -216,33 +268,51 @@ def _format_number(x: float) -> str:
     return f"{x:.10g}"
 
 
-def _line_ending(raw: bytes) -> str:
-    """The file's line ending, so an appended line matches the lines before it."""
-    return "\r\n" if b"\r\n" in raw else "\n"
+def _encode(text: str, layout: _Layout) -> bytes:
+    """``text`` in the file's encoding; CoachnbError when that encoding cannot hold a character."""
+    try:
+        return text.encode(layout.codec)
+    except UnicodeEncodeError as exc:
+        raise CoachnbError(f"{FILE_NAME} is saved as {layout.codec}, which cannot hold "
+                           f"{exc.object[exc.start:exc.end]!r}; save it as 'CSV UTF-8' and try again") from None
 
 
-def _encode_rows(header: list[str], rows: list[dict], line_ending: str) -> str:
+def _encode_rows(header: list[str], rows: list[dict], layout: _Layout) -> str:
     """CSV text of ``rows`` in ``header`` order (missing values empty), quoting only where needed."""
     buf = io.StringIO(newline="")
-    writer = csv.writer(buf, lineterminator=line_ending)
+    writer = csv.writer(buf, delimiter=layout.delimiter, lineterminator=layout.eol)
     for row in rows:
         writer.writerow([row.get(c, "") for c in header])
     return buf.getvalue()
 
 
-def _new_file_bytes(raw: bytes, header: list[str], records: list[dict], new_row: dict) -> bytes:
+def _new_file_bytes(raw: bytes, layout: _Layout, header: list[str], records: list[dict], new_row: dict) -> bytes:
     """The file after appending ``new_row``; earlier bytes unchanged when the header has every column."""
     if not header:  # new or empty file
-        return _encode_rows(COLUMNS, [dict(zip(COLUMNS, COLUMNS)), new_row], "\n").encode("utf-8")
-    eol = _line_ending(raw)
+        return _encode_rows(COLUMNS, [dict(zip(COLUMNS, COLUMNS)), new_row], _Layout()).encode("utf-8")
     if all(c in header for c in COLUMNS):
-        prefix = raw if raw.endswith(b"\n") or raw.endswith(b"\r") else raw + eol.encode()
-        return prefix + _encode_rows(header, [new_row], eol).encode("utf-8")
+        ends_a_line = raw.decode(layout.codec, errors="replace").endswith(("\n", "\r"))
+        prefix = raw if ends_a_line else raw + _encode(layout.eol, layout)
+        return prefix + _encode(_encode_rows(header, [new_row], layout), layout)
     # an older file without an optional column: add it (empty for earlier rows); values are kept
     full = header + [c for c in COLUMNS if c not in header]
-    bom = b"\xef\xbb\xbf" if raw.startswith(b"\xef\xbb\xbf") else b""
-    body = _encode_rows(full, [dict(zip(full, full))] + records + [new_row], eol)
-    return bom + body.encode("utf-8")
+    return layout.bom + _encode(_encode_rows(full, [dict(zip(full, full))] + records + [new_row], layout), layout)
+
+
+def _check_new_file(data_dir: Path, data: bytes, row: dict, config: ProcessConfig) -> None:
+    """Raise CoachnbError unless the loader accepts ``data`` as commitments.csv and reads ``row``
+    back as its last row: nothing that makes the folder invalid is ever written."""
+    frame, problems = check_table(data_dir, "commitments", data=data, file_name=FILE_NAME, config=config)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        shown = "\n".join(p.format() for p in errors[:5])
+        raise CoachnbError(f"nothing was written: with this commitment {FILE_NAME} would not pass validation:\n{shown}")
+    last = frame.iloc[-1] if frame is not None and len(frame) else None
+    text_columns = ("commitment_id", "rep_id", "metric", "follow_up", "note", "supersedes")
+    read_back = {c: "" if last is None or pd.isna(last[c]) else str(last[c]) for c in text_columns}
+    if read_back != {c: row[c] for c in text_columns}:
+        raise CoachnbError(f"nothing was written: {FILE_NAME} would not read this commitment back as given "
+                           f"(read {read_back}); check the file's encoding and delimiter")
 
 
 def _replace_atomically(path: Path, data: bytes) -> None:
@@ -330,8 +400,8 @@ def add_commitment(data_dir, rep_id, metric, target, baseline="auto", start=None
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise CoachnbError(f"data folder {data_dir} does not exist")
-    rep_id = _known_rep(data_dir, rep_id)
     cfg = load_config(data_dir)
+    rep_id = _known_rep(data_dir, rep_id, cfg)
     metric = _known_metric(cfg, metric)
     unit = cfg.commitment_metrics[metric].unit
     start_day, end_day = _period(start, days)
@@ -352,18 +422,18 @@ def add_commitment(data_dir, rep_id, metric, target, baseline="auto", start=None
         "metric": metric,
         "baseline": _format_number(baseline_value),
         "target": _format_number(target_value),
-        "follow_up": _clean_text(follow_up),
-        "note": _clean_text(note),
+        "follow_up": _free_text(follow_up),
+        "note": _free_text(note),
         "supersedes": supersedes or "",
-    })
+    }, cfg)
     return {**row, "baseline": baseline_value, "target": target_value,
             "follow_up": row["follow_up"] or None, "note": row["note"] or None, "supersedes": supersedes}
 
 
-def _known_rep(data_dir: Path, rep_id) -> str:
+def _known_rep(data_dir: Path, rep_id, config: ProcessConfig) -> str:
     """``rep_id`` as stored (text, stripped), after checking it is a rep of the data folder."""
     rep_id = "" if rep_id is None else str(rep_id).strip()
-    if rep_id not in _read_rep_ids(data_dir):
+    if rep_id not in _read_rep_ids(data_dir, config):
         raise CoachnbError(f"rep {rep_id!r} is not in reps; check the id (ids are text, e.g. R007)")
     return rep_id
 
@@ -387,13 +457,13 @@ def _period(start, days) -> tuple[date, date]:
     start_day = _parse_day(start, "start")
     try:
         n_days = int(days)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         raise CoachnbError(f"days must be a whole number, not {days!r}") from None
     if n_days != _parse_number(days, "days") or not MIN_DAYS <= n_days <= MAX_DAYS:
         raise CoachnbError(f"days must be a whole number from {MIN_DAYS} to {MAX_DAYS} (got {days!r}); "
                            "a commitment shorter than a week can't be read, one longer than four months "
                            "is a plan rather than a commitment")
-    end_day = start_day + pd.Timedelta(days=n_days - 1).to_pytimedelta()
+    end_day = _check_day(start_day + pd.Timedelta(days=n_days - 1).to_pytimedelta(), "end (start + days - 1)")
     return start_day, end_day
 
 
@@ -404,7 +474,7 @@ def _baseline_value(baseline, data_dir: Path, rep_id: str, metric: str, start_da
     return _parse_number(baseline, "baseline")
 
 
-def _append_row(data_dir: Path, fields: dict) -> dict:
+def _append_row(data_dir: Path, fields: dict, config: ProcessConfig) -> dict:
     """Append one commitment under the file lock; returns the row written (text values, with its new id).
 
     Takes the row's values but its id, which is only settled under the lock: one above the
@@ -417,11 +487,13 @@ def _append_row(data_dir: Path, fields: dict) -> dict:
                            "Convert the file to CSV (same columns) and try again")
     try:
         with FileLock(str(data_dir / LOCK_NAME), timeout=LOCK_TIMEOUT_SECONDS):
-            raw, header, records = _read_existing(path) if path.exists() else (b"", [], [])
+            raw, layout, header, records = _read_existing(path) if path.exists() else (b"", _Layout(), [], [])
             if fields["supersedes"]:
                 _check_supersedes(records, fields["supersedes"], fields["rep_id"])
             row = {"commitment_id": next_commitment_id(r.get("commitment_id", "") for r in records), **fields}
-            _replace_atomically(path, _new_file_bytes(raw, header, records, row))
+            data = _new_file_bytes(raw, layout, header, records, row)
+            _check_new_file(data_dir, data, row, config)
+            _replace_atomically(path, data)
     except Timeout:
         raise CoachnbError(f"{FILE_NAME} is locked by another writer for over {LOCK_TIMEOUT_SECONDS:g} s; "
                            f"try again (lock file: {data_dir / LOCK_NAME})") from None
@@ -438,7 +510,7 @@ def read_commitments(data_dir) -> pd.DataFrame:
     if not path.exists():
         frame = pd.DataFrame({c: pd.Series([], dtype="string") for c in COLUMNS})
     else:
-        _, header, records = _read_existing(path)
+        _, _, header, records = _read_existing(path)
         frame = pd.DataFrame(records, columns=header or COLUMNS)
         for c in COLUMNS:
             if c not in frame.columns:

@@ -214,3 +214,108 @@ def test_auto_baseline_is_the_mean_of_eight_weeks_before_the_dip_guard(tmp_path)
     assert row["baseline"] == pytest.approx(round(calls / 8, 2))
     after = (out / "commitments.csv").read_bytes()
     assert after.startswith(before) and after.count(b"\n") == before.count(b"\n") + 1
+
+
+# ----------------------------------------------------------------------------- the loader's rules
+
+
+def _assert_folder_loads_with(data_dir, **expected):
+    """The folder passes the loader's rules for commitments, and its last row holds ``expected``."""
+    from coachnb.loading import check_table
+
+    frame, problems = check_table(data_dir, "commitments")
+    assert not [p for p in problems if p.severity == "error"], [p.format() for p in problems]
+    last = frame.iloc[-1]
+    for column, value in expected.items():
+        assert last[column] == value, (column, last[column])
+
+
+@pytest.mark.parametrize("start", ["0226-11-01", "9999-12-31", "0001-01-01", "1899-12-31", "2101-01-01",
+                                   "2100-12-15"])  # the last one ends in 2101
+def test_dates_the_loader_refuses_are_refused_with_a_clean_error(data_dir, start):
+    _add(data_dir)
+    before = (data_dir / "commitments.csv").read_bytes()
+    with pytest.raises(CoachnbError, match="1900-2100"):
+        _add(data_dir, start=start)
+    if start != "2100-12-15":
+        with pytest.raises(CoachnbError, match="1900-2100"):
+            _add(data_dir, agreed_on=start)
+    assert (data_dir / "commitments.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize("encoding,sep", [("utf-16", ","), ("latin-1", ","), ("utf-8", ";"), ("utf-8-sig", "\t"),
+                                          ("utf-16", ";")])
+def test_reps_in_any_encoding_and_delimiter_validate_accepts(data_dir, encoding, sep):
+    (data_dir / "reps.csv").write_bytes(
+        (sep.join(["rep_id", "name", "team", "manager", "hire_date"]) + "\n"
+         + sep.join(["R001", "Zoë Müller", "West", "Maya Chen", "2024-01-08"]) + "\n").encode(encoding))
+    row = _add(data_dir, note="Übung macht den Meister")
+    assert row["commitment_id"] == "K0001"
+    _assert_folder_loads_with(data_dir, rep_id="R001", note="Übung macht den Meister")
+
+
+@pytest.mark.parametrize("encoding,sep,eol", [("utf-16", ";", "\r\n"), ("cp1252", ";", "\n"), ("utf-8", "|", "\n")])
+def test_appends_in_the_files_own_encoding_and_delimiter(data_dir, encoding, sep, eol):
+    original = (sep.join(COLUMNS) + eol
+                + sep.join(["K0005", "R001", "2026-06-01", "2026-06-01", "2026-06-30", "calls_per_week", "4", "8",
+                            "Café on Mondays", "", ""]) + eol).encode(encoding)
+    path = data_dir / "commitments.csv"
+    path.write_bytes(original)
+    row = _add(data_dir, note="Crème brûlée", supersedes="K0005")
+    assert row["commitment_id"] == "K0006"
+    assert path.read_bytes().startswith(original)
+    _assert_folder_loads_with(data_dir, commitment_id="K0006", note="Crème brûlée", supersedes="K0005")
+    assert [r["commitment_id"] for r in list_commitments(data_dir).to_dict("records")] == ["K0005", "K0006"]
+
+
+def test_text_a_windows_1252_file_cannot_hold_is_refused_not_garbled(data_dir):
+    path = data_dir / "commitments.csv"
+    path.write_bytes((",".join(COLUMNS) + "\n").encode() + "K0001,R001,2026-06-01,2026-06-01,2026-06-30,"
+                     "calls_per_week,4,8,Café,,\n".encode("cp1252"))
+    before = path.read_bytes()
+    with pytest.raises(CoachnbError, match="UTF-8"):
+        _add(data_dir, note="call 🙂 me")
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("text,stored", [
+    ("=HYPERLINK(\"http://x\",\"hi\")", "'=HYPERLINK(\"http://x\",\"hi\")"),
+    ("+1 call a day", "'+1 call a day"), ("-5 then +5", "'-5 then +5"), ("@SUM(A1)", "'@SUM(A1)"),
+    ("\t=1+1", "'=1+1"), ("\r=1", "'=1"), ("a\x1b[2Jb\x00c", "a [2Jb c"), ("plain = fine", "plain = fine"),
+])
+def test_formula_like_and_control_text_is_neutralised(data_dir, text, stored):
+    row = _add(data_dir, note=text, follow_up=text)
+    assert row["note"] == stored == row["follow_up"]
+    (written,) = _rows(data_dir / "commitments.csv")
+    assert written["note"] == stored and written["follow_up"] == stored
+    _assert_folder_loads_with(data_dir, note=stored, follow_up=stored)
+
+
+@pytest.mark.parametrize("bad", [
+    dict(target=float("nan")), dict(target=float("inf")), dict(baseline="-inf"), dict(target=10**400),
+    dict(days=float("inf")), dict(days=float("nan")), dict(target=1.7976931348623157e308),
+])
+def test_numbers_the_loader_refuses_are_refused(data_dir, bad):
+    with pytest.raises(CoachnbError):
+        _add(data_dir, **bad)
+    assert not (data_dir / "commitments.csv").exists()
+
+
+def test_a_row_that_would_make_the_file_invalid_is_not_written(data_dir):
+    path = data_dir / "commitments.csv"
+    # a hand-edited earlier row with an unknown rep: appending would keep the file invalid
+    path.write_text(",".join(COLUMNS) + "\nK0001,R404,2026-06-01,2026-06-01,2026-06-30,calls_per_week,4,8,,,\n",
+                    encoding="utf-8")
+    before = path.read_bytes()
+    with pytest.raises(CoachnbError, match="unknown_reference"):
+        _add(data_dir)
+    assert path.read_bytes() == before
+
+
+def test_broken_reps_give_a_clean_error(data_dir):
+    (data_dir / "reps.csv").write_text("id,name\nR001,Ana\n", encoding="utf-8")
+    with pytest.raises(CoachnbError, match="reps has errors"):
+        _add(data_dir)
+    (data_dir / "reps.csv").unlink()
+    with pytest.raises(CoachnbError, match="reps"):
+        _add(data_dir)
