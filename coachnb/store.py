@@ -12,7 +12,9 @@ from the Parquet row groups that hold that rep.
 Layout of a store (``features.json`` marks a complete one; it is written last)::
 
     features.json        key, data fingerprint, as_of, lookback, coachnb version, present tables
-    meta.pkl             config, warnings, excluded rows, scalar values of the funnel tables
+    meta.json            config, warnings, scalar values of the funnel tables, the stored window
+                         frames, cube start, ``has`` flags, present tables, data folder
+    excluded.parquet     the rows left out while loading
     team/<name>.parquet  TeamView tables and coaching funnel tables, whole
     cube.parquet         rep x local day counts (activities by type, logging, opportunities
                          created and their amounts, stage advancements), over the days any
@@ -25,6 +27,11 @@ The key hashes the input fingerprint (:func:`coachnb.loading.input_fingerprint`)
 coaching date, the window, the coachnb version and its source: any change to an input file
 or to the code gives a new key, hence a new store.
 
+Nothing in a store is executable: its metadata is JSON and Parquet, and everything read back is
+checked as data (:func:`read_info`, :func:`decode_meta`) before it is used, since the folder may
+sit on a shared file system others can write to. A store that fails a check raises ValueError
+naming the file, and :func:`coachnb.store_build.build_store` rebuilds it.
+
 The functions at the end (:func:`metric_weekly`, :func:`weekly_pipeline`, :func:`metric_panel`,
 :func:`pipeline_panel`, :func:`funnel_tables`) are what analyses call: from a store's Dataset
 they read the cube, from any other Dataset they compute with :mod:`coachnb.metrics`. Reports
@@ -32,10 +39,13 @@ from a store equal reports from the raw folder (``tests/test_store.py``).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
-import pickle
+import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,14 +57,26 @@ import pyarrow.parquet as pq
 
 from . import metrics
 from .calendar import WeekGrid, codes_of, focus_window, local_days, sorted_rep_ids, to_local, week_day
-from .config import ACTIVITY_TYPES
-from .errors import ConfigError
+from .config import ACTIVITY_TYPES, ProcessConfig
+from .errors import ConfigError, Problem
 from .schema import Dataset, empty_frame
 from .version import __version__
 
 #: bump when the layout or the meaning of a stored table changes
-FORMAT = 1
+FORMAT = 2
 MARKER = "features.json"
+#: the store's metadata (JSON) and the rows left out while loading (Parquet)
+META = "meta.json"
+EXCLUDED = "excluded.parquet"
+EXCLUDED_COLUMNS = ("file", "row", "reason")
+#: tables whose ``Dataset.has`` answer the store keeps (it holds no activities to ask)
+HAS_TABLES = ("activities", "opportunities", "stage_history", "commitments", "coaching_sessions",
+              "self_assessments", "reps")
+#: what ``features.json`` must hold, and the type of each value
+INFO_FIELDS = {"format": int, "coachnb": str, "fingerprint": str, "as_of": str, "lookback_weeks": int, "key": str}
+#: a store's folder name (a key), and a build's temporary folder next to it
+KEY_PATTERN = re.compile(r"[0-9a-f]{20}")
+TEMP_PATTERN = re.compile(r"\.[0-9a-f]{20}\..+")
 #: raw tables stored per rep (sorted by rep_id, small row groups) and whole
 PER_REP = ("opportunities", "stage_history", "self_assessments")
 WHOLE = ("reps", "commitments", "coaching_sessions")
@@ -110,6 +132,277 @@ def is_store(path) -> bool:
 
 
 
+# =============================================================================== metadata as data
+def _fail(where, message: str):
+    """Raise the ValueError every failed check of a store's file raises: it names the file."""
+    raise ValueError(f"feature store file {where}: {message}; the store is damaged or was tampered with "
+                     f"(it is rebuilt on the next run)")
+
+
+def to_json(value):
+    """A value of the store's metadata as plain JSON data (dataclasses as objects of their fields).
+
+    Parameters
+    ----------
+    value : dataclass instance, tuple, list, dict with str keys, str, int, float, bool or None
+        Timestamps are not accepted here: :func:`encode_meta` writes them as ISO strings.
+
+    Returns
+    -------
+    The same value built from dicts, lists and scalars only; :func:`from_json` with the value's
+    type hint rebuilds it exactly (ints stay ints, floats floats, tuples tuples).
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError(f"only str keys can be stored, not {sorted(map(repr, value))}")
+        return {k: to_json(v) for k, v in value.items()}
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    raise TypeError(f"a {type(value).__name__} can't be stored in a feature store's metadata")
+
+
+def from_json(raw, hint, where, what: str = "value"):
+    """Rebuild a value of type ``hint`` from :func:`to_json`'s data, checking every part's type.
+
+    Parameters
+    ----------
+    raw : JSON data (as ``json.loads`` returns it)
+    hint : type or type hint
+        A dataclass (every field required, no other key), ``tuple[X, ...]``, ``dict[str, X]``,
+        ``X | None``, ``str``, ``int``, ``float`` (an int stays an int, as the config had it) or ``bool``.
+    where : Path or str
+        The file, for the error message.
+    what : str
+        The value's name in the file, for the error message.
+
+    Returns
+    -------
+    The value; raises ValueError naming ``where`` and ``what`` when ``raw`` does not fit ``hint``.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        hints = typing.get_type_hints(hint)
+        names = [f.name for f in dataclasses.fields(hint)]
+        if not isinstance(raw, dict) or set(raw) != set(names):
+            _fail(where, f"{what} should be an object with the keys {names}")
+        return hint(**{n: from_json(raw[n], hints[n], where, f"{what}.{n}") for n in names})
+    if origin in (typing.Union, types.UnionType):
+        if raw is None and type(None) in args:
+            return None
+        return from_json(raw, next(a for a in args if a is not type(None)), where, what)
+    if origin is tuple and isinstance(raw, list):
+        return tuple(from_json(v, args[0], where, f"{what}[{i}]") for i, v in enumerate(raw))
+    if origin is dict and isinstance(raw, dict):
+        return {k: from_json(v, args[1], where, f"{what}[{k!r}]") for k, v in raw.items()}
+    if hint is float and isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        return raw
+    if hint in (str, int, bool) and type(raw) is hint:
+        return raw
+    _fail(where, f"{what} should be {getattr(hint, '__name__', hint)}, not {type(raw).__name__}")
+
+
+def _timestamp(raw, config: ProcessConfig, where, what: str) -> pd.Timestamp:
+    """An ISO timestamp with its UTC offset, as the tz-aware local Timestamp the build had."""
+    if not isinstance(raw, str):
+        _fail(where, f"{what} should be an ISO timestamp string, not {type(raw).__name__}")
+    try:
+        ts = pd.Timestamp(raw)
+    except (ValueError, OverflowError):
+        ts = None
+    if ts is None or ts is pd.NaT or ts.tzinfo is None:
+        _fail(where, f"{what} should be an ISO timestamp with its UTC offset, not {raw[:40]!r}")
+    return ts.tz_convert(config.timezone)
+
+
+def _scalar_to_json(value):
+    """A funnel scalar: a Timestamp as ``{"timestamp": ISO}``, anything else as plain data."""
+    if isinstance(value, pd.Timestamp):
+        if value.tzinfo is None:
+            raise TypeError("the feature store stores tz-aware timestamps only")
+        return {"timestamp": value.isoformat()}
+    return to_json(value.item() if isinstance(value, np.generic) else value)
+
+
+def _scalar_from_json(raw, config: ProcessConfig, where, what: str):
+    """A funnel scalar back from :func:`_scalar_to_json`'s data; ValueError for anything else."""
+    if isinstance(raw, dict):
+        if set(raw) != {"timestamp"}:
+            _fail(where, f"{what} should be a scalar or {{\"timestamp\": ISO}}")
+        return _timestamp(raw["timestamp"], config, where, what)
+    if raw is None or isinstance(raw, (str, bool, int, float)):
+        return raw
+    _fail(where, f"{what} should be a scalar, not {type(raw).__name__}")
+
+
+def encode_meta(meta: dict) -> dict:
+    """The store's metadata as the JSON data ``meta.json`` holds (excluded rows go to Parquet).
+
+    Parameters
+    ----------
+    meta : dict
+        ``config`` (ProcessConfig), ``warnings`` (list of Problem), ``funnel`` (weeks -> scalars of
+        the funnel tables), ``windows`` ((kind, name, start, end) -> file name in ``team/``),
+        ``cube_start`` (Timestamp), ``has`` (table -> bool), ``present`` (table names), ``data_dir``.
+
+    Returns
+    -------
+    dict of plain JSON data; :func:`decode_meta` gives ``meta`` back.
+    """
+    return {"format": FORMAT, "config": to_json(meta["config"]),
+            "warnings": [to_json(w) for w in meta["warnings"]],
+            "funnel": [{"weeks": int(weeks), "scalars": {k: _scalar_to_json(v) for k, v in scalars.items()}}
+                       for weeks, scalars in meta["funnel"].items()],
+            "windows": [{"kind": kind, "name": name, "start": start.isoformat(), "end": end.isoformat(), "file": file}
+                        for (kind, name, start, end), file in meta["windows"].items()],
+            "cube_start": meta["cube_start"].isoformat(), "has": {k: bool(v) for k, v in meta["has"].items()},
+            "present": sorted(meta["present"]), "data_dir": meta["data_dir"]}
+
+
+def _records(raw, keys: set, where, what: str) -> list:
+    """``raw``, checked to be a list of objects with exactly ``keys``."""
+    if not isinstance(raw, list) or not all(isinstance(r, dict) and set(r) == keys for r in raw):
+        _fail(where, f"{what} should be a list of objects with the keys {sorted(keys)}")
+    return raw
+
+
+def _windows(raw, config: ProcessConfig, where) -> dict:
+    """The stored window frames, (kind, metric, start, end) -> a bare Parquet file name in ``team/``."""
+    out = {}
+    for i, r in enumerate(_records(raw, {"kind", "name", "start", "end", "file"}, where, "windows")):
+        kind, name, file = r["kind"], r["name"], r["file"]
+        if kind not in ("metric", "pipeline") or not (name is None or isinstance(name, str)) \
+                or not isinstance(file, str) or Path(file).name != file or not file.endswith(".parquet"):
+            _fail(where, f"windows[{i}] should name a kind, a metric and a Parquet file in team/")
+        start = _timestamp(r["start"], config, where, f"windows[{i}].start")
+        out[(kind, name, start, _timestamp(r["end"], config, where, f"windows[{i}].end"))] = file
+    return out
+
+
+def decode_meta(raw, where) -> dict:
+    """Check ``meta.json``'s data and rebuild what :func:`encode_meta` was given (without ``excluded``).
+
+    Parameters
+    ----------
+    raw : JSON data as read from ``meta.json``
+    where : Path or str
+        The file, named by the ValueError raised on anything of the wrong type or with missing or
+        unknown keys.
+
+    Returns
+    -------
+    dict with the keys of :func:`encode_meta`'s ``meta``.
+    """
+    keys = {"format", "config", "warnings", "funnel", "windows", "cube_start", "has", "present", "data_dir"}
+    if not isinstance(raw, dict) or set(raw) != keys:
+        _fail(where, f"should be an object with the keys {sorted(keys)}")
+    if raw["format"] != FORMAT:
+        _fail(where, f"format {raw['format']!r} is not {FORMAT}")
+    config = from_json(raw["config"], ProcessConfig, where, "config")
+    if not isinstance(raw["warnings"], list):
+        _fail(where, "warnings should be a list")
+    funnel = {}
+    for i, r in enumerate(_records(raw["funnel"], {"weeks", "scalars"}, where, "funnel")):
+        weeks, scalars = from_json(r["weeks"], int, where, f"funnel[{i}].weeks"), r["scalars"]
+        if not isinstance(scalars, dict) or not {"start", "end"} <= set(scalars):
+            _fail(where, f"funnel[{i}].scalars should be an object holding start and end")
+        funnel[weeks] = {k: _scalar_from_json(v, config, where, f"funnel[{i}].{k}") for k, v in scalars.items()}
+    present = from_json(raw["present"], tuple[str, ...], where, "present")
+    has = from_json(raw["has"], dict[str, bool], where, "has")
+    if set(has) != set(HAS_TABLES):
+        _fail(where, f"has should hold the tables {list(HAS_TABLES)}")
+    return {"config": config, "warnings": [from_json(w, Problem, where, f"warnings[{i}]")
+                                           for i, w in enumerate(raw["warnings"])],
+            "funnel": funnel, "windows": _windows(raw["windows"], config, where),
+            "cube_start": _timestamp(raw["cube_start"], config, where, "cube_start"), "has": has,
+            "present": frozenset(present), "data_dir": from_json(raw["data_dir"], str | None, where, "data_dir")}
+
+
+def _load_json(path: Path):
+    """The JSON data of ``path``; ValueError naming it when it can't be read or parsed."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        _fail(path, f"can't be read as JSON ({type(exc).__name__}: {str(exc)[:200]})")
+
+
+def read_info(path) -> dict:
+    """The checked ``features.json`` of the store at ``path``.
+
+    Returns
+    -------
+    dict holding at least :data:`INFO_FIELDS`, each of its type; raises ValueError naming the file otherwise.
+    """
+    where = Path(path) / MARKER
+    info = _load_json(where)
+    if not isinstance(info, dict):
+        _fail(where, "should be a JSON object")
+    for name, kind in INFO_FIELDS.items():
+        if type(info.get(name)) is not kind:
+            _fail(where, f"{name} should be {kind.__name__}, not {type(info.get(name)).__name__}")
+    return info
+
+
+def read_meta(path) -> dict:
+    """The checked metadata of the store at ``path``: ``meta.json`` decoded, plus ``excluded`` from Parquet.
+
+    Returns
+    -------
+    dict (see :func:`decode_meta`) with ``excluded``, the DataFrame of rows left out while loading.
+    """
+    path = Path(path)
+    meta = decode_meta(_load_json(path / META), path / META)
+    try:
+        excluded = pd.read_parquet(path / EXCLUDED)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        _fail(path / EXCLUDED, f"can't be read as Parquet ({type(exc).__name__})")
+    if tuple(excluded.columns) != EXCLUDED_COLUMNS:
+        _fail(path / EXCLUDED, f"should hold the columns {list(EXCLUDED_COLUMNS)}")
+    meta["excluded"] = excluded
+    return meta
+
+
+def store_files(path) -> list:
+    """Every Parquet file a complete store at ``path`` holds besides the funnel and window tables."""
+    path = Path(path)
+    return ([path / "team" / f"{n}.parquet" for n in TEAM_TABLES] + [path / "whole" / f"{n}.parquet" for n in WHOLE]
+            + [path / "reps" / f"{n}.parquet" for n in PER_REP] + [path / "cube.parquet", path / EXCLUDED])
+
+
+def verify_store(path, expected: dict) -> str | None:
+    """Why the store at ``path`` can't be used for these inputs, or None when it can.
+
+    Parameters
+    ----------
+    path : Path
+    expected : dict
+        What ``features.json`` must say: the values of :data:`INFO_FIELDS` the build would write.
+
+    Returns
+    -------
+    None when the store is complete, its ``features.json`` matches ``expected`` and its metadata
+    reads back as valid data; else a reason, in words (the caller rebuilds).
+    """
+    path = Path(path)
+    if not is_store(path) or path.is_symlink():
+        return "no complete store"
+    try:
+        info = read_info(path)
+        differs = [k for k in expected if info.get(k) != expected[k]]
+        if differs:
+            return f"{path / MARKER} says another {', '.join(differs)}"
+        missing = [p for p in store_files(path) if not p.is_file()]
+        if missing:
+            return f"{missing[0]} is missing"
+        read_meta(path)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 # =============================================================================== reading
 @dataclass
 class StoreDataset(Dataset):
@@ -146,11 +439,10 @@ class FeatureStore:
 
     def __init__(self, path):
         self.path = Path(path)
-        self.info = json.loads((self.path / MARKER).read_text(encoding="utf-8"))
-        if self.info.get("format") != FORMAT or self.info.get("coachnb") != __version__:
+        self.info = read_info(self.path)
+        if self.info["format"] != FORMAT or self.info["coachnb"] != __version__:
             raise ValueError(f"feature store {self.path} was written by another coachnb version; rebuild it")
-        with open(self.path / "meta.pkl", "rb") as fh:
-            self.meta = pickle.load(fh)
+        self.meta = read_meta(self.path)
         self.config = self.meta["config"]
         self.whole = {name: pd.read_parquet(self.path / "whole" / f"{name}.parquet") for name in WHOLE}
         self.team = {name: pd.read_parquet(self.path / "team" / f"{name}.parquet") for name in TEAM_TABLES}

@@ -5,12 +5,16 @@
 frames and the daily rep x day cube, and writes them with the raw tables a report needs, in
 the layout :mod:`coachnb.store` describes and reads. The store is written into a temporary
 folder and renamed into place, so a reader never sees half a store.
+
+A store found under its key is used only when :func:`coachnb.store.verify_store` accepts it
+(its ``features.json`` names these inputs and its metadata reads back as valid data); any other
+is rebuilt. Each build also removes what killed builds left behind (temporary folders older than
+:data:`TEMP_MAX_AGE_S`) and all but the :data:`KEEP_STORES` most recently used stores.
 """
 from __future__ import annotations
 
 import json
 import os
-import pickle
 import shutil
 import tempfile
 import time
@@ -24,10 +28,19 @@ from .calendar import codes_of, focus_window, in_days, local_days, resolve_as_of
 from .config import ACTIVITY_TYPES
 from .loading import input_fingerprint, load
 from .schema import Dataset
-from .store import (CUBE_COLUMNS, FORMAT, MARKER, OWNER, PER_REP, ROW_GROUP_ROWS, TEAM_TABLES, WHOLE, as_of_date,
-                    is_store, store_key, store_path)
+from .store import (CUBE_COLUMNS, EXCLUDED, EXCLUDED_COLUMNS, FORMAT, HAS_TABLES, KEY_PATTERN, MARKER, META, OWNER,
+                    PER_REP, ROW_GROUP_ROWS, TEAM_TABLES, TEMP_PATTERN, WHOLE, as_of_date, encode_meta, store_key,
+                    store_path, verify_store)
 from .team import active_commitments, compute_team_view
 from .version import __version__
+
+#: complete stores kept under ``.features/`` (the most recently built or used; never the current one)
+KEEP_STORES = 3
+#: a build's temporary folder nothing under which changed for this long is a killed build's
+#: leftover: a running build writes a file every few seconds once its team view is computed (the
+#: batch also holds the report folder's lock), and a folder removed under a running build only
+#: fails that build, whose reports then read the data folder
+TEMP_MAX_AGE_S = 10 * 60
 
 
 def _write(frame: pd.DataFrame, path: Path, row_group_size: int | None = None) -> None:
@@ -119,20 +132,33 @@ def build_store(data, as_of, lookback_weeks: int = 13, root=".", *, force: bool 
     lookback_weeks = int(lookback_weeks)
     fingerprint = data.fingerprint if isinstance(data, Dataset) else input_fingerprint(data)
     path = store_path(root, fingerprint, as_of, lookback_weeks)
-    if is_store(path) and not force:
+    expected = {"format": FORMAT, "coachnb": __version__, "fingerprint": fingerprint, "as_of": as_of_date(as_of),
+                "lookback_weeks": lookback_weeks, "key": path.name}
+    why = "rebuild asked for" if force else verify_store(path, expected)
+    if why is None:
+        try:
+            os.utime(path)  # used now: the pruning below keeps the most recently used stores
+        except OSError:  # a read-only share: the store is still good to read
+            pass
+        clean_leftovers(path.parent, path)
         if verbose:
             print(f"coachnb: feature store {path} is up to date ({time.perf_counter() - t0:.1f} s)")
         return path
+    if verbose and path.exists():
+        print(f"coachnb: rebuilding feature store {path}: {why}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         _build_into(data, as_of, lookback_weeks, tmp, fingerprint)
-        if path.exists():
+        if path.is_symlink():  # planted in place of a store: replaced, never followed
+            path.unlink()
+        elif path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    clean_leftovers(path.parent, path)
     if verbose:
         print(f"coachnb: feature store written to {path} ({time.perf_counter() - t0:.1f} s)")
     return path
@@ -182,14 +208,75 @@ def _build_into(data, as_of, lookback_weeks: int, out: Path, fingerprint: str) -
         frame = frame.sort_values(OWNER, kind="stable")
         _write(frame, out / "reps" / f"{name}.parquet", row_group_size=ROW_GROUP_ROWS)
 
-    meta = {"config": ds.config, "warnings": ds.warnings, "excluded": ds.excluded, "funnel": funnel_scalars,
-            "present": ds.present, "data_dir": ds.data_dir, "cube_start": cube_start, "windows": windows,
-            "has": {name: ds.has(name) for name in ("activities", "opportunities", "stage_history", "commitments",
-                                                      "coaching_sessions", "self_assessments", "reps")}}
-    with open(out / "meta.pkl", "wb") as fh:
-        pickle.dump(meta, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    meta = {"config": ds.config, "warnings": ds.warnings, "funnel": funnel_scalars, "present": ds.present,
+            "data_dir": ds.data_dir, "cube_start": cube_start, "windows": windows,
+            "has": {name: ds.has(name) for name in HAS_TABLES}}
+    # data only (JSON and Parquet): nothing a reader of the folder opens can run code
+    (out / META).write_text(json.dumps(encode_meta(meta), indent=1), encoding="utf-8")
+    _write(ds.excluded[list(EXCLUDED_COLUMNS)], out / EXCLUDED)
     info = {"format": FORMAT, "coachnb": __version__, "fingerprint": ds_fingerprint, "as_of": as_of_date(as_of),
             "lookback_weeks": lookback_weeks, "key": store_key(fingerprint, as_of, lookback_weeks),
             "reps": int(len(ds.reps)), "data_dir": ds.data_dir, "cube_start": str(cube_start),
             "written_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")}
     (out / MARKER).write_text(json.dumps(info, indent=1), encoding="utf-8")
+
+
+def _newest_mtime(folder: Path) -> float:
+    """The latest modification time of ``folder`` and anything under it (symlinks not followed)."""
+    newest = folder.lstat().st_mtime
+    for parent, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            try:
+                newest = max(newest, os.lstat(os.path.join(parent, name)).st_mtime)
+            except OSError:  # removed meanwhile by the build that owns it
+                pass
+    return newest
+
+
+def clean_leftovers(features_dir, current, now: float | None = None) -> list:
+    """Remove killed builds' temporary folders and all but the most recently used stores.
+
+    Parameters
+    ----------
+    features_dir : Path
+        The ``.features`` folder.
+    current : Path
+        The store just built or reused: never removed.
+    now : float, optional
+        The time (``time.time()``) ages are measured from.
+
+    Returns
+    -------
+    list of Path removed.
+
+    Assumes a temporary folder (``.<key>.<random>``) nothing under which changed for
+    :data:`TEMP_MAX_AGE_S` belongs to a build that died, while a younger one may belong to a
+    build running now. Only folders named like a store or a temporary one are touched, never a
+    symlink; a folder that can't be removed is left for the next build.
+    """
+    now = time.time() if now is None else now
+    current = Path(current).name
+    stale, stores = [], []
+    try:
+        entries = list(Path(features_dir).iterdir())
+    except OSError:  # cleaning is housekeeping: it never fails the build it follows
+        return []
+    for entry in entries:
+        try:
+            if entry.is_symlink() or not entry.is_dir() or entry.name == current:
+                continue
+            if TEMP_PATTERN.fullmatch(entry.name) and now - _newest_mtime(entry) > TEMP_MAX_AGE_S:
+                stale.append(entry)
+            elif KEY_PATTERN.fullmatch(entry.name):
+                stores.append((entry.lstat().st_mtime, entry.name, entry))
+        except OSError:
+            continue
+    stale += [entry for *_, entry in sorted(stores, reverse=True)[max(KEEP_STORES - 1, 0):]]
+    removed = []
+    for entry in stale:
+        try:
+            shutil.rmtree(entry)
+            removed.append(entry)
+        except OSError:
+            continue
+    return removed

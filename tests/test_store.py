@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -187,3 +190,208 @@ def test_rep_slice_equals_a_filtered_parquet_read(sample_dir, sample_ds, tmp_pat
                 expected = expected.astype(fs._empty[name].dtypes.to_dict())
             pd.testing.assert_frame_equal(fs.rep_slice(name, rep_id), expected, check_exact=True)
     assert len(fs.rep_slice("opportunities", reps[-1])) > 0
+
+
+# =============================================================================== data at rest
+def _odd_config():
+    """A config unlike the default in every field: nested thresholds (an int where a float is
+    the default, as a TOML file may give it), an extra commitment metric, a DST time zone."""
+    from coachnb.config import CommitmentMetric, ProcessConfig, Thresholds
+
+    metrics = dict(ProcessConfig().commitment_metrics)
+    metrics["linkedin_per_week"] = CommitmentMetric("linkedin_per_week", "LinkedIn messages", "activity_count",
+                                                    ("other", "email"), "messages")
+    return ProcessConfig(stages=("Intro", "Proposal ($5k-$10k)", "Négociation"),
+                         activity_type_map={"Phone Call": "call", "Onsite": "meeting"}, week_start="sunday",
+                         timezone="Europe/Berlin",
+                         thresholds=Thresholds(stalled_percentile=80, late_logging_days=1.5, min_pre_weeks=6),
+                         commitment_metrics=metrics)
+
+
+def _json_round_trip(value):
+    return json.loads(json.dumps(value))
+
+
+def test_config_round_trips_exactly_through_json():
+    cfg = _odd_config()
+    rebuilt = fstore.from_json(_json_round_trip(fstore.to_json(cfg)), type(cfg), "meta.json", "config")
+    assert rebuilt == cfg
+    # equal is not enough where a report formats the value: an int stays an int, a tuple a tuple
+    assert type(rebuilt.thresholds.stalled_percentile) is int and type(rebuilt.thresholds.late_logging_days) is float
+    assert type(rebuilt.stages) is tuple and type(rebuilt.commitment_metrics["linkedin_per_week"].activity_types) is tuple
+    assert list(rebuilt.commitment_metrics) == list(cfg.commitment_metrics)
+
+
+def test_meta_round_trips_exactly_through_json():
+    from coachnb.errors import Problem
+
+    cfg = _odd_config()
+    # across the autumn DST change: a window start 168 h multiples before a local midnight
+    end = pd.Timestamp("2026-11-02", tz=cfg.timezone)
+    start = end - pd.Timedelta(weeks=8)
+    meta = {"config": cfg,
+            "warnings": [Problem("activities.csv", 7, "occurred_at", "3/4/26", "ambiguous_date", "day or month?",
+                                 "use ISO dates", "warning"), Problem("reps.csv", None, None, None, "x", "y")],
+            "funnel": {13: {"start": start, "end": end, "weeks": 13, "has_activity": True, "has_stages": False}},
+            "windows": {("metric", "calls_per_week", start, end): "window_metric.calls_per_week.parquet",
+                        ("pipeline", None, start, end): "window_pipeline.parquet"},
+            "cube_start": start - pd.Timedelta(weeks=52), "has": {n: n != "self_assessments" for n in fstore.HAS_TABLES},
+            "present": frozenset({"reps", "activities"}), "data_dir": None}
+    rebuilt = fstore.decode_meta(_json_round_trip(fstore.encode_meta(meta)), "meta.json")
+    assert rebuilt == meta
+    assert str(rebuilt["cube_start"].tz) == cfg.timezone and rebuilt["cube_start"] == meta["cube_start"]
+    # the reader looks a window up by the local timestamps it computes: the stored key must hash alike
+    key = ("metric", "calls_per_week", start.tz_convert("UTC").tz_convert(cfg.timezone), end)
+    assert rebuilt["windows"][key] == "window_metric.calls_per_week.parquet"
+
+
+def test_store_holds_data_only_and_reads_back_the_datasets_metadata(sample_ds, store):
+    assert not [p for p in store.rglob("*") if p.suffix not in (".json", ".parquet") and p.is_file()]
+    fs = fstore.FeatureStore(store)
+    assert fs.config == sample_ds.config
+    assert fs.meta["warnings"] == sample_ds.warnings and fs.meta["present"] == sample_ds.present
+    pd.testing.assert_frame_equal(fs.meta["excluded"], sample_ds.excluded.reset_index(drop=True))
+    assert fs.meta["has"] == {n: sample_ds.has(n) for n in fstore.HAS_TABLES}
+
+
+def _tamper(path, name, edit):
+    """Rewrite the JSON file ``name`` of the store at ``path`` with ``edit`` applied to its data."""
+    raw = json.loads((path / name).read_text())
+    edit(raw)
+    (path / name).write_text(json.dumps(raw))
+
+
+@pytest.mark.parametrize("name, edit", [
+    ("meta.json", lambda m: m["config"]["thresholds"].update(cadence_days="21")),
+    ("meta.json", lambda m: m["config"].update(timezone_typo="UTC")),
+    ("meta.json", lambda m: m.pop("has")),
+    ("meta.json", lambda m: m["windows"][0].update(file="../../outside.parquet")),
+    ("meta.json", lambda m: m.update(cube_start="2026-01-01")),  # no UTC offset
+    ("meta.json", lambda m: m["warnings"].append({"py/object": "os.system"})),
+    ("features.json", lambda m: m.update(lookback_weeks="13")),
+])
+def test_tampered_metadata_raises_a_value_error_naming_the_file(store, tmp_path, name, edit):
+    copy = tmp_path / store.name
+    shutil.copytree(store, copy)
+    _tamper(copy, name, edit)
+    with pytest.raises(ValueError, match=name.replace(".", r"\.")):
+        fstore.FeatureStore(copy)
+
+
+def test_garbage_metadata_raises_a_value_error_naming_the_file(store, tmp_path):
+    copy = tmp_path / store.name
+    shutil.copytree(store, copy)
+    (copy / fstore.META).write_bytes(b"\x80\x04\x95garbage")
+    with pytest.raises(ValueError, match=r"meta\.json"):
+        fstore.FeatureStore(copy)
+
+
+def _copied_store(store, root):
+    """The module's store copied under ``root`` with its key: what build_store finds there."""
+    features = root / ".features"
+    shutil.copytree(store, features / store.name)
+    return features / store.name
+
+
+@pytest.mark.parametrize("damage", ["fingerprint", "garbage meta", "missing table"])
+def test_a_store_that_claims_other_inputs_or_is_damaged_is_rebuilt(sample_dir, store, tmp_path, damage):
+    found = _copied_store(store, tmp_path)
+    if damage == "fingerprint":
+        _tamper(found, fstore.MARKER, lambda m: m.update(fingerprint="0" * 16))
+    elif damage == "garbage meta":
+        (found / fstore.META).write_text("{not json")
+    else:
+        (found / "team" / "stalled.parquet").unlink()
+    (found / "sentinel").touch()  # gone once the folder is replaced by a fresh build
+    assert store_build.build_store(sample_dir, DEMO_AS_OF, 13, tmp_path) == found
+    assert not (found / "sentinel").exists()
+    assert fstore.verify_store(found, {"fingerprint": json.loads((store / fstore.MARKER).read_text())["fingerprint"]}) \
+        is None
+
+
+def test_an_intact_store_is_reused(sample_dir, store, tmp_path):
+    found = _copied_store(store, tmp_path)
+    (found / "sentinel").touch()
+    assert store_build.build_store(sample_dir, DEMO_AS_OF, 13, tmp_path) == found
+    assert (found / "sentinel").exists()
+
+
+class _Payload:
+    """Unpickling this creates ``marker``: what an attacker's pickle would do, harmlessly."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_planted_pickle_is_never_executed(sample_dir, sample_ds, store, tmp_path):
+    import pickle
+
+    control = tmp_path / "control"
+    pickle.loads(pickle.dumps(_Payload(control)))
+    assert control.exists()  # the payload does run when unpickled
+
+    marker = tmp_path / "executed"
+    found = _copied_store(store, tmp_path)
+    (found / "meta.pkl").write_bytes(pickle.dumps(_Payload(marker)))
+    path = store_build.build_store(sample_dir, DEMO_AS_OF, 13, tmp_path)
+    assert path == found and (found / "meta.pkl").exists()  # reused: the planted file was simply ignored
+    fstore.open_store(path)
+    rep_id = str(sample_ds.reps["rep_id"].iloc[0])
+    assert rep_report(path, rep_id, DEMO_AS_OF, 13).header.rep_id == rep_id
+    assert not marker.exists()
+
+
+# =============================================================================== leftovers
+def _age(path, seconds):
+    """Set the modification time of ``path`` and everything under it ``seconds`` into the past."""
+    when = time.time() - seconds
+    for p in [path, *path.rglob("*")]:
+        os.utime(p, (when, when), follow_symlinks=False)
+
+
+def test_killed_builds_temporaries_are_removed_but_a_running_builds_are_kept(sample_dir, store, tmp_path):
+    found = _copied_store(store, tmp_path)
+    temps = {}
+    for name, age in (("killed", 3600), ("running", 0), ("running_slow", 3600)):
+        temp = found.parent / f".{store.name}.{name}"
+        (temp / "team").mkdir(parents=True)
+        (temp / "team" / "stalled.parquet").write_bytes(b"x")
+        _age(temp, age)
+        temps[name] = temp
+    # a running build that last wrote deep inside its folder, long after creating it
+    (temps["running_slow"] / "team" / "weekly_activity.parquet").write_bytes(b"x")
+    store_build.build_store(sample_dir, DEMO_AS_OF, 13, tmp_path)
+    assert not temps["killed"].exists()
+    assert temps["running"].exists() and temps["running_slow"].exists()
+
+
+def test_old_stores_are_pruned_keeping_the_most_recent_and_the_current(sample_dir, store, tmp_path, monkeypatch):
+    found = _copied_store(store, tmp_path)
+    features = found.parent
+    olds = []
+    for i in range(5):  # i hours old
+        old = features / f"{i:020x}"
+        old.mkdir()
+        (old / fstore.MARKER).write_text("{}")
+        _age(old, 3600 * (i + 1))
+        olds.append(old)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").touch()
+    (features / ("f" * 20)).symlink_to(outside)  # a symlink named like a store is never followed
+    (features / "notes").mkdir()  # nor is anything not named like a store touched
+    _age(found, 9 * 3600)  # the current store is the oldest: reusing it makes it the most recent
+    assert store_build.build_store(sample_dir, DEMO_AS_OF, 13, tmp_path) == found
+    left = sorted(p.name for p in features.iterdir())
+    assert left == sorted([found.name, olds[0].name, olds[1].name, "f" * 20, "notes"])
+    assert (outside / "keep").exists()
+    assert store_build.KEEP_STORES == 3
+
+    # pruning never removes the store just built, however old its folder looks
+    _age(found, 99 * 3600)
+    monkeypatch.setattr(store_build, "KEEP_STORES", 1)
+    assert set(store_build.clean_leftovers(features, found)) == {olds[0], olds[1]}
+    assert found.exists()
