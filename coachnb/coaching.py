@@ -194,7 +194,7 @@ def diagnose(assessment, commitment: dict | None = None, finished: bool | None =
         "target": fmt_level(float(target)) if target is not None else "n/a",
         "achieved": fmt_level(float(getattr(act, "post_rate", float("nan")))),
         "weeks_more": str(int(weeks_needed)) if weeks_needed else "several",
-        "end": f"{pd.Timestamp(end):%d %b}" if end is not None and not pd.isna(end) else "its end date",
+        "end": f"{pd.Timestamp(end):%d %b %Y}" if end is not None and not pd.isna(end) else "its end date",
         "follow_up": _clean(c.get("follow_up")) or "",
     }
     variant = audience

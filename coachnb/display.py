@@ -185,7 +185,7 @@ VERDICT_CSS = {"moved": "cnb-verdict-moved", "no meaningful change": "cnb-verdic
 def since_last_time(r) -> None:
     """Each commitment: the agreement, what happened week by week, and whether pipeline moved."""
     if not r.commitments:
-        para(r.missing["commitments"], "cnb-missing")
+        para(r.commitments_note or r.missing["commitments"], "cnb-missing")
         ch = r.detected_change
         if ch is not None:
             para(ch.sentence)
@@ -198,7 +198,7 @@ def since_last_time(r) -> None:
 
     for rv in r.commitments:
         c = rv.commitment
-        _h3(f"{rv.label[:1].upper()}{rv.label[1:]}, {c['start']:%d %b} to {c['end']:%d %b}")
+        _h3(f"{rv.label[:1].upper()}{rv.label[1:]}, {c['start']:%d %b %Y} to {c['end']:%d %b %Y}")
         para(rv.agreed)
         if c.get("note"):
             para(f"Note from the 1:1: {c['note']}")

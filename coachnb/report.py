@@ -23,9 +23,9 @@ from .calendar import weeks_before
 from .config import ACTIVITY_TYPES
 from .formatting import STEP_ARROW, fmt_money, fmt_num, fmt_pct, fmt_times
 from .store import store_of
-from .team import (TeamView, active_commitments, cached, impact_settings, metric_history, min_teammates, open_data, others,
-                   outcome_history, peers_who_changed, quartiles, rep_row, rep_series, secondary_histories,
-                   weekly_against_team)
+from .team import (TeamView, active_commitments, cached, impact_settings, last_session, metric_history, min_teammates,
+                   open_data, others, outcome_history, peers_who_changed, quartiles, rep_commitments, rep_row,
+                   rep_series, secondary_histories, weekly_against_team)
 
 #: said wherever a team figure would pool fewer than ``thresholds.min_teammates`` other reps
 TOO_FEW = "There are too few teammates to compare with."
@@ -51,9 +51,7 @@ class Header:
 def header_section(tv: TeamView, rep_id: str) -> Header:
     ds, w = tv.ds, tv.window
     rep = rep_row(ds, rep_id)
-    sessions = ds.coaching_sessions
-    mine = sessions.loc[(sessions["rep_id"] == rep_id) & (sessions["held_on"] < w.as_of), "held_on"]
-    last = mine.max() if len(mine) else None
+    last = last_session(ds, rep_id, w.as_of)
     days = int((w.as_of - last).days) if last is not None else None
     cadence = ds.config.thresholds.cadence_days
     overdue = days is None or days > cadence
@@ -437,7 +435,7 @@ def _panel(long: pd.DataFrame, value: str) -> pd.DataFrame:
 
 
 def commitment_reviews(tv: TeamView, rep_id: str, audience: str = "manager") -> list[CommitmentReview]:
-    """Every commitment active in the period (or, failing that, the last one), assessed.
+    """Every commitment "since last time" (:func:`coachnb.team.active_commitments`), assessed.
 
     From a feature store the reviews of the last few (rep, audience) pairs are kept: a batch
     worker asks for the same rep's reviews twice, for the report and for its row of the team
@@ -526,6 +524,20 @@ def detected_change(tv: TeamView, rep_id: str) -> DetectedChange | None:
     return DetectedChange(week, pre, post, pipe, s)
 
 
+def older_commitment_note(tv: TeamView, rep_id: str) -> str | None:
+    """When no commitment runs in the period but older ones exist: say so, with the last one's dates."""
+    mine = rep_commitments(tv.ds, rep_id, tv.window.as_of)
+    if mine.empty:
+        return None
+    c = mine.iloc[-1]
+    spec = tv.ds.config.commitment_metrics.get(c["metric"])
+    label = spec.label if spec else str(c["metric"])
+    return (f"No commitment runs in this period or was agreed since the last 1:1. The last one on record, "
+            f"{label} from {c['start']:%d %b %Y} to {c['end']:%d %b %Y}, belongs to the record rather than "
+            "to this conversation. Agreeing one or two behaviour changes at this 1:1 lets the next report "
+            "check whether they happened and whether they moved pipeline.")
+
+
 # --------------------------------------------------------------------------- findings for questions
 def findings_for(tv: TeamView, rep_id: str, reviews: list, sections: dict):
     """What the data shows about the rep, as :class:`coachnb.coaching.Findings` (chooses the questions)."""
@@ -605,6 +617,7 @@ class RepReport:
     stalled_percentile: float
     self_view: pd.DataFrame  # topic, score (1-5), date: the rep's own latest view, set beside the data
     excluded_note: str | None
+    commitments_note: str | None = None  # no commitment since last time, but older ones on record
     team_figures: bool = True  # False: too few teammates to pool, so no team figure is shown
 
 
@@ -644,7 +657,10 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
     has_stages = ds.has("stage_history")
 
     reviews = commitment_reviews(tv, rep_id, audience) if ds.has("commitments") else []
-    change = detected_change(tv, rep_id) if not reviews else None
+    record_note = older_commitment_note(tv, rep_id) if ds.has("commitments") and not reviews else None
+    # a change found in the data is asked about only when no commitment was ever recorded: otherwise it
+    # is most likely the recorded one, which the record holds
+    change = detected_change(tv, rep_id) if not reviews and record_note is None else None
     pattern = coaching.commitment_pattern([r.diagnosis for r in reviews if r.diagnosis is not None])
     focus = coaching.focus_areas(ds, rep_id, as_of_ts, lookback_weeks=int(lookback_weeks))
     scenarios = []
@@ -683,5 +699,6 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
         stalled_percentile=ds.config.thresholds.stalled_percentile,
         self_view=coaching.self_view(ds, rep_id),
         team_figures=len(ds.reps) - 1 >= min_teammates(ds),
+        commitments_note=record_note,
     )
 

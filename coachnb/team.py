@@ -315,15 +315,33 @@ def impact_settings(ds: Dataset) -> impact.ImpactSettings:
                                  equivalence_margin=float(th.equivalence_margin))
 
 
-def active_commitments(ds: Dataset, rep_id: str, w: Window, limit: int = 2) -> pd.DataFrame:
-    """The rep's commitments to review: those running in the window (else the last one), at most ``limit``."""
+def rep_commitments(ds: Dataset, rep_id: str, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The rep's commitments that had started by ``as_of`` and were not superseded, oldest first."""
     c = ds.commitments
     superseded = set(c["supersedes"].dropna())
-    mine = c[(c["rep_id"] == rep_id) & ~c["commitment_id"].isin(superseded) & (c["start"] < w.as_of)]
-    mine = mine.sort_values("start")
-    recent = mine[mine["end"] >= w.start]
-    chosen = recent if len(recent) else mine.tail(1)
-    return chosen.tail(limit)
+    mine = c[(c["rep_id"] == rep_id) & ~c["commitment_id"].isin(superseded) & (c["start"] < as_of)]
+    return mine.sort_values("start")
+
+
+def last_session(ds: Dataset, rep_id: str, as_of: pd.Timestamp) -> pd.Timestamp | None:
+    """The rep's last recorded 1:1 before ``as_of``, or None."""
+    s = ds.coaching_sessions
+    held = s.loc[(s["rep_id"] == rep_id) & (s["held_on"] < as_of), "held_on"]
+    return held.max() if len(held) else None
+
+
+def active_commitments(ds: Dataset, rep_id: str, w: Window, limit: int = 2) -> pd.DataFrame:
+    """The commitments "since last time": running in the window or agreed since the last 1:1.
+
+    Older ones belong to the rep's record, not to this 1:1: a commitment that ended a year ago is
+    not shown as if it were current. At most ``limit``, the latest.
+    """
+    mine = rep_commitments(ds, rep_id, w.as_of)
+    current = (mine["end"] >= w.start).to_numpy(dtype=bool, na_value=False)
+    last = last_session(ds, rep_id, w.as_of)
+    if last is not None:
+        current = current | (mine["agreed_on"] >= last).to_numpy(dtype=bool, na_value=False)
+    return mine[current].tail(limit)
 
 
 

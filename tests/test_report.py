@@ -319,3 +319,26 @@ def test_the_evidence_table_gives_reasons_in_words_never_internal_gate_names():
     text = " ".join(t)
     for internal in ("activity_changed", "post_horizon", "pre_weeks", "baseline_dip", "not checked", "failed"):
         assert internal not in text
+
+
+def test_since_last_time_shows_only_commitments_of_this_period_or_since_the_last_1to1(sample_ds):
+    """A commitment that ended long before the period belongs to the record, with its year, not to
+    'since last time' (the demo's R008, R018, R022 and R024 have only such commitments)."""
+    from coachnb.team import last_session
+
+    as_of = pd.Timestamp(AS_OF, tz=sample_ds.config.timezone)
+    stale = 0
+    for rep_id in sample_ds.reps["rep_id"]:
+        r = rep_report(sample_ds, rep_id, AS_OF)
+        window_start = pd.Timestamp(r.header.period.split(" to ")[0]).tz_localize(sample_ds.config.timezone)
+        last = last_session(sample_ds, rep_id, as_of)
+        for rv in r.commitments:
+            c = rv.commitment
+            assert c["end"] >= window_start or (last is not None and c["agreed_on"] >= last), (rep_id, c)
+        mine = sample_ds.commitments[sample_ds.commitments["rep_id"] == rep_id]
+        if not r.commitments and len(mine):
+            stale += 1
+            assert r.commitments_note and "belongs to the record" in r.commitments_note
+            assert re.search(r"\d{2} \w{3} 20\d\d to \d{2} \w{3} 20\d\d", r.commitments_note)  # dated, with years
+            assert r.detected_change is None  # a change in the data is most likely the recorded one
+    assert stale >= 3
