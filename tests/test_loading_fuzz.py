@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import sys
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from coachnb import DataError
+from coachnb.commitments import add_commitment
+from coachnb.errors import CoachnbError
 from coachnb.loading import load, validate
 from coachnb.schema import TABLES
 
@@ -137,3 +140,79 @@ def test_parquet_with_numeric_ids_and_wrong_types(tmp_path):
         load(path)
     except DataError as exc:
         assert any(p.file == "reps.parquet" and p.column == "hire_date" for p in exc.problems)
+
+
+# --------------------------------------------------------------------------- commit add
+
+
+FORMULAS = ["=1+1", "+SUM(A1)", "-2", "@x", "\t=x", "\r=x", "=HYPERLINK(\"http://e.vil\")", "\x1b[2J", "\x00",
+            "a\x85b", "\u2028", "'", '"', ";", "|", "🙂", "é"]
+date_text = st.one_of(
+    st.dates().map(lambda d: d.isoformat()),                     # years 1 to 9999
+    st.dates(date(1890, 1, 1), date(2110, 12, 31)).map(lambda d: d.isoformat()),  # around the range's ends
+    st.integers(0, 99999).map(lambda y: f"{y:04d}-06-01"),
+    st.sampled_from(["2026-09-01", "2100-12-31", "1900-01-01", "2261-12-31", "2262-04-11", "1677-09-21",
+                     "20260901", "2026-W36-1", "2026-02-30"] + NASTY),
+    st.text(max_size=12))
+number = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(-10, 10**400),
+    st.sampled_from(["7", "0.5", "1e308", "1e309", "-0", "1,5", "auto", "", "nan", "inf"]), st.text(max_size=8))
+free_text = st.one_of(st.none(), st.sampled_from(FORMULAS), st.text(max_size=30),
+                      st.lists(st.sampled_from(FORMULAS + ["x", " "]), max_size=6).map("".join))
+
+
+@st.composite
+def commit_call(draw):
+    """Keyword arguments of one ``add_commitment`` call: a plausible call with up to three
+    arguments replaced by absurd values (so that some calls get written), free text always drawn."""
+    absurd = {
+        "rep_id": st.one_of(st.sampled_from(["00123", "R008", "R999", "", " R007 ", None]), st.text(max_size=6)),
+        "metric": st.one_of(st.sampled_from(["demos_per_week", "logged_on_time_share", "smiles_per_week", ""]),
+                            st.text(max_size=6)),
+        "target": number, "baseline": number, "start": date_text, "agreed_on": st.one_of(st.none(), date_text),
+        "days": st.one_of(st.integers(-5, 10**30), st.sampled_from([7, 120, "30", 7.5, float("inf")]), number),
+        "supersedes": st.one_of(st.sampled_from(["", "K1", "K2", "K0099"]), st.text(max_size=4)),
+    }
+    call = dict(rep_id="R007", metric="calls_per_week", target="10", baseline="5", start="2026-09-01",
+                agreed_on="2026-09-01", days=30, supersedes=None,
+                follow_up=draw(free_text), note=draw(free_text))
+    for name in draw(st.sets(st.sampled_from(sorted(absurd)), max_size=3)):
+        call[name] = draw(absurd[name])
+    return call
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(call=commit_call(), layout=st.sampled_from([("utf-8", ","), ("utf-16", ";"), ("utf-8-sig", "\t"),
+                                                   ("utf-8", "|")]))
+def test_commit_add_either_writes_a_loadable_folder_or_raises_a_clean_error(tmp_path_factory, call, layout):
+    encoding, sep = layout
+    path = write_folder(tmp_path_factory.mktemp("commit"), encoding=encoding, sep=sep)
+    before = (path / "commitments.csv").read_bytes()
+    try:
+        row = add_commitment(path, **call)
+    except CoachnbError:
+        event("refused")
+        assert (path / "commitments.csv").read_bytes() == before  # a refused call changes nothing
+        return
+    event("written")
+    ds = load(path)  # never a row that makes the folder invalid
+    assert ds.commitments["commitment_id"].tolist() == ["K1", "K2", row["commitment_id"]]
+    for column in ("note", "follow_up"):
+        stored = row[column] or ""
+        assert not stored.startswith(("=", "+", "-", "@", "\t", "\r"))
+        assert not any(ord(ch) < 32 for ch in stored)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(start=date_text, agreed_on=date_text, days=st.integers(7, 120))
+def test_commit_add_with_drawn_dates_writes_only_what_loads(tmp_path_factory, start, agreed_on, days):
+    """Every other argument valid: the dates alone decide, by the loader's range rule."""
+    path = write_folder(tmp_path_factory.mktemp("commitdate"))
+    try:
+        add_commitment(path, rep_id="R007", metric="calls_per_week", target="10", baseline="5", start=start,
+                       days=days, agreed_on=agreed_on)
+    except CoachnbError:
+        event("refused")
+        return
+    event("written")
+    load(path)
