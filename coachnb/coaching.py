@@ -584,13 +584,9 @@ def _activity_areas(f: _RepFunnel) -> list[FocusArea]:
     team_p = f.med(per_act)
     if np.isfinite(team_p) and team_p > p_rep:
         extra_opps = float(acts_total[rep_id]) * (team_p - p_rep)
-        metric = f.metric_for.get("opportunities")
+        # no suggested target: new opportunities are an outcome, and a 30-day plan commits to behaviour
+        # (the conversation finds which behaviour turns activity into opportunities)
         sugg = None
-        if metric and acts_total[rep_id] > 0:
-            base = o_rep / weeks
-            sugg = {"metric": metric, "label": f.metric_for.get("opportunities_label", "new opportunities per week"),
-                    "baseline": round(base, 1),
-                    "target": step_target(base, float(f.act.at[rep_id, "total"]) * team_p)}
         out.append(FocusArea(
             "Turning activity into opportunities", "opportunity_rate",
             f"Turning activity into opportunities: {int(o_rep)} new opportunities from "
@@ -737,7 +733,7 @@ def focus_areas(ds: Dataset, rep_id: str, as_of, lookback_weeks: int = 13,
         m = _activity_metric(ds, t)
         if m:
             metric_for[t], metric_for[f"{t}_label"] = m, _metric_label(ds, m)
-    for key, kind in (("opportunities", "opportunities_created"), ("logged", "logged_on_time_share")):
+    for key, kind in (("logged", "logged_on_time_share"),):  # outcomes (new opportunities) are never a plan
         m = _metric_of_kind(ds, kind)
         if m:
             metric_for[key], metric_for[f"{key}_label"] = m, _metric_label(ds, m)

@@ -277,6 +277,8 @@ def focus(r) -> None:
 def scenario_table(t: pd.DataFrame) -> pd.DataFrame:
     def rng(a, lo, hi, money=False):
         f = (lambda v: f"{v:,.0f}") if money else (lambda v: f"{v:.1f}")
+        if f(lo) == f(hi):  # an interval with no width says nothing an interval should
+            return f(a)
         return f"{f(a)} ({f(lo)} to {f(hi)})"
 
     return pd.DataFrame({

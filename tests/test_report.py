@@ -342,3 +342,25 @@ def test_since_last_time_shows_only_commitments_of_this_period_or_since_the_last
             assert re.search(r"\d{2} \w{3} 20\d\d to \d{2} \w{3} 20\d\d", r.commitments_note)  # dated, with years
             assert r.detected_change is None  # a change in the data is most likely the recorded one
     assert stale >= 3
+
+
+def test_plans_and_scenarios_are_about_behaviour_with_real_intervals(sample_ds):
+    """A 30-day plan commits to a behaviour, never an outcome such as new opportunities; a what-if
+    interval with no width is shown as a value only."""
+    from coachnb.display import scenario_table
+
+    behaviours = ("activity_count", "logged_on_time_share")
+    for rep_id in sample_ds.reps["rep_id"]:
+        r = rep_report(sample_ds, rep_id, AS_OF)
+        for area in r.focus.areas:
+            if area.suggested:
+                assert sample_ds.config.commitment_metrics[area.suggested["metric"]].kind in behaviours, rep_id
+        for _, t in r.scenarios:
+            shown = scenario_table(t)
+            for cell in shown["extra new opportunities"]:
+                m = re.fullmatch(r"(\S+) \((\S+) to (\S+)\)", cell)
+                assert m is None or m.group(2) != m.group(3), (rep_id, cell)
+    t = pd.DataFrame({"horizon_days": [30], "extra_opportunities": [5.1], "low": [5.1], "high": [5.1],
+                      "extra_pipeline_value": [100.0], "low_value": [50.0], "high_value": [150.0]})
+    row = scenario_table(t).iloc[0]
+    assert row["extra new opportunities"] == "5.1" and row["extra pipeline value"] == "100 (50 to 150)"
