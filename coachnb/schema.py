@@ -103,9 +103,11 @@ TABLES: dict[str, Table] = {
             C("metric", "text", True, "What is measured (a commitment metric, e.g. calls_per_week)", "calls_per_week"),
             C("baseline", "float", True, "Level before, in the metric's unit per week", "5"),
             C("target", "float", True, "Agreed level, in the metric's unit per week", "10"),
-            C("follow_up", "text", False, "How the rep asked to be followed up if it slips", "Ask me on Fridays",
+            C("follow_up", "text", False, "How the rep asked to be followed up if it slips (`commit add` puts a "
+              "`'` before text starting with = + - @, so a spreadsheet shows it as text)", "Ask me on Fridays",
               nullable=True),
-            C("note", "text", False, "Free text", "Focus on existing accounts", nullable=True),
+            C("note", "text", False, "Free text (the same `'` rule as follow_up)", "Focus on existing accounts",
+              nullable=True),
             C("supersedes", "id", False, "commitment_id this row replaces (history is never rewritten)", "K0005",
               nullable=True),
         ), "One row per agreed behaviour change."),
