@@ -395,3 +395,19 @@ def test_old_stores_are_pruned_keeping_the_most_recent_and_the_current(sample_di
     monkeypatch.setattr(store_build, "KEEP_STORES", 1)
     assert set(store_build.clean_leftovers(features, found)) == {olds[0], olds[1]}
     assert found.exists()
+
+
+def test_a_planted_old_format_store_is_refused_without_unpickling(sample_ds, store, tmp_path):
+    """A store of the pickle era (format 1, ``meta.pkl``) opened directly, as ``rep_report(<store>)`` does:
+    refused by its features.json before any other file is read."""
+    import pickle
+
+    marker = tmp_path / "executed"
+    old = tmp_path / "old"
+    shutil.copytree(store, old)
+    (old / fstore.META).unlink()
+    (old / "meta.pkl").write_bytes(pickle.dumps(_Payload(marker)))
+    _tamper(old, fstore.MARKER, lambda m: m.update(format=1))
+    with pytest.raises(ValueError, match="another coachnb version"):
+        rep_report(old, str(sample_ds.reps["rep_id"].iloc[0]), DEMO_AS_OF, 13)
+    assert not marker.exists()
