@@ -26,13 +26,18 @@ import numpy as np
 import pandas as pd
 
 from .config import WEEKDAYS, ProcessConfig, week_start
+from .errors import AsOfError
 from .schema import Dataset
 
 __all__ = [
     "to_local", "week_dtype", "local_days", "week_day", "days_to_week_ts", "week_of",
     "in_days", "codes_of", "sorted_rep_ids", "WeekGrid", "resolve_as_of", "Window", "report_window",
-    "weeks_before", "focus_window",
+    "weeks_before", "focus_window", "data_end", "latest_as_of", "check_as_of_covered",
 ]
+
+#: the process events whose latest time is where the data ends (table, column)
+EVENT_COLUMNS = (("activities", "occurred_at"), ("opportunities", "created_at"), ("opportunities", "closed_at"),
+                 ("stage_history", "entered_at"))
 
 
 # --------------------------------------------------------------------------- points in time and days
@@ -172,14 +177,57 @@ class WeekGrid:
 
 
 # --------------------------------------------------------------------------- the coaching date and windows
+def data_end(ds: Dataset) -> pd.Timestamp | None:
+    """The time of the data's last process event (activity, deal created or closed, stage entered),
+    in the team's time zone; None when there is none."""
+    last = []
+    for table, column in EVENT_COLUMNS:
+        frame = ds.table(table)
+        if column in frame and len(frame):
+            t = frame[column].max()
+            if pd.notna(t):
+                last.append(to_local(t, ds.config))
+    return max(last) if last else None
+
+
+def latest_as_of(ds: Dataset) -> pd.Timestamp | None:
+    """The latest coaching date whose report period the data covers to its end (local midnight).
+
+    A report's period ends with the week before the coaching date's week, so this is the start
+    of the week after the last day with data, unless that day ends its week (then the next
+    week's start): a period never holds a week the data only partly reaches.
+    """
+    end = data_end(ds)
+    if end is None:
+        return None
+    day = end.normalize() + pd.Timedelta(days=1)  # the first day with no data
+    first = week_day(local_days(pd.Series([day.tz_localize(None)]), ds.config), ds.config)[0]
+    return to_local(pd.Timestamp(np.datetime64(int(first), "D")), ds.config)
+
+
+def check_as_of_covered(as_of: pd.Timestamp, ds: Dataset) -> None:
+    """Raise AsOfError when ``as_of``'s report period runs past the data's last record.
+
+    Weeks after the data ends would read as real zeros ("activity fell to 53%"), so such a date
+    is refused with the latest date the data supports, never reported.
+    """
+    latest = latest_as_of(ds)
+    if latest is not None and as_of > latest:
+        raise AsOfError(f"the data ends on {data_end(ds):%d %b %Y}, so a 1:1 on {as_of:%d %b %Y} would count the "
+                        f"weeks after that as zeros; use --as-of {latest:%Y-%m-%d} or earlier (the latest date "
+                        "the data covers), or load newer data")
+
+
 def resolve_as_of(as_of, ds: Dataset) -> pd.Timestamp:
     """The coaching date as local midnight in the team's time zone.
 
-    ``None`` or ``""`` means today. Data never reaches into the future, so a date after the
-    data's last activity is fine; the report says how old the newest record is.
+    ``None`` or ``""`` means the latest date the data covers (:func:`latest_as_of`), or today
+    for a folder without any process event: not today by default, whose period would run past
+    the data.
     """
     if as_of in (None, ""):
-        as_of = date.today().isoformat()
+        latest = latest_as_of(ds)
+        as_of = latest.strftime("%Y-%m-%d") if latest is not None else date.today().isoformat()
     ts = pd.Timestamp(as_of)
     if ts.tzinfo is None:
         ts = ts.tz_localize(ds.config.timezone)

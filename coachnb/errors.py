@@ -83,3 +83,7 @@ class DataError(CoachnbError):
 
 class RepNotFound(CoachnbError):
     """The requested rep_id is not in ``reps``."""
+
+
+class AsOfError(CoachnbError):
+    """A coaching date the data can't cover: its report period runs past the data's last record."""

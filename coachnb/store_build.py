@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import coaching, metrics
-from .calendar import codes_of, focus_window, in_days, local_days, resolve_as_of, sorted_rep_ids, weeks_before
+from .calendar import check_as_of_covered, codes_of, focus_window, in_days, local_days, resolve_as_of, sorted_rep_ids, weeks_before
 from .config import ACTIVITY_TYPES
 from .loading import input_fingerprint, load
 from .schema import Dataset
@@ -168,6 +168,7 @@ def _build_into(data, as_of, lookback_weeks: int, out: Path, fingerprint: str) -
     ds = data if isinstance(data, Dataset) else load(data)
     ds_fingerprint = ds.fingerprint or fingerprint
     as_of_ts = resolve_as_of(as_of_date(as_of), ds)
+    check_as_of_covered(as_of_ts, ds)  # a store is never built for weeks the data doesn't reach
     # computed afresh (not from the process caches: the store must not depend on what ran before)
     tv = compute_team_view(ds, as_of_ts, lookback_weeks)
     (out / "team").mkdir()

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import impact, metrics, store
-from .calendar import Window, report_window, resolve_as_of, weeks_before
+from .calendar import Window, check_as_of_covered, report_window, resolve_as_of, weeks_before
 from .errors import RepNotFound
 from .loading import load
 from .schema import Dataset
@@ -143,6 +143,7 @@ def open_data(data, as_of, lookback_weeks: int, rep_id: str | None = None) -> tu
     if rep_id is not None:
         rep_row(ds, rep_id)
     as_of_ts = resolve_as_of(as_of, ds)
+    check_as_of_covered(as_of_ts, ds)
     return ds, as_of_ts, team_view(ds, as_of_ts, lookback_weeks)
 
 

@@ -20,6 +20,7 @@ from coachnb.batch import run_batch
 from coachnb.loading import load, validate
 from coachnb.report import rep_report
 from coachnb.demo import write_demo_data
+from coachnb.errors import AsOfError
 
 AS_OF = "2026-11-23"
 UNI_ID = "李-07"
@@ -198,7 +199,7 @@ def test_team_of_one_makes_no_claim_about_a_team(solo_dir, monkeypatch):
     assert "too few teammates" in text.lower()
 
 
-@pytest.mark.parametrize("as_of", ["2029-06-01", "2020-01-06"], ids=["after-the-data", "before-the-data"])
+@pytest.mark.parametrize("as_of", ["2020-01-06"], ids=["before-the-data"])
 @pytest.mark.parametrize("rep_id", ["R001", "RNEW"])
 def test_period_without_data_renders(odd_ds, as_of, rep_id, monkeypatch):
     name = odd_ds.reps.set_index("rep_id").at[rep_id, "name"]
@@ -209,10 +210,10 @@ def test_period_without_data_renders(odd_ds, as_of, rep_id, monkeypatch):
     assert str(pd.Timestamp(as_of).year) in r.header.period
 
 
-def test_period_after_the_data_says_so(odd_ds, monkeypatch):
-    r, markup = render(odd_ds, "R001", as_of="2029-06-01", monkeypatch=monkeypatch)
-    text = page_text(markup)
-    assert re.search(r"newest record|no data (in|for) (the|this) period|data ends", text, re.I), text[:600]
+def test_period_after_the_data_is_refused_with_the_date_it_ends(odd_ds, monkeypatch):
+    """Weeks after the last record would read as zeros: no report, a clear error naming the dates."""
+    with pytest.raises(AsOfError, match=r"the data ends on \d{2} \w{3} 2026.*--as-of 2026-"):
+        render(odd_ds, "R001", as_of="2029-06-01", monkeypatch=monkeypatch)
 
 
 def test_new_hire_is_not_judged_on_weeks_before_they_started(odd_ds, monkeypatch):
@@ -251,7 +252,14 @@ def test_team_of_one_renders_through_the_notebook(solo_dir, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("as_of", ["2029-06-01", "2020-01-06"], ids=["after-the-data", "before-the-data"])
+def test_a_batch_after_the_data_is_refused_before_any_report(odd_dir, tmp_path):
+    with pytest.raises(AsOfError, match="the data ends on"):
+        run_batch(odd_dir, "2029-06-01", out=tmp_path, reps=["R001"], jobs=1, progress=False, timeout=300)
+    assert not list(tmp_path.rglob("*.html"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("as_of", ["2020-01-06"], ids=["before-the-data"])
 def test_period_without_data_renders_through_the_notebook(odd_dir, tmp_path, as_of):
     result = run_batch(odd_dir, as_of, out=tmp_path, reps=["R001", "RNEW"], jobs=1, progress=False, timeout=300)
     assert result.ok, (result.failed, result.overview)

@@ -364,3 +364,23 @@ def test_plans_and_scenarios_are_about_behaviour_with_real_intervals(sample_ds):
                       "extra_pipeline_value": [100.0], "low_value": [50.0], "high_value": [150.0]})
     row = scenario_table(t).iloc[0]
     assert row["extra new opportunities"] == "5.1" and row["extra pipeline value"] == "100 (50 to 150)"
+
+
+def test_a_coaching_date_after_the_data_ends_is_refused_and_the_default_is_the_last_covered_week(sample_ds,
+                                                                                                 sample_dir, tmp_path):
+    """Weeks after the data ends would read as real zeros ("the last 4 weeks ran at 53%"): refused
+    with the latest date the data supports, which is also the default instead of today."""
+    from coachnb.calendar import data_end, latest_as_of
+    from coachnb.errors import AsOfError
+    from coachnb.store_build import build_store
+
+    assert data_end(sample_ds).strftime("%Y-%m-%d") == "2026-11-23"
+    assert latest_as_of(sample_ds).strftime("%Y-%m-%d") == AS_OF  # the week of the last record is still open
+    assert rep_report(sample_ds, "R003").header.as_of.strftime("%Y-%m-%d") == AS_OF
+    for late in ("2026-11-24", "2026-12-07", "2030-01-07"):
+        with pytest.raises(AsOfError, match=r"ends on 23 Nov 2026.*--as-of 2026-11-23"):
+            rep_report(sample_ds, "R003", late)
+    with pytest.raises(AsOfError):
+        build_store(sample_dir, "2026-12-07", 13, tmp_path)
+    assert not list(tmp_path.glob(".features/*/features.json"))  # no store for weeks the data doesn't reach
+    assert rep_report(sample_ds, "R003", "2026-11-16").header.as_of.strftime("%Y-%m-%d") == "2026-11-16"
