@@ -11,23 +11,32 @@
    dict so they keep their types (rep id ``"00123"`` stays a string), in worker processes
    (:class:`WorkerPool`) or on a Dask cluster (``scheduler="tcp://..."``);
 4. renders each successful run to ``<report_dir>/<safe id>.html`` (``.rep.html`` for the rep's own
-   copy) next to the executed ``.ipynb``, atomically; a failed or timed-out run leaves the
-   previous good report in place and is recorded with its error and the failing cell;
+   copy), atomically, and keeps the executed ``.ipynb`` in the cache folder; a failed or
+   timed-out run leaves the previous good report in place and is recorded with its error and
+   the failing cell; a report whose output path is a symbolic link or otherwise in the way is
+   refused (failed, nothing runs) and the others go on;
 5. writes ``manifest.json`` (also every few seconds while reports finish, so a run that is killed
    resumes where it stopped) and renders the team overview notebook into ``index.html``.
 
-Output layout under ``<out>/<as_of>/``::
+The report folder ``<out>/<as_of>/`` holds only what is sent::
 
-    index.html, index.ipynb          team overview (rendered last)
+    index.html                       team overview (rendered last)
     manifest.json                    one entry per rep and audience (see :func:`run_batch`)
-    <id>.html, <id>.ipynb            manager report of a rep
-    <id>.rep.html, <id>.rep.ipynb    the rep's own report (audience "rep" or "both")
+    <id>.html                        manager report of a rep
+    <id>.rep.html                    the rep's own report (audience "rep" or "both"), self-contained
+
+The cache folder ``<cache_dir>/<as_of>/`` (default ``<out>/.cache/<as_of>/``) holds the rest::
+
+    .features/<key>/                 the feature store: every rep's deals, notes and quotas
+    index.ipynb, <id>[.rep].ipynb    executed notebooks
     logs/<id>[.rep].log              per-report log: parameters, stderr, error
     logs/<id>[.rep].failed.ipynb     executed notebook of a failed run, for debugging
+    .coachnb.lock                    held while a run writes
 
-Workers never write into the report folder: they return the HTML and notebook to the parent,
-which is the only writer (so runs on a remote Dask cluster need the data folder, not the output
-folder).
+Workers never write either folder: they return the HTML and notebook to the parent, which is
+the only writer (so runs on a remote Dask cluster need to read the data folder and the feature
+store in the cache folder, and write nothing). The manifest records each page's size and SHA-256:
+``resume`` renders again a page that is missing, truncated or changed.
 
 In the code, :func:`run_batch` turns its arguments into a frozen :class:`BatchPlan` once, then
 runs small named steps that read it: :func:`_input_dataset`, :func:`_select_reps`, and under the
@@ -39,6 +48,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 import pickle
@@ -65,7 +75,7 @@ from tqdm.auto import tqdm
 
 from .engine import IPCKernelManager, cleanup, freeze_baseline, get_shell, register
 from .errors import CoachnbError, DataError
-from .fsutil import atomic_write_text, path_inside, safe_filename
+from .fsutil import atomic_write_bytes, atomic_write_text, safe_filename
 from .loading import input_fingerprint, load
 from .render import get_exporter, render_html
 from .store import code_fingerprint, is_store, open_store, store_path
@@ -80,7 +90,12 @@ AUDIENCES = ("manager", "rep")
 REP_PARAMETERS_REQUIRED = ("rep_id", "data_dir", "as_of")
 OVERVIEW_PARAMETERS_REQUIRED = ("data_dir", "as_of")
 MANIFEST_NAME = "manifest.json"
-MANIFEST_FORMAT = 1
+#: 2: ``ipynb`` and ``log`` are relative to the manifest's ``cache_dir``; reports carry ``html_bytes`` and ``html_sha256``.
+MANIFEST_FORMAT = 2
+#: The lock file a run holds, in its cache folder.
+LOCK_NAME = ".coachnb.lock"
+#: The feature stores' folder under a cache folder (see :func:`coachnb.store.store_path`).
+FEATURES_FOLDER = ".features"
 #: A running batch rewrites the manifest at most this often (seconds), so a killed run can resume.
 CHECKPOINT_SECONDS = 2.0
 #: Sentinel: use the notebook shipped with coachnb.
@@ -328,21 +343,44 @@ def _worker_main(conn, engine: str | None) -> None:
     try:
         scratch = _warm_up(engine)
     except BaseException as exc:  # report why we cannot work, then stop
-        conn.send({"ready": False, "error": f"{type(exc).__name__}: {exc}"})
+        _send_or_quit(conn, {"ready": False, "error": f"{type(exc).__name__}: {exc}"})
         return
     freeze_baseline()  # later collections skip what every task shares
-    conn.send({"ready": True, "pid": os.getpid(), "scratch": scratch})
     try:
+        if not _send_or_quit(conn, {"ready": True, "pid": os.getpid(), "scratch": scratch}):
+            return
         while True:
             try:
                 task = conn.recv()
-            except (EOFError, OSError):
+            except (EOFError, OSError):  # the parent is gone
                 return
-            if task is None:
+            if task is None or not _send_or_quit(conn, execute_task(task)):
                 return
-            conn.send(execute_task(task))
     finally:
         cleanup()
+
+
+def _send_or_quit(conn, message) -> bool:
+    """Send ``message`` to the parent; False (and nothing printed) when the parent is gone.
+
+    A parent killed with SIGKILL closes its end of the pipe: the worker's next send fails with
+    BrokenPipeError, which must end the worker quietly rather than print a traceback on the
+    terminal the batch was started from.
+
+    Parameters
+    ----------
+    conn : multiprocessing.connection.Connection
+    message : object
+
+    Returns
+    -------
+    bool
+    """
+    try:
+        conn.send(message)
+    except (OSError, EOFError):  # BrokenPipeError, ConnectionResetError: the parent died
+        return False
+    return True
 
 
 def _failure(error: str, **extra) -> dict:
@@ -881,6 +919,67 @@ def _parse_as_of(as_of) -> str:
     return text
 
 
+#: The longest ``timeout`` accepted (seconds, a week): beyond it a deadline is no limit at all, and
+#: far beyond it (``1e300``) the waits that enforce it overflow.
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+
+
+def check_timeout(timeout) -> float | None:
+    """``timeout`` as a float, after checking it is a finite positive number of seconds.
+
+    Parameters
+    ----------
+    timeout : float or None
+        Seconds one report may take; None means no limit (the API's choice; the CLI always
+        passes a number).
+
+    Returns
+    -------
+    float or None
+
+    Raises
+    ------
+    CoachnbError
+        For anything but a number in (0, :data:`MAX_TIMEOUT_S`]: ``inf``, ``nan``, ``0``, ``-5``,
+        ``1e300``, a string or a bool.
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise CoachnbError(f"--timeout must be a number of seconds, not {timeout!r}")
+    if not math.isfinite(timeout) or not 0 < timeout <= MAX_TIMEOUT_S:
+        raise CoachnbError(f"--timeout must be a finite number of seconds above 0 and at most "
+                           f"{MAX_TIMEOUT_S:g} (a week), not {timeout!r}")
+    return float(timeout)
+
+
+def _report_and_cache_dirs(out, cache_dir, as_of: str) -> tuple[Path, Path]:
+    """The report folder ``<out>/<as_of>`` and the cache folder ``<cache_dir>/<as_of>``, absolute.
+
+    Parameters
+    ----------
+    out : str or Path
+    cache_dir : str, Path or None
+        Parent of the per-date cache folders; None: ``<out>/.cache``.
+    as_of : str
+
+    Returns
+    -------
+    report_dir, cache_dir : Path
+
+    Raises
+    ------
+    CoachnbError
+        When the cache would be the report folder or inside it (then it would be sent with it).
+    """
+    report_dir = Path(out).resolve() / as_of
+    cache = (Path(cache_dir).resolve() if cache_dir is not None else Path(out).resolve() / ".cache") / as_of
+    if cache == report_dir or cache.is_relative_to(report_dir) or report_dir.is_relative_to(cache):
+        raise CoachnbError(f"the cache folder {cache} must be outside the report folder {report_dir} "
+                           "(the report folder is what gets sent)")
+    return report_dir, cache
+
+
 @dataclass(frozen=True)
 class BatchPlan:
     """What one batch run does, worked out once from the arguments of :func:`run_batch`.
@@ -895,7 +994,10 @@ class BatchPlan:
     as_of : str
         Coaching date, ``YYYY-MM-DD``.
     report_dir : Path
-        ``<out>/<as_of>``, absolute: where every output goes.
+        ``<out>/<as_of>``, absolute: the folder that is sent (HTML pages and ``manifest.json`` only).
+    cache_dir : Path
+        ``<cache>/<as_of>`` (default ``<out>/.cache/<as_of>``), absolute: the feature store,
+        executed notebooks, logs and the lock, which are never sent.
     audiences : tuple of str
         ``("manager",)``, ``("rep",)`` or both, in that order.
     reps : sequence of str or None
@@ -931,6 +1033,7 @@ class BatchPlan:
     data_dir: Path
     as_of: str
     report_dir: Path
+    cache_dir: Path
     audiences: tuple
     reps: object
     team: str | None
@@ -950,7 +1053,7 @@ class BatchPlan:
 
     @classmethod
     def from_arguments(cls, data_dir, as_of, out, reps, team, audience, jobs, resume, scheduler, timeout,
-                       engine, notebook, overview_notebook, lookback_weeks, progress) -> BatchPlan:
+                       engine, notebook, overview_notebook, lookback_weeks, progress, cache_dir=None) -> BatchPlan:
         """Check and resolve the arguments of :func:`run_batch` (which documents them) into a plan.
 
         Finds the default notebooks and checks that both declare the parameters the batch
@@ -963,8 +1066,8 @@ class BatchPlan:
         Raises
         ------
         CoachnbError
-            For an invalid date or audience, a missing notebook, or a notebook that does not
-            declare the required parameters.
+            For an invalid date, audience or timeout, a cache folder inside the report folder, a
+            missing notebook, or a notebook that does not declare the required parameters.
         """
         started = time.perf_counter()
         started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -972,6 +1075,8 @@ class BatchPlan:
         if audience not in (*AUDIENCES, "both"):
             raise CoachnbError(f"audience must be manager, rep or both, not {audience!r}")
         audiences = AUDIENCES if audience == "both" else (audience,)
+        timeout = check_timeout(timeout)
+        report_dir, cache = _report_and_cache_dirs(out, cache_dir, as_of)
         data_dir = Path(data_dir).resolve()
         notebook = Path(notebook).resolve() if notebook else find_notebook("rep_report.ipynb")
         if overview_notebook == DEFAULT:
@@ -981,7 +1086,7 @@ class BatchPlan:
         overview_declared = (_check_contract(overview_notebook, OVERVIEW_PARAMETERS_REQUIRED, "team overview")
                              if overview_notebook else frozenset())
         return cls(
-            data_dir=data_dir, as_of=as_of, report_dir=Path(out).resolve() / as_of, audiences=audiences,
+            data_dir=data_dir, as_of=as_of, report_dir=report_dir, cache_dir=cache, audiences=audiences,
             reps=reps, team=team, jobs=jobs, resume=resume, scheduler=scheduler, timeout=timeout,
             engine=engine or DEFAULT_ENGINE, notebook=notebook, overview_notebook=overview_notebook,
             rep_declared=rep_declared, overview_declared=overview_declared, lookback_weeks=lookback_weeks,
@@ -1004,6 +1109,91 @@ class BatchPlan:
 def _sha256(data: bytes) -> str:
     """Hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------- odd entries
+
+
+class RefusedOutput(ValueError):
+    """An output path coachnb will not write: a symbolic link, or not a plain file or folder."""
+
+
+def odd_entry(base: Path, name: str, folder: bool = False) -> str | None:
+    """Why coachnb must not write (or read back) ``name`` under ``base``; None when it may.
+
+    Every component below ``base`` that exists must be a real folder, and the last one a
+    regular file (a folder with ``folder=True``); none may be a symbolic link, wherever it
+    points: a report written through a link would land wherever the link's owner chose.
+
+    Parameters
+    ----------
+    base : Path
+        The report or cache folder (its own path may contain links: the user chose it).
+    name : str
+        Relative path below ``base``, e.g. ``"logs/r001.log"``.
+    folder : bool
+        Whether ``name`` is a folder.
+
+    Returns
+    -------
+    str or None
+        A sentence naming the entry and the problem.
+    """
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts:
+        return f"{base / name} is outside {base}"
+    current = base
+    for i, part in enumerate(rel.parts):
+        current = current / part
+        if current.is_symlink():
+            return f"{current} is a symbolic link; coachnb never writes through one (remove it to go on)"
+        if not current.exists():
+            return None  # nothing below it exists either
+        if (folder or i < len(rel.parts) - 1) and not current.is_dir():
+            return f"{current} is in the way: it should be a folder"
+        if not (folder or i < len(rel.parts) - 1) and not current.is_file():
+            return f"{current} is in the way: it should be a regular file"
+    return None
+
+
+def output_path(base: Path, name: str) -> Path:
+    """``base / name``, after checking with :func:`odd_entry` that it may be written.
+
+    A file written there with :func:`coachnb.fsutil.atomic_write_bytes` replaces whatever is at
+    the path (a link planted after this check included) and never writes through it.
+
+    Raises
+    ------
+    RefusedOutput
+        With :func:`odd_entry`'s reason.
+    """
+    reason = odd_entry(base, name)
+    if reason:
+        raise RefusedOutput(reason)
+    return base / name
+
+
+def terminal_text(text) -> str:
+    """``text`` safe to print on a terminal: control and other non-printable characters escaped.
+
+    Rep ids, names and errors come from the data; ``"\x1b[2J"`` printed raw clears the screen.
+    Printable Unicode (accents, CJK, emoji) is kept as it is.
+
+    Parameters
+    ----------
+    text : object
+        Converted with ``str``.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> terminal_text("Zoë\x1b[2J")
+    'Zoë\\x1b[2J'
+    """
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
 
 
 def _input_dataset(plan: BatchPlan, dataset=None):
@@ -1050,8 +1240,8 @@ def _dataset_from_store(plan: BatchPlan):
     """
     try:
         fingerprint = input_fingerprint(plan.data_dir)
-        path = store_path(plan.report_dir, fingerprint, plan.as_of, int(plan.lookback_weeks or 13))
-        if not is_store(path):
+        path = store_path(plan.cache_dir, fingerprint, plan.as_of, int(plan.lookback_weeks or 13))
+        if odd_entry(plan.cache_dir, path.relative_to(plan.cache_dir).as_posix(), folder=True) or not is_store(path):
             return None
         ds = open_store(path).dataset_for(None)
         return ds if ds.fingerprint == fingerprint else None
@@ -1110,35 +1300,66 @@ def _select_reps(ds, reps, team) -> tuple[list[dict], list[str]]:
 
 
 @contextmanager
-def _report_dir_lock(report_dir: Path):
-    """Create ``report_dir`` (and its ``logs``) and hold its lock file while the block runs.
+def _report_dir_lock(plan: BatchPlan):
+    """Create the report and cache folders (and the cache's ``logs``) and hold the cache's lock file while the block runs.
 
     Parameters
     ----------
-    report_dir : Path
+    plan : BatchPlan
 
     Raises
     ------
     CoachnbError
-        When another run holds the lock, or the folder can't be written.
+        When another run holds the lock, the lock file is a link or in the way, or a folder
+        can't be written.
     """
-    lock = FileLock(str(report_dir / ".coachnb.lock"))
+    lock_path = plan.cache_dir / LOCK_NAME
+    for folder in (plan.report_dir, plan.cache_dir):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            _probe_writable(folder)
+            if folder == plan.cache_dir and not odd_entry(folder, "logs", folder=True):
+                (folder / "logs").mkdir(exist_ok=True)  # a link there fails each report, with its reason
+        except OSError as exc:  # read-only or full disk, not a folder, no permission: say so, no traceback
+            what = "reports" if folder == plan.report_dir else "the cache"
+            raise CoachnbError(f"cannot write {what} to {folder}: {exc.strerror or exc}") from None
+    reason = odd_entry(plan.cache_dir, LOCK_NAME)
+    if reason:  # opening the lock would truncate what a link points at
+        raise CoachnbError(f"cannot lock {plan.cache_dir}: {reason}")
+    lock = FileLock(str(lock_path))
     try:
-        (report_dir / "logs").mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
     except Timeout:
-        raise CoachnbError(f"another coachnb run is writing to {report_dir}") from None
-    except OSError as exc:  # read-only or full disk, not a folder, no permission: say so, no traceback
-        raise CoachnbError(f"cannot write reports to {report_dir}: {exc.strerror or exc}") from None
+        raise CoachnbError(f"another coachnb run is writing to {plan.report_dir}") from None
+    except OSError as exc:
+        raise CoachnbError(f"cannot write to {plan.cache_dir}: {exc.strerror or exc}") from None
     try:
         yield
     finally:
         lock.release()
 
 
-def _remove_stale_temporaries(report_dir: Path) -> None:
-    """Delete the temporary files a run killed mid-write left in ``report_dir`` and its ``logs``."""
-    for folder in (report_dir, report_dir / "logs"):
+def _probe_writable(folder: Path) -> None:
+    """Create and remove a temporary file in ``folder``: a read-only folder fails here, before any work.
+
+    Raises
+    ------
+    OSError
+        When ``folder`` can't be written.
+    """
+    fd, name = tempfile.mkstemp(dir=folder, prefix=".coachnb-probe.", suffix=".tmp")
+    os.close(fd)
+    os.unlink(name)
+
+
+def _remove_stale_temporaries(plan: BatchPlan) -> None:
+    """Delete the temporary files a run killed mid-write left in the report folder and the cache's ``logs``.
+
+    Unlinking removes a link itself, never what it points at.
+    """
+    for folder in (plan.report_dir, plan.cache_dir, plan.cache_dir / "logs"):
+        if folder.is_symlink():
+            continue
         for stale in folder.glob(".*.tmp"):
             try:
                 stale.unlink()
@@ -1147,11 +1368,14 @@ def _remove_stale_temporaries(report_dir: Path) -> None:
 
 
 def _read_manifest(path: Path) -> dict:
-    """The manifest at ``path`` (the previous run's), or ``{}`` when there is none or it can't be read."""
+    """The manifest at ``path`` (the previous run's), or ``{}`` when there is none, it can't be read or is a link."""
+    if path.is_symlink():
+        return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return manifest if isinstance(manifest, dict) and isinstance(manifest.get("reports", []), list) else {}
 
 
 def _feature_store(plan: BatchPlan, dataset) -> str:
@@ -1172,8 +1396,13 @@ def _feature_store(plan: BatchPlan, dataset) -> str:
     """
     if not plan.wants_features or dataset is None:
         return ""
+    reason = odd_entry(plan.cache_dir, FEATURES_FOLDER, folder=True)
+    if reason:
+        print(f"coachnb: feature store not built ({terminal_text(reason)}); reports read the data folder",
+              file=sys.stderr)
+        return ""
     try:
-        return str(build_store(dataset, plan.as_of, int(plan.lookback_weeks or 13), plan.report_dir))
+        return str(build_store(dataset, plan.as_of, int(plan.lookback_weeks or 13), plan.cache_dir))
     except Exception as exc:  # noqa: BLE001 - a store is an optimisation, never a reason to fail a batch
         print(f"coachnb: feature store not built ({type(exc).__name__}: {exc}); reports read the data folder",
               file=sys.stderr)
@@ -1286,11 +1515,9 @@ def _report_entry(plan: BatchPlan, rep: dict, audience: str, stem: str, fingerpr
     Returns
     -------
     dict
-
-    Raises
-    ------
-    ValueError
-        When an output would land outside the report folder.
+        ``html`` is relative to the report folder, ``ipynb`` and ``log`` to the cache folder.
+        When one of its outputs is an odd entry (see :func:`refusal`) the entry is ``failed``
+        with that reason, and nothing runs for it.
     """
     suffix = "" if audience == "manager" else f".{audience}"
     entry = {
@@ -1300,19 +1527,51 @@ def _report_entry(plan: BatchPlan, rep: dict, audience: str, stem: str, fingerpr
         "log": f"logs/{stem}{suffix}.log", "error": None, "failed_cell": None,
         "fingerprint": fingerprint,
     }
-    for name in (entry["html"], entry["ipynb"], entry["log"]):
-        path_inside(plan.report_dir, name)
+    reason = refusal(plan, entry)
+    if reason:
+        entry.update(status="failed", duration_s=0.0, error=f"refused: {reason}")
     return entry
 
 
-def _is_unchanged(report_dir: Path, entry: dict, old: dict | None) -> bool:
-    """Whether the previous run rendered this report from the same inputs and its outputs are still there.
+def refusal(plan: BatchPlan, entry: dict) -> str | None:
+    """Why a report's outputs can't be written safely (see :func:`odd_entry`), or None.
 
     Parameters
     ----------
-    report_dir : Path
+    plan : BatchPlan
     entry : dict
-        This run's entry of the report.
+        Its ``html`` (under the report folder), ``ipynb`` and ``log`` (under the cache folder)
+        are checked, and the failed run's notebook beside the log.
+
+    Returns
+    -------
+    str or None
+    """
+    names = [(plan.report_dir, entry["html"]), (plan.cache_dir, entry["ipynb"]), (plan.cache_dir, entry["log"]),
+             (plan.cache_dir, failed_notebook_name(entry["log"]))]
+    for base, name in names:
+        reason = odd_entry(base, name)
+        if reason:
+            return reason
+    return None
+
+
+def failed_notebook_name(log: str) -> str:
+    """Where the executed notebook of a failed run goes: beside its log, ``<stem>.failed.ipynb``."""
+    return Path(log).with_suffix(".failed.ipynb").as_posix()
+
+
+def _is_unchanged(plan: BatchPlan, entry: dict, old: dict | None) -> bool:
+    """Whether the previous run rendered this report from the same inputs and its outputs are still as written.
+
+    The HTML must have the size and SHA-256 the manifest recorded when it was written: a page
+    truncated, edited or replaced since is rendered again.
+
+    Parameters
+    ----------
+    plan : BatchPlan
+    entry : dict
+        This run's entry of the report (not refused).
     old : dict or None
         The previous manifest's entry of the report.
 
@@ -1320,9 +1579,16 @@ def _is_unchanged(report_dir: Path, entry: dict, old: dict | None) -> bool:
     -------
     bool
     """
-    return bool(old and old.get("status") in ("ok", "skipped")
-                and old.get("fingerprint") == entry["fingerprint"]
-                and (report_dir / entry["html"]).is_file() and (report_dir / entry["ipynb"]).is_file())
+    if not (old and old.get("status") in ("ok", "skipped") and old.get("fingerprint") == entry["fingerprint"]
+            and old.get("html") == entry["html"] and (plan.cache_dir / entry["ipynb"]).is_file()):
+        return False
+    html = plan.report_dir / entry["html"]
+    try:
+        if html.is_symlink() or html.stat().st_size != old.get("html_bytes"):
+            return False
+        return _sha256(html.read_bytes()) == old.get("html_sha256")
+    except OSError:
+        return False
 
 
 def _report_task(plan: BatchPlan, rep: dict, audience: str, params: dict, row_spec: dict | None) -> dict:
@@ -1364,7 +1630,8 @@ def _work_out_tasks(plan: BatchPlan, state: _RunState, selected: list, unknown: 
     """Every selected report's manifest entry, and the tasks of those that run.
 
     With ``plan.resume``, a report the previous run rendered from the same inputs (same
-    fingerprint, outputs still there) is ``skipped`` and keeps its overview row.
+    fingerprint, HTML of the recorded size and hash, notebook still there) is ``skipped`` and
+    keeps its overview row. A report whose outputs are odd entries is failed, and not run.
 
     Parameters
     ----------
@@ -1397,9 +1664,12 @@ def _work_out_tasks(plan: BatchPlan, state: _RunState, selected: list, unknown: 
             params = _rep_parameters(plan, rep["rep_id"], aud, state.features_path)
             fingerprint = report_fingerprint(state.data_fingerprint, state.notebook_sha, params)
             entry = entries[(rep["rep_id"], aud)] = _report_entry(plan, rep, aud, stem, fingerprint)
+            if entry["status"] == "failed":  # refused: an output path is a link or in the way
+                continue
             old = state.previous_by_key.get((rep["rep_id"], aud))
-            if plan.resume and _is_unchanged(plan.report_dir, entry, old):
-                entry.update(status="skipped", duration_s=old.get("duration_s"))
+            if plan.resume and _is_unchanged(plan, entry, old):
+                entry.update(status="skipped", duration_s=old.get("duration_s"),
+                             html_bytes=old["html_bytes"], html_sha256=old["html_sha256"])
                 if isinstance(old.get("overview_row"), dict):
                     entry["overview_row"] = old["overview_row"]
                 continue
@@ -1441,10 +1711,10 @@ class _Progress:
             The report's manifest entry, already recorded.
         """
         self.n += 1
-        who = f"{entry['rep_id']} ({entry['audience']})"
+        who = f"{terminal_text(entry['rep_id'])} ({entry['audience']})"
         text = f"{who}: {entry['status']} in {entry.get('duration_s') or 0:.1f} s"
         if entry.get("error"):
-            text += f": {entry['error']}"
+            text += f": {terminal_text(entry['error'])}"
         if self.bar is not None:
             self.bar.set_postfix_str(f"{who} {entry['status']}", refresh=False)
             self.bar.update(1)
@@ -1469,7 +1739,7 @@ def _print_skipped(entries: dict) -> None:
     """
     for entry in entries.values():
         if entry["status"] == "skipped":
-            print(f"skipped {entry['rep_id']} ({entry['audience']}): unchanged", file=sys.stderr)
+            print(f"skipped {terminal_text(entry['rep_id'])} ({entry['audience']}): unchanged", file=sys.stderr)
 
 
 class _TaskRunner:
@@ -1532,12 +1802,12 @@ class _TaskRunner:
             self.pool.close()
 
 
-def _record_safely(report_dir: Path, entry: dict, task: dict, result: dict, engine: str) -> None:
+def _record_safely(plan: BatchPlan, entry: dict, task: dict, result: dict) -> None:
     """:func:`_record`, except that outputs that can't be written fail this entry only (and the batch goes on)."""
     try:
-        _record(report_dir, entry, task, result, engine)
-    except OSError as exc:  # disk full, folder made read-only...: this report fails, the rest go on
-        _record_write_failure(report_dir, entry, exc)
+        _record(plan, entry, task, result)
+    except (OSError, RefusedOutput) as exc:  # disk full, read-only, a link planted mid-run: this report fails
+        _record_write_failure(plan, entry, exc)
 
 
 def _report_done(plan: BatchPlan, state: _RunState, progress_bar: _Progress, task: dict, result: dict) -> None:
@@ -1554,7 +1824,7 @@ def _report_done(plan: BatchPlan, state: _RunState, progress_bar: _Progress, tas
         As given to and returned by :func:`execute_task`.
     """
     entry = state.entries[task["key"]]
-    _record_safely(plan.report_dir, entry, task, result, plan.engine)
+    _record_safely(plan, entry, task, result)
     now = time.monotonic()
     if state.last_checkpoint is None or now - state.last_checkpoint >= CHECKPOINT_SECONDS:
         try:
@@ -1592,11 +1862,15 @@ def _render_overview(plan: BatchPlan, state: _RunState, runner: _TaskRunner) -> 
                 "failed_cell": None, "fingerprint": None}
     task = {"key": "overview", "notebook": str(plan.overview_notebook), "parameters": params,
             "engine": plan.engine, "timeout": plan.timeout, "title": f"Team overview, {plan.as_of}"}
+    reason = refusal(plan, overview)
+    if reason:
+        overview.update(status="failed", duration_s=0.0, error=f"refused: {reason}", html=None, ipynb=None, log=None)
+        return overview
     if state.tasks:
         runner.fresh_worker()
     holder = {}
     runner.run([task], lambda _task, result: holder.update(result=result))
-    _record_safely(plan.report_dir, overview, task, holder["result"], plan.engine)
+    _record_safely(plan, overview, task, holder["result"])
     return overview
 
 
@@ -1605,7 +1879,8 @@ def _render_overview(plan: BatchPlan, state: _RunState, runner: _TaskRunner) -> 
 
 def run_batch(data_dir, as_of, out="reports", reps=None, team=None, audience="manager", jobs=None,
               resume=False, scheduler=None, timeout=600, engine=None, *, notebook=None,
-              overview_notebook=DEFAULT, dataset=None, lookback_weeks=None, progress=None) -> BatchResult:
+              overview_notebook=DEFAULT, dataset=None, lookback_weeks=None, progress=None,
+              cache_dir=None) -> BatchResult:
     """Render one report per selected rep (and audience), then the team overview.
 
     Parameters
@@ -1615,7 +1890,8 @@ def run_batch(data_dir, as_of, out="reports", reps=None, team=None, audience="ma
     as_of : str or date
         Date of the coaching sessions, ``YYYY-MM-DD``; names the output folder.
     out : str or Path
-        Parent of the per-date report folders.
+        Parent of the per-date report folders; ``<out>/<as_of>`` gets the HTML pages and
+        ``manifest.json`` only, and can be sent as it is.
     reps : list of str, optional
         Rep ids to render (ids unknown to the data fail, nothing runs for them).
     team : str, optional
@@ -1628,7 +1904,8 @@ def run_batch(data_dir, as_of, out="reports", reps=None, team=None, audience="ma
     scheduler : str or distributed.Client, optional
         Address of a Dask scheduler: run the reports on that cluster instead of local workers.
     timeout : float
-        Seconds one report may take; a report still running a few seconds later is killed.
+        Seconds one report may take (finite, above 0, at most a week; see :func:`check_timeout`);
+        a report still running a few seconds later is killed.
     engine : str, optional
         Papermill engine: ``"coachnb_inprocess"`` (default), ``"papermill"`` (a Jupyter kernel
         per report, IPC transport), or the name of any registered papermill engine.
@@ -1641,6 +1918,10 @@ def run_batch(data_dir, as_of, out="reports", reps=None, team=None, audience="ma
         Passed to the rep notebook when given (else the notebook's default applies).
     progress : bool, optional
         Force the progress bar on or off (default: on when stderr is a terminal).
+    cache_dir : str or Path, optional
+        Parent of the per-date cache folders (default ``<out>/.cache``): ``<cache_dir>/<as_of>``
+        gets the feature store (every rep's records), the executed notebooks, the logs and the
+        lock. It must not be inside the report folder.
 
     Returns
     -------
@@ -1653,19 +1934,19 @@ def run_batch(data_dir, as_of, out="reports", reps=None, team=None, audience="ma
     :func:`_select_reps`, and under the report folder's lock :func:`_run_locked`.
     """
     plan = BatchPlan.from_arguments(data_dir, as_of, out, reps, team, audience, jobs, resume, scheduler, timeout,
-                                    engine, notebook, overview_notebook, lookback_weeks, progress)
+                                    engine, notebook, overview_notebook, lookback_weeks, progress, cache_dir)
     try:
         dataset = _input_dataset(plan, dataset)
     except DataError as exc:
         print(f"coachnb: the data at {plan.data_dir} is invalid; no report was rendered.\n{exc}", file=sys.stderr)
         return BatchResult(ok=False, error=str(exc), duration_s=time.perf_counter() - plan.started)
     selected, unknown = _select_reps(dataset, plan.reps, plan.team)
-    with _report_dir_lock(plan.report_dir):
+    with _report_dir_lock(plan):
         return _run_locked(plan, dataset, selected, unknown)
 
 
 def _run_locked(plan: BatchPlan, dataset, selected: list, unknown: list) -> BatchResult:
-    """The steps of a run that write into the report folder (its lock is held).
+    """The steps of a run that write into the report and cache folders (the cache's lock is held).
 
     Clears stale temporary files, builds (or reuses) the feature store, works out which reports
     run and which are skipped, runs them, writes the manifest, renders the overview, then writes
@@ -1683,7 +1964,7 @@ def _run_locked(plan: BatchPlan, dataset, selected: list, unknown: list) -> Batc
     -------
     BatchResult
     """
-    _remove_stale_temporaries(plan.report_dir)
+    _remove_stale_temporaries(plan)
     state = _RunState(notebook_sha=_sha256(plan.notebook.read_bytes()),
                       data_fingerprint=getattr(dataset, "fingerprint", "") or "",
                       previous=_read_manifest(plan.manifest_path))
@@ -1729,7 +2010,7 @@ def _manifest(plan: BatchPlan, state: _RunState, done_only: bool) -> dict:
     ordered = [merged[k] for k in sorted(merged, key=lambda k: (str(k[0]), str(k[1])))]
     return {
         "format": MANIFEST_FORMAT, "coachnb_version": __version__, "as_of": plan.as_of,
-        "data_dir": str(plan.data_dir), "data_fingerprint": state.data_fingerprint,
+        "data_dir": str(plan.data_dir), "cache_dir": str(plan.cache_dir), "data_fingerprint": state.data_fingerprint,
         "notebook": str(plan.notebook), "notebook_sha256": state.notebook_sha, "engine": plan.engine,
         "started_at": plan.started_at, "finished_at": None, "ok": None,
         "reports": ordered, "overview": state.previous.get("overview"),
@@ -1763,34 +2044,34 @@ def _finish(plan: BatchPlan, state: _RunState, manifest: dict, overview: dict | 
     return result
 
 
-def _record(report_dir: Path, entry: dict, task: dict, result: dict, engine: str) -> None:
+def _record(plan: BatchPlan, entry: dict, task: dict, result: dict) -> None:
     """Write one task's outputs (only when it succeeded) and log, and fill its manifest entry.
 
-    A failed report leaves the previous good one in place: the entry points at it, marked
-    ``stale_html``; the executed notebook of the failed run goes next to the log.
+    The HTML goes to the report folder (its size and SHA-256 into the entry, for ``resume``),
+    the executed notebook and the log to the cache folder. A failed report leaves the previous
+    good one in place: the entry points at it, marked ``stale_html``; the executed notebook of
+    the failed run goes next to the log.
 
     Parameters
     ----------
-    report_dir : Path
+    plan : BatchPlan
     entry : dict
         The report's manifest entry, updated in place.
     task : dict
         The task that ran.
     result : dict
         What :func:`execute_task` (or :func:`_failure`) returned.
-    engine : str
-        For the log.
 
     Raises
     ------
-    OSError
+    OSError, RefusedOutput
         When a file can't be written (see :func:`_record_safely`).
     """
     entry["duration_s"] = result.get("duration_s")
     log_lines = [
         f"report: {entry['rep_id']} ({entry['audience']})",
         f"notebook: {task['notebook']}",
-        f"engine: {engine}",
+        f"engine: {plan.engine}",
         f"parameters: {json.dumps(task['parameters'], ensure_ascii=False)}",
         f"finished: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
         f"duration: {result.get('duration_s')} s",
@@ -1799,34 +2080,65 @@ def _record(report_dir: Path, entry: dict, task: dict, result: dict, engine: str
     if result.get("pid"):
         log_lines.append(f"worker process: {result['pid']}")
     if result["status"] == "ok":
-        atomic_write_text(path_inside(report_dir, entry["ipynb"]), result["ipynb"])
-        atomic_write_text(path_inside(report_dir, entry["html"]), result["html"])
-        entry.update(status="ok", error=None, failed_cell=None)
+        atomic_write_text(output_path(plan.cache_dir, entry["ipynb"]), result["ipynb"])
+        page = result["html"].encode("utf-8")
+        atomic_write_bytes(output_path(plan.report_dir, entry["html"]), page)
+        entry.update(status="ok", error=None, failed_cell=None, html_bytes=len(page), html_sha256=_sha256(page))
         entry.pop("stale_html", None)
         if result.get("overview_row"):
             entry["overview_row"] = result["overview_row"]
     else:
-        html = entry["html"]
-        entry.update(status="failed", error=result.get("error") or "unknown error",
-                     failed_cell=result.get("failed_cell"))
-        # The last good report stays where it was; the entry points at it, marked stale.
-        if html and not (report_dir / html).is_file():
-            entry["html"] = None
-        if entry["ipynb"] and not (report_dir / entry["ipynb"]).is_file():
-            entry["ipynb"] = None
-        entry["stale_html"] = entry["html"] is not None
-        log_lines.append(f"error: {entry['error']}")
-        if entry["failed_cell"]:
-            log_lines.append(f"failing cell {entry['failed_cell']['index']}:\n{entry['failed_cell']['source']}")
-        if result.get("traceback"):
-            log_lines.append(f"traceback:\n{result['traceback']}")
-        if result.get("ipynb"):
-            failed_nb = Path(entry["log"]).with_suffix(".failed.ipynb").as_posix()
-            atomic_write_text(path_inside(report_dir, failed_nb), result["ipynb"])
-            log_lines.append(f"executed notebook of the failed run: {failed_nb}")
+        log_lines += _record_failure(plan, entry, result)
     if result.get("stderr"):
         log_lines.append(f"stderr:\n{result['stderr']}")
-    atomic_write_text(path_inside(report_dir, entry["log"]), "\n".join(log_lines) + "\n")
+    atomic_write_text(output_path(plan.cache_dir, entry["log"]), "\n".join(log_lines) + "\n")
+
+
+def _record_failure(plan: BatchPlan, entry: dict, result: dict) -> list[str]:
+    """Fill a failed report's entry (the last good report stays, marked stale) and keep its executed notebook.
+
+    Parameters
+    ----------
+    plan : BatchPlan
+    entry : dict
+        Updated in place.
+    result : dict
+        The failed result.
+
+    Returns
+    -------
+    list of str
+        Lines for the report's log.
+    """
+    entry.update(status="failed", error=result.get("error") or "unknown error", failed_cell=result.get("failed_cell"))
+    _keep_stale_outputs(plan, entry)
+    lines = [f"error: {entry['error']}"]
+    if entry["failed_cell"]:
+        lines.append(f"failing cell {entry['failed_cell']['index']}:\n{entry['failed_cell']['source']}")
+    if result.get("traceback"):
+        lines.append(f"traceback:\n{result['traceback']}")
+    if result.get("ipynb"):
+        failed_nb = failed_notebook_name(entry["log"])
+        atomic_write_text(output_path(plan.cache_dir, failed_nb), result["ipynb"])
+        lines.append(f"executed notebook of the failed run (in the cache folder): {failed_nb}")
+    return lines
+
+
+def _keep_stale_outputs(plan: BatchPlan, entry: dict) -> None:
+    """Point a failed entry at the previous run's outputs still in place (None where there are none), marked stale.
+
+    Parameters
+    ----------
+    plan : BatchPlan
+    entry : dict
+        Updated in place.
+    """
+    for key, base in (("html", plan.report_dir), ("ipynb", plan.cache_dir)):
+        if entry.get(key) and (odd_entry(base, entry[key]) or not (base / entry[key]).is_file()):
+            entry[key] = None
+    entry.pop("html_bytes", None)
+    entry.pop("html_sha256", None)
+    entry["stale_html"] = entry.get("html") is not None
 
 
 def _write_manifest(path: Path, manifest: dict) -> None:
@@ -1848,24 +2160,21 @@ def _write_manifest(path: Path, manifest: dict) -> None:
         raise CoachnbError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def _record_write_failure(report_dir: Path, entry: dict, exc: OSError) -> None:
+def _record_write_failure(plan: BatchPlan, entry: dict, exc: Exception) -> None:
     """Mark an entry failed because its outputs could not be written; earlier files stay as they are.
 
     Parameters
     ----------
-    report_dir : Path
+    plan : BatchPlan
     entry : dict
         Updated in place; its log gets the error if it can be written.
-    exc : OSError
+    exc : OSError or RefusedOutput
         What went wrong.
     """
     entry.update(status="failed", error=f"could not write the report: {exc}", failed_cell=None)
-    for key in ("html", "ipynb"):
-        if entry.get(key) and not (report_dir / entry[key]).is_file():
-            entry[key] = None
-    entry["stale_html"] = entry.get("html") is not None
+    _keep_stale_outputs(plan, entry)
     try:  # best effort: the log may not fit on a full disk either
-        atomic_write_text(path_inside(report_dir, entry["log"]), f"status: failed\nerror: {entry['error']}\n")
+        atomic_write_text(output_path(plan.cache_dir, entry["log"]), f"status: failed\nerror: {entry['error']}\n")
     except (OSError, ValueError, TypeError):
         pass
 
@@ -1881,13 +2190,14 @@ def _print_summary(result: BatchResult) -> None:
     for e in result.reports:
         counts[e["status"]] = counts.get(e["status"], 0) + 1
     parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no reports"
-    print(f"coachnb: {parts} in {result.duration_s:.1f} s -> {result.report_dir}", file=sys.stderr)
+    print(f"coachnb: {parts} in {result.duration_s:.1f} s -> {terminal_text(result.report_dir)}", file=sys.stderr)
     for e in result.failed:
         where = f" (cell {e['failed_cell']['index']})" if e.get("failed_cell") else ""
         kept = "; previous report kept" if e.get("stale_html") else ""
-        print(f"  FAILED {e['rep_id']} ({e['audience']}){where}: {e['error']}{kept}", file=sys.stderr)
+        print(f"  FAILED {terminal_text(e['rep_id'])} ({e['audience']}){where}: {terminal_text(e['error'])}{kept}",
+              file=sys.stderr)
     if result.overview and result.overview["status"] == "failed":
-        print(f"  FAILED team overview: {result.overview['error']}", file=sys.stderr)
+        print(f"  FAILED team overview: {terminal_text(result.overview['error'])}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover - used by run_task_in_subprocess

@@ -35,7 +35,7 @@ def _run(args) -> int:
         args.data_dir, as_of=args.as_of, out=args.out,
         reps=args.reps.split(",") if args.reps else None, team=args.team, audience=args.audience,
         jobs=args.jobs, resume=args.resume, scheduler=args.scheduler, timeout=args.timeout,
-        engine=args.engine,
+        engine=args.engine, cache_dir=args.cache,
     )
     return 0 if result.ok else 1
 
@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://10.0.0.5:8786")
     r.add_argument("--timeout", type=float, default=600, help="seconds one report may take")
     r.add_argument("--engine", default=None, help="papermill engine (default: coachnb's in-process engine)")
+    r.add_argument("--cache", default=None, help="folder for the feature store, executed notebooks and logs, "
+                   "outside the report folder (default: OUT/.cache)")
     r.set_defaults(func=_run)
 
     c = sub.add_parser("commit", help="record or list commitments")

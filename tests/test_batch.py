@@ -41,6 +41,11 @@ def manifest(out):
     return json.loads((Path(out) / AS_OF / "manifest.json").read_text(encoding="utf-8"))
 
 
+def cache(out):
+    """The default cache folder of a run into ``out``."""
+    return Path(out) / ".cache" / AS_OF
+
+
 def check_report_html(html):
     assert "Traceback" not in html and "<script" not in html.lower()
     assert not re.search(r"In\s*(&nbsp;|\s)*\[|Out\[", html)
@@ -55,26 +60,30 @@ def test_one_report_per_rep_then_resume_skips_unchanged(tmp_path):
     out = tmp_path / "reports"
     result = batch(data_dir, ds, out, audience="both")
     assert result.ok, result.failed
-    report_dir = out / AS_OF
+    report_dir, cache_dir = out / AS_OF, cache(out)
     m = manifest(out)
     assert m["ok"] is True and m["as_of"] == AS_OF and m["overview"]["status"] == "ok"
+    assert m["cache_dir"] == str(cache_dir.resolve())
     assert {(e["rep_id"], e["audience"]) for e in m["reports"]} == {
         (r, a) for r, _, _ in REPS[:1] + REPS[4:] for a in ("manager", "rep")}
     for e in m["reports"]:
         stem = safe_filename(e["rep_id"])
         assert e["status"] == "ok" and len(e["fingerprint"]) == 64 and e["duration_s"] > 0
         assert e["html"] == stem + (".rep.html" if e["audience"] == "rep" else ".html")
-        assert (report_dir / e["ipynb"]).is_file() and (report_dir / e["log"]).is_file()
+        assert (cache_dir / e["ipynb"]).is_file() and (cache_dir / e["log"]).is_file()
         html = (report_dir / e["html"]).read_text(encoding="utf-8")
+        assert e["html_bytes"] == len(html.encode("utf-8")) and len(e["html_sha256"]) == 64
         check_report_html(html)
         assert f"for the {e['audience']}" in html
     assert "Report for Flo ('00123')" in (report_dir / "00123.html").read_text(encoding="utf-8")
     assert not (tmp_path / "etc").exists()                                  # no path traversal
+    # the report folder holds only what is sent: the pages and the manifest
+    assert {p.suffix for p in report_dir.iterdir()} == {".html", ".json"}
     assert sorted(p.name for p in report_dir.iterdir() if p.suffix == ".html")[0] == "00123.html"
     assert 'href="etc_passwd.' in (report_dir / "index.html").read_text(encoding="utf-8")
 
     def worker(log):
-        return re.search(r"^worker process: (\d+)$", (report_dir / log).read_text(encoding="utf-8"), re.M).group(1)
+        return re.search(r"^worker process: (\d+)$", (cache_dir / log).read_text(encoding="utf-8"), re.M).group(1)
 
     # the index runs in a worker of its own, not in one holding the reports' caches
     report_workers = {worker(e["log"]) for e in m["reports"]}
@@ -111,9 +120,10 @@ def test_failures_are_isolated_and_keep_the_last_good_report(tmp_path):
     for rep in ("R2", "R3", "R4"):  # the previous good report is untouched and still listed
         assert (report_dir / f"{safe_filename(rep)}.html").read_bytes() == good[rep]
         assert by_rep[rep]["stale_html"] is True
-    log = (report_dir / by_rep["R2"]["log"]).read_text(encoding="utf-8")
+    log = (cache(out) / by_rep["R2"]["log"]).read_text(encoding="utf-8")
     assert "boom for R2" in log and "noise on stderr" not in log  # failed before printing
-    assert (report_dir / "logs" / f"{safe_filename('R2')}.failed.ipynb").is_file()
+    assert (cache(out) / "logs" / f"{safe_filename('R2')}.failed.ipynb").is_file()
+    assert not (report_dir / "logs").exists()
     m = manifest(out)
     assert m["ok"] is False and m["overview"]["status"] == "ok"
     assert [e["status"] for e in m["reports"]] == ["ok", "failed", "failed", "failed"]
@@ -225,9 +235,150 @@ def test_a_worker_is_replaced_after_its_task_quota_and_nothing_is_lost(tmp_path,
     m = manifest(out)
     assert len(m["reports"]) == len(REPS) and {e["status"] for e in m["reports"]} == {"ok"}
     report_dir = out / AS_OF
-    pids = [re.search(r"^worker process: (\d+)$", (report_dir / e["log"]).read_text(encoding="utf-8"), re.M).group(1)
+    pids = [re.search(r"^worker process: (\d+)$", (cache(out) / e["log"]).read_text(encoding="utf-8"), re.M).group(1)
             for e in m["reports"]]
     # one worker at a time, two reports each: 6 reports -> 3 processes, none ran more than 2
     assert len(set(pids)) == 3 and max(pids.count(p) for p in set(pids)) == 2
     for e in m["reports"]:
         check_report_html((report_dir / e["html"]).read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------- cache, resume, odd entries
+
+
+def test_cache_folder_apart_and_resume_verifies_the_pages_it_skips(tmp_path):
+    data_dir, ds = make_data(tmp_path, REPS[:4])
+    out, elsewhere = tmp_path / "reports", tmp_path / "cache"
+    assert batch(data_dir, ds, out, overview_notebook=None, cache_dir=elsewhere).ok
+    report_dir = out / AS_OF
+    # what is sent holds the pages and the manifest; notebooks, logs and lock live in the cache
+    assert {p.name for p in report_dir.iterdir()} == {"manifest.json"} | {f"{safe_filename(r)}.html" for r in
+                                                                           ("R1", "R2", "R3", "R4")}
+    m = manifest(out)
+    assert all((elsewhere / AS_OF / e["ipynb"]).is_file() and (elsewhere / AS_OF / e["log"]).is_file()
+               for e in m["reports"])
+    assert (elsewhere / AS_OF / ".coachnb.lock").exists() and not (out / ".cache").exists()
+    pages = {r: report_dir / f"{safe_filename(r)}.html" for r in ("R1", "R2", "R3", "R4")}
+    good = {r: p.read_bytes() for r, p in pages.items()}
+
+    pages["R1"].write_bytes(good["R1"][: len(good["R1"]) // 2])          # truncated by something else
+    pages["R2"].write_bytes(good["R2"].replace(b"Bo", b"Xo", 1))          # same size, changed
+    assert len(pages["R2"].read_bytes()) == len(good["R2"])
+    pages["R3"].unlink()                                                   # deleted
+    again = batch(data_dir, ds, out, overview_notebook=None, cache_dir=elsewhere, resume=True)
+    assert again.ok
+    assert {e["rep_id"]: e["status"] for e in again.reports} == {"R1": "ok", "R2": "ok", "R3": "ok", "R4": "skipped"}
+    assert {r: p.read_bytes() for r, p in pages.items()} == good
+    # a skipped report keeps its recorded size and hash, so the next resume can check it again
+    third = batch(data_dir, ds, out, overview_notebook=None, cache_dir=elsewhere, resume=True)
+    assert {e["status"] for e in third.reports} == {"skipped"}
+    assert all(e["html_sha256"] for e in manifest(out)["reports"])
+
+
+@pytest.mark.parametrize("inside", ["", "sub", ".."])
+def test_cache_folder_inside_the_report_folder_is_refused(tmp_path, inside):
+    from coachnb.errors import CoachnbError
+
+    data_dir, ds = make_data(tmp_path, REPS[:1])
+    out = tmp_path / "reports"
+    cache_dir = {"": out, "sub": out / AS_OF / "sub", "..": out / AS_OF / ".."}[inside]
+    with pytest.raises(CoachnbError, match="must be outside the report folder"):
+        batch(data_dir, ds, out, overview_notebook=None, cache_dir=cache_dir)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 1e300, float("nan"), -5, 0, 0.0, "10", True, 10 * 24 * 3600])
+def test_a_timeout_that_is_not_a_finite_positive_number_is_refused_up_front(tmp_path, timeout):
+    from coachnb.errors import CoachnbError
+
+    data_dir, ds = make_data(tmp_path, REPS[:1])
+    with pytest.raises(CoachnbError, match="--timeout must be"):
+        batch(data_dir, ds, tmp_path / "reports", timeout=timeout)
+    assert not (tmp_path / "reports").exists()
+
+
+def test_terminal_text_escapes_control_characters_and_keeps_unicode():
+    from coachnb.batch import terminal_text
+
+    assert terminal_text("Zoë Ångström 山田 🚀") == "Zoë Ångström 山田 🚀"
+    assert terminal_text("E\x1b[2Jvil\r\n\x07\u202e") == "E\\x1b[2Jvil\\r\\n\\x07\\u202e"
+    assert terminal_text(None) == "None"
+
+
+def test_links_at_the_logs_folder_or_lock_are_refused_with_a_message(tmp_path, capsys):
+    from coachnb.errors import CoachnbError
+
+    evil_id, accented = "R\x1b[2J9", "Zoë"
+    data_dir, ds = make_data(tmp_path, REPS[:2] + [(evil_id, "Mallory\x1b[31m", "West"), (accented, "Zoë", "West")])
+    out = tmp_path / "reports"
+    cache_dir = cache(out)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (cache_dir).mkdir(parents=True)
+    (cache_dir / "logs").symlink_to(outside, target_is_directory=True)
+    result = batch(data_dir, ds, out)                 # no exception: every report is refused, with its reason
+    assert not result.ok and {e["status"] for e in result.reports} == {"failed"}
+    assert all("logs is a symbolic link" in e["error"] for e in result.reports)
+    assert "refused" in result.overview["error"] and not list(outside.iterdir())
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "R\\x1b[2J9" in err and "Zoë" in err  # progress lines escaped, Unicode kept
+    assert len(manifest(out)["reports"]) == 4
+
+    (cache_dir / "logs").unlink()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious", encoding="utf-8")
+    (cache_dir / ".coachnb.lock").unlink()  # the lock file stays between runs; a link takes its place
+    (cache_dir / ".coachnb.lock").symlink_to(victim)
+    with pytest.raises(CoachnbError, match="symbolic link"):
+        batch(data_dir, ds, out)
+    assert victim.read_text(encoding="utf-8") == "precious"   # opening the lock would have truncated it
+
+
+def test_workers_exit_quietly_when_the_parent_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import nbformat
+
+    data_dir, _ = make_data(tmp_path, REPS[:1])
+    started = tmp_path / "started"
+    nb = nbformat.read(FIXTURES / "rep_report.ipynb", as_version=4)
+    # the report outlives the parent: its worker then sends the result into a closed pipe
+    nb.cells.insert(2, nbformat.v4.new_code_cell(f"import pathlib, time\npathlib.Path({str(started)!r}).touch()\n"
+                                                 "time.sleep(3)"))
+    notebook = tmp_path / "slow.ipynb"
+    nbformat.write(nb, notebook)
+    script = ("from pathlib import Path\nfrom coachnb.batch import run_batch\nfrom tests.test_batch import make_data\n"
+              f"data_dir, ds = make_data(Path({str(tmp_path)!r}), [('R1', 'Ana', 'West')])\n"
+              f"run_batch(data_dir, {AS_OF!r}, out={str(tmp_path / 'reports')!r}, notebook={str(notebook)!r}, "
+              "dataset=ds, overview_notebook=None, jobs=1, progress=False)\n")
+    stderr_path = tmp_path / "stderr.txt"
+    repo = Path(__file__).resolve().parent.parent
+    with open(stderr_path, "w", encoding="utf-8") as stderr:  # a file, as a terminal would: it outlives the parent
+        proc = subprocess.Popen([sys.executable, "-c", script], cwd=repo, stdout=subprocess.DEVNULL, stderr=stderr,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert started.exists(), stderr_path.read_text(encoding="utf-8")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the worker outlived its killed parent by 30 s")
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    text = stderr_path.read_text(encoding="utf-8")
+    assert "Traceback" not in text and "BrokenPipe" not in text, text

@@ -11,6 +11,7 @@ import errno
 import html
 import json
 import os
+import pickle
 import random
 import re
 import shutil
@@ -89,9 +90,15 @@ def assert_whole_html(path: Path) -> str:
     return text
 
 
+def cache_of(report_dir: Path) -> Path:
+    """The default cache folder of a report folder: ``<out>/.cache/<as_of>``."""
+    return report_dir.parent / ".cache" / report_dir.name
+
+
 def assert_consistent(report_dir: Path, expected_reps: set[str]) -> dict:
     """Manifest lists every rep as done, every listed file is whole, no partial or stray files."""
     manifest = json.loads((report_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert {p.name for p in report_dir.iterdir() if p.suffix != ".html"} == {"manifest.json"}
     entries = {e["rep_id"]: e for e in manifest["reports"]}
     assert set(entries) == expected_reps
     assert manifest["ok"] is True and manifest["overview"]["status"] == "ok"
@@ -99,7 +106,7 @@ def assert_consistent(report_dir: Path, expected_reps: set[str]) -> dict:
         assert e["status"] in ("ok", "skipped"), e
         page = assert_whole_html(report_dir / e["html"])
         assert e["name"] in html.unescape(page)
-        nb = nbformat.read(report_dir / e["ipynb"], as_version=4)
+        nb = nbformat.read(cache_of(report_dir) / e["ipynb"], as_version=4)
         nbformat.validate(nb)
         assert nb.cells[-1].get("outputs"), f"{e['ipynb']} was not executed to the end"
     assert_whole_html(report_dir / "index.html")
@@ -150,7 +157,7 @@ def test_batch_killed_at_a_random_point_then_resumed(small_team, tmp_path):
     # what a reader finds right after the kill: every file under a final name is whole
     for page in report_dir.glob("*.html"):
         assert_whole_html(page)
-    for nb in report_dir.glob("*.ipynb"):
+    for nb in cache_of(report_dir).glob("*.ipynb"):
         nbformat.validate(nbformat.read(nb, as_version=4))
     if (report_dir / "manifest.json").exists():
         json.loads((report_dir / "manifest.json").read_text(encoding="utf-8"))
@@ -237,7 +244,7 @@ def test_full_disk_fails_one_report_keeps_its_last_good_copy(small_team, tmp_pat
     manifest = json.loads((report_dir / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["ok"] is False
     assert [e["status"] for e in manifest["reports"]] == ["ok", "failed", "ok"]
-    assert "No space left on device" in (report_dir / by_rep["R002"]["log"]).read_text(encoding="utf-8")
+    assert "No space left on device" in (cache_of(report_dir) / by_rep["R002"]["log"]).read_text(encoding="utf-8")
     assert not [p.name for p in report_dir.rglob("*.tmp")]
     err = capsys.readouterr().err
     assert "FAILED R002 (manager)" in err and "previous report kept" in err
@@ -321,7 +328,7 @@ def test_executed_notebooks_hold_no_other_reps_identity(sample_dir, tmp_path):
     names = dict(zip(reps["rep_id"], reps["name"]))
     assert len(result.reports) == len(names)
     for e in result.reports:
-        path = result.report_dir / e["ipynb"]
+        path = cache_of(result.report_dir) / e["ipynb"]
         assert path.name.endswith(".rep.ipynb")
         nb = json.loads(path.read_text(encoding="utf-8"))
         text = json.dumps(nb, ensure_ascii=False)  # \u escapes decoded, as a reader sees it
@@ -360,3 +367,69 @@ def test_a_temporary_file_vanishing_from_the_data_folder_does_not_break_a_report
     monkeypatch.setattr(Path, "is_file", is_file)
     r = report.rep_report(data, "R001", AS_OF)
     assert r.header.name
+
+
+# --------------------------------------------------------------------------- planted files in the report and cache folders
+
+
+class _Payload:
+    """Unpickling this creates ``path``: the marker that code from a planted file ran."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _local_references(page: str) -> list[str]:
+    """Every href/src of a page that is not an embedded image, an anchor or a web address."""
+    refs = re.findall(r'''(?:href|src)\s*=\s*["']([^"']*)["']''', page, flags=re.I)
+    return [r for r in refs if not re.match(r"(data:|#|https?://|mailto:)", r, flags=re.I)]
+
+
+def test_planted_links_and_pickles_run_nothing_and_the_batch_goes_on(small_team, tmp_path):
+    from coachnb.loading import input_fingerprint
+    from coachnb.store import MARKER, store_path
+
+    data, out = copy_team(small_team, tmp_path), tmp_path / "reports"
+    report_dir, cache_dir = out / AS_OF, cache_of(out / AS_OF)
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps(_Payload(marker))
+    fingerprint = input_fingerprint(data)
+    # a store where an older coachnb kept it (in the report folder), one where it is kept now, and loose pickles
+    for root in (report_dir, cache_dir):
+        store = store_path(root, fingerprint, AS_OF, 13)
+        store.mkdir(parents=True)
+        (store / "meta.pkl").write_bytes(payload)
+        (store / MARKER).write_text(json.dumps({"format": 1}), encoding="utf-8")
+        (root / "meta.pkl").write_bytes(payload)
+    victim, victim_log = tmp_path / "victim.html", tmp_path / "victim.log"
+    victim.write_text("precious", encoding="utf-8")
+    victim_log.write_text("precious log", encoding="utf-8")
+    (report_dir / f"{safe_filename('R001')}.html").symlink_to(victim)                   # a page that is a link
+    (report_dir / f"{safe_filename('R003')}.rep.html").symlink_to(tmp_path / "dangling.html")  # to nothing
+    (cache_dir / "logs").mkdir()
+    (cache_dir / "logs" / f"{safe_filename('R002')}.log").symlink_to(victim_log)        # a log that is a link
+
+    proc = subprocess.run(coachnb_cmd("run", data, "--as-of", AS_OF, "--out", out, "--jobs", 2, "--audience", "both"),
+                          capture_output=True, text=True, env=env(), timeout=600)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert not marker.exists(), "a planted pickle was loaded"
+    assert victim.read_text(encoding="utf-8") == "precious" and victim_log.read_text(encoding="utf-8") == "precious log"
+    assert not (tmp_path / "dangling.html").exists()
+    manifest = json.loads((report_dir / "manifest.json").read_text(encoding="utf-8"))
+    status = {(e["rep_id"], e["audience"]): e for e in manifest["reports"]}
+    refused = {("R001", "manager"), ("R002", "manager"), ("R003", "rep")}
+    for key, e in status.items():
+        if key in refused:
+            assert e["status"] == "failed" and e["error"].startswith("refused: ") and "symbolic link" in e["error"]
+            assert f"FAILED {key[0]} ({key[1]})" in proc.stderr
+        else:
+            assert e["status"] == "ok", e
+            page = assert_whole_html(report_dir / e["html"])
+            if key[1] == "rep":  # the rep's pre-read is sent on its own: it links nothing beside it
+                assert not _local_references(page), _local_references(page)[:5]
+                assert ".cache" not in page and ".features" not in page and str(cache_dir) not in page
+    assert len(status) == 12 and manifest["overview"]["status"] == "ok"
+    assert (report_dir / f"{safe_filename('R001')}.html").is_symlink()  # refused, left as found
