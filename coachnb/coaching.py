@@ -26,7 +26,7 @@ import pandas as pd
 from . import metrics, store
 from .calendar import focus_window, weeks_before
 from .config import ProcessConfig
-from .formatting import fmt_level, fmt_money, fmt_pct
+from .formatting import fmt_level, fmt_money, fmt_num, fmt_pct
 from .metrics import LATE_SHARE
 from .schema import Dataset
 from .team import min_teammates
@@ -642,7 +642,7 @@ def _velocity_areas(f: _RepFunnel, velocity: pd.DataFrame) -> list[FocusArea]:
         share = min(1.0, (d_rep - d_team) / (7 * f.weeks))
         out.append(FocusArea(
             f"Time in {stage}", "days_in_stage",
-            f"Time in {stage}: median {fmt_level(d_rep)} days, team median {fmt_level(d_team)} days "
+            f"Time in {stage}: median {fmt_num(d_rep, 0)} days, team median {fmt_num(d_team, 0)} days "
             f"(deals would close sooner rather than more of them).",
             d_rep, d_team, f.value * share, float("nan"), None))
     return out

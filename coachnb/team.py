@@ -106,7 +106,8 @@ def compute_team_view(ds: Dataset, as_of: pd.Timestamp, lookback_weeks: int, his
         weekly_activity=metrics.weekly_activity(ds, history_start, w.end),
         weekly_pipeline=metrics.weekly_pipeline(ds, history_start, w.end),
         conversion=metrics.stage_conversion(ds, weeks_before(w.end, max(lookback_weeks, 26)), w.end),
-        velocity=metrics.stage_velocity(ds, as_of),
+        # the year before the window's end, as the focus areas measure it: one value per measure in a report
+        velocity=metrics.stage_velocity(ds, w.end, start=w.end - pd.Timedelta(weeks=52)),
         team_velocity=team_velocity,
         stalled=metrics.stalled_deals(ds, as_of, team_velocity=team_velocity),
         outcomes=metrics.deal_outcomes(ds, w.start, w.end),

@@ -384,3 +384,19 @@ def test_a_coaching_date_after_the_data_ends_is_refused_and_the_default_is_the_l
         build_store(sample_dir, "2026-12-07", 13, tmp_path)
     assert not list(tmp_path.glob(".features/*/features.json"))  # no store for weeks the data doesn't reach
     assert rep_report(sample_ds, "R003", "2026-11-16").header.as_of.strftime("%Y-%m-%d") == "2026-11-16"
+
+
+def test_a_reps_days_in_stage_read_the_same_in_the_section_and_the_focus(sample_ds):
+    """One value per measure: 'Deals sit in Proposal for a median of 87 days' and 'median 97.9 days'
+    were the same measure over two windows, in two formats."""
+    seen = 0
+    for rep_id in sample_ds.reps["rep_id"]:
+        r = rep_report(sample_ds, rep_id, AS_OF)
+        mine = r.velocity.rep.set_index("stage")["median_days"]
+        for area in r.focus.areas:
+            if area.driver == "days_in_stage":
+                stage = area.area.removeprefix("Time in ")
+                days = re.search(r"median (\S+) days", area.reason).group(1)
+                assert days == f"{mine[stage]:.0f}", (rep_id, area.reason, mine[stage])
+                seen += 1
+    assert seen >= 2
