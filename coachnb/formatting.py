@@ -7,6 +7,7 @@ non-finite value is always ``"n/a"``.
 from __future__ import annotations
 
 import html
+import re
 
 import numpy as np
 import pandas as pd
@@ -90,3 +91,56 @@ def fmt_ratio(x) -> str:
 def plural(n: int, word: str) -> str:
     """``n`` and ``word``, with an "s" unless ``n`` is 1: "1 week", "3 weeks"."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# Characters that steer a terminal rather than print: C0 controls (ESC starts colour, cursor and
+# title sequences; CR and BS overwrite what was shown), DEL, C1 controls (0x9b is a one-byte CSI),
+# the bidi marks, embeddings, overrides and isolates that reorder what follows them ("Trojan
+# source"), the Unicode line and paragraph separators, and lone surrogates (bytes of a file name
+# that were not UTF-8; printing them raises UnicodeEncodeError).
+_TERMINAL_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029"
+                              "\u2066-\u2069\ud800-\udfff]")
+_NAMED_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escape_one(match: re.Match) -> str:
+    char = match.group()
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def terminal_safe(text, *, keep_newlines: bool = False) -> str:
+    """Text that came from the data, made safe to print on a terminal: it shows, it never steers.
+
+    Control characters (C0, DEL, C1, so also ESC and every escape sequence it would start), bidi
+    controls, line/paragraph separators and lone surrogates are written as Python-style escapes
+    (``\\x1b``, ``\\n``, ``\\u202e``); everything else, accented letters, CJK, emoji and the
+    report's own "→" and "×", is kept as it is. Backslashes are kept too, so ``\\x1b`` typed
+    literally in the data reads the same as an escaped ESC: the text is shown, not round-tripped.
+
+    Parameters
+    ----------
+    text : object
+        Any value; ``None`` gives ``""``, anything else goes through ``str``.
+    keep_newlines : bool
+        Keep ``"\\n"`` as a line break, for messages of several lines that coachnb built itself
+        (a line break only starts a new line; it cannot hide or rewrite what was printed).
+
+    Returns
+    -------
+    str
+        The escaped text.
+
+    Examples
+    --------
+    >>> terminal_safe("Ana\\x1b[2J")
+    'Ana\\\\x1b[2J'
+    >>> terminal_safe("Zoë 日本")
+    'Zoë 日本'
+    """
+    text = "" if text is None else str(text)
+    if keep_newlines:
+        return "\n".join(_TERMINAL_UNSAFE.sub(_escape_one, line) for line in text.split("\n"))
+    return _TERMINAL_UNSAFE.sub(_escape_one, text)
