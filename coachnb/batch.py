@@ -1367,6 +1367,37 @@ def _remove_stale_temporaries(plan: BatchPlan) -> None:
                 pass
 
 
+def old_layout_leftovers(report_dir: Path) -> list[str]:
+    """Names in ``report_dir`` that an older coachnb kept there and that are now cached elsewhere.
+
+    ``.features/`` (every rep's records), ``logs/``, executed ``*.ipynb`` and the lock: sent with
+    the folder, they would send everything; they are listed, never deleted (they may be the
+    user's).
+
+    Parameters
+    ----------
+    report_dir : Path
+
+    Returns
+    -------
+    list of str
+        Sorted; empty when the folder holds only pages and the manifest.
+    """
+    names = [n for n in (FEATURES_FOLDER, "logs", LOCK_NAME) if os.path.lexists(report_dir / n)]
+    names += [p.name for p in report_dir.glob("*.ipynb")]
+    return sorted(names)
+
+
+def _warn_old_layout(report_dir: Path) -> None:
+    """Print on stderr which files of an older layout the report folder still holds (see :func:`old_layout_leftovers`)."""
+    leftovers = old_layout_leftovers(report_dir)
+    if leftovers:
+        shown = ", ".join(terminal_text(n) for n in leftovers[:5]) + (", ..." if len(leftovers) > 5 else "")
+        print(f"coachnb: {terminal_text(report_dir)} still holds what an older coachnb kept there ({shown}): "
+              "notebooks, logs and the feature store now go to the cache folder; delete these before "
+              "sending the report folder", file=sys.stderr)
+
+
 def _read_manifest(path: Path) -> dict:
     """The manifest at ``path`` (the previous run's), or ``{}`` when there is none, it can't be read or is a link."""
     if path.is_symlink():
@@ -1965,6 +1996,7 @@ def _run_locked(plan: BatchPlan, dataset, selected: list, unknown: list) -> Batc
     BatchResult
     """
     _remove_stale_temporaries(plan)
+    _warn_old_layout(plan.report_dir)
     state = _RunState(notebook_sha=_sha256(plan.notebook.read_bytes()),
                       data_fingerprint=getattr(dataset, "fingerprint", "") or "",
                       previous=_read_manifest(plan.manifest_path))

@@ -433,3 +433,5 @@ def test_planted_links_and_pickles_run_nothing_and_the_batch_goes_on(small_team,
                 assert ".cache" not in page and ".features" not in page and str(cache_dir) not in page
     assert len(status) == 12 and manifest["overview"]["status"] == "ok"
     assert (report_dir / f"{safe_filename('R001')}.html").is_symlink()  # refused, left as found
+    # what an older coachnb kept in the report folder is named (never deleted), so it is not sent unknowingly
+    assert re.search(r"still holds what an older coachnb kept there \(\.features\)", proc.stderr), proc.stderr[-2000:]
