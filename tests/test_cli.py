@@ -16,7 +16,7 @@ from unittest import mock
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from coachnb import cli
@@ -349,13 +349,16 @@ def test_fuzz_commit_add_and_list(data_dir, tmp_path_factory, workdir):
            st.one_of(st.sampled_from(["3", "0.5", "12"]), values()),
            st.one_of(st.sampled_from(["2026-10-05", "2026-11-02", AS_OF]), values()),
            flag_vectors(add_flags), flag_vectors(list_flags))
+    @example(str(folder), "R002", "demos_per_week", "3", "2026-10-05", ["--note", "=cmd|x, Zoë"], ["--rep", "R002"])
     @FUZZ
     def check(where, rep, metric, target, start, extra, list_extra):
         assert_clean(["commit", "add", where, "--rep", rep, "--metric", metric, "--target", target,
                       "--start", start, *extra], workdir)
         assert_clean(["commit", "list", where, *list_extra], workdir)
 
+    before = len(pd.read_csv(folder / "commitments.csv"))
     check()
+    assert len(pd.read_csv(folder / "commitments.csv")) > before  # the valid example was recorded
 
 
 def test_fuzz_import(data_dir, workdir):
