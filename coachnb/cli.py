@@ -112,6 +112,17 @@ def _timeout(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--timeout ")) from None
 
 
+def _text(text: str) -> str:
+    """A value that goes into the data (an id, a metric, a note): no NUL, no undecodable bytes.
+
+    Python hands bytes of the command line that are not UTF-8 over as lone surrogates; no
+    UTF-8 data file can hold them, and comparing or writing them fails deep in pandas.
+    """
+    if "\x00" in text or any("\ud800" <= char <= "\udfff" for char in text):
+        raise argparse.ArgumentTypeError(f"{text!r} holds a NUL character or bytes that are not UTF-8")
+    return text
+
+
 def _path(text: str) -> str:
     """A file or folder name: not empty, no NUL character (no file system allows one)."""
     if not text.strip() or "\x00" in text:
@@ -204,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--as-of", type=_date, required=True, help="date of the coaching sessions (YYYY-MM-DD)")
     r.add_argument("--out", type=_path, default="reports")
     g = r.add_mutually_exclusive_group()
-    g.add_argument("--reps", help="comma-separated rep ids")
-    g.add_argument("--team")
+    g.add_argument("--reps", type=_text, help="comma-separated rep ids")
+    g.add_argument("--team", type=_text)
     r.add_argument("--audience", choices=["manager", "rep", "both"], default="manager")
     r.add_argument("--jobs", type=_whole(1, MAX_JOBS), default=None, help="worker processes (default: number of cores)")
     r.add_argument("--resume", action="store_true", help="skip reps whose inputs and code are unchanged")
@@ -220,19 +231,19 @@ def build_parser() -> argparse.ArgumentParser:
     csub = c.add_subparsers(dest="commit_command", required=True)
     ca = csub.add_parser("add")
     ca.add_argument("data_dir", type=_path)
-    ca.add_argument("--rep", required=True)
-    ca.add_argument("--metric", required=True)
+    ca.add_argument("--rep", type=_text, required=True)
+    ca.add_argument("--metric", type=_text, required=True)
     ca.add_argument("--target", type=_finite, required=True)
     ca.add_argument("--baseline", type=_baseline, default="auto", help="number, or 'auto' for the rep's recent level")
     ca.add_argument("--start", type=_date, required=True, help="first day (YYYY-MM-DD)")
     ca.add_argument("--days", type=_days, default=30)
-    ca.add_argument("--follow-up")
-    ca.add_argument("--note")
-    ca.add_argument("--supersedes")
+    ca.add_argument("--follow-up", type=_text)
+    ca.add_argument("--note", type=_text)
+    ca.add_argument("--supersedes", type=_text)
     ca.set_defaults(func=_commit_add)
     cl = csub.add_parser("list")
     cl.add_argument("data_dir", type=_path)
-    cl.add_argument("--rep")
+    cl.add_argument("--rep", type=_text)
     cl.add_argument("--active-on", type=_date)
     cl.set_defaults(func=_commit_list)
 
