@@ -50,6 +50,7 @@ import hashlib
 import json
 import math
 import multiprocessing
+import numbers
 import os
 import pickle
 import re
@@ -945,7 +946,7 @@ def check_timeout(timeout) -> float | None:
     """
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
         raise CoachnbError(f"--timeout must be a number of seconds, not {timeout!r}")
     if not math.isfinite(timeout) or not 0 < timeout <= MAX_TIMEOUT_S:
         raise CoachnbError(f"--timeout must be a finite number of seconds above 0 and at most "
@@ -1137,22 +1138,24 @@ def odd_entry(base: Path, name: str, folder: bool = False) -> str | None:
     Returns
     -------
     str or None
-        A sentence naming the entry and the problem.
+        A sentence naming the entry by its path below ``base`` (the manifest and the team
+        overview show it: no local folder names) and the problem.
     """
     rel = Path(name)
     if rel.is_absolute() or ".." in rel.parts:
-        return f"{base / name} is outside {base}"
+        return f"{name} is outside the folder"
     current = base
     for i, part in enumerate(rel.parts):
         current = current / part
+        shown = Path(*rel.parts[: i + 1]).as_posix()
         if current.is_symlink():
-            return f"{current} is a symbolic link; coachnb never writes through one (remove it to go on)"
+            return f"{shown} is a symbolic link; coachnb never writes through one (remove it to go on)"
         if not current.exists():
             return None  # nothing below it exists either
         if (folder or i < len(rel.parts) - 1) and not current.is_dir():
-            return f"{current} is in the way: it should be a folder"
+            return f"{shown} is in the way: it should be a folder"
         if not (folder or i < len(rel.parts) - 1) and not current.is_file():
-            return f"{current} is in the way: it should be a regular file"
+            return f"{shown} is in the way: it should be a regular file"
     return None
 
 
@@ -1169,7 +1172,7 @@ def output_path(base: Path, name: str) -> Path:
     """
     reason = odd_entry(base, name)
     if reason:
-        raise RefusedOutput(reason)
+        raise RefusedOutput(f"{reason} (in {base})")
     return base / name
 
 
@@ -1325,7 +1328,7 @@ def _report_dir_lock(plan: BatchPlan):
             raise CoachnbError(f"cannot write {what} to {folder}: {exc.strerror or exc}") from None
     reason = odd_entry(plan.cache_dir, LOCK_NAME)
     if reason:  # opening the lock would truncate what a link points at
-        raise CoachnbError(f"cannot lock {plan.cache_dir}: {reason}")
+        raise CoachnbError(f"cannot lock the cache folder {plan.cache_dir}: {reason}")
     lock = FileLock(str(lock_path))
     try:
         lock.acquire(timeout=0)
@@ -1429,7 +1432,8 @@ def _feature_store(plan: BatchPlan, dataset) -> str:
         return ""
     reason = odd_entry(plan.cache_dir, FEATURES_FOLDER, folder=True)
     if reason:
-        print(f"coachnb: feature store not built ({terminal_text(reason)}); reports read the data folder",
+        print(f"coachnb: feature store not built (in the cache folder {terminal_text(plan.cache_dir)}, "
+              f"{terminal_text(reason)}); reports read the data folder",
               file=sys.stderr)
         return ""
     try:
@@ -1583,7 +1587,7 @@ def refusal(plan: BatchPlan, entry: dict) -> str | None:
     for base, name in names:
         reason = odd_entry(base, name)
         if reason:
-            return reason
+            return f"in the {'report' if base == plan.report_dir else 'cache'} folder, {reason}"
     return None
 
 

@@ -424,6 +424,7 @@ def test_planted_links_and_pickles_run_nothing_and_the_batch_goes_on(small_team,
     for key, e in status.items():
         if key in refused:
             assert e["status"] == "failed" and e["error"].startswith("refused: ") and "symbolic link" in e["error"]
+            assert str(tmp_path) not in e["error"]  # the error reaches the team overview, which is sent
             assert f"FAILED {key[0]} ({key[1]})" in proc.stderr
         else:
             assert e["status"] == "ok", e
@@ -431,6 +432,8 @@ def test_planted_links_and_pickles_run_nothing_and_the_batch_goes_on(small_team,
             if key[1] == "rep":  # the rep's pre-read is sent on its own: it links nothing beside it
                 assert not _local_references(page), _local_references(page)[:5]
                 assert ".cache" not in page and ".features" not in page and str(cache_dir) not in page
+    assert status[("R001", "manager")]["error"].startswith(
+        f"refused: in the report folder, {safe_filename('R001')}.html is a symbolic link")
     assert len(status) == 12 and manifest["overview"]["status"] == "ok"
     assert (report_dir / f"{safe_filename('R001')}.html").is_symlink()  # refused, left as found
     # what an older coachnb kept in the report folder is named (never deleted), so it is not sent unknowingly
