@@ -163,14 +163,17 @@ def load_mapping(mapping: str | Path | dict) -> dict:
         path = Path(mapping)
         if not path.exists() and str(mapping) in shipped_mappings():
             path = shipped_mappings()[str(mapping)]
-        if not path.exists():
-            raise ConfigError(f"mapping {str(mapping)!r} not found; give a path to a .toml file or one of "
+        if not path.is_file():
+            what = "is a folder, not a file" if path.is_dir() else "not found"
+            raise ConfigError(f"mapping {str(mapping)!r} {what}; give a path to a .toml file or one of "
                               f"the shipped mappings: {', '.join(shipped_mappings())}")
         source = path.name
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"mapping {source}: can't be read ({exc.strerror or exc})") from None
     _check_mapping(raw, source)
     raw = dict(raw)
     raw["_source"] = source
@@ -1276,6 +1279,10 @@ class _Inferred:
     global_dates: list | None = None
 
 
+#: tables a mapping reads from one source file (the others take a list of sources)
+ONE_SOURCE_ROLES = ("reps", "opportunities")
+
+
 def infer_mapping(sources) -> str:
     """Propose a mapping for export files, as TOML text for the user to check and edit.
 
@@ -1301,7 +1308,12 @@ def infer_mapping(sources) -> str:
     found = _Inferred()
     spec_text: list[str] = []
     for role in ("reps", "opportunities", "stage_history", "activities"):
-        for f in roles.get(role, []):
+        mapped = roles.get(role, [])
+        if role in ONE_SOURCE_ROLES:  # one [table], not an array: a second would be invalid TOML
+            mapped, more = mapped[:1], mapped[1:]
+            spec_text += [f"# CHECK: {f.name} also looks like {role}; not mapped (combine the files or "
+                          f"map it in place of {mapped[0].name})" for f in more]
+        for f in mapped:
             spec_text += _infer_source(role, f, frames[f], found) + [""]
     lines += _inferred_shared_sections(found)
     if "reps" not in roles:

@@ -273,22 +273,15 @@ def assert_clean(argv: list[str], workdir: Path) -> None:
 #: unexpected exceptions the fuzz still finds in other modules, as (module file, error text) both
 #: found in the crash log; each reported to the module's owner and pinned by a strict xfail below;
 #: remove an entry with its fix
-KNOWN_INTERNAL_ERRORS = (
-    ("importers.py", "TOMLDecodeError: Cannot declare"),  # infer_mapping, given a coachnb data folder
-    ("importers.py", "IsADirectoryError"),  # import --mapping naming a folder
-)
+KNOWN_INTERNAL_ERRORS: tuple = ()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="importers.infer_mapping proposes invalid TOML for a folder of coachnb's own files")
 def test_import_infer_on_a_data_folder_is_a_clean_error_or_a_mapping(data_dir, tmp_path):
     with mock.patch("tempfile.tempdir", str(tmp_path)):
         code, _, err = run_cli(["import", str(data_dir), "--infer"])
     assert code in (0, 2) and "internal error" not in err, err
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="importers: a --mapping that names a folder raises IsADirectoryError")
 def test_import_with_a_folder_as_mapping_is_a_clean_error(data_dir, tmp_path):
     with mock.patch("tempfile.tempdir", str(tmp_path)):
         code, _, err = run_cli(["import", str(data_dir / "reps.csv"), "--mapping", str(tmp_path),
