@@ -1317,6 +1317,7 @@ def _report_dir_lock(plan: BatchPlan):
         can't be written.
     """
     lock_path = plan.cache_dir / LOCK_NAME
+    _check_folders_are_not_links(plan)
     for folder in (plan.report_dir, plan.cache_dir):
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -1340,6 +1341,29 @@ def _report_dir_lock(plan: BatchPlan):
         yield
     finally:
         lock.release()
+
+
+def _check_folders_are_not_links(plan: BatchPlan) -> None:
+    """Refuse a report or cache folder that is a symbolic link (or a file), before anything is written.
+
+    ``<out>/<as_of>`` and ``<cache>/<as_of>`` (with the default cache, ``<out>/.cache/<as_of>``)
+    are coachnb's own; ``out`` and a ``cache_dir`` given by the user may be links of the user's.
+
+    Raises
+    ------
+    CoachnbError
+        Naming the folder and the problem.
+    """
+    out = plan.report_dir.parent
+    checks = [(out, plan.as_of, "report")]
+    if plan.cache_dir.parent == out / ".cache":
+        checks.append((out, f".cache/{plan.as_of}", "cache"))
+    else:
+        checks.append((plan.cache_dir.parent, plan.as_of, "cache"))
+    for base, name, what in checks:
+        reason = odd_entry(base, name, folder=True)
+        if reason:
+            raise CoachnbError(f"cannot write the {what} folder: in {base}, {reason}")
 
 
 def _probe_writable(folder: Path) -> None:

@@ -335,6 +335,20 @@ def test_links_at_the_logs_folder_or_lock_are_refused_with_a_message(tmp_path, c
     assert victim.read_text(encoding="utf-8") == "precious"   # opening the lock would have truncated it
 
 
+@pytest.mark.parametrize("link", [AS_OF, ".cache", f".cache/{AS_OF}"])
+def test_a_report_or_cache_folder_that_is_a_link_is_refused_before_anything_is_written(tmp_path, link):
+    from coachnb.errors import CoachnbError
+
+    data_dir, ds = make_data(tmp_path, REPS[:1])
+    out, elsewhere = tmp_path / "reports", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / link).parent.mkdir(parents=True, exist_ok=True)
+    (out / link).symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(CoachnbError, match=f"in {out}, {re.escape(link.split('/')[0])}.* is a symbolic link"):
+        batch(data_dir, ds, out)
+    assert not list(elsewhere.iterdir())
+
+
 def test_workers_exit_quietly_when_the_parent_is_killed(tmp_path):
     import os
     import signal
