@@ -77,6 +77,7 @@ from tqdm.auto import tqdm
 from .engine import IPCKernelManager, cleanup, freeze_baseline, get_shell, register
 from .errors import CoachnbError, DataError
 from .fsutil import atomic_write_bytes, atomic_write_text, safe_filename
+from .formatting import terminal_safe
 from .loading import input_fingerprint, load
 from .render import get_exporter, render_html
 from .store import code_fingerprint, is_store, open_store, store_path
@@ -1176,29 +1177,6 @@ def output_path(base: Path, name: str) -> Path:
     return base / name
 
 
-def terminal_text(text) -> str:
-    """``text`` safe to print on a terminal: control and other non-printable characters escaped.
-
-    Rep ids, names and errors come from the data; ``"\x1b[2J"`` printed raw clears the screen.
-    Printable Unicode (accents, CJK, emoji) is kept as it is.
-
-    Parameters
-    ----------
-    text : object
-        Converted with ``str``.
-
-    Returns
-    -------
-    str
-
-    Examples
-    --------
-    >>> terminal_text("Zoë\x1b[2J")
-    'Zoë\\x1b[2J'
-    """
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
-
-
 def _input_dataset(plan: BatchPlan, dataset=None):
     """The Dataset the parent selects reps from and builds the feature store from.
 
@@ -1419,8 +1397,8 @@ def _warn_old_layout(report_dir: Path) -> None:
     """Print on stderr which files of an older layout the report folder still holds (see :func:`old_layout_leftovers`)."""
     leftovers = old_layout_leftovers(report_dir)
     if leftovers:
-        shown = ", ".join(terminal_text(n) for n in leftovers[:5]) + (", ..." if len(leftovers) > 5 else "")
-        print(f"coachnb: {terminal_text(report_dir)} still holds what an older coachnb kept there ({shown}): "
+        shown = ", ".join(terminal_safe(n) for n in leftovers[:5]) + (", ..." if len(leftovers) > 5 else "")
+        print(f"coachnb: {terminal_safe(report_dir)} still holds what an older coachnb kept there ({shown}): "
               "notebooks, logs and the feature store now go to the cache folder; delete these before "
               "sending the report folder", file=sys.stderr)
 
@@ -1456,8 +1434,8 @@ def _feature_store(plan: BatchPlan, dataset) -> str:
         return ""
     reason = odd_entry(plan.cache_dir, FEATURES_FOLDER, folder=True)
     if reason:
-        print(f"coachnb: feature store not built (in the cache folder {terminal_text(plan.cache_dir)}, "
-              f"{terminal_text(reason)}); reports read the data folder",
+        print(f"coachnb: feature store not built (in the cache folder {terminal_safe(plan.cache_dir)}, "
+              f"{terminal_safe(reason)}); reports read the data folder",
               file=sys.stderr)
         return ""
     try:
@@ -1770,10 +1748,10 @@ class _Progress:
             The report's manifest entry, already recorded.
         """
         self.n += 1
-        who = f"{terminal_text(entry['rep_id'])} ({entry['audience']})"
+        who = f"{terminal_safe(entry['rep_id'])} ({entry['audience']})"
         text = f"{who}: {entry['status']} in {entry.get('duration_s') or 0:.1f} s"
         if entry.get("error"):
-            text += f": {terminal_text(entry['error'])}"
+            text += f": {terminal_safe(entry['error'])}"
         if self.bar is not None:
             self.bar.set_postfix_str(f"{who} {entry['status']}", refresh=False)
             self.bar.update(1)
@@ -1798,7 +1776,7 @@ def _print_skipped(entries: dict) -> None:
     """
     for entry in entries.values():
         if entry["status"] == "skipped":
-            print(f"skipped {terminal_text(entry['rep_id'])} ({entry['audience']}): unchanged", file=sys.stderr)
+            print(f"skipped {terminal_safe(entry['rep_id'])} ({entry['audience']}): unchanged", file=sys.stderr)
 
 
 class _TaskRunner:
@@ -2250,14 +2228,14 @@ def _print_summary(result: BatchResult) -> None:
     for e in result.reports:
         counts[e["status"]] = counts.get(e["status"], 0) + 1
     parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no reports"
-    print(f"coachnb: {parts} in {result.duration_s:.1f} s -> {terminal_text(result.report_dir)}", file=sys.stderr)
+    print(f"coachnb: {parts} in {result.duration_s:.1f} s -> {terminal_safe(result.report_dir)}", file=sys.stderr)
     for e in result.failed:
         where = f" (cell {e['failed_cell']['index']})" if e.get("failed_cell") else ""
         kept = "; previous report kept" if e.get("stale_html") else ""
-        print(f"  FAILED {terminal_text(e['rep_id'])} ({e['audience']}){where}: {terminal_text(e['error'])}{kept}",
+        print(f"  FAILED {terminal_safe(e['rep_id'])} ({e['audience']}){where}: {terminal_safe(e['error'])}{kept}",
               file=sys.stderr)
     if result.overview and result.overview["status"] == "failed":
-        print(f"  FAILED team overview: {terminal_text(result.overview['error'])}", file=sys.stderr)
+        print(f"  FAILED team overview: {terminal_safe(result.overview['error'])}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover - used by run_task_in_subprocess

@@ -297,14 +297,6 @@ def test_a_timeout_that_is_not_a_finite_positive_number_is_refused_up_front(tmp_
     assert not (tmp_path / "reports").exists()
 
 
-def test_terminal_text_escapes_control_characters_and_keeps_unicode():
-    from coachnb.batch import terminal_text
-
-    assert terminal_text("Zoë Ångström 山田 🚀") == "Zoë Ångström 山田 🚀"
-    assert terminal_text("E\x1b[2Jvil\r\n\x07\u202e") == "E\\x1b[2Jvil\\r\\n\\x07\\u202e"
-    assert terminal_text(None) == "None"
-
-
 def test_links_at_the_logs_folder_or_lock_are_refused_with_a_message(tmp_path, capsys):
     from coachnb.errors import CoachnbError
 
