@@ -52,7 +52,6 @@ import math
 import multiprocessing
 import numbers
 import os
-import pickle
 import re
 import shutil
 import signal
@@ -74,6 +73,7 @@ from filelock import FileLock, Timeout
 from papermill.exceptions import PapermillExecutionError
 from tqdm.auto import tqdm
 
+from .calendar import check_as_of_covered, resolve_as_of
 from .engine import IPCKernelManager, cleanup, freeze_baseline, get_shell, register
 from .errors import CoachnbError, DataError
 from .fsutil import atomic_write_bytes, atomic_write_text, safe_filename
@@ -749,8 +749,9 @@ def run_task_in_subprocess(task: dict) -> dict:
     """
     timeout = task.get("timeout")
     with tempfile.TemporaryDirectory(prefix="coachnb-task-") as tmp:
-        task_path, result_path, log_path = (Path(tmp) / n for n in ("task.pkl", "result.pkl", "stderr.log"))
-        task_path.write_bytes(pickle.dumps(task))
+        task_path, result_path, log_path = (Path(tmp) / n for n in ("task.json", "result.json", "stderr.log"))
+        # JSON, never pickle: nothing read back from disk may be executable, not even a private temp file
+        task_path.write_text(json.dumps(task, default=str), encoding="utf-8")
         started = time.monotonic()
         with open(log_path, "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "coachnb.batch", str(task_path), str(result_path)],
@@ -763,7 +764,7 @@ def run_task_in_subprocess(task: dict) -> dict:
                 return _failure(f"timed out after {timeout:g} s (process killed)",
                                 duration_s=round(time.monotonic() - started, 3))
         if result_path.exists():
-            return pickle.loads(result_path.read_bytes())
+            return _result_from_json(result_path.read_text(encoding="utf-8"))
         tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
         code = proc.returncode
         how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
@@ -772,12 +773,12 @@ def run_task_in_subprocess(task: dict) -> dict:
 
 
 def _subprocess_main(argv: list[str]) -> int:
-    """``python -m coachnb.batch TASK RESULT``: execute the pickled task, pickle the result atomically.
+    """``python -m coachnb.batch TASK RESULT``: execute the task (JSON), write the result (JSON) atomically.
 
     Parameters
     ----------
     argv : list of str
-        Path of the pickled task, path for the pickled result.
+        Path of the task, path for the result.
 
     Returns
     -------
@@ -785,12 +786,32 @@ def _subprocess_main(argv: list[str]) -> int:
         Exit status 0 (a notebook's failure is in the result).
     """
     task_path, result_path = argv
-    task = pickle.loads(Path(task_path).read_bytes())
+    task = json.loads(Path(task_path).read_text(encoding="utf-8"))
+    if not isinstance(task, dict) or not isinstance(task.get("notebook"), str):
+        raise SystemExit(f"coachnb: {task_path} is not a task")
     result = execute_task(task)
     tmp = Path(result_path).with_suffix(".tmp")
-    tmp.write_bytes(pickle.dumps(result))
+    tmp.write_text(json.dumps(result, default=str), encoding="utf-8")
     os.replace(tmp, result_path)
     return 0
+
+
+#: the keys of execute_task's result and the types a result read back may hold
+RESULT_TYPES = {"status": str, "html": (str, type(None)), "ipynb": (str, type(None)), "error": (str, type(None)),
+                "failed_cell": (dict, type(None)), "traceback": str, "stderr": str, "duration_s": (int, float),
+                "pid": int}
+
+
+def _result_from_json(text: str) -> dict:
+    """A result written by a report process, checked as data (known keys, their types) before use."""
+    try:
+        result = json.loads(text)
+    except ValueError:
+        return _failure("the report process wrote an unreadable result")
+    if not isinstance(result, dict) or any(not isinstance(result.get(k), t) for k, t in RESULT_TYPES.items()
+                                           if k in result) or not isinstance(result.get("status"), str):
+        return _failure("the report process wrote a result that is not a report's")
+    return result
 
 
 def _run_on_dask(scheduler, tasks, on_done) -> None:
@@ -1977,6 +1998,8 @@ def run_batch(data_dir, as_of, out="reports", reps=None, team=None, audience="ma
     except DataError as exc:
         print(f"coachnb: the data at {plan.data_dir} is invalid; no report was rendered.\n{exc}", file=sys.stderr)
         return BatchResult(ok=False, error=str(exc), duration_s=time.perf_counter() - plan.started)
+    # a date whose weeks run past the data would read as zeros in every report: refused before any work
+    check_as_of_covered(resolve_as_of(plan.as_of, dataset), dataset)
     selected, unknown = _select_reps(dataset, plan.reps, plan.team)
     with _report_dir_lock(plan):
         return _run_locked(plan, dataset, selected, unknown)

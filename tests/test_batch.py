@@ -389,3 +389,18 @@ def test_workers_exit_quietly_when_the_parent_is_killed(tmp_path):
             pass
     text = stderr_path.read_text(encoding="utf-8")
     assert "Traceback" not in text and "BrokenPipe" not in text, text
+
+
+def test_a_report_process_result_is_read_back_as_checked_json_never_unpickled():
+    from coachnb.batch import _result_from_json
+
+    good = {"status": "ok", "html": "<p>x</p>", "ipynb": "{}", "error": None, "failed_cell": None, "traceback": "",
+            "stderr": "", "duration_s": 0.4, "pid": 12}
+    assert _result_from_json(json.dumps(good)) == good
+    for bad in ("\x80\x04K.", "not json", json.dumps([1, 2]), json.dumps({**good, "html": 5}),
+                json.dumps({**good, "status": None})):
+        r = _result_from_json(bad)
+        assert r["status"] == "failed" and "result" in r["error"]
+    import coachnb.batch as batch_module
+
+    assert not hasattr(batch_module, "pickle")  # the module doesn't even import it
