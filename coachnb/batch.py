@@ -1649,6 +1649,12 @@ def _is_unchanged(plan: BatchPlan, entry: dict, old: dict | None) -> bool:
         return False
 
 
+def _id_suffix(rep) -> str:
+    """`` (R003)`` after a name, or nothing when the id is the name (an import that used names as ids)."""
+    name, rep_id = str(rep["name"] or "").strip(), str(rep["rep_id"]).strip()
+    return "" if not name or name == rep_id else f" ({rep_id})"
+
+
 def _report_task(plan: BatchPlan, rep: dict, audience: str, params: dict, row_spec: dict | None) -> dict:
     """The task a worker runs for one report (see :func:`execute_task`).
 
@@ -1669,7 +1675,7 @@ def _report_task(plan: BatchPlan, rep: dict, audience: str, params: dict, row_sp
     dict
     """
     title = (f"{rep['name'] or rep['rep_id']}: your coaching report, {plan.as_of}" if audience == "rep"
-             else f"{rep['name'] or rep['rep_id']} ({rep['rep_id']}): coaching report, {plan.as_of}")
+             else f"{rep['name'] or rep['rep_id']}{_id_suffix(rep)}: coaching report, {plan.as_of}")
     task = {"key": (rep["rep_id"], audience), "notebook": str(plan.notebook), "parameters": params,
             "engine": plan.engine, "timeout": plan.timeout, "title": title, "group": rep["team"] or None}
     if row_spec is not None and audience == plan.audiences[0]:

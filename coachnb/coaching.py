@@ -26,7 +26,7 @@ import pandas as pd
 from . import metrics, store
 from .calendar import focus_window, weeks_before
 from .config import ProcessConfig
-from .formatting import fmt_level, fmt_money, fmt_num, fmt_pct
+from .formatting import fmt_level, fmt_money, fmt_num, fmt_pct, plural
 from .metrics import LATE_SHARE
 from .schema import Dataset
 from .team import min_teammates
@@ -740,10 +740,13 @@ def focus_areas(ds: Dataset, rep_id: str, as_of, lookback_weeks: int = 13,
     areas, funnel = rank_drivers(tables, rep_id, peers, tuple(ds.config.stages), metric_for,
                                  ds.config.thresholds.late_logging_days, least)
     if funnel["resolved_deals"] < MIN_RESOLVED_DEALS and funnel["active_weeks"] < MIN_ACTIVE_WEEKS:
+        deals = plural(funnel["resolved_deals"], "deal")
+        weeks = (f" and {plural(funnel['active_weeks'], 'week')} with logged activity" if ds.has("activities")
+                 else "; the data holds no activity log")
         return FocusResult([], (
-            f"Too little data yet to pick a focus from the numbers: {funnel['resolved_deals']} deal(s) won or "
-            f"lost in the last {max(lookback_weeks, CONVERSION_WEEKS)} weeks and {funnel['active_weeks']} week(s) "
-            f"with logged activity. The rep's own view of where to start is the better guide for now."), funnel)
+            f"Too little data yet to pick a focus from the numbers: {deals} won or lost in the last "
+            f"{max(lookback_weeks, CONVERSION_WEEKS)} weeks{weeks}. The rep's own view of where to start is the "
+            "better guide for now."), funnel)
     if not areas:
         return FocusResult([], "Nothing stands out against the team strongly enough to pick a focus from the "
                                "data; the rep's own view of what to work on leads.", funnel)
@@ -1028,6 +1031,8 @@ class Findings:
     stage_leak : dict
         ``stage``, ``next_stage``, ``rate``, ``team_rate`` (shares) of the weakest step.
     stalled_deals : int
+    stalled_by_age : bool
+        The stalls are judged by age alone (no stage history): "older than most", not "in their stage".
     activity_change : float
         Activity in the last four weeks against the weeks before, as a share (-0.3 = down 30%).
     kept_commitment, kept_no_lift, missed_commitment : str
@@ -1042,6 +1047,7 @@ class Findings:
     result_label: str = "won value"
     stage_leak: dict | None = None
     stalled_deals: int = 0
+    stalled_by_age: bool = False
     activity_change: float | None = None
     kept_commitment: str | None = None
     kept_no_lift: str | None = None
@@ -1126,7 +1132,10 @@ def questions_for(findings, audience: str = "manager") -> list[str]:
                                          "rate": fmt_pct(s["rate"]), "team_rate": fmt_pct(s["team_rate"])})
     if f.stalled_deals and f.stalled_deals > 0:
         n = int(f.stalled_deals)
-        add("stalled", "stalled", {"stalled_deals": f"{n} deal has" if n == 1 else f"{n} deals have"})
+        if f.stalled_by_age:
+            add("stalled", "aged", {"aged_deals": f"{n} is" if n == 1 else f"{n} are"})
+        else:
+            add("stalled", "stalled", {"stalled_deals": f"{n} deal has" if n == 1 else f"{n} deals have"})
     if _has(f.activity_change) and f.activity_change <= -ACTIVITY_DROP:
         add("activity_drop", "activity_drop", {"activity_change": fmt_pct(-f.activity_change)})
     if _has(f.late_share) and f.late_share > LATE_SHARE:

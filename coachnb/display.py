@@ -318,16 +318,19 @@ def method_notes(r) -> None:
             "no teammate is shown by name." if r.team_figures else
             "Team figures appear only when they pool enough teammates that no one's own numbers can be "
             "recognised; there are too few here, so none is shown.")
-    notes = [
-        team,
-        "Stage conversion counts only deals that have moved on or been lost; deals still open are shown "
-        "but not counted as lost. Intervals are 95% Wilson intervals.",
-        "Time in stage treats deals still in a stage as 'at least this long' (Kaplan-Meier), not as finished.",
-        "'Did it move pipeline?' compares your new opportunities after the change with what the team's "
-        "trend predicted, and judges the difference against the same comparison at many ordinary weeks "
-        "of your teammates and of your own past. 'Not enough data to tell' is an honest answer: "
-        "small changes need many weeks to show.",
-    ]
+    # a note for each section shown, none for a section the data left out
+    notes = [team]
+    if r.conversion is not None:
+        notes.append("Stage conversion counts only deals that have moved on or been lost; deals still open are "
+                     "shown but not counted as lost. Intervals are 95% Wilson intervals.")
+    if r.velocity is not None:
+        notes.append("Time in stage treats deals still in a stage as 'at least this long' (Kaplan-Meier), "
+                     "not as finished.")
+    if r.commitments or r.detected_change is not None:
+        notes.append("'Did it move pipeline?' compares your new opportunities after the change with what the "
+                     "team's trend predicted, and judges the difference against the same comparison at many "
+                     "ordinary weeks of your teammates and of your own past. 'Not enough data to tell' is an "
+                     "honest answer: small changes need many weeks to show.")
     if r.excluded_note:
         notes.append(r.excluded_note)
     bullets(notes, "cnb-notes")
@@ -356,7 +359,7 @@ def overview_table(ov) -> None:
             f"<td>{name}</td><td>{cell(rec['team'])}</td><td>{cell(rec['manager'])}</td>"
             f"<td{overdue}>{cell(rec['days_since_1to1'], lambda d: f'{d:.0f}')}</td>"
             f"<td>{cell(rec['activity_trend'], lambda x: f'{100 * x:.0f}%')}</td>"
-            f"<td>{cell(rec['stalled_deals'])}</td><td>{cell(rec['weakest_step'])}</td>"
+            f"<td>{cell(rec['stalled_deals'], lambda n: f'{n:.0f}')}</td><td>{cell(rec['weakest_step'])}</td>"
             f"<td>{cell(rec['commitment'])}</td><td>{cell(rec['diagnosis'])}</td><td>{cell(rec['verdict'])}</td>"
             f"<td>{cell(rec['q_value'], lambda q: f'{q:.2f}')}</td>"
             "</tr>")
@@ -371,7 +374,8 @@ def overview_table(ov) -> None:
 def overview_managers(ov) -> None:
     key_sentence(cadence_sentence(ov))
     m = ov.managers.copy()
-    m["cadence_kept"] = m["cadence_kept"].map(lambda x: f"{100 * x:.0f}%")
+    m["cadence_kept"] = m["cadence_kept"].map(lambda x: "–" if pd.isna(x) else f"{100 * x:.0f}%")
+    m["median_days_since_1to1"] = m["median_days_since_1to1"].map(lambda x: "–" if pd.isna(x) else f"{x:.0f}")
     table(m.rename(columns={"median_days_since_1to1": "median days since 1:1",
                             "cadence_kept": "reps seen on time"}))
 

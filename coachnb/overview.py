@@ -21,7 +21,7 @@ from .formatting import fmt_pct
 from .impact import bh_adjust
 from .report import commitment_reviews, conversion_section
 from .store import store_of
-from .team import open_data
+from .team import open_data, stalled_counts
 from .team_effects import ASSUMPTIONS
 
 
@@ -80,6 +80,7 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     last = sessions.groupby("rep_id")["held_on"].max()
     reps["days_since_1to1"] = reps["rep_id"].map((as_of_ts - last).dt.days)
     reps["overdue"] = reps["days_since_1to1"].isna() | (reps["days_since_1to1"] > ds.config.thresholds.cadence_days)
+    reps["overdue"] &= len(ds.coaching_sessions) > 0  # "overdue" needs recorded 1:1s
 
     wa = tv.weekly_activity
     wa = wa[(wa["week"] >= w.start.tz_localize(None)) & (wa["week"] < w.end.tz_localize(None))]
@@ -87,7 +88,7 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     recent = wa[wa["week"] >= recent_cut].groupby("rep_id")["total"].mean()
     earlier = wa[wa["week"] < recent_cut].groupby("rep_id")["total"].mean()
     reps["activity_trend"] = reps["rep_id"].map(recent / earlier.replace(0, np.nan))
-    reps["stalled_deals"] = reps["rep_id"].map(tv.stalled.groupby("rep_id").size()).fillna(0).astype(int)
+    reps["stalled_deals"] = reps["rep_id"].map(stalled_counts(tv))  # the reports' own rule, so they agree
 
     # A batch's workers compute these columns beside each rep's report (summary_row); rows computed
     # from this very store are taken from the manifest, the rest are computed here.
@@ -118,7 +119,10 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     managers["cadence_kept"] = 1 - managers["overdue"] / managers["reps"]
     counts = reps.dropna(subset=["diagnosis"]).pivot_table(index="manager", columns="diagnosis", values="rep_id",
                                                            aggfunc="count", fill_value=0)
-    managers = managers.merge(counts.reset_index(), on="manager", how="left").fillna(0)
+    managers = managers.merge(counts.reset_index(), on="manager", how="left")
+    managers[list(counts.columns)] = managers[list(counts.columns)].fillna(0)  # counts only: no days become 0
+    if ds.coaching_sessions.empty:
+        managers["cadence_kept"] = np.nan
 
     n_tested = int(tested.sum())
     fdr_note = (f"{n_tested} commitment verdicts are listed together. So that chance alone doesn't make one look "
@@ -219,7 +223,10 @@ def _from_json(row: dict) -> dict:
 
 
 def cadence_sentence(ov: Overview) -> str:
+    """Reps overdue for a 1:1 and the manager with the lowest cadence; says so when none are recorded."""
     m = ov.managers
+    if ov.reps["days_since_1to1"].isna().all():
+        return "No 1:1s are recorded, so cadence can't be shown."
     n_over = int(ov.reps["overdue"].sum())
     worst = m.sort_values("cadence_kept").iloc[0] if len(m) else None
     s = f"{n_over} of {len(ov.reps)} reps are overdue for a 1:1."

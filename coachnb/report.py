@@ -23,7 +23,7 @@ from .calendar import weeks_before
 from .config import ACTIVITY_TYPES
 from .formatting import STEP_ARROW, fmt_money, fmt_num, fmt_pct, fmt_times
 from .store import store_of
-from .team import (TeamView, active_commitments, cached, impact_settings, last_session, metric_history, min_teammates,
+from .team import (TeamView, active_commitments, aged_threshold, cached, impact_settings, last_session, metric_history, min_teammates,
                    open_data, others, outcome_history, peers_who_changed, quartiles, rep_commitments, rep_row,
                    rep_series, secondary_histories, weekly_against_team)
 
@@ -54,9 +54,12 @@ def header_section(tv: TeamView, rep_id: str) -> Header:
     last = last_session(ds, rep_id, w.as_of)
     days = int((w.as_of - last).days) if last is not None else None
     cadence = ds.config.thresholds.cadence_days
-    overdue = days is None or days > cadence
+    recorded = len(ds.coaching_sessions) > 0  # "overdue" needs recorded 1:1s
+    overdue = recorded and (days is None or days > cadence)
     data_note = _data_note(tv)
-    if last is None:
+    if not recorded:
+        sentence = "No 1:1s are recorded in the data, so how long since the last one can't be shown."
+    elif last is None:
         sentence = "No earlier 1:1 is on record."
     else:
         sentence = f"Last 1:1 on {last:%d %b %Y}, {days} days ago"
@@ -314,7 +317,9 @@ def stalled_section(tv: TeamView, rep_id: str) -> StalledSection:
     n_open = int(((opps["rep_id"] == rep_id) & (opps["status"] == "open") & (opps["created_at"] < tv.window.as_of)).sum())
     if len(ds.reps) - 1 < min_teammates(ds):  # "longer than usual" would rest on one or two teammates' deals
         return StalledSection(deals.iloc[:0], n_open, f"{TOO_FEW[:-1]} on how long deals usually sit in a stage.")
-    if deals.empty:
+    if n_open == 0:
+        s = "You have no open deals right now."
+    elif deals.empty:
         s = f"None of your {n_open} open deals has been in its stage longer than most of the team's deals."
     else:
         s = (f"{len(deals)} of your {n_open} open deals (value {fmt_money(deals['amount'].sum())}) "
@@ -328,7 +333,7 @@ def aged_deals_section(tv: TeamView, rep_id: str) -> StalledSection:
     ds = tv.ds
     ages = tv.open_deal_ages
     pct = ds.config.thresholds.stalled_percentile
-    threshold = float(ages["age_days"].quantile(pct / 100)) if len(ages) else np.nan
+    threshold = aged_threshold(tv)
     mine = ages[(ages["rep_id"] == rep_id) & (ages["age_days"] > threshold)]
     names = ds.opportunities.set_index("opportunity_id")[["name", "account"]]
     deals = mine.join(names, on="opportunity_id").sort_values("age_days", ascending=False)
@@ -339,7 +344,9 @@ def aged_deals_section(tv: TeamView, rep_id: str) -> StalledSection:
     if len(ds.reps) - 1 < min_teammates(ds):
         return StalledSection(deals.iloc[:0], n_open, f"{TOO_FEW[:-1]} on how old open deals usually get.",
                               basis="age")
-    if deals.empty:
+    if n_open == 0:
+        s = "You have no open deals right now."
+    elif deals.empty:
         s = f"None of your {n_open} open deals is older than most of the team's open deals."
     else:
         s = (f"{len(deals)} of your {n_open} open deals (value {fmt_money(deals['amount'].sum())}) "
@@ -562,6 +569,7 @@ def findings_for(tv: TeamView, rep_id: str, reviews: list, sections: dict):
 
     f = dict(result_change=result_change, stage_leak=leak,
              stalled_deals=len(stalled.deals) if stalled is not None else 0,
+             stalled_by_age=stalled is not None and stalled.basis == "age",
              activity_change=activity_change,
              late_share=float(cap.rep["share_late"]) if cap is not None and cap.rep.get("n_with_logged_at") else None,
              late_days=ds.config.thresholds.late_logging_days)

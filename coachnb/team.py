@@ -309,6 +309,33 @@ def open_deal_ages(ds: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
 
 
 
+# --------------------------------------------------------------------------- stalled deals, one rule for all pages
+def aged_threshold(tv: TeamView) -> float:
+    """Without stage history: the age (days) above which an open deal counts as older than most.
+
+    The ``thresholds.stalled_percentile`` percentile of every open deal's age on the coaching date.
+    """
+    ages = tv.open_deal_ages["age_days"]
+    return float(ages.quantile(tv.ds.config.thresholds.stalled_percentile / 100)) if len(ages) else np.nan
+
+
+def stalled_counts(tv: TeamView) -> pd.Series:
+    """Each rep's number of stalled deals as their report counts them (float; NaN where it can't tell).
+
+    With stage history: deals longer in their stage than the team's percentile. Without it: open
+    deals older than :func:`aged_threshold`. With too few teammates to set a threshold: NaN.
+    """
+    reps = tv.ds.reps["rep_id"]
+    if len(reps) - 1 < min_teammates(tv.ds):
+        return pd.Series(np.nan, index=reps.to_numpy())
+    if tv.ds.has("stage_history"):
+        n = tv.stalled.groupby("rep_id").size()
+    else:
+        ages = tv.open_deal_ages
+        n = ages[ages["age_days"] > aged_threshold(tv)].groupby("rep_id").size()
+    return reps.map(n).fillna(0).astype(float).set_axis(reps.to_numpy())
+
+
 # --------------------------------------------------------------------------- commitments across the team
 def impact_settings(ds: Dataset) -> impact.ImpactSettings:
     """The pipeline test's settings with the team's own thresholds from ``process.toml``."""

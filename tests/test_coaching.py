@@ -242,7 +242,7 @@ def test_focus_never_more_than_two(ds):
 def test_focus_is_empty_with_a_note_for_a_rep_with_too_little_data(ds):
     small = _with_new_rep(ds, n_deals=2, n_activities=3)
     res = focus_areas(small, "RNEW", AS_OF)
-    assert res.areas == [] and "Too little data" in res.note and "2 deal(s)" in res.note
+    assert res.areas == [] and "Too little data" in res.note and "2 deals won or lost" in res.note
 
 
 def test_scenario_on_data_uses_the_teams_panel_model(ds):
@@ -373,7 +373,7 @@ def test_no_question_is_an_order():
     w = coaching.wording()
     dummy = {k: "X" for k in ("metric_label", "baseline", "target", "achieved", "weeks_more", "end", "follow_up",
                               "result_change", "result_label", "missed_metric", "kept_metric", "stage",
-                              "next_stage", "rate", "team_rate", "stalled_deals", "activity_change", "late_share",
+                              "next_stage", "rate", "team_rate", "stalled_deals", "aged_deals", "activity_change", "late_share",
                               "late_days", "score")}
     templates = [v for sec in w["questions"].values() for v in sec.values()]
     templates += [v for sec in w["diagnosis"].values() for k, v in sec.items() if k not in ("label", "detail")]

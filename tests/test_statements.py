@@ -1,0 +1,113 @@
+"""Statement audit: odd-but-real data folders, each with the false statement it must not show and
+the caveat it must show instead (both audiences, and the overview where it says the same thing).
+
+Folders: no 1:1 records; no stage history; no activity log; a rep with no open deals; names used
+as ids. (Coaching dates after the data, stale commitments, teams too small to compare with and
+kept-but-untested commitments are audited in test_report.py, test_odd_data.py and test_privacy.py.)
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import coachnb.display as show
+from coachnb.batch import _id_suffix
+from coachnb.demo import write_demo_data
+from coachnb.loading import load
+from coachnb.overview import cadence_sentence, team_overview
+
+from .test_odd_data import AS_OF, page_text, render
+
+
+@pytest.fixture(scope="module")
+def team_dir(tmp_path_factory) -> Path:
+    return Path(write_demo_data(tmp_path_factory.mktemp("audit") / "data", reps=6, weeks=40, seed=11, end=AS_OF))
+
+
+def variant(team_dir: Path, tmp_path: Path, drop=(), edit=None) -> Path:
+    """A copy of the team without the ``drop`` tables, after ``edit(tables)`` on the CSV texts."""
+    d = tmp_path / "data"
+    shutil.copytree(team_dir, d)
+    for name in drop:
+        (d / f"{name}.csv").unlink()
+    if edit:
+        tables = {p.stem: pd.read_csv(p, dtype=str, keep_default_na=False) for p in d.glob("*.csv")}
+        edit(tables)
+        for name, frame in tables.items():
+            frame.to_csv(d / f"{name}.csv", index=False)
+    return d
+
+
+def overview_text(ds, monkeypatch) -> str:
+    shown = []
+    monkeypatch.setattr(show, "display", lambda *objs, **kw: shown.extend(objs))
+    ov = team_overview(ds, AS_OF)
+    show.overview_table(ov)
+    show.overview_managers(ov)
+    return ov, page_text("\n".join(o.data for o in shown if isinstance(o.data, str)))
+
+
+def test_no_1to1_records_no_claim_of_overdue_or_zero_days(team_dir, tmp_path, monkeypatch):
+    ds = load(variant(team_dir, tmp_path, drop=("coaching_sessions",)))
+    for audience in ("manager", "rep"):
+        r, markup = render(ds, "R001", audience=audience, monkeypatch=monkeypatch)
+        text = page_text(markup)
+        assert not r.header.overdue and "No 1:1s are recorded" in text
+        assert "team aims for one" not in text
+    ov, text = overview_text(ds, monkeypatch)
+    assert cadence_sentence(ov) == "No 1:1s are recorded, so cadence can't be shown."
+    assert "are overdue" not in text and "0% of reps seen on time" not in text
+    assert not ov.reps["overdue"].any() and ov.managers["median_days_since_1to1"].isna().all()
+
+
+def test_no_stage_history_stalls_are_worded_as_age_and_the_overview_agrees(team_dir, tmp_path, monkeypatch):
+    ds = load(variant(team_dir, tmp_path, drop=("stage_history",)))
+    ov, _ = overview_text(ds, monkeypatch)
+    counts = ov.reps.set_index("rep_id")["stalled_deals"]
+    aged = 0
+    for rep_id in ds.reps["rep_id"]:
+        for audience in ("manager", "rep"):
+            r, markup = render(ds, rep_id, audience=audience, monkeypatch=monkeypatch)
+            text = page_text(markup)
+            assert r.stalled.basis == "age"
+            assert "in their stage longer than usual" not in text and "in its stage" not in text
+            if len(r.stalled.deals):
+                aged += 1
+                assert "older than most" in " ".join(r.questions)
+        assert counts[rep_id] == len(r.stalled.deals), rep_id  # the overview counts as the report does
+    assert aged
+
+
+def test_no_activity_log_says_so_and_explains_no_section_it_does_not_show(team_dir, tmp_path, monkeypatch):
+    ds = load(variant(team_dir, tmp_path, drop=("activities",)))
+    for audience in ("manager", "rep"):
+        r, markup = render(ds, "R002", audience=audience, monkeypatch=monkeypatch)
+        text = page_text(markup)
+        assert "week(s)" not in text and "0 weeks with logged activity" not in text
+        assert r.activity is None and r.capture is None
+    ds = load(variant(team_dir, tmp_path / "b", drop=("stage_history", "commitments")))
+    r, markup = render(ds, "R002", monkeypatch=monkeypatch)
+    text = page_text(markup)
+    assert "Kaplan-Meier" not in text and "Wilson" not in text  # no conversion or time-in-stage section
+    assert ("compares your new opportunities" in text) == bool(r.commitments or r.detected_change)
+
+
+def test_a_rep_with_no_open_deals_is_told_so_plainly(team_dir, tmp_path, monkeypatch):
+    def hand_over_r003s_open_deals(t):
+        o = t["opportunities"]
+        o.loc[(o["rep_id"] == "R003") & (o["status"] == "open"), "rep_id"] = "R001"
+    ds = load(variant(team_dir, tmp_path, edit=hand_over_r003s_open_deals))
+    r, markup = render(ds, "R003", monkeypatch=monkeypatch)
+    text = page_text(markup)
+    assert r.stalled.n_open == 0 and "You have no open deals right now." in text
+    assert "None of your 0" not in text
+
+
+@pytest.mark.parametrize("rep, suffix", [({"rep_id": "Jane Doe", "name": "Jane Doe"}, ""),
+                                         ({"rep_id": "R003", "name": "Jane Doe"}, " (R003)"),
+                                         ({"rep_id": "R003", "name": ""}, "")])
+def test_a_title_never_repeats_a_name_used_as_the_id(rep, suffix):
+    assert _id_suffix(rep) == suffix
