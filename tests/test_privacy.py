@@ -58,10 +58,13 @@ def test_team_figures_need_three_teammates(team, audience, monkeypatch):
             assert "team median" in text.lower()
 
 
-def test_a_two_rep_team_never_shows_the_other_reps_figures(team, monkeypatch):
-    n, ds = team
-    if n != 2:
-        pytest.skip("the two-rep team")
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    return load(Path(write_demo_data(tmp_path_factory.mktemp("pair") / "data", reps=2, weeks=40, seed=5, end=AS_OF)))
+
+
+def test_a_two_rep_team_never_shows_the_other_reps_figures(pair, monkeypatch):
+    ds = pair
     (a, _), (b, b_name) = ds.reps[["rep_id", "name"]].itertuples(index=False)
     r_b, _ = render(ds, b, monkeypatch=monkeypatch)
     r_a, markup = render(ds, a, audience="rep", monkeypatch=monkeypatch)
