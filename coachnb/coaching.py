@@ -26,7 +26,7 @@ import pandas as pd
 from . import metrics, store
 from .calendar import focus_window, weeks_before
 from .config import ProcessConfig
-from .formatting import fmt_level, fmt_money, fmt_num, fmt_pct, plural
+from .formatting import fmt_estimate, fmt_level, fmt_money, fmt_num, fmt_pct, plural
 from .metrics import LATE_SHARE
 from .schema import Dataset
 from .team import min_teammates
@@ -695,7 +695,7 @@ def _gain_sentence(area: FocusArea, weeks: int) -> str:
     else:
         what = ""
     return (f" Moving to the team median on this alone, everything else as it is, the model expects "
-            f"{what}about {fmt_money(area.modeled_gain)} more won value over {weeks} weeks.")
+            f"{what}about {fmt_estimate(area.modeled_gain)} more won value over {weeks} weeks.")
 
 
 def focus_areas(ds: Dataset, rep_id: str, as_of, lookback_weeks: int = 13,

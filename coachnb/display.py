@@ -192,7 +192,8 @@ def since_last_time(r) -> None:
             p = ch.pipeline
             display(HTML(f'<p class="cnb-verdict {VERDICT_CSS.get(p.verdict, "")}">'
                          f"<strong>Did pipeline move after it?</strong> {esc(p.sentence)}</p>"))
-            table(evidence_table(p))
+            if r.audience == "manager":
+                table(evidence_table(p))
         return
     from . import plots  # imported on use: the overview draws no chart and seaborn is slow to import
 
@@ -211,7 +212,8 @@ def since_last_time(r) -> None:
             p = a.pipeline
             display(HTML(f'<p class="cnb-verdict {VERDICT_CSS.get(p.verdict, "")}">'
                          f"<strong>Did it move pipeline?</strong> {esc(p.sentence)}</p>"))
-            table(evidence_table(p))
+            if r.audience == "manager":  # the rep's pre-read keeps the plain sentence, not the statistics
+                table(evidence_table(p))
             if a.secondary_sentence:
                 para(a.secondary_sentence)
         d = rv.diagnosis

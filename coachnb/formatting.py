@@ -68,6 +68,20 @@ def fmt_money(x) -> str:
     return f"{x:,.0f}"
 
 
+def fmt_estimate(x) -> str:
+    """A model's estimate, rounded to two significant figures: 38,707 -> "39,000", 4.26 -> "4.3".
+
+    A modeled figure is never more precise than that; five digits would claim what the model can't.
+    """
+    if _missing(x):
+        return "n/a"
+    if x == 0:
+        return "0"
+    digits = 1 - int(np.floor(np.log10(abs(x))))
+    value = round(float(x), digits)
+    return f"{value:,.{max(digits, 0)}f}"
+
+
 def fmt_pct(x) -> str:
     """A share in [0, 1] as a whole percentage: 0.237 -> "24%"."""
     if _missing(x):

@@ -39,3 +39,9 @@ def test_plural_and_escaping():
     assert F.plural(1, "week") == "1 week" and F.plural(0, "week") == "0 weeks" and F.plural(3, "deal") == "3 deals"
     assert F.esc('<script>alert("x")</script> & co') == "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co"
     assert F.esc(None) == "" and F.esc(float("nan")) == "" and F.esc(42) == "42"
+
+
+def test_a_models_estimate_keeps_two_significant_figures():
+    assert F.fmt_estimate(38707) == "39,000" and F.fmt_estimate(37001) == "37,000"
+    assert F.fmt_estimate(4.26) == "4.3" and F.fmt_estimate(0.0347) == "0.035" and F.fmt_estimate(-1234) == "-1,200"
+    assert F.fmt_estimate(0) == "0" and F.fmt_estimate(float("nan")) == "n/a"

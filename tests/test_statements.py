@@ -7,6 +7,7 @@ kept-but-untested commitments are audited in test_report.py, test_odd_data.py an
 """
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -111,3 +112,18 @@ def test_a_rep_with_no_open_deals_is_told_so_plainly(team_dir, tmp_path, monkeyp
                                          ({"rep_id": "R003", "name": ""}, "")])
 def test_a_title_never_repeats_a_name_used_as_the_id(rep, suffix):
     assert _id_suffix(rep) == suffix
+
+
+def test_the_rep_pre_read_has_no_p_value_table_and_no_false_precision(team_dir, monkeypatch):
+    ds = load(team_dir)
+    for rep_id in ds.reps["rep_id"]:
+        r, markup = render(ds, rep_id, audience="rep", monkeypatch=monkeypatch)
+        text = page_text(markup)
+        assert "p-value" not in text and "Smallest effect this data could detect" not in text
+        for area in r.focus.areas:
+            gain = re.search(r"about ([\d,]+) more won value", area.reason)
+            if gain:
+                digits = gain.group(1).replace(",", "").lstrip("-")
+                assert len(digits.rstrip("0")) <= 2, area.reason  # two significant figures at most
+    _, markup = render(ds, ds.reps["rep_id"].iloc[0], monkeypatch=monkeypatch)
+    assert "p-value" in page_text(markup) or "Did it move pipeline?" not in page_text(markup)
