@@ -398,25 +398,38 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
     def team_med(table, col):
         return quartiles(others(table, rep_id)[col], min_teammates(tv.ds))["median"]
 
+    opps = tv.ds.opportunities
+    won_amounts = opps.loc[opps["status"] == "won", "amount"]
+    # a win rate needs recorded losses; a won value needs won deals with an amount above zero
+    has_losses = bool((opps["status"] == "lost").any())
+    has_amounts = bool((pd.to_numeric(won_amounts, errors="coerce") > 0).any())
+    money = fmt_money if has_amounts else (lambda x: "unknown")
     rows = [
-        ("Won this quarter so far", fmt_money(pick(tv.attainment, "won_amount_qtd")),
-         fmt_money(team_med(tv.attainment, "won_amount_qtd"))),
+        ("Won this quarter so far", money(pick(tv.attainment, "won_amount_qtd")),
+         money(team_med(tv.attainment, "won_amount_qtd"))),
         ("Share of quarterly quota won", fmt_pct(pick(tv.attainment, "attainment")),
          fmt_pct(team_med(tv.attainment, "attainment"))),
         ("Open pipeline against quarterly quota", fmt_times(pick(tv.coverage, "coverage")),
          fmt_times(team_med(tv.coverage, "coverage"))),
-        ("Win rate in the period", fmt_pct(pick(tv.outcomes, "win_rate")), fmt_pct(team_med(tv.outcomes, "win_rate"))),
-        ("Average won deal", fmt_money(pick(tv.outcomes, "avg_won_amount")),
-         fmt_money(team_med(tv.outcomes, "avg_won_amount"))),
+        ("Average won deal", money(pick(tv.outcomes, "avg_won_amount")), money(team_med(tv.outcomes, "avg_won_amount"))),
     ]
+    if has_losses:
+        rows.insert(3, ("Win rate in the period", fmt_pct(pick(tv.outcomes, "win_rate")),
+                        fmt_pct(team_med(tv.outcomes, "win_rate"))))
+    if not has_amounts:  # shares of quota and coverage rest on amounts too
+        rows = [r for r in rows if r[0] not in ("Share of quarterly quota won", "Open pipeline against quarterly quota")]
     table = pd.DataFrame(rows, columns=["measure", "you", "team median"])
     if len(tv.ds.reps) - 1 < min_teammates(tv.ds):
         table = table.drop(columns="team median")  # n/a in every row says less than leaving it out
     att = pick(tv.attainment, "attainment")
     s = ("For the record, here is where the numbers stand. They follow from the process above; "
          "the conversation is about the process.")
-    if np.isfinite(att):
+    if np.isfinite(att) and has_amounts:
         s = f"You have won {fmt_pct(att)} of this quarter's quota so far. " + s
+    if not has_losses:
+        s += " No lost deals are recorded, so there is no win rate."
+    if not has_amounts:
+        s += " The data holds no amounts for won deals, so values are unknown."
     if len(tv.ds.reps) - 1 < min_teammates(tv.ds):
         s += f" {TOO_FEW[:-1]}, so no team figures are shown."
     return ResultsSection(table, s)

@@ -127,3 +127,24 @@ def test_the_rep_pre_read_has_no_p_value_table_and_no_false_precision(team_dir, 
                 assert len(digits.rstrip("0")) <= 2, area.reason  # two significant figures at most
     _, markup = render(ds, ds.reps["rep_id"].iloc[0], monkeypatch=monkeypatch)
     assert "p-value" in page_text(markup) or "Did it move pipeline?" not in page_text(markup)
+
+
+def test_won_only_data_shows_no_win_rate_and_unknown_amounts_no_values(team_dir, tmp_path, monkeypatch):
+    def won_only(t):
+        o = t["opportunities"]
+        o.loc[o["status"] == "lost", "status"] = "won"
+    ds = load(variant(team_dir, tmp_path, edit=won_only))
+    r, markup = render(ds, "R001", monkeypatch=monkeypatch)
+    text = page_text(markup)
+    measures = list(r.results.rows["measure"])
+    assert "Win rate in the period" not in measures and "100%" not in " ".join(r.results.rows["you"])
+    assert "No lost deals are recorded, so there is no win rate." in text
+
+    def no_amounts(t):
+        t["opportunities"]["amount"] = "0"
+    ds = load(variant(team_dir, tmp_path / "b", edit=no_amounts))
+    r, markup = render(ds, "R001", monkeypatch=monkeypatch)
+    rows = r.results.rows.set_index("measure")
+    assert rows.at["Won this quarter so far", "you"] == "unknown" and rows.at["Average won deal", "you"] == "unknown"
+    assert "Share of quarterly quota won" not in rows.index and "quota so far" not in page_text(markup)
+    assert "values are unknown" in r.results.sentence
