@@ -171,13 +171,13 @@ def diagnose(assessment, commitment: dict | None = None, finished: bool | None =
     act = assessment.activity
     pipe = assessment.pipeline
     category = classify(act.adherence, getattr(pipe, "verdict", None), getattr(pipe, "direction", None), finished)
-    gates = getattr(pipe, "gates", None) or {}
-    if category == "kept_too_early" and str(gates.get("post_horizon", "")).startswith("passed"):
-        # the full horizon has been seen and still no lift shows: that is "no detectable lift",
-        # not "too early"; waiting longer would not change the reading much
-        category = "kept_no_lift"
+    weeks_needed = getattr(pipe, "weeks_needed", None)
     partly = category == "not_kept" and act.adherence == "partly kept"
     key = "partly_kept" if partly else category
+    if category == "kept_too_early" and not weeks_needed:
+        # "not enough data to tell" and no number of weeks would tell: never "no lift" (nothing was
+        # found either way) and never "wait N weeks" (waiting would not show it)
+        key = "kept_cannot_tell"
     section = wording()["diagnosis"][key]
 
     metric = _clean(c.get("label")) or _clean(c.get("metric")) or "the agreed activity"
@@ -186,7 +186,6 @@ def diagnose(assessment, commitment: dict | None = None, finished: bool | None =
         metric = spec.label if spec else metric.replace("_", " ")
     target = c.get("target", getattr(act, "target", None))
     baseline = c.get("baseline", getattr(act, "pre_rate", None))
-    weeks_needed = getattr(pipe, "weeks_needed", None)
     end = c.get("end")
     values = {
         "metric_label": metric,

@@ -81,6 +81,16 @@ def test_kept_without_a_clear_change_in_activity_is_never_read_as_no_lift():
     assert classify("kept", "no meaningful change") == "kept_no_lift"
 
 
+def test_kept_when_no_amount_of_data_would_tell_is_neither_no_lift_nor_wait():
+    """'Not enough data to tell' found nothing either way: not 'no detectable lift' (a skill talk
+    the data can't support), and not 'wait N weeks' when no number of weeks would show it."""
+    d = diagnose(Assessment(Act("kept"), Pipe("not enough data to tell", weeks_needed=None)),
+                 commitment=COMMITMENT, finished=True)
+    assert d.category == "kept_too_early" and d.label == "Kept; the effect on pipeline can't be judged from the data"
+    assert "no detectable lift" not in d.label.lower() and "more weeks" not in d.opening_question
+    assert "which deals has it touched" in d.opening_question
+
+
 def test_not_kept_opens_with_the_follow_up_the_rep_chose():
     d = diagnose(Assessment(Act("not kept", post_rate=5.2), Pipe("activity did not change")),
                  commitment=COMMITMENT, finished=True)
