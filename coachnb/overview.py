@@ -184,10 +184,13 @@ def rep_columns(ds, tv, rep_id) -> dict:
     if last_review is None:
         return {"weakest_step": weakest, "commitment": None, "diagnosis": None, "verdict": None, "p_value": np.nan}
     p = last_review.assessment.pipeline if last_review.assessment else None
+    # a running commitment has no verdict yet, whatever its first weeks show
+    running = last_review.diagnosis is not None and last_review.diagnosis.category == "in_progress"
+    tested = p is not None and not running and p.verdict in ("moved", "no meaningful change")
     return {"weakest_step": weakest, "commitment": last_review.label,
             "diagnosis": last_review.diagnosis.label if last_review.diagnosis else None,
-            "verdict": p.verdict if p else None,
-            "p_value": p.p_value if p is not None and p.verdict in ("moved", "no meaningful change") else np.nan}
+            "verdict": "still running" if running else p.verdict if p else None,
+            "p_value": p.p_value if tested else np.nan}
 
 
 def _store_key(ds) -> str | None:

@@ -398,11 +398,12 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
     def team_med(table, col):
         return quartiles(others(table, rep_id)[col], min_teammates(tv.ds))["median"]
 
-    opps = tv.ds.opportunities
-    won_amounts = opps.loc[opps["status"] == "won", "amount"]
-    # a win rate needs recorded losses; a won value needs won deals with an amount above zero
-    has_losses = bool((opps["status"] == "lost").any())
-    has_amounts = bool((pd.to_numeric(won_amounts, errors="coerce") > 0).any())
+    # a win rate needs recorded losses; a won value needs won deals with an amount above zero (team-wide:
+    # from the team tables, which a feature store holds too, not from this rep's deals alone)
+    out = tv.outcomes
+    has_losses = bool(pd.to_numeric(out["lost"], errors="coerce").fillna(0).sum() > 0)
+    has_amounts = bool((pd.to_numeric(out["avg_won_amount"], errors="coerce") > 0).any()
+                       or (pd.to_numeric(tv.attainment["won_amount_qtd"], errors="coerce") > 0).any())
     money = fmt_money if has_amounts else (lambda x: "unknown")
     rows = [
         ("Won this quarter so far", money(pick(tv.attainment, "won_amount_qtd")),

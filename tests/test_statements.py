@@ -148,3 +148,11 @@ def test_won_only_data_shows_no_win_rate_and_unknown_amounts_no_values(team_dir,
     assert rows.at["Won this quarter so far", "you"] == "unknown" and rows.at["Average won deal", "you"] == "unknown"
     assert "Share of quarterly quota won" not in rows.index and "quota so far" not in page_text(markup)
     assert "values are unknown" in r.results.sentence
+
+
+def test_the_overview_never_gives_a_running_commitment_a_verdict(team_dir, monkeypatch):
+    ds = load(team_dir)
+    ov, _ = overview_text(ds, monkeypatch)
+    running = ov.reps[ov.reps["diagnosis"] == "In progress"]
+    assert len(running) and (running["verdict"] == "still running").all() and running["q_value"].isna().all()
+    assert not ((ov.reps["diagnosis"] == "In progress") & (ov.reps["verdict"] == "activity did not change")).any()
