@@ -401,9 +401,10 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
     # a win rate needs recorded losses; a won value needs won deals with an amount above zero (team-wide:
     # from the team tables, which a feature store holds too, not from this rep's deals alone)
     out = tv.outcomes
-    has_losses = bool(pd.to_numeric(out["lost"], errors="coerce").fillna(0).sum() > 0)
-    has_amounts = bool((pd.to_numeric(out["avg_won_amount"], errors="coerce") > 0).any()
-                       or (pd.to_numeric(tv.attainment["won_amount_qtd"], errors="coerce") > 0).any())
+    won_n = pd.to_numeric(out["won"], errors="coerce").fillna(0).sum()
+    lost_n = pd.to_numeric(out["lost"], errors="coerce").fillna(0).sum()
+    has_losses = bool(lost_n > 0 or won_n == 0)  # only wins in the period: a win rate would say nothing
+    has_amounts = bool(won_n == 0 or (pd.to_numeric(out["avg_won_amount"], errors="coerce") > 0).any())
     money = fmt_money if has_amounts else (lambda x: "unknown")
     rows = [
         ("Won this quarter so far", money(pick(tv.attainment, "won_amount_qtd")),
@@ -428,9 +429,9 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
     if np.isfinite(att) and has_amounts:
         s = f"You have won {fmt_pct(att)} of this quarter's quota so far. " + s
     if not has_losses:
-        s += " No lost deals are recorded, so there is no win rate."
+        s += " No deals are recorded as lost in this period, so there is no win rate."
     if not has_amounts:
-        s += " The data holds no amounts for won deals, so values are unknown."
+        s += " The deals won in this period carry no amounts, so their values are unknown."
     if len(tv.ds.reps) - 1 < min_teammates(tv.ds):
         s += f" {TOO_FEW[:-1]}, so no team figures are shown."
     return ResultsSection(table, s)

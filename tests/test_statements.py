@@ -138,7 +138,7 @@ def test_won_only_data_shows_no_win_rate_and_unknown_amounts_no_values(team_dir,
     text = page_text(markup)
     measures = list(r.results.rows["measure"])
     assert "Win rate in the period" not in measures and "100%" not in " ".join(r.results.rows["you"])
-    assert "No lost deals are recorded, so there is no win rate." in text
+    assert "No deals are recorded as lost in this period, so there is no win rate." in text
 
     def no_amounts(t):
         t["opportunities"]["amount"] = "0"
