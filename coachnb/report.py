@@ -426,8 +426,16 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
     att = pick(tv.attainment, "attainment")
     s = ("For the record, here is where the numbers stand. They follow from the process above; "
          "the conversation is about the process.")
-    if np.isfinite(att) and has_amounts:
+    qs = tv.attainment["quarter_start"]
+    last_day = (tv.window.as_of - pd.Timedelta(days=1)).tz_localize(None)
+    started = bool(len(qs) and pd.notna(qs.iloc[0]) and last_day >= qs.iloc[0])  # not on its first day
+    if np.isfinite(att) and has_amounts and started:
         s = f"You have won {fmt_pct(att)} of this quarter's quota so far. " + s
+    if started:
+        s += (f" \"Won this quarter so far\" counts deals won from {qs.iloc[0]:%d %b} to {last_day:%d %b %Y}, "
+              "the day before the 1:1.")
+    else:
+        s += " The quarter starts on the day of this 1:1, so nothing has been won in it yet."
     if not has_losses:
         s += " No deals are recorded as lost in this period, so there is no win rate."
     if not has_amounts:

@@ -156,3 +156,13 @@ def test_the_overview_never_gives_a_running_commitment_a_verdict(team_dir, monke
     running = ov.reps[ov.reps["diagnosis"] == "In progress"]
     assert len(running) and (running["verdict"] == "still running").all() and running["q_value"].isna().all()
     assert not ((ov.reps["diagnosis"] == "In progress") & (ov.reps["verdict"] == "activity did not change")).any()
+
+
+def test_quarter_to_date_states_its_dates_and_a_quarters_first_day_claims_nothing(team_dir):
+    from coachnb.report import rep_report
+
+    ds = load(team_dir)
+    s = rep_report(ds, "R001", AS_OF).results.sentence
+    assert '"Won this quarter so far" counts deals won from 01 Oct to 22 Nov 2026, the day before the 1:1.' in s
+    first_day = rep_report(ds, "R001", "2026-10-01").results.sentence
+    assert "quota so far" not in first_day and "starts on the day of this 1:1" in first_day
