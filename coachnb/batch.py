@@ -73,7 +73,7 @@ from filelock import FileLock, Timeout
 from papermill.exceptions import PapermillExecutionError
 from tqdm.auto import tqdm
 
-from .calendar import check_as_of_covered, resolve_as_of
+from .calendar import check_as_of_covered, parse_as_of, resolve_as_of
 from .engine import IPCKernelManager, cleanup, freeze_baseline, get_shell, register
 from .errors import CoachnbError, DataError
 from .fsutil import atomic_write_bytes, atomic_write_text, safe_filename
@@ -939,6 +939,7 @@ def _parse_as_of(as_of) -> str:
         date.fromisoformat(text)
     except ValueError as exc:
         raise CoachnbError(f"--as-of {text!r} is not a valid date: {exc}") from None
+    parse_as_of(text)  # the years the data may hold, the rule every coaching date follows
     return text
 
 

@@ -27,6 +27,7 @@ import pandas as pd
 
 from .config import WEEKDAYS, ProcessConfig, week_start
 from .errors import AsOfError
+from .loading import FIRST_YEAR, LAST_YEAR, in_date_range
 from .schema import Dataset
 
 __all__ = [
@@ -218,6 +219,20 @@ def check_as_of_covered(as_of: pd.Timestamp, ds: Dataset) -> None:
                         "the data covers), or load newer data")
 
 
+def parse_as_of(as_of) -> pd.Timestamp:
+    """A coaching date given as text, ``date`` or Timestamp, as a Timestamp; AsOfError when it is no
+    date ("next monday") or lies outside the years the loader accepts (the same rule as the data)."""
+    try:
+        ts = pd.Timestamp(as_of)
+    except (ValueError, TypeError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        ts = None
+    if ts is None or pd.isna(ts):
+        raise AsOfError(f"the coaching date {str(as_of)!r} is not a date; write it as YYYY-MM-DD")
+    if not in_date_range(ts):
+        raise AsOfError(f"the coaching date {str(as_of)!r} is outside the years {FIRST_YEAR}-{LAST_YEAR} the data may hold")
+    return ts
+
+
 def resolve_as_of(as_of, ds: Dataset) -> pd.Timestamp:
     """The coaching date as local midnight in the team's time zone.
 
@@ -228,7 +243,7 @@ def resolve_as_of(as_of, ds: Dataset) -> pd.Timestamp:
     if as_of in (None, ""):
         latest = latest_as_of(ds)
         as_of = latest.strftime("%Y-%m-%d") if latest is not None else date.today().isoformat()
-    ts = pd.Timestamp(as_of)
+    ts = parse_as_of(as_of)
     if ts.tzinfo is None:
         ts = ts.tz_localize(ds.config.timezone)
     return ts.tz_convert(ds.config.timezone).normalize()

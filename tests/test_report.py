@@ -400,3 +400,18 @@ def test_a_reps_days_in_stage_read_the_same_in_the_section_and_the_focus(sample_
                 assert days == f"{mine[stage]:.0f}", (rep_id, area.reason, mine[stage])
                 seen += 1
     assert seen >= 2
+
+
+@pytest.mark.parametrize("as_of, why", [("next monday", "is not a date"), ("0226-11-01", "outside the years"),
+                                        ("9999-12-31", "outside the years")])
+def test_a_coaching_date_that_is_no_date_or_out_of_range_is_a_clear_error(sample_ds, tmp_path, as_of, why):
+    """The API and the batch refuse it with AsOfError, never pandas' DateParseError or OutOfBoundsDatetime."""
+    from coachnb.batch import run_batch
+    from coachnb.errors import AsOfError, CoachnbError
+
+    with pytest.raises(AsOfError, match=why):
+        rep_report(sample_ds, "R003", as_of)
+    if as_of[0].isdigit():
+        with pytest.raises(CoachnbError, match=why):
+            run_batch(tmp_path / "data", as_of, out=tmp_path / "reports", progress=False)
+        assert not (tmp_path / "reports").exists()
