@@ -23,9 +23,10 @@ from .calendar import weeks_before
 from .config import ACTIVITY_TYPES
 from .formatting import STEP_ARROW, fmt_money, fmt_num, fmt_pct, fmt_times
 from .store import store_of
-from .team import (TeamView, active_commitments, aged_threshold, cached, impact_settings, last_session, metric_history, min_teammates,
-                   open_data, others, outcome_history, peers_who_changed, quartiles, rep_commitments, rep_row,
-                   rep_series, secondary_histories, weekly_against_team)
+from .team import (TeamView, active_commitments, aged_threshold, cached, impact_settings, last_session,
+                   metric_history, min_teammates, open_data, others, outcome_history, peers_who_changed, quartiles,
+                   rep_commitments, rep_row, rep_series, secondary_histories, too_few_teammates,
+                   weekly_against_team)
 
 #: said wherever a team figure would pool fewer than ``thresholds.min_teammates`` other reps
 TOO_FEW = "There are too few teammates to compare with."
@@ -279,7 +280,7 @@ def velocity_section(tv: TeamView, rep_id: str) -> VelocitySection:
     stages = list(tv.ds.config.stages)
     mine = tv.velocity[tv.velocity["rep_id"] == rep_id].set_index("stage").reindex(stages).reset_index()
     team = tv.team_velocity.set_index("stage").reindex(stages).reset_index()
-    if len(tv.ds.reps) - 1 < min_teammates(tv.ds):  # a median pooled with one or two teammates' deals
+    if too_few_teammates(tv.ds):  # a median pooled with one or two teammates' deals
         team[["median_days", "p75_days"]] = np.nan
     j = mine.merge(team[["stage", "median_days", "p75_days"]], on="stage", suffixes=("", "_team"))
     slow = j[(j["median_days"] > j["p75_days"]) & (j["n_entered"] >= 3)]
@@ -291,7 +292,7 @@ def velocity_section(tv: TeamView, rep_id: str) -> VelocitySection:
         slow_stage = str(r["stage"])
     else:
         slow_stage = None
-        if len(tv.ds.reps) - 1 < min_teammates(tv.ds):
+        if too_few_teammates(tv.ds):
             s = "There are too few teammates to compare time in stage with."
         elif j["median_days"].notna().any():
             s = "Time in stage is in line with the team."
@@ -315,7 +316,7 @@ def stalled_section(tv: TeamView, rep_id: str) -> StalledSection:
     deals = mine[["name", "account", "stage", "days_in_stage", "threshold_days", "amount"]].reset_index(drop=True)
     opps = ds.opportunities
     n_open = int(((opps["rep_id"] == rep_id) & (opps["status"] == "open") & (opps["created_at"] < tv.window.as_of)).sum())
-    if len(ds.reps) - 1 < min_teammates(ds):  # "longer than usual" would rest on one or two teammates' deals
+    if too_few_teammates(ds):  # "longer than usual" would rest on one or two teammates' deals
         return StalledSection(deals.iloc[:0], n_open, f"{TOO_FEW[:-1]} on how long deals usually sit in a stage.")
     if n_open == 0:
         s = "You have no open deals right now."
@@ -341,7 +342,7 @@ def aged_deals_section(tv: TeamView, rep_id: str) -> StalledSection:
         columns={"age_days": "days_in_stage"})[["name", "account", "stage", "days_in_stage", "threshold_days",
                                                "amount"]].reset_index(drop=True)
     n_open = int((ages["rep_id"] == rep_id).sum())
-    if len(ds.reps) - 1 < min_teammates(ds):
+    if too_few_teammates(ds):
         return StalledSection(deals.iloc[:0], n_open, f"{TOO_FEW[:-1]} on how old open deals usually get.",
                               basis="age")
     if n_open == 0:
@@ -421,7 +422,7 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
     if not has_amounts:  # shares of quota and coverage rest on amounts too
         rows = [r for r in rows if r[0] not in ("Share of quarterly quota won", "Open pipeline against quarterly quota")]
     table = pd.DataFrame(rows, columns=["measure", "you", "team median"])
-    if len(tv.ds.reps) - 1 < min_teammates(tv.ds):
+    if too_few_teammates(tv.ds):
         table = table.drop(columns="team median")  # n/a in every row says less than leaving it out
     att = pick(tv.attainment, "attainment")
     s = ("For the record, here is where the numbers stand. They follow from the process above; "
@@ -440,7 +441,7 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
         s += " No deals are recorded as lost in this period, so there is no win rate."
     if not has_amounts:
         s += " The deals won in this period carry no amounts, so their values are unknown."
-    if len(tv.ds.reps) - 1 < min_teammates(tv.ds):
+    if too_few_teammates(tv.ds):
         s += f" {TOO_FEW[:-1]}, so no team figures are shown."
     return ResultsSection(table, s)
 
@@ -729,7 +730,7 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
         results=results_section(tv, rep_id), missing=MISSING, excluded_note=excluded_note,
         stalled_percentile=ds.config.thresholds.stalled_percentile,
         self_view=coaching.self_view(ds, rep_id),
-        team_figures=len(ds.reps) - 1 >= min_teammates(ds),
+        team_figures=not too_few_teammates(ds),
         commitments_note=record_note,
     )
 

@@ -160,6 +160,11 @@ def min_teammates(ds: Dataset) -> int:
     return max(int(ds.config.thresholds.min_teammates), 3)
 
 
+def too_few_teammates(ds: Dataset) -> bool:
+    """True when the data holds fewer other reps than a team figure may pool (:func:`min_teammates`)."""
+    return len(ds.reps) - 1 < min_teammates(ds)
+
+
 def quartiles(values: pd.Series, min_reps: int = 1) -> dict:
     """Median, quartiles and count of the finite values, one per rep.
 
@@ -326,7 +331,7 @@ def stalled_counts(tv: TeamView) -> pd.Series:
     deals older than :func:`aged_threshold`. With too few teammates to set a threshold: NaN.
     """
     reps = tv.ds.reps["rep_id"]
-    if len(reps) - 1 < min_teammates(tv.ds):
+    if too_few_teammates(tv.ds):
         return pd.Series(np.nan, index=reps.to_numpy())
     if tv.ds.has("stage_history"):
         n = tv.stalled.groupby("rep_id").size()
