@@ -36,6 +36,8 @@ READING_ORDER = (
     "report", "overview",
     # presentation
     "plots", "display", "render",
+    # the analyst's workbooks: helpers the notebooks in notebooks/ call
+    "workbooks",
     # batch: building the store, the in-process engine, the pool
     "store_build", "engine", "batch",
     # command line
