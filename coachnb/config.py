@@ -16,6 +16,12 @@ defaults below. Example::
     stalled_percentile = 75   # a deal is stalled above this percentile of team days-in-stage
     late_logging_days = 2     # logged more than this many days after it happened = late
 
+    [presentation]            # how amounts are written and the paper PDFs are printed on
+    currency = "GBP"          # an ISO 4217 code, or the symbol itself ("£", "kr"); none by default
+    thousands_separator = "," # ",", ".", " ", "'" or ""
+    currency_position = "before"  # or "after": "12.900 €"
+    paper = "A4"              # or "Letter"
+
     [commitment_metrics.linkedin_messages_per_week]
     label = "LinkedIn messages per week"
     kind = "activity_count"
@@ -39,6 +45,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from .errors import ConfigError
+from .formatting import CURRENCY_SYMBOLS, Currency
 
 ACTIVITY_TYPES = ("call", "email", "meeting", "demo", "other")
 STATUSES = ("open", "won", "lost")
@@ -109,6 +116,27 @@ class Thresholds:
     min_teammates: int = 3
 
 
+PAPER_SIZES = ("A4", "Letter")
+THOUSANDS_SEPARATORS = (",", ".", " ", "\u00a0", "\u202f", "'", "")
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """How reports write amounts and on which paper their PDFs are printed (``[presentation]``).
+
+    Attributes
+    ----------
+    currency : formatting.Currency
+        The symbol, its side and the thousands separator every amount is written with
+        (:func:`coachnb.formatting.fmt_money`); by default no currency is named.
+    paper : str
+        ``"A4"`` or ``"Letter"``: the page size of PDFs (:mod:`coachnb.pdf`).
+    """
+
+    currency: Currency = field(default_factory=Currency)
+    paper: str = "A4"
+
+
 @dataclass(frozen=True)
 class ProcessConfig:
     """The team's sales process as coachnb needs it.
@@ -126,6 +154,8 @@ class ProcessConfig:
         IANA zone; naive timestamps in the data are read as local time in this zone.
     thresholds : Thresholds
     commitment_metrics : dict of str -> CommitmentMetric
+    presentation : Presentation
+        Currency, thousands separator and paper size.
     """
 
     stages: tuple[str, ...] = DEFAULT_STAGES
@@ -134,6 +164,7 @@ class ProcessConfig:
     timezone: str = "UTC"
     thresholds: Thresholds = field(default_factory=Thresholds)
     commitment_metrics: dict[str, CommitmentMetric] = field(default_factory=_default_metrics)
+    presentation: Presentation = field(default_factory=Presentation)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -251,7 +282,8 @@ THRESHOLD_RANGES = {
     "min_teammates": _Range(True, 3, 10_000, unit="other reps"),
 }
 
-SECTIONS = ("process", "activity_types", "thresholds", "commitment_metrics")
+SECTIONS = ("process", "activity_types", "thresholds", "commitment_metrics", "presentation")
+PRESENTATION_KEYS = ("currency", "thousands_separator", "currency_position", "paper")
 PROCESS_KEYS = ("stages", "week_start", "timezone")
 METRIC_KEYS = ("label", "kind", "activity_types", "unit")
 
@@ -425,6 +457,48 @@ def _metric(name: str, spec, problems: _Problems) -> CommitmentMetric | None:
     return CommitmentMetric(name, label, kind, types or (), unit)
 
 
+def _currency_symbol(value, problems: _Problems) -> str:
+    """The sign ``[presentation] currency`` names: a known ISO code's symbol, a code, or the symbol itself."""
+    if not isinstance(value, str):
+        problems.add("[presentation] currency", f"must be a currency code or symbol in quotes, not {_shown(value)}")
+        return ""
+    code = value.strip()
+    if code.upper() in CURRENCY_SYMBOLS:
+        return CURRENCY_SYMBOLS[code.upper()]
+    # a sign is written beside every amount: no digits (they would read as part of the number),
+    # no spaces or control characters, short enough to be a sign
+    if not code or len(code) > 4 or any(ch.isdigit() or ch.isspace() or not ch.isprintable() for ch in code):
+        problems.add("[presentation] currency", f"must be an ISO 4217 code (e.g. 'GBP', 'USD', 'EUR') or a "
+                                                f"symbol of at most 4 characters without digits or spaces, not {code[:60]!r}")
+        return ""
+    return code
+
+
+def _presentation(raw: dict, problems: _Problems) -> Presentation:
+    """``[presentation]``: the currency, its position, the thousands separator and the paper size."""
+    pres = _table(raw, "presentation", problems)
+    _known_keys(pres, PRESENTATION_KEYS, "[presentation]", problems)
+    symbol = _currency_symbol(pres["currency"], problems) if "currency" in pres else ""
+    sep = pres.get("thousands_separator", ",")
+    if not isinstance(sep, str) or sep not in THOUSANDS_SEPARATORS:
+        shown = " or ".join(repr(x) for x in THOUSANDS_SEPARATORS)
+        problems.add("[presentation] thousands_separator", f"must be one of {shown}, not "
+                                                           f"{repr(sep) if isinstance(sep, str) else _shown(sep)}")
+        sep = ","
+    position = pres.get("currency_position", "before")
+    if position not in ("before", "after"):
+        problems.add("[presentation] currency_position", f"must be \"before\" or \"after\", not "
+                                                         f"{repr(position) if isinstance(position, str) else _shown(position)}")
+        position = "before"
+    paper = pres.get("paper", "A4")
+    known = {p.lower(): p for p in PAPER_SIZES}
+    if not isinstance(paper, str) or paper.lower() not in known:
+        problems.add("[presentation] paper", f"must be one of {', '.join(PAPER_SIZES)}, not "
+                                             f"{repr(paper) if isinstance(paper, str) else _shown(paper)}")
+        paper = "A4"
+    return Presentation(Currency(symbol, position == "before", sep), known[paper.lower()])
+
+
 def config_from_dict(raw: dict, source: str = "process.toml") -> ProcessConfig:
     """Build a :class:`ProcessConfig` from parsed TOML, checking every section, key and value.
 
@@ -454,6 +528,7 @@ def config_from_dict(raw: dict, source: str = "process.toml") -> ProcessConfig:
         metric = _metric(str(name), spec, problems)
         if metric is not None:
             metrics[metric.name] = metric
+    presentation = _presentation(raw, problems)
     problems.raise_if_any()
     return ProcessConfig(stages=stages, activity_type_map=type_map, week_start=week, timezone=tz,
-                         thresholds=thresholds, commitment_metrics=metrics)
+                         thresholds=thresholds, commitment_metrics=metrics, presentation=presentation)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -61,11 +62,88 @@ def fmt_rate(x) -> str:
     return f"{x:.2f}" if abs(x) < 1 else f"{x:.1f}"
 
 
-def fmt_money(x) -> str:
-    """An amount in the team's currency, whole units with thousands separators."""
+@dataclass(frozen=True)
+class Currency:
+    """How an amount is written: the currency's sign, on which side, and the thousands separator.
+
+    ``process.toml``'s ``[presentation]`` section sets it (:mod:`coachnb.config`); the default
+    names no currency and writes ``12,900``, as reports did before a team could set one.
+
+    Attributes
+    ----------
+    symbol : str
+        What stands beside the number: ``"£"``, ``"$"``, ``"CHF"``; ``""`` names no currency.
+    before : bool
+        ``"£12,900"`` (True) or ``"12 900 kr"`` (False).
+    thousands : str
+        Between groups of three digits: ``","``, ``"."``, ``" "``, ``"'"`` or ``""``.
+    """
+
+    symbol: str = ""
+    before: bool = True
+    thousands: str = ","
+
+    def write(self, digits: str) -> str:
+        """``digits`` (Python's ``"12,900"`` form) with this separator and symbol."""
+        text = digits.replace(",", self.thousands)
+        if not self.symbol:
+            return text
+        # a sign of letters ("CHF", "kr") is a word and needs a space; "£" and "$" sit on the number
+        space = "\u00a0" if any(ch.isalpha() for ch in self.symbol) else ""
+        if not self.before:
+            return f"{text}\u00a0{self.symbol}"
+        sign, text = ("-", text[1:]) if text.startswith("-") else ("", text)
+        return f"{sign}{self.symbol}{space}{text}"
+
+
+#: the symbol each common ISO 4217 code is written with; any other code is written as itself
+CURRENCY_SYMBOLS = {"GBP": "£", "USD": "$", "EUR": "€", "JPY": "¥", "CNY": "¥", "INR": "₹", "KRW": "₩",
+                    "AUD": "A$", "CAD": "C$", "NZD": "NZ$", "HKD": "HK$", "SGD": "S$", "MXN": "MX$",
+                    "BRL": "R$", "ILS": "₪", "TRY": "₺", "PLN": "zł", "NGN": "₦", "PHP": "₱", "VND": "₫"}
+
+#: the amount a report shows is one recorded figure or a sum of them ("recorded", whole units), a
+#: mean or median over deals ("average", three significant figures: 49,838 -> 49,800) or a model's
+#: estimate ("estimate", two, as :func:`fmt_estimate`); more digits would claim what the data can't
+MONEY_SIGNIFICANT = {"recorded": None, "average": 3, "estimate": 2}
+
+
+def _significant(x: float, digits: int) -> float:
+    """``x`` rounded to ``digits`` significant figures, never below whole units."""
+    if x == 0:
+        return 0.0
+    places = digits - 1 - int(np.floor(np.log10(abs(x))))
+    return round(float(x), min(places, 0))
+
+
+def fmt_money(x, currency: Currency | None = None, *, kind: str = "recorded") -> str:
+    """An amount in the team's currency, rounded to what ``kind`` of figure it is.
+
+    Parameters
+    ----------
+    x : number
+        The amount; missing or infinite gives ``"n/a"``.
+    currency : Currency, optional
+        The team's currency (``ProcessConfig.presentation.currency``); ``None`` names none and
+        separates thousands with ``","``: ``fmt_money(12900.4) == "12,900"``.
+    kind : {"recorded", "average", "estimate"}
+        A recorded amount or a sum of them is shown in whole units; a mean or median to three
+        significant figures; a model's estimate to two (:data:`MONEY_SIGNIFICANT`).
+
+    Returns
+    -------
+    str
+        E.g. ``"£12,900"``, ``"49.800 €"``, ``"CHF 12'900"``.
+    """
+    if kind not in MONEY_SIGNIFICANT:
+        raise ValueError(f"kind must be one of {', '.join(MONEY_SIGNIFICANT)}, not {kind!r}")
     if _missing(x):
         return "n/a"
-    return f"{x:,.0f}"
+    digits = MONEY_SIGNIFICANT[kind]
+    value = float(x) if digits is None else _significant(float(x), digits)
+    text = f"{value:,.0f}"
+    if text == "-0":
+        text = "0"
+    return (currency or Currency()).write(text)
 
 
 def fmt_estimate(x) -> str:

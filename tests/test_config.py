@@ -13,8 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coachnb.cli import main
-from coachnb.config import (ACTIVITY_TYPES, DEFAULT_STAGES, METRIC_KEYS, METRIC_KINDS, PROCESS_KEYS, SECTIONS,
-                            THRESHOLD_RANGES, ProcessConfig, Thresholds, config_from_dict, load_config)
+from coachnb.config import (ACTIVITY_TYPES, DEFAULT_STAGES, METRIC_KEYS, METRIC_KINDS, PRESENTATION_KEYS,
+                            PROCESS_KEYS, SECTIONS, THRESHOLD_RANGES, ProcessConfig, Thresholds, config_from_dict,
+                            load_config)
+from coachnb.formatting import Currency, fmt_money
 from coachnb.demo import process_toml
 from coachnb.errors import ConfigError
 from coachnb.loading import validate
@@ -189,8 +191,55 @@ def test_every_problem_is_reported_at_once_one_a_line():
 def test_the_known_keys_are_what_the_docs_list():
     docs = (REPO / "docs" / "data.md").read_text()
     section = docs[docs.index("## process.toml"):]
-    for key in (*SECTIONS, *PROCESS_KEYS, *METRIC_KEYS, *THRESHOLD_RANGES, *METRIC_KINDS):
+    for key in (*[s for s in SECTIONS if s != "presentation"], *PROCESS_KEYS, *METRIC_KEYS, *THRESHOLD_RANGES,
+                *METRIC_KINDS):
         assert key in section, key
+    # [presentation] (currency, paper) is documented with the rest of how reports look
+    presentation = (REPO / "docs" / "presentation.md").read_text()
+    for key in ("[presentation]", *PRESENTATION_KEYS):
+        assert key in presentation, key
+
+
+# --------------------------------------------------------------------------- [presentation]
+
+
+def test_no_presentation_section_names_no_currency_and_prints_on_a4():
+    cfg = config_from_dict({})
+    assert cfg.presentation.currency == Currency() and cfg.presentation.paper == "A4"
+    assert fmt_money(397_213, cfg.presentation.currency) == "397,213"
+
+
+@pytest.mark.parametrize("spec, amount, shown", [
+    ({"currency": "GBP"}, 38_707, "£38,707"),
+    ({"currency": "gbp", "thousands_separator": " "}, 1_234_567, "£1 234 567"),
+    ({"currency": "€", "currency_position": "after", "thousands_separator": "."}, 49_838, "49.838\u00a0€"),
+    ({"currency": "CHF", "thousands_separator": "'"}, 12_900, "CHF\u00a012'900"),
+    ({"currency": "SEK", "currency_position": "after", "thousands_separator": ""}, 12_900, "12900\u00a0SEK"),
+    ({"currency": "$"}, -1_500, "-$1,500"),
+])
+def test_the_currency_and_separator_set_how_every_amount_is_written(spec, amount, shown):
+    assert fmt_money(amount, config_from_dict({"presentation": spec}).presentation.currency) == shown
+
+
+def test_paper_is_a4_or_letter_in_any_case():
+    assert config_from_dict({"presentation": {"paper": "letter"}}).presentation.paper == "Letter"
+    assert "[presentation] paper must be one of A4, Letter, not 'A5'" in error_of({"presentation": {"paper": "A5"}})
+
+
+@pytest.mark.parametrize("spec, rule", [
+    ({"currency": 826}, "currency must be a currency code or symbol in quotes, not integer 826"),
+    ({"currency": "1£"}, "currency must be an ISO 4217 code"),
+    ({"currency": "Pounds"}, "currency must be an ISO 4217 code"),
+    ({"currency": "U S"}, "currency must be an ISO 4217 code"),
+    ({"currency": "\x1b[31m"}, "currency must be an ISO 4217 code"),
+    ({"thousands_separator": "-"}, "thousands_separator must be one of"),
+    ({"thousands_separator": True}, "thousands_separator must be one of"),
+    ({"currency_position": "left"}, 'currency_position must be "before" or "after", not \'left\''),
+    ({"curency": "GBP"}, "has an unknown key 'curency'; did you mean 'currency'?"),
+])
+def test_a_wrong_presentation_key_names_the_key_and_the_rule(spec, rule):
+    message = error_of({"presentation": spec})
+    assert message.startswith("process.toml: [presentation]") and rule in message
 
 
 # --------------------------------------------------------------------------- the file itself
@@ -276,6 +325,8 @@ SECTION = {
     "thresholds": st.one_of(keyed(THRESHOLD_RANGES, st.one_of(SCALARS, st.integers(-5, 200))), VALUES),
     "commitment_metrics": st.one_of(st.dictionaries(st.text(max_size=10), st.one_of(PLAUSIBLE_METRIC, VALUES),
                                                     max_size=3), VALUES),
+    "presentation": st.one_of(keyed(PRESENTATION_KEYS, st.one_of(VALUES, st.sampled_from(["GBP", "€", ".", "after",
+                                                                                          "Letter"]))), VALUES),
 }
 CONFIGS = st.one_of(st.fixed_dictionaries({}, optional=SECTION), keyed(SECTIONS), VALUES)
 
@@ -295,6 +346,9 @@ def test_fuzz_any_toml_value_gives_a_config_or_a_config_error(raw):
     for name, rng in THRESHOLD_RANGES.items():
         assert rng.holds(getattr(cfg.thresholds, name)), name
     assert set(cfg.activity_type_map.values()) <= set(ACTIVITY_TYPES)
+    # an accepted currency writes amounts whose digits stay readable
+    money = fmt_money(1234, cfg.presentation.currency)
+    assert "234" in money and not any(ch.isdigit() for ch in cfg.presentation.currency.symbol)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -35,6 +35,27 @@ def test_rates_shares_amounts_and_multiples():
     assert F.fmt_ratio(0.854) == "0.85×" and F.fmt_ratio(1.94) == "1.94×" and F.fmt_ratio(2.44) == "2.4×"
 
 
+def test_money_is_rounded_to_what_kind_of_figure_it_is():
+    # a recorded amount or a sum of them: whole units, as every report showed before currencies
+    assert F.fmt_money(1234567.6) == "1,234,568" and F.fmt_money(-0.4) == "0"
+    # a mean or median: three significant figures; a model's estimate: two, like fmt_estimate
+    assert F.fmt_money(49_838, kind="average") == "49,800" and F.fmt_money(12_949, kind="average") == "12,900"
+    assert F.fmt_money(38_707, kind="estimate") == "39,000" == F.fmt_estimate(38_707)
+    assert F.fmt_money(87.4, kind="average") == "87" and F.fmt_money(0.3, kind="average") == "0"  # never below units
+    assert F.fmt_money(float("nan"), kind="average") == "n/a"
+    with pytest.raises(ValueError, match="kind must be one of recorded, average, estimate"):
+        F.fmt_money(1, kind="exact")
+
+
+def test_money_in_the_teams_currency():
+    gbp = F.Currency("£")
+    assert F.fmt_money(38_707, gbp, kind="average") == "£38,700" and F.fmt_money(-1500, gbp) == "-£1,500"
+    assert F.fmt_money(49_838, F.Currency("€", before=False, thousands="."), kind="average") == "49.800\u00a0€"
+    assert F.fmt_money(1_234_567, F.Currency("CHF", thousands="'")) == "CHF\u00a01'234'567"
+    assert F.fmt_money(1_234_567, F.Currency(thousands="")) == "1234567"
+    assert F.fmt_money(None, gbp) == "n/a"  # never "£n/a"
+
+
 def test_plural_and_escaping():
     assert F.plural(1, "week") == "1 week" and F.plural(0, "week") == "0 weeks" and F.plural(3, "deal") == "3 deals"
     assert F.esc('<script>alert("x")</script> & co') == "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co"
