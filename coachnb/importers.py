@@ -65,6 +65,8 @@ EXTRA_COLUMNS = {
 #: activity-type map value that drops the row (counted and reported, never silent)
 SKIP = "skip"
 CLOSED_STATUSES = ("won", "lost")
+#: a default value that keeps a deal's amount unknown (empty) instead of inventing one
+UNKNOWN = "unknown"
 SOURCE_SUFFIXES = (".csv", ".tsv", ".txt")
 
 _CURRENCY_RE = re.compile(r"[€$£¥₹₩₽₺¢]|\b[A-Z]{3}\b|CHF|kr\.?|zł")
@@ -103,12 +105,16 @@ class ImportResult:
         """Plain-text summary: rows per table, exclusions and warnings."""
         lines = ["imported " + ", ".join(f"{len(t)} {name}" for name, t in self.tables.items())]
         if self.excluded:
-            lines.append(f"{len(self.excluded)} source row(s) excluded:")
+            lines.append("source rows left out (each line says which, and how many when more than one):")
             lines += ["  " + p.format().replace("\n", "\n  ") for p in self.excluded[:20]]
             if len(self.excluded) > 20:
                 lines.append(f"  ... and {len(self.excluded) - 20} more")
         lines += [p.format() for p in self.warnings]
         return "\n".join(lines)
+
+
+#: rows of one file with the same problem that are listed one by one; more are one counted problem
+ROWS_LISTED = 3
 
 
 class _Problems:
@@ -121,14 +127,31 @@ class _Problems:
 
     def rows(self, frame: pd.DataFrame, mask, target: str, rule: str, message: str, hint: str = "",
              kind: str = "error", show_value: bool = True) -> None:
-        """One problem per row of ``frame[mask]``, located at the source of column ``target``."""
+        """Problems for the rows of ``frame[mask]``, located at the source of column ``target``.
+
+        Up to :data:`ROWS_LISTED` rows of one file and column are one problem each; more are
+        one problem that counts them and names example rows (in the source's own row numbers),
+        so 500 deals with the same gap read as one cause with one fix.
+        """
         bad = frame.loc[np.asarray(mask, dtype=bool)]
-        for _, r in bad.iterrows():
-            value = str(r.get(f"_raw_{target}", r.get(target, ""))) if show_value else None
-            p = Problem(r["_file"], int(r["_row"]), r.get(f"_col_{target}") or None,
-                        value[:60] if value else None, rule, message, hint,
-                        "warning" if kind != "error" else "error")
-            {"error": self.errors, "excluded": self.excluded, "warning": self.warnings}[kind].append(p)
+        if not len(bad):
+            return
+        sink = {"error": self.errors, "excluded": self.excluded, "warning": self.warnings}[kind]
+        severity = "warning" if kind != "error" else "error"
+        source_col = bad[f"_col_{target}"] if f"_col_{target}" in bad else pd.Series(None, index=bad.index)
+        raw = bad[f"_raw_{target}"] if f"_raw_{target}" in bad else bad.get(target, pd.Series("", index=bad.index))
+        keys = pd.DataFrame({"file": bad["_file"], "col": source_col.fillna("").astype(str)})
+        for (file, col), idx in keys.groupby(["file", "col"], sort=False).groups.items():
+            rows = bad.loc[idx, "_row"].astype(int).tolist()
+            values = raw.loc[idx].astype(str).str.slice(0, 60).tolist() if show_value else [None] * len(rows)
+            if len(rows) <= ROWS_LISTED:
+                sink += [Problem(file, r, col or None, v or None, rule, message, hint, severity)
+                         for r, v in zip(rows, values)]
+                continue
+            same = values[0] if show_value and len(set(values)) == 1 else None
+            sink.append(Problem(file, None, col or None, same, rule,
+                                f"{message}: {len(rows)} rows (e.g. rows {', '.join(map(str, rows[:5]))})",
+                                hint, severity))
 
     def warn(self, file: str, message: str, rule: str, hint: str = "", column: str | None = None) -> None:
         """A warning about a file (or several, comma-separated) as a whole, not one row."""
@@ -216,6 +239,12 @@ def _check_mapping(raw: dict, source: str) -> None:
     policy = raw.get("mapping", {}).get("missing_owner", "error")
     if policy not in ("error", "exclude"):
         raise ConfigError(f"{source}: [mapping] missing_owner must be 'error' or 'exclude', not {policy!r}")
+    policy = raw.get("mapping", {}).get("missing_created", "error")
+    if policy not in ("error", "exclude"):
+        raise ConfigError(f"{source}: [mapping] missing_created must be 'error' or 'exclude', not {policy!r}")
+    for table in IMPORTED_TABLES:
+        for spec in _specs(raw, table):
+            _check_joins_and_filters(spec, table, source)
     policy = raw.get("mapping", {}).get("unknown_activity_type", "error")
     if policy not in ("error", "exclude", *ACTIVITY_TYPES):
         raise ConfigError(f"{source}: [mapping] unknown_activity_type must be 'error', 'exclude' or one of "
@@ -232,6 +261,21 @@ def _check_mapping(raw: dict, source: str) -> None:
         if target.lower() not in CLOSED_STATUSES and target not in stages:
             raise ConfigError(f"{source}: [stages] {crm!r} = {target!r}: not one of [process] stages "
                               f"{list(stages)} (or 'won' / 'lost')")
+
+
+def _check_joins_and_filters(spec: dict, table: str, source: str) -> None:
+    """Raise :class:`ConfigError` for a ``join`` or ``where`` of one section that can't be used."""
+    joins = spec.get("join", [])
+    if isinstance(joins, dict):
+        joins = [joins]
+    if not isinstance(joins, list) or not all(
+            isinstance(j, dict) and isinstance(j.get("file"), str) and isinstance(j.get("on"), str) for j in joins):
+        raise ConfigError(f"{source}: [{table}] join must be a list of {{ file = \"<file name>\", on = \"<column>\" }}")
+    where = spec.get("where", {})
+    if not isinstance(where, dict) or not all(
+            isinstance(v, str) or isinstance(v, list) and all(isinstance(x, str) for x in v) for v in where.values()):
+        raise ConfigError(f"{source}: [{table}] where must be {{ column = \"value\" }} or "
+                          f"{{ column = [\"value\", ...] }}")
 
 
 def _process_stages(raw: dict) -> tuple[str, ...]:
@@ -356,17 +400,9 @@ def _mapped_frame(spec: dict, table: str, files: list[Path], fmt: dict, problems
         return pd.DataFrame()
     parts = []
     for path in matched:
-        src = read_source(path, spec.get("encoding", fmt.get("encoding", "utf-8-sig")),
-                          spec.get("delimiter", fmt.get("delimiter", "auto")))
-        for col, value in spec.get("where", {}).items():
-            real = _resolve_column(src, col)
-            if real is None:
-                problems.errors.append(Problem(path.name, None, col, None, "missing_column",
-                                               f"the mapping filters on column {col!r}, which this file lacks"))
-                src = src.iloc[0:0]
-                continue
-            allowed = _as_list(value)
-            src = src[src[real].isin(allowed)]
+        src = _read_spec_source(path, spec, fmt)
+        src = _join_lookups(src, spec, path, files, fmt, problems)
+        src = _filter_where(src, spec, path, table, problems)
         out = pd.DataFrame(index=src.index)
         out["_file"] = path.name
         out["_row"] = src.index + 2
@@ -391,6 +427,69 @@ def _mapped_frame(spec: dict, table: str, files: list[Path], fmt: dict, problems
     for target in wanted:
         frame[f"_raw_{target}"] = frame[target]
     return frame
+
+
+def _read_spec_source(path: Path, spec: dict, fmt: dict) -> pd.DataFrame:
+    """One source file as text cells, with the section's (else the mapping's) encoding and delimiter."""
+    return read_source(path, spec.get("encoding", fmt.get("encoding", "utf-8-sig")),
+                       spec.get("delimiter", fmt.get("delimiter", "auto")))
+
+
+def _join_lookups(src: pd.DataFrame, spec: dict, path: Path, files: list[Path], fmt: dict,
+                  problems: _Problems) -> pd.DataFrame:
+    """The rows of ``src`` with the columns of each ``join = [{ file, on }]`` lookup file added.
+
+    A lookup's columns that ``src`` already has are left out (``src`` wins); a row without a
+    match gets empty cells. A lookup key that repeats is an error (which row would apply?).
+    The index (and so every row number) of ``src`` is kept.
+    """
+    joins = spec.get("join", [])
+    for join in [joins] if isinstance(joins, dict) else joins:
+        matched = _match_files(join["file"], files)
+        key = _resolve_column(src, join["on"])
+        if not matched or key is None:
+            what = (f"no source file matches {join['file']!r}" if not matched
+                    else f"{path.name} has no column {join['on']!r}")
+            problems.errors.append(Problem(path.name, None, join["on"], None, "bad_join",
+                                           f"the mapping joins {join['file']!r} on {join['on']!r}, but {what}",
+                                           "give the lookup file among the sources, or fix the join"))
+            continue
+        extra = _read_spec_source(matched[0], spec, fmt)
+        other = _resolve_column(extra, join["on"])
+        if other is None:
+            problems.errors.append(Problem(matched[0].name, None, join["on"], None, "bad_join",
+                                           f"the mapping joins this file on {join['on']!r}, which it lacks"))
+            continue
+        dup = extra[other].duplicated(keep=False) & (extra[other] != "")
+        problems.rows(extra.assign(_file=matched[0].name, _row=extra.index + 2, **{f"_col_{other}": other}), dup,
+                      other, "duplicate_key", "this join key appears more than once in the lookup file")
+        keep = [c for c in extra.columns if c not in src.columns]
+        lookup = extra[[other, *keep]].drop_duplicates(other).set_index(other)
+        src = src.join(lookup, on=key).fillna("")
+    return src
+
+
+def _filter_where(src: pd.DataFrame, spec: dict, path: Path, table: str, problems: _Problems) -> pd.DataFrame:
+    """The rows of ``src`` that pass the section's ``where = { column = value(s) }``; the rest counted.
+
+    The rows left out are one exclusion per file and filter (a count and example rows, never
+    silent); a filter on a column the file lacks is an error.
+    """
+    for col, value in spec.get("where", {}).items():
+        real = _resolve_column(src, col)
+        if real is None:
+            problems.errors.append(Problem(path.name, None, col, None, "missing_column",
+                                           f"the mapping filters on column {col!r}, which this file lacks"))
+            return src.iloc[0:0]
+        keep = src[real].isin(_as_list(value))
+        if not keep.all():
+            rows = list(src.index[~keep][:5] + 2)
+            problems.excluded.append(Problem(
+                path.name, None, real, None, "filtered_by_where",
+                f"{int((~keep).sum())} row(s) left out by the mapping's [{table}] where {col} = {value!r} "
+                f"(e.g. rows {', '.join(map(str, rows))})", severity="warning"))
+        src = src[keep]
+    return src
 
 
 # --------------------------------------------------------------------------------------
@@ -558,7 +657,7 @@ def convert(mapping, sources) -> ImportResult:
     opps = _opportunities(raw, files, fmt, timezone, stages, stage_map, policy_owner, problems)
     history = _stage_history(raw, files, fmt, timezone, opps, stages, stage_map, problems)
     problems.raise_if_any()
-    _created_from_history(opps, history, problems)
+    opps = _created_from_history(opps, history, raw, problems)
     opps["closed_at"] = _closed_at(opps, history, problems)
     problems.raise_if_any()
     history = _stage_changes(history, opps)
@@ -611,11 +710,36 @@ def _opportunities(raw, files, fmt, timezone, stages, stage_map, policy_owner, p
     opps["status"] = _opportunity_status(opps, raw, problems)
     opps["created_at"] = _dates(opps, "created_at", raw, timezone, problems)
     opps["_close"] = _dates(opps, "closed_at", raw, timezone, problems)
+    unknown = opps["amount"].str.strip().str.lower().eq(UNKNOWN)
+    opps.loc[unknown, "amount"] = ""
     opps["amount"] = _numbers(opps, "amount", raw, problems)
     problems.rows(opps, opps["_raw_amount"].eq("") & opps["_col_amount"].notna(), "amount", "empty_amount",
-                  "empty amount", "set [opportunities.defaults] amount = 0 to import deals without a value",
-                  show_value=False)
+                  "empty amount", 'set [opportunities.defaults] amount = "unknown" to import deals without a value '
+                  "(their value stays unknown)", show_value=False)
+    _unknown_amounts(opps, unknown, problems)
     return opps
+
+
+def _unknown_amounts(opps: pd.DataFrame, unknown: pd.Series, problems: _Problems) -> None:
+    """Say how many deals have an unknown amount, and what the output holds for them (in place).
+
+    They stay empty when the data contract lets ``amount`` be empty; a contract that needs a
+    number gets 0, and the warning says so (a known 0 and an unknown value are not the same).
+    """
+    if not unknown.any():
+        return
+    files = _file_names(opps.loc[unknown])
+    source = opps.loc[unknown, "_col_amount"].dropna()
+    column = str(source.iloc[0]) if len(source) else None
+    if TABLES["opportunities"].column("amount").nullable:
+        problems.warn(files, f"{int(unknown.sum())} deal(s) have no amount: left empty (unknown), so won values "
+                      "and pipeline value count only deals with an amount", "unknown_amount", column=column)
+        return
+    opps.loc[unknown, "amount"] = 0.0
+    problems.warn(files, f"{int(unknown.sum())} deal(s) have no amount (unknown); this version of the data "
+                  "contract needs a number, so 0 was written: won values and pipeline value read them as 0",
+                  "unknown_amount", "once amounts may be empty (docs/data.md), re-import to keep them unknown",
+                  column=column)
 
 
 def _opportunity_ids(opps: pd.DataFrame, problems: _Problems) -> None:
@@ -654,7 +778,7 @@ def _opportunity_status(opps: pd.DataFrame, raw: dict, problems: _Problems) -> p
     status = pd.Series("open", index=opps.index, dtype=object)
     from_stage = opps["_stage"].fillna("").str.lower()
     status[from_stage.isin(CLOSED_STATUSES)] = from_stage[from_stage.isin(CLOSED_STATUSES)]
-    if opps["_col_status"].notna().any():
+    if (opps["status"] != "").any():  # a status column, or [opportunities.defaults] status (won-only exports)
         status_map = _lookup({"open": "open", "won": "won", "lost": "lost", "closed won": "won",
                               "closed lost": "lost", **raw.get("status_values", {})})
         has = opps["status"] != ""
@@ -685,17 +809,32 @@ def _stage_history(raw, files, fmt, timezone, opps, stages, stage_map, problems)
     return history
 
 
-def _created_from_history(opps: pd.DataFrame, history: pd.DataFrame, problems: _Problems) -> None:
-    """Where the export has no created date, take the deal's earliest stage entry (in place).
+def _created_from_history(opps: pd.DataFrame, history: pd.DataFrame, raw: dict, problems: _Problems) -> pd.DataFrame:
+    """Where the export has no created date, take the deal's earliest stage entry.
 
-    A deal with neither is a ``missing_created`` error.
+    A deal with neither is a ``missing_created`` error, or, with ``[mapping] missing_created =
+    "exclude"``, left out and counted (one statement per file and column, naming the stages
+    those deals are in). Returns the deals kept.
     """
     first_entry = history.groupby("opportunity_id")["entered_at"].min() if len(history) else pd.Series(dtype="datetime64[ns]")
     no_created = opps["created_at"].isna() & (opps["_raw_created_at"] == "")
     opps.loc[no_created, "created_at"] = _map_dates(opps.loc[no_created, "opportunity_id"], first_entry)
-    problems.rows(opps, opps["created_at"].isna() & (opps["_raw_created_at"] == ""), "created_at",
-                  "missing_created", "no created date (and no stage-entry date to derive it from)",
-                  show_value=False)
+    missing = opps["created_at"].isna() & (opps["_raw_created_at"] == "")
+    if not missing.any():
+        return opps
+    stages = sorted(set(opps.loc[missing, "stage"]) - {""})
+    where = f" (deals in stage {', '.join(map(repr, stages[:5]))})" if stages else ""
+    if raw.get("mapping", {}).get("missing_created", "error") == "exclude":
+        problems.rows(opps, missing, "created_at", "missing_created",
+                      f"no created date{where}: left out ([mapping] missing_created = \"exclude\")",
+                      kind="excluded", show_value=False)
+        return opps[~missing].reset_index(drop=True)
+    problems.rows(opps, missing, "created_at", "missing_created",
+                  f"no created date (and no stage-entry date to derive it from){where}",
+                  "map created_at to a date column that these rows fill (a list of columns takes the first "
+                  "non-empty), or leave them out and count them with [mapping] missing_created = \"exclude\" "
+                  "(or filter them with where)", show_value=False)
+    return opps
 
 
 def _closed_at(opps: pd.DataFrame, history: pd.DataFrame, problems: _Problems) -> pd.Series:
@@ -766,6 +905,7 @@ def _owners(frame: pd.DataFrame, table: str, policy: str, problems: _Problems) -
         frame["_raw_rep_id"] = frame["owner_name"]
     if "owner_name" not in frame:
         frame["owner_name"] = ""
+        frame["_col_owner_name"] = None
     empty = frame["rep_id"] == ""
     if policy == "exclude":
         problems.rows(frame, empty, "rep_id", "empty_owner", "empty owner: row excluded",
@@ -936,58 +1076,110 @@ def _activities(raw, files, fmt, timezone, opp_ids: set, policy_owner, problems)
 
 
 def _reps(raw, files, fmt, timezone, opps, activities, problems) -> pd.DataFrame:
-    """Reps from a user export when there is one; every owner without a row is derived."""
+    """Reps from a people file (a users or sales-teams export) when there is one; every owner without a row is made up.
+
+    Returns one row per rep with the contract's columns and the source locators of the row
+    it came from (the people file's row, else the first row the owner appears on).
+    """
     specs = _specs(raw, "reps")
     spec = specs[0] if specs else {}
     defaults = {"team": "Unassigned", "manager": "Unassigned", **spec.get("defaults", {})}
-    parts = _source_frames(specs, "reps", files, fmt, problems)
-    owners = [opps[["rep_id", "owner_name", "created_at"]].rename(columns={"created_at": "seen"})]
-    if activities is not None:
-        owners.append(activities[["rep_id", "owner_name", "occurred_at"]].rename(columns={"occurred_at": "seen"}))
-    owners = pd.concat(owners, ignore_index=True)
-    owners = owners[owners["rep_id"] != ""]
+    owners = _owner_rows(opps, activities)
     first_seen = owners.groupby("rep_id")["seen"].min()
-    names = owners[owners["owner_name"] != ""].groupby("rep_id")["owner_name"].first()
-
+    parts = _source_frames(specs, "reps", files, fmt, problems)
     if parts:
-        reps = pd.concat(parts, ignore_index=True)
-        for col in TABLES["reps"].column_names:
-            if col not in reps:
-                reps[col] = ""
-        problems.rows(reps, reps["rep_id"] == "", "rep_id", "empty_id", "empty user id", show_value=False)
-        dup = reps["rep_id"].duplicated(keep=False) & (reps["rep_id"] != "")
-        problems.rows(reps, dup, "rep_id", "duplicate_id", "user id appears more than once")
-        for col, default in defaults.items():
-            if col in reps:
-                reps[col] = reps[col].where(reps[col] != "", str(default))
-        hire = _dates(reps, "hire_date", raw, timezone, problems).dt.normalize()
-        no_hire = hire.isna()
-        hire[no_hire] = _map_dates(reps.loc[no_hire, "rep_id"], first_seen).dt.normalize()
-        reps["hire_date"] = hire
-        reps["name"] = reps["name"].where(reps["name"] != "", reps["rep_id"])
-        quota = reps.get("quota_per_quarter")
-        if quota is not None and reps.get("_col_quota_per_quarter", pd.Series(dtype=object)).notna().any():
-            reps["quota_per_quarter"] = _numbers(reps, "quota_per_quarter", raw, problems)
-        missing = sorted(set(first_seen.index) - set(reps["rep_id"]))
-        if missing:
-            problems.warn(_file_names(reps),
-                          f"{len(missing)} owner(s) are not in the user export and were added with default "
-                          f"team/manager: {', '.join(missing[:10])}", "derived_rep")
+        reps = _people(pd.concat(parts, ignore_index=True), raw, timezone, defaults, first_seen, problems)
     else:
-        reps = pd.DataFrame({"rep_id": [], "name": []})
-        missing = sorted(first_seen.index)
+        reps = pd.DataFrame({"rep_id": pd.Series([], dtype=object), "name": pd.Series([], dtype=object)})
+    missing = sorted(set(first_seen.index) - set(reps["rep_id"]))
     if missing:
-        derived = pd.DataFrame({"rep_id": missing})
-        derived["name"] = [names.get(r, r) for r in derived["rep_id"]]
-        derived["team"] = str(defaults["team"])
-        derived["manager"] = str(defaults["manager"])
-        # without a user export the first day a rep shows up in the data stands in for the hire date
-        derived["hire_date"] = _map_dates(derived["rep_id"], first_seen).dt.normalize()
-        for col in ("region", "quota_per_quarter"):
-            if col in defaults:
-                derived[col] = str(defaults[col])
-        reps = pd.concat([reps, derived], ignore_index=True)
+        made_up = _made_up_reps(missing, owners, defaults, first_seen)
+        _say_made_up(made_up, owners, defaults, _file_names(reps) if parts else None, problems)
+        reps = pd.concat([reps, made_up], ignore_index=True)
     return reps
+
+
+def _owner_rows(opps: pd.DataFrame, activities) -> pd.DataFrame:
+    """Every row naming an owner: ``rep_id, owner_name, seen`` (its date) and where it is in the sources."""
+    keep = ["rep_id", "owner_name", "_file", "_row", "_col_rep_id", "_col_owner_name"]
+    owners = [opps[[*keep, "created_at"]].rename(columns={"created_at": "seen"})]
+    if activities is not None:
+        owners.append(activities[[*keep, "occurred_at"]].rename(columns={"occurred_at": "seen"}))
+    owners = pd.concat(owners, ignore_index=True)
+    return owners[owners["rep_id"] != ""]
+
+
+def _people(reps: pd.DataFrame, raw, timezone, defaults: dict, first_seen: pd.Series, problems) -> pd.DataFrame:
+    """The rows of a people file as reps: ids (the name's slug when the deals name their owners), defaults, hire dates.
+
+    A missing hire date is the first day the rep appears in the data (said once); a person with
+    neither a hire date nor any deal or activity can't be placed and is left out, counted.
+    """
+    _add_missing_columns(reps, TABLES["reps"].column_names)
+    if reps["_col_rep_id"].isna().all() and reps["_col_name"].notna().any():
+        reps["rep_id"] = reps["name"].map(lambda n: slug(n) if n else "")
+        reps["_col_rep_id"] = reps["_col_name"]
+    problems.rows(reps, reps["rep_id"] == "", "rep_id", "empty_id", "empty rep id or name", show_value=False)
+    dup = reps["rep_id"].duplicated(keep=False) & (reps["rep_id"] != "")
+    problems.rows(reps, dup, "rep_id", "duplicate_id", "this rep appears more than once in the people file")
+    for col in ("team", "manager"):
+        if reps[f"_col_{col}"].isna().all():
+            problems.warn(_file_names(reps), f"no {col} column: every rep's {col} is {str(defaults[col])!r}",
+                          f"default_{col}", f"map [reps.columns] {col}, or set [reps.defaults] {col}")
+    for col, default in defaults.items():
+        if col in reps:
+            reps[col] = reps[col].where(reps[col] != "", str(default))
+    hire = _dates(reps, "hire_date", raw, timezone, problems).dt.normalize()
+    no_hire = hire.isna()
+    hire[no_hire] = _map_dates(reps.loc[no_hire, "rep_id"], first_seen).dt.normalize()
+    if no_hire.any():
+        problems.warn(_file_names(reps), f"{int((no_hire & hire.notna()).sum())} rep(s) have no hire date: the "
+                      "first day each appears in the data stands in (edit reps.csv to set it)", "hire_date_from_data",
+                      column=reps.loc[no_hire, "_col_hire_date"].dropna().iloc[0]
+                      if reps.loc[no_hire, "_col_hire_date"].notna().any() else None)
+    reps["hire_date"] = hire
+    unplaced = hire.isna() & (reps["rep_id"] != "")
+    problems.rows(reps, unplaced, "rep_id", "rep_without_data",
+                  "no hire date and no deal or activity in the export: not imported as a rep", kind="excluded")
+    reps = reps[~unplaced].reset_index(drop=True)
+    reps["name"] = reps["name"].where(reps["name"] != "", reps["rep_id"])
+    if reps["_col_quota_per_quarter"].notna().any():
+        reps["quota_per_quarter"] = _numbers(reps, "quota_per_quarter", raw, problems)
+    return reps
+
+
+def _made_up_reps(missing: list, owners: pd.DataFrame, defaults: dict, first_seen: pd.Series) -> pd.DataFrame:
+    """One rep per owner id in ``missing``: the owner's name (else the id), the default team and manager,
+    and the first day the owner appears in the data as the hire date; located at that first row."""
+    first = owners.sort_values(["_file", "_row"], kind="stable").drop_duplicates("rep_id").set_index("rep_id")
+    names = owners[owners["owner_name"] != ""].groupby("rep_id")["owner_name"].first()
+    made = pd.DataFrame({"rep_id": missing})
+    made["name"] = [names.get(r, r) for r in made["rep_id"]]
+    made["team"] = str(defaults["team"])
+    made["manager"] = str(defaults["manager"])
+    # without a people file the first day a rep shows up in the data stands in for the hire date
+    made["hire_date"] = _map_dates(made["rep_id"], first_seen).dt.normalize()
+    for col in ("region", "quota_per_quarter"):
+        if col in defaults:
+            made[col] = str(defaults[col])
+    for col in ("_file", "_row", "_col_rep_id"):
+        made[col] = first.loc[missing, col].to_numpy()
+    return made
+
+
+def _say_made_up(made: pd.DataFrame, owners: pd.DataFrame, defaults: dict, people: str | None, problems) -> None:
+    """One warning naming the reps made up from owners, and what stands in for what the data lacks."""
+    shown = ", ".join(made["rep_id"].head(10)) + (" ..." if len(made) > 10 else "")
+    by_name = (made["name"] != made["rep_id"]).all()
+    column = owners["_col_owner_name" if by_name and owners["_col_rep_id"].isna().all() else "_col_rep_id"]
+    origin = f"{_file_names(owners)} column {column.dropna().iloc[0]!r}" if column.notna().any() else _file_names(owners)
+    where = f"are not in the people file ({people})" if people else "have no people file"
+    problems.warn(_file_names(owners),
+                  f"{len(made)} owner(s) {where}: reps made up from {origin}: {shown}; name = "
+                  f"{'the owner' + chr(39) + 's name' if by_name else 'the owner id (no name in the export)'}, team "
+                  f"{str(defaults['team'])!r}, manager {str(defaults['manager'])!r}, hire date = the first day each "
+                  "appears in the data", "made_up_rep",
+                  "give a people file (a users or sales-teams export with a [reps] section), or edit reps.csv")
 
 
 def _contract_frame(frame: pd.DataFrame, table: str) -> pd.DataFrame:
@@ -1119,29 +1311,43 @@ def to_toml(data: dict, prefix: str = "") -> str:
 # --------------------------------------------------------------------------------------
 # inferring a mapping
 
-#: contract column -> column names CRMs use for it (compared without case, spaces, _ . -)
+#: contract column -> column names CRMs use for it, in order of preference (compared without
+#: case, spaces, _ . -, and also without an entity prefix such as "Deal - " or "(Do Not Modify) ")
 SYNONYMS = {
     "opportunities": {
-        "opportunity_id": ["Id", "hs_object_id", "Record ID", "Deal ID", "Opportunity ID", "deal_id", "ID"],
-        "rep_id": ["OwnerId", "hubspot_owner_id", "Owner ID", "owner_id", "user_id", "Rep ID"],
+        "opportunity_id": ["Id", "hs_object_id", "Record ID", "Deal ID", "Opportunity ID", "deal_id", "ID",
+                           "(Do Not Modify) Opportunity", "Opportunity Number", "mql_id", "Lead ID"],
+        "rep_id": ["OwnerId", "hubspot_owner_id", "Owner ID", "owner_id", "user_id", "Rep ID", "sales_rep_id",
+                   "sr_id", "agent_id", "salesperson_id", "seller_id", "sdr_id"],
         "owner_name": ["Deal Owner", "Opportunity Owner", "Owner", "Owner Name", "Rep", "Sales Rep", "Salesperson",
-                       "Sales Person", "Account Executive", "AE", "Assigned To", "User"],
+                       "Sales Person", "sales_agent", "Sales Agent", "Agent", "Seller", "Sales Representative",
+                       "Representative", "Account Executive", "AE", "Account Manager", "Assigned To", "user_name",
+                       "User", "Verantwortlich", "Verantwortlicher", "Vertriebsmitarbeiter", "Besitzer", "Betreuer"],
         "account": ["Account.Name", "Account Name", "Associated Company", "Company", "Company Name", "Account",
-                    "Customer", "Client", "Organization", "Organisation", "AccountId"],
-        "name": ["Name", "dealname", "Deal Name", "Opportunity Name", "Deal", "Opportunity", "Title"],
+                    "Customer", "Client", "Organization", "Organisation", "Potential Customer", "lead_name",
+                    "AccountId", "Firma", "Kunde", "Unternehmen"],
+        "name": ["Name", "dealname", "Deal Name", "Opportunity Name", "Deal", "Opportunity", "Title", "Topic",
+                 "Verkaufschance", "Titel"],
         "created_at": ["CreatedDate", "createdate", "Create Date", "Created", "Created Date", "Created At",
-                       "Date Created", "Created On", "Creation Date"],
-        "amount": ["Amount", "Value", "Deal Value", "Deal Amount", "Opportunity Amount", "Revenue", "ACV", "Total",
-                   "Price"],
-        "stage": ["StageName", "dealstage", "Deal Stage", "Stage", "Pipeline Stage", "Sales Stage", "Stage Name"],
-        "status": ["Status", "Outcome", "Result", "Won/Lost", "Deal Status"],
-        "closed_at": ["CloseDate", "closedate", "Close Date", "Closed Date", "Closed", "Closed At", "Date Closed",
-                      "Closed On", "Expected Close Date"],
+                       "Date Created", "Created On", "Creation Date", "Created Time", "Deal created", "date_created",
+                       "engage_date", "Engage Date", "Engaged", "Date Opened", "Opened", "Open Date",
+                       "first_contact_date", "Erstellt am", "Erstellt", "Angelegt am", "Erstellungsdatum"],
+        "amount": ["Amount", "Value", "Deal Value", "Deal Amount", "Opportunity Amount", "close_value", "Close Value",
+                   "Est. Revenue", "Estimated Revenue", "Expected Revenue", "Revenue", "Deal Size", "ACV", "Total",
+                   "Price", "Actual Revenue", "Betrag", "Wert", "Umsatz"],
+        "stage": ["StageName", "dealstage", "Deal Stage", "Stage", "Pipeline Stage", "Sales Stage", "Stage Name",
+                  "Pipeline Phase", "Phase", "status_label", "Sales Phase", "Verkaufsphase"],
+        "status": ["Status", "status_type", "Outcome", "Result", "Won/Lost", "Deal Status", "State"],
+        "closed_at": ["Actual Close Date", "Won time", "Lost time", "Close time", "date_won", "date_lost", "won_date",
+                      "lost_date", "Date Won", "Date Lost", "CloseDate", "closedate", "Close Date", "close_date",
+                      "Closed Date", "Closed", "Closed At", "Date Closed", "Closed On", "Abschlussdatum",
+                      "Geschlossen am", "Closing Date", "Expected Close Date", "Est. Close Date"],
     },
     "activities": {
         "activity_id": ["Id", "hs_object_id", "engagement_id", "Activity ID", "ID"],
         "rep_id": ["OwnerId", "hubspot_owner_id", "Owner ID", "owner_id", "user_id"],
-        "owner_name": ["Owner", "Activity Owner", "Assigned To", "Rep", "Sales Rep", "Salesperson", "User"],
+        "owner_name": ["Owner", "Activity Owner", "Assigned To", "Rep", "Sales Rep", "Salesperson", "sales_agent",
+                       "Agent", "User", "Assigned to user"],
         "occurred_at": ["ActivityDateTime", "ActivityDate", "hs_timestamp", "timestamp", "Activity Date", "Date",
                         "Occurred At", "Start", "Due Date"],
         "type": ["Type", "TaskSubtype", "hs_engagement_type", "engagement_type", "Activity Type", "Kind", "Channel"],
@@ -1154,47 +1360,100 @@ SYNONYMS = {
         "entered_at": ["CreatedDate", "Changed At", "Date", "Timestamp", "Entered At"],
     },
     "reps": {
-        "rep_id": ["Id", "User ID", "Owner ID", "owner_id", "id"],
-        "name": ["Name", "Full Name", "Display Name"],
-        "team": ["Department", "Team", "Division", "UserRole.Name"],
-        "manager": ["Manager.Name", "Manager", "Manager Name"],
-        "hire_date": ["Hire Date", "Start Date", "CreatedDate"],
+        "rep_id": ["Id", "User ID", "Owner ID", "owner_id", "user_id", "sr_id", "agent_id", "Rep ID", "id"],
+        "name": ["Name", "Full Name", "Display Name", "sales_agent", "Sales Agent", "Agent", "Sales Rep", "Rep",
+                 "Salesperson", "Seller", "Owner", "User", "user_name", "Employee"],
+        "team": ["Department", "Team", "Sales Team", "Division", "UserRole.Name", "regional_office", "Office",
+                 "Regional Office"],
+        "manager": ["Manager.Name", "Manager", "Manager Name", "Team Lead", "Supervisor"],
+        "hire_date": ["Hire Date", "Start Date", "Hired", "Hired On", "CreatedDate"],
+        "region": ["Region", "Territory"],
+        "quota_per_quarter": ["Quota", "Quarterly Quota", "quota_per_quarter"],
     },
 }
+#: targets that take every matching column, first non-empty wins (Salesforce keeps an event's
+#: time in one column and an all-day date in another; Pipedrive has a won time and a lost time)
+MULTI_COLUMN_TARGETS = ("occurred_at", "type", "closed_at")
+#: columns that say a file lists people (a users or teams export), beside a name or id
+PEOPLE_COLUMNS = {"manager", "managername", "team", "salesteam", "department", "regionaloffice", "office", "region",
+                  "division", "hiredate", "startdate", "email", "username", "userrolename", "supervisor", "teamlead"}
+#: columns that make a file a deals file even without a stage or status column: the export of won deals only
+WON_DATE_COLUMNS = {"wondate", "datewon", "wontime", "wonat", "wonon"}
 _WON_WORDS = ("won", "gewonnen", "gagn", "ganad", "closedwon", "signed")
-_LOST_WORDS = ("lost", "verloren", "perdu", "perdid", "closedlost", "dead", "disqualified")
+_LOST_WORDS = ("lost", "verloren", "perdu", "perdid", "closedlost", "dead", "disqualified", "abandon", "cancel",
+               "outsold")
+_OPEN_WORDS = ("open", "active", "inprogress", "onhold", "pending", "offen", "laufend")
+#: words of open stage names in the order a buyer usually meets them (a stage's first match ranks it)
+_STAGE_KEYWORDS = tuple(re.compile(r"\b" + w, re.I) for w in (
+    "new", "lead", "erstkontakt", "prospect", "appointment", "contact made", "qualif", "discover", "needs analysis",
+    "bedarf", "engag", "meeting", "develop", "demo", "presentation", "value proposition", "id. decision",
+    "identify decision", "decision maker", "perception", "solution", "propos", "quote", "angebot", "contract",
+    "negotiat", "verhandlung", "commit", "closing", "verbal"))
 _TYPE_WORDS = (("demo", "demo"), ("call", "call"), ("phone", "call"), ("mail", "email"), ("meeting", "meeting"),
                ("event", "meeting"), ("visit", "meeting"), ("note", SKIP))
 _ENTERED_RE = re.compile(r"^(?:hs_date_entered_(.+)|date entered ['\"]?(.+?)['\"]?(?: \(.*\))?)$", re.I)
+_PREFIX_RE = re.compile(r"^\s*(?:\(do not modify\)\s*|(?:deal|opportunity|lead|person|organi[sz]ation)\s+-\s+)", re.I)
+_COMPANY_WORDS = re.compile(r"\b(?:gmbh|inc|ltd|llc|ag|sa|corp|co|plc|bv|oy|ab|kg|group|holding|dynamics)\b\.?", re.I)
 
 
 def _norm(name: str) -> str:
     """A column or value name for comparing: lower case, letters and digits only."""
-    return re.sub(r"[^a-z0-9]", "", name.lower())
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+def _norms(column: str) -> tuple[str, str]:
+    """A column name compared as written and without its entity prefix (``Deal - Owner`` -> ``owner``)."""
+    return _norm(column), _norm(_PREFIX_RE.sub("", column))
 
 
 def _find(columns: list[str], candidates: list[str], taken: set) -> str | None:
-    """The first candidate (in order of preference) among the columns not yet ``taken``; first column wins a tie."""
-    normed = {_norm(c): c for c in reversed(columns) if c not in taken}
+    """The first candidate (in order of preference) among the columns not yet ``taken``; first column wins a tie.
+
+    A column matches a candidate by its full name first, else by its name without an entity
+    prefix (Pipedrive's ``Deal - ``, Dynamics' ``(Do Not Modify) ``).
+    """
+    full = {_norms(c)[0]: c for c in reversed(columns) if c not in taken}
+    short = {_norms(c)[1]: c for c in reversed(columns) if c not in taken}
     for cand in candidates:
-        if _norm(cand) in normed:
-            return normed[_norm(cand)]
+        key = _norm(cand)
+        if key in full:
+            return full[key]
+        if key in short:
+            return short[key]
     return None
+
+
+def _has(frame: pd.DataFrame, table: str, target: str) -> bool:
+    """Whether some column of ``frame`` is a known name of ``table``'s ``target``."""
+    return _find(list(frame.columns), SYNONYMS[table][target], set()) is not None
 
 
 def _role(path: Path, frame: pd.DataFrame) -> str | None:
-    """Which contract table an export file feeds, guessed from its columns and name; ``None`` when unclear."""
-    cols = {_norm(c) for c in frame.columns}
-    stem = _norm(path.stem)
-    if {"opportunityid"} <= cols and ({"stagename"} <= cols or {"field", "newvalue"} <= cols):
+    """Which contract table an export file feeds, guessed from its columns (and a users file's name).
+
+    A stage, status-with-amount, stage-entry-date or won-date column makes a deals file; a type
+    column an activity log; a person column beside manager / team / office / hire-date columns
+    a people file. ``None`` when none of these is there.
+    """
+    cols = {n for c in frame.columns for n in _norms(c)}
+    if "opportunityid" in cols and ({"stagename"} <= cols or {"field", "newvalue"} <= cols):
         return "stage_history"
-    if stem in ("user", "users", "owners", "owner", "reps") or "username" in cols:
+    if _norm(path.stem) in ("user", "users", "owners", "owner", "reps"):
         return "reps"
-    if any(_norm(c) in cols for c in SYNONYMS["opportunities"]["stage"]) or any(_ENTERED_RE.match(c) for c in frame.columns):
+    owner = _has(frame, "opportunities", "rep_id") or _has(frame, "opportunities", "owner_name")
+    if (_has(frame, "opportunities", "stage") or any(_ENTERED_RE.match(c) for c in frame.columns)
+            or _has(frame, "opportunities", "status") and (_has(frame, "opportunities", "amount")
+                                                          or _has(frame, "opportunities", "closed_at"))
+            or cols & WON_DATE_COLUMNS and owner):
         return "opportunities"
-    if any(_norm(c) in cols for c in SYNONYMS["activities"]["type"]) or stem in ("task", "event", "engagements"):
+    if _has(frame, "activities", "type") or _norm(path.stem) in ("task", "event", "engagements"):
         return "activities"
+    if (owner or _has(frame, "reps", "name")) and cols & PEOPLE_COLUMNS or "username" in cols:
+        return "reps"
     return None
+
+
+_DATE_RE = re.compile(r"(\d{1,2})([./-])(\d{1,2})\2(\d{2}|\d{4})(?:[ T](\d{1,2}:\d{2}(?::\d{2})?)(\s?[AaPp][Mm])?)?")
 
 
 def detect_date_formats(values: pd.Series) -> tuple[list[str], str]:
@@ -1202,6 +1461,7 @@ def detect_date_formats(values: pd.Series) -> tuple[list[str], str]:
 
     Slashed/dotted dates are day-first when some first number is above 12, month-first
     when some second number is; otherwise ambiguous (day-first for dots, else month-first).
+    Times may carry AM/PM (Dynamics, US spreadsheets).
     """
     vals = [v for v in values.astype(str).str.strip() if v][:500]
     if not vals:
@@ -1210,7 +1470,7 @@ def detect_date_formats(values: pd.Series) -> tuple[list[str], str]:
         return ["epoch_ms"], "Unix milliseconds"
     if all(re.match(r"\d{4}-\d{2}-\d{2}", v) for v in vals):
         return ["iso"], "ISO 8601"
-    parts = [re.fullmatch(r"(\d{1,2})([./-])(\d{1,2})\2(\d{2}|\d{4})(?:[ T](\d{1,2}:\d{2}(:\d{2})?))?", v) for v in vals]
+    parts = [_DATE_RE.fullmatch(v) for v in vals]
     if not all(parts):
         return ["iso", "dayfirst"], "CHECK: unrecognised date format"
     first = max(int(m.group(1)) for m in parts)
@@ -1226,6 +1486,8 @@ def detect_date_formats(values: pd.Series) -> tuple[list[str], str]:
         note = f"CHECK: ambiguous, no number above 12; assumed {'day' if dayfirst else 'month'}-first"
     base = sep.join(["%d", "%m"] if dayfirst else ["%m", "%d"]) + sep + year
     formats = [base]
+    if any(m.group(6) for m in parts):
+        formats += [base + " %I:%M %p", base + " %I:%M:%S %p"]
     if any(m.group(5) for m in parts):
         formats += [base + " %H:%M:%S", base + " %H:%M"]
     return formats, note
@@ -1260,10 +1522,48 @@ def _guess_stage(value: str) -> str | None:
     return None
 
 
+def _guess_status(value: str) -> tuple[str, bool]:
+    """open / won / lost for a status column's value, and whether that is a guess to check."""
+    closed = _guess_stage(value)
+    if closed:
+        return closed, False
+    return "open", not any(w in _norm(value) for w in _OPEN_WORDS)
+
+
 def _guess_type(value: str) -> str:
     """The contract activity type a CRM type name suggests (``"other"`` when none does)."""
     low = value.lower()
     return next((t for word, t in _TYPE_WORDS if word in low), "other")
+
+
+def order_open_stages(stages: list[str], ages: dict | None = None) -> tuple[list[str], str]:
+    """Open stage names in the order a buyer passes through them, and what the order rests on.
+
+    Parameters
+    ----------
+    stages : list of str
+        Distinct open stage names, in order of first appearance.
+    ages : dict, optional
+        Stage -> ``(share of its deals without a created date, median created date as a
+        number)``, from a snapshot of the deals: deals in later stages were created earlier,
+        and a first stage is often the one deals sit in before anyone dates them.
+
+    Returns
+    -------
+    (list of str, str)
+        The order, and its basis: numbers in the names ("1-Qualify"), the usual meaning of
+        the names (lead, qualify, demo, proposal, negotiation ...), the data, or first appearance.
+    """
+    numbers = [re.match(r"\s*(\d+)\s*[-.:)_ ]", s) for s in stages]
+    if stages and all(numbers):
+        return sorted(stages, key=lambda s: int(re.match(r"\s*(\d+)", s).group(1))), "the numbers in the names"
+    ranks = [next((i for i, k in enumerate(_STAGE_KEYWORDS) if k.search(s)), None) for s in stages]
+    if len(stages) > 1 and all(r is not None for r in ranks):
+        return [s for _, s in sorted(zip(ranks, stages), key=lambda p: p[0])], "the usual meaning of the names"
+    if ages and len(stages) > 1 and all(s in ages for s in stages):
+        return sorted(stages, key=lambda s: (-ages[s][0], -ages[s][1])), \
+            "the data (deals in later stages were created earlier)"
+    return list(stages), "order of first appearance"
 
 
 @dataclass
@@ -1272,11 +1572,22 @@ class _Inferred:
 
     owner_blank: bool = False
     stage_values: list = field(default_factory=list)
+    #: the stage values' order comes from a history file or stage-entry-date columns
+    stage_order_known: bool = False
+    #: open stage -> (share of its deals without a created date, median created date)
+    stage_ages: dict = field(default_factory=dict)
+    status_values: list = field(default_factory=list)
     type_values: list = field(default_factory=list)
     date_notes: list = field(default_factory=list)
     number: tuple = (".", ",")
     #: the first file's date formats, which ``[formats] dates`` states for all
     global_dates: list | None = None
+    #: deals without a created date: (count, their stage values)
+    missing_created: tuple = (0, ())
+    #: what the files hold and how they were used (comment lines of the mapping's head)
+    notes: list = field(default_factory=list)
+    #: the deals file's owner column holds ids (``rep_id``) or names (``owner_name``)
+    owner_kind: str = ""
 
 
 #: tables a mapping reads from one source file (the others take a list of sources)
@@ -1286,51 +1597,79 @@ ONE_SOURCE_ROLES = ("reps", "opportunities")
 def infer_mapping(sources) -> str:
     """Propose a mapping for export files, as TOML text for the user to check and edit.
 
-    Recognises Salesforce and HubSpot column names and common synonyms (owner / rep /
-    salesperson, amount / value, created / createdate, stage / dealstage ...), detects
-    day-first dates and decimal commas from the values, and lists the distinct stage and
-    activity-type values. Lines marked ``CHECK`` need a human: above all the stage order.
-    The text is valid TOML that :func:`import_export` accepts as it is.
+    Recognises what CRMs and spreadsheets call things (owner / agent / seller / sr_id, created
+    / engage date, amount / close value / revenue, stage / phase / status ...), by name and,
+    where no name fits, by content (a date column, a money column, a column of people's names);
+    tells deals, people (users, sales teams), stage histories and activity logs apart by their
+    columns; detects day-first dates, AM/PM times and decimal commas; orders the open stages
+    (see :func:`order_open_stages`); names the won-only mode (no stage or status column, a won
+    date). The head of the text says which files and columns were used, which were not, and
+    why. Lines marked ``CHECK`` need a human. The text is valid TOML that
+    :func:`import_export` accepts as it is.
+
+    Raises
+    ------
+    CoachnbError
+        When no file looks like a deals export (no stage, status or won-date column).
     """
     files = source_files(sources)
     frames = {f: read_source(f) for f in files}
     roles: dict[str, list[Path]] = {}
     for f, frame in frames.items():
-        role = _role(f, frame)
-        if role:
-            roles.setdefault(role, []).append(f)
+        roles.setdefault(_role(f, frame) or "unused", []).append(f)
     if "opportunities" not in roles:
         raise CoachnbError("--infer found no deals file among " + ", ".join(f.name for f in files) +
-                           ": none has a stage column (Stage, StageName, dealstage ...)")
-    lines = ["# Proposed by `coachnb import --infer` from " + ", ".join(f.name for f in files) + ".",
-             "# Check every line marked CHECK, above all the stage order, then run",
-             "#   coachnb import --mapping THIS_FILE.toml SOURCES... --out DATA_DIR", ""]
+                           ": none has a stage, status or won-date column (Stage, StageName, dealstage, "
+                           "deal_stage, Status, won_date ...) beside an owner column")
     found = _Inferred()
     spec_text: list[str] = []
-    for role in ("reps", "opportunities", "stage_history", "activities"):
+    for role in ("opportunities", "reps", "stage_history", "activities"):
         mapped = roles.get(role, [])
         if role in ONE_SOURCE_ROLES:  # one [table], not an array: a second would be invalid TOML
             mapped, more = mapped[:1], mapped[1:]
             spec_text += [f"# CHECK: {f.name} also looks like {role}; not mapped (combine the files or "
                           f"map it in place of {mapped[0].name})" for f in more]
         for f in mapped:
-            spec_text += _infer_source(role, f, frames[f], found) + [""]
+            spec_text += _infer_source(role, f, frames, roles, found) + [""]
+    for f in roles.get("unused", []):
+        if not any(f.name in n for n in found.notes):
+            found.notes.append(f"{f.name}: not used (columns {', '.join(list(frames[f].columns)[:6])}"
+                               f"{' ...' if len(frames[f].columns) > 6 else ''}: no deals, people, activities "
+                               "or stage history recognised)")
+    lines = ["# Proposed by `coachnb import --infer` from " + ", ".join(f.name for f in files) + ".",
+             "# Check every line marked CHECK, above all the stage order, then run",
+             "#   coachnb import --mapping THIS_FILE.toml SOURCES... --out DATA_DIR", "#"]
+    lines += [f"# {n}" for n in found.notes] + [""]
     lines += _inferred_shared_sections(found)
     if "reps" not in roles:
-        lines += ["[reps.defaults]                 # no user export: reps are derived from the distinct owners",
+        lines += ["[reps.defaults]                 # no people file: reps are made up from the distinct owners",
                   'team = "Unassigned"', 'manager = "Unassigned"', ""]
     text = "\n".join(lines + spec_text)
     tomllib.loads(text)  # never hand the user TOML that does not parse
     return text
 
 
-def _infer_source(role: str, path: Path, frame: pd.DataFrame, found: _Inferred) -> list[str]:
+def _infer_source(role: str, path: Path, frames: dict, roles: dict, found: _Inferred) -> list[str]:
     """The ``[role]`` block proposed for one source file.
 
-    Takes the file's role (from :func:`_role`), path and content; adds its owners, stage
-    and type values, date note and number format to ``found``. Returns the block's lines.
+    Takes the file's role (from :func:`_role`), path, every source's frame and the roles
+    found; adds the file's owners, stage and type values, date note and number format to
+    ``found``. Returns the block's lines.
     """
+    frame, joins = frames[path], []
+    if role == "opportunities":
+        frame, joins = _infer_joins(path, frame, frames, roles.get("unused", []), found)
     cols, entered = _infer_columns(role, frame)
+    checks: list[str] = []
+    if role == "opportunities":
+        checks = _infer_by_content(frame, cols)
+        found.owner_kind = "rep_id" if "rep_id" in cols else "owner_name" if "owner_name" in cols else ""
+    if role == "reps" and found.owner_kind == "owner_name":
+        cols.pop("rep_id", None)  # the deals name their owners: a person's name is the key (as a slug)
+    if role == "reps" and not _reps_match_owners(cols, found):
+        found.notes.append(f"{path.name}: a people file, but not used: it has no "
+                           f"{'id' if found.owner_kind == 'rep_id' else 'name'} column to match the deals' owners")
+        return []
     owner = cols.get("rep_id") or cols.get("owner_name")
     if role in ("opportunities", "activities") and owner:
         found.owner_blank |= bool((frame[owner] == "").any())
@@ -1344,7 +1683,57 @@ def _infer_source(role: str, path: Path, frame: pd.DataFrame, found: _Inferred) 
         found.global_dates = formats
     elif formats != found.global_dates:
         own_dates = formats
-    return _spec_block(role, path, cols, entered, owner, own_dates)
+    found.notes.append(_usage_note(role, path, frame, cols, entered, joins))
+    block = _spec_block(role, path, frame, cols, entered, own_dates)
+    if joins:
+        block.insert(2, "join = [" + ", ".join(f"{{ file = {toml_value(f)}, on = {toml_value(k)} }}"
+                                               for f, k in joins) + "]")
+    return block[:2] + [f"# CHECK: {c}" for c in checks] + block[2:]
+
+
+def _usage_note(role: str, path: Path, frame: pd.DataFrame, cols: dict, entered: dict, joins: list) -> str:
+    """One line for the mapping's head: the file's role, the columns used, the ones left out."""
+    used = {c for cs in cols.values() for c in _as_list(cs)} | set(entered)
+    unused = [c for c in frame.columns if c not in used and not any(c == k for _, k in joins)]
+    what = {"opportunities": "deals", "reps": "people (reps)", "stage_history": "stage history",
+            "activities": "activities"}[role]
+    text = f"{path.name}: {what}; uses {', '.join(sorted(used)) or 'no column'}"
+    if joins:
+        text += "; joins " + ", ".join(f"{f} on {k}" for f, k in joins)
+    if unused:
+        text += f"; not used (no place in the data contract): {', '.join(unused[:12])}"
+        text += " ..." if len(unused) > 12 else ""
+    return text
+
+
+def _infer_joins(path: Path, frame: pd.DataFrame, frames: dict, unused: list, found: _Inferred):
+    """A deals file without a created date, joined with an unused file that has one on a shared id.
+
+    Returns the deals frame (joined when a lookup fits, else as it was) and the joins made,
+    ``[(file name, key column)]``. The won deals of a marketing funnel export keep their leads'
+    first-contact dates in the leads file, for example.
+    """
+    if _has(frame, "opportunities", "created_at"):
+        return frame, []
+    for other in unused:
+        extra = frames[other]
+        if not _has(extra, "opportunities", "created_at"):
+            continue
+        keys = [c for c in frame.columns if c in extra.columns and extra[c].ne("").all() and extra[c].is_unique]
+        for key in keys:
+            if frame[key].isin(set(extra[key])).mean() >= 0.5:
+                found.notes.append(f"{other.name}: joined to {path.name} on {key} for the created date")
+                clash = [c for c in extra.columns if c in frame.columns and c != key]
+                merged = frame.merge(extra.drop(columns=clash), on=key, how="left").fillna("")
+                return merged, [(other.name, key)]
+    return frame, []
+
+
+def _reps_match_owners(cols: dict, found: _Inferred) -> bool:
+    """Whether a people file can be matched to the deals' owners (ids to ids, names to names)."""
+    if found.owner_kind == "rep_id":
+        return "rep_id" in cols
+    return "name" in cols or "rep_id" in cols
 
 
 def _infer_columns(role: str, frame: pd.DataFrame) -> tuple[dict, dict]:
@@ -1361,15 +1750,14 @@ def _infer_columns(role: str, frame: pd.DataFrame) -> tuple[dict, dict]:
         if found:
             cols[target] = found
             taken.add(found)
-            # Salesforce keeps the time of an event in one column, the all-day date in another,
-            # the type of a task in two: take every one, first non-empty wins
-            while target in ("occurred_at", "type") and (more := _find(columns, cands, taken)):
+            while target in MULTI_COLUMN_TARGETS and (more := _find(columns, cands, taken)):
                 cols[target] = [*_as_list(cols[target]), more]
                 taken.add(more)
-    if role in ("opportunities", "activities") and "rep_id" in cols and "owner_name" in cols:
-        del cols["owner_name"]
     if role == "opportunities" and "status" in cols and "stage" not in cols:
         cols["stage"] = cols.pop("status")
+    if role == "opportunities" and "owner_name" in cols and "rep_id" in cols \
+            and frame[cols["owner_name"]].nunique() > frame[cols["rep_id"]].nunique():
+        del cols["owner_name"]  # not one name per owner id: not the owner's name
     entered = {c: (m.group(1) or m.group(2)) for c in frame.columns if (m := _ENTERED_RE.match(c))}
     for c in entered:
         for k in [k for k, v in cols.items() if v == c]:
@@ -1382,18 +1770,101 @@ def _infer_columns(role: str, frame: pd.DataFrame) -> tuple[dict, dict]:
     return cols, entered
 
 
+def _looks_like_dates(values: pd.Series) -> bool:
+    """Most non-empty values are dates (ISO, or numbers with / . - and a 2- or 4-digit year)."""
+    vals = values[values != ""].head(200)
+    return len(vals) > 0 and (vals.str.match(r"\d{4}-\d{2}-\d{2}") | vals.str.fullmatch(_DATE_RE.pattern)).mean() >= 0.9
+
+
+def _looks_like_money(values: pd.Series) -> bool:
+    """Most non-empty values are numbers (currency marks allowed), not mostly zero, not small integers only."""
+    vals = values[values != ""].head(200)
+    if len(vals) == 0:
+        return False
+    numbers = parse_numbers(vals, *detect_number_format(vals))
+    return numbers.notna().mean() >= 0.9 and (numbers == 0).mean() < 0.5 and numbers.max() > 100
+
+
+def _looks_like_people(values: pd.Series) -> bool:
+    """A column of people's names: few distinct values, each two or three capitalised words, no company words."""
+    vals = values[values != ""]
+    distinct = vals.unique()
+    if len(vals) == 0 or len(distinct) > max(3, len(vals) // 3):
+        return False
+    person = [bool(re.fullmatch(r"[^\W\d_][^\W\d_'.-]*(?:[ '-][^\W\d_][^\W\d_'.-]*){1,2}", v))
+              and v.split()[0][:1].isupper() and not _COMPANY_WORDS.search(v) for v in distinct]
+    return sum(person) >= 0.8 * len(distinct)
+
+
+def _infer_by_content(frame: pd.DataFrame, cols: dict) -> list[str]:
+    """Fill the deals' owner, created date, amount and close date from the values where no name matched.
+
+    Changes ``cols`` in place; returns one CHECK note per column chosen this way.
+    """
+    used = {c for cs in cols.values() for c in _as_list(cs)}
+    free = [c for c in frame.columns if c not in used and not _ENTERED_RE.match(c)]
+    notes = []
+    if "rep_id" not in cols and "owner_name" not in cols:
+        col = next((c for c in free if _looks_like_people(frame[c])), None)
+        if col:
+            cols["owner_name"], notes = col, [f"owner is {col!r}: its values look like people's names"]
+            free.remove(col)
+    dates = [c for c in free if _looks_like_dates(frame[c]) and not re.search(r"modif|updat|änder", c, re.I)]
+    for target in ("created_at", "closed_at"):
+        if target not in cols and dates:
+            col = max(dates, key=lambda c: (frame[c] != "").sum()) if target == "created_at" else dates[0]
+            cols[target] = col
+            dates.remove(col)
+            notes.append(f"{target} is {col!r}: a date column, chosen by its values")
+    if "amount" not in cols:
+        col = next((c for c in free if c not in dates and _looks_like_money(frame[c])
+                    and not re.search(r"prob|confiden|%|id$|year|jahr", c, re.I)), None)
+        if col:
+            cols["amount"] = col
+            notes.append(f"amount is {col!r}: a money column, chosen by its values")
+    return notes
+
+
 def _collect_values(role: str, frame: pd.DataFrame, cols: dict, entered: dict, found: _Inferred) -> None:
-    """Add the file's distinct stage and activity-type values to ``found``, in a useful order."""
+    """Add the file's distinct stage, status and activity-type values to ``found``, in a useful order."""
     if role == "opportunities":
         # stage-entry columns come in pipeline order: the best guess of the stage order
         found.stage_values += [v for v in entered.values() if v not in found.stage_values]
+        found.stage_order_known |= bool(entered)
         if "stage" in cols:
             found.stage_values += [v for v in frame[cols["stage"]].unique() if v and v not in found.stage_values]
+            found.stage_ages = _stage_ages(frame, cols)
+        if "status" in cols:
+            found.status_values += [v for v in frame[cols["status"]].unique() if v and v not in found.status_values]
+        created = _as_list(cols.get("created_at", []))
+        no_date = frame[created].eq("").all(axis=1) if created else pd.Series(True, index=frame.index)
+        if no_date.any() and not entered:
+            stages = frame.loc[no_date, cols["stage"]].unique() if "stage" in cols else ()
+            found.missing_created = (int(no_date.sum()), tuple(sorted(s for s in stages if s)))
     if role == "stage_history" and "stage" in cols:
-        found.stage_values[:0] = [v for v in _stages_in_entry_order(frame, cols) if v not in found.stage_values]
+        order = _stages_in_entry_order(frame, cols)
+        found.stage_values = order + [v for v in found.stage_values if v not in order]
+        found.stage_order_known = True
     if role == "activities" and "type" in cols:
         for c in _as_list(cols["type"]):
             found.type_values += [v for v in frame[c].unique() if v and v not in found.type_values]
+
+
+def _stage_ages(frame: pd.DataFrame, cols: dict) -> dict:
+    """Per stage value of open deals: (share without a created date, median created date in days)."""
+    rows = frame
+    if "status" in cols:
+        rows = frame[frame[cols["status"]].map(lambda v: _guess_status(v)[0]) == "open"]
+    created = _as_list(cols.get("created_at", []))
+    if not created or not len(rows):
+        return {}
+    formats, _ = detect_date_formats(rows[created[0]])
+    when = parse_dates(rows[created[0]], formats)
+    days = (when - pd.Timestamp("1970-01-01")).dt.days
+    stats = pd.DataFrame({"stage": rows[cols["stage"]], "empty": when.isna(), "days": days})
+    grouped = stats.groupby("stage")
+    return {s: (float(grouped["empty"].mean()[s]), float(grouped["days"].median()[s])
+                if pd.notna(grouped["days"].median()[s]) else 0.0) for s in grouped.groups}
 
 
 def _infer_dates(frame: pd.DataFrame, cols: dict, entered: dict) -> tuple[list[str], str]:
@@ -1411,11 +1882,11 @@ def _infer_dates(frame: pd.DataFrame, cols: dict, entered: dict) -> tuple[list[s
     return formats, note
 
 
-def _spec_block(role: str, path: Path, cols: dict, entered: dict, owner, own_dates) -> list[str]:
-    """TOML lines of one source's ``[role]`` section.
+def _spec_block(role: str, path: Path, frame: pd.DataFrame, cols: dict, entered: dict, own_dates) -> list[str]:
+    """TOML lines of one source's ``[role]`` section, with the defaults its gaps need.
 
-    ``owner`` is the owner column found (or ``None``); ``own_dates`` the file's date formats
-    where they differ from the mapping-wide ``[formats] dates``, else ``None``.
+    ``own_dates`` are the file's date formats where they differ from the mapping-wide
+    ``[formats] dates``, else ``None``.
     """
     header = f"[[{role}]]" if role in ("stage_history", "activities") else f"[{role}]"
     block = [header, f"file = {toml_value(path.name)}"]
@@ -1427,46 +1898,86 @@ def _spec_block(role: str, path: Path, cols: dict, entered: dict, owner, own_dat
         block.append('where = { Field = "StageName" }')
     block.append(f"[{role}.columns]")
     block += [f"{t} = {toml_value(c)}" for t, c in cols.items()]
+    owner = "rep_id" in cols or "owner_name" in cols
     missing = [c.name for c in TABLES[role].columns if c.required and c.name not in cols
                and not (c.name == "rep_id" and owner)
                and not (c.name == "opportunity_id" and role == "opportunities")
                and not (c.name == "activity_id" and role == "activities")
-               and not (c.name == "status" and "stage" in cols)]
+               and not (c.name == "status" and "stage" in cols)
+               and not (c.name == "amount" and role == "opportunities")]
     if role == "opportunities":
-        block.append(f"[{role}.defaults]")
-        block.append("amount = 0                  # deals with an empty amount")
-        block.append('account = "Unknown account"')
-        if entered:
-            block.append(f"[{role}.stage_entered]     # stage-entry-date column -> stage value")
-            block += [f"{toml_key(c)} = {toml_value(v)}" for c, v in entered.items()]
+        block += _deal_defaults(frame, cols, entered)
     if role == "activities" and "type" not in cols:
         block.append(f"[{role}.defaults]")
         block.append('type = "other"              # CHECK: no activity-type column found')
-    if missing and role != "reps":
+    if role == "reps":
+        block += _people_defaults(cols)
+    elif missing:
         block.insert(2, f"# CHECK: no column found for {', '.join(missing)}")
     return block
 
 
+def _deal_defaults(frame: pd.DataFrame, cols: dict, entered: dict) -> list[str]:
+    """``[opportunities.defaults]`` (and ``stage_entered``) lines: unknown amounts, the won-only mode."""
+    lines = ["[opportunities.defaults]", 'account = "Unknown account"']
+    if "amount" not in cols:
+        lines.append('amount = "unknown"            # no amount column: deal values are unknown (left empty, not 0)')
+    elif (blank := int((frame[cols["amount"]] == "").sum())):
+        lines.append(f'amount = "unknown"            # {blank} deal(s) have no amount: unknown (left empty, not 0)')
+    if "stage" not in cols and not entered:
+        lines.append('status = "won"                # won-only export: no stage or status column, every row is a '
+                     "won deal (no open or lost deals: no win rate, no pipeline)")
+    if entered:
+        lines.append("[opportunities.stage_entered]     # stage-entry-date column -> stage value")
+        lines += [f"{toml_key(c)} = {toml_value(v)}" for c, v in entered.items()]
+    return lines
+
+
+def _people_defaults(cols: dict) -> list[str]:
+    """``[reps.defaults]`` lines for what a people file lacks, each saying what stands in."""
+    lines = ["[reps.defaults]"]
+    for col in ("team", "manager"):
+        if col not in cols:
+            lines.append(f'{col} = "Unassigned"            # no {col} column in the people file')
+    if "hire_date" not in cols:
+        lines.append("# no hire-date column: a rep's hire date is the first day they appear in the data")
+    return lines if len(lines) > 1 else []
+
+
 def _inferred_shared_sections(found: _Inferred) -> list[str]:
-    """TOML lines of ``[mapping]``, ``[formats]``, ``[process]``, ``[stages]`` and ``[activity_types]``."""
+    """TOML lines of ``[mapping]``, ``[formats]``, ``[process]``, ``[stages]``, ``[status_values]``, ``[activity_types]``."""
     lines = ["[mapping]", 'name = "Inferred mapping"',
              f'missing_owner = "{"exclude" if found.owner_blank else "error"}"' +
              ("          # some rows have no owner: excluded and counted ('error' stops instead)"
               if found.owner_blank else ""),
-             'unknown_activity_type = "other"', "",
-             "[formats]", f"dates = {toml_value(found.global_dates or ['iso'])}"]
+             'unknown_activity_type = "other"']
+    count, stages = found.missing_created
+    if count:
+        where = f" (stage {', '.join(stages)})" if stages else ""
+        lines.append(f'missing_created = "exclude"   # {count} deal(s) have no created date{where}: left out and '
+                     "counted; map created_at to another date column to keep them")
+    lines += ["", "[formats]", f"dates = {toml_value(found.global_dates or ['iso'])}"]
     lines += [f"# {n}" for n in found.date_notes]
     lines += [f"decimal = {toml_value(found.number[0])}", f"thousands = {toml_value(found.number[1])}", ""]
 
     closed = {v: _guess_stage(v) for v in found.stage_values}
     open_stages = [v for v in found.stage_values if not closed[v]]
-    lines += ["[process]", "# CHECK: put the open stages in the order a buyer passes through them "
-              "(listed in order of first appearance)", f"stages = {toml_value(open_stages or list(DEFAULT_STAGES))}",
+    basis = "the order deals entered them in the history"
+    if not found.stage_order_known:
+        open_stages, basis = order_open_stages(open_stages, found.stage_ages)
+    lines += ["[process]", f"# CHECK: the open stages in the order a buyer passes through them (from {basis})",
+              f"stages = {toml_value(open_stages or list(DEFAULT_STAGES))}",
               'timezone = "UTC"                # CHECK: your team\'s IANA zone, e.g. "Europe/Berlin"',
               'week_start = "monday"', "",
               "[stages]                        # CRM stage -> a [process] stage, or won / lost. CHECK the won/lost guesses"]
     lines += [f"{toml_key(v)} = {toml_value(closed[v] or v)}" for v in found.stage_values]
     lines.append("")
+    if found.status_values:
+        lines.append("[status_values]                 # status column value -> open, won or lost")
+        for v in found.status_values:
+            status, unsure = _guess_status(v)
+            lines.append(f"{toml_key(v)} = {toml_value(status)}" + ("   # CHECK: a guess" if unsure else ""))
+        lines.append("")
     if found.type_values:
         lines += ["[activity_types]                # CRM activity type -> call, email, meeting, demo, other, skip. CHECK"]
         lines += [f"{toml_key(v)} = {toml_value(_guess_type(v))}" for v in found.type_values]
