@@ -1,4 +1,4 @@
-"""Command line: ``coachnb validate | demo-data | run | commit | import``.
+"""Command line: ``coachnb validate | demo-data | run | commit | plan | import``.
 
 Each sub-command parses its arguments here and calls one function of the module that owns
 the job; no logic lives in this file. Each command imports its module when it runs, so that
@@ -8,6 +8,8 @@ The CLI is the boundary no traceback crosses: arguments are checked by their arg
 (a usage error, exit 2), coachnb's own errors print one message (exit 2), an interrupt exits 130,
 and anything else prints one line pointing at a log file that holds the traceback (exit 2).
 Text that came from the data is printed through :func:`coachnb.formatting.terminal_safe`.
+Every option's help says its default; reps and teams named on the command line are checked
+against the data's ``reps`` before any work (:func:`coachnb.commitments.check_selection`).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import sys
 import tempfile
 import traceback
 
+from .config import ProcessConfig
 from .errors import CoachnbError
 from .version import __version__
 
@@ -44,6 +47,16 @@ class _Parser(argparse.ArgumentParser):
         from .formatting import terminal_safe  # imported on use: only a usage error needs it
 
         super().error(terminal_safe(message, keep_newlines=True))
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, each option's line ending with its default when it has one to state."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.required or "%(default)" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 # --------------------------------------------------------------------------- argument types
@@ -148,10 +161,13 @@ def _demo_data(args) -> int:
 
 def _run(args) -> int:
     from .batch import run_batch  # imported on use: keeps CLI start-up fast
+    from .commitments import check_selection  # imported on use: keeps CLI start-up fast
 
+    reps = args.reps.split(",") if args.reps else None
+    check_selection(args.data_dir, reps=reps, team=args.team)  # before any work: nothing is written
     result = run_batch(
         args.data_dir, as_of=args.as_of, out=args.out,
-        reps=args.reps.split(",") if args.reps else None, team=args.team, audience=args.audience,
+        reps=reps, team=args.team, audience=args.audience,
         jobs=args.jobs, resume=args.resume, scheduler=args.scheduler, timeout=args.timeout,
         engine=args.engine, cache_dir=args.cache,
     )
@@ -162,23 +178,59 @@ def _commit_add(args) -> int:
     from .commitments import add_commitment  # imported on use: keeps CLI start-up fast
 
     row = add_commitment(args.data_dir, rep_id=args.rep, metric=args.metric, target=args.target,
-                         baseline=args.baseline, start=args.start, days=args.days,
+                         baseline=args.baseline, start=args.start, days=args.days, agreed_on=args.agreed_on,
                          follow_up=args.follow_up, note=args.note, supersedes=args.supersedes)
+    _show_added(row, args.agreed_on is None, "today")
+    return 0
+
+
+def _show_added(row: dict, agreed_by_default: bool, default_name: str) -> None:
+    """The commitment written, its date of agreement (saying when it was the default), its warnings."""
+    agreed = f"agreed on {row['agreed_on']}" + (f" ({default_name}; --agreed-on sets the 1:1's date)"
+                                                 if agreed_by_default else "")
     _show(f"added commitment {row['commitment_id']} for {row['rep_id']}: {row['metric']} "
-          f"from {row['baseline']:g} to {row['target']:g}, {row['start']} to {row['end']}")
+          f"from {row['baseline']:g} to {row['target']:g} a week, {row['start']} to {row['end']}, {agreed}")
+    for warning in row.get("warnings", []):
+        _show(f"coachnb: warning: {warning}", file=sys.stderr)
+
+
+def _plan(args) -> int:
+    from .workbooks import record_plan  # imported on use: builds the rep's report, which loads everything
+
+    row = record_plan(args.data_dir, args.rep, as_of=args.as_of or "", start=args.start, days=args.days,
+                      target=args.target, agreed_on=args.agreed_on, follow_up=args.follow_up, note=args.note,
+                      supersedes=args.supersedes)
+    _show_added(row, args.agreed_on is None, "the date of the 1:1")
     return 0
 
 
 def _commit_list(args) -> int:
-    from .commitments import list_commitments  # imported on use: keeps CLI start-up fast
+    from .commitments import list_commitments, readable_commitments  # imported on use: keeps start-up fast
+
+    every = list_commitments(args.data_dir, rep_id=args.rep, active_on=args.active_on)
+    on = args.active_on or datetime.date.today().isoformat()
+    table = readable_commitments(every, on, history=args.all)
+    if not len(table):
+        if len(every):
+            print(f"no current commitments on {on}; {len(every)} ended or replaced (--all lists them)")
+        else:
+            print(f"no commitments running on {on}" if args.active_on else "no commitments")
+        return 0
+    print(_text_table(table))
+    return 0
+
+
+def _text_table(table) -> str:
+    """``table`` (every cell a string) as left-aligned columns, each cell escaped on its own.
+
+    Escaped cell by cell so a note's line break reads ``\\n`` and every row stays one line.
+    """
     from .formatting import terminal_safe  # imported on use: keeps CLI start-up fast
 
-    table = list_commitments(args.data_dir, rep_id=args.rep, active_on=args.active_on)
-    # each cell escaped on its own, so a note's line break reads "\\n" and every row stays one line
-    shown = table.map(lambda cell: terminal_safe(cell) if isinstance(cell, str) else cell)
-    shown.columns = [terminal_safe(name) for name in table.columns]  # extra columns are the file's
-    print(shown.to_string(index=False) if len(table) else "no commitments")
-    return 0
+    rows = [[terminal_safe(str(c)) for c in table.columns]]
+    rows += [[terminal_safe(str(cell)) for cell in row] for row in table.itertuples(index=False)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
 
 def _import(args) -> int:
@@ -194,66 +246,114 @@ def _import(args) -> int:
     return 0
 
 
+def _metric_help() -> str:
+    """The ``--metric`` help: every metric of the default registry, outcomes marked."""
+    from .commitments import OUTCOME_KINDS  # imported on use: only a parser with `commit` needs it
+
+    names = [f"{m.name} (an outcome)" if m.kind in OUTCOME_KINDS else m.name
+             for m in ProcessConfig().commitment_metrics.values()]
+    return ("what the rep commits to, per week: " + ", ".join(names)
+            + "; a team's process.toml may add its own ([commitment_metrics])")
+
+
+def _sub(subparsers, name: str, text: str):
+    """A sub-command's parser, with the help formatter that states defaults."""
+    return subparsers.add_parser(name, help=text, description=text, formatter_class=_HelpFormatter)
+
+
+def _add_commit_options(parser, plan: bool) -> None:
+    """The options ``commit add`` and ``plan`` share (``plan`` takes metric, baseline and target from the report)."""
+    parser.add_argument("data_dir", type=_path, help="the data folder")
+    parser.add_argument("--rep", type=_text, required=True, help="the rep's id, as in reps (e.g. R007)")
+    days = "length in days, 7 to 120"
+    if plan:
+        parser.add_argument("--as-of", type=_date, help="date of the 1:1 whose report proposes the plan "
+                            "(YYYY-MM-DD; default: the latest date the data covers)")
+        parser.add_argument("--start", type=_date, help="first day (default: the date of the 1:1)")
+        parser.add_argument("--target", type=_finite, help="the agreed weekly level, when it differs from "
+                            "the report's draft target (default: the draft target)")
+        parser.add_argument("--agreed-on", type=_date, help="date of the 1:1 (default: --as-of)")
+    else:
+        parser.add_argument("--metric", type=_text, required=True, help=_metric_help())
+        parser.add_argument("--target", type=_finite, required=True, help="the agreed weekly level")
+        parser.add_argument("--baseline", type=_baseline, default="auto",
+                            help="weekly level before; 'auto': the rep's mean over the 8 weeks that end 2 "
+                                 "weeks before the start week")
+        parser.add_argument("--start", type=_date, required=True, help="first day (YYYY-MM-DD)")
+        parser.add_argument("--agreed-on", type=_date, help="date of the 1:1 (YYYY-MM-DD; default: today)")
+    parser.add_argument("--days", type=_days, default=30, help=days)
+    parser.add_argument("--follow-up", type=_text, help="how the rep wants to be followed up if it slips")
+    parser.add_argument("--note", type=_text, help="a note from the 1:1")
+    parser.add_argument("--supersedes", type=_text, help="id of the commitment this one replaces (e.g. K0005)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="coachnb", description="Process-based sales coaching reports from CRM data.")
+    p = _Parser(prog="coachnb", description="Process-based sales coaching reports from CRM data.",
+                formatter_class=_HelpFormatter)
+    p.add_argument("--version", action="version", version=f"coachnb {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    v = sub.add_parser("validate", help="check a data folder and list every problem")
-    v.add_argument("data_dir", type=_path)
+    v = _sub(sub, "validate", "check a data folder and list every problem")
+    v.add_argument("data_dir", type=_path, help="the data folder")
     v.set_defaults(func=_validate)
 
-    d = sub.add_parser("demo-data", help="write a deterministic sample team with known ground truth")
-    d.add_argument("--out", type=_path, required=True)
-    d.add_argument("--reps", type=_whole(1, MAX_DEMO_REPS), default=24)
-    d.add_argument("--weeks", type=_whole(4, MAX_DEMO_WEEKS, " (four weeks is the shortest history)"), default=78)
-    d.add_argument("--seed", type=_whole(0, 2**32 - 1), default=7)
+    d = _sub(sub, "demo-data", "write a deterministic sample team with known ground truth")
+    d.add_argument("--out", type=_path, required=True, help="folder to write the team into")
+    d.add_argument("--reps", type=_whole(1, MAX_DEMO_REPS), default=24, help="number of reps")
+    d.add_argument("--weeks", type=_whole(4, MAX_DEMO_WEEKS, " (four weeks is the shortest history)"), default=78,
+                   help="weeks of history")
+    d.add_argument("--seed", type=_whole(0, 2**32 - 1), default=7, help="random seed (same seed, same files)")
     d.add_argument("--end", type=_date, default="2026-11-23", help="last day of the data (YYYY-MM-DD)")
     d.set_defaults(func=_demo_data)
 
-    r = sub.add_parser("run", help="render one coaching report per rep, plus the team overview")
-    r.add_argument("data_dir", type=_path)
-    r.add_argument("--as-of", type=_date, required=True, help="date of the coaching sessions (YYYY-MM-DD)")
-    r.add_argument("--out", type=_path, default="reports")
-    g = r.add_mutually_exclusive_group()
-    g.add_argument("--reps", type=_text, help="comma-separated rep ids")
-    g.add_argument("--team", type=_text)
-    r.add_argument("--audience", choices=["manager", "rep", "both"], default="manager")
-    r.add_argument("--jobs", type=_whole(1, MAX_JOBS), default=None, help="worker processes (default: number of cores)")
-    r.add_argument("--resume", action="store_true", help="skip reps whose inputs and code are unchanged")
-    r.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://10.0.0.5:8786")
-    r.add_argument("--timeout", type=_timeout, default=600, help="seconds one report may take")
-    r.add_argument("--engine", default=None, help="papermill engine (default: coachnb's in-process engine)")
-    r.add_argument("--cache", default=None, help="folder for the feature store, executed notebooks and logs, "
-                   "outside the report folder (default: OUT/.cache)")
-    r.set_defaults(func=_run)
+    _add_run(_sub(sub, "run", "render one coaching report per rep, plus the team overview"))
 
-    c = sub.add_parser("commit", help="record or list commitments")
+    c = _sub(sub, "commit", "record or list commitments")
     csub = c.add_subparsers(dest="commit_command", required=True)
-    ca = csub.add_parser("add")
-    ca.add_argument("data_dir", type=_path)
-    ca.add_argument("--rep", type=_text, required=True)
-    ca.add_argument("--metric", type=_text, required=True)
-    ca.add_argument("--target", type=_finite, required=True)
-    ca.add_argument("--baseline", type=_baseline, default="auto", help="number, or 'auto' for the rep's recent level")
-    ca.add_argument("--start", type=_date, required=True, help="first day (YYYY-MM-DD)")
-    ca.add_argument("--days", type=_days, default=30)
-    ca.add_argument("--follow-up", type=_text)
-    ca.add_argument("--note", type=_text)
-    ca.add_argument("--supersedes", type=_text)
+    ca = _sub(csub, "add", "record one commitment agreed in a 1:1")
+    _add_commit_options(ca, plan=False)
     ca.set_defaults(func=_commit_add)
-    cl = csub.add_parser("list")
-    cl.add_argument("data_dir", type=_path)
-    cl.add_argument("--rep", type=_text)
-    cl.add_argument("--active-on", type=_date)
+    cl = _sub(csub, "list", "list commitments: current ones, or with --all every one ever recorded")
+    cl.add_argument("data_dir", type=_path, help="the data folder")
+    cl.add_argument("--rep", type=_text, help="only this rep's commitments (default: every rep's)")
+    cl.add_argument("--active-on", type=_date, help="only those running on this day; statuses are told "
+                    "for it (YYYY-MM-DD; default: today, and no filter)")
+    cl.add_argument("--all", action="store_true", help="also those ended or replaced")
     cl.set_defaults(func=_commit_list)
 
-    i = sub.add_parser("import", help="turn a CRM export into a coachnb data folder")
-    i.add_argument("sources", nargs="+", type=_path)
-    i.add_argument("--mapping", type=_path)
-    i.add_argument("--out", type=_path)
+    pl = _sub(sub, "plan", "record the commitment a rep's report proposes in its 30-day plan")
+    _add_commit_options(pl, plan=True)
+    pl.set_defaults(func=_plan)
+
+    i = _sub(sub, "import", "turn a CRM export into a coachnb data folder")
+    i.add_argument("sources", nargs="+", type=_path, help="the export's files")
+    i.add_argument("--mapping", type=_path, help="a mapping file, e.g. coachnb/mappings/salesforce.toml")
+    i.add_argument("--out", type=_path, help="the data folder to write")
     i.add_argument("--infer", action="store_true", help="propose a mapping from the sources' columns")
     i.set_defaults(func=_import)
     return p
+
+
+def _add_run(r) -> None:
+    """The options of ``coachnb run``."""
+    r.add_argument("data_dir", type=_path, help="the data folder")
+    r.add_argument("--as-of", type=_date, required=True, help="date of the coaching sessions (YYYY-MM-DD)")
+    r.add_argument("--out", type=_path, default="reports", help="parent of the report folder OUT/AS_OF")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("--reps", type=_text, help="comma-separated rep ids (default: every rep)")
+    g.add_argument("--team", type=_text, help="only this team's reps (default: every team)")
+    r.add_argument("--audience", choices=["manager", "rep", "both"], default="manager",
+                   help="the manager's report, the rep's pre-read, or both")
+    r.add_argument("--jobs", type=_whole(1, MAX_JOBS), default=None, help="worker processes (default: number of cores)")
+    r.add_argument("--resume", action="store_true", help="skip reps whose inputs and code are unchanged")
+    r.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://10.0.0.5:8786 "
+                   "(default: worker processes on this machine)")
+    r.add_argument("--timeout", type=_timeout, default=600, help="seconds one report may take")
+    r.add_argument("--engine", default=None, help="papermill engine, e.g. 'papermill' for a Jupyter kernel "
+                   "per report (default: coachnb's in-process engine)")
+    r.add_argument("--cache", default=None, help="folder for the feature store, executed notebooks and logs, "
+                   "outside the report folder (default: OUT/.cache)")
+    r.set_defaults(func=_run)
 
 
 def write_crash_log(exc: BaseException, argv) -> str | None:

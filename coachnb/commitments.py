@@ -18,6 +18,7 @@ behind a ``'``.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import math
 import os
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock, Timeout
 
-from .config import ProcessConfig, load_config, week_start
+from .config import CommitmentMetric, ProcessConfig, load_config, week_start
 from .errors import CoachnbError
 from .loading import (
     FIRST_YEAR, LAST_YEAR, check_table, csv_encoding, decode_to_utf8, in_date_range, load, read_header,
@@ -49,6 +50,9 @@ _ID_RE = re.compile(r"^K(\d+)$")
 #: first characters that make a spreadsheet read a cell as a formula (OWASP's CSV-injection list)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: metric kinds (:data:`coachnb.config.METRIC_KINDS`) that measure a result of the rep's work, not the
+#: work itself: a 30-day plan commits to behaviour (coaching-principles), so recording one is warned about
+OUTCOME_KINDS = ("opportunities_created", "stage_advancements")
 
 
 # ----------------------------------------------------------------------------- validation
@@ -358,6 +362,33 @@ def _check_supersedes(records: list[dict], supersedes: str, rep_id: str) -> None
                            f"supersede {later[0]} instead")
 
 
+def commitment_warnings(metric: CommitmentMetric, baseline: float, target: float) -> list[str]:
+    """What to double-check about a commitment that is allowed but unusual, one sentence each.
+
+    Parameters
+    ----------
+    metric : CommitmentMetric
+        The metric committed to (``config.commitment_metrics[name]``).
+    baseline, target : float
+        Weekly levels before and agreed.
+
+    Returns
+    -------
+    list of str
+        A sentence when the metric is an outcome (:data:`OUTCOME_KINDS`) rather than a behaviour,
+        and one when the target is below the baseline (a commitment to do less); empty otherwise.
+    """
+    out = []
+    if metric.kind in OUTCOME_KINDS:
+        out.append(f"{metric.name} ({metric.label}) measures an outcome, not a behaviour: a commitment "
+                   "works best on something the rep does (calls, meetings, demos, logging on time) "
+                   "that leads to it")
+    if target < baseline:
+        out.append(f"the target {target:g} is below the baseline {baseline:g}: this records doing less "
+                   f"of {metric.label}; if that is what was agreed, nothing needs changing")
+    return out
+
+
 def add_commitment(data_dir, rep_id, metric, target, baseline="auto", start=None, days=30, follow_up=None,
                    note=None, supersedes=None, agreed_on=None) -> dict:
     """Append one commitment to ``<data_dir>/commitments.csv``.
@@ -390,7 +421,8 @@ def add_commitment(data_dir, rep_id, metric, target, baseline="auto", start=None
     Returns
     -------
     dict
-        The row written: text ids and ISO dates, ``baseline`` and ``target`` as floats.
+        The row written: text ids and ISO dates, ``baseline`` and ``target`` as floats; and
+        ``warnings``, the sentences of :func:`commitment_warnings` (written anyway).
 
     Raises
     ------
@@ -427,22 +459,75 @@ def add_commitment(data_dir, rep_id, metric, target, baseline="auto", start=None
         "supersedes": supersedes or "",
     }, cfg)
     return {**row, "baseline": baseline_value, "target": target_value,
-            "follow_up": row["follow_up"] or None, "note": row["note"] or None, "supersedes": supersedes}
+            "follow_up": row["follow_up"] or None, "note": row["note"] or None, "supersedes": supersedes,
+            "warnings": commitment_warnings(cfg.commitment_metrics[metric], baseline_value, target_value)}
+
+
+def did_you_mean(value: str, known) -> str:
+    """``'; did you mean R003?'`` for the known name closest to ``value`` (case first), or ``''``."""
+    known = sorted(str(k) for k in known)
+    same_case = [k for k in known if k.casefold() == str(value).strip().casefold()]
+    close = same_case or difflib.get_close_matches(str(value).strip(), known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def _known_rep(data_dir: Path, rep_id, config: ProcessConfig) -> str:
     """``rep_id`` as stored (text, stripped), after checking it is a rep of the data folder."""
     rep_id = "" if rep_id is None else str(rep_id).strip()
-    if rep_id not in _read_rep_ids(data_dir, config):
-        raise CoachnbError(f"rep {rep_id!r} is not in reps; check the id (ids are text, e.g. R007)")
+    known = _read_rep_ids(data_dir, config)
+    if rep_id not in known:
+        raise CoachnbError(f"rep {rep_id!r} is not in reps{did_you_mean(rep_id, known)} "
+                           "(ids are text, e.g. R007)")
     return rep_id
+
+
+def check_selection(data_dir, reps=None, team=None) -> None:
+    """Refuse rep ids or a team that the folder's ``reps`` table doesn't hold, before any work.
+
+    Parameters
+    ----------
+    data_dir : path
+        The data folder.
+    reps : list of str, optional
+        Rep ids asked for (``coachnb run --reps``).
+    team : str, optional
+        A team asked for (``coachnb run --team``).
+
+    Raises
+    ------
+    CoachnbError
+        Naming every unknown id (or the team) with the closest known one ("did you mean R003?").
+        Nothing is checked when the folder, its ``process.toml`` or its ``reps`` can't be read:
+        the batch's validation then reports every problem of the folder at once.
+    """
+    data_dir = Path(data_dir)
+    if not reps and team is None or not data_dir.is_dir():
+        return
+    try:
+        config = load_config(data_dir)
+        frame, problems = check_table(data_dir, "reps", config=config)
+    except CoachnbError:
+        return
+    if frame is None or any(p.severity == "error" for p in problems):
+        return
+    known = set(frame["rep_id"].dropna().astype(str))
+    unknown = [r for r in (reps or []) if str(r).strip() not in known]
+    if unknown:
+        listed = "; ".join(f"{r!r}{did_you_mean(r, known)}" for r in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise CoachnbError(f"not in reps: {listed}{more}; nothing was done")
+    teams = set(frame["team"].dropna().astype(str))
+    if team is not None and str(team).strip() not in teams:
+        raise CoachnbError(f"no reps in team {team!r}{did_you_mean(team, teams)} "
+                           f"(teams: {', '.join(sorted(teams))}); nothing was done")
 
 
 def _known_metric(cfg: ProcessConfig, metric) -> str:
     """``metric`` as stored (stripped), after checking it is in the team's commitment-metric registry."""
     metric = "" if metric is None else str(metric).strip()
     if metric not in cfg.commitment_metrics:
-        raise CoachnbError(f"unknown metric {metric!r}; known: {', '.join(sorted(cfg.commitment_metrics))}")
+        raise CoachnbError(f"unknown metric {metric!r}{did_you_mean(metric, cfg.commitment_metrics)}; "
+                           f"known: {', '.join(sorted(cfg.commitment_metrics))}")
     return metric
 
 
@@ -557,3 +642,86 @@ def list_commitments(data_dir, rep_id=None, active_on=None) -> pd.DataFrame:
         day = pd.Timestamp(_parse_day(active_on, "active_on"))
         frame = frame[(frame["start"] <= day) & (frame["end"] >= day)]
     return frame.reset_index(drop=True)
+
+
+def commitment_status(frame: pd.DataFrame, on) -> pd.Series:
+    """Each commitment's state on the day ``on``, in words.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Output of :func:`list_commitments` (needs ``start``, ``end`` and ``superseded_by``).
+    on : str, date or Timestamp
+        The day the status is told for (usually today).
+
+    Returns
+    -------
+    Series of str
+        ``"replaced by K0005"``, ``"starts 2026-12-07"``, ``"running, ends 2026-12-21"``,
+        ``"ended 2025-09-30"``, or ``"dates unreadable"``; same index as ``frame``.
+    """
+    day = pd.Timestamp(on).normalize()
+    day = day.tz_localize(None) if day.tzinfo is not None else day
+
+    def one(row) -> str:
+        if not pd.isna(row["superseded_by"]):
+            return f"replaced by {row['superseded_by']}"
+        if pd.isna(row["start"]) or pd.isna(row["end"]):
+            return "dates unreadable"
+        if row["start"] > day:
+            return f"starts {row['start']:%Y-%m-%d}"
+        if row["end"] < day:
+            return f"ended {row['end']:%Y-%m-%d}"
+        return f"running, ends {row['end']:%Y-%m-%d}"
+
+    return frame.apply(one, axis=1).astype(object) if len(frame) else pd.Series([], dtype=object)
+
+
+#: the columns of :func:`readable_commitments`, as ``coachnb commit list`` prints them
+READABLE_COLUMNS = ["commitment", "rep", "metric", "baseline → target", "agreed on", "period", "status",
+                    "follow-up", "note"]
+
+
+def readable_commitments(frame: pd.DataFrame, on, history: bool = False) -> pd.DataFrame:
+    """Commitments as text for a person: full dates, a status word, blanks instead of missing values.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Output of :func:`list_commitments`.
+    on : str, date or Timestamp
+        The day statuses are told for (:func:`commitment_status`).
+    history : bool
+        False: only current commitments (not replaced, not ended before ``on``); True: every row.
+
+    Returns
+    -------
+    DataFrame
+        :data:`READABLE_COLUMNS`, every cell a string, in file order.
+    """
+    status = commitment_status(frame, on)
+    if not history and len(frame):
+        keep = ~status.str.startswith(("replaced", "ended"))
+        frame, status = frame[keep], status[keep]
+
+    def day(value) -> str:
+        return "" if pd.isna(value) else f"{value:%Y-%m-%d}"
+
+    def number(value) -> str:
+        return "?" if pd.isna(value) else f"{value:g}"
+
+    def text(value) -> str:
+        return "" if pd.isna(value) else str(value)
+
+    out = pd.DataFrame({
+        "commitment": frame["commitment_id"].map(text),
+        "rep": frame["rep_id"].map(text),
+        "metric": frame["metric"].map(text),
+        "baseline → target": [f"{number(b)} → {number(t)}" for b, t in zip(frame["baseline"], frame["target"])],
+        "agreed on": frame["agreed_on"].map(day),
+        "period": [f"{day(a)} to {day(b)}" for a, b in zip(frame["start"], frame["end"])],
+        "status": status,
+        "follow-up": frame["follow_up"].map(text),
+        "note": frame["note"].map(text),
+    }, columns=READABLE_COLUMNS)
+    return out.astype(object).reset_index(drop=True)

@@ -200,12 +200,47 @@ def test_a_closed_pipe_ends_quietly():
 
 def test_commit_list_escapes_every_cell_and_keeps_one_row_a_line(data_dir):
     table = pd.DataFrame({"commitment_id": ["K1", "K2"], "rep_id": ["R001", "R\u202e002"],
-                          "note": ["clear \x1b[2J screen", "two\nlines\rback"], "evil\x1b]0;t\x07": [1, 2]})
+                          "agreed_on": pd.to_datetime(["2026-10-01", "2026-10-02"]),
+                          "start": pd.to_datetime(["2026-10-05"] * 2), "end": pd.to_datetime(["2027-01-05"] * 2),
+                          "metric": ["calls_per_week", "x\x1b]0;t\x07"], "baseline": [1.0, float("nan")],
+                          "target": [2.0, 3.0], "follow_up": [pd.NA, "a\u2028b"],
+                          "note": ["clear \x1b[2J screen", "two\nlines\rback"], "superseded_by": [pd.NA, pd.NA]})
     with mock.patch("coachnb.commitments.list_commitments", return_value=table):
-        code, out, _ = run_cli(["commit", "list", str(data_dir)])
+        code, out, _ = run_cli(["commit", "list", str(data_dir), "--active-on", "2026-10-06"])
     assert code == 0 and not unsafe_chars(out) - {"\n"}
     assert out.count("\n") == 3  # header and two rows
     assert "clear \\x1b[2J screen" in out and "two\\nlines\\rback" in out and "R\\u202e002" in out
+    assert "x\\x1b]0;t\\x07" in out and "? → 3" in out and "<NA>" not in out
+
+
+def test_version_and_every_option_explains_itself_with_its_default():
+    code, out, _ = run_cli(["--version"])
+    assert code == 0 and out.strip() == f"coachnb {cli.__version__}"
+    for command in (["validate"], ["demo-data"], ["run"], ["commit", "add"], ["commit", "list"], ["plan"],
+                    ["import"]):
+        parser = _parser_of(command)
+        text = " ".join(parser.format_help().split())
+        for action in parser._actions:
+            assert action.help, (command, action.dest)
+            if action.default not in (None, False, "==SUPPRESS==") and not action.required:
+                assert f"(default: {action.default})" in text, (command, action.dest)
+
+
+def test_commit_add_help_lists_every_metric_and_marks_outcomes():
+    from coachnb.config import ProcessConfig
+
+    text = " ".join(_parser_of(["commit", "add"]).format_help().split())
+    for name in ProcessConfig().commitment_metrics:
+        assert name in text
+    assert "opportunities_created_per_week (an outcome)" in text and "calls_per_week (an outcome)" not in text
+
+
+def _parser_of(command: list[str]):
+    parser = cli.build_parser()
+    for name in command:
+        sub = next(a for a in parser._actions if a.dest in ("command", "commit_command"))
+        parser = sub.choices[name]
+    return parser
 
 
 def test_validate_shows_hostile_values_escaped(data_dir, tmp_path):
@@ -223,10 +258,25 @@ def test_validate_shows_hostile_values_escaped(data_dir, tmp_path):
     assert not unsafe_chars(out + err) - {"\n"}
 
 
-def test_one_real_tiny_run_with_an_unknown_rep_fails_cleanly(data_dir, tmp_path):
-    code, _, err = run_cli(["run", str(data_dir), "--as-of", AS_OF, "--reps", "NOPE\x1b[2J",
-                            "--out", str(tmp_path / "reports"), "--jobs", "1"])
-    assert code == 1 and "Traceback" not in err
+@pytest.mark.parametrize("flag, value, meant", [("--reps", "NOPE\x1b[2J", None), ("--reps", "R001,r002", "R002"),
+                                               ("--team", "nowhere", None)])
+def test_an_unknown_rep_or_team_is_refused_before_any_work(data_dir, tmp_path, flag, value, meant):
+    with mock.patch("coachnb.batch.run_batch") as batch:
+        code, out, err = run_cli(["run", str(data_dir), "--as-of", AS_OF, flag, value,
+                                  "--out", str(tmp_path / "reports"), "--jobs", "1"])
+    assert code == 2 and not batch.called and not (tmp_path / "reports").exists()
+    assert "nothing was done" in err and "Traceback" not in err and not unsafe_chars(err) - {"\n"}
+    if meant:
+        assert f"did you mean {meant}?" in err
+
+
+def test_a_team_in_the_wrong_case_gets_its_name(data_dir, tmp_path):
+    from coachnb.loading import load
+
+    team = str(load(data_dir).reps["team"].iloc[0])
+    code, _, err = run_cli(["run", str(data_dir), "--as-of", AS_OF, "--team", team.lower(),
+                            "--out", str(tmp_path / "reports")])
+    assert code == 2 and f"did you mean {team}?" in err and not (tmp_path / "reports").exists()
 
 
 # --------------------------------------------------------------------------- fuzzing

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 
 from coachnb.commitments import (
-    COLUMNS, add_commitment, baseline_window, list_commitments, mean_weekly_value, next_commitment_id,
+    COLUMNS, READABLE_COLUMNS, add_commitment, baseline_window, check_selection, commitment_status,
+    commitment_warnings, did_you_mean, list_commitments, mean_weekly_value, next_commitment_id,
+    readable_commitments,
 )
 from coachnb.config import ProcessConfig
 from coachnb.errors import CoachnbError
@@ -175,6 +177,9 @@ def test_cli_commit_add_and_list(data_dir):
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "K0001" in out.stdout and "2026-11-01" in out.stdout
+    import datetime  # only this test reads the clock
+
+    assert f"agreed on {datetime.date.today().isoformat()} (today;" in out.stdout  # the default, said
     bad = subprocess.run(run + ["add", str(data_dir), "--rep", "R002", "--metric", "demos_per_week", "--target", "1",
                                 "--baseline", "1", "--start", "2026-10-05"],
                          capture_output=True, text=True, cwd=REPO, timeout=60)
@@ -319,3 +324,109 @@ def test_broken_reps_give_a_clean_error(data_dir):
     (data_dir / "reps.csv").unlink()
     with pytest.raises(CoachnbError, match="reps"):
         _add(data_dir)
+
+
+# --------------------------------------------------------------------------- warnings, dates, listing
+
+
+def test_a_target_below_the_baseline_is_written_with_a_warning(data_dir):
+    row = _add(data_dir, target=3, baseline="5")
+    assert len(_rows(data_dir / "commitments.csv")) == 1
+    (warning,) = row["warnings"]
+    assert "below the baseline 5" in warning and "calls per week" in warning
+
+
+@pytest.mark.parametrize("metric, outcome", [("opportunities_created_per_week", True),
+                                             ("stage_advancements_per_week", True),
+                                             ("calls_per_week", False), ("logged_on_time_share", False)])
+def test_an_outcome_metric_is_warned_about_and_a_behaviour_is_not(metric, outcome):
+    spec = ProcessConfig().commitment_metrics[metric]
+    target = 0.8 if metric == "logged_on_time_share" else 8
+    warnings = commitment_warnings(spec, 0.5, target)
+    assert bool(warnings) is outcome
+    assert all("outcome, not a behaviour" in w and metric in w for w in warnings)
+
+
+def test_a_rising_behaviour_target_has_no_warning(data_dir):
+    assert _add(data_dir, target=10, baseline="5")["warnings"] == []
+
+
+def test_agreed_on_is_written_as_given_and_defaults_to_today(data_dir):
+    import datetime
+
+    assert _add(data_dir, agreed_on="2026-08-28")["agreed_on"] == "2026-08-28"
+    assert _add(data_dir, agreed_on=None)["agreed_on"] == datetime.date.today().isoformat()
+    assert [r["agreed_on"] for r in _rows(data_dir / "commitments.csv")] == [
+        "2026-08-28", datetime.date.today().isoformat()]
+
+
+def test_an_unknown_rep_or_metric_says_which_was_meant(data_dir):
+    with pytest.raises(CoachnbError, match="did you mean R001"):
+        _add(data_dir, rep_id="r001")
+    with pytest.raises(CoachnbError, match="did you mean calls_per_week"):
+        _add(data_dir, metric="call_per_week")
+    assert not (data_dir / "commitments.csv").exists()
+
+
+@pytest.mark.parametrize("value, known, said", [
+    ("r003", ["R001", "R003", "R030"], "R003"),  # case first, even with closer spellings about
+    ("R0031", ["R001", "R003"], "R003"), ("Clyd", ["Clyde", "Thames"], "Clyde"), ("zzz", ["R001"], None)])
+def test_did_you_mean_names_the_closest_known_value(value, known, said):
+    assert did_you_mean(value, known) == (f"; did you mean {said}?" if said else "")
+
+
+def test_check_selection_refuses_unknown_reps_and_teams_and_passes_known_ones(data_dir):
+    check_selection(data_dir, reps=["R001", " 00123"], team=None)
+    check_selection(data_dir, team="East")
+    with pytest.raises(CoachnbError, match=r"'R999'.*'r002'; did you mean R002\?"):
+        check_selection(data_dir, reps=["R001", "R999", "r002"])
+    with pytest.raises(CoachnbError, match="did you mean West"):
+        check_selection(data_dir, team="west")
+
+
+def test_check_selection_leaves_an_unreadable_folder_to_the_batch(data_dir, tmp_path):
+    check_selection(tmp_path / "nowhere", reps=["R001"])
+    (data_dir / "reps.csv").write_text("rep_id,name\nR001,Ana\n", encoding="utf-8")  # columns missing
+    check_selection(data_dir, reps=["R999"])
+
+
+def _history(data_dir):
+    _add(data_dir, start="2025-06-02", days=30, agreed_on="2025-05-30")  # K0001, ended long ago
+    _add(data_dir, start="2026-09-01", days=30)  # K0002, replaced by K0003
+    _add(data_dir, start="2026-09-08", days=60, target=12, supersedes="K0002")  # K0003, running
+    _add(data_dir, rep_id="R002", start="2026-12-07", days=30)  # K0004, not started
+    return list_commitments(data_dir)
+
+
+def test_status_words_tell_each_commitments_state_on_a_day(data_dir):
+    status = commitment_status(_history(data_dir), "2026-10-01")
+    assert list(status) == ["ended 2025-07-01", "replaced by K0003", "running, ends 2026-11-06",
+                            "starts 2026-12-07"]
+    assert list(commitment_status(list_commitments(data_dir), "2026-11-07"))[2] == "ended 2026-11-06"
+
+
+def test_the_readable_list_keeps_current_ones_unless_asked_for_history(data_dir):
+    frame = _history(data_dir)
+    current = readable_commitments(frame, "2026-10-01")
+    assert list(current.columns) == READABLE_COLUMNS
+    assert list(current["commitment"]) == ["K0003", "K0004"]
+    every = readable_commitments(frame, "2026-10-01", history=True)
+    assert list(every["commitment"]) == ["K0001", "K0002", "K0003", "K0004"]
+    first = every.iloc[0]
+    assert first["agreed on"] == "2025-05-30" and first["period"] == "2025-06-02 to 2025-07-01"
+    assert first["baseline → target"] == "5 → 10" and first["note"] == ""
+    assert not every.map(lambda cell: "<NA>" in cell or "nan" in cell or "NaT" in cell).any().any()
+
+
+def test_cli_commit_list_is_current_by_default_and_all_gives_history(data_dir):
+    _history(data_dir)
+    run = [sys.executable, "-m", "coachnb", "commit", "list", str(data_dir), "--active-on"]
+    now = subprocess.run(run + ["2026-10-01"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert now.returncode == 0, now.stderr
+    lines = now.stdout.splitlines()
+    assert lines[0].split()[:3] == ["commitment", "rep", "metric"] and len(lines) == 2  # K0004 not yet running
+    assert "K0003" in lines[1] and "running, ends 2026-11-06" in lines[1] and "<NA>" not in now.stdout
+    every = subprocess.run(run[:-1] + ["--all"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert [line.split()[0] for line in every.stdout.splitlines()[1:]] == ["K0001", "K0002", "K0003", "K0004"]
+    none = subprocess.run(run + ["2027-06-01"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert none.stdout.strip() == "no commitments running on 2027-06-01"
