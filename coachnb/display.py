@@ -1,27 +1,38 @@
 """Show report sections in a notebook: escaped HTML for text and tables, figures for charts.
 
-Everything that came from the data passes through :func:`coachnb.formatting.esc` or
-``DataFrame.to_html(escape=True)``: a deal named ``<script>`` shows as text.
+Everything that came from the data passes through :func:`coachnb.formatting.esc`: a deal named
+``<script>`` shows as text. Every output carries a real ``text/plain`` form beside its HTML (the
+sentence, the table as text) and every chart its alt text, built from the numbers it draws, so a
+screen reader, a text-only mail client or ``jupyter nbconvert --to markdown`` reads what the page
+shows. Tables mark each cell with its column's name (``data-label``, for the stacked rows of the
+phone layout) and number columns with ``class="num"`` (right-aligned, header included).
 """
 from __future__ import annotations
 
+import base64
 import functools
 import io
 import math
+import re
 from urllib.parse import quote
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import HTML, Image, display
+from IPython.display import display
 
-from .formatting import esc
+from .formatting import esc, fmt_money, fmt_num, fmt_pct
 from .overview import cadence_sentence
+
+
+def show_html(html: str, text: str) -> None:
+    """Display ``html`` with ``text`` as its plain-text form (what a text-only reader shows)."""
+    display({"text/html": html, "text/plain": text}, raw=True)
 
 
 def para(text: str, css: str = "") -> None:
     """One paragraph of plain text (escaped)."""
     cls = f' class="{css}"' if css else ""
-    display(HTML(f"<p{cls}>{esc(text)}</p>"))
+    show_html(f"<p{cls}>{esc(text)}</p>", str(text))
 
 
 def key_sentence(text: str) -> None:
@@ -33,44 +44,155 @@ def bullets(items: list[str], css: str = "") -> None:
     if not items:
         return
     cls = f' class="{css}"' if css else ""
-    display(HTML(f"<ul{cls}>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>"))
+    show_html(f"<ul{cls}>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>",
+              "\n".join(f"- {i}" for i in items))
+
+
+#: a cell that reads as a number: an optional sign and currency, digits, a unit ("%", "×"), and
+#: optionally an interval in brackets or an arrow to a second number ("1.3 → 2.1")
+NUMBER_CELL = re.compile(r"[-+\u2212]?(?:[^\w\s]{1,3}|[A-Za-z]{1,4}\u00a0)?\d[\d,.'\u00a0\u202f ]*"
+                         r"(?:%|×|\u00a0\S{1,4})?(?:\s*\(.*\))?(?:\s*→\s*\S.*)?")
+EMPTY_CELLS = frozenset({"", "–", "n/a"})
+
+
+def cell_text(value) -> str:
+    """A table cell as text: missing as "–", whole numbers with thousands separators."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return fmt_num(value) if float(value).is_integer() else f"{value:,.6g}"
+
+
+def is_number_column(values, dtype=None) -> bool:
+    """Whether a column holds numbers (right-aligned): a numeric dtype, or every shown cell reads as one."""
+    if dtype is not None and pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        return True
+    shown = [v for v in values if v not in EMPTY_CELLS]
+    return bool(shown) and all(NUMBER_CELL.fullmatch(v) for v in shown)
+
+
+def table_html(header: list[str], rows: list[list[str]], numeric: list[bool], *, css: str = "cnb-table",
+               caption: str | None = None, raw_cells: bool = False) -> str:
+    """An HTML table: headers ``scope="col"``, each cell labelled with its column, number columns ``num``.
+
+    Cells are escaped unless ``raw_cells`` (the caller escaped them and added links).
+    """
+    def cls(i):
+        return ' class="num"' if numeric[i] else ""
+
+    head = "".join(f'<th scope="col"{cls(i)}>{esc(h)}</th>' for i, h in enumerate(header))
+    body = "".join("<tr>" + "".join(
+        f'<td{cls(i)} data-label="{esc(header[i])}">{v if raw_cells else esc(v)}</td>' for i, v in enumerate(row))
+        + "</tr>" for row in rows)
+    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
+    return f'<table class="{css}">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def table_text(header: list[str], rows: list[list[str]]) -> str:
+    """The table as aligned plain text, one row a line (its ``text/plain`` form)."""
+    widths = [max([len(str(h))] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip()
+                     for line in [header, *rows])
 
 
 def table(frame: pd.DataFrame, *, formats: dict | None = None, caption: str | None = None) -> None:
-    """A small table, escaped, without the index."""
+    """A small table, escaped, without the index; text columns left, number columns right."""
     f = frame.copy()
     for col, fn in (formats or {}).items():
         if col in f.columns:
             f[col] = f[col].map(fn)
-    html = f.to_html(index=False, escape=True, border=0, classes="cnb-table", na_rep="–")
-    if caption:
-        html = html.replace(">\n  <thead>", f">\n  <caption>{esc(caption)}</caption>\n  <thead>", 1)
-    display(HTML(html))
+    header = [str(c) for c in f.columns]
+    rows = [[cell_text(v) for v in rec] for rec in f.itertuples(index=False, name=None)]
+    numeric = [is_number_column([r[i] for r in rows], f.dtypes.iloc[i]) for i in range(len(header))]
+    text = table_text(header, rows)
+    show_html(table_html(header, rows, numeric, caption=caption), f"{caption}\n{text}" if caption else text)
 
 
-def figure(fig: plt.Figure) -> None:
-    """Show a figure once, as a PNG, and free it (a batch renders hundreds).
+def figure(fig: plt.Figure, alt: str) -> None:
+    """Show a figure once, as a PNG with its alt text, and free it (a batch renders hundreds).
 
     Saving the PNG here, rather than leaving it to the kernel's plotting backend, gives the same
-    image under every engine, in JupyterLab and in a batch.
+    image under every engine, in JupyterLab and in a batch. ``alt`` is the PNG's ``text/plain``
+    form, which the report template writes as the image's ``alt``: what the chart shows and its
+    key numbers, in words.
     """
     buf = io.BytesIO()
     # zlib level 1 instead of PIL's 6: the same pixels, encoded ~4x faster, files ~15-25% larger
     fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
     plt.close(fig)
-    display(Image(data=buf.getvalue(), format="png"))
+    display({"image/png": base64.b64encode(buf.getvalue()).decode("ascii"), "text/plain": alt}, raw=True)
 
 
 def definition_list(pairs: list[tuple[str, str]]) -> None:
-    display(HTML('<dl class="cnb-facts">' + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in pairs)
-                 + "</dl>"))
+    show_html('<dl class="cnb-facts">' + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in pairs) + "</dl>",
+              "\n".join(f"{k}: {v}" for k, v in pairs))
 
 
 def blank_lines(labels: list[str]) -> None:
     """Lines to fill in by hand (the 30-day plan prints well)."""
-    display(HTML('<div class="cnb-fill">' + "".join(
+    show_html('<div class="cnb-fill">' + "".join(
         f'<p><span class="cnb-label">{esc(label)}</span><span class="cnb-line"></span></p>' for label in labels)
-        + "</div>"))
+        + "</div>", "\n".join(f"{label} ____________________" for label in labels))
+
+
+# --------------------------------------------------------------------------- alt text of the charts
+def _span(weeks) -> str:
+    return f"{pd.Timestamp(weeks.min()):%d %b %Y} to {pd.Timestamp(weeks.max()):%d %b %Y}"
+
+
+def weekly_alt(what: str, weekly: pd.DataFrame, value: str, band: pd.DataFrame) -> str:
+    """Alt text of a weekly line against the team band: the weeks, the rep's range, mean and last week."""
+    v = pd.to_numeric(weekly[value], errors="coerce").dropna()
+    if v.empty:
+        return f"Line chart of {what}: no weeks to show."
+    text = (f"Line chart of {what}, week by week from {_span(weekly['week'])}: yours ran from {fmt_num(v.min())} "
+            f"to {fmt_num(v.max())}, {fmt_num(v.mean())} on average, {fmt_num(v.iloc[-1])} in the last week.")
+    median = pd.to_numeric(band["median"], errors="coerce").dropna() if "median" in band else pd.Series(dtype=float)
+    if median.empty:
+        return text + " No team figure is drawn."
+    return (text + f" The team's median ran from {fmt_num(median.min())} to {fmt_num(median.max())}, "
+            "with the middle half of the team shaded.")
+
+
+def mix_alt(rep_mix: pd.Series, team_mix: pd.Series) -> str:
+    """Alt text of the activity mix: each type's share, the team median's beside it."""
+    parts = []
+    for kind, share in rep_mix.items():
+        team = team_mix.get(kind, float("nan"))
+        parts.append(f"{kind} {fmt_pct(share)}" + ("" if pd.isna(team) else f" (team {fmt_pct(team)})"))
+    return "Bar chart of the share of your activities by type" + (
+        ", against the team's median share: " if team_mix.notna().any() else ": ") + "; ".join(parts) + "."
+
+
+def conversion_alt(rep: pd.DataFrame, team: pd.DataFrame) -> str:
+    """Alt text of stage conversion: each step's rate with its interval, and the team's median."""
+    med = team.set_index("step")["median"] if "median" in team else pd.Series(dtype=float)
+    parts = []
+    for step, rate, low, high in zip(rep["step"], rep["rate"], rep["low"], rep["high"]):
+        shown = "no deals finished this step" if pd.isna(rate) else f"{fmt_pct(rate)} ({fmt_pct(low)} to {fmt_pct(high)})"
+        team_rate = med.get(step, float("nan"))
+        parts.append(f"{step} {shown}" + ("" if pd.isna(team_rate) else f", team median {fmt_pct(team_rate)}"))
+    return ("Chart of the share of deals that moved on at each step, yours with a 95% interval"
+            + (" against the team's middle half" if med.notna().any() else "") + ": " + "; ".join(parts) + ".")
+
+
+def days_alt(rep: pd.DataFrame, team: pd.DataFrame) -> str:
+    """Alt text of days in stage: the rep's median days in each stage, the team's beside it."""
+    mine = rep.set_index("stage")["median_days"]
+    parts = []
+    for stage, team_days in zip(team["stage"], team["median_days"]):
+        own = mine.get(stage, float("nan"))
+        parts.append(f"{stage} {'n/a' if pd.isna(own) else fmt_num(own, 0)} days"
+                     + ("" if pd.isna(team_days) else f" (team {fmt_num(team_days, 0)})"))
+    return "Bar chart of the median days deals spend in each stage, yours against the team: " + "; ".join(parts) + "."
+
+
+def progress_alt(label: str, weekly: pd.DataFrame, target: float, baseline: float) -> str:
+    """Alt text of a commitment's weekly progress: every week's value against the target."""
+    values = ", ".join(fmt_num(v) for v in pd.to_numeric(weekly["value"], errors="coerce"))
+    return (f"Bar chart of {label} each week from {_span(weekly['week'])}: {values}; "
+            f"target {fmt_num(target)}, before the commitment {fmt_num(baseline)}.")
 
 
 # --------------------------------------------------------------------------- report sections
@@ -91,9 +213,9 @@ def header(r) -> None:
     """Title block: who, when, and the 1:1 cadence."""
     h = r.header
     who = "Your pre-read" if r.audience == "rep" else "Coaching report"
-    display(HTML(
-        f'<header class="cnb-header"><p class="cnb-kicker">{esc(who)} · 1:1 on {h.as_of:%A %d %B %Y}</p>'
-        f"<h1>{esc(h.name)}</h1></header>"))
+    kicker = f"{who} · 1:1 on {h.as_of:%A %d %B %Y}"
+    show_html(f'<header class="cnb-header"><p class="cnb-kicker">{esc(kicker)}</p><h1>{esc(h.name)}</h1></header>',
+              f"{h.name}\n{kicker}")
     definition_list([("Team", h.team), ("Manager", h.manager), ("Period", h.period),
                      ("Last 1:1", h.sentence)])
     if h.data_note:
@@ -106,9 +228,9 @@ def activity(r) -> None:
     a = r.activity
     from . import plots  # imported on use: the overview draws no chart and seaborn is slow to import
 
-    figure(plots.weekly_vs_team(a.rep_weekly, a.band))
+    figure(plots.weekly_vs_team(a.rep_weekly, a.band), weekly_alt("activities per week", a.rep_weekly, "total", a.band))
     if a.rep_total:
-        figure(plots.activity_mix(a.rep_mix, a.team_mix))
+        figure(plots.activity_mix(a.rep_mix, a.team_mix), mix_alt(a.rep_mix, a.team_mix))
     key_sentence(a.sentence)
 
 
@@ -119,7 +241,8 @@ def pipeline(r) -> None:
     p = r.pipeline
     figure(plots.weekly_vs_team(p.rep_weekly, p.band, value="opportunities_created",
                                 ylabel="new opportunities per week",
-                                title="New opportunities per week: you against the team"))
+                                title="New opportunities per week: you against the team"),
+           weekly_alt("new opportunities per week", p.rep_weekly, "opportunities_created", p.band))
     key_sentence(p.sentence)
 
 
@@ -134,7 +257,7 @@ def conversion(r) -> None:
     from . import plots  # imported on use: the overview draws no chart and seaborn is slow to import
 
     if c.rep["rate"].notna().any():
-        figure(plots.conversion_vs_team(c.rep, c.team))
+        figure(plots.conversion_vs_team(c.rep, c.team), conversion_alt(c.rep, c.team))
     shown = c.rep[["step", "entered", "advanced", "dropped", "still_open"]].rename(columns={
         "entered": "deals in stage", "advanced": "moved on", "dropped": "lost there", "still_open": "still open"})
     if len(r.self_view):
@@ -152,7 +275,7 @@ def velocity(r) -> None:
     from . import plots  # imported on use: the overview draws no chart and seaborn is slow to import
 
     if v.rep["median_days"].notna().any() or v.team["median_days"].notna().any():
-        figure(plots.days_in_stage_vs_team(v.rep, v.team))
+        figure(plots.days_in_stage_vs_team(v.rep, v.team), days_alt(v.rep, v.team))
     key_sentence(v.sentence)
 
 
@@ -163,7 +286,8 @@ def stalled(r) -> None:
         limit = f"team's {r.stalled_percentile:.0f}th percentile (days)"
         deals = s.deals if s.basis == "stage" else s.deals.drop(columns="stage")
         table(deals.rename(columns={"name": "deal", "days_in_stage": days, "threshold_days": limit}),
-              formats={"amount": lambda x: f"{x:,.0f}", days: lambda x: f"{x:.0f}", limit: lambda x: f"{x:.0f}"})
+              formats={"amount": lambda x: fmt_money(x, currency_of(r)), days: lambda x: f"{x:.0f}",
+                       limit: lambda x: f"{x:.0f}"})
     key_sentence(s.sentence)
 
 
@@ -175,7 +299,13 @@ def capture(r) -> None:
 
 
 def _h3(text: str) -> None:
-    display(HTML(f"<h3>{esc(text)}</h3>"))
+    show_html(f"<h3>{esc(text)}</h3>", f"### {text}")
+
+
+def verdict(question: str, p) -> None:
+    """A pipeline verdict: the question in bold, then the answer."""
+    show_html(f'<p class="cnb-verdict {VERDICT_CSS.get(p.verdict, "")}"><strong>{esc(question)}</strong> '
+              f"{esc(p.sentence)}</p>", f"{question} {p.sentence}")
 
 
 VERDICT_CSS = {"moved": "cnb-verdict-moved", "no meaningful change": "cnb-verdict-flat",
@@ -190,8 +320,7 @@ def since_last_time(r) -> None:
         if ch is not None:
             para(ch.sentence)
             p = ch.pipeline
-            display(HTML(f'<p class="cnb-verdict {VERDICT_CSS.get(p.verdict, "")}">'
-                         f"<strong>Did pipeline move after it?</strong> {esc(p.sentence)}</p>"))
+            verdict("Did pipeline move after it?", p)
             if r.audience == "manager":
                 table(evidence_table(p))
         return
@@ -205,13 +334,13 @@ def since_last_time(r) -> None:
             para(f"Note from the 1:1: {c['note']}")
         if len(rv.weekly):
             figure(plots.commitment_progress(rv.weekly, float(c["target"]), float(c["baseline"]), rv.label,
-                                             c["start"].tz_localize(None), c["end"].tz_localize(None)))
+                                             c["start"].tz_localize(None), c["end"].tz_localize(None)),
+                   progress_alt(rv.label, rv.weekly, float(c["target"]), float(c["baseline"])))
         a = rv.assessment
         if a is not None:
             key_sentence(a.activity.sentence)
             p = a.pipeline
-            display(HTML(f'<p class="cnb-verdict {VERDICT_CSS.get(p.verdict, "")}">'
-                         f"<strong>Did it move pipeline?</strong> {esc(p.sentence)}</p>"))
+            verdict("Did it move pipeline?", p)
             if r.audience == "manager":  # the rep's pre-read keeps the plain sentence, not the statistics
                 table(evidence_table(p))
             if a.secondary_sentence:
@@ -271,14 +400,20 @@ def focus(r) -> None:
             sc = area.suggested
             para(f"What if {sc['label']} went from {sc['baseline']:g} to {sc['target']:g} a week? "
                  "Expected extra new opportunities and pipeline (95% interval):")
-            table(scenario_table(t))
+            table(scenario_table(t, currency_of(r)))
             if t.attrs.get("basis"):
                 para(t.attrs["basis"])
 
 
-def scenario_table(t: pd.DataFrame) -> pd.DataFrame:
+def currency_of(r):
+    """The team's currency a report writes amounts in (``None``: no currency named, as before the setting)."""
+    return getattr(r, "currency", None)
+
+
+def scenario_table(t: pd.DataFrame, currency=None) -> pd.DataFrame:
+    """A what-if scenario's rows: extra new opportunities and pipeline, each a model's estimate."""
     def rng(a, lo, hi, money=False):
-        f = (lambda v: f"{v:,.0f}") if money else (lambda v: f"{v:.1f}")
+        f = (lambda v: fmt_money(v, currency, kind="estimate")) if money else (lambda v: f"{v:.1f}")
         if f(lo) == f(hi):  # an interval with no width says nothing an interval should
             return f(a)
         return f"{f(a)} ({f(lo)} to {f(hi)})"
@@ -294,7 +429,8 @@ def scenario_table(t: pd.DataFrame) -> pd.DataFrame:
 def questions(r) -> None:
     if r.audience == "rep":
         para("Questions to think about before the 1:1:")
-    display(HTML('<ol class="cnb-questions">' + "".join(f"<li>{esc(q)}</li>" for q in r.questions) + "</ol>"))
+    show_html('<ol class="cnb-questions">' + "".join(f"<li>{esc(q)}</li>" for q in r.questions) + "</ol>",
+              "\n".join(f"{i}. {q}" for i, q in enumerate(r.questions, 1)))
     if r.preread:
         for title, items in r.preread.get("sections", []):
             _h3(title)
@@ -340,35 +476,42 @@ def method_notes(r) -> None:
 
 # --------------------------------------------------------------------------- team overview
 def overview_header(ov) -> None:
-    display(HTML(f'<header class="cnb-header"><p class="cnb-kicker">Team overview · 1:1s from '
-                 f"{ov.as_of:%A %d %B %Y}</p><h1>Before this week's 1:1s</h1></header>"))
+    kicker = f"Team overview · 1:1s from {ov.as_of:%A %d %B %Y}"
+    show_html(f'<header class="cnb-header"><p class="cnb-kicker">{esc(kicker)}</p>'
+              "<h1>Before this week's 1:1s</h1></header>", f"Before this week's 1:1s\n{kicker}")
     para(f"Period: {ov.period}. One row per rep: the process flags worth a look, not a ranking.")
+
+
+OVERVIEW_COLUMNS = (  # (header, record key, format or None for text, number column)
+    ("rep", "name", None, False), ("team", "team", None, False), ("manager", "manager", None, False),
+    ("days since 1:1", "days_since_1to1", lambda d: f"{d:.0f}", True),
+    ("activity, last 4 weeks vs before", "activity_trend", lambda x: f"{100 * x:.0f}%", True),
+    ("stalled deals", "stalled_deals", lambda n: f"{n:.0f}", True),
+    ("step that stands out", "weakest_step", None, False), ("last commitment", "commitment", None, False),
+    ("diagnosis", "diagnosis", None, False), ("did it move pipeline?", "verdict", None, False),
+    ("q-value", "q_value", lambda q: f"{q:.2f}", True),
+)
 
 
 def overview_table(ov) -> None:
     """One row per rep, each name linking to the rep's report."""
-    def cell(v, fmt=str):
-        return "–" if v is None or (isinstance(v, float) and pd.isna(v)) else esc(fmt(v))
+    def cell(v, fmt=None):
+        return "–" if v is None or (isinstance(v, float) and pd.isna(v)) else (fmt or str)(v)
 
-    rows = []
+    header = [h for h, *_ in OVERVIEW_COLUMNS]
+    numeric = [num for *_, num in OVERVIEW_COLUMNS]
+    texts, rows = [], []
     for rec in ov.reps.to_dict("records"):
-        name = esc(rec["name"])
+        shown = [cell(rec[key], fmt) for _, key, fmt, _ in OVERVIEW_COLUMNS]
+        texts.append(shown)
+        html = [esc(v) for v in shown]
         if isinstance(rec.get("report"), str):
-            name = f'<a href="{esc(quote(rec["report"]))}">{name}</a>'
-        overdue = ' class="cnb-flag"' if rec["overdue"] else ""
-        rows.append(
-            "<tr>"
-            f"<td>{name}</td><td>{cell(rec['team'])}</td><td>{cell(rec['manager'])}</td>"
-            f"<td{overdue}>{cell(rec['days_since_1to1'], lambda d: f'{d:.0f}')}</td>"
-            f"<td>{cell(rec['activity_trend'], lambda x: f'{100 * x:.0f}%')}</td>"
-            f"<td>{cell(rec['stalled_deals'], lambda n: f'{n:.0f}')}</td><td>{cell(rec['weakest_step'])}</td>"
-            f"<td>{cell(rec['commitment'])}</td><td>{cell(rec['diagnosis'])}</td><td>{cell(rec['verdict'])}</td>"
-            f"<td>{cell(rec['q_value'], lambda q: f'{q:.2f}')}</td>"
-            "</tr>")
-    head = ("<tr><th>rep</th><th>team</th><th>manager</th><th>days since 1:1</th>"
-            "<th>activity, last 4 weeks vs before</th><th>stalled deals</th><th>step that stands out</th>"
-            "<th>last commitment</th><th>diagnosis</th><th>did it move pipeline?</th><th>q-value</th></tr>")
-    display(HTML(f'<table class="cnb-table cnb-overview"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'))
+            html[0] = f'<a href="{esc(quote(rec["report"]))}">{html[0]}</a>'
+        if rec["overdue"]:
+            html[3] = f'<span class="cnb-flag">{html[3]} (overdue)</span>'
+        rows.append(html)
+    show_html(table_html(header, rows, numeric, css="cnb-table cnb-overview", raw_cells=True),
+              table_text(header, texts))
     if ov.fdr_note:
         para(ov.fdr_note, "cnb-notes")
 

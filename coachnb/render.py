@@ -4,7 +4,9 @@ The template (``coachnb/templates/report``) shows outputs only: no code, no ``In
 ``Out[3]:`` prompts, no stderr streams or warnings, no error tracebacks, no papermill error
 banners, no JavaScript, no widgets. Images are embedded as ``data:`` URIs and a
 Content-Security-Policy ``<meta>`` forbids scripts and every network request, so a report
-can be opened from disk, e-mailed, or printed (A4 print stylesheet).
+can be opened from disk, e-mailed, or printed: the stylesheet reflows tables into stacked rows on
+a phone and prints on A4 or Letter (the team overview in landscape) with the page's title and
+page numbers on every page.
 
 A report is only rendered from a notebook that ran without error: :func:`render_html` refuses a
 notebook holding an error output, so a failed run can never be published by mistake.
@@ -40,6 +42,16 @@ class RenderError(CoachnbError):
 @functools.lru_cache(maxsize=1)
 def _css() -> str:
     return (TEMPLATES_DIR / TEMPLATE_NAME / "static" / "report.css").read_text(encoding="utf-8")
+
+
+def css_string(text: str) -> str:
+    """``text`` as a quoted CSS string that holds only letters, digits, spaces and hex escapes.
+
+    Every other character is written as ``\\<hex> ``, so no quote, backslash, newline or
+    ``</style>`` from the data can end the string or the style sheet.
+    """
+    return '"' + "".join(ch if (ch.isascii() and ch.isalnum()) or ch == " " else f"\\{ord(ch):x} "
+                         for ch in text) + '"'
 
 
 @functools.lru_cache(maxsize=1)
@@ -96,7 +108,7 @@ def render_html(nb, title: str, language: str = "en") -> str:
     nb : NotebookNode or str or path-like
         The executed notebook, or the path of an ``.ipynb`` file.
     title : str
-        Text of the page ``<title>`` (escaped).
+        Text of the page ``<title>`` (escaped), also printed at the top of every page.
     language : str
         ``lang`` attribute of the page.
 
@@ -120,6 +132,6 @@ def render_html(nb, title: str, language: str = "en") -> str:
     if nb.get("metadata", {}).get("papermill", {}).get("exception"):
         raise RenderError("refusing to render a failed run: papermill recorded an exception")
     nbformat.validate(nb, relax_add_props=True)  # what nbconvert checked after every preprocessor
-    resources = {"coachnb": {"title": title, "language": language, "css": _css()}}
+    resources = {"coachnb": {"title": title, "language": language, "css": _css(), "running_head": css_string(title)}}
     body, _ = get_exporter().from_notebook_node(nb, resources=resources)
     return body

@@ -35,7 +35,7 @@ READING_ORDER = (
     # report assembly
     "report", "overview",
     # presentation
-    "plots", "display", "render",
+    "plots", "display", "render", "pdf",
     # the analyst's workbooks: helpers the notebooks in notebooks/ call
     "workbooks",
     # batch: building the store, the in-process engine, the pool

@@ -3,13 +3,20 @@ import base64
 import re
 from pathlib import Path
 
-import nbformat
-import papermill
-import pytest
-from papermill.exceptions import PapermillExecutionError
+import matplotlib
 
-from coachnb.engine import ENGINE_NAME
-from coachnb.render import RenderError, get_exporter, render_html
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import nbformat  # noqa: E402
+import pandas as pd  # noqa: E402
+import papermill  # noqa: E402
+import pytest  # noqa: E402
+from papermill.exceptions import PapermillExecutionError  # noqa: E402
+
+from coachnb import display as show  # noqa: E402
+from coachnb.engine import ENGINE_NAME  # noqa: E402
+from coachnb.formatting import Currency, fmt_money  # noqa: E402
+from coachnb.render import RenderError, css_string, get_exporter, render_html  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
 
@@ -68,7 +75,98 @@ def test_images_are_embedded_pngs(html):
 
 
 def test_print_stylesheet(html):
-    assert "@media print" in html and "size: A4" in html and "break-inside: avoid" in html
+    assert "@media print" in html and "break-inside: avoid" in html and "break-after: avoid" in html
+    # no fixed paper: A4 or Letter, whichever the printer has; the overview's pages turn landscape
+    assert "size: A4" not in html and "@page wide { size: landscape" in html
+    # the title (who and when) heads every printed page, with page numbers at the foot
+    assert '@top-left { content: "Ana \\3c Souza\\3e  \\26  co\\3a  coaching report"' in html
+    assert 'counter(page) " of " counter(pages)' in html
+
+
+def test_phone_stylesheet_stacks_tables(html):
+    assert "@media screen and (max-width: 44rem)" in html and "content: attr(data-label)" in html
+
+
+@pytest.mark.parametrize("title", ['"; } body { display: none } /*', "</style><script>alert(1)</script>",
+                                   "a\\\nb\u2028c", "Zoë Ångström"])
+def test_a_title_from_the_data_cannot_leave_its_css_string(title):
+    quoted = css_string(title)
+    inner = quoted[1:-1]
+    assert quoted[0] == quoted[-1] == '"'
+    assert re.fullmatch(r"(?:[A-Za-z0-9 ]|\\[0-9a-f]{1,6} )*", inner)
+    # the escapes decode back to the title (CSS reads "\\<hex> " as one character)
+    assert re.sub(r"\\([0-9a-f]{1,6}) ", lambda m: chr(int(m.group(1), 16)), inner) == title
+
+
+# --------------------------------------------------------------------------- what display.py hands the template
+
+
+@pytest.fixture
+def shown(monkeypatch):
+    """Every bundle coachnb.display displays, in order."""
+    bundles = []
+    monkeypatch.setattr(show, "display", lambda bundle, raw=False: bundles.append(bundle))
+    return bundles
+
+
+def test_a_table_aligns_text_left_and_numbers_right_and_labels_each_cell(shown):
+    frame = pd.DataFrame({"deal": ["Acme <b>", "Zed"], "stage": ["Proposal", "Won"], "amount": [1200.0, 38707.0],
+                          "share": ["24%", "–"], "note": ["26 weeks before", "3 after"]})
+    show.table(frame, formats={"amount": lambda x: fmt_money(x, Currency("£"))}, caption="Deals")
+    html, text = shown[0]["text/html"], shown[0]["text/plain"]
+    heads = re.findall(r'<th scope="col"( class="num")?>([^<]*)</th>', html)
+    assert [(name, bool(num)) for num, name in heads] == [
+        ("deal", False), ("stage", False), ("amount", True), ("share", True), ("note", False)]
+    assert '<td class="num" data-label="amount">£38,707</td>' in html
+    assert '<td data-label="deal">Acme &lt;b&gt;</td>' in html and "<caption>Deals</caption>" in html
+    assert text.splitlines()[0] == "Deals" and "Acme <b>" in text and "£38,707" in text
+    assert "<" not in text.replace("Acme <b>", "")
+
+
+@pytest.mark.parametrize("cells, numeric", [
+    (["1.3 → 2.1", "0.38× (0.13× to 1.74×)"], True), (["£12,900", "-£5", "n/a"], True),
+    (["12.900\u00a0€", "CHF\u00a012'900"], True), (["26 weeks before, 8 after", "1.2"], False),
+    (["Discovery → Qualification"], False), (["–", ""], False),
+])
+def test_what_reads_as_a_number_column(cells, numeric):
+    assert show.is_number_column(cells) is numeric
+
+
+def test_every_output_has_real_text_and_a_chart_says_what_it_shows(shown):
+    show.para("Activity <fell>.")
+    weekly = pd.DataFrame({"week": pd.date_range("2026-08-24", periods=3, freq="W-MON"), "total": [10, 14, 12]})
+    band = pd.DataFrame({"week": weekly["week"], "median": [11.0, 12.0, 13.0], "q25": [9.0] * 3, "q75": [15.0] * 3})
+    fig, _ = plt.subplots()
+    show.figure(fig, show.weekly_alt("activities per week", weekly, "total", band))
+    assert shown[0]["text/plain"] == "Activity <fell>." and "&lt;fell&gt;" in shown[0]["text/html"]
+    alt = shown[1]["text/plain"]
+    assert shown[1]["image/png"] and "IPython" not in alt
+    assert alt == ("Line chart of activities per week, week by week from 24 Aug 2026 to 07 Sep 2026: yours ran from "
+                   "10 to 14, 12 on average, 12 in the last week. The team's median ran from 11 to 13, with the "
+                   "middle half of the team shaded.")
+    no_team = band.assign(median=float("nan"))
+    assert show.weekly_alt("x", weekly, "total", no_team).endswith("No team figure is drawn.")
+
+
+def test_chart_alt_texts_carry_the_charts_numbers():
+    mix = show.mix_alt(pd.Series({"call": 0.4, "email": 0.6}), pd.Series({"call": 0.5, "email": float("nan")}))
+    assert mix == ("Bar chart of the share of your activities by type, against the team's median share: "
+                   "call 40% (team 50%); email 60%.")
+    rep = pd.DataFrame({"step": ["A → B", "B → C"], "rate": [0.45, float("nan")], "low": [0.3, float("nan")],
+                        "high": [0.6, float("nan")]})
+    conv = show.conversion_alt(rep, pd.DataFrame({"step": ["A → B"], "median": [0.5]}))
+    assert "A → B 45% (30% to 60%), team median 50%; B → C no deals finished this step" in conv
+    days = show.days_alt(pd.DataFrame({"stage": ["A"], "median_days": [12.0]}),
+                         pd.DataFrame({"stage": ["A", "B"], "median_days": [10.0, float("nan")]}))
+    assert days.endswith("A 12 days (team 10); B n/a days.")
+
+
+def test_the_alt_text_reaches_the_page(data_dir):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output(
+        "display_data", data={"image/png": base64.b64encode(b"\x89PNG fake").decode(),
+                              "text/plain": 'Bar chart of "calls" <per> week'})])])
+    page = render_html(nb, title="t")
+    assert re.search(r"""alt=(['"])Bar chart of (&quot;|")calls(&quot;|") &lt;per&gt; week\1""", page)
 
 
 def test_a_failed_run_is_never_rendered(data_dir, tmp_path):
