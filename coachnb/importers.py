@@ -32,6 +32,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -46,6 +47,7 @@ import pandas as pd
 from . import loading  # as a module: run_import's `validate` flag would shadow the function
 from .config import ACTIVITY_TYPES, DEFAULT_STAGES, config_from_dict
 from .errors import CoachnbError, ConfigError, DataError, Problem
+from .fsutil import atomic_write_text
 from .schema import TABLES
 
 MAPPINGS_DIR = Path(__file__).parent / "mappings"
@@ -93,6 +95,8 @@ class ImportResult:
         Things repaired or guessed that a user should know about.
     out_dir : Path or None
         Where the data folder was written (``None`` for :func:`convert`).
+    mapping_path : Path or None
+        The mapping :func:`infer_and_import` proposed and used (``None`` otherwise).
     """
 
     tables: dict
@@ -100,6 +104,7 @@ class ImportResult:
     excluded: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
     out_dir: Path | None = None
+    mapping_path: Path | None = None
 
     def format(self) -> str:
         """Plain-text summary: rows per table, exclusions and warnings."""
@@ -1173,9 +1178,9 @@ def _say_made_up(made: pd.DataFrame, owners: pd.DataFrame, defaults: dict, peopl
     by_name = (made["name"] != made["rep_id"]).all()
     column = owners["_col_owner_name" if by_name and owners["_col_rep_id"].isna().all() else "_col_rep_id"]
     origin = f"{_file_names(owners)} column {column.dropna().iloc[0]!r}" if column.notna().any() else _file_names(owners)
-    where = f"are not in the people file ({people})" if people else "have no people file"
+    why = f"not in the people file {people}" if people else "no people file given"
     problems.warn(_file_names(owners),
-                  f"{len(made)} owner(s) {where}: reps made up from {origin}: {shown}; name = "
+                  f"{len(made)} rep(s) made up from the owners in {origin} ({why}): {shown}; name = "
                   f"{'the owner' + chr(39) + 's name' if by_name else 'the owner id (no name in the export)'}, team "
                   f"{str(defaults['team'])!r}, manager {str(defaults['manager'])!r}, hire date = the first day each "
                   "appears in the data", "made_up_rep",
@@ -1266,6 +1271,106 @@ def import_export(mapping_path, sources, out_dir) -> Path:
     result = run_import(mapping_path, sources, out_dir)
     print(result.format(), file=sys.stderr)
     return result.out_dir
+
+
+#: where ``coachnb import --infer SOURCES --out DATA`` writes the mapping it proposed and used
+PROPOSED_MAPPING = "mapping.toml"
+
+
+def infer_and_import(sources, out_dir) -> ImportResult:
+    """``coachnb import --infer SOURCE... --out DATA``: propose a mapping, keep it beside the data, import.
+
+    The proposal (:func:`infer_mapping`) is written to ``DATA/mapping.toml`` first, so that it is
+    there to review and edit even when the import stops; the import then runs with that file
+    exactly as ``coachnb import --mapping DATA/mapping.toml SOURCE... --out DATA`` would, which is
+    how a second run repeats it (the loader ignores the extra file in the data folder).
+
+    Returns
+    -------
+    ImportResult
+        With ``mapping_path`` set.
+
+    Raises
+    ------
+    ConfigError
+        When ``DATA/mapping.toml`` exists already: it may hold a user's edits, which a new
+        proposal must not overwrite.
+    DataError
+        The import's problems (the proposal stays in ``DATA/mapping.toml``).
+    """
+    out = Path(out_dir)
+    mapping_path = out / PROPOSED_MAPPING
+    if mapping_path.exists():
+        raise ConfigError(f"{mapping_path} exists (it may hold your edits): to import with it, run "
+                          f"coachnb import --mapping {mapping_path} SOURCES... --out {out}; to have a new one "
+                          "proposed, move it away first")
+    text = infer_mapping(sources)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(mapping_path, text)
+    result = run_import(mapping_path, sources, out)
+    result.mapping_path = mapping_path
+    return result
+
+
+def import_inferred(sources, out_dir) -> Path:
+    """What the CLI runs for ``import --infer ... --out DATA``: :func:`infer_and_import`, then what to check and run next.
+
+    The summary, the lines of the mapping marked CHECK and the next commands go to stderr; on a
+    failed import, where the proposed mapping is and how to rerun with it.
+    """
+    out = Path(out_dir)
+    try:
+        result = infer_and_import(sources, out)
+    except DataError:
+        if (out / PROPOSED_MAPPING).is_file():
+            print(f"the proposed mapping is in {out / PROPOSED_MAPPING}: fix it as the problems below say, then run\n"
+                  f"  {_import_command(sources, out)}", file=sys.stderr)
+        raise
+    print(result.format(), file=sys.stderr)
+    print(next_steps(result, sources), file=sys.stderr)
+    return result.out_dir
+
+
+def _import_command(sources, out: Path) -> str:
+    """The ``coachnb import --mapping`` command that repeats an inferred import."""
+    files = " ".join(shlex.quote(str(s)) for s in ([sources] if isinstance(sources, (str, Path)) else sources))
+    return f"coachnb import --mapping {shlex.quote(str(out / PROPOSED_MAPPING))} {files} --out {shlex.quote(str(out))}"
+
+
+def next_steps(result: ImportResult, sources) -> str:
+    """What a user checks and runs after an inferred import: the CHECK lines, the mode, the commands.
+
+    Takes the import's result (``mapping_path`` and ``out_dir`` set) and the sources given.
+    """
+    out = result.out_dir
+    text = result.mapping_path.read_text(encoding="utf-8")
+    checks = [line.split("CHECK", 1)[1].strip(" :") for line in text.splitlines() if "CHECK" in line
+              and not line.startswith("# Check every")]
+    lines = [f"mapping used: {result.mapping_path}"]
+    if checks:
+        lines.append(f"{len(checks)} guess(es) to check there (lines marked CHECK):")
+        lines += [f"  - {c}" for c in checks]
+    missing = [t for t in ("stage_history", "activities") if t not in result.tables]
+    if missing:
+        lines.append(f"no {' and no '.join(t.replace('_', ' ') for t in missing)} in the export: reports show "
+                     "the sections the data supports (coachnb validate lists them)")
+    if (result.tables["opportunities"]["status"] == "won").all():
+        lines.append("won deals only: no open or lost deals, so no win rate and no pipeline")
+    last = _last_record(result.tables)
+    lines += ["after editing the mapping, repeat the import with:", f"  {_import_command(sources, out)}",
+              "then render the reports:", f"  coachnb run {shlex.quote(str(out))} --as-of YYYY-MM-DD"
+              + (f"   # the date of your 1:1s; the last record is on {last}" if last else "")]
+    return "\n".join(lines)
+
+
+def _last_record(tables: dict) -> str | None:
+    """The day of the last dated record of the imported tables (``YYYY-MM-DD``), or ``None``."""
+    days = [tables[t][c].str.slice(0, 10) for t, c in (("opportunities", "created_at"), ("opportunities", "closed_at"),
+                                                          ("activities", "occurred_at"), ("stage_history", "entered_at"))
+            if t in tables and len(tables[t])]
+    days = pd.concat(days) if days else pd.Series(dtype=str)
+    days = days[days != ""]
+    return days.max() if len(days) else None
 
 
 def _process_toml(process: dict, existing: Path) -> str:
@@ -1675,14 +1780,17 @@ def _infer_source(role: str, path: Path, frames: dict, roles: dict, found: _Infe
         found.owner_blank |= bool((frame[owner] == "").any())
     _collect_values(role, frame, cols, entered, found)
     formats, note = _infer_dates(frame, cols, entered)
-    found.date_notes.append(f"{path.name}: {note}")
     if role == "opportunities" and "amount" in cols:
         found.number = detect_number_format(frame[cols["amount"]])
     own_dates = None
-    if found.global_dates is None:
+    if note == "no values to check":
+        pass  # no date column: nothing to say about this file's dates
+    elif found.global_dates is None:
         found.global_dates = formats
     elif formats != found.global_dates:
         own_dates = formats
+    if note != "no values to check":
+        found.date_notes.append(f"{path.name}: {note}")
     found.notes.append(_usage_note(role, path, frame, cols, entered, joins))
     block = _spec_block(role, path, frame, cols, entered, own_dates)
     if joins:
@@ -1700,6 +1808,12 @@ def _usage_note(role: str, path: Path, frame: pd.DataFrame, cols: dict, entered:
     text = f"{path.name}: {what}; uses {', '.join(sorted(used)) or 'no column'}"
     if joins:
         text += "; joins " + ", ".join(f"{f} on {k}" for f, k in joins)
+    owner = cols.get("rep_id") or cols.get("owner_name")
+    people = [c for c in unused if role == "opportunities" and owner and (
+        _find([c], SYNONYMS[role]["rep_id"], set()) or _find([c], SYNONYMS[role]["owner_name"], set()))]
+    unused = [c for c in unused if c not in people]
+    if people:
+        text += f"; other person columns, not used (the owner is {owner!r}; CHECK): {', '.join(people)}"
     if unused:
         text += f"; not used (no place in the data contract): {', '.join(unused[:12])}"
         text += " ..." if len(unused) > 12 else ""
@@ -1904,7 +2018,7 @@ def _spec_block(role: str, path: Path, frame: pd.DataFrame, cols: dict, entered:
                and not (c.name == "opportunity_id" and role == "opportunities")
                and not (c.name == "activity_id" and role == "activities")
                and not (c.name == "status" and "stage" in cols)
-               and not (c.name == "amount" and role == "opportunities")]
+               and not (role == "opportunities" and c.name in ("amount", "account", "name", "status"))]
     if role == "opportunities":
         block += _deal_defaults(frame, cols, entered)
     if role == "activities" and "type" not in cols:
@@ -1965,11 +2079,13 @@ def _inferred_shared_sections(found: _Inferred) -> list[str]:
     basis = "the order deals entered them in the history"
     if not found.stage_order_known:
         open_stages, basis = order_open_stages(open_stages, found.stage_ages)
-    lines += ["[process]", f"# CHECK: the open stages in the order a buyer passes through them (from {basis})",
+    lines += ["[process]", f"# CHECK: the open stages in the order a buyer passes through them (from {basis})"
+              if open_stages else "# no open stages in the export: coachnb's default stages (no deal is in them)",
               f"stages = {toml_value(open_stages or list(DEFAULT_STAGES))}",
               'timezone = "UTC"                # CHECK: your team\'s IANA zone, e.g. "Europe/Berlin"',
               'week_start = "monday"', "",
-              "[stages]                        # CRM stage -> a [process] stage, or won / lost. CHECK the won/lost guesses"]
+              "[stages]                        # CRM stage -> a [process] stage, or won / lost"
+              + (". CHECK the won/lost guesses" if found.stage_values else "")]
     lines += [f"{toml_key(v)} = {toml_value(closed[v] or v)}" for v in found.stage_values]
     lines.append("")
     if found.status_values:
