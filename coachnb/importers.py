@@ -97,6 +97,9 @@ class ImportResult:
         Where the data folder was written (``None`` for :func:`convert`).
     mapping_path : Path or None
         The mapping :func:`infer_and_import` proposed and used (``None`` otherwise).
+    origins : dict of str -> DataFrame
+        Per table written, where each row came from (``_file``, ``_row``, ``_col_<column>``),
+        so that the loader's problems with the output name the export (:func:`to_source`).
     """
 
     tables: dict
@@ -105,6 +108,8 @@ class ImportResult:
     warnings: list = field(default_factory=list)
     out_dir: Path | None = None
     mapping_path: Path | None = None
+    #: table -> the source file, row and columns of each row written (see :func:`to_source`)
+    origins: dict = field(default_factory=dict)
 
     def format(self) -> str:
         """Plain-text summary: rows per table, exclusions and warnings."""
@@ -672,7 +677,64 @@ def convert(mapping, sources) -> ImportResult:
     reps = _reps(raw, files, fmt, timezone, opps, activities, problems)
     problems.raise_if_any()
     tables = _contract_tables(raw, stages, reps, opps, history, activities)
-    return ImportResult(tables, process, problems.excluded, problems.warnings)
+    frames = {"reps": reps, "opportunities": opps, "stage_history": history, "activities": activities}
+    origins = {name: _origin(frames[name]) for name in tables}
+    return ImportResult(tables, process, problems.excluded, problems.warnings, origins=origins)
+
+
+def _origin(frame: pd.DataFrame) -> pd.DataFrame:
+    """Where each row of a table to be written came from: source file, row and source column per contract column."""
+    keep = [c for c in frame.columns if c in ("_file", "_row") or str(c).startswith("_col_")]
+    return frame[keep].reset_index(drop=True) if "_file" in frame else pd.DataFrame(index=range(len(frame)))
+
+
+def to_source(problem: Problem, origins: dict) -> Problem:
+    """A problem the loader found in an import's output, located in the export it came from.
+
+    ``origins`` maps a table to the source locators of its rows (:attr:`ImportResult.origins`).
+    Row numbers named in a summary's message (``rows 19, 18 ...``) are translated too. A problem
+    that can't be traced to the export keeps its place and says it is in the import's output.
+    """
+    table = Path(problem.file).stem if problem.file else ""
+    origin = origins.get(table)
+    if origin is None or "_file" not in origin or problem.row is not None and not 0 <= problem.row - 2 < len(origin):
+        return Problem(problem.file, problem.row, problem.column, problem.value, problem.rule,
+                       f"{problem.message} (in the import's output {problem.file})", problem.hint, problem.severity)
+    named = [problem.row] if problem.row is not None else []
+    message = problem.message
+    listed = re.search(r"rows? ((?:\d+, )*\d+)", message) if problem.row is None else None
+    if listed and all(0 <= int(n) - 2 < len(origin) for n in listed.group(1).split(", ")):
+        named = [int(n) for n in listed.group(1).split(", ")]
+        rows = [str(int(origin["_row"].iloc[n - 2])) for n in named]
+        message = message[:listed.start(1)] + ", ".join(rows) + message[listed.end(1):]
+    at = origin.iloc[[n - 2 for n in named]] if named else origin
+    file = ", ".join(sorted(set(at["_file"].astype(str))))
+    sources = at[f"_col_{problem.column}"].dropna().unique() if f"_col_{problem.column}" in at else []
+    column = str(sources[0]) if len(sources) == 1 else (f"{problem.column} (derived)" if problem.column else None)
+    return Problem(file, int(at["_row"].iloc[0]) if problem.row is not None else None, column, problem.value,
+                   problem.rule, f"{message} (imported as {problem.file})", problem.hint, problem.severity)
+
+
+def collapse(problems: list) -> list:
+    """Problems with one cause in one file and column over more than :data:`ROWS_LISTED` rows: one counted problem.
+
+    Counts the rows of the single-row problems and of the loader's summaries ("-- and N more
+    rows like this"), and names the first five; problems with fewer rows are kept as they are.
+    """
+    groups: dict = {}
+    for p in problems:
+        base = re.split(r" -- and \d+ more rows| \(imported as | \(in the import's output", p.message)[0]
+        groups.setdefault((p.file, p.column, p.rule, base, p.hint, p.severity), []).append(p)
+    out = []
+    for (file, column, rule, base, hint, severity), group in groups.items():
+        more = [int(m.group(1)) for p in group if (m := re.search(r" -- and (\d+) more rows", p.message))]
+        rows = [p.row for p in group if p.row is not None]
+        if len(rows) + sum(more) <= ROWS_LISTED or len(group) == 1 and not more:
+            out += group
+            continue
+        out.append(Problem(file, None, column, None, rule, f"{base}: {len(rows) + sum(more)} rows (e.g. rows "
+                           f"{', '.join(map(str, sorted(rows)[:5]))})", hint, severity))
+    return out
 
 
 def _process_section(raw: dict) -> tuple[tuple[str, ...], str, dict]:
@@ -1243,8 +1305,8 @@ def run_import(mapping, sources, out_dir, validate: bool = True) -> ImportResult
         if validate:
             report = loading.validate(stage)
             if not report.ok:
-                problems = [p for p in report.problems if p.severity == "error"]
-                raise DataError(problems, data_dir=f"{out} (import output, not written)")
+                problems = [to_source(p, result.origins) for p in report.problems if p.severity == "error"]
+                raise DataError(collapse(problems), data_dir=f"{out} (import output, not written)")
         out.mkdir(parents=True, exist_ok=True)
         written = set()
         for name in [*result.tables, "process"]:

@@ -96,7 +96,10 @@ def test_salesforce_history_status_and_activities(tmp_path):
     assert acme["stage"].tolist() == ["Prospecting", "Qualification", "Proposal/Price Quote"]
     opps = _csv(out / "opportunities.csv").set_index("opportunity_id")
     assert opps.loc["0065g00000Opp0001AAA", ["status", "closed_at"]].tolist() == ["won", "2026-04-20 00:00:00"]
-    assert opps.loc["0065g00000Opp0004AAA", ["amount", "name"]].tolist() == ["0", 'Umbrella - "Phase 2"']
+    # no Amount: unknown, not 0 (empty where the data contract allows it, else 0 and a warning saying so)
+    unknown = "" if importers.TABLES["opportunities"].column("amount").nullable else "0"
+    assert opps.loc["0065g00000Opp0004AAA", ["amount", "name"]].tolist() == [unknown, 'Umbrella - "Phase 2"']
+    assert any(p.rule == "unknown_amount" and p.column == "Amount" for p in result.warnings)
     # CreatedDate ...Z is UTC; the mapping's zone is UTC, so the wall-clock time is unchanged
     assert opps.loc["0065g00000Opp0002AAA", "created_at"] == "2026-02-10 14:30:00"
     acts = _csv(out / "activities.csv").set_index("activity_id")
