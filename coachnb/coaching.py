@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics, store
-from .calendar import focus_window, weeks_before
+from .calendar import focus_window, to_local, weeks_before
 from .config import ProcessConfig
 from .formatting import fmt_estimate, fmt_level, fmt_money, fmt_num, fmt_pct, plural
 from .metrics import LATE_SHARE
@@ -39,6 +39,8 @@ MIN_RESOLVED_DEALS = 5
 MIN_ACTIVE_WEEKS = 4
 #: peers needed for a team comparison
 MIN_PEERS = 3
+#: the share of a rep's new deals that must carry an amount for their mean to stand for their size
+KNOWN_AMOUNT_SHARE = 0.8
 #: a driver whose modeled gain is below this share of the rep's modeled won value is noise
 MIN_GAIN_SHARE = 0.02
 #: weeks of deals used for conversion, win rate and deal size (more than the 13-week window)
@@ -412,6 +414,29 @@ def funnel_tables(ds: Dataset, as_of, lookback_weeks: int = 13) -> dict:
     return _TABLES_CACHE[key]
 
 
+def new_deal_sizes(ds: Dataset, start, end) -> pd.DataFrame:
+    """Opportunities created in ``[start, end)`` per rep, and the mean of their known amounts.
+
+    Returns
+    -------
+    DataFrame[rep_id, n_created, n_known, mean_amount]
+        Every rep of ``ds.reps``; ``n_known`` counts the deals with an amount (empty = unknown,
+        not 0); ``mean_amount`` (currency) is the mean of the known amounts, NaN unless at least
+        :data:`KNOWN_AMOUNT_SHARE` of the rep's new deals have one.
+    """
+    wp = metrics.weekly_pipeline(ds, start, end)
+    n_created = wp.groupby("rep_id", observed=True)["opportunities_created"].sum()
+    o = ds.opportunities
+    made = o[(o["created_at"] >= to_local(start, ds.config)) & (o["created_at"] < to_local(end, ds.config))]
+    known = made[made["amount"].notna()].groupby("rep_id", observed=True)["amount"]
+    out = pd.DataFrame({"n_created": n_created})
+    out["n_known"] = out.index.map(known.size()).fillna(0).astype(np.int64)
+    mean = out.index.map(known.mean()).astype(float)
+    # amounts recorded on some deals only (often the won ones) would show those deals' size
+    out["mean_amount"] = np.where(out["n_known"] >= KNOWN_AMOUNT_SHARE * out["n_created"], mean, np.nan)
+    return out.rename_axis("rep_id")
+
+
 def compute_funnel_tables(ds: Dataset, as_of, lookback_weeks: int = 13) -> dict:
     """Every rep's drivers, from :mod:`coachnb.metrics`, for :func:`focus_areas` and :func:`scenario`.
 
@@ -422,7 +447,7 @@ def compute_funnel_tables(ds: Dataset, as_of, lookback_weeks: int = 13) -> dict:
         week; active_weeks = weeks with any activity), ``pipeline`` [rep_id,
         opportunities_created, pipeline_created] (window sums), ``conversion`` (stage_conversion
         over the last CONVERSION_WEEKS), ``outcomes`` (deal_outcomes, same span), ``deals``
-        [rep_id, n_created, mean_amount] (same span), ``velocity`` (stage_velocity over a year),
+        [rep_id, n_created, n_known, mean_amount] (same span, :func:`new_deal_sizes`), ``velocity`` (stage_velocity over a year),
         ``timeliness`` (capture_timeliness over the window).
     """
     start, end = focus_window(as_of, ds, lookback_weeks)
@@ -433,10 +458,7 @@ def compute_funnel_tables(ds: Dataset, as_of, lookback_weeks: int = 13) -> dict:
     activity["active_weeks"] = (wa["total"] > 0).groupby(wa["rep_id"], observed=True).sum()
     wp = metrics.weekly_pipeline(ds, start, end)
     pipeline = wp.groupby("rep_id", observed=True)[["opportunities_created", "pipeline_created"]].sum()
-    wp_long = metrics.weekly_pipeline(ds, long_start, end)
-    deals = wp_long.groupby("rep_id", observed=True)[["opportunities_created", "pipeline_created"]].sum()
-    deals = pd.DataFrame({"n_created": deals["opportunities_created"],
-                          "mean_amount": deals["pipeline_created"] / deals["opportunities_created"].replace(0, np.nan)})
+    deals = new_deal_sizes(ds, long_start, end)
     return {
         "start": start, "end": end, "weeks": lookback_weeks,
         "activity": activity.reset_index(),
@@ -535,15 +557,19 @@ class _RepFunnel:
         team_size = float(deals.loc[peers, "mean_amount"].median()) if len(peers) else float("nan")
         if not np.isfinite(team_size):
             team_size = float(deals["mean_amount"].median())
-        size = pd.Series({r: shrunk_mean(deals.at[r, "mean_amount"], deals.at[r, "n_created"], team_size)
-                          for r in team_ids})
+        if np.isfinite(team_size):
+            size = pd.Series({r: shrunk_mean(deals.at[r, "mean_amount"], deals.at[r, "n_known"], team_size)
+                              for r in team_ids})
+        else:  # no deal sizes to go on: the funnel counts won deals (every driver is scaled alike)
+            size = pd.Series(1.0, index=team_ids)
         opps = _by_rep(tables["pipeline"]).reindex(team_ids).fillna(0)["opportunities_created"].astype(float)
         act = _by_rep(tables["activity"]).reindex(team_ids).fillna(0)
         acts_total = act["total"] * weeks
         w_rep, s_rep, o_rep = float(win[rep_id]), float(size[rep_id]), float(opps[rep_id])
         summary = {"weeks": weeks, "opportunities": o_rep, "win_rate": w_rep, "deal_size": s_rep,
                    "won_value": o_rep * w_rep * s_rep, "activities": float(acts_total[rep_id]),
-                   "resolved_deals": int(won[0] + lost[0]), "active_weeks": int(act.at[rep_id, "active_weeks"])}
+                   "resolved_deals": int(won[0] + lost[0]), "active_weeks": int(act.at[rep_id, "active_weeks"]),
+                   "gain_unit": "won value" if np.isfinite(team_size) else "won deals"}
         has_activity = bool(tables.get("has_activity", True)) and acts_total.sum() > 0
         return cls(rep_id, peers, weeks, metric_for, win, size, deals, opps, act, acts_total, has_activity, summary,
                    min_peers)
@@ -647,16 +673,23 @@ def _velocity_areas(f: _RepFunnel, velocity: pd.DataFrame) -> list[FocusArea]:
     return out
 
 
+def _deal_count(row: pd.Series) -> str:
+    n, known = int(row["n_created"]), int(row["n_known"])
+    if known == n:
+        return f"{n} new opportunities"
+    return f"the {known} of {n} new opportunities with an amount"
+
+
 def _deal_size_area(f: _RepFunnel) -> list[FocusArea]:
     """Deal size, when the rep's shrunk average is below the teammates' median."""
     rep_id, s_rep = f.rep_id, f.summary["deal_size"]
     team_size_med = f.med(f.size)
-    if not (np.isfinite(team_size_med) and team_size_med > s_rep and np.isfinite(f.deals.at[rep_id, "mean_amount"])):
+    if f.summary["gain_unit"] != "won value" or not (np.isfinite(team_size_med) and team_size_med > s_rep and np.isfinite(f.deals.at[rep_id, "mean_amount"])):
         return []
     return [FocusArea(
         "Deal size", "deal_size",
         f"Deal size: average new opportunity {fmt_money(f.deals.at[rep_id, 'mean_amount'])} "
-        f"({int(f.deals.at[rep_id, 'n_created'])} new opportunities in {max(CONVERSION_WEEKS, f.weeks)} weeks), "
+        f"({_deal_count(f.deals.loc[rep_id])} in {max(CONVERSION_WEEKS, f.weeks)} weeks), "
         f"team median {fmt_money(team_size_med)}.",
         s_rep, team_size_med, f.summary["opportunities"] * f.summary["win_rate"] * (team_size_med - s_rep),
         float("nan"), None)]
@@ -683,7 +716,7 @@ def _data_capture_area(f: _RepFunnel, timeliness: pd.DataFrame, late_logging_day
         late_rep, late_team, float("nan"), float("nan"), sugg)]
 
 
-def _gain_sentence(area: FocusArea, weeks: int) -> str:
+def _gain_sentence(area: FocusArea, weeks: int, unit: str = "won value") -> str:
     if not np.isfinite(area.modeled_gain):
         return ""
     n = area.modeled_gain_opportunities
@@ -694,7 +727,7 @@ def _gain_sentence(area: FocusArea, weeks: int) -> str:
     else:
         what = ""
     return (f" Moving to the team median on this alone, everything else as it is, the model expects "
-            f"{what}about {fmt_estimate(area.modeled_gain)} more won value over {weeks} weeks.")
+            f"{what}about {fmt_estimate(area.modeled_gain)} more {unit} over {weeks} weeks.")
 
 
 def focus_areas(ds: Dataset, rep_id: str, as_of, lookback_weeks: int = 13,
@@ -749,7 +782,8 @@ def focus_areas(ds: Dataset, rep_id: str, as_of, lookback_weeks: int = 13,
     if not areas:
         return FocusResult([], "Nothing stands out against the team strongly enough to pick a focus from the "
                                "data; the rep's own view of what to work on leads.", funnel)
-    chosen = [FocusArea(**{**asdict(a), "reason": a.reason + _gain_sentence(a, int(tables["weeks"]))})
+    chosen = [FocusArea(**{**asdict(a), "reason": a.reason + _gain_sentence(a, int(tables["weeks"]),
+                                                                       funnel["gain_unit"])})
               for a in areas[:max_areas]]
     return FocusResult(chosen, None, funnel)
 
@@ -969,7 +1003,8 @@ def _scenario_inputs(ds: Dataset, rep_id: str, as_of, metric: str, lookback_week
         _, funnel = rank_drivers(funnel_tables(ds, as_of, 13), rep_id, _peers(ds, rep_id), tuple(ds.config.stages),
                                  min_peers=min_teammates(ds))
     return {"link": link, "current": x / lookback_weeks, "opps_per_week": y / lookback_weeks,
-            "deal_size": funnel["deal_size"], "win_rate": funnel["win_rate"],
+            "deal_size": funnel["deal_size"] if funnel.get("gain_unit") == "won value" else float("nan"),
+            "win_rate": funnel["win_rate"],
             "label": ds.config.commitment_metrics[metric].label}
 
 

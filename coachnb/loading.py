@@ -891,6 +891,11 @@ def _check_opportunities(t: _Table, config: ProcessConfig, problems: list) -> No
         neg = (f["amount"] < 0).to_numpy()
         _per_row(problems, t.file, "amount", "negative_amount", t.rows[neg], f["amount"][neg],
                  "amount is negative", "deal values must be 0 or more")
+        zero = (f["amount"] == 0).fillna(False).to_numpy(dtype=bool)
+        if zero.any() and zero.sum() * 2 >= len(f):  # a CRM that writes 0 for "not filled in"
+            _aggregate(problems, t.file, "amount", "many_zero_amounts", t.rows[zero],
+                       f"{zero.sum()} of {len(f)} opportunities have amount 0, read as deals worth nothing",
+                       "leave amount empty where the value is unknown; an empty amount is read as unknown", "warning")
 
 
 def _check_stage_history(t: _Table, opps: _Table | None, config: ProcessConfig, problems: list) -> None:

@@ -85,6 +85,39 @@ def _wilson(successes, trials) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # 1-3 weekly counts
 # ---------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class KnownValue:
+    """The value of a set of deals, as far as their amounts are known.
+
+    ``total`` sums the known amounts (currency); ``n_known`` of the ``n`` deals have one. An
+    empty amount means unknown, not 0, so a total over deals with unknown amounts is a floor.
+    """
+
+    total: float
+    n_known: int
+    n: int
+
+    @property
+    def complete(self) -> bool:
+        """True when every deal's amount is known (and there is at least one deal)."""
+        return self.n > 0 and self.n_known == self.n
+
+
+def known_value(amounts) -> KnownValue:
+    """:class:`KnownValue` of a column of deal amounts (NaN = unknown)."""
+    a = pd.to_numeric(pd.Series(amounts, dtype="float64"), errors="coerce")
+    known = a.notna()
+    return KnownValue(float(a[known].sum()), int(known.sum()), int(len(a)))
+
+
+def value_by_rep(reps: pd.Series, deals: pd.DataFrame) -> pd.Series:
+    """Summed ``amount`` of ``deals`` per rep in ``reps`` order: 0 for no deals, NaN when any is unknown."""
+    total = deals.groupby("rep_id", observed=True)["amount"].sum()
+    unknown = deals["amount"].isna().groupby(deals["rep_id"], observed=True).any()
+    out = reps.map(total).fillna(0.0).astype(float)
+    return out.where(~reps.map(unknown).fillna(False).astype(bool))
+
+
 def weekly_activity(ds: Dataset, start, end) -> pd.DataFrame:
     """Activities per rep and week, by type.
 
@@ -583,8 +616,9 @@ def deal_outcomes(ds: Dataset, start, end) -> pd.DataFrame:
     -------
     DataFrame[rep_id, won, lost, win_rate, win_rate_low, win_rate_high, avg_won_amount, median_cycle_days]
         ``win_rate = won / (won + lost)`` with Wilson 95% interval (NaN without closed
-        deals); ``avg_won_amount`` mean amount of won deals (currency); ``median_cycle_days``
-        median of ``closed_at - created_at`` over *won* deals (days), NaN without won deals.
+        deals); ``avg_won_amount`` mean known amount of won deals (currency; NaN when none is
+        known); ``median_cycle_days`` median of ``closed_at - created_at`` over *won* deals
+        (days), NaN without won deals.
     """
     cfg = ds.config
     start, end = to_local(start, cfg), to_local(end, cfg)
@@ -625,13 +659,14 @@ def pipeline_coverage(ds: Dataset, as_of) -> pd.DataFrame:
     Returns
     -------
     DataFrame[rep_id, open_pipeline, quota_per_quarter, coverage]
-        ``open_pipeline``: summed amount of deals open at ``as_of`` (currency);
+        ``open_pipeline``: summed amount of deals open at ``as_of`` (currency; NaN when any
+        of them has an unknown amount);
         ``coverage = open_pipeline / quota_per_quarter`` (NaN without a positive quota).
     """
     as_of = to_local(as_of, ds.config)
     opp = ds.opportunities[open_at(ds, as_of)]
     reps = _rep_frame(ds)
-    pipe = reps["rep_id"].map(opp.groupby("rep_id")["amount"].sum()).fillna(0.0).astype(float)
+    pipe = value_by_rep(reps["rep_id"], opp)
     quota = reps["rep_id"].map(_quota(ds)).astype(float)
     return reps.assign(open_pipeline=pipe.to_numpy(), quota_per_quarter=quota.to_numpy(),
                        coverage=(pipe / quota).to_numpy(dtype=float))
@@ -650,7 +685,8 @@ def attainment(ds: Dataset, as_of) -> pd.DataFrame:
     Returns
     -------
     DataFrame[rep_id, quarter_start, won_amount_qtd, quota_per_quarter, attainment]
-        ``quarter_start`` naive Timestamp; ``attainment = won_amount_qtd / quota_per_quarter``
+        ``quarter_start`` naive Timestamp; ``won_amount_qtd`` NaN when a deal won in the quarter
+        has an unknown amount; ``attainment = won_amount_qtd / quota_per_quarter``
         (NaN without a positive quota).
     """
     cfg = ds.config
@@ -661,7 +697,7 @@ def attainment(ds: Dataset, as_of) -> pd.DataFrame:
     opp = ds.opportunities
     won = opp[_in_window(opp["closed_at"], q_start, as_of) & (opp["status"] == "won").to_numpy(dtype=bool)]
     reps = _rep_frame(ds)
-    amount = reps["rep_id"].map(won.groupby("rep_id")["amount"].sum()).fillna(0.0).astype(float)
+    amount = value_by_rep(reps["rep_id"], won)
     quota = reps["rep_id"].map(_quota(ds)).astype(float)
     qs = pd.Series([q_start_naive] * len(reps)).astype(week_dtype(cfg))
     return reps.assign(quarter_start=qs.to_numpy(), won_amount_qtd=amount.to_numpy(),
@@ -887,7 +923,7 @@ def _stalled_flag(ds: Dataset, f: _Flags) -> None:
     """``stalled_pipeline``: a high share of open pipeline amount in stalled deals."""
     stalled = stalled_deals(ds, f.as_of)
     cov = pipeline_coverage(ds, f.as_of)
-    stalled_amt = f.reps["rep_id"].map(stalled.groupby("rep_id")["amount"].sum()).fillna(0.0).to_numpy(dtype=float)
+    stalled_amt = value_by_rep(f.reps["rep_id"], stalled).to_numpy(dtype=float)
     open_amt = cov["open_pipeline"].to_numpy(dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = pd.Series(np.where(open_amt > 0, stalled_amt / open_amt, np.nan))

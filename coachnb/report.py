@@ -22,6 +22,7 @@ from . import coaching, impact
 from .calendar import weeks_before
 from .config import ACTIVITY_TYPES
 from .formatting import STEP_ARROW, fmt_money, fmt_num, fmt_pct, fmt_times
+from .metrics import KnownValue, known_value
 from .store import store_of
 from .team import (TeamView, active_commitments, aged_threshold, cached, impact_settings, last_session,
                    metric_history, min_teammates, open_data, others, outcome_history, peers_who_changed, quartiles,
@@ -31,6 +32,15 @@ from .team import (TeamView, active_commitments, aged_threshold, cached, impact_
 #: said wherever a team figure would pool fewer than ``thresholds.min_teammates`` other reps
 TOO_FEW = "There are too few teammates to compare with."
 
+
+
+def value_words(v: KnownValue) -> str:
+    """"value 12,000", or as much of it as the amounts recorded support."""
+    if v.n == 0 or v.complete:
+        return f"value {fmt_money(v.total)}"
+    if v.n_known == 0:
+        return "value unknown: none of them has an amount"
+    return f"value {fmt_money(v.total)} for the {v.n_known} with an amount; {v.n - v.n_known} have none"
 
 # --------------------------------------------------------------------------- 1. header
 @dataclass
@@ -155,7 +165,7 @@ class PipelineSection:
     rep_weekly: pd.DataFrame  # week, opportunities_created, pipeline_created (the report window)
     band: pd.DataFrame  # week, median, q25, q75, n_reps of teammates' new opportunities
     created: int  # new opportunities in the period
-    value: float  # their value (currency)
+    value: KnownValue  # their value (currency), as far as amounts are known
     team: dict  # quartiles of teammates' new opportunities per week in the role
     cycle_days: float  # median days from creation to win, deals won in the period
     team_cycle_days: float
@@ -167,7 +177,10 @@ def pipeline_section(tv: TeamView, rep_id: str) -> PipelineSection:
     """New pipeline: the leading indicator closest to the result, computable from deals alone."""
     _, mine, band, team, rep_weeks = weekly_against_team(tv, "weekly_pipeline", rep_id, "opportunities_created")
     created = int(mine["opportunities_created"].sum())
-    value = float(mine["pipeline_created"].sum())
+    opps = tv.ds.opportunities
+    made = opps[(opps["rep_id"] == rep_id) & (opps["created_at"] >= tv.window.start)
+                & (opps["created_at"] < tv.window.end)]
+    value = known_value(made["amount"])
     rep_weeks = max(rep_weeks, 1.0)
     per_week = created / rep_weeks
     out = tv.outcomes
@@ -175,7 +188,7 @@ def pipeline_section(tv: TeamView, rep_id: str) -> PipelineSection:
     cycle = float(cyc.iloc[0]) if len(cyc) and pd.notna(cyc.iloc[0]) else np.nan
     team_cycle = quartiles(others(out, rep_id)["median_cycle_days"], min_teammates(tv.ds))["median"]
 
-    s = (f"{created} new opportunities in the period ({fmt_num(per_week)} a week, value {fmt_money(value)})")
+    s = f"{created} new opportunities in the period ({fmt_num(per_week)} a week, {value_words(value)})"
     s += (f"; team median {fmt_num(team['median'])} a week (middle half {fmt_num(team['q25'])} to "
           f"{fmt_num(team['q75'])})." if team["n_reps"] else f". {TOO_FEW}")
     stands_out = bool(team["n_reps"] and rep_weeks >= 2 and per_week < team["q25"])
@@ -323,7 +336,7 @@ def stalled_section(tv: TeamView, rep_id: str) -> StalledSection:
     elif deals.empty:
         s = f"None of your {n_open} open deals has been in its stage longer than most of the team's deals."
     else:
-        s = (f"{len(deals)} of your {n_open} open deals (value {fmt_money(deals['amount'].sum())}) "
+        s = (f"{len(deals)} of your {n_open} open deals ({value_words(known_value(deals['amount']))}) "
              f"{'has' if len(deals) == 1 else 'have'} been in "
              f"their stage longer than {ds.config.thresholds.stalled_percentile:.0f}% of the team's deals stay there.")
     return StalledSection(deals, n_open, s)
@@ -350,7 +363,7 @@ def aged_deals_section(tv: TeamView, rep_id: str) -> StalledSection:
     elif deals.empty:
         s = f"None of your {n_open} open deals is older than most of the team's open deals."
     else:
-        s = (f"{len(deals)} of your {n_open} open deals (value {fmt_money(deals['amount'].sum())}) "
+        s = (f"{len(deals)} of your {n_open} open deals ({value_words(known_value(deals['amount']))}) "
              f"{'is' if len(deals) == 1 else 'are'} older than "
              f"{pct:.0f}% of the team's open deals ({fmt_num(threshold, 0)} days). Without stage history, age is "
              "the only sign of a stall.")
@@ -421,6 +434,9 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
                         fmt_pct(team_med(tv.outcomes, "win_rate"))))
     if not has_amounts:  # shares of quota and coverage rest on amounts too
         rows = [r for r in rows if r[0] not in ("Share of quarterly quota won", "Open pipeline against quarterly quota")]
+    open_unknown = bool(np.isnan(pick(tv.coverage, "open_pipeline")))  # some open deal has no amount
+    if open_unknown:
+        rows = [r for r in rows if r[0] != "Open pipeline against quarterly quota"]
     table = pd.DataFrame(rows, columns=["measure", "you", "team median"])
     if too_few_teammates(tv.ds):
         table = table.drop(columns="team median")  # n/a in every row says less than leaving it out
@@ -441,6 +457,8 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
         s += " No deals are recorded as lost in this period, so there is no win rate."
     if not has_amounts:
         s += " The deals won in this period carry no amounts, so their values are unknown."
+    if open_unknown:
+        s += " Some of your open deals have no amount, so open pipeline against quota is unknown."
     if too_few_teammates(tv.ds):
         s += f" {TOO_FEW[:-1]}, so no team figures are shown."
     return ResultsSection(table, s)
@@ -575,9 +593,11 @@ def findings_for(tv: TeamView, rep_id: str, reviews: list, sections: dict):
     ds, w = tv.ds, tv.window
     opps = ds.opportunities
     won = opps[(opps["rep_id"] == rep_id) & (opps["status"] == "won")]
-    this = won.loc[(won["closed_at"] >= w.start) & (won["closed_at"] < w.end), "amount"].sum()
-    before = won.loc[(won["closed_at"] >= weeks_before(w.start, w.weeks)) & (won["closed_at"] < w.start), "amount"].sum()
-    result_change = float(this / before - 1) if before > 0 else None
+    this = known_value(won.loc[(won["closed_at"] >= w.start) & (won["closed_at"] < w.end), "amount"])
+    before = known_value(won.loc[(won["closed_at"] >= weeks_before(w.start, w.weeks)) & (won["closed_at"] < w.start),
+                                 "amount"])
+    whole = this.n_known == this.n and before.n_known == before.n  # a floor over a floor is no change
+    result_change = float(this.total / before.total - 1) if whole and before.total > 0 else None
 
     leak = None
     conv = sections.get("conversion")

@@ -82,7 +82,8 @@ TABLES: dict[str, Table] = {
             C("account", "text", True, "Customer account", "Acme GmbH"),
             C("name", "text", True, "Deal name", "Acme - 50 seats"),
             C("created_at", "datetime", True, "When the opportunity was created", "2026-04-28"),
-            C("amount", "float", True, "Deal value in the team's currency (not negative)", "48000"),
+            C("amount", "float", True, "Deal value in the team's currency (not negative); empty when unknown, "
+              "which is not the same as 0", "48000", nullable=True),
             C("status", "choice", True, "open, won or lost", "open", choices=STATUSES),
             C("closed_at", "datetime", False, "When it was won or lost (required unless open)", "2026-07-15",
               nullable=True),

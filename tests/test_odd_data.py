@@ -131,8 +131,16 @@ def render(data, rep_id, as_of=AS_OF, audience="manager", monkeypatch=None):
     r = rep_report(data, rep_id, as_of, 13, audience)
     for section in SECTIONS:
         getattr(show, section)(r)
-    parts = [o.data if isinstance(o.data, str) else "<img>" for o in shown]
-    return r, "\n".join(parts)
+    return r, "\n".join(shown_html(o) for o in shown)
+
+
+def shown_html(obj) -> str:
+    """The HTML a displayed object puts on the page: a MIME bundle's text/html, an HTML object's
+    data, "<img>" for a picture."""
+    if isinstance(obj, dict):
+        return obj["text/html"] if "text/html" in obj else "<img>"
+    data = getattr(obj, "data", None)
+    return data if isinstance(data, str) else "<img>"
 
 
 def page_text(markup: str) -> str:

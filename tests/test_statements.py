@@ -20,7 +20,7 @@ from coachnb.demo import write_demo_data
 from coachnb.loading import load
 from coachnb.overview import cadence_sentence, team_overview
 
-from .test_odd_data import AS_OF, page_text, render
+from .test_odd_data import AS_OF, page_text, render, shown_html
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def overview_text(ds, monkeypatch) -> str:
     ov = team_overview(ds, AS_OF)
     show.overview_table(ov)
     show.overview_managers(ov)
-    return ov, page_text("\n".join(o.data for o in shown if isinstance(o.data, str)))
+    return ov, page_text("\n".join(shown_html(o) for o in shown))
 
 
 def test_no_1to1_records_no_claim_of_overdue_or_zero_days(team_dir, tmp_path, monkeypatch):
@@ -166,3 +166,33 @@ def test_quarter_to_date_states_its_dates_and_a_quarters_first_day_claims_nothin
     assert '"Won this quarter so far" counts deals won from 01 Oct to 22 Nov 2026, the day before the 1:1.' in s
     first_day = rep_report(ds, "R001", "2026-10-01").results.sentence
     assert "quota so far" not in first_day and "starts on the day of this 1:1" in first_day
+
+
+def test_amounts_known_only_for_won_deals_are_not_read_as_zero_or_as_deal_size(team_dir, tmp_path, monkeypatch):
+    def amounts_on_won_only(t):
+        o = t["opportunities"]
+        o.loc[o["status"] != "won", "amount"] = ""
+    ds = load(variant(team_dir, tmp_path, edit=amounts_on_won_only))
+    for rep_id in ("R001", "R002", "R003"):
+        r, markup = render(ds, rep_id, monkeypatch=monkeypatch)
+        text = page_text(markup)
+        assert not re.search(r"value 0\b", text), re.search(r".{80}value 0\b.{20}", text).group(0)
+        assert "a week, value unknown: none of them has an amount)" in r.pipeline.sentence
+        assert all(a.driver != "deal_size" and "won value" not in a.reason for a in r.focus.areas)
+        assert "Open pipeline against quarterly quota" not in set(r.results.rows["measure"])
+        assert "open pipeline against quota is unknown" in r.results.sentence
+        assert "Won this quarter so far" in set(r.results.rows["measure"])  # the won deals' amounts are known
+    warnings = [p for p in load(variant(team_dir, tmp_path / "zeros", edit=lambda t: t["opportunities"].__setitem__(
+        "amount", "0"))).warnings if p.rule == "many_zero_amounts"]
+    assert len(warnings) == 1 and "leave amount empty" in warnings[0].hint
+
+
+def test_some_unknown_amounts_make_totals_say_how_many_deals_they_cover(team_dir, tmp_path, monkeypatch):
+    def blank_every_third(t):
+        o = t["opportunities"]
+        o.loc[o.index % 3 == 0, "amount"] = ""
+    ds = load(variant(team_dir, tmp_path, edit=blank_every_third))
+    r, _ = render(ds, "R002", monkeypatch=monkeypatch)
+    v = r.pipeline.value
+    assert 0 < v.n_known < v.n
+    assert f"for the {v.n_known} with an amount; {v.n - v.n_known} have none" in r.pipeline.sentence
