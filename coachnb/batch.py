@@ -58,6 +58,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback as traceback_module
 from collections import deque
@@ -68,13 +69,16 @@ from multiprocessing.connection import wait as wait_for_ready
 from pathlib import Path
 
 import pandas as pd
+
+# first: coachnb.engine makes the first import of nbformat (through papermill) skip a slow optional grammar
+from .engine import IPCKernelManager, cleanup, foreign_shell, freeze_baseline, get_shell, register
+
 import papermill
 from filelock import FileLock, Timeout
 from papermill.exceptions import PapermillExecutionError
 from tqdm.auto import tqdm
 
 from .calendar import check_as_of_covered, parse_as_of, resolve_as_of
-from .engine import IPCKernelManager, cleanup, freeze_baseline, get_shell, register
 from .errors import CoachnbError, DataError
 from .fsutil import atomic_write_bytes, atomic_write_text, safe_filename
 from .formatting import terminal_safe
@@ -727,6 +731,93 @@ class WorkerPool:
         self._retire(worker)
 
 
+# --------------------------------------------------------------------------- in the calling process
+
+
+#: a run of at most this many reports renders them in the calling process: a pool's start (a fresh
+#: Python per worker, its imports and warm-up, ~3 s on 2 cores) costs more than they do (~0.5-1 s each)
+IN_PROCESS_MAX_TASKS = 2
+
+
+def runs_in_process(scheduler, n_tasks: int) -> bool:
+    """Whether a run's reports render in the calling process instead of a pool or a Dask cluster.
+
+    Parameters
+    ----------
+    scheduler : str, distributed.Client or None
+        The run's Dask scheduler (a run on Dask never renders here).
+    n_tasks : int
+        Reports to render.
+
+    Returns
+    -------
+    bool
+        True for at most :data:`IN_PROCESS_MAX_TASKS` local reports, unless this process runs an
+        IPython shell of its own (a Jupyter session calling :func:`run_batch`): the engine's shell
+        would take over its display.
+    """
+    return scheduler is None and n_tasks <= IN_PROCESS_MAX_TASKS and not foreign_shell()
+
+
+@contextmanager
+def _interrupts_noted():
+    """While the block runs, Ctrl-C (SIGINT) is noted in the list yielded, and still raises KeyboardInterrupt.
+
+    IPython catches a KeyboardInterrupt raised in a cell and records it as the cell's error; the
+    note lets the caller stop the run instead of going on to the next report. Outside the main
+    thread (where no signal handler can be set) the list stays empty.
+    """
+    noted: list = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+
+    def on_sigint(signum, frame):
+        noted.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_in_process(tasks, on_done, engine: str | None) -> None:
+    """Run ``tasks`` one after the other in this process and call ``on_done(task, result)`` for each.
+
+    Each report gets what a pool worker gives it (:func:`execute_task`: with the in-process
+    engine a fresh namespace and the process state restored after it), but there is no process
+    to kill: a cell past the timeout is stopped by the engine's alarm (main thread only), while
+    a cell stuck in C code, or a crash of the interpreter, is not contained. That is why only
+    small runs render here (see :func:`runs_in_process`).
+
+    Parameters
+    ----------
+    tasks : iterable of dict
+        As :func:`execute_task` takes them.
+    on_done : callable
+        ``on_done(task, result)``.
+    engine : str or None
+        The tasks' engine (see :func:`_warm_up`).
+
+    Raises
+    ------
+    KeyboardInterrupt
+        On Ctrl-C, after the report running then has ended (it is not recorded).
+    """
+    tasks = list(tasks)
+    if not tasks:
+        return
+    _warm_up(engine)
+    with _interrupts_noted() as interrupted:
+        for task in tasks:
+            result = execute_task(task)
+            if interrupted:
+                raise KeyboardInterrupt
+            on_done(task, result)
+
+
 # --------------------------------------------------------------------------- dask
 
 
@@ -1222,9 +1313,28 @@ def _input_dataset(plan: BatchPlan, dataset=None):
     """
     if dataset is None and plan.wants_features:
         dataset = _dataset_from_store(plan)
+        if dataset is not None:
+            _phase(plan, "data: unchanged since its feature store was built and validated; reusing it")
     if dataset is None:
+        _phase(plan, f"validating the data in {plan.data_dir}")
         dataset = load(plan.data_dir)
     return dataset
+
+
+def _phase(plan: BatchPlan, text: str) -> None:
+    """Print ``coachnb: <text>`` on stderr as a phase of the run starts, when stderr is no terminal.
+
+    A run in a log or a pipe (no progress bar) then shows what it is doing from its first second;
+    ``progress=False`` (or a bar forced on) keeps it quiet. Data text is escaped.
+
+    Parameters
+    ----------
+    plan : BatchPlan
+        Its ``progress`` is read.
+    text : str
+    """
+    if plan.progress is None and not sys.stderr.isatty():
+        print(f"coachnb: {terminal_safe(text)}", file=sys.stderr, flush=True)
 
 
 def _dataset_from_store(plan: BatchPlan):
@@ -1454,6 +1564,7 @@ def _feature_store(plan: BatchPlan, dataset) -> str:
     """
     if not plan.wants_features or dataset is None:
         return ""
+    _phase(plan, "feature store: reusing it if it is up to date, else building it")
     reason = odd_entry(plan.cache_dir, FEATURES_FOLDER, folder=True)
     if reason:
         print(f"coachnb: feature store not built (in the cache folder {terminal_safe(plan.cache_dir)}, "
@@ -1807,8 +1918,13 @@ def _print_skipped(entries: dict) -> None:
             print(f"skipped {terminal_safe(entry['rep_id'])} ({entry['audience']}): unchanged", file=sys.stderr)
 
 
+#: a team of at least this many reps gets a fresh worker for its index (see _TaskRunner.fresh_worker);
+#: a smaller team's index runs in a warm report worker, saving a worker start (~2-3 s)
+FRESH_INDEX_WORKER_REPS = 200
+
+
 class _TaskRunner:
-    """Runs a batch's tasks on local worker processes (a :class:`WorkerPool`) or on a Dask cluster.
+    """Runs a batch's tasks in this process, on local worker processes (a :class:`WorkerPool`) or on a Dask cluster.
 
     A context manager: leaving it stops the local workers.
 
@@ -1817,16 +1933,31 @@ class _TaskRunner:
     plan : BatchPlan
         ``scheduler``, ``jobs`` and ``engine`` are read.
     n_tasks : int
-        Reports to run: no more local workers than that are started.
+        Reports to run: no more local workers than that are started, and at most
+        :data:`IN_PROCESS_MAX_TASKS` run in this process (see :func:`runs_in_process`).
+    team_size : int
+        Reps in the data (decides whether the index gets a fresh worker).
+
+    Attributes
+    ----------
+    where : str
+        Where the reports run, for the run's phase lines.
     """
 
-    def __init__(self, plan: BatchPlan, n_tasks: int):
-        """Set up the pool (its workers start when tasks are run)."""
+    def __init__(self, plan: BatchPlan, n_tasks: int, team_size: int = 0):
+        """Set up the pool (its workers start when tasks are run), unless the tasks run here or on Dask."""
         self.scheduler, self.engine = plan.scheduler, plan.engine
         self.pool = None
-        if plan.scheduler is None:
+        self.in_process = runs_in_process(plan.scheduler, n_tasks)
+        self.fresh_index_worker = team_size >= FRESH_INDEX_WORKER_REPS
+        if self.in_process:
+            self.where = "in this process"
+        elif plan.scheduler is not None:
+            self.where = "on the Dask cluster"
+        else:
             size = max(1, min(plan.jobs or os.cpu_count() or 1, max(n_tasks, 1)))
             self.pool = WorkerPool(size, engine=plan.engine, max_tasks_per_worker=MAX_TASKS_PER_WORKER)
+            self.where = f"in {size} worker process{'es' if size > 1 else ''}"
 
     def __enter__(self):
         """Return the runner."""
@@ -1845,19 +1976,22 @@ class _TaskRunner:
         tasks : list of dict
         on_done : callable
         """
-        if self.pool is None:
+        if self.in_process:
+            run_in_process(tasks, on_done, self.engine)
+        elif self.pool is None:
             _run_on_dask(self.scheduler, tasks, on_done)
         else:
             self.pool.run(tasks, on_done)
 
     def fresh_worker(self) -> None:
-        """Replace the local workers by a single new one (nothing on Dask).
+        """For the index of a large team: replace the local workers by a single new one.
 
-        For the index: a report worker holds its imports, panels and caches (~390 MB at 1000
-        reps), and the overview's own work on top of that was a worker's peak; a new worker starts
-        in a few seconds and holds only what the index needs.
+        A report worker holds its imports, panels and caches (~390 MB at 1000 reps), and the
+        overview's own work on top of that was a worker's peak; a new worker starts in a few
+        seconds and holds only what the index needs. A team under :data:`FRESH_INDEX_WORKER_REPS`
+        reps keeps its warm workers (nothing changes in this process or on Dask).
         """
-        if self.pool is not None:
+        if self.pool is not None and self.fresh_index_worker:
             self.pool.close()
             self.pool = WorkerPool(1, engine=self.engine)
 
@@ -1933,6 +2067,7 @@ def _render_overview(plan: BatchPlan, state: _RunState, runner: _TaskRunner) -> 
         return overview
     if state.tasks:
         runner.fresh_worker()
+    _phase(plan, "index: rendering the team overview")
     holder = {}
     runner.run([task], lambda _task, result: holder.update(result=result))
     _record_safely(plan, overview, task, holder["result"])
@@ -2042,7 +2177,10 @@ def _run_locked(plan: BatchPlan, dataset, selected: list, unknown: list) -> Batc
     progress_bar = _Progress(len(state.tasks), plan.progress)
     if progress_bar.bar is None and plan.progress is not False:
         _print_skipped(state.entries)
-    with _TaskRunner(plan, len(state.tasks)) as runner:
+    with _TaskRunner(plan, len(state.tasks), len(dataset.reps)) as runner:
+        skipped = sum(e["status"] == "skipped" for e in state.entries.values())
+        _phase(plan, f"reports: rendering {len(state.tasks)} {runner.where}"
+                     + (f" ({skipped} unchanged, skipped)" if skipped else ""))
         try:
             if state.tasks:
                 runner.run(state.tasks, functools.partial(_report_done, plan, state, progress_bar))

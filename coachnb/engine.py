@@ -37,21 +37,33 @@ import tempfile
 import threading
 import warnings
 
-# papermill imports its engine entry points while it is itself being imported, and ours points
-# back at this module. If this module is imported first, step aside so that papermill imports a
-# complete copy of it; that copy then stands in sys.modules and is what importers receive.
-if "papermill.engines" not in sys.modules:  # pragma: no cover - depends on import order
-    _this = sys.modules.pop(__name__)
-    try:
-        import papermill.engines  # noqa: F401
-    finally:
-        sys.modules.setdefault(__name__, _this)
+# jsonschema (imported by nbformat, imported by papermill) compiles an Earley grammar for IRIs on
+# import when the optional rfc3987-syntax package is installed: 0.8 s, 40 % of the start-up of
+# every process that renders (the CLI, each pool worker, each Dask worker). No nbformat schema
+# checks an IRI, so while jsonschema is first imported here that package is treated as absent
+# (jsonschema's own behaviour when it is not installed: "iri" formats go unchecked).
+_SKIP_IRI_GRAMMAR = "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules
+if _SKIP_IRI_GRAMMAR:
+    sys.modules["rfc3987_syntax"] = None  # an import of it now raises ImportError
+try:
+    # papermill imports its engine entry points while it is itself being imported, and ours points
+    # back at this module. If this module is imported first, step aside so that papermill imports a
+    # complete copy of it; that copy then stands in sys.modules and is what importers receive.
+    if "papermill.engines" not in sys.modules:  # pragma: no cover - depends on import order
+        _this = sys.modules.pop(__name__)
+        try:
+            import papermill.engines  # noqa: F401
+        finally:
+            sys.modules.setdefault(__name__, _this)
 
-import nbformat  # noqa: E402
-from jupyter_client.manager import KernelManager  # noqa: E402
-from jupyter_client.utils import run_sync  # noqa: E402
-from papermill.engines import Engine, NotebookExecutionManager, papermill_engines  # noqa: E402,F401
-from papermill.log import logger  # noqa: E402
+    import nbformat
+    from jupyter_client.manager import KernelManager
+    from jupyter_client.utils import run_sync
+    from papermill.engines import Engine, NotebookExecutionManager, papermill_engines  # noqa: F401
+    from papermill.log import logger
+finally:
+    if _SKIP_IRI_GRAMMAR and sys.modules.get("rfc3987_syntax", 0) is None:
+        del sys.modules["rfc3987_syntax"]
 
 ENGINE_NAME = "coachnb_inprocess"
 
@@ -365,6 +377,21 @@ def get_shell():
             if main is not None:
                 sys.modules["__main__"] = main
         return _SHELL
+
+
+def foreign_shell() -> bool:
+    """Whether this process runs an IPython shell that is not the engine's (Jupyter, IPython).
+
+    The engine's shell is a process-wide singleton that takes over display and matplotlib, so
+    notebooks are not executed in such a process (the batch then uses worker processes).
+
+    Returns
+    -------
+    bool
+    """
+    ipython = sys.modules.get("IPython")
+    current = ipython.get_ipython() if ipython is not None else None
+    return current is not None and current is not _SHELL
 
 
 class _ProcessState:

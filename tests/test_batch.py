@@ -1,5 +1,6 @@
 """Batch generation: parallel workers, failure isolation, timeouts, manifest, resume, Dask."""
 import json
+import os
 import re
 import sys
 import types
@@ -85,9 +86,10 @@ def test_one_report_per_rep_then_resume_skips_unchanged(tmp_path):
     def worker(log):
         return re.search(r"^worker process: (\d+)$", (cache_dir / log).read_text(encoding="utf-8"), re.M).group(1)
 
-    # the index runs in a worker of its own, not in one holding the reports' caches
+    # a small team's index runs in a warm report worker (no worker start for it), not in this process
     report_workers = {worker(e["log"]) for e in m["reports"]}
-    assert 1 <= len(report_workers) <= 2 and worker(m["overview"]["log"]) not in report_workers
+    assert 1 <= len(report_workers) <= 2 and worker(m["overview"]["log"]) in report_workers
+    assert str(os.getpid()) not in report_workers
     first = {e["html"]: (report_dir / e["html"]).stat().st_mtime_ns for e in m["reports"]}
 
     again = batch(data_dir, ds, out, audience="both", resume=True)
@@ -181,6 +183,81 @@ def test_dask_cluster_produces_the_same_reports(tmp_path):
     html = lambda root, e: (root / AS_OF / e["html"]).read_text(encoding="utf-8")  # noqa: E731
     assert html(tmp_path / "dask", by_rep["R1"]) == html(tmp_path / "local", by_rep["R1"])
     assert manifest(tmp_path / "dask")["overview"]["status"] == "ok"
+
+
+def _worker_pid(out, entry):
+    return int(re.search(r"^worker process: (\d+)$", (cache(out) / entry["log"]).read_text(encoding="utf-8"),
+                         re.M).group(1))
+
+
+def test_one_rep_renders_in_this_process_without_a_pool_and_reports_do_not_leak(tmp_path, monkeypatch):
+    import coachnb.batch as batch_module
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a pool was started for a one-rep run")
+
+    data_dir, ds = make_data(tmp_path, REPS[:4])
+    out = tmp_path / "reports"
+    assert batch(data_dir, ds, out, notebook="leak").ok  # the team, in the pool
+    monkeypatch.setattr(batch_module, "WorkerPool", no_pool)
+    one = batch(data_dir, ds, out, notebook="leak", reps=["R3"], audience="both")
+    # both audiences ran in this process, one after the other, each in a fresh namespace (leak.ipynb fails
+    # a report that sees the previous one's variable)
+    assert one.ok, one.failed
+    assert [(e["rep_id"], e["audience"], e["status"]) for e in one.reports] == [("R3", "manager", "ok"),
+                                                                              ("R3", "rep", "ok")]
+    m = manifest(out)
+    assert {_worker_pid(out, e) for e in one.reports} == {_worker_pid(out, m["overview"])} == {os.getpid()}
+    # the index still lists every rep; the other reps' entries are the team run's, untouched
+    assert sorted({e["rep_id"] for e in m["reports"]}) == sorted(r for r, _, _ in REPS[:4])
+    assert all(_worker_pid(out, e) != os.getpid() for e in m["reports"] if e["rep_id"] != "R3")
+
+
+def test_ctrl_c_during_an_in_process_report_stops_the_run(tmp_path):
+    import nbformat
+
+    data_dir, ds = make_data(tmp_path, REPS[:2])
+    nb = nbformat.read(FIXTURES / "rep_report.ipynb", as_version=4)
+    nb.cells.insert(2, nbformat.v4.new_code_cell("import os, signal\nos.kill(os.getpid(), signal.SIGINT)"))
+    notebook = tmp_path / "interrupted.ipynb"
+    nbformat.write(nb, notebook)
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(data_dir, AS_OF, out=tmp_path / "reports", notebook=notebook, dataset=ds, reps=["R1"],
+                  overview_notebook=None, progress=False)
+    assert not (tmp_path / "reports" / AS_OF / "R1.html").exists()  # not recorded as a report's failure
+    assert not (cache(tmp_path / "reports") / "logs" / "R1.log").exists()
+    # the lock is released and the handler restored: the same run goes on afterwards
+    assert batch(data_dir, ds, tmp_path / "reports", reps=["R1"], overview_notebook=None).ok
+
+
+def test_a_run_without_a_terminal_says_each_phase_as_it_starts(tmp_path, capsys):
+    data_dir, ds = make_data(tmp_path, REPS[:3])
+    # the folder holds reps.csv only: validation is announced, then fails
+    invalid = run_batch(data_dir, AS_OF, out=tmp_path / "reports", notebook=FIXTURES / "rep_report.ipynb", jobs=2)
+    assert not invalid.ok
+    err = capsys.readouterr().err.splitlines()
+    assert err[:2] == [f"coachnb: validating the data in {data_dir.resolve()}",
+                       f"coachnb: the data at {data_dir.resolve()} is invalid; no report was rendered."]
+    result = batch(data_dir, ds, tmp_path / "reports", progress=None)
+    assert result.ok, result.failed
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("coachnb: ")]
+    assert lines[:2] == ["coachnb: reports: rendering 3 in 2 worker processes",
+                         "coachnb: index: rendering the team overview"]
+    assert lines[2].startswith("coachnb: 3 ok in ") and len(lines) == 3
+    quiet = batch(data_dir, ds, tmp_path / "reports", resume=True)  # progress=False: no phase lines
+    assert quiet.ok and "rendering" not in capsys.readouterr().err
+
+
+def test_a_large_teams_index_gets_a_fresh_worker(tmp_path, monkeypatch):
+    import coachnb.batch as batch_module
+
+    monkeypatch.setattr(batch_module, "FRESH_INDEX_WORKER_REPS", 3)
+    data_dir, ds = make_data(tmp_path, REPS[:3])
+    out = tmp_path / "reports"
+    assert batch(data_dir, ds, out).ok
+    m = manifest(out)
+    report_workers = {_worker_pid(out, e) for e in m["reports"]}
+    assert _worker_pid(out, m["overview"]) not in report_workers | {os.getpid()}
 
 
 def test_workers_keep_to_a_team_then_take_a_free_one_then_any():
@@ -349,16 +426,17 @@ def test_workers_exit_quietly_when_the_parent_is_killed(tmp_path):
 
     import nbformat
 
-    data_dir, _ = make_data(tmp_path, REPS[:1])
+    data_dir, _ = make_data(tmp_path, REPS[:3])
     started = tmp_path / "started"
     nb = nbformat.read(FIXTURES / "rep_report.ipynb", as_version=4)
-    # the report outlives the parent: its worker then sends the result into a closed pipe
+    # the report outlives the parent: its worker then sends the result into a closed pipe (three reps: a
+    # pool; one or two would render in the parent itself)
     nb.cells.insert(2, nbformat.v4.new_code_cell(f"import pathlib, time\npathlib.Path({str(started)!r}).touch()\n"
                                                  "time.sleep(3)"))
     notebook = tmp_path / "slow.ipynb"
     nbformat.write(nb, notebook)
-    script = ("from pathlib import Path\nfrom coachnb.batch import run_batch\nfrom tests.test_batch import make_data\n"
-              f"data_dir, ds = make_data(Path({str(tmp_path)!r}), [('R1', 'Ana', 'West')])\n"
+    script = ("from pathlib import Path\nfrom coachnb.batch import run_batch\nfrom tests.test_batch import REPS, make_data\n"
+              f"data_dir, ds = make_data(Path({str(tmp_path)!r}), REPS[:3])\n"
               f"run_batch(data_dir, {AS_OF!r}, out={str(tmp_path / 'reports')!r}, notebook={str(notebook)!r}, "
               "dataset=ds, overview_notebook=None, jobs=1, progress=False)\n")
     stderr_path = tmp_path / "stderr.txt"
