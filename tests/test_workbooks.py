@@ -126,3 +126,163 @@ def test_plan_refuses_an_unknown_rep_or_folder_before_building_a_report(team_cop
         with pytest.raises(DataError, match="does not exist"):
             record_plan(tmp_path / "nope", "R003", PLAN_AS_OF)
     assert not build.called
+
+
+# --------------------------------------------------------------------------- explore_team
+
+
+AS_OF = "2026-11-23"
+
+
+@pytest.fixture(scope="module")
+def team_ds(repo_sample_dir):
+    import coachnb
+
+    return coachnb.load(repo_sample_dir)
+
+
+def _window(ds, weeks):
+    from coachnb.calendar import report_window, resolve_as_of
+
+    return report_window(resolve_as_of(AS_OF, ds), ds.config, weeks)
+
+
+def test_explore_team_counts_every_activity_and_opportunity_of_the_team_in_its_weeks(team_ds):
+    from coachnb.workbooks import explore_team
+
+    x = explore_team(team_ds, "Clyde", AS_OF, 26)
+    w = _window(team_ds, 26)
+    mine = set(team_ds.reps.loc[team_ds.reps["team"] == "Clyde", "rep_id"].astype(str))
+    acts, opps = team_ds.activities, team_ds.opportunities
+    in_acts = acts["rep_id"].astype(str).isin(mine) & (acts["occurred_at"] >= w.start) & (acts["occurred_at"] < w.end)
+    in_opps = opps["rep_id"].astype(str).isin(mine) & (opps["created_at"] >= w.start) & (opps["created_at"] < w.end)
+    assert x.reps == len(mine) and x.period == w.label
+    assert int(x.activity["total"].sum()) == int(in_acts.sum())
+    assert int(x.activity[["call", "email", "meeting", "demo", "other"]].sum().sum()) == int(in_acts.sum())
+    assert int(x.pipeline["opportunities_created"].sum()) == int(in_opps.sum())
+    assert len(x.activity) <= 26 and x.activity.index.min() >= w.start.tz_localize(None)
+
+
+def test_explore_team_fits_the_panel_model_per_team_and_refuses_an_unknown_team(team_ds):
+    from coachnb.errors import CoachnbError
+    from coachnb.workbooks import explore_team
+
+    every = explore_team(team_ds, "", AS_OF, 52)
+    assert every.reps == len(team_ds.reps)
+    teams = sorted(team_ds.reps["team"].astype(str).unique())
+    assert sorted(every.panel_model["team"].unique()) == teams
+    totals = every.panel_model[every.panel_model["term"].str.startswith("total")]
+    assert len(totals) == len(teams) and totals["p_value"].between(0, 1).all()
+    assert (totals["ci_low"] <= totals["rate_ratio_per_unit"]).all() and (totals["rate_ratio_per_unit"] <= totals["ci_high"]).all()
+    with pytest.raises(CoachnbError, match="did you mean Clyde"):
+        explore_team(team_ds, "clyde", AS_OF)
+
+
+def test_an_unknown_panel_metric_is_said_not_fitted(team_ds):
+    from coachnb.workbooks import explore_team
+
+    x = explore_team(team_ds, "Clyde", AS_OF, 13, metric="nope")
+    assert x.panel_model.empty and "no activity metric" in x.panel_note
+
+
+def test_team_funnel_pools_the_reps_counts_with_a_wilson_interval():
+    import pandas as pd
+
+    from coachnb.workbooks import team_funnel
+
+    conv = pd.DataFrame({"rep_id": ["A", "B", "C", "A", "B"], "from_stage": ["D", "D", "D", "P", "P"],
+                         "to_stage": ["P", "P", "P", "Won", "Won"], "entered": [10, 6, 50, 3, 0],
+                         "advanced": [6, 2, 40, 0, 0], "dropped": [2, 2, 10, 0, 0], "still_open": [2, 2, 0, 3, 0]})
+    out = team_funnel(conv, ["A", "B"])  # C is another team's
+    first = out.iloc[0]
+    assert (first["entered"], first["advanced"], first["dropped"]) == (16, 8, 4)
+    assert first["rate"] == pytest.approx(8 / 12) and first["low"] < 8 / 12 < first["high"]
+    assert first["low"] == pytest.approx(0.3906, abs=1e-3)  # Wilson 95% for 8 of 12
+    assert out.iloc[1][["rate", "low", "high"]].isna().all()  # nothing resolved: no rate
+
+
+# --------------------------------------------------------------------------- did_it_move
+
+
+def test_commitment_in_depth_is_the_reports_test_and_its_sensitivity_starts_from_it(team_ds):
+    import coachnb
+    from coachnb.workbooks import SENSITIVITY_HORIZONS, SENSITIVITY_LAGS, commitment_in_depth
+
+    d = commitment_in_depth(team_ds, "K0036", AS_OF)
+    rep = coachnb.rep_report(team_ds, d.commitment["rep_id"], AS_OF)
+    (review,) = [rv for rv in rep.commitments if rv.commitment["commitment_id"] == "K0036"]
+    assert d.assessment.pipeline.rate_ratio == pytest.approx(review.assessment.pipeline.rate_ratio)
+    assert d.assessment.verdict == review.assessment.verdict
+    same = d.sensitivity[d.sensitivity["varied"] == "as in the report"].iloc[0]
+    assert same["rate_ratio"] == pytest.approx(d.assessment.pipeline.rate_ratio)
+    assert sorted(d.sensitivity["lag_weeks"].unique()) == sorted(SENSITIVITY_LAGS)
+    assert sorted(d.sensitivity["horizon_weeks"].unique()) == sorted(SENSITIVITY_HORIZONS)
+    assert len(d.sensitivity) == len(SENSITIVITY_LAGS) + len(SENSITIVITY_HORIZONS) - 1
+    shaded = d.pipeline.index[d.pipeline["in_commitment"]]
+    start, end = d.commitment["start"].tz_localize(None), d.commitment["end"].tz_localize(None)
+    assert shaded.min() >= start and shaded.max() <= end and len(shaded) >= 7
+    evidence = d.evidence.set_index("measure")["value"]
+    assert evidence["verdict"] == review.assessment.verdict
+    assert evidence["placebo comparisons"] == review.assessment.pipeline.n_placebo
+
+
+def test_the_default_commitment_is_the_one_that_ended_last(team_ds):
+    import pandas as pd
+
+    from coachnb.workbooks import commitment_in_depth
+
+    d = commitment_in_depth(team_ds, "", AS_OF)
+    c = team_ds.commitments
+    live = c[~c["commitment_id"].isin(set(c["supersedes"].dropna())) & (c["end"] < pd.Timestamp(AS_OF, tz=c["end"].dt.tz))]
+    assert d.commitment["end"] == live["end"].max()
+
+
+def test_an_unknown_or_replaced_commitment_is_a_clear_error(team_ds):
+    from coachnb.errors import CoachnbError
+    from coachnb.workbooks import commitment_in_depth
+
+    with pytest.raises(CoachnbError, match="did you mean K0036"):
+        commitment_in_depth(team_ds, "k0036", AS_OF)
+    replaced = team_ds.commitments["supersedes"].dropna()
+    assert len(replaced)  # the demo team replaces one commitment (K0046 replaces K0045)
+    with pytest.raises(CoachnbError, match="replaced"):
+        commitment_in_depth(team_ds, str(replaced.iloc[0]), AS_OF)
+
+
+# --------------------------------------------------------------------------- data_check
+
+
+def test_data_check_counts_every_dated_row_and_supports_every_section(repo_sample_dir, team_ds):
+    from coachnb.workbooks import data_check
+
+    check = data_check(repo_sample_dir)
+    assert check.ok and (check.problems["severity"] != "error").all()
+    assert check.sections["supported"].all() and "since_last_time" in set(check.sections["section"])
+    for table, column in check.dated_by.items():
+        assert int(check.coverage[table].sum()) == int(team_ds.table(table)[column].notna().sum()), table
+    months = check.coverage.index
+    assert (months[1:] - months[:-1]).days.max() <= 31  # every month between the first and the last
+
+
+def test_data_check_on_a_broken_folder_lists_the_problem_and_counts_nothing(repo_sample_dir, tmp_path):
+    import shutil
+
+    from coachnb.workbooks import data_check
+
+    folder = Path(shutil.copytree(repo_sample_dir, tmp_path / "data"))
+    (folder / "reps.csv").write_text("rep_id,name\nR001,Ana\n", encoding="utf-8")
+    check = data_check(folder)
+    assert not check.ok and check.coverage.empty
+    assert (check.problems["file"].str.startswith("reps") & (check.problems["severity"] == "error")).any()
+
+
+def test_monthly_coverage_keeps_months_without_rows_as_zero(team_ds):
+    import pandas as pd
+
+    from coachnb.workbooks import monthly_coverage
+
+    cover = monthly_coverage(team_ds, {"coaching_sessions": "held_on"})
+    held = team_ds.coaching_sessions["held_on"].dt.tz_localize(None)
+    assert int(cover["coaching_sessions"].sum()) == len(held)
+    assert cover.index.min() == held.min().to_period("M").to_timestamp()
+    assert len(cover) == len(pd.period_range(held.min(), held.max(), freq="M"))
