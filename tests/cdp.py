@@ -1,7 +1,10 @@
 """A minimal headless-Chromium driver over the DevTools protocol, for the browser tests.
 
 It opens a local file, waits for the load event, and reports console messages, exceptions,
-JavaScript dialogs (a script that ran), broken images and a screenshot.
+JavaScript dialogs (a script that ran), broken images and a screenshot. ``open`` takes a
+viewport width (a phone is emulated below 600 px) and a media type (``"print"``); ``layout``
+measures what a reader would see as broken: sideways scrolling, tables or figures running past
+the page, images without alt text, headings out of order.
 """
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ class PageReport:
     images: int = -1
     text: str = ""
     screenshot: bytes = b""
+    layout: dict = field(default_factory=dict)  # see LAYOUT_JS
 
 
 class Browser:
@@ -101,10 +105,15 @@ class Browser:
             if events is not None and "method" in msg:
                 events.append(msg)
 
-    def open(self, path: Path) -> PageReport:
+    def open(self, path: Path, width: int = 1100, height: int = 1400, media: str = "",
+             full_page: bool = False) -> PageReport:
+        """Load ``path`` at a viewport ``width`` x ``height`` (a phone below 600 px) in ``media``."""
         events: list = []
         for domain in ("Page", "Runtime", "Log", "Network"):
             self._send(f"{domain}.enable", events=events)
+        self._send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
+                                                           "mobile": width < 600}, events=events)
+        self._send("Emulation.setEmulatedMedia", {"media": media}, events=events)
         self._send("Page.navigate", {"url": Path(path).resolve().as_uri()}, events=events)
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -141,9 +150,40 @@ class Browser:
         res = self._send("Runtime.evaluate", {"expression": js, "returnByValue": True})
         data = json.loads(res["result"]["value"])
         rep.images, rep.broken_images, rep.text = data["n"], data["broken"], data["text"]
-        shot = self._send("Page.captureScreenshot", {"format": "png"})
+        res = self._send("Runtime.evaluate", {"expression": LAYOUT_JS, "returnByValue": True})
+        rep.layout = json.loads(res["result"]["value"])
+        params = {"format": "png"}
+        if full_page:
+            params.update(captureBeyondViewport=True, clip={"x": 0, "y": 0, "width": width, "scale": 1,
+                                                              "height": min(rep.layout["height"], 16000)})
+        shot = self._send("Page.captureScreenshot", params)
         rep.screenshot = base64.b64decode(shot["data"])
         return rep
+
+    def print_pdf(self, paper_inches: tuple[float, float] = (8.27, 11.69)) -> bytes:
+        """The open page printed as Chromium prints it, with its own @page rules winning."""
+        res = self._send("Page.printToPDF", {"paperWidth": paper_inches[0], "paperHeight": paper_inches[1],
+                                             "preferCSSPageSize": True, "printBackground": True})
+        return base64.b64decode(res["data"])
+
+
+#: measured in the page: the document's width against the viewport's, each table, figure and
+#: output block running past the viewport, images and their alt text, the heading levels in order
+LAYOUT_JS = """JSON.stringify((() => {
+  const vw = document.documentElement.clientWidth;
+  const past = sel => Array.from(document.querySelectorAll(sel)).filter(e => {
+      const r = e.getBoundingClientRect(); return r.width > 0 && (r.right > vw + 1 || r.left < -1); })
+    .map(e => e.tagName + '.' + e.className + ': ' + (e.innerText || e.alt || '').slice(0, 60));
+  const clipped = Array.from(document.querySelectorAll('.output, table, td, th')).filter(e =>
+      e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'visible')
+    .map(e => e.tagName + '.' + e.className + ': ' + (e.innerText || '').slice(0, 60));
+  return {viewport: vw, document: document.documentElement.scrollWidth, body: document.body.scrollWidth,
+          past: past('table, figure, img, pre, dl, p, h1, h2, h3, li'), clipped: clipped,
+          alts: Array.from(document.images).map(i => i.getAttribute('alt')),
+          image_widths: Array.from(document.images).map(i => i.getBoundingClientRect().width),
+          headings: Array.from(document.querySelectorAll('h1, h2, h3, h4, h5, h6')).map(h => +h.tagName[1]),
+          height: document.documentElement.scrollHeight};
+})())"""
 
 
 def in_ci() -> bool:
