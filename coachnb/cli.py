@@ -160,11 +160,12 @@ def _demo_data(args) -> int:
 
 
 def _run(args) -> int:
-    from .batch import run_batch  # imported on use: keeps CLI start-up fast
     from .commitments import check_selection  # imported on use: keeps CLI start-up fast
 
     reps = args.reps.split(",") if args.reps else None
     check_selection(args.data_dir, reps=reps, team=args.team)  # before any work: nothing is written
+    from .batch import run_batch  # imported on use, after the check: a refusal doesn't wait for the batch's imports
+
     result = run_batch(
         args.data_dir, as_of=args.as_of, out=args.out,
         reps=reps, team=args.team, audience=args.audience,
@@ -288,6 +289,14 @@ def _add_commit_options(parser, plan: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``coachnb`` parser: every sub-command, each option with its help and default.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Each sub-command's parser sets ``func``, the function :func:`main` calls with the
+        parsed arguments.
+    """
     p = _Parser(prog="coachnb", description="Process-based sales coaching reports from CRM data.",
                 formatter_class=_HelpFormatter)
     p.add_argument("--version", action="version", version=f"coachnb {__version__}")
