@@ -419,6 +419,24 @@ def test_fuzz_commit_add_and_list(data_dir, tmp_path_factory, workdir):
     assert len(pd.read_csv(folder / "commitments.csv")) > before  # the valid example was recorded
 
 
+def test_fuzz_plan_refuses_cleanly(data_dir, tmp_path_factory, workdir):
+    import shutil
+
+    folder = tmp_path_factory.mktemp("plan") / "data"  # a refusal writes nothing; a copy all the same
+    shutil.copytree(data_dir, folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    known = set(pd.read_csv(folder / "reps.csv", dtype=str)["rep_id"])
+
+    @given(st.sampled_from([str(folder), "/nonexistent/data", str(workdir)]),
+           values().filter(lambda v: v.strip() not in known), flag_vectors(parser_flags(["plan"])))
+    @FUZZ
+    def check(where, rep, extra):
+        assert_clean(["plan", where, "--rep", rep, *extra], workdir)
+
+    check()
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before  # nothing written
+
+
 def test_fuzz_import(data_dir, workdir):
     flags = parser_flags(["import"])
 
@@ -434,7 +452,7 @@ def test_fuzz_import(data_dir, workdir):
 
 
 def test_fuzz_any_argument_vector(workdir):
-    tokens = st.one_of(st.sampled_from(["validate", "demo-data", "run", "commit", "add", "list", "import",
+    tokens = st.one_of(st.sampled_from(["validate", "demo-data", "run", "commit", "add", "list", "import", "plan",
                                         "--help", "-h", "--as-of", "--out", "--reps", "--timeout", "--jobs",
                                         "/nonexistent"]), values())
 
