@@ -464,7 +464,21 @@ def add_commitment(data_dir, rep_id, metric, target, baseline="auto", start=None
 
 
 def did_you_mean(value: str, known) -> str:
-    """``'; did you mean R003?'`` for the known name closest to ``value`` (case first), or ``''``."""
+    """The tail of an error message naming the known value closest to ``value``.
+
+    Parameters
+    ----------
+    value : str
+        What was typed (an id, a team, a metric).
+    known : iterable
+        The values that exist.
+
+    Returns
+    -------
+    str
+        ``"; did you mean R003?"`` for the one known value that differs only in case, else the
+        closest by :func:`difflib.get_close_matches` (similarity 0.6 or more); ``""`` when none is close.
+    """
     known = sorted(str(k) for k in known)
     same_case = [k for k in known if k.casefold() == str(value).strip().casefold()]
     close = same_case or difflib.get_close_matches(str(value).strip(), known, n=1, cutoff=0.6)
@@ -625,6 +639,8 @@ def list_commitments(data_dir, rep_id=None, active_on=None) -> pd.DataFrame:
 
     Parameters
     ----------
+    data_dir : path
+        The data folder; no ``commitments.csv`` there gives an empty frame.
     rep_id : str, optional
         Only this rep's rows.
     active_on : str or date, optional

@@ -24,7 +24,7 @@ from .coaching import LINK_MAX_LAG, team_link_fit
 from .errors import CoachnbError, DataError, Problem
 from .loading import load, validate
 from .report import review_commitment
-from .schema import TABLES
+from .schema import TABLES, Dataset
 from .team import impact_settings, open_data, outcome_history, peers_who_changed, rep_commitments
 from .team_effects import ASSUMPTIONS
 
@@ -70,6 +70,11 @@ def data_folder(data_dir: str | Path = SAMPLE_DATA, start: str | Path | None = N
     looked = ", ".join(str(p) for p in places[:3]) + (" and the folders above" if len(places) > 3 else "")
     raise DataError([Problem(str(data_dir), None, None, None, "missing_folder",
                              f"the data folder does not exist (looked in {looked})", hint)], str(data_dir))
+
+
+def _data(data):
+    """A Dataset as it is; a folder's path through :func:`data_folder` (a missing one is a DataError)."""
+    return data if isinstance(data, Dataset) else data_folder(data)
 
 
 # --------------------------------------------------------------------------- from plan to record
@@ -207,7 +212,7 @@ def explore_team(data, team: str = "", as_of="", weeks: int = 52,
     Parameters
     ----------
     data : str, Path or Dataset
-        A data folder (see :func:`data_folder`) or a loaded Dataset.
+        A data folder (found as :func:`data_folder` finds it) or a loaded Dataset.
     team : str
         One team of ``reps.team``; ``""`` for every rep (the panel model is then fitted per team).
     as_of : str
@@ -224,9 +229,10 @@ def explore_team(data, team: str = "", as_of="", weeks: int = 52,
     Raises
     ------
     CoachnbError
-        An unknown team (with the closest name), an unusable date or a folder that doesn't load.
+        An unknown team (with the closest name), an unusable date (AsOfError), or a folder that is
+        missing or doesn't load (DataError).
     """
-    ds, _, tv = open_data(data, as_of, int(weeks))
+    ds, _, tv = open_data(_data(data), as_of, int(weeks))
     reps = _team_reps(ds, team)
     end, start = tv.window.end, tv.window.start
     act = metrics.weekly_activity(ds, start, end) if ds.has("activities") else None
@@ -357,7 +363,7 @@ def commitment_in_depth(data, commitment_id: str = "", as_of="") -> CommitmentIn
     Parameters
     ----------
     data : str, Path or Dataset
-        A data folder or a loaded Dataset.
+        A data folder (found as :func:`data_folder` finds it) or a loaded Dataset.
     commitment_id : str
         A ``commitments.commitment_id``; ``""``: the latest commitment started before ``as_of``.
     as_of : str
@@ -370,9 +376,10 @@ def commitment_in_depth(data, commitment_id: str = "", as_of="") -> CommitmentIn
     Raises
     ------
     CoachnbError
-        No commitments, an unknown id (with the closest one), or one replaced or not started yet.
+        No commitments, an unknown id (with the closest one), one replaced or not started yet, an
+        unusable date (AsOfError), or a folder that is missing or doesn't load (DataError).
     """
-    ds, as_of_ts, tv = open_data(data, as_of, 13)
+    ds, as_of_ts, tv = open_data(_data(data), as_of, 13)
     c = _chosen_commitment(ds, str(commitment_id).strip(), as_of_ts)
     rep_id = str(c["rep_id"])
     review = review_commitment(tv, rep_id, c)
@@ -457,7 +464,18 @@ def impact_sensitivity(outcome: pd.DataFrame, rep_id: str, start, settings, excl
 
 
 def evidence_frame(p) -> pd.DataFrame:
-    """A :class:`coachnb.impact.PipelineImpact` as ``measure``, ``value`` rows (numbers stay numbers)."""
+    """The numbers behind a pipeline verdict, one a row.
+
+    Parameters
+    ----------
+    p : coachnb.impact.PipelineImpact
+
+    Returns
+    -------
+    DataFrame
+        ``measure`` (in words), ``value``: numbers stay numbers (NaN where the test couldn't
+        compute one); the verdict and each gate's state are text.
+    """
     rows = [("verdict", p.verdict), ("rate ratio against the team's trend", p.rate_ratio),
             ("95% interval, low", p.ci_low), ("95% interval, high", p.ci_high), ("p-value (placebo rank)", p.p_value),
             ("placebo comparisons", p.n_placebo), ("comparison reps", p.n_peers),

@@ -286,3 +286,11 @@ def test_monthly_coverage_keeps_months_without_rows_as_zero(team_ds):
     assert int(cover["coaching_sessions"].sum()) == len(held)
     assert cover.index.min() == held.min().to_period("M").to_timestamp()
     assert len(cover) == len(pd.period_range(held.min(), held.max(), freq="M"))
+
+
+def test_the_workbooks_refuse_a_missing_folder_with_a_data_error(tmp_path):
+    from coachnb.workbooks import commitment_in_depth, explore_team
+
+    for call in (lambda: explore_team(tmp_path / "nope"), lambda: commitment_in_depth(str(tmp_path / "nope"))):
+        with pytest.raises(DataError, match="does not exist"):
+            call()
