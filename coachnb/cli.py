@@ -206,8 +206,11 @@ def _plan(args) -> int:
 
 
 def _commit_list(args) -> int:
-    from .commitments import list_commitments, readable_commitments  # imported on use: keeps start-up fast
+    # imported on use: keeps start-up fast
+    from .commitments import check_selection, list_commitments, readable_commitments
 
+    if args.rep is not None:
+        check_selection(args.data_dir, reps=[args.rep])  # a mistyped id is said, not listed as "no commitments"
     every = list_commitments(args.data_dir, rep_id=args.rep, active_on=args.active_on)
     on = args.active_on or datetime.date.today().isoformat()
     table = readable_commitments(every, on, history=args.all)

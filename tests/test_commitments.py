@@ -430,3 +430,10 @@ def test_cli_commit_list_is_current_by_default_and_all_gives_history(data_dir):
     assert [line.split()[0] for line in every.stdout.splitlines()[1:]] == ["K0001", "K0002", "K0003", "K0004"]
     none = subprocess.run(run + ["2027-06-01"], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert none.stdout.strip() == "no commitments running on 2027-06-01"
+
+
+def test_cli_commit_list_of_an_unknown_rep_says_which_was_meant(data_dir):
+    _history(data_dir)
+    out = subprocess.run([sys.executable, "-m", "coachnb", "commit", "list", str(data_dir), "--rep", "r001"],
+                         capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.returncode == 2 and "did you mean R001?" in out.stderr and out.stdout == ""
