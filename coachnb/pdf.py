@@ -75,9 +75,9 @@ def pdf_path(html_path: str | os.PathLike) -> Path:
 class Chromium:
     """One headless Chromium, driven over a pipe: ``with Chromium() as c: c.print_pdf(path, "A4")``."""
 
-    def __init__(self, executable: str | None = None, timeout: float = PAGE_TIMEOUT):
+    def __init__(self, executable: str | None = None, timeout: float | None = None):
         self.executable = executable or find_browser()
-        self.timeout = timeout
+        self.timeout = PAGE_TIMEOUT if timeout is None else timeout
         self.proc = None
         self.profile = None
         self._buffer = b""
