@@ -715,6 +715,11 @@ class _Commitments:
         if target is None:
             target = max(baseline + step, _round_to(baseline * rng.uniform(1.5, 2.0), step))
         kept = behaviour in ("kept_effect", "kept_no_effect")
+        if not kept:  # a commitment not kept asks for more than the rep goes on doing anyway
+            days = slice(start, min(start + length, cal.last_data_day + 1))
+            if days.stop > days.start:
+                usual = float(self.stream.organic[i, days, t].sum()) * 7.0 / (days.stop - days.start)
+                target = max(target, _round_to(usual * 1.4, step))
         # a kept commitment reaches about its target, holiday weeks included (that is what keeping
         # it means, and what the report's adherence rule checks); the rep's organic activity
         # continues underneath, the extra activities make up the difference

@@ -379,19 +379,40 @@ def active_commitments(ds: Dataset, rep_id: str, w: Window, limit: int = 2) -> p
 
 
 
+def before_hire_as_missing(ds: Dataset, panel: pd.DataFrame) -> pd.DataFrame:
+    """``panel`` (weeks x reps) with every week that ended before the rep's hire date set to NaN.
+
+    A rep can't have done anything before joining: those weeks are missing, not zeros (zeros
+    would make any later week look like a rise). The week of the hire date itself is kept.
+    """
+    if panel.empty:
+        return panel
+    hired = ds.reps.drop_duplicates("rep_id").set_index("rep_id")["hire_date"].reindex(panel.columns)
+    hired = pd.DatetimeIndex(hired)
+    hired = hired.tz_localize(None) if hired.tz is not None else hired
+    weeks = pd.DatetimeIndex(panel.index)
+    weeks = weeks.tz_localize(None) if weeks.tz is not None else weeks
+    ended = (weeks + pd.Timedelta(days=7)).to_numpy()[:, None] <= hired.to_numpy()[None, :]
+    if not ended.any():
+        return panel
+    return panel.astype(float).mask(ended)
+
+
 def metric_history(tv: TeamView, metric: str, hist_start: pd.Timestamp) -> pd.DataFrame:
-    """Week x rep panel of one commitment metric from ``hist_start`` to the window's end (cached)."""
+    """Week x rep panel of one commitment metric from ``hist_start`` to the window's end (cached);
+    weeks before a rep's hire are NaN (:func:`before_hire_as_missing`)."""
     key = ("metric_wide", metric, hist_start)
     if key not in tv.cache:
-        tv.cache[key] = store.metric_panel(tv.ds, metric, hist_start, tv.window.end)
+        tv.cache[key] = before_hire_as_missing(tv.ds, store.metric_panel(tv.ds, metric, hist_start, tv.window.end))
     return tv.cache[key]
 
 
 def outcome_history(tv: TeamView, hist_start: pd.Timestamp) -> pd.DataFrame:
-    """Week x rep panel of new opportunities from ``hist_start`` to the window's end (cached)."""
+    """Week x rep panel of new opportunities from ``hist_start`` to the window's end (cached); weeks
+    before a rep's hire are NaN."""
     key = ("outcome_wide", hist_start)
     if key not in tv.cache:
-        tv.cache[key] = store.pipeline_panel(tv.ds, hist_start, tv.window.end)
+        tv.cache[key] = before_hire_as_missing(tv.ds, store.pipeline_panel(tv.ds, hist_start, tv.window.end))
     return tv.cache[key]
 
 
@@ -406,10 +427,13 @@ def secondary_histories(tv: TeamView, hist_start: pd.Timestamp, counts: pd.DataF
         value = store.pipeline_panel(tv.ds, hist_start, tv.window.end, "pipeline_created")
         value = value.reindex(index=counts.index, columns=counts.columns)
         single = value.to_numpy(dtype=float)[counts.to_numpy(dtype=float) == 1]
-        panels = {impact.PIPELINE_VALUE: impact.deal_units(value, single)}
+        single = single[np.isfinite(single)]
+        panels = {}
+        if tv.ds.opportunities["amount"].notna().all():  # a week's value over unknown amounts is no value
+            panels[impact.PIPELINE_VALUE] = before_hire_as_missing(tv.ds, impact.deal_units(value, single))
         if tv.ds.has("stage_history"):
-            panels["stage advancements"] = store.pipeline_panel(tv.ds, hist_start, tv.window.end,
-                                                                   "stage_advancements")
+            panels["stage advancements"] = before_hire_as_missing(
+                tv.ds, store.pipeline_panel(tv.ds, hist_start, tv.window.end, "stage_advancements"))
         tv.cache[key] = panels
     return tv.cache[key]
 

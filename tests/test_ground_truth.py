@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from coachnb.calendar import resolve_as_of
@@ -87,3 +88,50 @@ def test_comparison_uses_teammates_who_did_not_change(reviewed, sample_ds):
     kept_reps = {c["rep_id"] for c, _ in reviewed if c["category"].startswith("kept")}
     assert min(peers) >= 5
     assert max(peers) <= len(sample_ds.reps) - len(kept_reps) + 1
+
+
+def test_every_verdict_a_report_shows_agrees_with_what_the_demo_planted(sample_ds, sample_dir):
+    """Each commitment a demo report shows, read against ground_truth.json: a planted null never
+    reads as 'moved', a planted lift never as 'no meaningful change', a commitment planted as not
+    kept never as kept, and 'kept and moved' only where both were planted."""
+    from coachnb.report import rep_report
+
+    truth = {c["commitment_id"]: c for c in json.loads((sample_dir / "ground_truth.json").read_text())["commitments"]}
+    shown = 0
+    for rep_id in sample_ds.reps["rep_id"]:
+        for rv in rep_report(sample_ds, rep_id, AS_OF).commitments:
+            planted = truth[rv.commitment["commitment_id"]]
+            a, d = rv.assessment, rv.diagnosis
+            if a is None:
+                continue
+            shown += 1
+            where = (rep_id, planted["commitment_id"], planted["category"], a.activity.adherence, a.pipeline.verdict)
+            if planted["category"] != "kept_effect":
+                assert a.pipeline.verdict != "moved", where
+                assert d is None or d.category != "kept_moved", where
+            else:
+                assert a.pipeline.verdict != "no meaningful change", where
+            if planted["category"] == "not_kept":
+                assert a.activity.adherence != "kept", where
+    assert shown >= 15  # most of the team has a commitment to read
+
+
+def test_weeks_before_a_hire_are_missing_not_zero_in_every_test(sample_ds, sample_dir):
+    """R024 joined in March 2026: the baseline of a commitment in April can't be 26 weeks of zeros."""
+    from coachnb.team import before_hire_as_missing, outcome_history
+
+    hire = sample_ds.reps.set_index("rep_id").at["R024", "hire_date"]
+    truth = json.loads((sample_dir / "ground_truth.json").read_text())["commitments"]
+    early = next(c for c in truth if c["rep_id"] == "R024" and c["role"] == "early")
+    tv = team_view(sample_ds, resolve_as_of(AS_OF, sample_ds), 13)
+    row = sample_ds.commitments.set_index("commitment_id").loc[early["commitment_id"]].to_dict()
+    row["commitment_id"] = early["commitment_id"]
+    p = review_commitment(tv, "R024", row).assessment.pipeline
+    weeks_in_role = (row["start"] - hire).days / 7
+    assert 0 < p.n_pre_weeks <= weeks_in_role + 1
+    assert p.verdict != "moved"
+    panel = outcome_history(tv, tv.history_start)
+    before = panel.index + pd.Timedelta(days=7) <= hire.tz_localize(None)  # weeks that ended before the hire
+    assert before.any() and panel.loc[before, "R024"].isna().all()
+    assert panel.loc[~before, "R024"].notna().all()
+    assert before_hire_as_missing(sample_ds, panel.iloc[:0]).empty

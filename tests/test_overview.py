@@ -10,6 +10,8 @@ import pytest
 from coachnb import display as show
 from coachnb.overview import cadence_sentence, team_overview
 
+from .test_odd_data import shown_html
+
 AS_OF = "2026-11-23"
 
 
@@ -78,7 +80,7 @@ def test_links_come_from_the_manifest_and_are_escaped(sample_ds, tmp_path, monke
     monkeypatch.setattr(show, "display", lambda *objs, **kw: shown.extend(objs))
     show.overview_table(ov)
     show.overview_failed(ov)
-    html = "".join(o.data for o in shown if isinstance(getattr(o, "data", None), str))
+    html = "".join(map(shown_html, shown))
     assert html.count("<a href=") == 1 and 'href="r001.abc.html"' in html
     assert "boom &lt;b&gt;" in html
 

@@ -132,7 +132,7 @@ def test_commitment_reviews_carry_verdict_and_numbers(sample_ds):
 
 def test_pipeline_value_is_measured_in_deal_units_from_single_deal_weeks(sample_ds):
     from coachnb import store
-    from coachnb.team import outcome_history, secondary_histories
+    from coachnb.team import before_hire_as_missing, outcome_history, secondary_histories
 
     tv = team_view(sample_ds, pd.Timestamp(AS_OF, tz=sample_ds.config.timezone), 13)
     counts = outcome_history(tv, tv.history_start)
@@ -141,7 +141,8 @@ def test_pipeline_value_is_measured_in_deal_units_from_single_deal_weeks(sample_
     single = value.to_numpy()[counts.to_numpy() == 1]
     assert len(single) > 50  # plenty of weeks with exactly one new deal
     scale = (single**2).mean() / single.mean()
-    assert units.to_numpy() == pytest.approx(value.to_numpy() / scale)
+    assert units.to_numpy() == pytest.approx(before_hire_as_missing(sample_ds, value / scale).to_numpy(), nan_ok=True)
+    assert units.isna().any().any() and (units.isna() == counts.isna()).all().all()  # weeks before a hire
     # in deal units a rep-week's value is on the scale of its count (a deal is a unit or so), not of currency
     busy = counts.to_numpy() > 0
     assert 0.2 < (units.to_numpy()[busy] / counts.to_numpy()[busy]).mean() < 2.0
