@@ -83,6 +83,31 @@ def test_print_stylesheet(html):
     assert 'counter(page) " of " counter(pages)' in html
 
 
+def contrast(a: str, b: str) -> float:
+    """WCAG 2 contrast ratio of two ``#rrggbb`` colours."""
+    def luminance(colour):
+        channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_contrast_ratio_is_wcags():
+    assert round(contrast("#000000", "#ffffff"), 1) == 21.0 and contrast("#777777", "#ffffff") < 4.5
+
+
+def test_every_text_colour_meets_wcag_aa_on_both_backgrounds(html):
+    colours = dict(re.findall(r"--([a-z-]+): (#[0-9a-f]{6})", html))
+    assert {"ink", "muted", "accent", "flag", "bg-soft"} <= set(colours)
+    for text in ("ink", "muted", "accent", "flag"):
+        for background in ("#ffffff", colours["bg-soft"]):
+            assert contrast(colours[text], background) >= 4.5, (text, background)
+    # the running head and page numbers, and every other colour written as text colour
+    for colour in set(re.findall(r"[^-]color: (#[0-9a-f]{6})", html)):
+        assert contrast(colour, "#ffffff") >= 4.5, colour
+
+
 def test_phone_stylesheet_stacks_tables(html):
     assert "@media screen and (max-width: 44rem)" in html and "content: attr(data-label)" in html
 
