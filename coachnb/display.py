@@ -188,11 +188,12 @@ def days_alt(rep: pd.DataFrame, team: pd.DataFrame) -> str:
     return "Bar chart of the median days deals spend in each stage, yours against the team: " + "; ".join(parts) + "."
 
 
-def progress_alt(label: str, weekly: pd.DataFrame, target: float, baseline: float) -> str:
-    """Alt text of a commitment's weekly progress: every week's value against the target."""
+def progress_alt(label: str, weekly: pd.DataFrame, target: float, baseline: float, start, end) -> str:
+    """Alt text of a commitment's weekly progress: every week's value against the target and baseline."""
     values = ", ".join(fmt_num(v) for v in pd.to_numeric(weekly["value"], errors="coerce"))
     return (f"Bar chart of {label} each week from {_span(weekly['week'])}: {values}; "
-            f"target {fmt_num(target)}, before the commitment {fmt_num(baseline)}.")
+            f"target {fmt_num(target)}, before the commitment {fmt_num(baseline)}; the commitment period, "
+            f"{pd.Timestamp(start):%d %b %Y} to {pd.Timestamp(end):%d %b %Y}, is shaded.")
 
 
 # --------------------------------------------------------------------------- report sections
@@ -335,7 +336,7 @@ def since_last_time(r) -> None:
         if len(rv.weekly):
             figure(plots.commitment_progress(rv.weekly, float(c["target"]), float(c["baseline"]), rv.label,
                                              c["start"].tz_localize(None), c["end"].tz_localize(None)),
-                   progress_alt(rv.label, rv.weekly, float(c["target"]), float(c["baseline"])))
+                   progress_alt(rv.label, rv.weekly, float(c["target"]), float(c["baseline"]), c["start"], c["end"]))
         a = rv.assessment
         if a is not None:
             key_sentence(a.activity.sentence)

@@ -184,6 +184,10 @@ def test_chart_alt_texts_carry_the_charts_numbers():
     days = show.days_alt(pd.DataFrame({"stage": ["A"], "median_days": [12.0]}),
                          pd.DataFrame({"stage": ["A", "B"], "median_days": [10.0, float("nan")]}))
     assert days.endswith("A 12 days (team 10); B n/a days.")
+    weekly = pd.DataFrame({"week": pd.date_range("2026-08-24", periods=3, freq="W-MON"), "value": [4, 6.5, 7]})
+    progress = show.progress_alt("calls per week", weekly, 7, 4.5, pd.Timestamp("2026-08-31"), pd.Timestamp("2026-09-30"))
+    assert progress == ("Bar chart of calls per week each week from 24 Aug 2026 to 07 Sep 2026: 4, 6.5, 7; target 7, "
+                        "before the commitment 4.5; the commitment period, 31 Aug 2026 to 30 Sep 2026, is shaded.")
 
 
 def test_the_alt_text_reaches_the_page(data_dir):
