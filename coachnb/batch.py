@@ -9,7 +9,9 @@
    outputs exist;
 3. executes the rep notebook with papermill once per rep and audience, parameters passed as a
    dict so they keep their types (rep id ``"00123"`` stays a string), in worker processes
-   (:class:`WorkerPool`) or on a Dask cluster (``scheduler="tcp://..."``);
+   (:class:`WorkerPool`, started while the data loads), in the calling process for a run of one
+   or two reports (:func:`run_in_process`), or on a Dask cluster (``scheduler="tcp://..."``), whose
+   workers keep warm report processes (:func:`run_task_on_dask_worker`);
 4. renders each successful run to ``<report_dir>/<safe id>.html`` (``.rep.html`` for the rep's own
    copy), atomically, and keeps the executed ``.ipynb`` in the cache folder; a failed or
    timed-out run leaves the previous good report in place and is recorded with its error and
@@ -65,6 +67,7 @@ from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for_ready
 from pathlib import Path
 
@@ -315,8 +318,21 @@ def _warm_up(engine: str | None) -> str | None:
     """
     get_exporter()
     if (engine or DEFAULT_ENGINE) == DEFAULT_ENGINE:
-        return get_shell().ipython_dir
+        scratch = get_shell().ipython_dir
+        _import_report_modules()
+        return scratch
     return None
+
+
+def _import_report_modules() -> None:
+    """Import what the shipped notebooks import (report, overview, display: ~1 s), so a worker's first report doesn't.
+
+    A pool starts its workers while the parent loads the data and builds the feature store, so
+    this runs beside that work instead of inside the first report of each worker. Nothing is
+    computed: no data of any rep is touched.
+    """
+    # here, not at the top: the parent, and workers of other engines, don't need them
+    from . import display, overview, report  # noqa: F401
 
 
 def _system_memory_pool() -> None:
@@ -497,6 +513,8 @@ class _Worker:
             self.process.kill()
         self.process.join(5)
         self.conn.close()
+        if hasattr(self.process, "close_sentinel"):
+            self.process.close_sentinel()
         if self.scratch and not self.process.is_alive():
             shutil.rmtree(self.scratch, ignore_errors=True)
 
@@ -510,6 +528,151 @@ class _Worker:
             except ValueError:
                 pass
         return f"worker process died (exit code {code})"
+
+
+class _JsonConnection:
+    """A pair of pipe ends carrying JSON messages (never pickle), used like a multiprocessing ``Connection``.
+
+    Parameters
+    ----------
+    read_fd, write_fd : int
+        Pipe ends this side reads from and writes to (owned from now on).
+    check : callable, optional
+        Applied to each message read (the parent checks a report process's messages as data).
+    """
+
+    def __init__(self, read_fd: int, write_fd: int, check=None):
+        """Wrap the two file descriptors."""
+        self._in = Connection(read_fd, writable=False)
+        self._out = Connection(write_fd, readable=False)
+        self._check = check
+
+    def send(self, message) -> None:
+        """Send ``message`` as JSON (values JSON can't hold are sent as their text)."""
+        self._out.send_bytes(json.dumps(message, default=str).encode("utf-8"))
+
+    def recv(self):
+        """The next message; EOFError when the other side is gone or sent something that is not JSON."""
+        try:
+            message = json.loads(self._in.recv_bytes().decode("utf-8"))
+        except ValueError:  # not JSON (UnicodeDecodeError is one): the channel can't be trusted
+            raise EOFError("a message that is not JSON") from None
+        return self._check(message) if self._check else message
+
+    def poll(self, timeout: float = 0.0) -> bool:
+        """Whether a message (or the end of the pipe) can be read."""
+        return self._in.poll(timeout)
+
+    def fileno(self) -> int:
+        """The read end, for :func:`multiprocessing.connection.wait`."""
+        return self._in.fileno()
+
+    def close(self) -> None:
+        """Close both ends."""
+        self._in.close()
+        self._out.close()
+
+
+def _checked_message(message):
+    """A report process's message as the parent may use it: its ready message, or a result checked as data."""
+    if isinstance(message, dict) and "ready" in message and "status" not in message:
+        scratch = message.get("scratch")
+        if scratch is not None and not (isinstance(scratch, str) and Path(scratch).name.startswith("coachnb-ipython-")):
+            message = dict(message, scratch=None)  # never remove a folder the process did not make for itself
+        return message
+    return _result_from_json(json.dumps(message))
+
+
+class _ChildProcess:
+    """A :class:`subprocess.Popen` seen through the part of :class:`multiprocessing.Process` a pool uses.
+
+    Parameters
+    ----------
+    popen : subprocess.Popen
+    fallback_sentinel : int
+        A file descriptor readable once the process ends (the read end of its result pipe), used
+        where ``os.pidfd_open`` is missing (before Linux 5.3, other systems).
+    """
+
+    def __init__(self, popen: subprocess.Popen, fallback_sentinel: int):
+        """Open the process's sentinel."""
+        self.popen, self.pid = popen, popen.pid
+        try:
+            self.sentinel, self._own_sentinel = os.pidfd_open(popen.pid), True
+        except (AttributeError, OSError):
+            self.sentinel, self._own_sentinel = fallback_sentinel, False
+
+    def is_alive(self) -> bool:
+        """Whether it still runs."""
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL."""
+        self.popen.kill()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait up to ``timeout`` seconds for it to end."""
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+    @property
+    def exitcode(self) -> int | None:
+        """Exit code, minus the signal that killed it, or None while it runs."""
+        return self.popen.poll()
+
+    def close_sentinel(self) -> None:
+        """Close the pidfd (once the process is retired)."""
+        if self._own_sentinel:
+            os.close(self.sentinel)
+            self._own_sentinel = False
+
+
+class _CommandWorker(_Worker):
+    """A pool worker started as a new program (``python -m coachnb.batch --serve``), talking JSON over two pipes.
+
+    For processes that may not have multiprocessing children, as Dask's daemonic worker processes;
+    otherwise the same worker loop (:func:`_worker_main`) as a spawned one.
+
+    Parameters
+    ----------
+    engine : str or None
+    """
+
+    def __init__(self, engine):
+        """Start the program with one BLAS thread (unless the environment names a number)."""
+        task_read, task_write = os.pipe()
+        result_read, result_write = os.pipe()
+        env = dict(os.environ)
+        for k in _WORKER_THREAD_ENV:
+            env.setdefault(k, "1")
+        popen = subprocess.Popen([sys.executable, "-m", "coachnb.batch", "--serve", str(task_read), str(result_write),
+                                  engine or ""], pass_fds=(task_read, result_write), stdin=subprocess.DEVNULL, env=env)
+        os.close(task_read)
+        os.close(result_write)
+        self.conn = _JsonConnection(result_read, task_write, check=_checked_message)
+        self.process = _ChildProcess(popen, result_read)
+        self.state, self.scratch, self.task, self.deadline = "starting", None, None, None
+        self.started_task_at, self.group, self.done = None, None, 0
+
+
+def _serve_main(argv: list[str]) -> int:
+    """``python -m coachnb.batch --serve TASK_FD RESULT_FD ENGINE``: a :class:`_CommandWorker`'s loop.
+
+    Parameters
+    ----------
+    argv : list of str
+        The pipe ends to read tasks from and write results to, and the engine ("" for the default).
+
+    Returns
+    -------
+    int
+        Exit status 0.
+    """
+    task_fd, result_fd, engine = int(argv[0]), int(argv[1]), argv[2] or None
+    _worker_main(_JsonConnection(task_fd, result_fd), engine)
+    return 0
 
 
 def pick_task(pending: deque, group, held: set) -> dict:
@@ -561,7 +724,8 @@ class WorkerPool:
     engine : str or None
         Engine the tasks will use (decides what the workers warm up).
     start_method : str
-        ``"spawn"`` or ``"forkserver"``.
+        ``"spawn"`` or ``"forkserver"``, or ``"command"``: each worker a new program
+        (:class:`_CommandWorker`), for a process that may not start multiprocessing children.
     max_tasks_per_worker : int or None
         A worker that has run this many tasks is stopped after its last one and a fresh one
         takes its place (like ``multiprocessing.Pool``'s ``maxtasksperchild``): what a long-lived
@@ -579,8 +743,12 @@ class WorkerPool:
         self.size = size
         self.max_tasks = max_tasks_per_worker
         self.engine = engine
-        self._ctx = multiprocessing.get_context(start_method)
+        self._ctx = None if start_method == "command" else multiprocessing.get_context(start_method)
         self._workers: list[_Worker] = []
+
+    def _new_worker(self) -> _Worker:
+        """Start one worker process (see :class:`_Worker`, :class:`_CommandWorker`)."""
+        return _CommandWorker(self.engine) if self._ctx is None else _Worker(self._ctx, self.engine)
 
     def __enter__(self):
         """Return the pool."""
@@ -590,6 +758,15 @@ class WorkerPool:
         """Stop the workers; exceptions propagate."""
         self.close()
         return False
+
+    def start(self) -> None:
+        """Start every worker now; they warm up (:func:`_warm_up`) while the caller goes on.
+
+        :meth:`run` otherwise starts them when it is given tasks; started early, a pool is warm by
+        the time the parent has loaded the data and built the feature store.
+        """
+        while len(self._workers) < self.size:
+            self._workers.append(self._new_worker())
 
     def close(self) -> None:
         """Stop the workers: ask politely, then kill the ones still running."""
@@ -630,7 +807,7 @@ class WorkerPool:
             busy = sum(w.state == "busy" for w in self._workers)
             wanted = min(self.size, busy + len(pending))
             while len(self._workers) < wanted:
-                self._workers.append(_Worker(self._ctx, self.engine))
+                self._workers.append(self._new_worker())
             self._assign(pending)
             self._workers = [w for w in self._workers if w.state != "dead"]
             active = [w for w in self._workers if w.state in ("starting", "busy")]
@@ -821,12 +998,51 @@ def run_in_process(tasks, on_done, engine: str | None) -> None:
 # --------------------------------------------------------------------------- dask
 
 
-def run_task_in_subprocess(task: dict) -> dict:
-    """Execute one task in a fresh Python process under a hard time limit (for Dask workers).
+#: per Dask worker process and engine: its warm report processes not in use, and how many it has
+#: (see run_task_on_dask_worker)
+_DASK_EXECUTORS: dict = {}
+_DASK_EXECUTORS_LOCK = threading.Lock()
 
-    Dask runs tasks in threads of long-lived worker processes that cannot be killed per task,
-    so each report runs in a child process that can (``python -m coachnb.batch``, see
-    :func:`_subprocess_main`).
+
+def _dask_executors(engine: str | None) -> dict:
+    """``{"idle": [...], "count": n}`` of an engine's report processes in this process (call under the lock)."""
+    return _DASK_EXECUTORS.setdefault(engine or DEFAULT_ENGINE, {"idle": [], "count": 0})
+
+
+def _idle_executor(engine: str | None) -> WorkerPool:
+    """A report process of this (Dask worker) process that no task thread is using, or a new one.
+
+    Each is a :class:`WorkerPool` of one :class:`_CommandWorker`: a separate program, so it can be
+    killed (timeout) or die without taking down the Dask worker or its other tasks.
+    """
+    with _DASK_EXECUTORS_LOCK:
+        executors = _dask_executors(engine)
+        if executors["idle"]:
+            return executors["idle"].pop()
+        executors["count"] += 1
+    return WorkerPool(1, engine=engine, start_method="command")
+
+
+def _return_executor(engine: str | None, executor: WorkerPool | None) -> None:
+    """Hand a report process back for the next task (None: it was closed, and is no longer counted)."""
+    with _DASK_EXECUTORS_LOCK:
+        executors = _dask_executors(engine)
+        if executor is None:
+            executors["count"] -= 1
+        else:
+            executors["idle"].append(executor)
+
+
+def run_task_on_dask_worker(task: dict) -> dict:
+    """Execute one task on a Dask worker, in a warm report process that outlives the task.
+
+    Dask runs tasks in threads of long-lived worker processes that cannot be killed per task
+    and may not start multiprocessing children. So each task thread hands its report to a
+    report process of its own (:func:`_idle_executor`), started once and warmed up like a local
+    pool worker (imports, HTML exporter, shell): the same isolation as the local pool (a fresh
+    namespace per report, the process killed past the timeout, a crash failing only its report,
+    a fresh process after :data:`MAX_TASKS_PER_WORKER` reports), without a cold start per report.
+    Tasks and results cross the pipes as JSON, checked on read.
 
     Parameters
     ----------
@@ -838,53 +1054,43 @@ def run_task_in_subprocess(task: dict) -> dict:
     dict
         The result of :func:`execute_task`, or a :func:`_failure` when the process timed out or died.
     """
-    timeout = task.get("timeout")
-    with tempfile.TemporaryDirectory(prefix="coachnb-task-") as tmp:
-        task_path, result_path, log_path = (Path(tmp) / n for n in ("task.json", "result.json", "stderr.log"))
-        # JSON, never pickle: nothing read back from disk may be executable, not even a private temp file
-        task_path.write_text(json.dumps(task, default=str), encoding="utf-8")
-        started = time.monotonic()
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "coachnb.batch", str(task_path), str(result_path)],
-                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-            try:
-                proc.wait(timeout + kill_grace(timeout) if timeout else None)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                return _failure(f"timed out after {timeout:g} s (process killed)",
-                                duration_s=round(time.monotonic() - started, 3))
-        if result_path.exists():
-            return _result_from_json(result_path.read_text(encoding="utf-8"))
-        tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
-        code = proc.returncode
-        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-        return _failure(f"report process died ({how})", traceback=tail,
-                        duration_s=round(time.monotonic() - started, 3))
+    engine = task.get("engine")
+    executor = _idle_executor(engine)
+    holder = {}
+    try:
+        executor.run([task], lambda _task, result: holder.update(result=result))
+    except CoachnbError as exc:  # report processes fail to start on this worker
+        executor.close()
+        _return_executor(engine, None)
+        return _failure(str(exc))
+    except BaseException:
+        executor.close()
+        _return_executor(engine, None)
+        raise
+    _return_executor(engine, executor)
+    return holder["result"]
 
 
-def _subprocess_main(argv: list[str]) -> int:
-    """``python -m coachnb.batch TASK RESULT``: execute the task (JSON), write the result (JSON) atomically.
+def close_dask_executors() -> None:
+    """Stop this process's idle report processes (a Dask worker's, see :func:`run_task_on_dask_worker`)."""
+    with _DASK_EXECUTORS_LOCK:
+        idle = [e for executors in _DASK_EXECUTORS.values() for e in executors["idle"]]
+        for executors in _DASK_EXECUTORS.values():
+            executors["count"] -= len(executors["idle"])
+            executors["idle"].clear()
+    for executor in idle:
+        executor.close()
 
-    Parameters
-    ----------
-    argv : list of str
-        Path of the task, path for the result.
 
-    Returns
-    -------
-    int
-        Exit status 0 (a notebook's failure is in the result).
-    """
-    task_path, result_path = argv
-    task = json.loads(Path(task_path).read_text(encoding="utf-8"))
-    if not isinstance(task, dict) or not isinstance(task.get("notebook"), str):
-        raise SystemExit(f"coachnb: {task_path} is not a task")
-    result = execute_task(task)
-    tmp = Path(result_path).with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, default=str), encoding="utf-8")
-    os.replace(tmp, result_path)
-    return 0
+def _warm_dask_executors(engine: str | None, n: int) -> None:
+    """Start report processes on this Dask worker now, up to ``n`` in all, so its first tasks find them warm."""
+    with _DASK_EXECUTORS_LOCK:
+        executors = _dask_executors(engine)
+        while executors["count"] < n:
+            executor = WorkerPool(1, engine=engine, start_method="command")
+            executor.start()
+            executors["idle"].append(executor)
+            executors["count"] += 1
 
 
 #: the keys of execute_task's result and the types a result read back may hold
@@ -905,8 +1111,29 @@ def _result_from_json(text: str) -> dict:
     return result
 
 
+def _dask_worker_threads(dask_worker) -> int:
+    """Task threads of a Dask worker (their number of report processes)."""
+    state = getattr(dask_worker, "state", None)
+    return int(getattr(state, "nthreads", None) or getattr(dask_worker, "nthreads", 1) or 1)
+
+
+def _warm_up_dask_worker(engine: str | None, dask_worker=None) -> int:
+    """Run on every Dask worker by :func:`_run_on_dask`: start its report processes (one per task thread).
+
+    Returns
+    -------
+    int
+        The process id of the Dask worker.
+    """
+    _warm_dask_executors(engine, _dask_worker_threads(dask_worker) if dask_worker is not None else 1)
+    return os.getpid()
+
+
 def _run_on_dask(scheduler, tasks, on_done) -> None:
     """Run ``tasks`` on a Dask cluster and call ``on_done(task, result)`` for each, in completion order.
+
+    Each worker first starts its warm report processes (see :func:`run_task_on_dask_worker`),
+    which then stay for the next run on the same cluster.
 
     Parameters
     ----------
@@ -920,7 +1147,12 @@ def _run_on_dask(scheduler, tasks, on_done) -> None:
     own_client = not hasattr(scheduler, "submit")
     client = Client(scheduler) if own_client else scheduler
     try:
-        futures = {client.submit(run_task_in_subprocess, task, pure=False): task for task in tasks}
+        if tasks:
+            try:
+                client.run(_warm_up_dask_worker, tasks[0].get("engine"), wait=False)
+            except Exception:  # noqa: BLE001 - an optimisation: the tasks start their processes themselves
+                pass
+        futures = {client.submit(run_task_on_dask_worker, task, pure=False): task for task in tasks}
         for future in as_completed(futures):
             task = futures[future]
             try:
@@ -1937,6 +2169,8 @@ class _TaskRunner:
         :data:`IN_PROCESS_MAX_TASKS` run in this process (see :func:`runs_in_process`).
     team_size : int
         Reps in the data (decides whether the index gets a fresh worker).
+    pool : WorkerPool, optional
+        A local pool started already (see :func:`_early_pool`): the reports run on it.
 
     Attributes
     ----------
@@ -1944,19 +2178,21 @@ class _TaskRunner:
         Where the reports run, for the run's phase lines.
     """
 
-    def __init__(self, plan: BatchPlan, n_tasks: int, team_size: int = 0):
+    def __init__(self, plan: BatchPlan, n_tasks: int, team_size: int = 0, pool: WorkerPool | None = None):
         """Set up the pool (its workers start when tasks are run), unless the tasks run here or on Dask."""
         self.scheduler, self.engine = plan.scheduler, plan.engine
-        self.pool = None
-        self.in_process = runs_in_process(plan.scheduler, n_tasks)
+        self.pool = pool
+        self.in_process = pool is None and runs_in_process(plan.scheduler, n_tasks)
         self.fresh_index_worker = team_size >= FRESH_INDEX_WORKER_REPS
         if self.in_process:
             self.where = "in this process"
         elif plan.scheduler is not None:
             self.where = "on the Dask cluster"
         else:
-            size = max(1, min(plan.jobs or os.cpu_count() or 1, max(n_tasks, 1)))
-            self.pool = WorkerPool(size, engine=plan.engine, max_tasks_per_worker=MAX_TASKS_PER_WORKER)
+            if self.pool is None:
+                size = max(1, min(plan.jobs or os.cpu_count() or 1, max(n_tasks, 1)))
+                self.pool = WorkerPool(size, engine=plan.engine, max_tasks_per_worker=MAX_TASKS_PER_WORKER)
+            size = min(self.pool.size, max(n_tasks, 1))
             self.where = f"in {size} worker process{'es' if size > 1 else ''}"
 
     def __enter__(self):
@@ -2135,19 +2371,51 @@ def run_batch(data_dir, as_of, out="reports", reps=None, team=None, audience="ma
     """
     plan = BatchPlan.from_arguments(data_dir, as_of, out, reps, team, audience, jobs, resume, scheduler, timeout,
                                     engine, notebook, overview_notebook, lookback_weeks, progress, cache_dir)
+    pool = _early_pool(plan)  # warms up while the data is loaded and the store built
     try:
-        dataset = _input_dataset(plan, dataset)
-    except DataError as exc:
-        print(f"coachnb: the data at {plan.data_dir} is invalid; no report was rendered.\n{exc}", file=sys.stderr)
-        return BatchResult(ok=False, error=str(exc), duration_s=time.perf_counter() - plan.started)
-    # a date whose weeks run past the data would read as zeros in every report: refused before any work
-    check_as_of_covered(resolve_as_of(plan.as_of, dataset), dataset)
-    selected, unknown = _select_reps(dataset, plan.reps, plan.team)
-    with _report_dir_lock(plan):
-        return _run_locked(plan, dataset, selected, unknown)
+        try:
+            dataset = _input_dataset(plan, dataset)
+        except DataError as exc:
+            print(f"coachnb: the data at {plan.data_dir} is invalid; no report was rendered.\n{exc}", file=sys.stderr)
+            return BatchResult(ok=False, error=str(exc), duration_s=time.perf_counter() - plan.started)
+        # a date whose weeks run past the data would read as zeros in every report: refused before any work
+        check_as_of_covered(resolve_as_of(plan.as_of, dataset), dataset)
+        selected, unknown = _select_reps(dataset, plan.reps, plan.team)
+        with _report_dir_lock(plan):
+            return _run_locked(plan, dataset, selected, unknown, pool)
+    finally:
+        if pool is not None:
+            pool.close()
 
 
-def _run_locked(plan: BatchPlan, dataset, selected: list, unknown: list) -> BatchResult:
+def _early_pool(plan: BatchPlan) -> WorkerPool | None:
+    """The local worker pool of a run that will need one, started now (see :meth:`WorkerPool.start`).
+
+    Its workers start and warm up (~2-3 s) while the parent loads the data and builds the feature
+    store, instead of after.
+
+    Parameters
+    ----------
+    plan : BatchPlan
+
+    Returns
+    -------
+    WorkerPool or None
+        None for a run on Dask, and for one asking for so few reports that they may render in
+        this process (see :func:`runs_in_process`); the pool then starts, if at all, once the
+        reports to run are known.
+    """
+    if plan.scheduler is not None:
+        return None
+    if plan.reps is not None and len({str(r) for r in plan.reps}) * len(plan.audiences) <= IN_PROCESS_MAX_TASKS:
+        return None
+    pool = WorkerPool(max(1, plan.jobs or os.cpu_count() or 1), engine=plan.engine,
+                      max_tasks_per_worker=MAX_TASKS_PER_WORKER)
+    pool.start()
+    return pool
+
+
+def _run_locked(plan: BatchPlan, dataset, selected: list, unknown: list, pool=None) -> BatchResult:
     """The steps of a run that write into the report and cache folders (the cache's lock is held).
 
     Clears stale temporary files, builds (or reuses) the feature store, works out which reports
@@ -2161,6 +2429,8 @@ def _run_locked(plan: BatchPlan, dataset, selected: list, unknown: list) -> Batc
     selected : list of dict
     unknown : list of str
         See :func:`_select_reps`.
+    pool : WorkerPool, optional
+        Started already (see :func:`_early_pool`); the reports run on it.
 
     Returns
     -------
@@ -2177,7 +2447,7 @@ def _run_locked(plan: BatchPlan, dataset, selected: list, unknown: list) -> Batc
     progress_bar = _Progress(len(state.tasks), plan.progress)
     if progress_bar.bar is None and plan.progress is not False:
         _print_skipped(state.entries)
-    with _TaskRunner(plan, len(state.tasks), len(dataset.reps)) as runner:
+    with _TaskRunner(plan, len(state.tasks), len(dataset.reps), pool) as runner:
         skipped = sum(e["status"] == "skipped" for e in state.entries.values())
         _phase(plan, f"reports: rendering {len(state.tasks)} {runner.where}"
                      + (f" ({skipped} unchanged, skipped)" if skipped else ""))
@@ -2406,5 +2676,5 @@ def _print_summary(result: BatchResult) -> None:
         print(f"  FAILED team overview: {terminal_safe(result.overview['error'])}", file=sys.stderr)
 
 
-if __name__ == "__main__":  # pragma: no cover - used by run_task_in_subprocess
-    raise SystemExit(_subprocess_main(sys.argv[1:]))
+if __name__ == "__main__" and sys.argv[1:2] == ["--serve"]:  # pragma: no cover - a _CommandWorker
+    raise SystemExit(_serve_main(sys.argv[2:]))
