@@ -291,7 +291,8 @@ def test_cli_validate_and_run_refuse_a_wrong_config_without_a_traceback(tmp_path
     assert "[invalid_config]" in out.out + out.err and "Traceback" not in out.out + out.err
     assert main(["run", str(path), "--as-of", "2026-11-23", "--out", str(tmp_path / "reports")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("coachnb: process.toml: ") and "Traceback" not in err
+    # the run says what it is doing first ("coachnb: validating the data in ..."), then the error
+    assert any(line.startswith("coachnb: process.toml: ") for line in err.splitlines()) and "Traceback" not in err
     assert not (tmp_path / "reports").exists() or not any((tmp_path / "reports").rglob("*.html"))
 
 
