@@ -731,7 +731,7 @@ def _gain_sentence(area: FocusArea, weeks: int, unit: str = "won value") -> str:
 
 
 def focus_areas(ds: Dataset, rep_id: str, as_of, lookback_weeks: int = 13,
-                max_areas: int = MAX_FOCUS_AREAS, tables: dict | None = None) -> FocusResult:
+                max_areas: int = MAX_FOCUS_AREAS, tables: dict | None = None, peers: list | None = None) -> FocusResult:
     """One or two things worth working on, ranked by modeled effect on the rep's pipeline.
 
     Parameters
@@ -745,6 +745,9 @@ def focus_areas(ds: Dataset, rep_id: str, as_of, lookback_weeks: int = 13,
         Capped at :data:`MAX_FOCUS_AREAS` (one or two changes at a time).
     tables : dict, optional
         Precomputed :func:`funnel_tables` (shared across reps in a batch).
+    peers : list of str, optional
+        The reps to compare with (a report passes its one peer group, ``team.peer_group``);
+        default the rep's team, or everyone else when the team is too small.
 
     Returns
     -------
@@ -755,7 +758,7 @@ def focus_areas(ds: Dataset, rep_id: str, as_of, lookback_weeks: int = 13,
     rep_id = str(rep_id)
     max_areas = max(0, min(int(max_areas), MAX_FOCUS_AREAS))
     tables = tables if tables is not None else funnel_tables(ds, as_of, lookback_weeks)
-    peers = _peers(ds, rep_id)
+    peers = _peers(ds, rep_id) if peers is None else [str(p) for p in peers]
     least = min_teammates(ds)
     if len(peers) < least:
         return FocusResult([], f"A focus needs at least {least} teammates to compare with; "

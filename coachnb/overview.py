@@ -21,7 +21,7 @@ from .formatting import fmt_pct
 from .impact import bh_adjust
 from .report import commitment_reviews, conversion_section
 from .store import store_of
-from .team import open_data, stalled_counts
+from .team import active_reps, open_data, stalled_counts
 from .team_effects import ASSUMPTIONS
 
 
@@ -35,6 +35,7 @@ class Overview:
     failed: pd.DataFrame  # reps whose report failed in the batch (rep_id, name, error)
     effects: pd.DataFrame  # per team: new opportunities per extra unit of activity (see activity_effects)
     effects_assumptions: str
+    inactive_note: str = ""  # reps with no record in the period, by name: listed, not reported on
 
 
 def _manifest(manifest_path) -> dict:
@@ -66,7 +67,8 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     Returns
     -------
     Overview
-        ``reps`` columns: rep_id, name, team, manager, report (file name or None), days_since_1to1,
+        ``reps`` columns: rep_id, name, team, manager, active (any record in the period),
+        report (file name or None), days_since_1to1,
         overdue, activity_trend (last 4 weeks / earlier, per week), stalled_deals, weakest_step,
         commitment, diagnosis, verdict, p_value, q_value (BH-adjusted across the listed verdicts).
     """
@@ -76,6 +78,7 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     links = _report_links(manifest)
 
     reps = ds.reps[["rep_id", "name", "team", "manager"]].copy()
+    reps["active"] = reps["rep_id"].astype(str).isin(active_reps(tv))
     sessions = ds.coaching_sessions[ds.coaching_sessions["held_on"] < as_of_ts]
     last = sessions.groupby("rep_id")["held_on"].max()
     reps["days_since_1to1"] = reps["rep_id"].map((as_of_ts - last).dt.days)
@@ -87,7 +90,7 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     recent_cut = w.end.tz_localize(None) - pd.Timedelta(weeks=4)
     recent = wa[wa["week"] >= recent_cut].groupby("rep_id")["total"].mean()
     earlier = wa[wa["week"] < recent_cut].groupby("rep_id")["total"].mean()
-    reps["activity_trend"] = reps["rep_id"].map(recent / earlier.replace(0, np.nan))
+    reps["activity_trend"] = reps["rep_id"].map(recent / earlier.replace(0, np.nan)).where(reps["active"])
     reps["stalled_deals"] = reps["rep_id"].map(stalled_counts(tv))  # the reports' own rule, so they agree
 
     # A batch's workers compute these columns beside each rep's report (summary_row); rows computed
@@ -132,7 +135,19 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     failed = pd.DataFrame([{"rep_id": e.get("rep_id"), "error": str(e.get("error", ""))[:200]}
                            for e in failed_entries], columns=["rep_id", "error"])
     effects, assumptions = activity_effects(tv)
-    return Overview(as_of_ts, w.label, reps, managers, fdr_note, failed, effects, assumptions)
+    return Overview(as_of_ts, w.label, reps, managers, fdr_note, failed, effects, assumptions,
+                    inactive_sentence(reps))
+
+
+def inactive_sentence(reps: pd.DataFrame) -> str:
+    """Who had no record in the period (no activity, new deal, stage move or close), or ""."""
+    idle = reps[~reps["active"]]
+    if idle.empty:
+        return ""
+    names = ", ".join(f"{n} ({r})" if str(n) != str(r) else str(r) for r, n in zip(idle["rep_id"], idle["name"]))
+    return (f"No activity, new deal, stage move or closed deal is recorded in this period for {len(idle)} "
+            f"rep{'s' if len(idle) != 1 else ''}: {names}. They are left out of team figures; a report would "
+            "show only zeros, which say nothing about their work.")
 
 
 def activity_effects(tv, metrics_used=None, history_weeks: int = 52) -> tuple[pd.DataFrame, str]:

@@ -24,9 +24,9 @@ from .config import ACTIVITY_TYPES
 from .formatting import STEP_ARROW, fmt_money, fmt_num, fmt_pct, fmt_times
 from .metrics import KnownValue, known_value
 from .store import store_of
-from .team import (TeamView, active_commitments, aged_threshold, cached, impact_settings, last_session,
-                   metric_history, min_teammates, open_data, others, outcome_history, peers_who_changed, quartiles,
-                   rep_commitments, rep_row, rep_series, secondary_histories, too_few_teammates,
+from .team import (TeamView, active_commitments, active_reps, aged_threshold, cached, impact_settings, last_session,
+                   metric_history, open_data, outcome_history, peer_group, peer_quartiles, peer_rows, peers_who_changed,
+                   quartiles, rep_commitments, rep_row, rep_series, secondary_histories, too_few_teammates,
                    weekly_against_team)
 
 #: said wherever a team figure would pool fewer than ``thresholds.min_teammates`` other reps
@@ -121,10 +121,11 @@ def activity_section(tv: TeamView, rep_id: str) -> ActivitySection:
     mix_cols = [c for c in ACTIVITY_TYPES if c in wa.columns]
     rep_mix = (mine[mix_cols].sum() / rep_total) if rep_total else pd.Series(0.0, index=mix_cols)
     # each rep's sums, once for the team; a rep's teammates are every row but theirs
-    by_rep = cached(tv, ("mix_by_rep", tuple(mix_cols), tv.window),
-                     lambda: wa.groupby("rep_id")[mix_cols].sum()).drop(index=rep_id, errors="ignore")
+    group = peer_group(tv, rep_id)
+    by_rep = cached(tv, ("mix_by_rep", tuple(mix_cols), tv.window), lambda: wa.groupby("rep_id")[mix_cols].sum())
+    by_rep = by_rep[by_rep.index.astype(str).isin(group.ids)]
     shares = by_rep.div(by_rep.sum(axis=1).replace(0, np.nan), axis=0)
-    team_mix = shares.median() if len(shares.dropna(how="all")) >= min_teammates(tv.ds) else shares.median() * np.nan
+    team_mix = shares.median() if len(shares.dropna(how="all")) >= group.least else shares.median() * np.nan
 
     # trend over the weeks in the role only: zeros before the hire date are not a rise
     in_role = mine.tail(max(int(np.floor(rep_weeks)), 0))
@@ -186,7 +187,7 @@ def pipeline_section(tv: TeamView, rep_id: str) -> PipelineSection:
     out = tv.outcomes
     cyc = out.loc[out["rep_id"] == rep_id, "median_cycle_days"]
     cycle = float(cyc.iloc[0]) if len(cyc) and pd.notna(cyc.iloc[0]) else np.nan
-    team_cycle = quartiles(others(out, rep_id)["median_cycle_days"], min_teammates(tv.ds))["median"]
+    team_cycle = peer_quartiles(tv, out, rep_id, "median_cycle_days")["median"]
 
     s = f"{created} new opportunities in the period ({fmt_num(per_week)} a week, {value_words(value)})"
     s += (f"; team median {fmt_num(team['median'])} a week (middle half {fmt_num(team['q25'])} to "
@@ -219,11 +220,11 @@ def _with_step(conv: pd.DataFrame) -> pd.DataFrame:
 def conversion_section(tv: TeamView, rep_id: str) -> ConversionSection:
     conv = _with_step(tv.conversion)
     mine = conv[conv["rep_id"] == rep_id].reset_index(drop=True)
-    rest = others(conv, rep_id)
+    rest = peer_rows(tv, conv, rep_id)
     team = (rest.dropna(subset=["rate"]).groupby("step", sort=False)["rate"]
             .agg(median="median", q25=lambda s: s.quantile(0.25), q75=lambda s: s.quantile(0.75), n_reps="size")
             .reindex(mine["step"]).reset_index())
-    team.loc[~(team["n_reps"] >= min_teammates(tv.ds)), ["median", "q25", "q75"]] = np.nan  # too few to pool
+    team.loc[~(team["n_reps"] >= peer_group(tv, rep_id).least), ["median", "q25", "q75"]] = np.nan  # too few
     joined = mine.merge(team, on="step", how="left")
     # a step stands out only when even the top of the rep's interval is below the team median
     gaps = joined[(joined["high"] < joined["median"])]
@@ -264,8 +265,9 @@ def stage_mix_section(tv: TeamView, rep_id: str) -> StageMixSection | None:
     counts = mix.pivot_table(index="rep_id", columns="stage", values="deals", aggfunc="sum",
                              fill_value=0, observed=True).reindex(columns=stages, fill_value=0)
     shares = counts.div(counts.sum(axis=1).replace(0, np.nan), axis=0)
-    rest = shares.drop(index=rep_id, errors="ignore")
-    team_share = rest.median() if len(rest.dropna(how="all")) >= min_teammates(tv.ds) else rest.median() * np.nan
+    group = peer_group(tv, rep_id)
+    rest = shares[shares.index.astype(str).isin(group.ids)]
+    team_share = rest.median() if len(rest.dropna(how="all")) >= group.least else rest.median() * np.nan
     mine = mix[mix["rep_id"] == rep_id].set_index("stage").reindex(stages)
     n = mine["deals"].fillna(0).astype(int)
     table = pd.DataFrame({"stage": stages, "your open deals": n.to_numpy(),
@@ -284,17 +286,32 @@ def stage_mix_section(tv: TeamView, rep_id: str) -> StageMixSection | None:
 @dataclass
 class VelocitySection:
     rep: pd.DataFrame  # stage, n_entered, n_censored, median_days
-    team: pd.DataFrame  # stage, median_days, p75_days
+    team: pd.DataFrame  # stage, median_days, p75_days, n_reps: quartiles of the peers' own medians
     slow_stage: str | None
     sentence: str
+
+
+def stage_days_of_peers(tv: TeamView, rep_id: str) -> pd.DataFrame:
+    """Per stage, the median and upper quartile of the peer group's own median days in stage.
+
+    One statistic for "the team's time in stage" wherever a report states it (the focus areas
+    take the same median): each teammate's Kaplan-Meier median is one value, as every other team
+    figure is one value per rep. Returns DataFrame[stage, median_days, p75_days, n_reps].
+    """
+    stages = list(tv.ds.config.stages)
+    rows = peer_rows(tv, tv.velocity, rep_id).dropna(subset=["median_days"])
+    least = peer_group(tv, rep_id).least
+    by = rows.groupby("stage", observed=True)["median_days"]
+    out = pd.DataFrame({"median_days": by.median(), "p75_days": by.quantile(0.75), "n_reps": by.size()})
+    out = out.reindex(stages)
+    out.loc[~(out["n_reps"] >= least), ["median_days", "p75_days"]] = np.nan  # too few to pool
+    return out.rename_axis("stage").reset_index()
 
 
 def velocity_section(tv: TeamView, rep_id: str) -> VelocitySection:
     stages = list(tv.ds.config.stages)
     mine = tv.velocity[tv.velocity["rep_id"] == rep_id].set_index("stage").reindex(stages).reset_index()
-    team = tv.team_velocity.set_index("stage").reindex(stages).reset_index()
-    if too_few_teammates(tv.ds):  # a median pooled with one or two teammates' deals
-        team[["median_days", "p75_days"]] = np.nan
+    team = stage_days_of_peers(tv, rep_id)
     j = mine.merge(team[["stage", "median_days", "p75_days"]], on="stage", suffixes=("", "_team"))
     slow = j[(j["median_days"] > j["p75_days"]) & (j["n_entered"] >= 3)]
     if len(slow):
@@ -305,7 +322,7 @@ def velocity_section(tv: TeamView, rep_id: str) -> VelocitySection:
         slow_stage = str(r["stage"])
     else:
         slow_stage = None
-        if too_few_teammates(tv.ds):
+        if peer_group(tv, rep_id).scope == "none":
             s = "There are too few teammates to compare time in stage with."
         elif j["median_days"].notna().any():
             s = "Time in stage is in line with the team."
@@ -334,11 +351,11 @@ def stalled_section(tv: TeamView, rep_id: str) -> StalledSection:
     if n_open == 0:
         s = "You have no open deals right now."
     elif deals.empty:
-        s = f"None of your {n_open} open deals has been in its stage longer than most of the team's deals."
+        s = f"None of your {n_open} open deals has been in its stage longer than most deals in the data (every rep's)."
     else:
         s = (f"{len(deals)} of your {n_open} open deals ({value_words(known_value(deals['amount']))}) "
              f"{'has' if len(deals) == 1 else 'have'} been in "
-             f"their stage longer than {ds.config.thresholds.stalled_percentile:.0f}% of the team's deals stay there.")
+             f"their stage longer than {ds.config.thresholds.stalled_percentile:.0f}% of deals in the data (every rep's) stay there.")
     return StalledSection(deals, n_open, s)
 
 
@@ -361,11 +378,11 @@ def aged_deals_section(tv: TeamView, rep_id: str) -> StalledSection:
     if n_open == 0:
         s = "You have no open deals right now."
     elif deals.empty:
-        s = f"None of your {n_open} open deals is older than most of the team's open deals."
+        s = f"None of your {n_open} open deals is older than most open deals in the data (every rep's)."
     else:
         s = (f"{len(deals)} of your {n_open} open deals ({value_words(known_value(deals['amount']))}) "
              f"{'is' if len(deals) == 1 else 'are'} older than "
-             f"{pct:.0f}% of the team's open deals ({fmt_num(threshold, 0)} days). Without stage history, age is "
+             f"{pct:.0f}% of open deals in the data, every rep's ({fmt_num(threshold, 0)} days). Without stage history, age is "
              "the only sign of a stall.")
     return StalledSection(deals, n_open, s, basis="age")
 
@@ -383,7 +400,7 @@ def capture_section(tv: TeamView, rep_id: str) -> CaptureSection:
     t = tv.timeliness
     row = t[t["rep_id"] == rep_id]
     rep = row.iloc[0].to_dict() if len(row) else {}
-    team = quartiles(others(t, rep_id)["share_late"], min_teammates(tv.ds))
+    team = peer_quartiles(tv, t, rep_id, "share_late")
     days = tv.ds.config.thresholds.late_logging_days
     n_logged = int(rep.get("n_with_logged_at", 0) or 0)
     if n_logged == 0:
@@ -410,7 +427,7 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
         return float(r[col].iloc[0]) if len(r) and pd.notna(r[col].iloc[0]) else np.nan
 
     def team_med(table, col):
-        return quartiles(others(table, rep_id)[col], min_teammates(tv.ds))["median"]
+        return peer_quartiles(tv, table, rep_id, col)["median"]
 
     # a win rate needs recorded losses; a won value needs won deals with an amount above zero (team-wide:
     # from the team tables, which a feature store holds too, not from this rep's deals alone)
@@ -438,7 +455,8 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
     if open_unknown:
         rows = [r for r in rows if r[0] != "Open pipeline against quarterly quota"]
     table = pd.DataFrame(rows, columns=["measure", "you", "team median"])
-    if too_few_teammates(tv.ds):
+    no_peers = peer_group(tv, rep_id).scope == "none"
+    if no_peers:
         table = table.drop(columns="team median")  # n/a in every row says less than leaving it out
     att = pick(tv.attainment, "attainment")
     s = ("For the record, here is where the numbers stand. They follow from the process above; "
@@ -459,7 +477,7 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
         s += " The deals won in this period carry no amounts, so their values are unknown."
     if open_unknown:
         s += " Some of your open deals have no amount, so open pipeline against quota is unknown."
-    if too_few_teammates(tv.ds):
+    if no_peers:
         s += f" {TOO_FEW[:-1]}, so no team figures are shown."
     return ResultsSection(table, s)
 
@@ -683,6 +701,16 @@ INTRO = {
 }
 
 
+def idle_note(tv: TeamView, rep_id: str, audience: str) -> str:
+    """What to say when the rep has no record in the period ("" when they have one)."""
+    if rep_id in set(active_reps(tv)):
+        return ""
+    who = "you have" if audience == "rep" else "this rep has"
+    return (f"In this period {who} no recorded activity, new deal, stage move or closed deal, so the zeros "
+            "below say nothing about the work; the data may end before the period, or the rep may be away "
+            "or have left.")
+
+
 def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience: str = "manager") -> RepReport:
     """Build one rep's report.
 
@@ -714,7 +742,8 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
     # is most likely the recorded one, which the record holds
     change = detected_change(tv, rep_id) if not reviews and record_note is None else None
     pattern = coaching.commitment_pattern([r.diagnosis for r in reviews if r.diagnosis is not None])
-    focus = coaching.focus_areas(ds, rep_id, as_of_ts, lookback_weeks=int(lookback_weeks))
+    group = peer_group(tv, rep_id)
+    focus = coaching.focus_areas(ds, rep_id, as_of_ts, lookback_weeks=int(lookback_weeks), peers=list(group.ids))
     scenarios = []
     for area in focus.areas:
         sc = getattr(area, "suggested", None)
@@ -745,12 +774,14 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
         excluded_note = (f"{len(excluded)} row(s) of the data were left out while loading "
                          f"({', '.join(sorted(set(excluded['reason'].astype(str))))[:300]}).")
     return RepReport(
-        audience=audience, intro=INTRO[audience], header=header_section(tv, rep_id),
+        audience=audience,
+        intro=" ".join(filter(None, (INTRO[audience], group.sentence, idle_note(tv, rep_id, audience)))),
+        header=header_section(tv, rep_id),
         commitments=reviews, pattern=pattern, detected_change=change, **sections, focus=focus, scenarios=scenarios, questions=questions, plan=plan, preread=preread,
         results=results_section(tv, rep_id), missing=MISSING, excluded_note=excluded_note,
         stalled_percentile=ds.config.thresholds.stalled_percentile,
         self_view=coaching.self_view(ds, rep_id),
-        team_figures=not too_few_teammates(ds),
+        team_figures=group.scope != "none",
         commitments_note=record_note,
     )
 

@@ -238,6 +238,86 @@ def window_table(tv: TeamView, name: str, column: str) -> WindowTable:
     return cached(tv, ("window_table", name, column, tv.window), compute)
 
 
+def active_reps(tv: TeamView) -> pd.Index:
+    """Reps with any record in the report window: an activity, a new deal, a stage move or a close.
+
+    A rep without one (not hired yet, left, on leave) gets no report of zeros and is no benchmark.
+    """
+    def compute():
+        w = tv.window
+        start, end = w.start.tz_localize(None), w.end.tz_localize(None)
+        ids = set()
+        for name, cols in (("weekly_activity", ["total"]),
+                           ("weekly_pipeline", ["opportunities_created", "stage_advancements"])):
+            t = getattr(tv, name)
+            cols = [c for c in cols if c in t.columns]
+            if t.empty or not cols:
+                continue
+            rows = t[(t["week"] >= start) & (t["week"] < end)]
+            busy = rows[cols].sum(axis=1) > 0
+            ids |= set(rows.loc[busy.to_numpy(), "rep_id"].astype(str))
+        closed = tv.outcomes[(tv.outcomes["won"] + tv.outcomes["lost"]) > 0]
+        ids |= set(closed["rep_id"].astype(str))
+        reps = tv.ds.reps["rep_id"].astype(str)
+        return pd.Index(reps[reps.isin(ids)].to_numpy(), name="rep_id")
+    return cached(tv, ("active_reps", tv.window), compute)
+
+
+@dataclass(frozen=True)
+class PeerGroup:
+    """The reps one report compares a rep with, the same for every section of it.
+
+    ``scope`` is ``"team"`` (the rep's team, when it has at least :func:`min_teammates` other
+    active reps), ``"company"`` (every other active rep, the stated fallback) or ``"none"``
+    (too few to pool anonymously: no team figure is shown).
+    """
+
+    ids: tuple
+    scope: str
+    team: str
+    least: int
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def sentence(self) -> str:
+        n = len(self.ids)
+        if self.scope == "team":
+            return f"Team figures are medians over the {n} other reps of team {self.team} active in this period."
+        if self.scope == "company":
+            return (f"Team {self.team} has fewer than {self.least} other reps active in this period, so team "
+                    f"figures are medians over all {n} other active reps in the data.")
+        return (f"Fewer than {self.least} other reps were active in this period, so no team figures are shown "
+                "(one or two teammates' numbers would be recognisable).")
+
+
+def peer_group(tv: TeamView, rep_id: str) -> PeerGroup:
+    """The :class:`PeerGroup` of ``rep_id`` for this window (cached)."""
+    def compute():
+        reps = tv.ds.reps.drop_duplicates("rep_id").set_index("rep_id")
+        team = str(reps.at[rep_id, "team"]) if rep_id in reps.index else ""
+        active = [r for r in active_reps(tv) if r != rep_id]
+        least = min_teammates(tv.ds)
+        same = [r for r in active if str(reps.at[r, "team"]) == team]
+        if len(same) >= least:
+            return PeerGroup(tuple(same), "team", team, least)
+        if len(active) >= least:
+            return PeerGroup(tuple(active), "company", team, least)
+        return PeerGroup((), "none", team, least)
+    return cached(tv, ("peer_group", rep_id, tv.window), compute)
+
+
+def peer_rows(tv: TeamView, table: pd.DataFrame, rep_id: str) -> pd.DataFrame:
+    """The rows of ``table`` (one or more per rep) that belong to ``rep_id``'s :func:`peer_group`."""
+    return table[table["rep_id"].astype(str).isin(peer_group(tv, rep_id).ids).to_numpy()]
+
+
+def peer_quartiles(tv: TeamView, table: pd.DataFrame, rep_id: str, column: str) -> dict:
+    """:func:`quartiles` of ``column`` over the peer group's rows (NaN figures when there is no group)."""
+    return quartiles(peer_rows(tv, table, rep_id)[column], peer_group(tv, rep_id).least)
+
+
 def weekly_against_team(tv: TeamView, name: str, rep_id: str, column: str):
     """One weekly measure of the report window: the rep's weeks, the teammates' band per week, and
     the teammates' quartiles per week in the role (a teammate two weeks into the job is no benchmark).
@@ -255,8 +335,9 @@ def weekly_against_team(tv: TeamView, name: str, rep_id: str, column: str):
     w = tv.window
     t = window_table(tv, name, column)
     rows = t.rows
+    group = peer_group(tv, rep_id)
     weeks_in_role = active_weeks(tv.ds, w)
-    mates = weeks_in_role.drop(index=rep_id, errors="ignore")
+    mates = weeks_in_role[weeks_in_role.index.astype(str).isin(group.ids)]
     mates = mates[mates >= 2]
     i = t.reps.get_loc(rep_id) if t.matrix is not None and rep_id in t.reps else None
     if isinstance(i, (int, np.integer)):
@@ -264,21 +345,25 @@ def weekly_against_team(tv: TeamView, name: str, rep_id: str, column: str):
         # computes it, its size; sums per rep (tests/test_report.py compares both paths)
         k = len(t.weeks)
         mine = rows.iloc[i * k:(i + 1) * k].sort_values("week").reset_index(drop=True)
-        rest = np.delete(t.matrix, i, axis=0).astype(np.float64)
-        q25, q75 = np.percentile(rest, [25, 75], axis=0)
-        band = pd.DataFrame({"week": t.weeks.to_numpy(), "median": np.median(rest, axis=0), "q25": q25, "q75": q75,
-                             "n_reps": np.full(k, len(t.reps) - 1, dtype=np.int64)})
+        in_group = t.reps.astype(str).isin(group.ids)
+        rest = t.matrix[in_group].astype(np.float64)
+        if len(rest):
+            q25, med, q75 = np.percentile(rest, [25, 50, 75], axis=0)
+        else:
+            q25 = med = q75 = np.full(k, np.nan)
+        band = pd.DataFrame({"week": t.weeks.to_numpy(), "median": med, "q25": q25, "q75": q75,
+                             "n_reps": np.full(k, len(rest), dtype=np.int64)})
         band["week"] = band["week"].astype(rows["week"].dtype)
         sums = pd.Series(t.matrix.sum(axis=1), index=t.reps.rename("rep_id"), name=column)
-        totals = sums.drop(index=rep_id).reindex(mates.index).fillna(0)
+        totals = sums.reindex(mates.index).fillna(0)
     else:
         mine = rows[rows["rep_id"] == rep_id].sort_values("week").reset_index(drop=True)
-        rest = others(rows, rep_id)
+        rest = peer_rows(tv, rows, rep_id)
         band = (rest.groupby("week")[column]
                 .agg(median="median", q25=lambda s: s.quantile(0.25), q75=lambda s: s.quantile(0.75), n_reps="size")
                 .reset_index())
         totals = rest.groupby("rep_id")[column].sum().reindex(mates.index).fillna(0)
-    least = min_teammates(tv.ds)
+    least = group.least
     band.loc[band["n_reps"] < least, ["median", "q25", "q75"]] = np.nan  # too few to pool anonymously
     return rows, mine, band, quartiles(totals / mates, least), float(weeks_in_role.get(rep_id, w.weeks))
 

@@ -80,9 +80,14 @@ def test_team_figures_exclude_the_rep_and_count_teammates(sample_ds):
     wa = tv.weekly_activity
     w = tv.window
     wa = wa[(wa["week"] >= w.start.tz_localize(None)) & (wa["week"] < w.end.tz_localize(None))]
+    # the peer group is R003's own team (every one of them active in the demo's period)
+    reps = sample_ds.reps.set_index("rep_id")
+    team = reps.index[(reps["team"] == reps.at["R003", "team"]) & (reps.index != "R003")]
+    assert 3 <= len(team) < len(reps) - 1
+    assert f"over the {len(team)} other reps of team {reps.at['R003', 'team']} active in this period" in r.intro
     # per week in the role: a teammate hired mid-period counts only the weeks since the hire date
-    hired = sample_ds.reps.set_index("rep_id")["hire_date"]
-    weeks = ((w.end - hired.clip(lower=w.start)).dt.days / 7).clip(0, 13).drop("R003")
+    hired = reps["hire_date"]
+    weeks = ((w.end - hired.clip(lower=w.start)).dt.days / 7).clip(0, 13).reindex(team)
     weeks = weeks[weeks >= 2]
     totals = wa[wa["rep_id"] != "R003"].groupby("rep_id")["total"].sum().reindex(weeks.index)
     assert r.activity.team["median"] == pytest.approx((totals / weeks).median())
@@ -257,7 +262,7 @@ def test_team_band_from_the_grid_equals_the_group_bys(sample_ds, monkeypatch):
             monkeypatch.setattr(team, "window_table", general)
             pd.testing.assert_frame_equal(fast[1], slow[1], check_exact=True)
             pd.testing.assert_frame_equal(fast[2], slow[2], check_exact=True)
-            assert fast[2]["n_reps"].eq(len(sample_ds.reps) - 1).all()
+            assert fast[2]["n_reps"].eq(len(team.peer_group(tv, rep_id))).all() and len(team.peer_group(tv, rep_id)) >= 3
             for k in fast[3]:
                 assert fast[3][k] == slow[3][k] or (np.isnan(fast[3][k]) and np.isnan(slow[3][k])), (rep_id, k)
             assert fast[4] == slow[4]

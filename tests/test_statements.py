@@ -19,6 +19,7 @@ from coachnb.batch import _id_suffix
 from coachnb.demo import write_demo_data
 from coachnb.loading import load
 from coachnb.overview import cadence_sentence, team_overview
+from coachnb.report import rep_report
 
 from .test_odd_data import AS_OF, page_text, render, shown_html
 
@@ -159,7 +160,6 @@ def test_the_overview_never_gives_a_running_commitment_a_verdict(team_dir, monke
 
 
 def test_quarter_to_date_states_its_dates_and_a_quarters_first_day_claims_nothing(team_dir):
-    from coachnb.report import rep_report
 
     ds = load(team_dir)
     s = rep_report(ds, "R001", AS_OF).results.sentence
@@ -196,3 +196,60 @@ def test_some_unknown_amounts_make_totals_say_how_many_deals_they_cover(team_dir
     v = r.pipeline.value
     assert 0 < v.n_known < v.n
     assert f"for the {v.n_known} with an amount; {v.n - v.n_known} have none" in r.pipeline.sentence
+
+
+def _leave(t, rep_id, last_day):
+    """``rep_id`` left on ``last_day``: nothing of theirs after it (their open deals stay open)."""
+    a, o = t["activities"], t["opportunities"]
+    t["activities"] = a[~((a["rep_id"] == rep_id) & (a["occurred_at"] > last_day))]
+    mine_later = (o["rep_id"] == rep_id) & (o["created_at"] > last_day)
+    gone = set(o.loc[mine_later, "opportunity_id"])
+    t["opportunities"] = o[~mine_later]
+    o = t["opportunities"]
+    late_close = (o["rep_id"] == rep_id) & (o["closed_at"] > last_day)
+    o.loc[late_close, ["status", "closed_at"]] = ["open", ""]
+    for name in ("stage_history", "activities"):
+        t[name] = t[name][~t[name]["opportunity_id"].isin(gone)]
+    h = t["stage_history"]
+    mine = set(o.loc[o["rep_id"] == rep_id, "opportunity_id"])
+    t["stage_history"] = h[~(h["opportunity_id"].isin(mine) & (h["entered_at"] > last_day))]
+
+
+def test_a_rep_who_left_is_listed_as_inactive_and_is_nobodys_benchmark(team_dir, tmp_path, monkeypatch):
+    ds = load(variant(team_dir, tmp_path, edit=lambda t: _leave(t, "R006", "2026-05-31")))
+    ov, text = overview_text(ds, monkeypatch)
+    assert not ov.reps.set_index("rep_id").at["R006", "active"]
+    assert ov.reps["active"].sum() == 5 and "R006" in ov.inactive_note and "R001" not in ov.inactive_note
+    assert pd.isna(ov.reps.set_index("rep_id").at["R006", "activity_trend"])
+    gone = rep_report(ds, "R006", AS_OF)
+    assert "this rep has no recorded activity, new deal, stage move or closed deal" in gone.intro
+    r = rep_report(ds, "R001", AS_OF)
+    assert "over the 4 other reps of team Thames active in this period" in r.intro
+    assert r.activity.team["n_reps"] == 4 and (r.activity.band["n_reps"] == 4).all()
+    # the same rep, active, counts again
+    assert "over the 5 other reps" in rep_report(load(team_dir), "R001", AS_OF).intro
+
+
+def test_a_team_too_small_to_pool_falls_back_to_everyone_and_says_so(team_dir, tmp_path, monkeypatch):
+    def two_teams(t):
+        t["reps"].loc[t["reps"]["rep_id"].isin(["R001", "R002"]), "team"] = "Severn"
+    ds = load(variant(team_dir, tmp_path, edit=two_teams))
+    r, markup = render(ds, "R001", monkeypatch=monkeypatch)
+    assert ("Team Severn has fewer than 3 other reps active in this period, so team figures are medians over "
+            "all 5 other active reps in the data.") in page_text(markup)
+    assert r.activity.team["n_reps"] == 5 and r.team_figures
+    thames = rep_report(ds, "R003", AS_OF)
+    assert "over the 3 other reps of team Thames" in thames.intro and thames.activity.team["n_reps"] == 3
+    # three reps in all: two others can't be pooled anonymously, whatever the team
+    def three_reps(t):
+        keep = {"R001", "R002", "R003"}
+        for name in ("reps", "activities", "opportunities", "commitments", "coaching_sessions", "self_assessments"):
+            if name in t and "rep_id" in t[name]:
+                t[name] = t[name][t[name]["rep_id"].isin(keep)]
+        ids = set(t["opportunities"]["opportunity_id"])
+        t["stage_history"] = t["stage_history"][t["stage_history"]["opportunity_id"].isin(ids)]
+        t["activities"] = t["activities"][t["activities"]["opportunity_id"].isin(ids) | (t["activities"]["opportunity_id"] == "")]
+    small = load(variant(team_dir, tmp_path / "three", edit=three_reps))
+    r, markup = render(small, "R001", monkeypatch=monkeypatch)
+    text = page_text(markup)
+    assert not r.team_figures and "no team figures are shown" in text and "team median" not in text
