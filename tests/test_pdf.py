@@ -175,3 +175,13 @@ def test_a_report_pdf_reads_as_the_report_with_a_running_head(printed):
     assert text.count("Zoë Ångström (R001): coaching report, 2026-11-23") == n
     assert f"Page {n} of {n}" in text
     assert os.path.getsize(report) > 50_000  # the charts are in it
+    # tagged (a screen reader reads it in order), in English, with the headings as bookmarks
+    import pypdf  # imported here: pdf_text above skipped the test already when it is missing
+    reader = pypdf.PdfReader(str(report))
+    assert "/StructTreeRoot" in reader.trailer["/Root"] and reader.trailer["/Root"].get("/Lang") == "en"
+
+    def titles(outline):
+        for item in outline:
+            yield from titles(item) if isinstance(item, list) else [item.title]
+    marks = list(titles(reader.outline))
+    assert marks[0] == "Zoë Ångström" and "Since last time" in marks and "Results, acknowledged" in marks
