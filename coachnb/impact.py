@@ -963,6 +963,30 @@ def pipeline_impact(outcome: pd.DataFrame, rep_id, start, settings: ImpactSettin
     return PipelineImpact(**res)
 
 
+def placebo_statistics(outcome: pd.DataFrame, rep_id, start, settings: ImpactSettings = DEFAULT_SETTINGS, *,
+                       peers: list | None = None, excluded_peers: list | None = None) -> tuple[np.ndarray, float]:
+    """The placebo distribution :func:`pipeline_impact` ranks the rep against, and the rep's own value.
+
+    Parameters are those of :func:`pipeline_impact`.
+
+    Returns
+    -------
+    (null, rep)
+        ``null``: the studentized placebo statistics, sorted ascending (empty when the pool is
+        too small to form one); ``rep``: the rep's studentized statistic on the same scale (NaN
+        before any week after the change is observed, or without a null).
+    """
+    case = _case(outcome, rep_id, start, settings, peers, excluded_peers)
+    pl = _null_for(case, settings)
+    if pl is None:
+        return np.array([]), float("nan")
+    if case.horizon < 1 or case.pre < 1:
+        return pl.z, float("nan")
+    s, v, *_ = _unit_vs_team(case.rep_y, case.peers, np.array([case.t0]), case.pre, settings.gap_weeks,
+                             settings.lag_weeks, case.horizon, pl.peer_extra_var, pl.beta)
+    return pl.z, float(s[0] / math.sqrt(v[0] + pl.extra_var))
+
+
 def _impact_sentence(r: dict, failed: list[str], label: str, cfg: ImpactSettings) -> str:
     """One plain, never-overclaiming sentence for the coaching report.
 

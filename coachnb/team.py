@@ -56,6 +56,8 @@ _DATA_CACHE: dict = {}
 
 def load_cached(data_dir) -> Dataset:
     """Load a data folder once per process and reuse it while its files are unchanged."""
+    if not Path(data_dir).is_dir():
+        return load(data_dir)  # load's DataError names the missing folder
     # name, size and modification time are enough to notice an edited file between two reports;
     # dot-files are other writers' temporaries (commit add), which may vanish while we look
     entries = []

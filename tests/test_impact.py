@@ -308,3 +308,19 @@ def test_pipeline_value_takes_the_trend_out_in_full():
     assert a.secondary["stage advancements"].rate_ratio == pytest.approx(same.rate_ratio)
     assert a.secondary[PIPELINE_VALUE].rate_ratio == pytest.approx(full.rate_ratio)
     assert same.rate_ratio != pytest.approx(full.rate_ratio)
+
+
+def test_placebo_statistics_are_the_null_the_p_value_ranks_against():
+    from coachnb.impact import _rank_p, placebo_statistics
+
+    out = _panel(seed=1)
+    t0 = 36
+    out.iloc[t0:, 0] = np.random.default_rng(11).poisson(3 * out.iloc[:t0, 0].mean(), len(out) - t0)
+    null, rep = placebo_statistics(out, "R0", WEEKS[t0], SHORT_LAG)
+    r = pipeline_impact(out, "R0", WEEKS[t0], SHORT_LAG)
+    assert len(null) == r.n_placebo > 20 and np.all(np.diff(null) >= 0)
+    assert rep > null[-1]  # a tripling lies beyond every placebo date
+    assert _rank_p(rep, null)[0] == pytest.approx(r.p_value)
+    # before the change shows, there is a null but no statistic of the rep's
+    null_early, rep_early = placebo_statistics(out, "R0", WEEKS[-1] + pd.Timedelta(weeks=1), SHORT_LAG)
+    assert np.isnan(rep_early)

@@ -423,3 +423,10 @@ def test_a_coaching_date_that_is_no_date_or_out_of_range_is_a_clear_error(sample
         with pytest.raises(CoachnbError, match=why):
             run_batch(tmp_path / "data", as_of, out=tmp_path / "reports", progress=False)
         assert not (tmp_path / "reports").exists()
+
+
+def test_a_missing_data_folder_is_a_data_error_naming_it(tmp_path):
+    from coachnb.errors import DataError
+
+    with pytest.raises(DataError, match="nope"):
+        coachnb.rep_report(str(tmp_path / "nope"), "R001", AS_OF)
