@@ -504,12 +504,14 @@ def overview_table(ov) -> None:
     texts, rows = [], []
     for rec in ov.reps.to_dict("records"):
         shown = [cell(rec[key], fmt) for _, key, fmt, _ in OVERVIEW_COLUMNS]
+        if rec["overdue"]:  # said in words as well as in colour
+            shown[3] = f"{shown[3]} (overdue)"
         texts.append(shown)
         html = [esc(v) for v in shown]
         if isinstance(rec.get("report"), str):
             html[0] = f'<a href="{esc(quote(rec["report"]))}">{html[0]}</a>'
         if rec["overdue"]:
-            html[3] = f'<span class="cnb-flag">{html[3]} (overdue)</span>'
+            html[3] = f'<span class="cnb-flag">{html[3]}</span>'
         rows.append(html)
     show_html(table_html(header, rows, numeric, css="cnb-table cnb-overview", raw_cells=True),
               table_text(header, texts))

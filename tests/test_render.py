@@ -190,6 +190,28 @@ def test_chart_alt_texts_carry_the_charts_numbers():
                         "before the commitment 4.5; the commitment period, 31 Aug 2026 to 30 Sep 2026, is shaded.")
 
 
+def test_the_overview_table_right_aligns_its_numbers_and_flags_in_words(shown):
+    from types import SimpleNamespace
+
+    reps = pd.DataFrame([
+        {"name": "Ana <b>", "team": "West", "manager": "Maya", "days_since_1to1": 40.0, "overdue": True,
+         "activity_trend": 0.92, "stalled_deals": 5, "weakest_step": "A → B", "commitment": "calls per week",
+         "diagnosis": "Not kept", "verdict": "moved", "q_value": 0.012, "report": "r1 x.html"},
+        {"name": "Bo", "team": "West", "manager": "Maya", "days_since_1to1": float("nan"), "overdue": False,
+         "activity_trend": float("nan"), "stalled_deals": 0, "weakest_step": None, "commitment": None,
+         "diagnosis": None, "verdict": None, "q_value": float("nan"), "report": None},
+    ])
+    show.overview_table(SimpleNamespace(reps=reps, fdr_note=""))
+    html, text = shown[0]["text/html"], shown[0]["text/plain"]
+    numeric = dict((name, bool(num)) for num, name in re.findall(r'<th scope="col"( class="num")?>([^<]*)</th>', html))
+    assert [h for h, num in numeric.items() if num] == ["days since 1:1", "activity, last 4 weeks vs before",
+                                                        "stalled deals", "q-value"]
+    assert '<td data-label="rep"><a href="r1%20x.html">Ana &lt;b&gt;</a></td>' in html
+    # overdue is said in words, not by colour alone
+    assert '<td class="num" data-label="days since 1:1"><span class="cnb-flag">40 (overdue)</span></td>' in html
+    assert '<td class="num" data-label="q-value">0.01</td>' in html and "Ana <b>" in text and "40 (overdue)" in text
+
+
 def test_the_alt_text_reaches_the_page(data_dir):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(outputs=[nbformat.v4.new_output(
         "display_data", data={"image/png": base64.b64encode(b"\x89PNG fake").decode(),
