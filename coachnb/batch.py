@@ -318,9 +318,8 @@ def _warm_up(engine: str | None) -> str | None:
     """
     get_exporter()
     if (engine or DEFAULT_ENGINE) == DEFAULT_ENGINE:
-        scratch = get_shell().ipython_dir
-        _import_report_modules()
-        return scratch
+        _import_report_modules()  # before the shell, as in a worker forked from a preloaded server
+        return get_shell().ipython_dir
     return None
 
 
@@ -454,6 +453,43 @@ MAX_TASKS_PER_WORKER = 200
 #: model fit took 0.07-0.4 s with them, 0.06 s without, on 2 cores).
 _WORKER_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                       "NUMEXPR_NUM_THREADS")
+
+
+#: modules the forkserver imports once before it forks a pool's workers (see pool_start_method)
+FORKSERVER_PRELOAD = ("coachnb.batch", "coachnb.report", "coachnb.display", "coachnb.overview")
+#: the environment this process's forkserver was started with (None: not started by coachnb)
+_FORKSERVER_ENV: dict | None = None
+
+
+def _worker_environment() -> dict:
+    """This process's environment as a worker gets it: with one BLAS/OpenMP thread unless set."""
+    env = dict(os.environ)
+    for k in _WORKER_THREAD_ENV:
+        env.setdefault(k, "1")
+    return env
+
+
+def pool_start_method() -> str:
+    """How a :class:`WorkerPool` starts its workers: ``"forkserver"`` where it can, else ``"spawn"``.
+
+    A forkserver is a fresh single-threaded process (no forked locks or kernels, as with spawn)
+    that imports :data:`FORKSERVER_PRELOAD` once; each worker is then forked from it in
+    milliseconds, sharing those imports' memory, instead of importing them again (~2 s of CPU a
+    worker). It runs for the rest of this process with the environment it started with, which
+    forked workers inherit: once this process's environment has changed, workers are spawned.
+
+    Returns
+    -------
+    str
+    """
+    global _FORKSERVER_ENV
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    env = _worker_environment()
+    if _FORKSERVER_ENV is None:
+        multiprocessing.get_context("forkserver").set_forkserver_preload(list(FORKSERVER_PRELOAD))
+        _FORKSERVER_ENV = env
+    return "forkserver" if env == _FORKSERVER_ENV else "spawn"
 
 
 def _start_single_threaded(process) -> None:
@@ -644,9 +680,7 @@ class _CommandWorker(_Worker):
         """Start the program with one BLAS thread (unless the environment names a number)."""
         task_read, task_write = os.pipe()
         result_read, result_write = os.pipe()
-        env = dict(os.environ)
-        for k in _WORKER_THREAD_ENV:
-            env.setdefault(k, "1")
+        env = _worker_environment()
         popen = subprocess.Popen([sys.executable, "-m", "coachnb.batch", "--serve", str(task_read), str(result_write),
                                   engine or ""], pass_fds=(task_read, result_write), stdin=subprocess.DEVNULL, env=env)
         os.close(task_read)
@@ -713,9 +747,10 @@ class WorkerPool:
 
     Unlike :class:`concurrent.futures.ProcessPoolExecutor`, one worker can be killed (a hung
     notebook) or die (``os._exit``, SIGKILL, out of memory) without breaking the pool: its task
-    fails, a fresh worker replaces it, the other tasks go on. Workers are started with the
-    ``spawn`` method (no forked locks or kernels) and warm up (imports, HTML exporter, IPython
-    shell) before they take a task, so warm-up does not count against a task's timeout.
+    fails, a fresh worker replaces it, the other tasks go on. Workers are forked from a preloaded
+    forkserver or spawned (never forked from the parent: no forked locks or kernels; see
+    :func:`pool_start_method`) and warm up (imports, HTML exporter, IPython shell) before they
+    take a task, so warm-up does not count against a task's timeout.
 
     Parameters
     ----------
@@ -723,9 +758,10 @@ class WorkerPool:
         Number of worker processes.
     engine : str or None
         Engine the tasks will use (decides what the workers warm up).
-    start_method : str
-        ``"spawn"`` or ``"forkserver"``, or ``"command"``: each worker a new program
-        (:class:`_CommandWorker`), for a process that may not start multiprocessing children.
+    start_method : str, optional
+        ``"spawn"`` or ``"forkserver"`` (default: :func:`pool_start_method`), or ``"command"``:
+        each worker a new program (:class:`_CommandWorker`), for a process that may not start
+        multiprocessing children.
     max_tasks_per_worker : int or None
         A worker that has run this many tasks is stopped after its last one and a fresh one
         takes its place (like ``multiprocessing.Pool``'s ``maxtasksperchild``): what a long-lived
@@ -733,9 +769,9 @@ class WorkerPool:
         over thousands of reports. None: never.
     """
 
-    def __init__(self, size: int, engine: str | None = None, start_method: str = "spawn",
+    def __init__(self, size: int, engine: str | None = None, start_method: str | None = None,
                  max_tasks_per_worker: int | None = MAX_TASKS_PER_WORKER):
-        """Check the arguments; workers start when :meth:`run` needs them."""
+        """Check the arguments; workers start when :meth:`run` (or :meth:`start`) needs them."""
         if size < 1:
             raise ValueError("a pool needs at least one worker")
         if max_tasks_per_worker is not None and max_tasks_per_worker < 1:
@@ -743,6 +779,7 @@ class WorkerPool:
         self.size = size
         self.max_tasks = max_tasks_per_worker
         self.engine = engine
+        start_method = start_method or pool_start_method()
         self._ctx = None if start_method == "command" else multiprocessing.get_context(start_method)
         self._workers: list[_Worker] = []
 
@@ -786,8 +823,9 @@ class WorkerPool:
         """Run ``tasks`` and call ``on_done(task, result)`` for each, in completion order, in this process.
 
         Each turn starts workers as needed, hands idle ones a task (:meth:`_assign`), waits for a
-        message, a death or the next deadline, settles what happened, and kills the workers
-        past their deadline (:meth:`_kill_overdue`).
+        message, a death or the next deadline, settles what happened (a worker that finished gets
+        its next task before ``on_done`` writes the finished one), and kills the workers past
+        their deadline (:meth:`_kill_overdue`).
 
         Parameters
         ----------
@@ -816,6 +854,7 @@ class WorkerPool:
             deadlines = [w.deadline for w in active if w.deadline is not None]
             wait_s = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             ready = set(wait_for_ready([w.conn for w in active] + [w.process.sentinel for w in active], wait_s))
+            finished = []
             for w in active:
                 if w.conn in ready or w.process.sentinel in ready:
                     message = None
@@ -838,7 +877,7 @@ class WorkerPool:
                     if message is not None:
                         task, w.state, w.task, w.deadline = w.task, "idle", None, None
                         w.done += 1
-                        on_done(task, message)
+                        finished.append((task, message))
                         if self.max_tasks is not None and w.done >= self.max_tasks:
                             self._stop(w)  # a fresh worker replaces it on the next turn
                     elif not w.process.is_alive() or w.process.sentinel in ready:
@@ -847,6 +886,11 @@ class WorkerPool:
                         reason = w.describe_death()
                         self._retire(w)
                         on_done(task, _failure(reason, duration_s=round(elapsed, 3)))
+            if finished:  # the idle workers get their next task first, then the parent writes the reports
+                self._workers = [w for w in self._workers if w.state != "dead"]
+                self._assign(pending)
+                for task, message in finished:
+                    on_done(task, message)
             self._kill_overdue(on_done)
             self._workers = [w for w in self._workers if w.state != "dead"]
 
