@@ -22,6 +22,10 @@ defaults below. Example::
     currency_position = "before"  # or "after": "12.900 €"
     paper = "A4"              # or "Letter"
 
+    [results]
+    quarter_to_date = "day_before"  # "won this quarter so far" ends the day before the 1:1,
+                                    # or "inclusive": deals won on the day of the 1:1 count too
+
     [commitment_metrics.linkedin_messages_per_week]
     label = "LinkedIn messages per week"
     kind = "activity_count"
@@ -156,6 +160,9 @@ class ProcessConfig:
     commitment_metrics : dict of str -> CommitmentMetric
     presentation : Presentation
         Currency, thousands separator and paper size.
+    quarter_to_date : str
+        ``"day_before"`` (default): "won this quarter so far" counts up to the day before the
+        1:1; ``"inclusive"``: the day of the 1:1 too (``[results] quarter_to_date``).
     """
 
     stages: tuple[str, ...] = DEFAULT_STAGES
@@ -165,6 +172,7 @@ class ProcessConfig:
     thresholds: Thresholds = field(default_factory=Thresholds)
     commitment_metrics: dict[str, CommitmentMetric] = field(default_factory=_default_metrics)
     presentation: Presentation = field(default_factory=Presentation)
+    quarter_to_date: str = "day_before"
 
     @property
     def tz(self) -> ZoneInfo:
@@ -282,7 +290,8 @@ THRESHOLD_RANGES = {
     "min_teammates": _Range(True, 3, 10_000, unit="other reps"),
 }
 
-SECTIONS = ("process", "activity_types", "thresholds", "commitment_metrics", "presentation")
+SECTIONS = ("process", "activity_types", "thresholds", "commitment_metrics", "presentation", "results")
+QUARTER_TO_DATE = ("day_before", "inclusive")
 PRESENTATION_KEYS = ("currency", "thousands_separator", "currency_position", "paper")
 PROCESS_KEYS = ("stages", "week_start", "timezone")
 METRIC_KEYS = ("label", "kind", "activity_types", "unit")
@@ -529,6 +538,19 @@ def config_from_dict(raw: dict, source: str = "process.toml") -> ProcessConfig:
         if metric is not None:
             metrics[metric.name] = metric
     presentation = _presentation(raw, problems)
+    quarter_to_date = _results(raw, problems)
     problems.raise_if_any()
     return ProcessConfig(stages=stages, activity_type_map=type_map, week_start=week, timezone=tz,
-                         thresholds=thresholds, commitment_metrics=metrics, presentation=presentation)
+                         thresholds=thresholds, commitment_metrics=metrics, presentation=presentation,
+                         quarter_to_date=quarter_to_date)
+
+
+def _results(raw: dict, problems: _Problems) -> str:
+    """``[results]``: which days "won this quarter so far" counts."""
+    res = _table(raw, "results", problems)
+    _known_keys(res, ("quarter_to_date",), "[results]", problems)
+    value = res.get("quarter_to_date", "day_before")
+    if value not in QUARTER_TO_DATE:
+        problems.add("[results] quarter_to_date", f"must be \"day_before\" or \"inclusive\", not {_shown(value)}")
+        return "day_before"
+    return value

@@ -680,7 +680,8 @@ def attainment(ds: Dataset, as_of) -> pd.DataFrame:
     ds : Dataset
     as_of : Timestamp or date string
         The quarter is the local calendar quarter holding ``as_of``; deals won from its
-        first day (local midnight) up to, not including, ``as_of`` count.
+        first day (local midnight) up to, not including, ``as_of`` count, or through the end
+        of ``as_of``'s day when ``process.toml`` says ``[results] quarter_to_date = "inclusive"``.
 
     Returns
     -------
@@ -695,7 +696,8 @@ def attainment(ds: Dataset, as_of) -> pd.DataFrame:
     q_start_naive = pd.Timestamp(year=local.year, month=3 * ((local.month - 1) // 3) + 1, day=1)
     q_start = to_local(q_start_naive, cfg)
     opp = ds.opportunities
-    won = opp[_in_window(opp["closed_at"], q_start, as_of) & (opp["status"] == "won").to_numpy(dtype=bool)]
+    until = as_of + pd.Timedelta(days=1) if cfg.quarter_to_date == "inclusive" else as_of
+    won = opp[_in_window(opp["closed_at"], q_start, until) & (opp["status"] == "won").to_numpy(dtype=bool)]
     reps = _rep_frame(ds)
     amount = value_by_rep(reps["rep_id"], won)
     quota = reps["rep_id"].map(_quota(ds)).astype(float)

@@ -462,13 +462,14 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
     s = ("For the record, here is where the numbers stand. They follow from the process above; "
          "the conversation is about the process.")
     qs = tv.attainment["quarter_start"]
-    last_day = (tv.window.as_of - pd.Timedelta(days=1)).tz_localize(None)
+    inclusive = tv.ds.config.quarter_to_date == "inclusive"
+    last_day = (tv.window.as_of - pd.Timedelta(days=0 if inclusive else 1)).tz_localize(None)
     started = bool(len(qs) and pd.notna(qs.iloc[0]) and last_day >= qs.iloc[0])  # not on its first day
     if np.isfinite(att) and has_amounts and started:
         s = f"You have won {fmt_pct(att)} of this quarter's quota so far. " + s
     if started:
         s += (f" \"Won this quarter so far\" counts deals won from {qs.iloc[0]:%d %b} to {last_day:%d %b %Y}, "
-              "the day before the 1:1.")
+              + ("the day of the 1:1 included." if inclusive else "the day before the 1:1."))
     else:
         s += " The quarter starts on the day of this 1:1, so nothing has been won in it yet."
     if not has_losses:

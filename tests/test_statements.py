@@ -253,3 +253,25 @@ def test_a_team_too_small_to_pool_falls_back_to_everyone_and_says_so(team_dir, t
     r, markup = render(small, "R001", monkeypatch=monkeypatch)
     text = page_text(markup)
     assert not r.team_figures and "no team figures are shown" in text and "team median" not in text
+
+
+def test_won_this_quarter_can_include_the_day_of_the_1to1_and_says_which(team_dir, tmp_path):
+    def won_on_the_day(t):
+        o = t["opportunities"]
+        i = o.index[(o["rep_id"] == "R001") & (o["status"] == "open")][0]
+        o.loc[i, ["status", "closed_at", "amount"]] = ["won", f"{AS_OF} 11:00:00", "7000"]
+    day_before = variant(team_dir, tmp_path, edit=won_on_the_day)
+    inclusive = variant(team_dir, tmp_path / "inclusive", edit=won_on_the_day)
+    (inclusive / "process.toml").write_text((inclusive / "process.toml").read_text()
+                                            + '\n[results]\nquarter_to_date = "inclusive"\n')
+    a, b = rep_report(load(day_before), "R001", AS_OF), rep_report(load(inclusive), "R001", AS_OF)
+    won_a = a.results.rows.set_index("measure").at["Won this quarter so far", "you"]
+    won_b = b.results.rows.set_index("measure").at["Won this quarter so far", "you"]
+    o = pd.read_csv(inclusive / "opportunities.csv", dtype=str, keep_default_na=False)
+    on_the_day = o[(o["rep_id"] == "R001") & (o["status"] == "won") & o["closed_at"].str.startswith(AS_OF)]
+    assert len(on_the_day) >= 1
+    as_number = lambda text: float(re.sub(r"[^\d.]", "", text))  # noqa: E731
+    gap = as_number(won_b) - as_number(won_a)
+    assert gap == pytest.approx(on_the_day["amount"].astype(float).sum(), rel=0.02)  # both shown rounded
+    assert "to 22 Nov 2026, the day before the 1:1." in a.results.sentence
+    assert "to 23 Nov 2026, the day of the 1:1 included." in b.results.sentence
