@@ -194,3 +194,67 @@ def days_in_stage_vs_team(rep_days: pd.DataFrame, team_days: pd.DataFrame,
     rep = rep_days.set_index("stage")["median_days"].reindex(stages)
     return _paired_bars(stages, rep.values, team_days["median_days"].values,
                         xlabel="median days in stage", title=title, team_label="team", row_in=0.55)
+
+
+def coaching_record_chart(weekly: pd.DataFrame, periods: pd.DataFrame, labels: dict, sessions=()) -> plt.Figure:
+    """The committed behaviours and new opportunities a week across several 1:1s, each commitment's period shaded.
+
+    Parameters
+    ----------
+    weekly : DataFrame[week, new_opportunities, <metric id>...]
+        One panel per metric column (its weekly level), then new opportunities a week.
+    periods : DataFrame[metric, start, end, target, reading]
+        Each commitment's period (naive dates), its target (drawn over the period in its
+        metric's panel) and its reading (written above the period).
+    labels : dict of str -> str
+        Metric id -> the metric in plain words (each panel's y-axis).
+    sessions : sequence of Timestamp
+        The rep's 1:1s (naive), marked under the last panel.
+    """
+    metrics = [m for m in weekly.columns if m not in ("week", "new_opportunities")]
+    heights = [1.5] * len(metrics) + [1.7]
+    fig, axes = plt.subplots(len(heights), 1, sharex=True, figsize=(WIDTH_IN, sum(heights) + 1.3),
+                             gridspec_kw={"height_ratios": heights})
+    axes = np.atleast_1d(axes)
+    for ax, metric in zip(axes, metrics):
+        ax.plot(weekly["week"], weekly[metric], color=REP_COLOUR, lw=1.8, marker="o", ms=2.5)
+        mine = periods[periods["metric"] == metric]
+        ax.hlines(mine["target"], mine["start"], mine["end"], color=TARGET_COLOUR, lw=2,
+                  label="target" if len(mine) else None)
+        ax.set_ylabel(_wrapped(labels.get(metric, metric)), fontsize=8.5)
+    last = axes[-1]
+    last.bar(weekly["week"], weekly["new_opportunities"], width=5, color=GOOD_COLOUR, alpha=0.85)
+    last.set_ylabel("new opportunities\nper week", fontsize=8.5)
+    if len(sessions):
+        last.plot(list(sessions), [0] * len(sessions), ls="", marker="^", ms=5, color=TEAM_COLOUR, clip_on=False,
+                  label="1:1")
+    for ax in axes:
+        ax.set_ylim(bottom=0)
+        for p in periods.itertuples():
+            ax.axvspan(p.start, p.end, color=TARGET_COLOUR, alpha=0.12, lw=0)
+    for p in periods.itertuples():  # the reading above each period, in the first panel
+        axes[0].annotate(str(p.reading), (p.start, 1), xycoords=("data", "axes fraction"), fontsize=7.5,
+                         va="bottom", ha="left", annotation_clip=False)
+    last.xaxis.set_major_locator(mdates.MonthLocator(bymonth=(1, 4, 7, 10)))  # the year on every tick: a record spans years
+    last.xaxis.set_major_formatter(mdates.DateFormatter("%b %Y"))
+    fig.suptitle("The committed behaviour and new pipeline, commitment by commitment", x=0.01, ha="left",
+                 fontsize=11.5, fontweight="bold")
+    _margins(fig, left_in=1.0, bottom_in=0.95, top_in=0.7)
+    handles = [h for ax in axes for h in ax.get_legend_handles_labels()[0]]
+    names = [n for ax in axes for n in ax.get_legend_handles_labels()[1]]
+    handles.append(plt.Rectangle((0, 0), 1, 1, color=TARGET_COLOUR, alpha=0.12))
+    names.append("commitment period")
+    last.legend(dict(zip(names, handles)).values(), dict(zip(names, handles)).keys(), loc="upper left",
+                bbox_to_anchor=(0, -0.55 / (heights[-1])), ncols=3, fontsize=8.5)
+    return fig
+
+
+def _wrapped(label: str, width: int = 18) -> str:
+    """A y-axis label on at most two lines."""
+    words, lines = str(label).split(), [""]
+    for w in words:
+        if lines[-1] and len(lines[-1]) + len(w) + 1 > width and len(lines) < 2:
+            lines.append(w)
+        else:
+            lines[-1] = f"{lines[-1]} {w}".strip()
+    return "\n".join(lines)

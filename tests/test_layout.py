@@ -33,7 +33,7 @@ READING_ORDER = (
     # coaching analyses: the team view, diagnosis, focus, scenarios, questions
     "team", "coaching",
     # report assembly
-    "report", "overview",
+    "report", "record", "overview",
     # presentation
     "plots", "display", "render", "pdf",
     # the analyst's workbooks: helpers the notebooks in notebooks/ call

@@ -1,0 +1,360 @@
+"""The coaching record: every commitment a rep has on record, what came of each, over time.
+
+A report's "Since last time" reviews the commitments of *this* conversation (running in the
+period or agreed since the last 1:1, :func:`coachnb.team.active_commitments`). Older ones are
+the rep's *record*: they are reviewed the same way (:func:`coachnb.report.review_commitment`, so
+a verdict here is the one a report would give) and named with their dates and years, never as
+"since last time".
+
+:func:`coaching_record` returns plain data: one row of numbers per commitment (formatting only
+at display), a sentence for each, and the weekly series behind the record's chart (the
+committed behaviours and new pipeline across the last several 1:1s, with each commitment's
+period). Only the rep's own commitments and series are read into it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .calendar import weeks_before
+from .coaching import commitment_pattern
+from .formatting import fmt_level, fmt_ratio, plural
+from .report import CommitmentReview, review_commitment
+from .team import active_commitments, open_data, outcome_history, rep_row, rep_series
+
+#: the recent commitments the report's compact table, the chart and the overview's column show
+RECENT = 3
+#: weeks the chart shows before the first of the commitments it marks (their baseline)
+CHART_LEAD_WEEKS = 8
+#: the chart covers at least this many weeks before the 1:1
+CHART_MIN_WEEKS = 26
+#: committed behaviours charted at most (one panel each; the newest commitments' metrics first)
+CHART_MAX_METRICS = 3
+
+#: a reading at a glance (the overview's column, the compact table), by :func:`reading_key`
+SHORT = {
+    "kept_moved": "kept·moved",
+    "kept_no_lift": "kept·no lift",
+    "kept_too_early": "kept·too early",
+    "kept_cannot_tell": "kept·can't tell",
+    "kept_unclear": "target met·no clear change",
+    "not_kept": "not kept",
+    "partly_kept": "partly kept",
+    "in_progress": "running",
+    "replaced": "replaced",
+    "not_started": "not started",
+}
+
+#: the conversation each reading calls for (coaching principles: skill or will)
+CONVERSATION = {
+    "kept_moved": "keep it; what next",
+    "kept_no_lift": "a skill or strategy question",
+    "kept_too_early": "judge by the behaviour for now",
+    "kept_cannot_tell": "judge by the behaviour and the deals it touched",
+    "kept_unclear": "what felt different",
+    "not_kept": "an execution question",
+    "partly_kept": "an execution question, from the progress made",
+    "in_progress": "",
+    "replaced": "",
+    "not_started": "",
+}
+
+#: the record's columns, in order (see :class:`CoachingRecord`)
+COLUMNS = ["commitment_id", "agreed_on", "start", "end", "metric", "label", "baseline", "target", "status",
+           "since_last_time", "finished", "adherence", "weeks_in_period", "weeks_on_target", "achieved",
+           "verdict", "direction", "rate_ratio", "ci_low", "ci_high", "p_value", "mde_ratio", "weeks_needed",
+           "diagnosis", "diagnosis_label", "reading", "conversation", "sentence"]
+
+
+@dataclass
+class CoachingRecord:
+    """One rep's commitments over time, as :func:`coaching_record` returns it.
+
+    Attributes
+    ----------
+    rep_id, name : str
+    as_of : Timestamp
+        The coaching date the record is read on.
+    commitments : DataFrame
+        One row per commitment of the rep agreed or started before ``as_of``, oldest first
+        (:data:`COLUMNS`): ``commitment_id``; ``agreed_on``, ``start``, ``end`` (dates);
+        ``metric`` (id) and ``label`` (in words), ``baseline``, ``target`` (a week);
+        ``status``: ``"reviewed"``, ``"replaced"`` (a later commitment took its place; the
+        reports review that one) or ``"not started"``; ``since_last_time``: True for the ones
+        the report's "Since last time" reviews, False for the record; ``finished``;
+        ``adherence`` (``"kept"``, ``"partly kept"``, ``"not kept"``, ``"too early"``),
+        ``weeks_in_period``, ``weeks_on_target``, ``achieved`` (mean a week in the period);
+        the pipeline test: ``verdict`` (:data:`coachnb.impact.VERDICTS`), ``direction``,
+        ``rate_ratio`` (against the team's trend), ``ci_low``, ``ci_high`` (95%), ``p_value``,
+        ``mde_ratio``, ``weeks_needed``; the reading: ``diagnosis`` (category),
+        ``diagnosis_label``, ``reading`` (:data:`SHORT`), ``conversation``
+        (:data:`CONVERSATION`); ``sentence``. Numbers stay numbers; NaN where none applies.
+    reviews : dict of str -> CommitmentReview
+        The review behind each reviewed row, by commitment id.
+    weekly : DataFrame
+        The chart's weeks: ``week``, ``new_opportunities`` and one column per charted metric id
+        (the rep's weekly level; NaN before the hire).
+    sessions : list of Timestamp
+        The rep's 1:1s within the chart's weeks.
+    summary : str
+        What the record holds, in one or two sentences ("" when it holds nothing).
+    pattern : str or None
+        A pattern across the finished commitments (:func:`coachnb.coaching.commitment_pattern`).
+    """
+
+    rep_id: str
+    name: str
+    as_of: pd.Timestamp
+    commitments: pd.DataFrame
+    reviews: dict
+    weekly: pd.DataFrame
+    sessions: list
+    summary: str
+    pattern: str | None
+
+    def recent(self, n: int = RECENT) -> pd.DataFrame:
+        """The last ``n`` reviewed commitments (oldest first), as the compact table shows them."""
+        c = self.commitments
+        return c[c["status"] == "reviewed"].tail(n)
+
+    def charted(self) -> pd.DataFrame:
+        """The commitments whose periods the chart marks: those starting within its weeks."""
+        c = self.commitments
+        if not len(self.weekly):
+            return c.iloc[:0]
+        first = self.weekly["week"].min()
+        return c[(c["status"] == "reviewed") & (c["end"].dt.tz_localize(None) >= first)]
+
+
+def coaching_record(data, rep_id: str, as_of=None, lookback_weeks: int = 13, reviews=None) -> CoachingRecord:
+    """Every commitment of one rep, each reviewed as a report reviews it, and the record's chart data.
+
+    Parameters
+    ----------
+    data : str, Path, Dataset or feature store
+        As :func:`coachnb.report.rep_report` takes it.
+    rep_id : str
+    as_of : str or Timestamp or None
+        The coaching date; ``None`` or ``""``: the latest date the data covers.
+    lookback_weeks : int
+        The report's window (which commitments count as "since last time").
+    reviews : list of CommitmentReview, optional
+        Reviews already made for this rep, date and window (a report's ``commitments``): reused
+        for the same commitment ids instead of being computed again.
+
+    Returns
+    -------
+    CoachingRecord
+
+    Raises
+    ------
+    RepNotFound
+        For an unknown rep; a bad date or folder as :func:`coachnb.team.open_data` raises.
+    """
+    rep_id = str(rep_id)
+    ds, as_of_ts, tv = open_data(data, as_of, int(lookback_weeks), rep_id)
+    rep = rep_row(ds, rep_id)
+    frame, done = record_rows(tv, rep_id, reviews=reviews)
+    weekly, sessions = chart_weeks(tv, rep_id, frame)
+    diagnoses = [rv.diagnosis for rv in done.values() if rv.diagnosis is not None]  # oldest first
+    return CoachingRecord(rep_id, str(rep["name"]), as_of_ts, frame, done, weekly, sessions,
+                          summary_sentence(frame), commitment_pattern(diagnoses))
+
+
+def record_rows(tv, rep_id: str, reviews=None, last: int | None = None) -> tuple[pd.DataFrame, dict]:
+    """The record's table (:data:`COLUMNS`) and the review behind each reviewed row.
+
+    Parameters
+    ----------
+    tv : coachnb.team.TeamView
+        The team view of the coaching date (its window says what is "since last time").
+    rep_id : str
+    reviews : list of CommitmentReview, optional
+        Reviews to reuse by commitment id (see :func:`coaching_record`).
+    last : int, optional
+        Review only the last ``last`` commitments that have a review (the overview's column);
+        None: all of them.
+
+    Returns
+    -------
+    (DataFrame, dict of str -> CommitmentReview)
+    """
+    ds, as_of = tv.ds, tv.window.as_of
+    known = {str(rv.commitment["commitment_id"]): rv for rv in (reviews or [])}
+    rows, done = [], {}
+    if ds.has("commitments"):
+        current = set(active_commitments(ds, rep_id, tv.window)["commitment_id"].astype(str))
+        chosen = commitments_on_record(ds, rep_id, as_of)
+        if last is not None:
+            keep = {id(c) for c in [c for c in chosen if c["status"] == "reviewed"][-last:]}
+            chosen = [c for c in chosen if id(c) in keep]
+        for c in chosen:
+            cid = str(c["commitment_id"])
+            rv = None
+            if c["status"] == "reviewed":
+                rv = known.get(cid) or review_commitment(tv, rep_id, c)
+                done[cid] = rv
+            rows.append(record_row(c, rv, cid in current, as_of))
+    return pd.DataFrame(rows, columns=COLUMNS), done
+
+
+def commitments_on_record(ds, rep_id: str, as_of: pd.Timestamp) -> list[dict]:
+    """The rep's commitments agreed or started before ``as_of``, oldest first, each with a ``status``.
+
+    ``"reviewed"``: started and not replaced (the reports' set, :func:`coachnb.team.rep_commitments`);
+    ``"replaced"``: a later commitment names it in ``supersedes``; ``"not started"``: agreed
+    before ``as_of``, starting on or after it.
+    """
+    c = ds.commitments
+    mine = c[c["rep_id"].astype(str) == rep_id]
+    agreed = mine["agreed_on"].lt(as_of).fillna(False).astype(bool)
+    mine = mine[agreed | (mine["start"] < as_of)].sort_values(["start", "commitment_id"], kind="stable")
+    superseded = set(c["supersedes"].dropna().astype(str))
+    out = []
+    for row in mine.to_dict("records"):
+        replaced = str(row["commitment_id"]) in superseded
+        row["status"] = "replaced" if replaced else "reviewed" if row["start"] < as_of else "not started"
+        out.append(row)
+    return out
+
+
+def reading_key(review: CommitmentReview) -> str:
+    """The reading of a reviewed commitment as a key of :data:`SHORT` (the diagnosis' own wording key).
+
+    As :func:`coachnb.coaching.diagnose` words it: a ``not_kept`` with progress is ``partly_kept``;
+    a ``kept_too_early`` that no number of weeks would settle is ``kept_cannot_tell``.
+    """
+    d, a = review.diagnosis, review.assessment
+    if d is None:
+        return "in_progress"
+    if d.category == "not_kept" and a.activity.adherence == "partly kept":
+        return "partly_kept"
+    if d.category == "kept_too_early" and not getattr(a.pipeline, "weeks_needed", None):
+        return "kept_cannot_tell"
+    return d.category
+
+
+def record_row(c: dict, review: CommitmentReview | None, since_last_time: bool, as_of: pd.Timestamp) -> dict:
+    """One row of the record (:data:`COLUMNS`) from a commitment and its review (None: not reviewed)."""
+    spec_label = review.label if review is not None else str(c["metric"]).replace("_", " ")
+    row = {k: c.get(k) for k in ("commitment_id", "agreed_on", "start", "end", "metric", "baseline", "target",
+                                 "status")}
+    row.update(label=spec_label, since_last_time=bool(since_last_time and review is not None))
+    row.update({k: np.nan for k in ("weeks_in_period", "weeks_on_target", "achieved", "rate_ratio", "ci_low",
+                                    "ci_high", "p_value", "mde_ratio", "weeks_needed")})
+    row.update(finished=bool(c["end"] < as_of) if review is None else review.finished, adherence=None,
+               verdict=None, direction=None, diagnosis=None, diagnosis_label=None)
+    key = c["status"].replace(" ", "_")
+    if review is not None and review.assessment is not None:
+        act, p = review.assessment.activity, review.assessment.pipeline
+        row.update(adherence=act.adherence, weeks_in_period=act.weeks_in_period,
+                   weeks_on_target=act.weeks_on_or_above_target, achieved=act.post_rate, verdict=p.verdict,
+                   direction=p.direction, rate_ratio=p.rate_ratio, ci_low=p.ci_low, ci_high=p.ci_high,
+                   p_value=p.p_value, mde_ratio=p.mde_ratio,
+                   weeks_needed=np.nan if p.weeks_needed is None else float(p.weeks_needed))
+        key = reading_key(review)
+        if review.diagnosis is not None:
+            row.update(diagnosis=review.diagnosis.category, diagnosis_label=review.diagnosis.label)
+    row.update(reading=SHORT[key], conversation=CONVERSATION[key])
+    row["sentence"] = commitment_sentence(row, key)
+    return row
+
+
+def _day(ts) -> str:
+    return "an unrecorded date" if ts is None or pd.isna(ts) else f"{pd.Timestamp(ts):%d %b %Y}"
+
+
+def commitment_sentence(row: dict, key: str) -> str:
+    """What was agreed and what came of it, in the record's voice (dates with years, past for past)."""
+    what = (f"{row['label'][:1].upper()}{row['label'][1:]}: from {fmt_level(row['baseline'])} to "
+            f"{fmt_level(row['target'])}, {_day(row['start'])} to {_day(row['end'])} "
+            f"(agreed on {_day(row['agreed_on'])}).")
+    if row["status"] == "replaced":
+        return f"{what} Replaced by a later commitment before it was reviewed."
+    if row["status"] == "not started":
+        return f"{what} It had not started by this 1:1."
+    if row["adherence"] is None:
+        return what
+    return " ".join(filter(None, (what, adherence_words(row, key), pipeline_words(row, key))))
+
+
+def adherence_words(row: dict, key: str) -> str:
+    """Whether the behaviour happened, with the weeks it rests on."""
+    weeks = int(row["weeks_in_period"]) if pd.notna(row["weeks_in_period"]) else 0
+    on = int(row["weeks_on_target"]) if pd.notna(row["weeks_on_target"]) else 0
+    if row["adherence"] == "too early" or weeks == 0:
+        return "Too early to say whether it is kept."
+    level = f"{fmt_level(row['achieved'])} a week on average, on or above target in {on} of {plural(weeks, 'week')}"
+    if key == "in_progress":
+        return f"Still running: {level} so far."
+    return {"kept": "Kept", "partly kept": "Partly kept", "not kept": "Not kept"}[row["adherence"]] + f": {level}."
+
+
+def pipeline_words(row: dict, key: str) -> str:
+    """The did-it-move verdict with its effect size and interval, only as far as the test went."""
+    verdict = row["verdict"]
+    effect = (f"{fmt_ratio(row['rate_ratio'])} the team's trend, 95% interval {fmt_ratio(row['ci_low'])} to "
+              f"{fmt_ratio(row['ci_high'])}") if pd.notna(row["rate_ratio"]) else ""
+    if key == "in_progress":
+        return "Too soon for a verdict on new pipeline."
+    if verdict == "activity did not change":
+        return "The behaviour did not clearly change, so there was no effect on new pipeline to test."
+    if verdict == "moved":
+        moved = "rose" if row["direction"] != "down" else "fell"
+        return f"New pipeline {moved} beyond the team's trend ({effect})."
+    if verdict == "no meaningful change":
+        return f"No detectable lift in new pipeline ({effect})."
+    return f"Not enough data to tell whether new pipeline moved ({effect})." if effect else \
+        "Not enough data to tell whether new pipeline moved."
+
+
+def summary_sentence(frame: pd.DataFrame) -> str:
+    """How many commitments the record holds since when, and how they read."""
+    if not len(frame):
+        return "No commitments are on record yet."
+    reviewed = frame[frame["status"] == "reviewed"]
+    counts = frame["reading"].value_counts()
+    ordered = [r for r in SHORT.values() if r in counts.index]
+    s = (f"{plural(len(frame), 'commitment')} on record since {frame['start'].min():%b %Y}: "
+         + ", ".join(f"{r} ({counts[r]})" for r in ordered) + ".")
+    older = int((~reviewed["since_last_time"]).sum())
+    newer = len(reviewed) - older
+    if older and newer:
+        s += (f" {plural(older, 'older one')} belong{'s' if older == 1 else ''} to the record; "
+              f"the {'latest is' if newer == 1 else f'{newer} latest are'} reviewed under 'Since last time'.")
+    return s
+
+
+def chart_weeks(tv, rep_id: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, list]:
+    """The weeks the record's chart shows: the rep's committed behaviours and new opportunities a week.
+
+    From :data:`CHART_LEAD_WEEKS` before the first of the last :data:`RECENT` reviewed commitments
+    (at least :data:`CHART_MIN_WEEKS`) to the end of the report's window; only the rep's column
+    of each team panel is kept.
+    """
+    end = tv.window.end
+    start = weeks_before(end, CHART_MIN_WEEKS)
+    reviewed = frame[frame["status"] == "reviewed"]
+    recent = reviewed.tail(RECENT)
+    if len(recent):
+        start = min(start, weeks_before(recent["start"].min(), CHART_LEAD_WEEKS))
+    start = max(start, weeks_before(end, 520))  # at most ten years: a chart, not an archive
+    hist_start = min(start, tv.history_start)
+    outcome = outcome_history(tv, hist_start)
+    naive = start.tz_localize(None) if start.tzinfo is not None else start
+    weeks = outcome.index[outcome.index >= naive]
+    weekly = pd.DataFrame({"week": weeks,
+                           "new_opportunities": outcome.loc[weeks, rep_id].to_numpy(dtype=float)
+                           if rep_id in outcome.columns else np.nan})
+    metrics = list(dict.fromkeys(reversed(list(reviewed.loc[reviewed["end"] >= start, "metric"].astype(str)))))
+    for metric in metrics[:CHART_MAX_METRICS]:
+        if metric not in tv.ds.config.commitment_metrics:
+            continue
+        series = rep_series(tv, metric, hist_start, rep_id).set_index("week")["value"]
+        weekly[metric] = series.reindex(weeks).to_numpy(dtype=float)
+    s = tv.ds.coaching_sessions
+    held = s.loc[(s["rep_id"].astype(str) == rep_id) & (s["held_on"] >= start) & (s["held_on"] < tv.window.as_of),
+                 "held_on"]
+    return weekly, sorted(held)
