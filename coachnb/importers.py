@@ -218,7 +218,7 @@ def _specs(raw: dict, table: str) -> list[dict]:
     spec = raw.get(table)
     if spec is None:
         return []
-    return [spec] if isinstance(spec, dict) else list(spec)
+    return list(spec) if isinstance(spec, list) else [spec]  # not a table: _check_shapes says so
 
 
 def _check_mapping(raw: dict, source: str) -> None:
@@ -229,12 +229,11 @@ def _check_mapping(raw: dict, source: str) -> None:
         raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; known: {sorted(known_top)}")
     if not _specs(raw, "opportunities"):
         raise ConfigError(f"{source}: needs an [opportunities] section (which file holds the deals)")
+    _check_shapes(raw, source)
     for table in IMPORTED_TABLES:
         allowed = set(TABLES[table].column_names) | set(EXTRA_COLUMNS[table])
         for i, spec in enumerate(_specs(raw, table)):
             where = f"[{table}]" if i == 0 else f"[[{table}]] #{i + 1}"
-            if not isinstance(spec, dict):
-                raise ConfigError(f"{source}: {where} must be a table")
             if table != "reps" and "file" not in spec:
                 raise ConfigError(f"{source}: {where} needs file = \"<file name pattern>\"")
             for key in ("columns", "defaults"):
@@ -255,6 +254,7 @@ def _check_mapping(raw: dict, source: str) -> None:
     for table in IMPORTED_TABLES:
         for spec in _specs(raw, table):
             _check_joins_and_filters(spec, table, source)
+            _check_needed_columns(spec, table, source)
     policy = raw.get("mapping", {}).get("unknown_activity_type", "error")
     if policy not in ("error", "exclude", *ACTIVITY_TYPES):
         raise ConfigError(f"{source}: [mapping] unknown_activity_type must be 'error', 'exclude' or one of "
@@ -271,6 +271,80 @@ def _check_mapping(raw: dict, source: str) -> None:
         if target.lower() not in CLOSED_STATUSES and target not in stages:
             raise ConfigError(f"{source}: [stages] {crm!r} = {target!r}: not one of [process] stages "
                               f"{list(stages)} (or 'won' / 'lost')")
+
+
+def _is_names(value) -> bool:
+    """Text, or a non-empty list of texts (a file pattern, a column, date formats ...)."""
+    return isinstance(value, str) or isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+
+
+def _check_shapes(raw: dict, source: str) -> None:
+    """Raise :class:`ConfigError` for a section or key whose value has the wrong type (a number for a file name ...)."""
+    def fail(where: str, what: str):
+        raise ConfigError(f"{source}: {where} must be {what}")
+
+    for name in ("mapping", "formats", "process", "stages", "status_values", "activity_types"):
+        if not isinstance(raw.get(name, {}), dict):
+            fail(f"[{name}]", "a table")
+    for name in ("stages", "status_values", "activity_types", "mapping"):
+        for key, value in raw.get(name, {}).items():
+            if not isinstance(value, str):
+                fail(f"[{name}] {key!r}", "text")
+    proc = raw.get("process", {})
+    if "stages" in proc and not (isinstance(proc["stages"], list) and all(isinstance(v, str) for v in proc["stages"])):
+        fail("[process] stages", 'a list of stage names, e.g. ["Lead", "Proposal"]')
+    for key in ("timezone", "week_start"):
+        if key in proc and not isinstance(proc[key], str):
+            fail(f"[process] {key}", "text")
+    _check_format_keys(raw.get("formats", {}), "[formats]", fail)
+    for table in IMPORTED_TABLES:
+        if not isinstance(raw.get(table, {}), (dict, list)):
+            fail(f"[{table}]", "a table")
+        for i, spec in enumerate(_specs(raw, table)):
+            where = f"[{table}]" if i == 0 else f"[[{table}]] #{i + 1}"
+            if not isinstance(spec, dict):
+                fail(where, "a table")
+            _check_format_keys(spec, where, fail)
+            for key in ("columns", "defaults", "stage_entered"):
+                if not isinstance(spec.get(key, {}), dict):
+                    fail(f"{where}.{key}", "a table")
+            if any(not isinstance(v, (str, int, float, bool)) for v in spec.get("defaults", {}).values()):
+                fail(f"{where}.defaults", "a table of single values")
+            if any(not isinstance(v, str) for v in spec.get("stage_entered", {}).values()):
+                fail(f"{where}.stage_entered", "a table of stage names")
+            if not isinstance(spec.get("optional", False), bool):
+                fail(f"{where} optional", "true or false")
+
+
+def _check_format_keys(spec: dict, where: str, fail) -> None:
+    """Call ``fail`` for a file pattern, date format list or number/encoding mark of the wrong type."""
+    for key in ("file", "dates"):
+        if key in spec and not _is_names(spec[key]):
+            fail(f"{where} {key}", "text or a list of texts")
+    for key in ("decimal", "thousands", "encoding", "delimiter"):
+        if key in spec and not isinstance(spec[key], str):
+            fail(f"{where} {key}", "text")
+
+
+#: per section, the columns it can't do without: each entry is one column, or alternatives (any one will do)
+NEEDED_COLUMNS = {
+    "reps": [("rep_id", "name")],
+    "opportunities": [("rep_id", "owner_name")],
+    "stage_history": [("opportunity_id",), ("stage",), ("entered_at",)],
+    "activities": [("rep_id", "owner_name"), ("occurred_at",)],
+}
+
+
+def _check_needed_columns(spec: dict, table: str, source: str) -> None:
+    """Raise :class:`ConfigError` when a section that reads a file maps none of the columns it can't do without."""
+    if "file" not in spec:
+        return  # [reps.defaults] alone: no people file, nothing read
+    given = set(spec.get("columns", {})) | ({"stage"} if table == "stage_history" and spec.get("defaults", {})
+                                             .get("stage") else set())
+    for options in NEEDED_COLUMNS[table]:
+        if not given & set(options):
+            raise ConfigError(f"{source}: [{table}] columns need {' or '.join(options)} "
+                              f"(which source column holds it)")
 
 
 def _check_joins_and_filters(spec: dict, table: str, source: str) -> None:
@@ -532,8 +606,13 @@ def parse_dates(values: pd.Series, formats, timezone: str = "UTC") -> pd.Series:
         todo = out.isna() & (text != "")
         if not todo.any():
             break
-        out[todo] = _parse_chunk(text[todo], fmt, timezone)
-    return out
+        try:
+            out[todo] = _parse_chunk(text[todo], fmt, timezone)
+        except (ValueError, OverflowError):  # a year pandas can't hold (e.g. "-3"): value by value
+            out[todo] = pd.to_datetime(pd.Series([_one_date(v, fmt, timezone) for v in text[todo]],
+                                                 index=text[todo].index, dtype=object), errors="coerce")
+    # the loader's rule: a year outside 1900-2100 is no date (a typo, or a number that isn't one)
+    return out.where((out.dt.year >= loading.FIRST_YEAR) & (out.dt.year <= loading.LAST_YEAR))
 
 
 _OFFSET_RE = r"(?:Z|[+-]\d{2}:?\d{2})$"
@@ -573,6 +652,8 @@ def _one_date(value: str, fmt: str, timezone: str):
         else:
             ts = pd.to_datetime(value, format=fmt)
     except (ValueError, TypeError, OverflowError):
+        return pd.NaT
+    if ts is pd.NaT or not loading.FIRST_YEAR <= ts.year <= loading.LAST_YEAR:
         return pd.NaT
     if ts.tzinfo is not None:
         ts = ts.tz_convert(timezone).tz_localize(None)
@@ -615,6 +696,8 @@ def _stable_ids(prefix: str, frame: pd.DataFrame, columns: list[str]) -> pd.Seri
 
     Identical rows get ``-2``, ``-3`` ... in file order.
     """
+    if not len(frame):
+        return pd.Series([], index=frame.index, dtype=object)
     keys = frame[columns].astype(str).agg("\x1f".join, axis=1)
     ids = prefix + keys.map(lambda k: hashlib.sha1(k.encode()).hexdigest()[:10])
     n = ids.groupby(ids).cumcount()
@@ -668,6 +751,7 @@ def convert(mapping, sources) -> ImportResult:
     history = _stage_history(raw, files, fmt, timezone, opps, stages, stage_map, problems)
     problems.raise_if_any()
     opps = _created_from_history(opps, history, raw, problems)
+    _some_deals_left(opps, raw, files, problems)
     opps["closed_at"] = _closed_at(opps, history, problems)
     problems.raise_if_any()
     history = _stage_changes(history, opps)
@@ -697,7 +781,7 @@ def to_source(problem: Problem, origins: dict) -> Problem:
     """
     table = Path(problem.file).stem if problem.file else ""
     origin = origins.get(table)
-    if origin is None or "_file" not in origin or problem.row is not None and not 0 <= problem.row - 2 < len(origin):
+    if origin is None or "_file" not in origin or not len(origin) or problem.row is not None and not 0 <= problem.row - 2 < len(origin):
         return Problem(problem.file, problem.row, problem.column, problem.value, problem.rule,
                        f"{problem.message} (in the import's output {problem.file})", problem.hint, problem.severity)
     named = [problem.row] if problem.row is not None else []
@@ -904,6 +988,19 @@ def _created_from_history(opps: pd.DataFrame, history: pd.DataFrame, raw: dict, 
     return opps
 
 
+def _some_deals_left(opps: pd.DataFrame, raw: dict, files: list[Path], problems: _Problems) -> None:
+    """Stop with one clear error when no deal is left to import (an empty file, or every row left out)."""
+    if len(opps) or problems.errors:
+        return
+    sources = [f.name for spec in _specs(raw, "opportunities") for f in _match_files(spec["file"], files)]
+    left_out = f"; {len(problems.excluded)} reason(s) for leaving rows out are listed below" if problems.excluded else ""
+    problems.errors.append(Problem(", ".join(sources) or "opportunities", None, None, None, "no_deals",
+                                   f"no deal is left to import{left_out}", "check the mapping's file patterns, "
+                                   "where filters and missing_owner / missing_created rules"))
+    problems.errors += problems.excluded
+    problems.raise_if_any()
+
+
 def _closed_at(opps: pd.DataFrame, history: pd.DataFrame, problems: _Problems) -> pd.Series:
     """Close date per deal: the close-date column, else the entry into the won/lost stage.
 
@@ -962,8 +1059,9 @@ def _add_missing_columns(frame: pd.DataFrame, columns) -> None:
 
 def _owners(frame: pd.DataFrame, table: str, policy: str, problems: _Problems) -> pd.DataFrame:
     """Fill ``rep_id`` (owner id, else slug of the owner's name); handle empty owners by policy."""
-    has_id = "rep_id" in frame and frame["_col_rep_id"].notna().any()
-    has_name = "owner_name" in frame and frame["_col_owner_name"].notna().any()
+    # mapped, even if the file has no rows: an empty export is a "no deals" problem, not a mapping one
+    has_id = "rep_id" in frame and (frame["_col_rep_id"].notna().any() or not len(frame))
+    has_name = "owner_name" in frame and (frame["_col_owner_name"].notna().any() or not len(frame))
     if not has_id and not has_name:
         raise ConfigError(f"the mapping's [{table}] columns need rep_id (owner id) or owner_name (owner's name)")
     if not has_id:
@@ -1456,12 +1554,17 @@ def toml_value(value) -> str:
         return repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return json.dumps(str(value), ensure_ascii=False)
+    return _json_text(value)
+
+
+def _json_text(value) -> str:
+    """A TOML basic string: JSON's escapes, and DEL escaped too (TOML allows no raw control character)."""
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def toml_key(key: str) -> str:
     """A TOML key: bare when it may be, else quoted (CRM stage names hold spaces and dots)."""
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _json_text(key)
 
 
 def to_toml(data: dict, prefix: str = "") -> str:
@@ -1561,6 +1664,11 @@ _TYPE_WORDS = (("demo", "demo"), ("call", "call"), ("phone", "call"), ("mail", "
 _ENTERED_RE = re.compile(r"^(?:hs_date_entered_(.+)|date entered ['\"]?(.+?)['\"]?(?: \(.*\))?)$", re.I)
 _PREFIX_RE = re.compile(r"^\s*(?:\(do not modify\)\s*|(?:deal|opportunity|lead|person|organi[sz]ation)\s+-\s+)", re.I)
 _COMPANY_WORDS = re.compile(r"\b(?:gmbh|inc|ltd|llc|ag|sa|corp|co|plc|bv|oy|ab|kg|group|holding|dynamics)\b\.?", re.I)
+
+
+def _printable(text) -> str:
+    """Text for a TOML comment: control characters and line breaks from the data shown escaped."""
+    return re.sub(r"[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]", lambda m: repr(m.group())[1:-1], str(text))
 
 
 def _norm(name: str) -> str:
@@ -1794,8 +1902,8 @@ def infer_mapping(sources) -> str:
         mapped = roles.get(role, [])
         if role in ONE_SOURCE_ROLES:  # one [table], not an array: a second would be invalid TOML
             mapped, more = mapped[:1], mapped[1:]
-            spec_text += [f"# CHECK: {f.name} also looks like {role}; not mapped (combine the files or "
-                          f"map it in place of {mapped[0].name})" for f in more]
+            spec_text += [_printable(f"# CHECK: {f.name} also looks like {role}; not mapped (combine the files or "
+                                     f"map it in place of {mapped[0].name})") for f in more]
         for f in mapped:
             spec_text += _infer_source(role, f, frames, roles, found) + [""]
     for f in roles.get("unused", []):
@@ -1806,7 +1914,7 @@ def infer_mapping(sources) -> str:
     lines = ["# Proposed by `coachnb import --infer` from " + ", ".join(f.name for f in files) + ".",
              "# Check every line marked CHECK, above all the stage order, then run",
              "#   coachnb import --mapping THIS_FILE.toml SOURCES... --out DATA_DIR", "#"]
-    lines += [f"# {n}" for n in found.notes] + [""]
+    lines += [f"# {_printable(n)}" for n in found.notes] + [""]
     lines += _inferred_shared_sections(found)
     if "reps" not in roles:
         lines += ["[reps.defaults]                 # no people file: reps are made up from the distinct owners",
@@ -1858,7 +1966,7 @@ def _infer_source(role: str, path: Path, frames: dict, roles: dict, found: _Infe
     if joins:
         block.insert(2, "join = [" + ", ".join(f"{{ file = {toml_value(f)}, on = {toml_value(k)} }}"
                                                for f, k in joins) + "]")
-    return block[:2] + [f"# CHECK: {c}" for c in checks] + block[2:]
+    return block[:2] + [f"# CHECK: {_printable(c)}" for c in checks] + block[2:]
 
 
 def _usage_note(role: str, path: Path, frame: pd.DataFrame, cols: dict, entered: dict, joins: list) -> str:
@@ -2129,11 +2237,11 @@ def _inferred_shared_sections(found: _Inferred) -> list[str]:
              'unknown_activity_type = "other"']
     count, stages = found.missing_created
     if count:
-        where = f" (stage {', '.join(stages)})" if stages else ""
+        where = _printable(f" (stage {', '.join(stages)})") if stages else ""
         lines.append(f'missing_created = "exclude"   # {count} deal(s) have no created date{where}: left out and '
                      "counted; map created_at to another date column to keep them")
     lines += ["", "[formats]", f"dates = {toml_value(found.global_dates or ['iso'])}"]
-    lines += [f"# {n}" for n in found.date_notes]
+    lines += [f"# {_printable(n)}" for n in found.date_notes]
     lines += [f"decimal = {toml_value(found.number[0])}", f"thousands = {toml_value(found.number[1])}", ""]
 
     closed = {v: _guess_stage(v) for v in found.stage_values}
