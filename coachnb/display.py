@@ -22,6 +22,7 @@ from IPython.display import display
 
 from .formatting import esc, fmt_money, fmt_num, fmt_pct
 from .overview import cadence_sentence
+from .record import chart_alt, chart_labels, chart_periods, shown_table
 
 
 def show_html(html: str, text: str) -> None:
@@ -356,6 +357,26 @@ def since_last_time(r) -> None:
         para(r.pattern)
 
 
+def coaching_record(rec, audience: str = "manager", compact: bool = True) -> None:
+    """A rep's coaching record (:class:`coachnb.record.CoachingRecord`): what it holds, a table and the chart.
+
+    ``compact``: the last few commitments (the report's section); otherwise every one, each with its sentence.
+    """
+    from . import plots  # imported on use: the overview draws no chart and seaborn is slow to import
+
+    para(rec.summary)
+    rows = rec.recent() if compact else rec.commitments
+    if len(rows):
+        table(shown_table(rows, audience))
+    if not compact:
+        bullets(list(rec.commitments["sentence"]))
+    if len(rec.weekly) and len(rec.charted()):
+        figure(plots.coaching_record_chart(rec.weekly, chart_periods(rec), chart_labels(rec),
+                                           [pd.Timestamp(t).tz_localize(None) for t in rec.sessions]), chart_alt(rec))
+    if rec.pattern:
+        para(rec.pattern)
+
+
 def evidence_table(p) -> pd.DataFrame:
     """The numbers behind a pipeline verdict, in plain labels."""
     def finite(v) -> bool:  # None, NaN and inf (no teammates, no weeks) read as "n/a", never "nan" or "inf×"
@@ -445,6 +466,12 @@ def plan(r) -> None:
     else:
         para(p.get("note", "No suggestion from the data; agree the behaviour together."))
     blank_lines(p["blanks"])
+    s = p.get("suggested")
+    if s and r.audience == "manager":  # the plan to record loop: one command writes the agreed row
+        cmd = f"coachnb plan DATA_DIR --rep {r.header.rep_id} --as-of {r.header.as_of:%Y-%m-%d}"
+        show_html(f'<p class="cnb-notes">Once agreed, record it (metric <code>{esc(s["metric"])}</code>, '
+                  f'add <code>--target</code> to change the target): <code>{esc(cmd)}</code></p>',
+                  f"Once agreed, record it (metric {s['metric']}, add --target to change the target): {cmd}")
 
 
 def results(r) -> None:
@@ -491,6 +518,7 @@ OVERVIEW_COLUMNS = (  # (header, record key, format or None for text, number col
     ("step that stands out", "weakest_step", None, False), ("last commitment", "commitment", None, False),
     ("diagnosis", "diagnosis", None, False), ("did it move pipeline?", "verdict", None, False),
     ("q-value", "q_value", lambda q: f"{q:.2f}", True),
+    ("last verdicts (start month)", "recent_verdicts", None, False),
 )
 
 

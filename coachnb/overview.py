@@ -19,6 +19,7 @@ import pandas as pd
 from .coaching import LINK_MAX_LAG, team_link_fit
 from .formatting import fmt_pct
 from .impact import bh_adjust
+from .record import recent_verdicts
 from .report import commitment_reviews, conversion_section
 from .store import store_of
 from .team import active_reps, open_data, stalled_counts
@@ -70,7 +71,9 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
         ``reps`` columns: rep_id, name, team, manager, active (any record in the period),
         report (file name or None), days_since_1to1,
         overdue, activity_trend (last 4 weeks / earlier, per week), stalled_deals, weakest_step,
-        commitment, diagnosis, verdict, p_value, q_value (BH-adjusted across the listed verdicts).
+        commitment, diagnosis, verdict, p_value, q_value (BH-adjusted across the listed verdicts),
+        recent_verdicts (the last few readings of the rep's coaching record with their start months,
+        :func:`coachnb.record.recent_verdicts`; None without a reviewed commitment).
     """
     ds, as_of_ts, tv = open_data(data, as_of, int(lookback_weeks))  # data folder, Dataset or feature store
     w = tv.window
@@ -98,17 +101,12 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     key = _store_key(ds)
     done = {str(e["rep_id"]): e["overview_row"] for e in _entries(manifest)
             if key and isinstance(e.get("overview_row"), dict) and e["overview_row"].get("key") == key}
-    weakest, commitment, diagnosis, verdict, pvals = [], [], [], [], []
+    rows = []
     for rep_id in reps["rep_id"]:
         row = done.get(str(rep_id))
-        row = _from_json(row) if row is not None else rep_columns(ds, tv, rep_id)
-        weakest.append(row["weakest_step"]), commitment.append(row["commitment"])
-        diagnosis.append(row["diagnosis"]), verdict.append(row["verdict"]), pvals.append(row["p_value"])
-    reps["weakest_step"] = weakest
-    reps["commitment"] = commitment
-    reps["diagnosis"] = diagnosis
-    reps["verdict"] = verdict
-    reps["p_value"] = pvals
+        rows.append(_from_json(row) if row is not None else rep_columns(ds, tv, rep_id))
+    for column in ROW_COLUMNS:
+        reps[column] = [row[column] for row in rows]
     tested = reps["p_value"].notna()
     reps["q_value"] = np.nan
     if tested.any():
@@ -188,7 +186,7 @@ def activity_effects(tv, metrics_used=None, history_weeks: int = 52) -> tuple[pd
     return pd.DataFrame(rows, columns=cols), ASSUMPTIONS.format(max_lag=LINK_MAX_LAG)
 
 
-ROW_COLUMNS = ("weakest_step", "commitment", "diagnosis", "verdict", "p_value")
+ROW_COLUMNS = ("weakest_step", "commitment", "diagnosis", "verdict", "p_value", "recent_verdicts")
 
 
 def rep_columns(ds, tv, rep_id) -> dict:
@@ -196,8 +194,10 @@ def rep_columns(ds, tv, rep_id) -> dict:
     weakest = conversion_section(tv, rep_id).weakest_step if ds.has("stage_history") else None
     reviews = commitment_reviews(tv, rep_id) if ds.has("commitments") else []
     last_review = reviews[-1] if reviews else None
+    recent = recent_verdicts(tv, rep_id) if ds.has("commitments") else None  # the record's, older ones included
     if last_review is None:
-        return {"weakest_step": weakest, "commitment": None, "diagnosis": None, "verdict": None, "p_value": np.nan}
+        return {"weakest_step": weakest, "commitment": None, "diagnosis": None, "verdict": None, "p_value": np.nan,
+                "recent_verdicts": recent}
     p = last_review.assessment.pipeline if last_review.assessment else None
     # a running commitment has no verdict yet, whatever its first weeks show
     running = last_review.diagnosis is not None and last_review.diagnosis.category == "in_progress"
@@ -205,7 +205,7 @@ def rep_columns(ds, tv, rep_id) -> dict:
     return {"weakest_step": weakest, "commitment": last_review.label,
             "diagnosis": last_review.diagnosis.label if last_review.diagnosis else None,
             "verdict": "still running" if running else p.verdict if p else None,
-            "p_value": p.p_value if tested else np.nan}
+            "p_value": p.p_value if tested else np.nan, "recent_verdicts": recent}
 
 
 def _store_key(ds) -> str | None:
@@ -225,7 +225,7 @@ def summary_row(store, as_of, lookback_weeks: int, rep_id) -> dict | None:
     if key is None:
         return None
     row = rep_columns(ds, tv, str(rep_id))
-    for k in ("weakest_step", "commitment", "diagnosis", "verdict"):
+    for k in ("weakest_step", "commitment", "diagnosis", "verdict", "recent_verdicts"):
         if row[k] is not None and not isinstance(row[k], str):
             return None  # not a JSON round trip; team_overview computes it
     p = row["p_value"]

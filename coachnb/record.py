@@ -358,3 +358,98 @@ def chart_weeks(tv, rep_id: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, lis
     held = s.loc[(s["rep_id"].astype(str) == rep_id) & (s["held_on"] >= start) & (s["held_on"] < tv.window.as_of),
                  "held_on"]
     return weekly, sorted(held)
+
+
+# --------------------------------------------------------------------------- what the pages show
+def shown_table(frame: pd.DataFrame, audience: str = "manager") -> pd.DataFrame:
+    """The record's rows in words, one a commitment, as a report or the record's page shows them.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Rows of :attr:`CoachingRecord.commitments` (e.g. :meth:`CoachingRecord.recent`).
+    audience : {"manager", "rep"}
+        The manager's table adds the conversation each reading calls for.
+
+    Returns
+    -------
+    DataFrame of str
+        ``commitment``, ``period``, ``agreed`` (baseline → target a week), ``kept?``,
+        ``did it move pipeline?``, ``reading`` (and ``conversation`` for the manager).
+    """
+    out = pd.DataFrame({
+        "commitment": frame["label"].astype(str),
+        "period": [f"{_day(s)} to {_day(e)}" for s, e in zip(frame["start"], frame["end"])],
+        "agreed": [f"{fmt_level(b)} → {fmt_level(t)}" for b, t in zip(frame["baseline"], frame["target"])],
+        "kept?": [_kept_cell(r) for r in frame.to_dict("records")],
+        "did it move pipeline?": [_pipeline_cell(r) for r in frame.to_dict("records")],
+        "reading": frame["reading"].astype(str),
+    })
+    if audience == "manager":
+        out["conversation"] = frame["conversation"].fillna("").astype(str).replace("", "–")
+    return out
+
+
+def _kept_cell(row: dict) -> str:
+    if pd.isna(row["adherence"]) or pd.isna(row["weeks_in_period"]) or row["adherence"] == "too early":
+        return "–" if row["status"] != "reviewed" else "too early"
+    weeks = f"{int(row['weeks_on_target'])} of {int(row['weeks_in_period'])} weeks on target"
+    return f"{'so far: ' if row['reading'] == SHORT['in_progress'] else ''}{row['adherence']}, {weeks}"
+
+
+def _pipeline_cell(row: dict) -> str:
+    verdict = row["verdict"]
+    if pd.isna(verdict) or row["reading"] == SHORT["in_progress"]:
+        return "–" if pd.isna(verdict) else "too soon"
+    if verdict == "activity did not change":
+        return "not tested: the behaviour did not change"
+    if pd.isna(row["rate_ratio"]):
+        return verdict
+    return (f"{verdict}: {fmt_ratio(row['rate_ratio'])} "
+            f"({fmt_ratio(row['ci_low'])} to {fmt_ratio(row['ci_high'])})")
+
+
+def chart_periods(rec: CoachingRecord) -> pd.DataFrame:
+    """The periods the record's chart shades: ``metric``, ``start``, ``end`` (naive), ``target``, ``reading``."""
+    c = rec.charted()
+    return pd.DataFrame({"metric": c["metric"].astype(str), "start": c["start"].dt.tz_localize(None),
+                         "end": c["end"].dt.tz_localize(None), "target": c["target"].astype(float),
+                         "reading": c["reading"].astype(str)}).reset_index(drop=True)
+
+
+def chart_alt(rec: CoachingRecord) -> str:
+    """The record's chart in words: its weeks, each commitment's period and reading, new pipeline's range."""
+    w = rec.weekly
+    if not len(w):
+        return "Chart of the coaching record: no weeks to show."
+    periods = chart_periods(rec)
+    labels = dict(zip(rec.commitments["metric"].astype(str), rec.commitments["label"].astype(str)))
+    drawn = [labels.get(m, m) for m in w.columns if m not in ("week", "new_opportunities")]
+    opps = pd.to_numeric(w["new_opportunities"], errors="coerce").dropna()
+    text = (f"Chart of {', '.join(drawn) + ' and ' if drawn else ''}new opportunities per week from "
+            f"{w['week'].min():%d %b %Y} to {w['week'].max():%d %b %Y}"
+            + (f" (new opportunities {fmt_level(opps.min())} to {fmt_level(opps.max())} a week, "
+               f"{fmt_level(opps.mean())} on average)" if len(opps) else "") + ". ")
+    if len(periods):
+        text += "Shaded commitment periods: " + "; ".join(
+            f"{labels.get(p.metric, p.metric)} {p.start:%d %b %Y} to {p.end:%d %b %Y}, target "
+            f"{fmt_level(p.target)}, {p.reading}" for p in periods.itertuples()) + "."
+    return text + (f" Triangles mark the {plural(len(rec.sessions), '1:1')}." if rec.sessions else "")
+
+
+def chart_labels(rec: CoachingRecord) -> dict:
+    """Metric id -> the metric in words, for the chart's panels."""
+    return dict(zip(rec.commitments["metric"].astype(str), rec.commitments["label"].astype(str)))
+
+
+def recent_verdicts(tv, rep_id: str, n: int = RECENT) -> str | None:
+    """The last ``n`` readings at a glance, oldest first, each with its start month ("not kept (Aug 2025), ...").
+
+    The overview's column: the same rows :func:`coaching_record` gives (:func:`record_rows`), so
+    the two always agree. None when the rep has no reviewed commitment.
+    """
+    frame, _ = record_rows(tv, str(rep_id), last=n)
+    reviewed = frame[frame["status"] == "reviewed"]
+    if not len(reviewed):
+        return None
+    return ", ".join(f"{r} ({s:%b %Y})" for r, s in zip(reviewed["reading"], reviewed["start"]))
