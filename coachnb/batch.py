@@ -52,6 +52,7 @@ import hashlib
 import json
 import math
 import multiprocessing
+import multiprocessing.forkserver
 import numbers
 import os
 import re
@@ -492,6 +493,24 @@ def pool_start_method() -> str:
     return "forkserver" if env == _FORKSERVER_ENV else "spawn"
 
 
+def _ensure_forkserver() -> None:
+    """Start this process's forkserver now, if it is not running, with one BLAS/OpenMP thread.
+
+    Returns at once: the server imports :data:`FORKSERVER_PRELOAD` on its own, and the first
+    worker's start waits for that. The variables are set in this process only while the server
+    starts (it inherits them, and the workers it forks inherit them from it).
+    """
+    saved = {k: os.environ.get(k) for k in _WORKER_THREAD_ENV}
+    try:
+        for k in _WORKER_THREAD_ENV:
+            os.environ.setdefault(k, "1")
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+
+
 def _start_single_threaded(process) -> None:
     """Start ``process`` with one BLAS/OpenMP thread, unless the user set a number for that library.
 
@@ -533,7 +552,10 @@ class _Worker:
         self.conn, child = ctx.Pipe(duplex=True)
         self.process = ctx.Process(target=_worker_main, args=(child, engine), daemon=True,
                                    name="coachnb-worker")
-        _start_single_threaded(self.process)
+        if ctx.get_start_method() == "forkserver":
+            self.process.start()  # forked from the server, with its environment (see _ensure_forkserver)
+        else:
+            _start_single_threaded(self.process)
         child.close()
         self.state = "starting"
         self.scratch = None  # the worker's temporary directory, removed here if it is killed
@@ -782,6 +804,7 @@ class WorkerPool:
         start_method = start_method or pool_start_method()
         self._ctx = None if start_method == "command" else multiprocessing.get_context(start_method)
         self._workers: list[_Worker] = []
+        self._starter: threading.Thread | None = None  # see start
 
     def _new_worker(self) -> _Worker:
         """Start one worker process (see :class:`_Worker`, :class:`_CommandWorker`)."""
@@ -800,13 +823,31 @@ class WorkerPool:
         """Start every worker now; they warm up (:func:`_warm_up`) while the caller goes on.
 
         :meth:`run` otherwise starts them when it is given tasks; started early, a pool is warm by
-        the time the parent has loaded the data and built the feature store.
+        the time the parent has loaded the data and built the feature store. Workers forked from
+        the forkserver are started by a thread of this process, as that waits for the server to
+        finish its imports (the server itself is started here, see :func:`_ensure_forkserver`).
         """
+        if self._ctx is not None and self._ctx.get_start_method() == "forkserver":
+            _ensure_forkserver()
+            self._starter = threading.Thread(target=self._start_all, name="coachnb-pool-start", daemon=True)
+            self._starter.start()
+        else:
+            self._start_all()
+
+    def _start_all(self) -> None:
+        """Start workers until the pool has :attr:`size`."""
         while len(self._workers) < self.size:
             self._workers.append(self._new_worker())
 
+    def _wait_started(self) -> None:
+        """Wait for the thread :meth:`start` left starting workers, if any."""
+        if self._starter is not None:
+            self._starter.join()
+            self._starter = None
+
     def close(self) -> None:
         """Stop the workers: ask politely, then kill the ones still running."""
+        self._wait_started()
         for w in self._workers:
             if w.state == "idle":
                 try:
@@ -839,6 +880,7 @@ class WorkerPool:
         CoachnbError
             When workers keep failing to start.
         """
+        self._wait_started()
         pending = deque(tasks)
         startup_failures = 0
         while pending or any(w.state == "busy" for w in self._workers):
