@@ -1655,7 +1655,7 @@ _LOST_WORDS = ("lost", "verloren", "perdu", "perdid", "closedlost", "dead", "dis
 _OPEN_WORDS = ("open", "active", "inprogress", "onhold", "pending", "offen", "laufend")
 #: words of open stage names in the order a buyer usually meets them (a stage's first match ranks it)
 _STAGE_KEYWORDS = tuple(re.compile(r"\b" + w, re.I) for w in (
-    "new", "lead", "erstkontakt", "prospect", "appointment", "contact made", "qualif", "discover", "needs analysis",
+    "new", "lead", "erstkontakt", "prospect", "appointment", "qualif", "contact made", "discover", "needs analysis",
     "bedarf", "engag", "meeting", "develop", "demo", "presentation", "value proposition", "id. decision",
     "identify decision", "decision maker", "perception", "solution", "propos", "quote", "angebot", "contract",
     "negotiat", "verhandlung", "commit", "closing", "verbal"))

@@ -55,6 +55,20 @@ TRUTH = {
 }
 
 
+#: each export's open stages in the order its CRM's pipeline lists them (make_styles.py writes them so)
+STAGE_ORDER = {
+    "salesforce": ["Prospecting", "Qualification", "Proposal/Price Quote", "Negotiation/Review"],
+    "hubspot": ["Appointment Scheduled", "Qualified To Buy", "Presentation Scheduled", "Contract Sent"],
+    "pipedrive": ["Qualified", "Contact Made", "Demo Scheduled", "Proposal Made", "Negotiations Started"],
+    "zoho": ["Qualification", "Needs Analysis", "Value Proposition", "Proposal/Price Quote", "Negotiation/Review"],
+    "dynamics365": ["1-Qualify", "2-Develop", "3-Propose", "4-Close"],
+    "close": ["Qualified", "Demo Completed", "Proposal Sent", "Contract Out"],
+    "copper": ["Qualified", "Meeting Scheduled", "Proposal Sent", "Negotiation"],
+    "spreadsheet": ["Prospecting", "Engaging"],
+    "localised": ["Erstkontakt", "Bedarfsanalyse", "Angebot", "Verhandlung"],
+}
+
+
 def _read(path: Path) -> pd.DataFrame:
     sep = ";" if path.read_text(encoding="utf-8-sig").split("\n", 1)[0].count(";") else ","
     return pd.read_csv(path, dtype=str, keep_default_na=False, sep=sep, encoding="utf-8-sig")
@@ -111,6 +125,9 @@ def test_style_imports_with_no_edits_to_a_valid_folder_with_the_exports_figures(
     pd.testing.assert_frame_equal(got[["deals", "won", "lost"]], expected[["deals", "won", "lost"]],
                                   check_dtype=False)
     pd.testing.assert_series_equal(got["won_value"], expected["won_value"], check_dtype=False)
+    stages = load(data).config.stages
+    if style in STAGE_ORDER:  # the open stages in the CRM's own order (the funnel export has none)
+        assert list(stages) == STAGE_ORDER[style]
 
 
 def test_each_style_renders_a_report_batch(imported, tmp_path):
