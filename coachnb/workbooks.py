@@ -346,6 +346,12 @@ class CommitmentInDepth:
         The same test with other lags and post windows: ``varied``, ``lag_weeks``,
         ``horizon_weeks``, ``rate_ratio``, ``ci_low``, ``ci_high``, ``p_value``, ``mde_ratio``,
         ``n_post_weeks``, ``weeks_needed``, ``verdict``.
+    placebo : ndarray
+        The placebo null the p-value ranks the rep against: the studentized statistic at every
+        ordinary week of the unchanged comparison reps and of the rep's own past, sorted
+        (:func:`coachnb.impact.placebo_statistics`; empty when the pool is too small).
+    rep_statistic : float
+        The rep's own statistic on the same scale (NaN before any post week, or without a null).
     """
 
     commitment: dict
@@ -355,6 +361,8 @@ class CommitmentInDepth:
     assessment: object
     evidence: pd.DataFrame
     sensitivity: pd.DataFrame
+    placebo: np.ndarray
+    rep_statistic: float
 
 
 def commitment_in_depth(data, commitment_id: str = "", as_of="") -> CommitmentInDepth:
@@ -390,11 +398,13 @@ def commitment_in_depth(data, commitment_id: str = "", as_of="") -> CommitmentIn
     changed = None if a.activity.adherence == "too early" else a.activity.changed
     start = c["start"].tz_localize(None)
     sensitivity = impact_sensitivity(outcome, rep_id, start, impact_settings(ds), excluded, changed)
+    placebo, rep_z = impact.placebo_statistics(outcome, rep_id, start, impact_settings(ds), excluded_peers=excluded)
     comparison = [r for r in outcome.columns if r != rep_id and r not in set(excluded)]
     period = (outcome.index >= start) & (outcome.index <= c["end"].tz_localize(None))
     pipeline = pd.DataFrame({"rep": outcome[rep_id], "team_per_rep": outcome[comparison].mean(axis=1),
                              "in_commitment": period}, index=outcome.index.rename("week"))
-    return CommitmentInDepth(c, review.label, review.weekly, pipeline, a, evidence_frame(a.pipeline), sensitivity)
+    return CommitmentInDepth(c, review.label, review.weekly, pipeline, a, evidence_frame(a.pipeline), sensitivity,
+                             placebo, rep_z)
 
 
 def _chosen_commitment(ds, commitment_id: str, as_of) -> dict:

@@ -226,6 +226,23 @@ def test_commitment_in_depth_is_the_reports_test_and_its_sensitivity_starts_from
     assert evidence["placebo comparisons"] == review.assessment.pipeline.n_placebo
 
 
+def test_the_placebo_histogram_is_the_null_the_reports_p_value_ranks(team_ds):
+    import numpy as np
+
+    from coachnb.workbooks import commitment_in_depth
+
+    d = commitment_in_depth(team_ds, "K0036", AS_OF)
+    p = d.assessment.pipeline
+    assert len(d.placebo) == p.n_placebo > 0
+    assert np.all(np.diff(d.placebo) >= 0)
+    assert np.isfinite(d.rep_statistic)
+    # the report's two-sided rank p-value, recomputed from the null and the rep's statistic
+    n = len(d.placebo)
+    above = (1 + np.sum(d.placebo >= d.rep_statistic)) / (n + 1)
+    below = (1 + np.sum(d.placebo <= d.rep_statistic)) / (n + 1)
+    assert min(1.0, 2 * min(above, below)) == pytest.approx(p.p_value)
+
+
 def test_the_default_commitment_is_the_one_that_ended_last(team_ds):
     import pandas as pd
 
