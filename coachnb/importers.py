@@ -16,12 +16,22 @@ convert(mapping, sources) -> ImportResult
     Map the sources onto the contract in memory (no files written).
 infer_mapping(sources) -> str
     What ``coachnb import --infer SOURCE...`` prints: a proposed mapping (TOML text).
+infer_and_import(sources, out_dir) -> ImportResult
+    ``coachnb import --infer SOURCE... --out DIR``: propose, keep the mapping in ``DIR/mapping.toml``, import.
+import_inferred(sources, out_dir) -> Path
+    The same, printing the summary, the lines to check and the next commands (:func:`next_steps`).
+order_open_stages(stages, ages) -> (list, str)
+    Open stage names in pipeline order, and what the order rests on.
+to_source(problem, origins) -> Problem, collapse(problems) -> list
+    The loader's problems with an import's output, located in the export and one per cause.
 shipped_mappings() -> dict
     Name -> path of the mappings shipped in ``coachnb/mappings`` (``salesforce``, ...).
 
 Every problem names the *source* file, its row (as a spreadsheet shows it: header = row 1)
 and the column as the user knows it, e.g.
-``deals_export.csv, row 7, column 'Deal Owner': empty owner``.
+``deals_export.csv, row 7, column 'Deal Owner': empty owner``; more than :data:`ROWS_LISTED`
+rows with one cause are one problem that counts them and names example rows. Rows left out
+on purpose, and everything that stands in for what an export lacks, are said on import.
 """
 from __future__ import annotations
 
