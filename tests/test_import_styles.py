@@ -8,6 +8,8 @@ against them: deals, won and lost deals and won value per rep. It never asks the
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -178,3 +180,20 @@ def test_won_only_funnel_is_named_and_keeps_amounts_unknown(imported):
     [made_up] = [p for p in result.warnings if p.rule == "made_up_rep"]
     assert "'sr_id'" in made_up.message and "owner id" in made_up.message
     assert any(p.rule == "unknown_amount" for p in result.warnings)
+
+
+def test_the_documented_commands_give_the_same_folder(imported, tmp_path):
+    """docs/importing.md's commands of today's CLI (propose to a file, import with it) = the one-call import."""
+    export = STYLES / "spreadsheet"
+    proposed = subprocess.run([sys.executable, "-m", "coachnb", "import", "--infer", str(export)],
+                              capture_output=True, text=True, timeout=300)
+    assert proposed.returncode == 0, proposed.stderr
+    (tmp_path / "mapping.toml").write_text(proposed.stdout, encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "coachnb", "import", "--mapping", str(tmp_path / "mapping.toml"),
+                           str(export), "--out", str(tmp_path / "team")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    undated = int((_read(export / "sales_pipeline.csv")["engage_date"] == "").sum())
+    assert f"{undated} rows" in done.stderr and "missing_created" in done.stderr  # what was left out is said
+    data, _ = imported["spreadsheet"]
+    for table in ("reps", "opportunities"):
+        assert (tmp_path / "team" / f"{table}.csv").read_bytes() == (data / f"{table}.csv").read_bytes()
