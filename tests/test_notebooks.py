@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
-WORKBOOKS = ["explore_team", "did_it_move", "data_check"]
+WORKBOOKS = ["explore_team", "did_it_move", "data_check", "coaching_record"]
 
 
 def test_the_workbook_set_is_there():
