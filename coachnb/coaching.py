@@ -479,7 +479,7 @@ def _by_rep(frame: pd.DataFrame) -> pd.DataFrame:
 
 def rank_drivers(tables: dict, rep_id: str, peers: list[str], stages: tuple[str, ...],
                  metric_for: dict | None = None, late_logging_days: float = 2.0,
-                 min_peers: int = MIN_PEERS) -> tuple[list[FocusArea], dict]:
+                 min_peers: int = MIN_PEERS, currency=None) -> tuple[list[FocusArea], dict]:
     """Every driver on which the rep is behind the teammates' median, with its modeled gain.
 
     Model: won value per window = opportunities created x win rate x deal size, and
@@ -503,7 +503,7 @@ def rank_drivers(tables: dict, rep_id: str, peers: list[str], stages: tuple[str,
     -------
     (areas sorted by gain, largest first, data capture ahead; the rep's modeled funnel as a dict)
     """
-    f = _RepFunnel.model(tables, rep_id, list(peers), metric_for or {}, min_peers)
+    f = _RepFunnel.model(tables, rep_id, list(peers), metric_for or {}, min_peers, currency)
     out = _activity_areas(f) if f.has_activity else []
     if tables.get("has_stages", True):
         out += _conversion_areas(f, tables["conversion"]) + _velocity_areas(f, tables["velocity"])
@@ -532,6 +532,7 @@ class _RepFunnel:
     has_activity: bool
     summary: dict  # the rep's funnel as rank_drivers returns it
     min_peers: int = MIN_PEERS  # the fewest teammates a median may pool
+    currency: object = None  # formatting.Currency of the team's amounts
 
     @property
     def team_ids(self) -> list:
@@ -543,7 +544,8 @@ class _RepFunnel:
         return self.summary["won_value"]
 
     @classmethod
-    def model(cls, tables: dict, rep_id: str, peers: list, metric_for: dict, min_peers: int = MIN_PEERS) -> _RepFunnel:
+    def model(cls, tables: dict, rep_id: str, peers: list, metric_for: dict, min_peers: int = MIN_PEERS,
+              currency=None) -> _RepFunnel:
         weeks = int(tables["weeks"])
         team_ids = [rep_id] + peers
         outcomes = _by_rep(tables["outcomes"]).reindex(team_ids)
@@ -572,7 +574,7 @@ class _RepFunnel:
                    "gain_unit": "won value" if np.isfinite(team_size) else "won deals"}
         has_activity = bool(tables.get("has_activity", True)) and acts_total.sum() > 0
         return cls(rep_id, peers, weeks, metric_for, win, size, deals, opps, act, acts_total, has_activity, summary,
-                   min_peers)
+                   min_peers, currency)
 
     def med(self, series: pd.Series) -> float:
         """The teammates' median of ``series`` (finite values only; NaN when there are none)."""
@@ -688,9 +690,9 @@ def _deal_size_area(f: _RepFunnel) -> list[FocusArea]:
         return []
     return [FocusArea(
         "Deal size", "deal_size",
-        f"Deal size: average new opportunity {fmt_money(f.deals.at[rep_id, 'mean_amount'])} "
+        f"Deal size: average new opportunity {fmt_money(f.deals.at[rep_id, 'mean_amount'], f.currency, kind='average')} "
         f"({_deal_count(f.deals.loc[rep_id])} in {max(CONVERSION_WEEKS, f.weeks)} weeks), "
-        f"team median {fmt_money(team_size_med)}.",
+        f"team median {fmt_money(team_size_med, f.currency, kind='average')}.",
         s_rep, team_size_med, f.summary["opportunities"] * f.summary["win_rate"] * (team_size_med - s_rep),
         float("nan"), None)]
 
@@ -716,10 +718,12 @@ def _data_capture_area(f: _RepFunnel, timeliness: pd.DataFrame, late_logging_day
         late_rep, late_team, float("nan"), float("nan"), sugg)]
 
 
-def _gain_sentence(area: FocusArea, weeks: int, unit: str = "won value") -> str:
+def _gain_sentence(area: FocusArea, weeks: int, unit: str = "won value", currency=None) -> str:
     if not np.isfinite(area.modeled_gain):
         return ""
     n = area.modeled_gain_opportunities
+    gain = (fmt_money(area.modeled_gain, currency, kind="estimate") if unit == "won value"
+            else fmt_estimate(area.modeled_gain))
     if area.driver in ("activity", "opportunity_rate"):
         what = f"about {fmt_level(n)} more new {'opportunity' if fmt_level(n) == '1' else 'opportunities'} and "
     elif area.driver == "conversion":
@@ -727,7 +731,7 @@ def _gain_sentence(area: FocusArea, weeks: int, unit: str = "won value") -> str:
     else:
         what = ""
     return (f" Moving to the team median on this alone, everything else as it is, the model expects "
-            f"{what}about {fmt_estimate(area.modeled_gain)} more {unit} over {weeks} weeks.")
+            f"{what}about {gain} more {unit} over {weeks} weeks.")
 
 
 def focus_areas(ds: Dataset, rep_id: str, as_of, lookback_weeks: int = 13,
@@ -772,8 +776,9 @@ def focus_areas(ds: Dataset, rep_id: str, as_of, lookback_weeks: int = 13,
         m = _metric_of_kind(ds, kind)
         if m:
             metric_for[key], metric_for[f"{key}_label"] = m, _metric_label(ds, m)
+    currency = ds.config.presentation.currency
     areas, funnel = rank_drivers(tables, rep_id, peers, tuple(ds.config.stages), metric_for,
-                                 ds.config.thresholds.late_logging_days, least)
+                                 ds.config.thresholds.late_logging_days, least, currency)
     if funnel["resolved_deals"] < MIN_RESOLVED_DEALS and funnel["active_weeks"] < MIN_ACTIVE_WEEKS:
         deals = plural(funnel["resolved_deals"], "deal")
         weeks = (f" and {plural(funnel['active_weeks'], 'week')} with logged activity" if ds.has("activities")
@@ -786,7 +791,7 @@ def focus_areas(ds: Dataset, rep_id: str, as_of, lookback_weeks: int = 13,
         return FocusResult([], "Nothing stands out against the team strongly enough to pick a focus from the "
                                "data; the rep's own view of what to work on leads.", funnel)
     chosen = [FocusArea(**{**asdict(a), "reason": a.reason + _gain_sentence(a, int(tables["weeks"]),
-                                                                       funnel["gain_unit"])})
+                                                                       funnel["gain_unit"], currency)})
               for a in areas[:max_areas]]
     return FocusResult(chosen, None, funnel)
 

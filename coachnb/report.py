@@ -34,13 +34,18 @@ TOO_FEW = "There are too few teammates to compare with."
 
 
 
-def value_words(v: KnownValue) -> str:
+def cur_of(tv: TeamView):
+    """The team's currency (``process.toml`` ``[presentation]``), for every amount a sentence shows."""
+    return tv.ds.config.presentation.currency
+
+
+def value_words(v: KnownValue, currency=None) -> str:
     """"value 12,000", or as much of it as the amounts recorded support."""
     if v.n == 0 or v.complete:
-        return f"value {fmt_money(v.total)}"
+        return f"value {fmt_money(v.total, currency)}"
     if v.n_known == 0:
         return "value unknown: none of them has an amount"
-    return f"value {fmt_money(v.total)} for the {v.n_known} with an amount; {v.n - v.n_known} have none"
+    return f"value {fmt_money(v.total, currency)} for the {v.n_known} with an amount; {v.n - v.n_known} have none"
 
 # --------------------------------------------------------------------------- 1. header
 @dataclass
@@ -189,7 +194,7 @@ def pipeline_section(tv: TeamView, rep_id: str) -> PipelineSection:
     cycle = float(cyc.iloc[0]) if len(cyc) and pd.notna(cyc.iloc[0]) else np.nan
     team_cycle = peer_quartiles(tv, out, rep_id, "median_cycle_days")["median"]
 
-    s = f"{created} new opportunities in the period ({fmt_num(per_week)} a week, {value_words(value)})"
+    s = f"{created} new opportunities in the period ({fmt_num(per_week)} a week, {value_words(value, cur_of(tv))})"
     s += (f"; team median {fmt_num(team['median'])} a week (middle half {fmt_num(team['q25'])} to "
           f"{fmt_num(team['q75'])})." if team["n_reps"] else f". {TOO_FEW}")
     stands_out = bool(team["n_reps"] and rep_weeks >= 2 and per_week < team["q25"])
@@ -271,7 +276,7 @@ def stage_mix_section(tv: TeamView, rep_id: str) -> StageMixSection | None:
     mine = mix[mix["rep_id"] == rep_id].set_index("stage").reindex(stages)
     n = mine["deals"].fillna(0).astype(int)
     table = pd.DataFrame({"stage": stages, "your open deals": n.to_numpy(),
-                          "their value": mine["value"].fillna(0).map(fmt_money).to_numpy(),
+                          "their value": mine["value"].fillna(0).map(lambda x: fmt_money(x, cur_of(tv))).to_numpy(),
                           "your share": (n / max(n.sum(), 1)).map(fmt_pct).to_numpy(),
                           "team median share": team_share.reindex(stages).map(fmt_pct).to_numpy()})
     if n.sum() == 0:
@@ -353,7 +358,7 @@ def stalled_section(tv: TeamView, rep_id: str) -> StalledSection:
     elif deals.empty:
         s = f"None of your {n_open} open deals has been in its stage longer than most deals in the data (every rep's)."
     else:
-        s = (f"{len(deals)} of your {n_open} open deals ({value_words(known_value(deals['amount']))}) "
+        s = (f"{len(deals)} of your {n_open} open deals ({value_words(known_value(deals['amount']), cur_of(tv))}) "
              f"{'has' if len(deals) == 1 else 'have'} been in "
              f"their stage longer than {ds.config.thresholds.stalled_percentile:.0f}% of deals in the data (every rep's) stay there.")
     return StalledSection(deals, n_open, s)
@@ -380,7 +385,7 @@ def aged_deals_section(tv: TeamView, rep_id: str) -> StalledSection:
     elif deals.empty:
         s = f"None of your {n_open} open deals is older than most open deals in the data (every rep's)."
     else:
-        s = (f"{len(deals)} of your {n_open} open deals ({value_words(known_value(deals['amount']))}) "
+        s = (f"{len(deals)} of your {n_open} open deals ({value_words(known_value(deals['amount']), cur_of(tv))}) "
              f"{'is' if len(deals) == 1 else 'are'} older than "
              f"{pct:.0f}% of open deals in the data, every rep's ({fmt_num(threshold, 0)} days). Without stage history, age is "
              "the only sign of a stall.")
@@ -436,15 +441,18 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
     lost_n = pd.to_numeric(out["lost"], errors="coerce").fillna(0).sum()
     has_losses = bool(lost_n > 0 or won_n == 0)  # only wins in the period: a win rate would say nothing
     has_amounts = bool(won_n == 0 or (pd.to_numeric(out["avg_won_amount"], errors="coerce") > 0).any())
-    money = fmt_money if has_amounts else (lambda x: "unknown")
+    cur = cur_of(tv)
+    money = ((lambda x, kind="recorded": fmt_money(x, cur, kind=kind)) if has_amounts
+             else (lambda x, kind="recorded": "unknown"))
     rows = [
         ("Won this quarter so far", money(pick(tv.attainment, "won_amount_qtd")),
-         money(team_med(tv.attainment, "won_amount_qtd"))),
+         money(team_med(tv.attainment, "won_amount_qtd"), kind="average")),
         ("Share of quarterly quota won", fmt_pct(pick(tv.attainment, "attainment")),
          fmt_pct(team_med(tv.attainment, "attainment"))),
         ("Open pipeline against quarterly quota", fmt_times(pick(tv.coverage, "coverage")),
          fmt_times(team_med(tv.coverage, "coverage"))),
-        ("Average won deal", money(pick(tv.outcomes, "avg_won_amount")), money(team_med(tv.outcomes, "avg_won_amount"))),
+        ("Average won deal", money(pick(tv.outcomes, "avg_won_amount"), kind="average"),
+         money(team_med(tv.outcomes, "avg_won_amount"), kind="average")),
     ]
     if has_losses:
         rows.insert(3, ("Win rate in the period", fmt_pct(pick(tv.outcomes, "win_rate")),
@@ -689,6 +697,7 @@ class RepReport:
     self_view: pd.DataFrame  # topic, score (1-5), date: the rep's own latest view, set beside the data
     excluded_note: str | None
     commitments_note: str | None = None  # no commitment since last time, but older ones on record
+    currency: object = None  # formatting.Currency the team's amounts are written in
     team_figures: bool = True  # False: too few teammates to pool, so no team figure is shown
 
 
@@ -784,5 +793,6 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
         self_view=coaching.self_view(ds, rep_id),
         team_figures=group.scope != "none",
         commitments_note=record_note,
+        currency=ds.config.presentation.currency,
     )
 

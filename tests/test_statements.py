@@ -275,3 +275,20 @@ def test_won_this_quarter_can_include_the_day_of_the_1to1_and_says_which(team_di
     assert gap == pytest.approx(on_the_day["amount"].astype(float).sum(), rel=0.02)  # both shown rounded
     assert "to 22 Nov 2026, the day before the 1:1." in a.results.sentence
     assert "to 23 Nov 2026, the day of the 1:1 included." in b.results.sentence
+
+
+def test_every_amount_a_sentence_shows_is_in_the_teams_currency(team_dir, tmp_path, monkeypatch):
+    d = variant(team_dir, tmp_path)
+    (d / "process.toml").write_text((d / "process.toml").read_text() + '\n[presentation]\ncurrency = "GBP"\n')
+    ds = load(d)
+    for rep_id in ("R001", "R002", "R004"):
+        r, markup = render(ds, rep_id, monkeypatch=monkeypatch)
+        text = page_text(markup)
+        assert "value £" in r.pipeline.sentence
+        # every amount written in words carries the symbol: "value 12,000" or "1,200 more won value" never bare
+        assert not re.search(r"[(,] value \d|\(value \d", text) and not re.search(r"about [\d,.]+ more won value", text)
+        shown = r.results.rows.set_index("measure")["you"]
+        assert shown["Won this quarter so far"].startswith("£")
+        for area in r.focus.areas:
+            if "more won value" in area.reason:
+                assert re.search(r"about £[\d,]+ more won value", area.reason)
