@@ -1,0 +1,186 @@
+"""The coaching record: every commitment of a rep over time, reviewed as the reports review it."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from coachnb import display as show
+from coachnb.coaching import wording
+from coachnb.record import SHORT, coaching_record, recent_verdicts
+from coachnb.report import review_commitment
+from coachnb.team import active_commitments, open_data, rep_commitments
+
+from .test_odd_data import page_text, shown_html
+
+AS_OF = "2026-11-23"
+
+
+@pytest.fixture(scope="module")
+def view(sample_ds):
+    return open_data(sample_ds, AS_OF, 13)[2]
+
+
+@pytest.fixture(scope="module")
+def records(sample_ds):
+    return {str(r): coaching_record(sample_ds, r, AS_OF) for r in sample_ds.reps["rep_id"]}
+
+
+def test_reps_with_three_past_commitments_have_them_all_on_record_with_years(records, sample_ds, view):
+    as_of = view.window.as_of
+    with_three = [r for r in records if len(rep_commitments(sample_ds, r, as_of)) >= 3]
+    assert with_three  # the demo team has such reps
+    for rep_id in with_three:
+        rows = records[rep_id].commitments
+        reviewed = rows[rows["status"] == "reviewed"]
+        assert len(reviewed) >= 3
+        assert list(reviewed["commitment_id"]) == list(rep_commitments(sample_ds, rep_id, as_of)["commitment_id"])
+        for sentence, start, end in zip(reviewed["sentence"], reviewed["start"], reviewed["end"]):
+            assert f"{start:%d %b %Y}" in sentence and f"{end:%d %b %Y}" in sentence
+        assert any(s.year < as_of.year for s in reviewed["start"])  # reaches back into an earlier year
+
+
+def test_every_verdict_is_the_one_the_report_gives(records, view):
+    for rep_id, rec in records.items():
+        rows = rec.commitments[rec.commitments["status"] == "reviewed"]
+        for row in rows.to_dict("records"):
+            c = view.ds.commitments
+            commitment = c[c["commitment_id"] == row["commitment_id"]].iloc[0].to_dict()
+            rv = review_commitment(view, rep_id, commitment)
+            p = rv.assessment.pipeline
+            assert row["verdict"] == p.verdict
+            assert row["adherence"] == rv.assessment.activity.adherence
+            assert row["diagnosis"] == rv.diagnosis.category
+            assert row["diagnosis_label"] == rv.diagnosis.label
+            np.testing.assert_allclose([row["rate_ratio"], row["ci_low"], row["ci_high"]],
+                                       [p.rate_ratio, p.ci_low, p.ci_high], equal_nan=True)
+
+
+def test_each_reading_is_the_diagnosis_the_report_words(records):
+    labels = {key: section["label"] for key, section in wording()["diagnosis"].items()}
+    seen = set()
+    for rec in records.values():
+        rows = rec.commitments[rec.commitments["status"] == "reviewed"]
+        for reading, label in zip(rows["reading"], rows["diagnosis_label"]):
+            key = next(k for k, v in SHORT.items() if v == reading)
+            assert labels[key] == label
+            seen.add(key)
+    assert {"not_kept", "kept_cannot_tell", "in_progress"} <= seen
+
+
+def test_only_the_reports_commitments_are_since_last_time_and_older_ones_are_record(records, sample_ds, view):
+    for rep_id, rec in records.items():
+        current = set(active_commitments(sample_ds, rep_id, view.window)["commitment_id"])
+        flagged = set(rec.commitments.loc[rec.commitments["since_last_time"], "commitment_id"])
+        assert flagged == current
+        for sentence in rec.commitments["sentence"]:
+            assert "since last time" not in sentence.lower()
+    r010 = records["R010"]
+    assert r010.commitments["since_last_time"].tolist() == [False, True, True]
+    assert "1 older one belongs to the record; the 2 latest are reviewed under 'Since last time'." in r010.summary
+
+
+def test_a_replaced_commitment_is_on_record_without_a_verdict(records, sample_ds):
+    c = sample_ds.commitments
+    replaced = set(c["supersedes"].dropna())
+    rows = pd.concat([rec.commitments for rec in records.values()])
+    gone = rows[rows["commitment_id"].isin(replaced)]
+    assert len(gone) and (gone["status"] == "replaced").all()
+    assert gone["verdict"].isna().all() and gone["rate_ratio"].isna().all()
+    assert all("Replaced by a later commitment" in s for s in gone["sentence"])
+
+
+def test_numbers_stay_numbers(records):
+    rows = records["R010"].commitments
+    for column in ("baseline", "target", "achieved", "rate_ratio", "ci_low", "ci_high", "p_value", "mde_ratio"):
+        assert pd.api.types.is_float_dtype(rows[column]), column
+
+
+def test_a_record_holds_only_the_reps_own_commitments_and_weeks(records, sample_ds):
+    names = dict(zip(sample_ds.reps["rep_id"].astype(str), sample_ds.reps["name"].astype(str)))
+    opps = sample_ds.opportunities
+    for rep_id, rec in records.items():
+        own = set(sample_ds.commitments.loc[sample_ds.commitments["rep_id"] == rep_id, "commitment_id"])
+        assert set(rec.commitments["commitment_id"]) <= own
+        text = " ".join([rec.summary, rec.pattern or "", *rec.commitments["sentence"]])
+        for other, name in names.items():
+            if other != rep_id:
+                assert not re.search(rf"\b{re.escape(other)}\b", text) and name not in text
+        # the chart's new opportunities are the rep's own, week by week
+        created = opps.loc[opps["rep_id"] == rep_id, "created_at"].dt.tz_localize(None)
+        week = rec.weekly["week"]
+        counted = [((created >= w) & (created < w + pd.Timedelta(days=7))).sum() for w in week]
+        shown = rec.weekly["new_opportunities"]
+        known = shown.notna()
+        assert known.any()
+        assert list(shown[known].astype(int)) == [n for n, k in zip(counted, known) if k]
+        held = sample_ds.coaching_sessions
+        assert set(rec.sessions) <= set(held.loc[held["rep_id"] == rep_id, "held_on"])
+
+
+def test_the_chart_marks_each_recent_commitment_within_its_weeks(records):
+    rec = records["R010"]
+    marked = rec.charted()
+    assert list(marked["commitment_id"]) == list(rec.recent()["commitment_id"])
+    assert rec.weekly["week"].min() <= marked["start"].min().tz_localize(None) - pd.Timedelta(weeks=4)
+    assert {"calls_per_week", "meetings_per_week"} <= set(rec.weekly.columns)
+
+
+def test_the_overview_column_agrees_with_the_record(records, view):
+    from coachnb.overview import team_overview
+
+    ov = team_overview(view.ds, AS_OF).reps.set_index("rep_id")["recent_verdicts"]
+    for rep_id, rec in records.items():
+        last = rec.recent()
+        expected = ", ".join(f"{r} ({s:%b %Y})" for r, s in zip(last["reading"], last["start"])) or None
+        assert ov[rep_id] == expected == recent_verdicts(view, rep_id)
+    assert ov["R010"] == "not kept (Aug 2025), kept·can't tell (Jun 2026), not kept (Oct 2026)"
+
+
+def _shown(monkeypatch, fn, *args, **kw) -> list:
+    out = []
+    monkeypatch.setattr(show, "display", lambda *objs, **k: out.extend(objs))
+    fn(*args, **kw)
+    return out
+
+
+def test_the_reports_section_shows_the_last_few_and_the_page_every_one(records, monkeypatch):
+    rec = records["R010"]
+    compact = _shown(monkeypatch, show.coaching_record, rec)
+    page = page_text(" ".join(shown_html(o) for o in compact))
+    assert rec.summary in page and "execution question" in page
+    assert sum(o.get("image/png") is not None for o in compact) == 1
+    alt = next(o["text/plain"] for o in compact if "image/png" in o)
+    assert "04 Aug 2025 to 07 Sep 2025" in alt and "not kept" in alt
+    rep_view = _shown(monkeypatch, show.coaching_record, rec, "rep", compact=False)
+    page = page_text(" ".join(shown_html(o) for o in rep_view))
+    assert "conversation" not in page  # the manager's reading of it stays with the manager
+    for sentence in rec.commitments["sentence"]:
+        assert sentence in page
+
+
+def test_the_managers_plan_shows_the_command_that_records_it(sample_ds, monkeypatch):
+    import coachnb
+
+    r = coachnb.rep_report(sample_ds, "R014", AS_OF)
+    assert r.plan["suggested"]
+    text = page_text(" ".join(shown_html(o) for o in _shown(monkeypatch, show.plan, r)))
+    assert f"coachnb plan DATA_DIR --rep R014 --as-of {AS_OF}" in text
+    assert r.plan["suggested"]["metric"] in text
+    r.audience = "rep"
+    text = page_text(" ".join(shown_html(o) for o in _shown(monkeypatch, show.plan, r)))
+    assert "coachnb plan" not in text
+
+
+def test_a_rep_without_commitments_has_an_empty_record(sample_ds):
+    from dataclasses import replace
+
+    c = sample_ds.commitments
+    assert (c["rep_id"] == "R023").any()
+    without = replace(sample_ds, commitments=c[c["rep_id"] != "R023"], fingerprint="test_record: no R023 commitments")
+    rec = coaching_record(without, "R023", AS_OF)
+    assert rec.commitments.empty and rec.reviews == {} and rec.pattern is None
+    assert rec.summary == "No commitments are on record yet."
+    assert len(rec.weekly) >= 26 and list(rec.weekly.columns) == ["week", "new_opportunities"]
