@@ -95,3 +95,17 @@ def test_activity_effects_per_team_carry_interval_and_assumptions(overview, samp
     # the demo team creates deals from its own earlier activity: calls go with more new pipeline
     calls = e[e["metric"] == "calls per week"]
     assert (calls["extra_pct"] > 0).sum() >= 2
+
+
+def test_each_reps_last_verdicts_are_shown_with_their_start_months(overview, monkeypatch):
+    shown = []
+    monkeypatch.setattr(show, "display", lambda *objs, **kw: shown.extend(objs))
+    show.overview_table(overview)
+    table = shown[0]
+    header, *lines = table["text/plain"].splitlines()
+    assert "last verdicts (start month)" in header
+    r010 = next(line for line in lines if line.startswith(overview.reps.set_index("rep_id").at["R010", "name"]))
+    assert r010.rstrip().endswith("not kept (Aug 2025), kept·can't tell (Jun 2026), not kept (Oct 2026)")
+    assert "kept·can&#x27;t tell (Jun 2026)" in table["text/html"]
+    # every rep with a reviewed commitment has the column filled; the rest show a dash
+    assert overview.reps["recent_verdicts"].notna().sum() == sum("(" in line.split("  ")[-1] for line in lines)
