@@ -172,7 +172,21 @@ def _run(args) -> int:
         jobs=args.jobs, resume=args.resume, scheduler=args.scheduler, timeout=args.timeout,
         engine=args.engine, cache_dir=args.cache,
     )
+    if args.pdf and result.report_dir is not None:
+        _print_pdfs(args, result)
     return 0 if result.ok else 1
+
+
+def _print_pdfs(args, result) -> None:
+    """A PDF beside every page this run wrote (or kept as unchanged), the overview's included."""
+    from .config import load_config  # imported on use: only --pdf needs them
+    from .pdf import write_pdfs
+
+    pages = [e["html"] for e in result.reports if e.get("status") in ("ok", "skipped") and e.get("html")]
+    if result.overview and result.overview.get("html"):
+        pages.append(result.overview["html"])
+    written = write_pdfs(result.report_dir, paper=load_config(args.data_dir).presentation.paper, pages=pages)
+    _show(f"coachnb: wrote {len(written)} PDF(s) beside the pages in {result.report_dir}")
 
 
 def _commit_add(args) -> int:
@@ -365,6 +379,8 @@ def _add_run(r) -> None:
                    "per report (default: coachnb's in-process engine)")
     r.add_argument("--cache", default=None, help="folder for the feature store, executed notebooks and logs, "
                    "outside the report folder (default: OUT/.cache)")
+    r.add_argument("--pdf", action="store_true", help="also print every page to a PDF beside it, on the paper "
+                   "process.toml names (needs headless Chromium; see docs/presentation.md)")
     r.set_defaults(func=_run)
 
 

@@ -463,3 +463,21 @@ def test_fuzz_any_argument_vector(workdir):
         assert_clean(argv, workdir)
 
     check()
+
+
+def test_run_pdf_prints_every_page_it_wrote_beside_it(data_dir, tmp_path):
+    from .cdp import chromium_path, in_ci
+
+    if chromium_path() is None:
+        if in_ci():
+            pytest.fail("chromium is required in CI (make test installs Debian's chromium)")
+        pytest.skip("chromium not installed")
+    code, out, err = run_cli(["run", str(data_dir), "--as-of", AS_OF, "--out", str(tmp_path), "--reps", "R001",
+                              "--audience", "both", "--jobs", "1", "--pdf"])
+    assert code == 0, err
+    folder = tmp_path / AS_OF
+    pages = sorted(p.stem for p in folder.glob("*.html"))
+    assert len(pages) == 3  # the manager's report, the rep's pre-read, the overview
+    assert sorted(p.stem for p in folder.glob("*.pdf")) == pages
+    assert all((folder / f"{stem}.pdf").read_bytes().startswith(b"%PDF") for stem in pages)
+    assert "wrote 3 PDF(s)" in out + err
