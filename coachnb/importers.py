@@ -1524,8 +1524,11 @@ def next_steps(result: ImportResult, sources) -> str:
     if missing:
         lines.append(f"no {' and no '.join(t.replace('_', ' ') for t in missing)} in the export: reports show "
                      "the sections the data supports (coachnb validate lists them)")
-    if (result.tables["opportunities"]["status"] == "won").all():
+    status = set(result.tables["opportunities"]["status"])
+    if status == {"won"}:
         lines.append("won deals only: no open or lost deals, so no win rate and no pipeline")
+    elif "lost" not in status:
+        lines.append("no lost deals in the export: reports show no win rate")
     last = _last_record(result.tables)
     lines += ["after editing the mapping, repeat the import with:", f"  {_import_command(sources, out)}",
               "then render the reports:", f"  coachnb run {shlex.quote(str(out))} --as-of YYYY-MM-DD"
@@ -1861,6 +1864,8 @@ class _Inferred:
     stage_order_known: bool = False
     #: open stage -> (share of its deals without a created date, median created date)
     stage_ages: dict = field(default_factory=dict)
+    #: stage -> won / lost, from the data where the name says neither (see :func:`stage_outcomes`)
+    stage_outcomes: dict = field(default_factory=dict)
     status_values: list = field(default_factory=list)
     type_values: list = field(default_factory=list)
     date_notes: list = field(default_factory=list)
@@ -2128,6 +2133,12 @@ def _collect_values(role: str, frame: pd.DataFrame, cols: dict, entered: dict, f
         if "stage" in cols:
             found.stage_values += [v for v in frame[cols["stage"]].unique() if v and v not in found.stage_values]
             found.stage_ages = _stage_ages(frame, cols)
+            if "closed_at" in cols and "status" not in cols:
+                close = frame[_as_list(cols["closed_at"])].apply(lambda r: next((v for v in r if v), ""), axis=1) \
+                    if len(frame) else pd.Series("", index=frame.index)
+                amount = parse_numbers(frame[cols["amount"]], *detect_number_format(frame[cols["amount"]])) \
+                    if "amount" in cols else None
+                found.stage_outcomes = stage_outcomes(frame[cols["stage"]], close, amount)
         if "status" in cols:
             found.status_values += [v for v in frame[cols["status"]].unique() if v and v not in found.status_values]
         created = _as_list(cols.get("created_at", []))
@@ -2159,6 +2170,36 @@ def _stage_ages(frame: pd.DataFrame, cols: dict) -> dict:
     grouped = stats.groupby("stage")
     return {s: (float(grouped["empty"].mean()[s]), float(grouped["days"].median()[s])
                 if pd.notna(grouped["days"].median()[s]) else 0.0) for s in grouped.groups}
+
+
+def stage_outcomes(stages: pd.Series, closed: pd.Series, amounts: pd.Series | None) -> dict:
+    """Won / lost for stage names that don't say so, from which stages' deals carry a close date and a value.
+
+    Parameters
+    ----------
+    stages, closed : Series of str
+        Each deal's stage and its close-date cell ('' when empty).
+    amounts : Series of float, optional
+        Each deal's value (NaN when empty).
+
+    Returns
+    -------
+    dict
+        Stage -> ``"won"`` (at least 90% of its deals, and at least 5, have a close date, and most a
+        value above 0) or ``"lost"`` (a close date, and no value above 0). Empty when some stage
+        name says won or lost already (the names are the better evidence), or when no stage is
+        mostly without close dates (a CRM that fills in an expected close date for open deals
+        too, such as Salesforce's ``CloseDate``: the dates tell nothing then).
+    """
+    frame = pd.DataFrame({"stage": stages, "dated": closed != "",
+                          "value": amounts if amounts is not None else np.nan})
+    grouped = frame.groupby("stage")
+    share, size = grouped["dated"].mean(), grouped.size()
+    if not len(share) or share.min() > 0.1 or any(_guess_stage(s) for s in share.index):
+        return {}
+    paid = frame.assign(paid=frame["value"] > 0).groupby("stage")["paid"].mean()
+    return {s: ("won" if paid[s] >= 0.5 else "lost") for s in share.index
+            if s and share[s] >= 0.9 and size[s] >= 5}
 
 
 def _infer_dates(frame: pd.DataFrame, cols: dict, entered: dict) -> tuple[list[str], str]:
@@ -2254,7 +2295,7 @@ def _inferred_shared_sections(found: _Inferred) -> list[str]:
     lines += [f"# {_printable(n)}" for n in found.date_notes]
     lines += [f"decimal = {toml_value(found.number[0])}", f"thousands = {toml_value(found.number[1])}", ""]
 
-    closed = {v: _guess_stage(v) for v in found.stage_values}
+    closed = {v: _guess_stage(v) or found.stage_outcomes.get(v) for v in found.stage_values}
     open_stages = [v for v in found.stage_values if not closed[v]]
     basis = "the order deals entered them in the history"
     if not found.stage_order_known:
@@ -2266,7 +2307,9 @@ def _inferred_shared_sections(found: _Inferred) -> list[str]:
               'week_start = "monday"', "",
               "[stages]                        # CRM stage -> a [process] stage, or won / lost"
               + (". CHECK the won/lost guesses" if found.stage_values else "")]
-    lines += [f"{toml_key(v)} = {toml_value(closed[v] or v)}" for v in found.stage_values]
+    lines += [f"{toml_key(v)} = {toml_value(closed[v] or v)}" + (
+        f"   # CHECK: {closed[v]} from the data (its deals have close dates{' and values' if closed[v] == 'won' else ''})"
+        if v in found.stage_outcomes else "") for v in found.stage_values]
     lines.append("")
     if found.status_values:
         lines.append("[status_values]                 # status column value -> open, won or lost")

@@ -197,3 +197,18 @@ def test_the_documented_commands_give_the_same_folder(imported, tmp_path):
     data, _ = imported["spreadsheet"]
     for table in ("reps", "opportunities"):
         assert (tmp_path / "team" / f"{table}.csv").read_bytes() == (data / f"{table}.csv").read_bytes()
+
+
+def test_won_and_lost_stages_without_those_words_are_told_by_their_close_dates_and_values(tmp_path):
+    """A pipeline whose closed stages are 'Closed' (with values) and 'Dropped' (value 0): read from the data, marked CHECK."""
+    rows = _read(STYLES / "spreadsheet" / "sales_pipeline.csv")
+    rows["deal_stage"] = rows["deal_stage"].replace({"Won": "Closed", "Lost": "Dropped"})
+    (tmp_path / "export").mkdir()
+    rows.to_csv(tmp_path / "export" / "sales_pipeline.csv", index=False)
+    result = importers.infer_and_import([tmp_path / "export"], tmp_path / "data")
+    text = result.mapping_path.read_text(encoding="utf-8")
+    assert 'Closed = "won"   # CHECK' in text and 'Dropped = "lost"   # CHECK' in text
+    opps = pd.read_csv(tmp_path / "data" / "opportunities.csv", dtype=str, keep_default_na=False)
+    dated = rows[rows["engage_date"] != ""]
+    assert (opps["status"] == "won").sum() == (dated["deal_stage"] == "Closed").sum()
+    assert (opps["status"] == "lost").sum() == (dated["deal_stage"] == "Dropped").sum()
