@@ -1,23 +1,29 @@
-"""Benchmark the batch: coachnb's run_batch against a naive notebook-per-rep baseline, same data, same run.
+"""Benchmark the batch as users meet it, every figure side by side in one run.
 
-Prints, for each side: total wall time, reports per minute, per-report median and p95, peak
-RSS of the parent and of every worker (sampled with psutil), and the ratio of throughputs;
-plus the feature-store pass (time and peak memory, then a rerun that must skip it) and the
-floor: what papermill takes for an empty parameterized notebook with the engine used, and
-what rendering an empty notebook to HTML takes (coachnb's renderer; ``jupyter nbconvert``).
+Default scenarios (each prints its block, and a table of all of them closes the run):
+
+* **one rep**: ``coachnb run data/sample --as-of 2026-11-23 --reps R003`` as a command, cold (a
+  fresh ``--out``: the feature store is built) and warm (twice more into the same folder, after
+  a whole-team run there, so the index's other rows come from that run);
+* **team of 36**: the whole team with ``run_batch``, against the naive papermill + nbconvert
+  loop on the same data (``--naive-sample N`` reps of it, extrapolated; ``--skip-naive``);
+* **local vs LocalCluster**: the same team of 36 on a ``distributed.LocalCluster`` with as many
+  worker processes as the local pool has (``--jobs``), per-report cost of both;
+* **200 reps** x 78 weeks;
+* **1,000 reps x 104 weeks** (Parquet) only with ``--big``.
+
+Every scenario prints wall time, per-report median and p95, reports per minute and the peak RSS
+of every process that did work (sampled with psutil every 0.1 s). Then the floor: what papermill
+takes for an empty parameterized notebook in a pool worker, and an empty kernel + nbconvert.
 
 Usage::
 
-    .venv/bin/python benchmarks/batch.py --reps 200 --weeks 78 --jobs 2 --naive-sample 10
-    .venv/bin/python benchmarks/batch.py --reps 1000 --weeks 104 --fmt parquet --skip-naive
-
-The naive baseline (``benchmarks/naive_report.ipynb``: a standard Jupyter kernel per report
-that reads the raw CSV files with pandas, filters to its rep, computes a few metrics and
-plots, then ``jupyter nbconvert --to html`` in a subprocess) takes hours on a full team, so
-``--naive-sample N`` runs it on N reps and extrapolates; extrapolated figures say so.
+    .venv/bin/python benchmarks/batch.py --jobs 2                      # a few minutes on 2 cores
+    .venv/bin/python benchmarks/batch.py --jobs 2 --big                # adds 1,000 x 104
+    .venv/bin/python benchmarks/batch.py --only team36 --naive-sample 36   # one scenario, full naive loop
 
 Data is generated once per (reps, weeks, seed, fmt) under ``data/bench-<reps>x<weeks>-s<seed>-<fmt>/``
-(git-ignored) and reused.
+(git-ignored) and reused. Figures on a machine shared with other work are upper bounds.
 """
 from __future__ import annotations
 
@@ -146,37 +152,6 @@ def rep_ids(data: Path) -> list:
     return sorted(reps["rep_id"].astype(str))
 
 
-# --------------------------------------------------------------------------- feature store pass
-def _feature_pass(data, as_of, root, q):
-    from coachnb import store_build
-
-    t0 = time.perf_counter()
-    path = store_build.build_store(data, as_of, 13, root, force=True)
-    q.put((time.perf_counter() - t0, peak_rss_mb(), str(path)))
-
-
-def feature_pass(data: Path, as_of: str, root: Path) -> str:
-    """Time the pass in a fresh process (its own peak memory), then a rerun that must skip it."""
-    import multiprocessing
-
-    from coachnb import store_build
-
-    ctx = multiprocessing.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=_feature_pass, args=(str(data), as_of, str(root), q))
-    p.start()
-    seconds, mb, path = q.get()
-    p.join()
-    size = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 2**20
-    t0 = time.perf_counter()
-    again = store_build.build_store(data, as_of, 13, root)
-    skip = time.perf_counter() - t0
-    print("\n== feature-store pass (load + validate + every team-wide table, one process)")
-    print(f"  time:               {seconds:8.1f} s   peak RSS {mb:.0f} MB   store {size:.1f} MB on disk")
-    print(f"  rerun, unchanged:   {skip:8.2f} s   ({'skipped' if str(again) == path else 'REBUILT'})")
-    return path
-
-
 # --------------------------------------------------------------------------- floors
 EMPTY = {"cells": [{"cell_type": "code", "execution_count": None, "id": "p", "metadata": {"tags": ["parameters"]},
                     "outputs": [], "source": "x = 1"}],
@@ -197,7 +172,7 @@ def floors(tmp: Path, with_naive: bool, repeat: int = 5, jobs: int = 2) -> dict:
     """
     import papermill
 
-    from coachnb.batch import WorkerPool, engine_call, execute_task
+    from coachnb.batch import WorkerPool, engine_call
     from coachnb.render import render_html
 
     nb_path = tmp / "empty.ipynb"
@@ -281,93 +256,160 @@ def naive(csv_dir: Path, rep_ids: list, jobs: int, out: Path, total_reps: int) -
 
 
 # --------------------------------------------------------------------------- coachnb
-def notebooks_with_store(store: str, where: Path) -> tuple[Path, Path]:
-    """Copies of the shipped notebooks whose ``features`` parameter defaults to ``store``.
+def coachnb_batch(data: Path, as_of: str, jobs: int, out: Path, scheduler=None,
+                  label: str = "") -> tuple[float, int, float, float]:
+    """A whole run_batch (data check, feature store, reports, index) from a fresh report folder.
 
-    What run_batch does once it passes ``features`` itself (see coachnb.batch, which builds the store with coachnb.store_build.build_store);
-    a parameter run_batch passes explicitly still wins over this default.
+    Returns
+    -------
+    wall, reports, median per report, peak RSS of the largest process (MB)
     """
-    import nbformat
-
-    from coachnb.batch import find_notebook
-
-    where.mkdir(parents=True, exist_ok=True)
-    out = []
-    for name in ("rep_report.ipynb", "team_overview.ipynb"):
-        nb = nbformat.read(find_notebook(name), as_version=4)
-        for cell in nb.cells:
-            if "parameters" in cell.metadata.get("tags", []):
-                assert 'features = ""' in cell.source, f"{name} has no features parameter"
-                cell.source = cell.source.replace('features = ""', f"features = {json.dumps(store)}")
-        nbformat.write(nb, where / name)
-        out.append(where / name)
-    return out[0], out[1]
-
-
-def coachnb_batch(data: Path, as_of: str, jobs: int, out: Path, store: str | None, reps=None) -> tuple[float, int, float]:
     from coachnb.batch import run_batch
 
-    t0 = time.perf_counter()  # resume=False: every report is rendered again
+    shutil.rmtree(out, ignore_errors=True)  # cold: the store is built, every report rendered
+    t0 = time.perf_counter()
     with RssSampler() as sampler:
-        kw = {}
-        if store:
-            kw["notebook"], kw["overview_notebook"] = notebooks_with_store(store, out / "bench-notebooks")
-        result = run_batch(data, as_of, out=out, jobs=jobs, progress=False, lookback_weeks=13, reps=reps, **kw)
+        result = run_batch(data, as_of, out=out, jobs=jobs, progress=False, lookback_weeks=13, scheduler=scheduler)
     wall = time.perf_counter() - t0
     durations = [r["duration_s"] for r in result.reports if r.get("duration_s") is not None]
     n = len(result.reports)
-    label = "" if result.ok else f"  (NOT OK: {len(result.failed)} failed; overview {result.overview and result.overview['status']})"
-    what = "coachnb run_batch (reports + index)" + ("" if reps is None else f", SUBSET of {n} reps")
-    per_min = summary(what, wall, durations, sampler, n, peak_rss_mb(), label=label)
+    state = "" if result.ok else f"  (NOT OK: {len(result.failed)} failed; overview {result.overview and result.overview['status']})"
+    what = "coachnb run_batch (store, reports, index)" + (f", {label}" if label else "")
+    summary(what, wall, durations, sampler, n, peak_rss_mb(), label=state)
     if result.failed:
         print("  first failure:", result.failed[0].get("error"))
-    print(f"  workers read:       {'the feature store ' + store if store else 'the raw data folder'}")
     median = statistics.median(durations) if durations else float("nan")
-    return per_min, n, median
+    # what the run adds beyond its reports: start, data check, store, pool start, index, exit
+    print(f"  fixed overhead:     {wall - sum(durations) / jobs:8.1f} s  (wall - report time / {jobs} processes)")
+    workers = sampler.workers()
+    return wall, n, median, max([*workers.values(), peak_rss_mb()])
+
+
+# --------------------------------------------------------------------------- scenarios
+def one_rep(jobs: int) -> list:
+    """``coachnb run data/sample --reps R003`` as a command: cold (fresh --out), then warm twice."""
+    sample = REPO / "data" / "sample"
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="coachnb-bench-") as tmp:
+        out = Path(tmp) / "reports"
+        command = [sys.executable, "-m", "coachnb", "run", str(sample), "--as-of", "2026-11-23", "--out", str(out)]
+        for label, extra in (("one rep, cold (fresh --out)", ["--reps", "R003"]),
+                             ("(team run into that folder)", ["--jobs", str(jobs)]),
+                             ("one rep, warm (store built, team run before)", ["--reps", "R003"]),
+                             ("one rep, warm again", ["--reps", "R003"])):
+            t0 = time.perf_counter()
+            with RssSampler() as sampler:
+                proc = subprocess.run(command + extra, capture_output=True, text=True, cwd=REPO)
+            wall = time.perf_counter() - t0
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            if label.startswith("("):
+                continue
+            peak = max(sampler.peak.values()) if sampler.peak else float("nan")
+            print(f"\n== {label}\n  wall time (command): {wall:8.2f} s   peak RSS {peak:.0f} MB (one process)")
+            rows.append((label, wall, 1, None, peak))
+    return rows
+
+
+def local_vs_dask(data: Path, as_of: str, jobs: int, out: Path) -> list:
+    """The same team locally and on a LocalCluster of ``jobs`` worker processes (one thread each)."""
+    import distributed
+
+    rows = [("team, local pool", *coachnb_batch(data, as_of, jobs, out / "local", label="local pool"))]
+    with distributed.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        rows.append(("team, LocalCluster", *coachnb_batch(data, as_of, jobs, out / "dask",
+                                                          scheduler=cluster.scheduler_address,
+                                                          label=f"LocalCluster, {jobs} worker processes")))
+    local_median, dask_median = rows[0][3], rows[1][3]
+    print(f"\n== per report, LocalCluster / local pool: median {dask_median / local_median:.2f}x, "
+          f"wall {rows[1][1] / rows[0][1]:.2f}x")
+    return rows
+
+
+def team(reps: int, weeks: int, fmt: str, args, out_name: str) -> tuple[list, Path, str, Path]:
+    """A whole team with run_batch (after the timed feature-store pass); the rows for the closing table."""
+    base, as_of = ensure_data(reps, weeks, args.seed, fmt, need_csv=not args.skip_naive and fmt != "csv")
+    data = base / "data"
+    out = Path(args.out) / out_name if args.out else base / "reports"
+    print(f"\n#### {reps} reps x {weeks} weeks, as_of {as_of}, {args.jobs} jobs, {os.cpu_count()} cores")
+    row = coachnb_batch(data, as_of, args.jobs, out, label="")
+    return [(f"{reps} reps x {weeks} weeks", *row)], base, as_of, out
+
+
+def naive_side(base: Path, reps: int, fmt: str, args) -> float:
+    """The naive loop's throughput (reports per minute) on a sample of the team, extrapolated."""
+    data = base / "data"
+    csv_dir = data if fmt == "csv" else base / "csv"
+    ids = rep_ids(csv_dir)
+    step = max(1, len(ids) // max(args.naive_sample, 1))
+    sample = ids[::step][: args.naive_sample]
+    return naive(csv_dir, sample, args.jobs, base / "naive", reps)
+
+
+def closing_table(rows: list) -> None:
+    """One line per scenario: wall, reports, per-report median, peak RSS of the largest process."""
+    print("\n== all figures")
+    print(f"  {'scenario':48s} {'wall s':>8s} {'reports':>8s} {'median s':>9s} {'peak MB':>8s}")
+    for label, wall, n, median, peak in rows:
+        median_text = "" if median is None else f"{median:.2f}"
+        print(f"  {label:48s} {wall:8.1f} {n:8d} {median_text:>9s} {peak:8.0f}")
+
+
+def custom_team(args) -> int:
+    """``--reps N``: one team of N reps (``--weeks``, ``--fmt``), against the naive loop unless ``--skip-naive``."""
+    rows, base, _, _ = team(args.reps, args.weeks, args.fmt, args, f"team{args.reps}")
+    if not args.skip_naive:
+        naive_rate = naive_side(base, args.reps, args.fmt, args)
+        print(f"\n== coachnb / naive throughput = {60 * rows[0][2] / rows[0][1] / naive_rate:.1f}x")
+    closing_table(rows)
+    return 0
+
+
+SCENARIOS = ("one-rep", "team36", "dask", "200")
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--reps", type=int, default=200)
-    p.add_argument("--weeks", type=int, default=78)
-    p.add_argument("--seed", type=int, default=1)
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--fmt", choices=("csv", "parquet"), default="csv", help="format of coachnb's input folder")
-    p.add_argument("--out", default=None, help="report folder (default: data/bench-.../reports)")
-    p.add_argument("--naive-sample", type=int, default=10, help="run the naive baseline on this many reps, extrapolate")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", default=None, help="parent of the report folders (default: data/bench-.../reports)")
+    p.add_argument("--naive-sample", type=int, default=6, help="run the naive loop on this many reps, extrapolate")
     p.add_argument("--skip-naive", action="store_true")
-    p.add_argument("--raw", action="store_true", help="workers read the raw folder (no feature store), for comparison")
-    p.add_argument("--batch-reps", type=int, default=0,
-                   help="render only this many reps (spread over the team) in coachnb's batch; 0 = all")
+    p.add_argument("--big", action="store_true", help="also 1,000 reps x 104 weeks (Parquet)")
+    p.add_argument("--only", choices=SCENARIOS + ("big",), action="append",
+                   help="run only these scenarios (repeatable)")
+    p.add_argument("--no-floor", action="store_true", help="skip the empty-notebook floor")
+    p.add_argument("--reps", type=int, default=None, help="instead: one team of this many reps (with --weeks, --fmt)")
+    p.add_argument("--weeks", type=int, default=78)
+    p.add_argument("--fmt", choices=("csv", "parquet"), default="csv", help="format of coachnb's input folder")
     args = p.parse_args(argv)
-
-    base, as_of = ensure_data(args.reps, args.weeks, args.seed, args.fmt, not args.skip_naive)
-    data = base / "data"
-    csv_dir = data if args.fmt == "csv" else base / "csv"
-    out = Path(args.out) if args.out else base / "reports"
-    print(f"{args.reps} reps x {args.weeks} weeks, as_of {as_of}, {args.jobs} jobs, {os.cpu_count()} cores")
-
-    store = None if args.raw else feature_pass(data, as_of, out / as_of)
-    selected = None
-    if args.batch_reps:
-        ids = rep_ids(data)
-        selected = ids[:: max(1, len(ids) // args.batch_reps)][: args.batch_reps]
-    coachnb_rate, n, median_s = coachnb_batch(data, as_of, args.jobs, out, store, selected)
-    if not args.skip_naive:
-        reps = rep_ids(csv_dir)
-        step = max(1, len(reps) // max(args.naive_sample, 1))
-        sample = reps[::step][: args.naive_sample]
-        naive_rate = naive(csv_dir, sample, args.jobs, base / "naive", args.reps)
-        print(f"\n== ratio: coachnb / naive throughput = {coachnb_rate / naive_rate:.1f}x "
-              f"(naive throughput from a {len(sample)}-rep sample)")
-    # after the batch, on the same machine in the same conditions
-    with tempfile.TemporaryDirectory() as tmp:
-        fl = floors(Path(tmp), with_naive=not args.skip_naive, jobs=args.jobs)
-    per_report = 60 * args.jobs / coachnb_rate if coachnb_rate else float("nan")
-    print(f"\ncoachnb per report in a worker: median {median_s:.3f} s; floor {fl['coachnb']:.3f} s "
-          f"({median_s / fl['coachnb']:.1f}x the floor)")
-    print(f"coachnb wall time per report and worker (index and pool start included): {per_report:.2f} s "
-          f"({per_report / fl['coachnb']:.1f}x the floor)")
+    if args.reps:
+        return custom_team(args)
+    chosen = set(args.only or SCENARIOS + (("big",) if args.big else ()))
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
+    rows = []
+    if "one-rep" in chosen:
+        rows += one_rep(args.jobs)
+    if chosen & {"team36", "dask"}:
+        team_rows, base, as_of, out = team(36, 78, "csv", args, "team36")
+        if "team36" in chosen:
+            rows += team_rows
+            if not args.skip_naive:
+                naive_rate = naive_side(base, 36, "csv", args)
+                coachnb_rate = 60 * team_rows[0][2] / team_rows[0][1]
+                print(f"\n== team of 36: coachnb / naive throughput = {coachnb_rate / naive_rate:.1f}x "
+                      f"(naive from a {args.naive_sample}-rep sample; coachnb's wall includes start, store and index)")
+        if "dask" in chosen:
+            rows += local_vs_dask(base / "data", as_of, args.jobs, out / "compare")
+    if "200" in chosen:
+        rows += team(200, 78, "csv", args, "team200")[0]
+    if "big" in chosen:
+        rows += team(1000, 104, "parquet", args, "team1000")[0]
+    if not args.no_floor:
+        with tempfile.TemporaryDirectory() as tmp:
+            floors(Path(tmp), with_naive=False, jobs=args.jobs)
+    closing_table(rows)
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
     return 0
 
 
