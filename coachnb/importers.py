@@ -1489,10 +1489,11 @@ def import_inferred(sources, out_dir) -> Path:
     failed import, where the proposed mapping is and how to rerun with it.
     """
     out = Path(out_dir)
+    existed = (out / PROPOSED_MAPPING).exists()
     try:
         result = infer_and_import(sources, out)
-    except DataError:
-        if (out / PROPOSED_MAPPING).is_file():
+    except (DataError, ConfigError):
+        if not existed and (out / PROPOSED_MAPPING).is_file():
             print(f"the proposed mapping is in {out / PROPOSED_MAPPING}: fix it as the problems below say, then run\n"
                   f"  {_import_command(sources, out)}", file=sys.stderr)
         raise
@@ -2240,6 +2241,9 @@ def _spec_block(role: str, path: Path, frame: pd.DataFrame, cols: dict, entered:
                and not (c.name == "activity_id" and role == "activities")
                and not (c.name == "status" and "stage" in cols)
                and not (role == "opportunities" and c.name in ("amount", "account", "name", "status"))]
+    if role == "opportunities" and not owner:
+        block.insert(2, "# CHECK: no owner column found (by name or content): add owner_name = \"<the column "
+                        "with the deal owner's name>\" or rep_id = \"<owner id column>\" below")
     if role == "opportunities":
         block += _deal_defaults(frame, cols, entered)
     if role == "activities" and "type" not in cols:

@@ -41,7 +41,11 @@ POOLS = {
     "owner": ["Ana Souza", "Jon Berg", "", "R1", "R2", "=cmd|' /C calc'!A0", "Zoë \u202eevil"],
     "id": ["1", "2", "2", "", "a-1", "b\x00"], "type": ["call", "NOTE", "Meeting", "", "??"],
 }
-KIND = {"Owner": "owner", "Deal Owner": "owner", "sales_agent": "owner", "OwnerId": "owner", "sr_id": "owner",
+KIND = {"Deal - Owner": "owner", "Zuständig": "owner", "Deal - Stage": "stage", "Phase": "stage",
+        "Deal - Status": "stage", "Deal - Value": "amount", "Betrag": "amount", "Deal - Deal created": "date",
+        "Deal - Won time": "date", "Erstellt am": "date", "CreatedDate": "date", "CloseDate": "date",
+        "WhatId": "id", "sdr_id": "owner", "manager": "owner", "regional_office": "stage", "account": "owner",
+        "Owner": "owner", "Deal Owner": "owner", "sales_agent": "owner", "OwnerId": "owner", "sr_id": "owner",
         "Stage": "stage", "deal_stage": "stage", "Status": "stage", "StageName": "stage", "Amount": "amount",
         "close_value": "amount", "Created": "date", "engage_date": "date", "Close Date": "date", "won_date": "date",
         "ActivityDate": "date", "Hire Date": "date", "first_contact_date": "date", "Id": "id",
@@ -79,15 +83,31 @@ def cases(draw):
 
 @st.composite
 def exports(draw):
-    """One or two small CSV files: columns from real exports and random ones, cells of any type."""
+    """One or two small CSV files: real exports' headers (some columns dropped, random ones added) or random ones."""
     files = {}
     for name in draw(st.lists(st.sampled_from(["deals.csv", "sales_teams.csv", "leads.csv", "Task.csv",
                                                 "history.csv"]), min_size=1, max_size=2, unique=True)):
-        cols = draw(st.lists(st.sampled_from(COLUMNS) | st.text(string.ascii_letters + " _", min_size=1, max_size=8),
-                             min_size=1, max_size=7, unique_by=str.lower))
-        rows = draw(st.lists(st.lists(cells, min_size=len(cols), max_size=len(cols)), max_size=6))
-        files[name] = (draw(st.sampled_from([",", ";"])), cols, rows)
+        cols = list(draw(st.sampled_from(HEADERS))) if draw(st.booleans()) else []
+        for _ in range(draw(st.integers(0, 2))):
+            if cols:
+                cols.remove(draw(st.sampled_from(cols)))
+        extra = draw(st.lists(st.sampled_from(COLUMNS) | st.text(string.ascii_letters + " _", min_size=1, max_size=8),
+                              min_size=0 if cols else 1, max_size=4))
+        cols = list({c.lower(): c for c in cols + extra}.values())
+        files[name] = (draw(st.sampled_from([",", ";"])), cols, _rows(draw, cols))
     return files
+
+
+#: headers of real exports (the style corpus's, shortened)
+HEADERS = [
+    ("opportunity_id", "sales_agent", "account", "deal_stage", "engage_date", "close_date", "close_value"),
+    ("sales_agent", "manager", "regional_office"),
+    ("mql_id", "sr_id", "sdr_id", "won_date"), ("mql_id", "first_contact_date"),
+    ("Id", "OwnerId", "Name", "StageName", "Amount", "CloseDate", "CreatedDate"),
+    ("Id", "OpportunityId", "StageName", "CreatedDate"), ("Id", "OwnerId", "WhatId", "ActivityDate", "Type"),
+    ("Deal - Owner", "Deal - Stage", "Deal - Status", "Deal - Value", "Deal - Deal created", "Deal - Won time"),
+    ("Verkaufschance", "Zuständig", "Phase", "Erstellt am", "Betrag"),
+]
 
 
 WRONG = st.sampled_from([3, 1.5, True, [], [1], {}, {"a": 1}, "", "Nope"])
