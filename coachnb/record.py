@@ -22,7 +22,8 @@ from .calendar import weeks_before
 from .coaching import commitment_pattern
 from .formatting import fmt_level, fmt_ratio, plural
 from .report import CommitmentReview, review_commitment
-from .team import active_commitments, open_data, outcome_history, rep_row, rep_series
+from .store import store_of
+from .team import active_commitments, impact_settings, open_data, outcome_history, rep_row, rep_series
 
 #: the recent commitments the report's compact table, the chart and the overview's column show
 RECENT = 3
@@ -45,6 +46,7 @@ SHORT = {
     "in_progress": "running",
     "replaced": "replaced",
     "not_started": "not started",
+    "not_reviewed": "not reviewed here",
 }
 
 #: the conversation each reading calls for (coaching principles: skill or will)
@@ -59,13 +61,15 @@ CONVERSATION = {
     "in_progress": "",
     "replaced": "",
     "not_started": "",
+    "not_reviewed": "",
 }
 
 #: the record's columns, in order (see :class:`CoachingRecord`)
 COLUMNS = ["commitment_id", "agreed_on", "start", "end", "metric", "label", "baseline", "target", "status",
            "since_last_time", "finished", "adherence", "weeks_in_period", "weeks_on_target", "achieved",
            "verdict", "direction", "rate_ratio", "ci_low", "ci_high", "p_value", "mde_ratio", "weeks_needed",
-           "diagnosis", "diagnosis_label", "reading", "conversation", "sentence"]
+           "n_pre_weeks", "pre_weeks_in_data", "pipeline_judged", "diagnosis", "diagnosis_label", "reading",
+           "conversation", "sentence"]
 
 
 @dataclass
@@ -82,13 +86,19 @@ class CoachingRecord:
         (:data:`COLUMNS`): ``commitment_id``; ``agreed_on``, ``start``, ``end`` (dates);
         ``metric`` (id) and ``label`` (in words), ``baseline``, ``target`` (a week);
         ``status``: ``"reviewed"``, ``"replaced"`` (a later commitment took its place; the
-        reports review that one) or ``"not started"``; ``since_last_time``: True for the ones
+        reports review that one), ``"not started"`` or ``"not reviewed"`` (read from a feature
+        store that doesn't hold the weeks its review needs); ``since_last_time``: True for the ones
         the report's "Since last time" reviews, False for the record; ``finished``;
         ``adherence`` (``"kept"``, ``"partly kept"``, ``"not kept"``, ``"too early"``),
         ``weeks_in_period``, ``weeks_on_target``, ``achieved`` (mean a week in the period);
         the pipeline test: ``verdict`` (:data:`coachnb.impact.VERDICTS`), ``direction``,
         ``rate_ratio`` (against the team's trend), ``ci_low``, ``ci_high`` (95%), ``p_value``,
-        ``mde_ratio``, ``weeks_needed``; the reading: ``diagnosis`` (category),
+        ``mde_ratio``, ``weeks_needed`` (all as :func:`coachnb.report.review_commitment` gives
+        them); ``n_pre_weeks``: baseline weeks the test used, ``pre_weeks_in_data``: weeks from
+        the data's first week with a new opportunity to the baseline's end, ``pipeline_judged``:
+        False when the test used more baseline weeks than the data holds (weeks before the data
+        read as zeros), in which case the reading and the sentence don't rest on the pipeline
+        verdict; the reading: ``diagnosis`` (category),
         ``diagnosis_label``, ``reading`` (:data:`SHORT`), ``conversation``
         (:data:`CONVERSATION`); ``sentence``. Numbers stay numbers; NaN where none applies.
     reviews : dict of str -> CommitmentReview
@@ -192,12 +202,47 @@ def record_rows(tv, rep_id: str, reviews=None, last: int | None = None) -> tuple
             chosen = [c for c in chosen if id(c) in keep]
         for c in chosen:
             cid = str(c["commitment_id"])
-            rv = None
+            rv, data_weeks = None, np.nan
+            if c["status"] == "reviewed" and cid not in known and not held_by_store(tv, c):
+                c["status"] = "not reviewed"
             if c["status"] == "reviewed":
                 rv = known.get(cid) or review_commitment(tv, rep_id, c)
                 done[cid] = rv
-            rows.append(record_row(c, rv, cid in current, as_of))
+                data_weeks = baseline_weeks_in_data(tv, c)
+            rows.append(record_row(c, rv, cid in current, as_of, data_weeks))
     return pd.DataFrame(rows, columns=COLUMNS), done
+
+
+def review_start(tv, c: dict) -> pd.Timestamp:
+    """The first week :func:`coachnb.report.review_commitment` reads for commitment ``c``."""
+    return min(weeks_before(c["start"], 52), tv.history_start)
+
+
+def held_by_store(tv, c: dict) -> bool:
+    """Whether the data holds every week the commitment's review reads (always, for a data folder).
+
+    A feature store holds the days its reports read (:mod:`coachnb.store_build`); an older
+    commitment's review may need earlier ones.
+    """
+    fs = store_of(tv.ds)
+    return fs is None or review_start(tv, c) >= fs.meta["cube_start"]
+
+
+def baseline_weeks_in_data(tv, c: dict) -> int:
+    """Weeks from the data's first week with a new opportunity to the end of the pipeline test's baseline.
+
+    The test's baseline ends ``gap_weeks`` before the commitment's first week; weeks before the
+    data's first record are no data, whatever a panel holds for them.
+    """
+    panel = outcome_history(tv, review_start(tv, c))
+    weeks = pd.DatetimeIndex(panel.index)
+    busy = weeks[np.nansum(panel.to_numpy(dtype=float), axis=1) > 0]
+    if not len(busy):
+        return 0
+    start = c["start"].tz_localize(None) if c["start"].tzinfo is not None else c["start"]
+    first_after = int(weeks.searchsorted(start, side="left"))
+    baseline_end = first_after - int(impact_settings(tv.ds).gap_weeks)
+    return int(max(0, baseline_end - weeks.get_loc(busy.min())))
 
 
 def commitments_on_record(ds, rep_id: str, as_of: pd.Timestamp) -> list[dict]:
@@ -236,14 +281,16 @@ def reading_key(review: CommitmentReview) -> str:
     return d.category
 
 
-def record_row(c: dict, review: CommitmentReview | None, since_last_time: bool, as_of: pd.Timestamp) -> dict:
+def record_row(c: dict, review: CommitmentReview | None, since_last_time: bool, as_of: pd.Timestamp,
+               pre_weeks_in_data: float = np.nan) -> dict:
     """One row of the record (:data:`COLUMNS`) from a commitment and its review (None: not reviewed)."""
     spec_label = review.label if review is not None else str(c["metric"]).replace("_", " ")
     row = {k: c.get(k) for k in ("commitment_id", "agreed_on", "start", "end", "metric", "baseline", "target",
                                  "status")}
     row.update(label=spec_label, since_last_time=bool(since_last_time and review is not None))
     row.update({k: np.nan for k in ("weeks_in_period", "weeks_on_target", "achieved", "rate_ratio", "ci_low",
-                                    "ci_high", "p_value", "mde_ratio", "weeks_needed")})
+                                    "ci_high", "p_value", "mde_ratio", "weeks_needed", "n_pre_weeks")})
+    row.update(pre_weeks_in_data=pre_weeks_in_data, pipeline_judged=False)
     row.update(finished=bool(c["end"] < as_of) if review is None else review.finished, adherence=None,
                verdict=None, direction=None, diagnosis=None, diagnosis_label=None)
     key = c["status"].replace(" ", "_")
@@ -253,8 +300,11 @@ def record_row(c: dict, review: CommitmentReview | None, since_last_time: bool, 
                    weeks_on_target=act.weeks_on_or_above_target, achieved=act.post_rate, verdict=p.verdict,
                    direction=p.direction, rate_ratio=p.rate_ratio, ci_low=p.ci_low, ci_high=p.ci_high,
                    p_value=p.p_value, mde_ratio=p.mde_ratio,
-                   weeks_needed=np.nan if p.weeks_needed is None else float(p.weeks_needed))
+                   weeks_needed=np.nan if p.weeks_needed is None else float(p.weeks_needed),
+                   n_pre_weeks=p.n_pre_weeks, pipeline_judged=not p.n_pre_weeks > pre_weeks_in_data)
         key = reading_key(review)
+        if not row["pipeline_judged"] and key in ("kept_moved", "kept_no_lift", "kept_too_early"):
+            key = "kept_cannot_tell"  # kept; the effect can't be judged on weeks the data doesn't hold
         if review.diagnosis is not None:
             row.update(diagnosis=review.diagnosis.category, diagnosis_label=review.diagnosis.label)
     row.update(reading=SHORT[key], conversation=CONVERSATION[key])
@@ -275,6 +325,9 @@ def commitment_sentence(row: dict, key: str) -> str:
         return f"{what} Replaced by a later commitment before it was reviewed."
     if row["status"] == "not started":
         return f"{what} It had not started by this 1:1."
+    if row["status"] == "not reviewed":
+        return (f"{what} Not reviewed here: its review reads weeks this run's precomputed data doesn't hold; "
+                "the coaching record's page on the data folder reviews it.")
     if row["adherence"] is None:
         return what
     return " ".join(filter(None, (what, adherence_words(row, key), pipeline_words(row, key))))
@@ -301,6 +354,10 @@ def pipeline_words(row: dict, key: str) -> str:
         return "Too soon for a verdict on new pipeline."
     if verdict == "activity did not change":
         return "The behaviour did not clearly change, so there was no effect on new pipeline to test."
+    if not row["pipeline_judged"]:
+        return (f"Whether new pipeline moved isn't judged here: the test's baseline of "
+                f"{plural(int(row['n_pre_weeks']), 'week')} reaches back before the data begins (only "
+                f"{int(row['pre_weeks_in_data'])} of them hold data).")
     if verdict == "moved":
         moved = "rose" if row["direction"] != "down" else "fell"
         return f"New pipeline {moved} beyond the team's trend ({effect})."
@@ -341,6 +398,9 @@ def chart_weeks(tv, rep_id: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, lis
     if len(recent):
         start = min(start, weeks_before(recent["start"].min(), CHART_LEAD_WEEKS))
     start = max(start, weeks_before(end, 520))  # at most ten years: a chart, not an archive
+    fs = store_of(tv.ds)
+    if fs is not None:
+        start = max(start, weeks_before(fs.meta["cube_start"], -1))  # a store holds what its reports read
     hist_start = min(start, tv.history_start)
     outcome = outcome_history(tv, hist_start)
     naive = start.tz_localize(None) if start.tzinfo is not None else start
@@ -403,6 +463,8 @@ def _pipeline_cell(row: dict) -> str:
         return "–" if pd.isna(verdict) else "too soon"
     if verdict == "activity did not change":
         return "not tested: the behaviour did not change"
+    if not row["pipeline_judged"]:
+        return "not judged: its baseline reaches back before the data begins"
     if pd.isna(row["rate_ratio"]):
         return verdict
     return (f"{verdict}: {fmt_ratio(row['rate_ratio'])} "

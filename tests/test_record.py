@@ -62,12 +62,28 @@ def test_each_reading_is_the_diagnosis_the_report_words(records):
     labels = {key: section["label"] for key, section in wording()["diagnosis"].items()}
     seen = set()
     for rec in records.values():
-        rows = rec.commitments[rec.commitments["status"] == "reviewed"]
+        rows = rec.commitments[(rec.commitments["status"] == "reviewed") & rec.commitments["pipeline_judged"]]
         for reading, label in zip(rows["reading"], rows["diagnosis_label"]):
             key = next(k for k, v in SHORT.items() if v == reading)
             assert labels[key] == label
             seen.add(key)
     assert {"not_kept", "kept_cannot_tell", "in_progress"} <= seen
+
+
+def test_a_verdict_whose_baseline_reaches_before_the_data_is_not_used(records, sample_ds):
+    # R019's commitment of Aug 2025 started 12 weeks after the demo data begins; its test took a
+    # 26-week baseline, the weeks before the data read as zeros, and called it "moved" (ground truth: no lift)
+    rows = records["R019"].commitments.set_index("commitment_id")
+    k = rows.loc["K0017"]
+    assert k["n_pre_weeks"] == 26 and k["pre_weeks_in_data"] == 10 and not k["pipeline_judged"]
+    assert k["verdict"] == "moved"  # the report's review, as it stands
+    assert k["reading"] == "kept·can't tell" and "beyond the team's trend" not in k["sentence"]
+    assert "reaches back before the data begins (only 10 of them hold data)" in k["sentence"]
+    # a commitment a year into the data is judged as the report judges it
+    assert rows.loc["K0027", "pipeline_judged"] and rows.loc["K0027", "pre_weeks_in_data"] >= 26
+    all_rows = pd.concat([r.commitments for r in records.values()])
+    judged = all_rows[all_rows["status"] == "reviewed"]
+    assert ((judged["n_pre_weeks"] <= judged["pre_weeks_in_data"]) == judged["pipeline_judged"]).all()
 
 
 def test_only_the_reports_commitments_are_since_last_time_and_older_ones_are_record(records, sample_ds, view):
