@@ -2135,8 +2135,9 @@ def _collect_values(role: str, frame: pd.DataFrame, cols: dict, entered: dict, f
             found.stage_values += [v for v in frame[cols["stage"]].unique() if v and v not in found.stage_values]
             found.stage_ages = _stage_ages(frame, cols)
             if "closed_at" in cols and "status" not in cols:
-                close = frame[_as_list(cols["closed_at"])].apply(lambda r: next((v for v in r if v), ""), axis=1) \
-                    if len(frame) else pd.Series("", index=frame.index)
+                close = pd.Series("", index=frame.index)
+                for c in _as_list(cols["closed_at"]):  # first non-empty of the columns, as the import reads them
+                    close = close.where(close != "", frame[c])
                 amount = parse_numbers(frame[cols["amount"]], *detect_number_format(frame[cols["amount"]])) \
                     if "amount" in cols else None
                 found.stage_outcomes = stage_outcomes(frame[cols["stage"]], close, amount)
