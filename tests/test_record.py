@@ -200,3 +200,21 @@ def test_a_rep_without_commitments_has_an_empty_record(sample_ds):
     assert rec.commitments.empty and rec.reviews == {} and rec.pattern is None
     assert rec.summary == "No commitments are on record yet."
     assert len(rec.weekly) >= 26 and list(rec.weekly.columns) == ["week", "new_opportunities"]
+
+
+def test_from_a_feature_store_the_record_is_the_folders_or_says_it_is_not_reviewed_there(sample_ds, records, tmp_path):
+    from coachnb.store_build import build_store
+
+    store = build_store(sample_ds, AS_OF, 13, root=tmp_path)
+    for rep_id in ("R010", "R019", "R012"):
+        from_store = coaching_record(store, rep_id, AS_OF).commitments.set_index("commitment_id")
+        from_folder = records[rep_id].commitments.set_index("commitment_id")
+        assert list(from_store.index) == list(from_folder.index)
+        for cid, row in from_store.iterrows():
+            if row["status"] == "not reviewed":
+                assert from_folder.at[cid, "status"] == "reviewed" and not row["since_last_time"]
+                assert "Not reviewed here" in row["sentence"] and pd.isna(row["verdict"])
+            else:
+                for column in ("status", "verdict", "adherence", "reading", "pipeline_judged", "sentence"):
+                    mine, folder = row[column], from_folder.at[cid, column]
+                    assert mine == folder or (pd.isna(mine) and pd.isna(folder)), (cid, column)
