@@ -194,7 +194,8 @@ def _commit_add(args) -> int:
 
     row = add_commitment(args.data_dir, rep_id=args.rep, metric=args.metric, target=args.target,
                          baseline=args.baseline, start=args.start, days=args.days, agreed_on=args.agreed_on,
-                         follow_up=args.follow_up, note=args.note, supersedes=args.supersedes)
+                         follow_up=args.follow_up, note=args.note, supersedes=args.supersedes,
+                         note_for_rep=args.note_for_rep)
     _show_added(row, args.agreed_on is None, "today")
     return 0
 
@@ -214,6 +215,7 @@ def _plan(args) -> int:
 
     row = record_plan(args.data_dir, args.rep, as_of=args.as_of or "", start=args.start, days=args.days,
                       target=args.target, agreed_on=args.agreed_on, follow_up=args.follow_up, note=args.note,
+                      note_for_rep=args.note_for_rep,
                       supersedes=args.supersedes)
     _show_added(row, args.agreed_on is None, "the date of the 1:1")
     return 0
@@ -301,7 +303,8 @@ def _add_commit_options(parser, plan: bool) -> None:
         parser.add_argument("--agreed-on", type=_date, help="date of the 1:1 (YYYY-MM-DD; default: today)")
     parser.add_argument("--days", type=_days, default=30, help=days)
     parser.add_argument("--follow-up", type=_text, help="how the rep wants to be followed up if it slips")
-    parser.add_argument("--note", type=_text, help="a note from the 1:1")
+    parser.add_argument("--note", type=_text, help="the manager's note from the 1:1 (in the manager's report only)")
+    parser.add_argument("--note-for-rep", type=_text, help="a note from the 1:1 the rep's pre-read shows too")
     parser.add_argument("--supersedes", type=_text, help="id of the commitment this one replaces (e.g. K0005)")
 
 

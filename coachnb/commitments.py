@@ -312,7 +312,7 @@ def _check_new_file(data_dir: Path, data: bytes, row: dict, config: ProcessConfi
         shown = "\n".join(p.format() for p in errors[:5])
         raise CoachnbError(f"nothing was written: with this commitment {FILE_NAME} would not pass validation:\n{shown}")
     last = frame.iloc[-1] if frame is not None and len(frame) else None
-    text_columns = ("commitment_id", "rep_id", "metric", "follow_up", "note", "supersedes")
+    text_columns = ("commitment_id", "rep_id", "metric", "follow_up", "note", "note_for_rep", "supersedes")
     read_back = {c: "" if last is None or pd.isna(last[c]) else str(last[c]) for c in text_columns}
     if read_back != {c: row[c] for c in text_columns}:
         raise CoachnbError(f"nothing was written: {FILE_NAME} would not read this commitment back as given "
@@ -390,7 +390,7 @@ def commitment_warnings(metric: CommitmentMetric, baseline: float, target: float
 
 
 def add_commitment(data_dir, rep_id, metric, target, baseline="auto", start=None, days=30, follow_up=None,
-                   note=None, supersedes=None, agreed_on=None) -> dict:
+                   note=None, supersedes=None, agreed_on=None, note_for_rep=None) -> dict:
     """Append one commitment to ``<data_dir>/commitments.csv``.
 
     Parameters
@@ -413,10 +413,13 @@ def add_commitment(data_dir, rep_id, metric, target, baseline="auto", start=None
     follow_up : str, optional
         How the rep asked to be followed up if the commitment slips (quoted back in the next 1:1).
     note : str, optional
+        The manager's note: shown in the manager's report only.
     supersedes : str, optional
         ``commitment_id`` this row replaces; must exist, be the same rep's and not be replaced yet.
     agreed_on : str or date, optional
         Date of the 1:1; today when not given.
+    note_for_rep : str, optional
+        A note the rep's pre-read shows too.
 
     Returns
     -------
@@ -456,10 +459,12 @@ def add_commitment(data_dir, rep_id, metric, target, baseline="auto", start=None
         "target": _format_number(target_value),
         "follow_up": _free_text(follow_up),
         "note": _free_text(note),
+        "note_for_rep": _free_text(note_for_rep),
         "supersedes": supersedes or "",
     }, cfg)
     return {**row, "baseline": baseline_value, "target": target_value,
-            "follow_up": row["follow_up"] or None, "note": row["note"] or None, "supersedes": supersedes,
+            "follow_up": row["follow_up"] or None, "note": row["note"] or None,
+            "note_for_rep": row["note_for_rep"] or None, "supersedes": supersedes,
             "warnings": commitment_warnings(cfg.commitment_metrics[metric], baseline_value, target_value)}
 
 
@@ -619,7 +624,7 @@ def read_commitments(data_dir) -> pd.DataFrame:
         frame[c] = pd.to_datetime(frame[c].replace("", pd.NA), errors="coerce", format="mixed")
     for c in ("baseline", "target"):
         frame[c] = pd.to_numeric(frame[c].replace("", pd.NA), errors="coerce").astype("float64")
-    for c in ("follow_up", "note", "supersedes"):
+    for c in ("follow_up", "note", "note_for_rep", "supersedes"):
         frame[c] = frame[c].replace("", pd.NA)
     return frame
 

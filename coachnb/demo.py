@@ -1180,6 +1180,7 @@ def _commitments_table(agreed: list[dict], people: _People, cal: _Calendar) -> p
         "follow_up": [c["follow_up"] for c in agreed],
         "note": [c["note"] for c in agreed],
         "supersedes": [c["supersedes_id"] for c in agreed],
+        "note_for_rep": [None] * len(agreed),  # the demo's notes are the managers' own
     })
 
 

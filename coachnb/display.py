@@ -285,10 +285,11 @@ def stalled(r) -> None:
     s = r.stalled
     if len(s.deals):
         days = "days in stage" if s.basis == "stage" else "days open"
-        limit = f"team's {r.stalled_percentile:.0f}th percentile (days)"
+        limit = f"{r.stalled_percentile:.0f}th percentile of all deals (days)"
         deals = s.deals if s.basis == "stage" else s.deals.drop(columns="stage")
         table(deals.rename(columns={"name": "deal", "days_in_stage": days, "threshold_days": limit}),
-              formats={"amount": lambda x: fmt_money(x, currency_of(r)), days: lambda x: f"{x:.0f}",
+              formats={"amount": lambda x: "unknown" if pd.isna(x) else fmt_money(x, currency_of(r)),
+                       days: lambda x: f"{x:.0f}",
                        limit: lambda x: f"{x:.0f}"})
     key_sentence(s.sentence)
 
@@ -332,8 +333,11 @@ def since_last_time(r) -> None:
         c = rv.commitment
         _h3(f"{rv.label[:1].upper()}{rv.label[1:]}, {c['start']:%d %b %Y} to {c['end']:%d %b %Y}")
         para(rv.agreed)
-        if c.get("note"):
-            para(f"Note from the 1:1: {c['note']}")
+        # the manager's own note stays in the manager's report; a note marked for the rep goes to both
+        if c.get("note") and r.audience == "manager":
+            para(f"Note from the 1:1 (yours, not in the rep's pre-read): {c['note']}")
+        if c.get("note_for_rep"):
+            para(f"Note from the 1:1: {c['note_for_rep']}")
         if len(rv.weekly):
             figure(plots.commitment_progress(rv.weekly, float(c["target"]), float(c["baseline"]), rv.label,
                                              c["start"].tz_localize(None), c["end"].tz_localize(None)),
@@ -440,12 +444,15 @@ def scenario_table(t: pd.DataFrame, currency=None) -> pd.DataFrame:
             return f(a)
         return f"{f(a)} ({f(lo)} to {f(hi)})"
 
-    return pd.DataFrame({
+    out = pd.DataFrame({
         "over": [f"{d:.0f} days" for d in t["horizon_days"]],
         "extra new opportunities": [rng(a, lo, hi) for a, lo, hi in zip(t["extra_opportunities"], t["low"], t["high"])],
         "extra pipeline value": [rng(a, lo, hi, True) for a, lo, hi in
                                  zip(t["extra_pipeline_value"], t["low_value"], t["high_value"])],
     })
+    if t["extra_pipeline_value"].isna().all():  # no deal size to value them with (amounts unknown)
+        out = out.drop(columns="extra pipeline value")
+    return out
 
 
 def questions(r) -> None:

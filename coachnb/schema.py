@@ -107,10 +107,12 @@ TABLES: dict[str, Table] = {
             C("follow_up", "text", False, "How the rep asked to be followed up if it slips (`commit add` puts a "
               "`'` before text starting with = + - @, so a spreadsheet shows it as text)", "Ask me on Fridays",
               nullable=True),
-            C("note", "text", False, "Free text (the same `'` rule as follow_up)", "Focus on existing accounts",
-              nullable=True),
+            C("note", "text", False, "The manager's note from the 1:1: shown in the manager's report only (the "
+              "same `'` rule as follow_up)", "Focus on existing accounts", nullable=True),
             C("supersedes", "id", False, "commitment_id this row replaces (history is never rewritten)", "K0005",
               nullable=True),
+            C("note_for_rep", "text", False, "A note from the 1:1 for the rep too: shown in both reports (the same "
+              "`'` rule)", "Start with the Acme renewal", nullable=True),
         ), "One row per agreed behaviour change."),
         Table("coaching_sessions", False, None, (
             C("rep_id", "id", True, "Rep coached (must be in reps)", "R007"),

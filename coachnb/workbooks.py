@@ -101,7 +101,7 @@ def proposed_commitment(report) -> dict | None:
 
 
 def record_plan(data_dir, rep_id: str, as_of="", start=None, days: int = 30, target=None, agreed_on=None,
-                follow_up=None, note=None, supersedes=None) -> dict:
+                follow_up=None, note=None, supersedes=None, note_for_rep=None) -> dict:
     """Record the commitment the rep's report proposes, as ``coachnb plan`` does.
 
     Builds the manager's report for ``rep_id`` on ``as_of`` (the very plan the report shows) and
@@ -120,7 +120,7 @@ def record_plan(data_dir, rep_id: str, as_of="", start=None, days: int = 30, tar
         Length in days (7 to 120); the report's plan is for 30.
     target : float, optional
         The agreed weekly level when it differs from the report's draft target.
-    follow_up, note, supersedes : str, optional
+    follow_up, note, supersedes, note_for_rep : str, optional
         As for :func:`coachnb.commitments.add_commitment`.
 
     Returns
@@ -154,7 +154,7 @@ def record_plan(data_dir, rep_id: str, as_of="", start=None, days: int = 30, tar
     return add_commitment(data_dir, str(rep_id).strip(), proposed["metric"],
                           proposed["target"] if target is None else target, baseline=proposed["baseline"],
                           start=start or day, days=days, agreed_on=agreed_on or day, follow_up=follow_up,
-                          note=note, supersedes=supersedes)
+                          note=note, supersedes=supersedes, note_for_rep=note_for_rep)
 
 
 

@@ -95,7 +95,7 @@ def test_bad_call_on_a_folder_without_commitments_creates_no_file(data_dir):
 
 def test_existing_bytes_are_kept_and_crlf_respected(data_dir):
     original = ("\ufeff" + ",".join(COLUMNS) + "\r\n"
-                + 'K0005,R001,2026-06-01,2026-06-01,2026-06-30,calls_per_week,4,8,"Text me, Mondays",,\r\n')
+                + 'K0005,R001,2026-06-01,2026-06-01,2026-06-30,calls_per_week,4,8,"Text me, Mondays",,,\r\n')
     path = data_dir / "commitments.csv"
     path.write_bytes(original.encode("utf-8"))
     row = _add(data_dir)
@@ -263,7 +263,7 @@ def test_reps_in_any_encoding_and_delimiter_validate_accepts(data_dir, encoding,
 def test_appends_in_the_files_own_encoding_and_delimiter(data_dir, encoding, sep, eol):
     original = (sep.join(COLUMNS) + eol
                 + sep.join(["K0005", "R001", "2026-06-01", "2026-06-01", "2026-06-30", "calls_per_week", "4", "8",
-                            "Café on Mondays", "", ""]) + eol).encode(encoding)
+                            "Café on Mondays", "", "", ""]) + eol).encode(encoding)
     path = data_dir / "commitments.csv"
     path.write_bytes(original)
     row = _add(data_dir, note="Crème brûlée", supersedes="K0005")
@@ -276,7 +276,7 @@ def test_appends_in_the_files_own_encoding_and_delimiter(data_dir, encoding, sep
 def test_text_a_windows_1252_file_cannot_hold_is_refused_not_garbled(data_dir):
     path = data_dir / "commitments.csv"
     path.write_bytes((",".join(COLUMNS) + "\n").encode() + "K0001,R001,2026-06-01,2026-06-01,2026-06-30,"
-                     "calls_per_week,4,8,Café,,\n".encode("cp1252"))
+                     "calls_per_week,4,8,Café,,,\n".encode("cp1252"))
     before = path.read_bytes()
     with pytest.raises(CoachnbError, match="UTF-8"):
         _add(data_dir, note="call 🙂 me")
@@ -309,7 +309,7 @@ def test_numbers_the_loader_refuses_are_refused(data_dir, bad):
 def test_a_row_that_would_make_the_file_invalid_is_not_written(data_dir):
     path = data_dir / "commitments.csv"
     # a hand-edited earlier row with an unknown rep: appending would keep the file invalid
-    path.write_text(",".join(COLUMNS) + "\nK0001,R404,2026-06-01,2026-06-01,2026-06-30,calls_per_week,4,8,,,\n",
+    path.write_text(",".join(COLUMNS) + "\nK0001,R404,2026-06-01,2026-06-01,2026-06-30,calls_per_week,4,8,,,,\n",
                     encoding="utf-8")
     before = path.read_bytes()
     with pytest.raises(CoachnbError, match="unknown_reference"):

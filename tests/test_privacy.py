@@ -112,3 +112,18 @@ def test_stage_names_and_labels_are_drawn_literally_never_as_mathtext():
         assert all(t.get_parse_math() is False for ax in fig.axes for t in ax.get_yticklabels())
         assert any(s in drawn for s in HOSTILE_STAGES + ["calls to $ accounts ($5k+)"])
         plt.close(fig)
+
+
+def test_the_managers_note_stays_out_of_the_reps_pre_read(tmp_path, monkeypatch):
+    from coachnb.commitments import add_commitment
+
+    data = Path(write_demo_data(tmp_path / "data", reps=6, weeks=30, seed=5, end=AS_OF))
+    add_commitment(data, "R002", "calls_per_week", target=40, start="2026-11-02", days=30, agreed_on="2026-11-02",
+                   note="Worried about burnout <b>", note_for_rep="Start with the Acme renewal")
+    ds = load(data)
+    _, manager = render(ds, "R002", audience="manager", monkeypatch=monkeypatch)
+    _, rep = render(ds, "R002", audience="rep", monkeypatch=monkeypatch)
+    assert "Worried about burnout <b>" in page_text(manager) and "<b>" not in manager.replace("&lt;b&gt;", "")
+    assert "Worried about burnout" not in page_text(rep)
+    for text in (page_text(manager), page_text(rep)):
+        assert "Start with the Acme renewal" in text
