@@ -13,7 +13,7 @@ period). Only the rep's own commitments and series are read into it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -168,9 +168,25 @@ def coaching_record(data, rep_id: str, as_of=None, lookback_weeks: int = 13, rev
     rep = rep_row(ds, rep_id)
     frame, done = record_rows(tv, rep_id, reviews=reviews)
     weekly, sessions = chart_weeks(tv, rep_id, frame)
-    diagnoses = [rv.diagnosis for rv in done.values() if rv.diagnosis is not None]  # oldest first
     return CoachingRecord(rep_id, str(rep["name"]), as_of_ts, frame, done, weekly, sessions,
-                          summary_sentence(frame), commitment_pattern(diagnoses))
+                          summary_sentence(frame), commitment_pattern(record_diagnoses(frame, done)))
+
+
+def record_diagnoses(frame: pd.DataFrame, reviews: dict) -> list:
+    """The reviewed commitments' diagnoses, oldest first, as the record reads them (for the pattern).
+
+    A verdict the record doesn't use (``pipeline_judged`` False) counts as kept with the effect
+    not judged, never as a lift or its absence.
+    """
+    out = []
+    for cid, judged in zip(frame["commitment_id"].astype(str), frame["pipeline_judged"]):
+        d = reviews[cid].diagnosis if cid in reviews else None
+        if d is None:
+            continue
+        if not judged and d.category in ("kept_moved", "kept_no_lift"):
+            d = replace(d, category="kept_too_early")
+        out.append(d)
+    return out
 
 
 def record_rows(tv, rep_id: str, reviews=None, last: int | None = None) -> tuple[pd.DataFrame, dict]:

@@ -218,3 +218,12 @@ def test_from_a_feature_store_the_record_is_the_folders_or_says_it_is_not_review
                 for column in ("status", "verdict", "adherence", "reading", "pipeline_judged", "sentence"):
                     mine, folder = row[column], from_folder.at[cid, column]
                     assert mine == folder or (pd.isna(mine) and pd.isna(folder)), (cid, column)
+
+
+def test_the_pattern_never_rests_on_a_verdict_the_record_does_not_use(records, view):
+    from coachnb.record import record_diagnoses, record_rows
+
+    frame, reviews = record_rows(view, "R019")
+    categories = [d.category for d in record_diagnoses(frame, reviews)]
+    assert reviews["K0017"].diagnosis.category == "kept_moved"  # the review's, on weeks before the data
+    assert categories[list(frame["commitment_id"]).index("K0017")] == "kept_too_early"
