@@ -227,3 +227,25 @@ def test_the_pattern_never_rests_on_a_verdict_the_record_does_not_use(records, v
     categories = [d.category for d in record_diagnoses(frame, reviews)]
     assert reviews["K0017"].diagnosis.category == "kept_moved"  # the review's, on weeks before the data
     assert categories[list(frame["commitment_id"]).index("K0017")] == "kept_too_early"
+
+
+def test_text_from_the_data_is_escaped_in_the_table_and_the_alt_text(records, monkeypatch):
+    from dataclasses import replace
+
+    rec = records["R010"]
+    rows = rec.commitments.assign(label="<script>alert(1)</script> calls")
+    shown = _shown(monkeypatch, show.coaching_record, replace(rec, commitments=rows))
+    markup = " ".join(shown_html(o) for o in shown)
+    assert "<script" not in markup and "&lt;script&gt;" in markup
+    alt = next(o["text/plain"] for o in shown if "image/png" in o)
+    assert "<script>alert(1)</script> calls" in alt  # plain text: the page template escapes it as an attribute
+
+
+def test_a_folder_without_a_commitments_table_has_an_empty_record_and_still_a_chart(sample_ds):
+    from dataclasses import replace
+
+    without = replace(sample_ds, present=sample_ds.present - {"commitments"},
+                      fingerprint="test_record: no commitments table")
+    rec = coaching_record(without, "R010", AS_OF)
+    assert rec.commitments.empty and rec.summary == "No commitments are on record yet."
+    assert rec.weekly["new_opportunities"].notna().sum() >= 26
