@@ -299,7 +299,8 @@ def one_rep(jobs: int) -> list:
                              ("one rep, warm again", ["--reps", "R003"])):
             t0 = time.perf_counter()
             with RssSampler() as sampler:
-                proc = subprocess.run(command + extra, capture_output=True, text=True, cwd=REPO)
+                # not from the checkout: `python -m` would import the coachnb in the current folder
+                proc = subprocess.run(command + extra, capture_output=True, text=True, cwd=tmp)
             wall = time.perf_counter() - t0
             assert proc.returncode == 0, proc.stderr[-2000:]
             if label.startswith("("):

@@ -369,7 +369,8 @@ def _worker_main(conn, engine: str | None) -> None:
         return
     freeze_baseline()  # later collections skip what every task shares
     try:
-        if not _send_or_quit(conn, {"ready": True, "pid": os.getpid(), "scratch": scratch}):
+        if not _send_or_quit(conn, {"ready": True, "pid": os.getpid(), "scratch": scratch,
+                                    "module": os.path.realpath(__file__)}):
             return
         while True:
             try:
@@ -545,6 +546,8 @@ class _Worker:
     ----------
     state : str
         ``"starting"``, ``"idle"``, ``"busy"`` or ``"dead"``.
+    method : str
+        How the process was started (``"spawn"``, ``"forkserver"``).
     """
 
     def __init__(self, ctx, engine):
@@ -552,7 +555,8 @@ class _Worker:
         self.conn, child = ctx.Pipe(duplex=True)
         self.process = ctx.Process(target=_worker_main, args=(child, engine), daemon=True,
                                    name="coachnb-worker")
-        if ctx.get_start_method() == "forkserver":
+        self.method = ctx.get_start_method()
+        if self.method == "forkserver":
             self.process.start()  # forked from the server, with its environment (see _ensure_forkserver)
         else:
             _start_single_threaded(self.process)
@@ -906,9 +910,11 @@ class WorkerPool:
                     except (EOFError, OSError):
                         message = None
                     if w.state == "starting":
-                        if message and message.get("ready"):
+                        if message and message.get("ready") and not self._other_code(w, message):
                             w.state, w.scratch = "idle", message.get("scratch")
                             startup_failures = 0
+                            continue
+                        if w.state == "dead":  # retired by _other_code: a spawned worker replaces it
                             continue
                         startup_failures += 1
                         reason = (message or {}).get("error") or w.describe_death()
@@ -978,6 +984,23 @@ class WorkerPool:
                 self._retire(w)
                 on_done(task, _failure(f"timed out after {task['timeout']:g} s (worker killed)",
                                        duration_s=round(elapsed, 3)))
+
+    def _other_code(self, worker: _Worker, ready: dict) -> bool:
+        """Whether a forked worker runs another copy of coachnb than this process; if so it is retired.
+
+        The forkserver imports :data:`FORKSERVER_PRELOAD` with its own module search path (the
+        current folder first), which can find another coachnb (a source checkout) than the one
+        this process runs. Workers are then spawned instead, here and in later pools.
+        """
+        module = ready.get("module")
+        if getattr(worker, "method", None) != "forkserver" or module in (None, os.path.realpath(__file__)):
+            return False
+        global _FORKSERVER_ENV
+        _FORKSERVER_ENV = {"unusable": module}  # never equal to an environment: pool_start_method spawns
+        self._ctx = multiprocessing.get_context("spawn")
+        worker.scratch = ready.get("scratch") if isinstance(ready.get("scratch"), str) else None
+        self._retire(worker)
+        return True
 
     def _retire(self, worker: _Worker) -> None:
         """Kill ``worker`` and mark it dead (the loop drops it)."""

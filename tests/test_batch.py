@@ -482,3 +482,36 @@ def test_a_report_process_result_is_read_back_as_checked_json_never_unpickled():
     import coachnb.batch as batch_module
 
     assert not hasattr(batch_module, "pickle")  # the module doesn't even import it
+
+
+def test_workers_never_run_another_copy_of_coachnb_than_the_parent(tmp_path):
+    import shutil
+    import subprocess
+
+    import coachnb.batch as batch_module
+
+    # the current folder holds another coachnb (a checkout): the forkserver, which imports with the current
+    # folder first, would load it; the pool notices and spawns its workers with the parent's search path
+    checkout = tmp_path / "checkout"
+    shutil.copytree(Path(batch_module.__file__).parent, checkout / "coachnb",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    marker = checkout / "coachnb" / "batch.py"
+    marker.write_text(marker.read_text(encoding="utf-8").replace(
+        "def execute_task(task: dict) -> dict:", "def execute_task(task: dict) -> dict:\n    raise SystemExit(3)\n\n\n"
+        "def _unused(task: dict) -> dict:", 1), encoding="utf-8")
+    data_dir, _ = make_data(tmp_path, REPS[:3])
+    script = tmp_path / "scripts" / "run.py"
+    script.parent.mkdir()
+    script.write_text(
+        "import sys\nfrom pathlib import Path\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})\n"
+        "import coachnb.batch as b\nfrom coachnb.batch import run_batch\nfrom tests.test_batch import REPS, make_data\n"
+        "if __name__ == '__main__':  # spawned workers import this script\n"
+        f"    data_dir, ds = make_data(Path({str(tmp_path)!r}), REPS[:3])\n"
+        f"    r = run_batch(data_dir, {AS_OF!r}, out={str(tmp_path / 'reports')!r}, "
+        f"notebook={str(FIXTURES / 'rep_report.ipynb')!r}, dataset=ds, overview_notebook=None, jobs=2, progress=False)\n"
+        "    print(r.ok, b.pool_start_method(), b.__file__)\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(script)], cwd=checkout, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ok, method, module = proc.stdout.split()
+    assert ok == "True" and method == "spawn" and not module.startswith(str(checkout))
