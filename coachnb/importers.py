@@ -1961,6 +1961,11 @@ def _infer_source(role: str, path: Path, frames: dict, roles: dict, found: _Infe
         found.notes.append(f"{path.name}: a people file, but not used: it has no "
                            f"{'id' if found.owner_kind == 'rep_id' else 'name'} column to match the deals' owners")
         return []
+    lacking = [" or ".join(o) for o in NEEDED_COLUMNS[role] if not set(o) & set(cols)]
+    if role in ("activities", "stage_history") and lacking:
+        found.notes.append(f"{path.name}: looks like {role.replace('_', ' ')}, but not used: no column for "
+                           f"{', '.join(lacking)}")
+        return []
     owner = cols.get("rep_id") or cols.get("owner_name")
     if role in ("opportunities", "activities") and owner:
         found.owner_blank |= bool((frame[owner] == "").any())

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from coachnb import importers  # noqa: E402
-from coachnb.errors import CoachnbError, DataError  # noqa: E402
+from coachnb.errors import CoachnbError, ConfigError, DataError  # noqa: E402
 from coachnb.loading import validate  # noqa: E402
 
 COLUMNS = ["Owner", "Deal Owner", "sales_agent", "OwnerId", "sr_id", "Stage", "deal_stage", "Status", "Amount",
@@ -181,10 +181,14 @@ def _write(folder: Path, files: dict) -> None:
 
 
 def _check_error(exc: CoachnbError) -> None:
-    """A coachnb error says where: every DataError problem names a file."""
+    """A coachnb error says where: every DataError problem names a file, a ConfigError the mapping."""
     assert str(exc)
     if isinstance(exc, DataError):
         assert exc.problems and all(p.file for p in exc.problems)
+        assert all(p.row is not None or p.column or p.rule in ("no_deals", "missing_source", "no_rows", "bad_join")
+                   or "rows" in p.message for p in exc.problems if p.severity == "error")
+    if isinstance(exc, ConfigError):
+        assert "mapping" in str(exc)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
