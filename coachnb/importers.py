@@ -1675,7 +1675,8 @@ _STAGE_KEYWORDS = tuple(re.compile(r"\b" + w, re.I) for w in (
     "negotiat", "verhandlung", "commit", "closing", "verbal"))
 _TYPE_WORDS = (("demo", "demo"), ("call", "call"), ("phone", "call"), ("mail", "email"), ("meeting", "meeting"),
                ("event", "meeting"), ("visit", "meeting"), ("note", SKIP))
-_ENTERED_RE = re.compile(r"^(?:hs_date_entered_(.+)|date entered ['\"]?(.+?)['\"]?(?: \(.*\))?)$", re.I)
+#: stage-entry-date columns: HubSpot's API name, and its export's 'Date entered "Stage (Pipeline)"'
+_ENTERED_RE = re.compile(r"^(?:hs_date_entered_(.+)|date entered ['\"]?(.+?)(?: \([^()]*\))?['\"]?)$", re.I)
 _PREFIX_RE = re.compile(r"^\s*(?:\(do not modify\)\s*|(?:deal|opportunity|lead|person|organi[sz]ation)\s+-\s+)", re.I)
 _COMPANY_WORDS = re.compile(r"\b(?:gmbh|inc|ltd|llc|ag|sa|corp|co|plc|bv|oy|ab|kg|group|holding|dynamics)\b\.?", re.I)
 

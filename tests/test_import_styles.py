@@ -212,3 +212,17 @@ def test_won_and_lost_stages_without_those_words_are_told_by_their_close_dates_a
     dated = rows[rows["engage_date"] != ""]
     assert (opps["status"] == "won").sum() == (dated["deal_stage"] == "Closed").sum()
     assert (opps["status"] == "lost").sum() == (dated["deal_stage"] == "Dropped").sum()
+
+
+def test_hubspot_date_entered_columns_become_the_stage_history(imported):
+    """'Date entered "Stage (Sales Pipeline)"': one history row per filled open-stage cell, closings as close dates."""
+    data, _ = imported["hubspot"]
+    deals = _read(STYLES / "hubspot" / "all-deals.csv")
+    entered = {re.match(r'Date entered "(.+) \(Sales Pipeline\)"', c).group(1): c for c in deals.columns
+               if c.startswith("Date entered")}
+    history = pd.read_csv(data / "stage_history.csv", dtype=str, keep_default_na=False)
+    for stage in STAGE_ORDER["hubspot"]:
+        assert (history["stage"] == stage).sum() == (deals[entered[stage]] != "").sum()
+    opps = pd.read_csv(data / "opportunities.csv", dtype=str, keep_default_na=False).set_index("opportunity_id")
+    won = deals[deals["Deal Stage"] == "Closed Won"].set_index("Record ID")
+    assert (opps.loc[won.index, "closed_at"].str.slice(0, 16) == won["Close Date"]).all()
