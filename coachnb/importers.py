@@ -57,6 +57,7 @@ import pandas as pd
 from . import loading  # as a module: run_import's `validate` flag would shadow the function
 from .config import ACTIVITY_TYPES, DEFAULT_STAGES, config_from_dict
 from .errors import CoachnbError, ConfigError, DataError, Problem
+from .formatting import terminal_safe
 from .fsutil import atomic_write_text
 from .schema import TABLES
 
@@ -1439,7 +1440,7 @@ def run_import(mapping, sources, out_dir, validate: bool = True) -> ImportResult
 def import_export(mapping_path, sources, out_dir) -> Path:
     """``coachnb import``: import, print the summary (exclusions, warnings) to stderr, return the folder."""
     result = run_import(mapping_path, sources, out_dir)
-    print(result.format(), file=sys.stderr)
+    print(terminal_safe(result.format(), keep_newlines=True), file=sys.stderr)  # names from the export: escaped
     return result.out_dir
 
 
@@ -1494,11 +1495,12 @@ def import_inferred(sources, out_dir) -> Path:
         result = infer_and_import(sources, out)
     except (DataError, ConfigError):
         if not existed and (out / PROPOSED_MAPPING).is_file():
-            print(f"the proposed mapping is in {out / PROPOSED_MAPPING}: fix it as the problems below say, then run\n"
-                  f"  {_import_command(sources, out)}", file=sys.stderr)
+            print(terminal_safe(f"the proposed mapping is in {out / PROPOSED_MAPPING}: fix it as the problems below "
+                                f"say, then run\n  {_import_command(sources, out)}", keep_newlines=True),
+                  file=sys.stderr)
         raise
-    print(result.format(), file=sys.stderr)
-    print(next_steps(result, sources), file=sys.stderr)
+    # file, column and stage names come from the export: printed escaped, never as terminal controls
+    print(terminal_safe(result.format() + "\n" + next_steps(result, sources), keep_newlines=True), file=sys.stderr)
     return result.out_dir
 
 
@@ -1517,7 +1519,9 @@ def next_steps(result: ImportResult, sources) -> str:
     text = result.mapping_path.read_text(encoding="utf-8")
     checks = [line.split("CHECK", 1)[1].strip(" :") for line in text.splitlines() if "CHECK" in line
               and not line.startswith("# Check every")]
-    lines = [f"mapping used: {result.mapping_path}"]
+    files = [line[2:] for line in text.split("\n\n", 1)[0].splitlines()
+             if re.match(r"# [^ ]+\.(?:csv|tsv|txt): ", line, re.I)]
+    lines = [f"mapping used: {result.mapping_path}", "what the files were used for:"] + [f"  {f}" for f in files]
     if checks:
         lines.append(f"{len(checks)} guess(es) to check there (lines marked CHECK):")
         lines += [f"  - {c}" for c in checks]

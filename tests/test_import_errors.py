@@ -140,3 +140,15 @@ def test_infer_orders_open_stages_from_names_numbers_or_data():
     ages = {"Alpha": (0.0, 100.0), "Beta": (0.0, 300.0), "Gamma": (0.9, 400.0)}
     order, basis = importers.order_open_stages(["Alpha", "Beta", "Gamma"], ages)
     assert order == ["Gamma", "Beta", "Alpha"] and "data" in basis
+
+
+def test_what_an_inferred_import_prints_is_escaped(tmp_path, capsys):
+    """Column and stage names come from the export: an escape sequence in one is shown, never sent to the terminal."""
+    rows = _pipeline()
+    rows["deal_stage"] = rows["deal_stage"].replace({"Prospecting": "Prosp\x1b[2Jecting"})
+    (tmp_path / "export").mkdir()
+    rows.rename(columns={"product": "pro\x1b]0;duct"}).to_csv(tmp_path / "export" / "sales_pipeline.csv", index=False)
+    importers.import_inferred([tmp_path / "export"], tmp_path / "data")
+    err = capsys.readouterr().err
+    assert "\x1b" not in err
+    assert "\\x1b]0;duct" in err and "\\x1b[2Jecting" in err
