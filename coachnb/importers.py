@@ -1525,14 +1525,17 @@ def next_steps(result: ImportResult, sources) -> str:
     if checks:
         lines.append(f"{len(checks)} guess(es) to check there (lines marked CHECK):")
         lines += [f"  - {c}" for c in checks]
-    missing = [t for t in ("stage_history", "activities") if t not in result.tables]
-    if missing:
-        lines.append(f"no {' and no '.join(t.replace('_', ' ') for t in missing)} in the export: reports show "
-                     "the sections the data supports (coachnb validate lists them)")
+    missing = [t for t in ("stage_history", "activities") if not len(result.tables.get(t, ()))]
     status = set(result.tables["opportunities"]["status"])
     if status == {"won"}:
-        lines.append("won deals only: no open or lost deals, so no win rate and no pipeline")
-    elif "lost" not in status:
+        lines.append("mode: won-only (won deals only: no open or lost deals, so no win rate and no pipeline)")
+    if len(missing) == 2:
+        lines.append("mode: pipeline-only (no activity log, no stage history): reports show the sections the "
+                     "deals support (coachnb validate lists them)")
+    elif missing:
+        lines.append(f"no {missing[0].replace('_', ' ')} in the export: reports show the sections the data "
+                     "supports (coachnb validate lists them)")
+    if "lost" not in status and status != {"won"}:
         lines.append("no lost deals in the export: reports show no win rate")
     last = _last_record(result.tables)
     lines += ["after editing the mapping, repeat the import with:", f"  {_import_command(sources, out)}",

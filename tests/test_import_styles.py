@@ -166,6 +166,9 @@ def test_what_infer_says_about_the_spreadsheet_export(imported):
     skipped = {p.row for p in result.excluded if p.rule == "rep_without_data"}
     assert skipped == {i + 2 for i, n in enumerate(teams["sales_agent"]) if n not in with_deals}
     assert any(p.rule == "hire_date_from_data" for p in result.warnings)
+    steps = importers.next_steps(result, [STYLES / "spreadsheet"])
+    assert "mode: pipeline-only" in steps and "mode: won-only" not in steps
+    assert "sales_teams.csv: people (reps)" in steps and "accounts.csv: not used" in steps
 
 
 def test_won_only_funnel_is_named_and_keeps_amounts_unknown(imported):
@@ -180,6 +183,7 @@ def test_won_only_funnel_is_named_and_keeps_amounts_unknown(imported):
     [made_up] = [p for p in result.warnings if p.rule == "made_up_rep"]
     assert "'sr_id'" in made_up.message and "owner id" in made_up.message
     assert any(p.rule == "unknown_amount" for p in result.warnings)
+    assert "mode: won-only" in importers.next_steps(result, [STYLES / "funnel"])
 
 
 def test_the_documented_commands_give_the_same_folder(imported, tmp_path):
