@@ -22,6 +22,7 @@ from IPython.display import display
 
 from .formatting import esc, fmt_money, fmt_num, fmt_pct
 from .overview import cadence_sentence
+from .report import in_first_person
 from .record import chart_alt, chart_labels, chart_periods, shown_table
 
 
@@ -506,7 +507,7 @@ def method_notes(r) -> None:
                      "honest answer: small changes need many weeks to show.")
     if r.excluded_note:
         notes.append(r.excluded_note)
-    bullets(notes, "cnb-notes")
+    bullets([in_first_person(n) for n in notes] if r.audience == "rep" else notes, "cnb-notes")
 
 
 # --------------------------------------------------------------------------- team overview

@@ -13,6 +13,8 @@ Privacy: a :class:`RepReport` holds the rep's own records and team *distribution
 """
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -705,17 +707,45 @@ INTRO = {
     "manager": ("This report is for the 1:1. It starts from the process (what was agreed last time, "
                 "activity, how deals move) and ends with results, which are acknowledged rather than led with. "
                 "Teammates appear only as anonymous team figures."),
-    "rep": ("This is your pre-read for the 1:1: your own data, set beside anonymous team figures. "
-            "It's your session. Come with what you see in it, what you want to change, and what support "
-            "would help."),
+    "rep": ("My pre-read for the 1:1: my own data, set beside anonymous team figures. It's my session: I "
+            "come with what I see in it, what I want to change, and what support would help."),
 }
+
+#: second person -> first person, for the rep's pre-read (the sentences are built once, for the 1:1)
+FIRST_PERSON = ((r"\bYou have\b", "I have"), (r"\byou have\b", "I have"), (r"\bYour\b", "My"),
+                (r"\byour\b", "my"), (r"^you$", "me"))
+
+
+def in_first_person(text):
+    """``text`` as the rep would say it ("your open deals" -> "my open deals"); None stays None."""
+    if not isinstance(text, str):
+        return text
+    for pattern, words in FIRST_PERSON:
+        text = re.sub(pattern, words, text)
+    return text
+
+
+def as_rep_voice(sections: dict) -> dict:
+    """The report's sections with every sentence and table header in the rep's own voice."""
+    out = {}
+    for name, sec in sections.items():
+        if sec is None or not dataclasses.is_dataclass(sec):
+            out[name] = sec
+            continue
+        changes = {"sentence": in_first_person(sec.sentence)} if hasattr(sec, "sentence") else {}
+        for field in ("table", "rows"):
+            frame = getattr(sec, field, None)
+            if isinstance(frame, pd.DataFrame):
+                changes[field] = frame.rename(columns=in_first_person)
+        out[name] = dataclasses.replace(sec, **changes)
+    return out
 
 
 def idle_note(tv: TeamView, rep_id: str, audience: str) -> str:
     """What to say when the rep has no record in the period ("" when they have one)."""
     if rep_id in set(active_reps(tv)):
         return ""
-    who = "you have" if audience == "rep" else "this rep has"
+    who = "I have" if audience == "rep" else "this rep has"
     return (f"In this period {who} no recorded activity, new deal, stage move or closed deal, so the zeros "
             "below say nothing about the work; the data may end before the period, or the rep may be away "
             "or have left.")
@@ -777,6 +807,9 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
     plan = coaching.plan_template(focus, reviews)
     preread = (coaching.rep_preread_prompts(ds, rep_id, list(ds.config.stages), as_of=as_of_ts, focus=focus)
                if audience == "rep" else None)
+    sections["results"] = results_section(tv, rep_id)
+    if audience == "rep":  # the pre-read speaks as the rep, as its questions do
+        sections = as_rep_voice(sections)
 
     excluded = ds.excluded
     excluded_note = None
@@ -788,7 +821,7 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
         intro=" ".join(filter(None, (INTRO[audience], group.sentence, idle_note(tv, rep_id, audience)))),
         header=header_section(tv, rep_id),
         commitments=reviews, pattern=pattern, detected_change=change, **sections, focus=focus, scenarios=scenarios, questions=questions, plan=plan, preread=preread,
-        results=results_section(tv, rep_id), missing=MISSING, excluded_note=excluded_note,
+        missing=MISSING, excluded_note=excluded_note,
         stalled_percentile=ds.config.thresholds.stalled_percentile,
         self_view=coaching.self_view(ds, rep_id),
         team_figures=group.scope != "none",

@@ -99,7 +99,8 @@ def build_odd_team(root: Path) -> Path:
     # a commitment far above what the rep does: not kept, so the report quotes the follow-up back
     add("commitments", [dict(t["commitments"].iloc[0].to_dict(), commitment_id="K9001", rep_id=UNI_ID,
                              agreed_on="2026-10-05", start="2026-10-05", end="2026-11-01", metric="calls_per_week",
-                             baseline="20", target="500", note=HTML_NOTE, follow_up=HTML_FOLLOW_UP, supersedes="")])
+                             baseline="20", target="500", note=HTML_NOTE, follow_up=HTML_FOLLOW_UP, supersedes="",
+                             note_for_rep=HTML_NOTE)])
     for name, frame in t.items():
         frame.to_csv(d / f"{name}.csv", index=False)
     return d
@@ -178,7 +179,8 @@ def test_odd_rep_renders(odd_ds, rep_id, audience, monkeypatch):
         assert 0 < r.activity.rep_total < 200 and not r.focus.areas  # too little data for a focus
     if rep_id == "ROPEN":
         assert r.stalled.n_open == 4
-        assert r.results.rows.set_index("measure").at["Win rate in the period", "you"] == "n/a"
+        rows = r.results.rows.set_index("measure")
+        assert rows.at["Win rate in the period", "me" if audience == "rep" else "you"] == "n/a"
     if rep_id == UNI_ID:
         assert UNI_DEAL in text and UNI_ACCOUNT in text
         assert html.escape(UNI_DEAL) in markup  # the deal's <i> is text, not markup

@@ -109,7 +109,7 @@ def test_rep_audience_speaks_to_the_rep_and_adds_the_preread(sample_ds):
     m = rep_report(sample_ds, "R002", AS_OF, audience="manager")
     p = rep_report(sample_ds, "R002", AS_OF, audience="rep")
     assert m.preread is None and p.preread is not None
-    assert "your pre-read" in p.intro.lower()
+    assert "my pre-read" in p.intro.lower() and "my pre-read" not in m.intro.lower()
     assert m.questions != p.questions
 
 

@@ -292,3 +292,16 @@ def test_every_amount_a_sentence_shows_is_in_the_teams_currency(team_dir, tmp_pa
         for area in r.focus.areas:
             if "more won value" in area.reason:
                 assert re.search(r"about £[\d,]+ more won value", area.reason)
+
+
+def test_the_reps_pre_read_speaks_in_the_reps_own_voice(team_dir, monkeypatch):
+    ds = load(team_dir)
+    for rep_id in ds.reps["rep_id"]:
+        r, markup = render(ds, rep_id, audience="rep", monkeypatch=monkeypatch)
+        text = page_text(markup)
+        second = re.search(r".{60}\b([Yy]ou|[Yy]our|[Yy]ours|yourself)\b.{20}", text)
+        assert not second, (rep_id, second.group(0))
+        assert r.intro.startswith("My pre-read for the 1:1")
+        assert "me" in r.results.rows.columns and "you" not in r.results.rows.columns
+    m, markup = render(ds, "R001", audience="manager", monkeypatch=monkeypatch)
+    assert "you" in m.results.rows.columns and re.search(r"\byour\b", page_text(markup))
