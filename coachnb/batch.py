@@ -1258,7 +1258,7 @@ def _run_on_dask(scheduler, tasks, on_done) -> None:
     try:
         if tasks:
             try:
-                client.run(_warm_up_dask_worker, tasks[0].get("engine"), wait=False)
+                client.run(_warm_up_dask_worker, tasks[0].get("engine"))  # starts processes, waits for none
             except Exception:  # noqa: BLE001 - an optimisation: the tasks start their processes themselves
                 pass
         futures = {client.submit(run_task_on_dask_worker, task, pure=False): task for task in tasks}
