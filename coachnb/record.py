@@ -132,7 +132,7 @@ class CoachingRecord:
     def charted(self) -> pd.DataFrame:
         """The commitments whose periods the chart marks: those starting within its weeks."""
         c = self.commitments
-        if not len(self.weekly):
+        if not len(self.weekly) or not len(c):  # an empty frame's dates are no datetime column
             return c.iloc[:0]
         first = self.weekly["week"].min()
         return c[(c["status"] == "reviewed") & (c["end"].dt.tz_localize(None) >= first)]
