@@ -1,9 +1,15 @@
 """Statement audit: odd-but-real data folders, each with the false statement it must not show and
 the caveat it must show instead (both audiences, and the overview where it says the same thing).
 
-Folders: no 1:1 records; no stage history; no activity log; a rep with no open deals; names used
-as ids. (Coaching dates after the data, stale commitments, teams too small to compare with and
-kept-but-untested commitments are audited in test_report.py, test_odd_data.py and test_privacy.py.)
+Folders (each a copy of a small demo team with one odd-but-real change): no 1:1 records; no stage
+history; no activity log; a rep with no open deals; names used as ids; won-only data; amounts all 0;
+amounts only on won deals; some amounts unknown; a running commitment; a quarter's first day; the
+day of the 1:1 counted in the quarter (``[results] quarter_to_date``); a rep who left; a rep with no
+records at all; a team too small to pool (the company fallback) and three reps in all (no team
+figures); a team currency; the rep's pre-read voice. (Coaching dates after the data, stale
+commitments, new hires, a team of two and kept-but-untested commitments are audited in
+test_report.py, test_odd_data.py and test_privacy.py; the demo's verdicts against its planted truth
+in test_ground_truth.py.)
 """
 from __future__ import annotations
 
@@ -228,6 +234,19 @@ def test_a_rep_who_left_is_listed_as_inactive_and_is_nobodys_benchmark(team_dir,
     assert r.activity.team["n_reps"] == 4 and (r.activity.band["n_reps"] == 4).all()
     # the same rep, active, counts again
     assert "over the 5 other reps" in rep_report(load(team_dir), "R001", AS_OF).intro
+
+
+def test_a_rep_with_no_records_at_all_is_listed_not_reported_as_zeros(team_dir, tmp_path, monkeypatch):
+    def newcomer_without_records(t):
+        row = dict(t["reps"].iloc[0].to_dict(), rep_id="R099", name="Noor Nobody", hire_date="2026-11-16")
+        t["reps"] = pd.concat([t["reps"], pd.DataFrame([row])], ignore_index=True)
+    ds = load(variant(team_dir, tmp_path, edit=newcomer_without_records))
+    ov, text = overview_text(ds, monkeypatch)
+    assert "Noor Nobody (R099)" in ov.inactive_note and ov.reps["active"].sum() == 6
+    for audience, who in (("manager", "this rep has"), ("rep", "I have")):
+        r, markup = render(ds, "R099", audience=audience, monkeypatch=monkeypatch)
+        assert f"In this period {who} no recorded activity" in page_text(markup)
+        assert not r.focus.areas
 
 
 def test_a_team_too_small_to_pool_falls_back_to_everyone_and_says_so(team_dir, tmp_path, monkeypatch):
