@@ -539,7 +539,7 @@ def overview_table(ov) -> None:
     numeric = [num for *_, num in OVERVIEW_COLUMNS]
     texts, rows = [], []
     for rec in ov.reps.to_dict("records"):
-        shown = [cell(rec[key], fmt) for _, key, fmt, _ in OVERVIEW_COLUMNS]
+        shown = [cell(rec.get(key), fmt) for _, key, fmt, _ in OVERVIEW_COLUMNS]  # a column ov.reps lacks shows "–"
         if rec["overdue"]:  # said in words as well as in colour
             shown[3] = f"{shown[3]} (overdue)"
         texts.append(shown)
