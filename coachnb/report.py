@@ -278,7 +278,8 @@ def stage_mix_section(tv: TeamView, rep_id: str) -> StageMixSection | None:
     mine = mix[mix["rep_id"] == rep_id].set_index("stage").reindex(stages)
     n = mine["deals"].fillna(0).astype(int)
     table = pd.DataFrame({"stage": stages, "your open deals": n.to_numpy(),
-                          "their value": mine["value"].fillna(0).map(lambda x: fmt_money(x, cur_of(tv))).to_numpy(),
+                          "their value": [fmt_money(0 if k == 0 else v, cur_of(tv)) if k == 0 or pd.notna(v)
+                                          else "unknown" for k, v in zip(n, mine["value"])],
                           "your share": (n / max(n.sum(), 1)).map(fmt_pct).to_numpy(),
                           "team median share": team_share.reindex(stages).map(fmt_pct).to_numpy()})
     if n.sum() == 0:

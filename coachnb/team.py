@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import impact, metrics, store
-from .calendar import Window, check_as_of_covered, report_window, resolve_as_of, weeks_before
+from .calendar import Window, check_as_of_covered, data_end, report_window, resolve_as_of, weeks_before
 from .errors import RepNotFound
 from .loading import load
 from .schema import Dataset
@@ -377,12 +377,21 @@ def open_stage_mix(ds: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
     Returns
     -------
     DataFrame[rep_id, stage, deals, value]
+        Empty when the data runs on more than a week past ``as_of``: ``opportunities.stage`` is
+        each deal's stage at the data's end, which an earlier date can't be read from.
     """
     o = ds.opportunities
+    end = data_end(ds)
+    if end is not None and end > as_of + pd.Timedelta(days=7):
+        # the deals table holds each deal's stage at the data's end, not on an earlier coaching date
+        return pd.DataFrame({"rep_id": pd.Series(dtype=object), "stage": pd.Series(dtype=object),
+                             "deals": pd.Series(dtype="int64"), "value": pd.Series(dtype=float)})
     known = o["stage"].isin(ds.config.stages).fillna(False).to_numpy(dtype=bool) if "stage" in o else False
     rows = o[metrics.open_at(ds, as_of) & known]
-    return (rows.groupby(["rep_id", "stage"], observed=True)["amount"].agg(deals="size", value="sum")
-            .reset_index())
+    g = rows.groupby(["rep_id", "stage"], observed=True)["amount"]
+    out = g.agg(deals="size", value="sum")
+    out.loc[g.apply(lambda a: a.isna().any()), "value"] = np.nan  # a sum over unknown amounts is no value
+    return out.reset_index()
 
 
 

@@ -324,3 +324,17 @@ def test_the_reps_pre_read_speaks_in_the_reps_own_voice(team_dir, monkeypatch):
         assert "me" in r.results.rows.columns and "you" not in r.results.rows.columns
     m, markup = render(ds, "R001", audience="manager", monkeypatch=monkeypatch)
     assert "you" in m.results.rows.columns and re.search(r"\byour\b", page_text(markup))
+
+
+def test_open_deals_by_stage_are_shown_only_where_the_stage_column_is_current(team_dir, tmp_path):
+    def no_history_unknown_amounts(t):
+        o = t["opportunities"]
+        o.loc[o.index % 2 == 0, "amount"] = ""
+    ds = load(variant(team_dir, tmp_path, drop=("stage_history",), edit=no_history_unknown_amounts))
+    now = rep_report(ds, "R001", AS_OF)
+    assert now.stage_mix is not None
+    shown = now.stage_mix.table.set_index("stage")
+    assert "unknown" in set(shown["their value"])  # a stage whose deals lack amounts has no value
+    assert all(v == "0" for v, k in zip(shown["their value"], shown["your open deals"]) if k == 0)
+    # two months before the data ends, 'stage' is the deals' stage today: the section stays silent
+    assert rep_report(ds, "R001", "2026-09-21").stage_mix is None
