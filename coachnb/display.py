@@ -551,6 +551,8 @@ def overview_table(ov) -> None:
         rows.append(html)
     show_html(table_html(header, rows, numeric, css="cnb-table cnb-overview", raw_cells=True),
               table_text(header, texts))
+    if getattr(ov, "inactive_note", ""):
+        para(ov.inactive_note, "cnb-missing")
     if ov.fdr_note:
         para(ov.fdr_note, "cnb-notes")
 

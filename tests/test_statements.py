@@ -243,6 +243,7 @@ def test_a_rep_with_no_records_at_all_is_listed_not_reported_as_zeros(team_dir, 
     ds = load(variant(team_dir, tmp_path, edit=newcomer_without_records))
     ov, text = overview_text(ds, monkeypatch)
     assert "Noor Nobody (R099)" in ov.inactive_note and ov.reps["active"].sum() == 6
+    assert "No activity, new deal, stage move or closed deal is recorded in this period for 1 rep: Noor Nobody" in text
     for audience, who in (("manager", "this rep has"), ("rep", "I have")):
         r, markup = render(ds, "R099", audience=audience, monkeypatch=monkeypatch)
         assert f"In this period {who} no recorded activity" in page_text(markup)
