@@ -65,7 +65,7 @@ CONVERSATION = {
 }
 
 #: the record's columns, in order (see :class:`CoachingRecord`)
-COLUMNS = ["commitment_id", "agreed_on", "start", "end", "metric", "label", "baseline", "target", "status",
+COLUMNS = ["commitment_id", "agreed_on", "start", "end", "metric", "label", "baseline", "target", "status", "replaced_by",
            "since_last_time", "finished", "adherence", "weeks_in_period", "weeks_on_target", "achieved",
            "verdict", "direction", "rate_ratio", "ci_low", "ci_high", "p_value", "mde_ratio", "weeks_needed",
            "n_pre_weeks", "pre_weeks_in_data", "pipeline_judged", "diagnosis", "diagnosis_label", "reading",
@@ -86,7 +86,7 @@ class CoachingRecord:
         (:data:`COLUMNS`): ``commitment_id``; ``agreed_on``, ``start``, ``end`` (dates);
         ``metric`` (id) and ``label`` (in words), ``baseline``, ``target`` (a week);
         ``status``: ``"reviewed"``, ``"replaced"`` (a later commitment took its place; the
-        reports review that one), ``"not started"`` or ``"not reviewed"`` (read from a feature
+        reports review that one; ``replaced_by`` names it), ``"not started"`` or ``"not reviewed"`` (read from a feature
         store that doesn't hold the weeks its review needs); ``since_last_time``: True for the ones
         the report's "Since last time" reviews, False for the record; ``finished``;
         ``adherence`` (``"kept"``, ``"partly kept"``, ``"not kept"``, ``"too early"``),
@@ -265,18 +265,22 @@ def commitments_on_record(ds, rep_id: str, as_of: pd.Timestamp) -> list[dict]:
     """The rep's commitments agreed or started before ``as_of``, oldest first, each with a ``status``.
 
     ``"reviewed"``: started and not replaced (the reports' set, :func:`coachnb.team.rep_commitments`);
-    ``"replaced"``: a later commitment names it in ``supersedes``; ``"not started"``: agreed
+    ``"replaced"``: a later commitment names it in ``supersedes`` (``replaced_by``, ``replaced_on``: its id
+    and date of agreement); ``"not started"``: agreed
     before ``as_of``, starting on or after it.
     """
     c = ds.commitments
     mine = c[c["rep_id"].astype(str) == rep_id]
     agreed = mine["agreed_on"].lt(as_of).fillna(False).astype(bool)
     mine = mine[agreed | (mine["start"] < as_of)].sort_values(["start", "commitment_id"], kind="stable")
-    superseded = set(c["supersedes"].dropna().astype(str))
+    later = c.dropna(subset=["supersedes"])
+    by = dict(zip(later["supersedes"].astype(str), zip(later["commitment_id"].astype(str), later["agreed_on"])))
     out = []
     for row in mine.to_dict("records"):
-        replaced = str(row["commitment_id"]) in superseded
+        replaced = by.get(str(row["commitment_id"]))
         row["status"] = "replaced" if replaced else "reviewed" if row["start"] < as_of else "not started"
+        row["replaced_by"] = replaced[0] if replaced else None
+        row["replaced_on"] = replaced[1] if replaced else pd.NaT
         out.append(row)
     return out
 
@@ -302,7 +306,7 @@ def record_row(c: dict, review: CommitmentReview | None, since_last_time: bool, 
     """One row of the record (:data:`COLUMNS`) from a commitment and its review (None: not reviewed)."""
     spec_label = review.label if review is not None else str(c["metric"]).replace("_", " ")
     row = {k: c.get(k) for k in ("commitment_id", "agreed_on", "start", "end", "metric", "baseline", "target",
-                                 "status")}
+                                 "status", "replaced_by")}
     row.update(label=spec_label, since_last_time=bool(since_last_time and review is not None))
     row.update({k: np.nan for k in ("weeks_in_period", "weeks_on_target", "achieved", "rate_ratio", "ci_low",
                                     "ci_high", "p_value", "mde_ratio", "weeks_needed", "n_pre_weeks")})
@@ -324,7 +328,7 @@ def record_row(c: dict, review: CommitmentReview | None, since_last_time: bool, 
         if review.diagnosis is not None:
             row.update(diagnosis=review.diagnosis.category, diagnosis_label=review.diagnosis.label)
     row.update(reading=SHORT[key], conversation=CONVERSATION[key])
-    row["sentence"] = commitment_sentence(row, key)
+    row["sentence"] = commitment_sentence({**row, "replaced_on": c.get("replaced_on")}, key)
     return row
 
 
@@ -338,7 +342,7 @@ def commitment_sentence(row: dict, key: str) -> str:
             f"{fmt_level(row['target'])}, {_day(row['start'])} to {_day(row['end'])} "
             f"(agreed on {_day(row['agreed_on'])}).")
     if row["status"] == "replaced":
-        return f"{what} Replaced by a later commitment before it was reviewed."
+        return f"{what} Replaced by {row['replaced_by']} (agreed on {_day(row['replaced_on'])})."
     if row["status"] == "not started":
         return f"{what} It had not started by this 1:1."
     if row["status"] == "not reviewed":

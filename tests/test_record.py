@@ -105,7 +105,11 @@ def test_a_replaced_commitment_is_on_record_without_a_verdict(records, sample_ds
     gone = rows[rows["commitment_id"].isin(replaced)]
     assert len(gone) and (gone["status"] == "replaced").all()
     assert gone["verdict"].isna().all() and gone["rate_ratio"].isna().all()
-    assert all("Replaced by a later commitment" in s for s in gone["sentence"])
+    for cid, by, sentence in zip(gone["commitment_id"], gone["replaced_by"], gone["sentence"]):
+        later = c[c["commitment_id"] == by].iloc[0]
+        assert later["supersedes"] == cid
+        assert f"Replaced by {by} (agreed on {later['agreed_on']:%d %b %Y})." in sentence
+        assert len(rows[rows["commitment_id"] == by])  # the commitment that replaced it is on record too
 
 
 def test_numbers_stay_numbers(records):
