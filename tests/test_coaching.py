@@ -77,7 +77,7 @@ def test_kept_without_a_clear_change_in_activity_is_never_read_as_no_lift():
         assert "too soon to say" in d.opening_question and "calls per week" in d.opening_question
     rep = diagnose(Assessment(Act("kept"), Pipe("activity did not change")), commitment=COMMITMENT, finished=True,
                    audience="rep")
-    assert rep.opening_question.startswith("I hit the target")
+    assert rep.opening_question.startswith("I kept calls per week at or near the target")
     assert classify("kept", "no meaningful change") == "kept_no_lift"
 
 
