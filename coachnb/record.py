@@ -396,11 +396,10 @@ def summary_sentence(frame: pd.DataFrame) -> str:
     ordered = [r for r in SHORT.values() if r in counts.index]
     s = (f"{plural(len(frame), 'commitment')} on record since {frame['start'].min():%b %Y}: "
          + ", ".join(f"{r} ({counts[r]})" for r in ordered) + ".")
-    older = int((~reviewed["since_last_time"]).sum())
-    newer = len(reviewed) - older
-    if older and newer:
-        s += (f" {plural(older, 'older one')} belong{'s' if older == 1 else ''} to the record; "
-              f"the {'latest is' if newer == 1 else f'{newer} latest are'} reviewed under 'Since last time'.")
+    current = int(reviewed["since_last_time"].sum())
+    if current and current < len(reviewed):
+        s += (f" {current} of them {'is' if current == 1 else 'are'} reviewed under 'Since last time'; "
+              "the others belong to the record.")
     return s
 
 

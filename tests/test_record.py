@@ -95,7 +95,7 @@ def test_only_the_reports_commitments_are_since_last_time_and_older_ones_are_rec
             assert "since last time" not in sentence.lower()
     r010 = records["R010"]
     assert r010.commitments["since_last_time"].tolist() == [False, True, True]
-    assert "1 older one belongs to the record; the 2 latest are reviewed under 'Since last time'." in r010.summary
+    assert "2 of them are reviewed under 'Since last time'; the others belong to the record." in r010.summary
 
 
 def test_a_replaced_commitment_is_on_record_without_a_verdict(records, sample_ds):
