@@ -54,7 +54,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import loading  # as a module: run_import's `validate` flag would shadow the function
+from . import (
+    loading,  # as a module: run_import's `validate` flag would shadow the function
+)
 from .config import ACTIVITY_TYPES, DEFAULT_STAGES, config_from_dict
 from .errors import CoachnbError, ConfigError, DataError, Problem
 from .formatting import terminal_safe
@@ -285,8 +287,9 @@ def _check_mapping(raw: dict, source: str) -> None:
 
 
 def _is_names(value) -> bool:
-    """Text, or a non-empty list of texts (a file pattern, a column, date formats ...)."""
-    return isinstance(value, str) or isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+    """Non-empty text, or a non-empty list of them (a file pattern, a column, date formats ...)."""
+    values = [value] if isinstance(value, str) else value
+    return isinstance(values, list) and bool(values) and all(isinstance(v, str) and v.strip() for v in values)
 
 
 def _check_shapes(raw: dict, source: str) -> None:
@@ -331,7 +334,7 @@ def _check_format_keys(spec: dict, where: str, fail) -> None:
     """Call ``fail`` for a file pattern, date format list or number/encoding mark of the wrong type."""
     for key in ("file", "dates"):
         if key in spec and not _is_names(spec[key]):
-            fail(f"{where} {key}", "text or a list of texts")
+            fail(f"{where} {key}", "non-empty text or a list of them")
     for key in ("decimal", "thousands", "encoding", "delimiter"):
         if key in spec and not isinstance(spec[key], str):
             fail(f"{where} {key}", "text")
@@ -797,7 +800,7 @@ def to_source(problem: Problem, origins: dict) -> Problem:
                        f"{problem.message} (in the import's output {problem.file})", problem.hint, problem.severity)
     named = [problem.row] if problem.row is not None else []
     message = problem.message
-    listed = re.search(r"rows? ((?:\d+, )*\d+)", message) if problem.row is None else None
+    listed = re.search(r"\brows? ((?:\d+, )*\d+)", message) if problem.row is None else None
     if listed and all(0 <= int(n) - 2 < len(origin) for n in listed.group(1).split(", ")):
         named = [int(n) for n in listed.group(1).split(", ")]
         rows = [str(int(origin["_row"].iloc[n - 2])) for n in named]
@@ -1096,7 +1099,7 @@ def _owners(frame: pd.DataFrame, table: str, policy: str, problems: _Problems) -
 
 def _by_spec(frame: pd.DataFrame):
     """``(spec, index)`` per source spec among the rows: each spec may set its own formats."""
-    for _, idx in frame.groupby(frame["_formats"].map(id)).groups.items():
+    for idx in frame.groupby(frame["_formats"].map(id)).groups.values():
         yield frame.loc[idx[0], "_formats"], idx
 
 
@@ -1520,7 +1523,7 @@ def next_steps(result: ImportResult, sources) -> str:
     checks = [line.split("CHECK", 1)[1].strip(" :") for line in text.splitlines() if "CHECK" in line
               and not line.startswith("# Check every")]
     files = [line[2:] for line in text.split("\n\n", 1)[0].splitlines()
-             if re.match(r"# [^ ]+\.(?:csv|tsv|txt): ", line, re.I)]
+             if re.match(r"# [^ ]+\.(?:csv|tsv|txt): ", line, re.IGNORECASE)]
     lines = [f"mapping used: {result.mapping_path}", "what the files were used for:"] + [f"  {f}" for f in files]
     if checks:
         lines.append(f"{len(checks)} guess(es) to check there (lines marked CHECK):")
@@ -1675,7 +1678,7 @@ _LOST_WORDS = ("lost", "verloren", "perdu", "perdid", "closedlost", "dead", "dis
                "outsold")
 _OPEN_WORDS = ("open", "active", "inprogress", "onhold", "pending", "offen", "laufend")
 #: words of open stage names in the order a buyer usually meets them (a stage's first match ranks it)
-_STAGE_KEYWORDS = tuple(re.compile(r"\b" + w, re.I) for w in (
+_STAGE_KEYWORDS = tuple(re.compile(r"\b" + w, re.IGNORECASE) for w in (
     "new", "lead", "erstkontakt", "prospect", "appointment", "qualif", "contact made", "discover", "needs analysis",
     "bedarf", "engag", "meeting", "develop", "demo", "presentation", "value proposition", "id. decision",
     "identify decision", "decision maker", "perception", "solution", "propos", "quote", "angebot", "contract",
@@ -1683,9 +1686,9 @@ _STAGE_KEYWORDS = tuple(re.compile(r"\b" + w, re.I) for w in (
 _TYPE_WORDS = (("demo", "demo"), ("call", "call"), ("phone", "call"), ("mail", "email"), ("meeting", "meeting"),
                ("event", "meeting"), ("visit", "meeting"), ("note", SKIP))
 #: stage-entry-date columns: HubSpot's API name, and its export's 'Date entered "Stage (Pipeline)"'
-_ENTERED_RE = re.compile(r"^(?:hs_date_entered_(.+)|date entered ['\"]?(.+?)(?: \([^()]*\))?['\"]?)$", re.I)
-_PREFIX_RE = re.compile(r"^\s*(?:\(do not modify\)\s*|(?:deal|opportunity|lead|person|organi[sz]ation)\s+-\s+)", re.I)
-_COMPANY_WORDS = re.compile(r"\b(?:gmbh|inc|ltd|llc|ag|sa|corp|co|plc|bv|oy|ab|kg|group|holding|dynamics)\b\.?", re.I)
+_ENTERED_RE = re.compile(r"^(?:hs_date_entered_(.+)|date entered ['\"]?(.+?)(?: \([^()]*\))?['\"]?)$", re.IGNORECASE)
+_PREFIX_RE = re.compile(r"^\s*(?:\(do not modify\)\s*|(?:deal|opportunity|lead|person|organi[sz]ation)\s+-\s+)", re.IGNORECASE)
+_COMPANY_WORDS = re.compile(r"\b(?:gmbh|inc|ltd|llc|ag|sa|corp|co|plc|bv|oy|ab|kg|group|holding|dynamics)\b\.?", re.IGNORECASE)
 
 
 def _printable(text) -> str:
@@ -1993,9 +1996,14 @@ def _infer_source(role: str, path: Path, frames: dict, roles: dict, found: _Infe
     found.notes.append(_usage_note(role, path, frame, cols, entered, joins))
     block = _spec_block(role, path, frame, cols, entered, own_dates)
     if joins:
-        block.insert(2, "join = [" + ", ".join(f"{{ file = {toml_value(f)}, on = {toml_value(k)} }}"
+        block.insert(2, "join = [" + ", ".join(f"{{ file = {toml_value(_literal_pattern(f))}, on = {toml_value(k)} }}"
                                                for f, k in joins) + "]")
     return block[:2] + [f"# CHECK: {_printable(c)}" for c in checks] + block[2:]
+
+
+def _literal_pattern(name: str) -> str:
+    """A file-name pattern that matches exactly ``name`` (its ``*``, ``?`` and ``[`` taken literally)."""
+    return re.sub(r"([*?[])", r"[\1]", name)
 
 
 def _usage_note(role: str, path: Path, frame: pd.DataFrame, cols: dict, entered: dict, joins: list) -> str:
@@ -2122,7 +2130,7 @@ def _infer_by_content(frame: pd.DataFrame, cols: dict) -> list[str]:
         if col:
             cols["owner_name"], notes = col, [f"owner is {col!r}: its values look like people's names"]
             free.remove(col)
-    dates = [c for c in free if _looks_like_dates(frame[c]) and not re.search(r"modif|updat|änder", c, re.I)]
+    dates = [c for c in free if _looks_like_dates(frame[c]) and not re.search(r"modif|updat|änder", c, re.IGNORECASE)]
     for target in ("created_at", "closed_at"):
         if target not in cols and dates:
             col = max(dates, key=lambda c: (frame[c] != "").sum()) if target == "created_at" else dates[0]
@@ -2131,7 +2139,7 @@ def _infer_by_content(frame: pd.DataFrame, cols: dict) -> list[str]:
             notes.append(f"{target} is {col!r}: a date column, chosen by its values")
     if "amount" not in cols:
         col = next((c for c in free if c not in dates and _looks_like_money(frame[c])
-                    and not re.search(r"prob|confiden|%|id$|year|jahr", c, re.I)), None)
+                    and not re.search(r"prob|confiden|%|id$|year|jahr", c, re.IGNORECASE)), None)
         if col:
             cols["amount"] = col
             notes.append(f"amount is {col!r}: a money column, chosen by its values")
@@ -2239,7 +2247,7 @@ def _spec_block(role: str, path: Path, frame: pd.DataFrame, cols: dict, entered:
     ``[formats] dates``, else ``None``.
     """
     header = f"[[{role}]]" if role in ("stage_history", "activities") else f"[{role}]"
-    block = [header, f"file = {toml_value(path.name)}"]
+    block = [header, f"file = {toml_value(_literal_pattern(path.name))}"]
     if role != "opportunities":
         block.append("optional = true")
     if own_dates is not None:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from coachnb import importers
-from coachnb.errors import ConfigError, DataError
+from coachnb.errors import ConfigError, DataError, Problem
 
 STYLES = Path(__file__).parent / "fixtures" / "crm" / "styles"
 SHEET = STYLES / "spreadsheet"
@@ -108,7 +108,7 @@ def test_people_file_without_hire_date_or_team_column_imports_and_says_what_stan
 def test_loader_problems_with_the_output_name_the_export(tmp_path):
     text = importers.infer_mapping([STYLES / "salesforce"])
     backwards = 'stages = ["Negotiation/Review", "Proposal/Price Quote", "Qualification", "Prospecting"]'
-    text = re.sub(r"^stages = \[.*\]$", backwards, text, count=1, flags=re.M)
+    text = re.sub(r"^stages = \[.*\]$", backwards, text, count=1, flags=re.MULTILINE)
     (tmp_path / "m.toml").write_text(text, encoding="utf-8")
     with pytest.raises(DataError) as err:
         importers.run_import(tmp_path / "m.toml", [STYLES / "salesforce"], tmp_path / "data")
@@ -152,3 +152,17 @@ def test_what_an_inferred_import_prints_is_escaped(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "\x1b" not in err
     assert "\\x1b]0;duct" in err and "\\x1b[2Jecting" in err
+
+
+def test_a_loader_summary_is_translated_to_the_exports_rows_and_collapsed_with_its_rows():
+    origin = pd.DataFrame({"_file": ["Deals.csv"] * 6, "_row": [10, 11, 12, 14, 15, 17], "_col_stage": ["Phase"] * 6})
+    message = "entered this stage before an earlier stage"
+    first = [Problem("stage_history.csv", r, "stage", None, "out_of_order", message) for r in (2, 3, 4)]
+    summary = Problem("stage_history.csv", None, "stage", None, "out_of_order",
+                      f"{message} -- and 3 more rows like this (rows 5, 6, 7)")
+    located = [importers.to_source(p, {"stage_history": origin}) for p in [*first, summary]]
+    assert [(p.file, p.row, p.column) for p in located[:3]] == [("Deals.csv", r, "Phase") for r in (10, 11, 12)]
+    assert located[3].file == "Deals.csv" and "rows 14, 15, 17" in located[3].message
+    [one] = importers.collapse(located)
+    assert (one.file, one.row, one.column) == ("Deals.csv", None, "Phase")
+    assert one.message == f"{message}: 6 rows (e.g. rows 10, 11, 12)"

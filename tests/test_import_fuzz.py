@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from coachnb import importers  # noqa: E402
-from coachnb.errors import CoachnbError, ConfigError, DataError  # noqa: E402
-from coachnb.loading import validate  # noqa: E402
+from coachnb import importers
+from coachnb.errors import CoachnbError, ConfigError, DataError
+from coachnb.loading import validate
 
 COLUMNS = ["Owner", "Deal Owner", "sales_agent", "OwnerId", "sr_id", "Stage", "deal_stage", "Status", "Amount",
            "close_value", "Created", "engage_date", "Close Date", "won_date", "Id", "opportunity_id", "Account",
@@ -151,7 +151,7 @@ def mappings(draw):
     if draw(st.booleans()):
         raw["stage_history"] = [{"file": "history.csv", "columns": {"opportunity_id": draw(col),
                                                                     "stage": draw(col), "entered_at": draw(col)}}]
-    if draw(st.integers(0, 3)) == 3:
+    if draw(st.integers(0, 3)) == 3 and any(isinstance(c, str) for c in raw["opportunities"]["columns"].values()):
         raw["opportunities"]["where"] = {draw(st.sampled_from([c for c in raw["opportunities"]["columns"].values()
                                                                if isinstance(c, str)])): draw(st.sampled_from(["Won", ["Won", "Lost", "Engaging"]]))}
     if draw(st.integers(0, 3)) == 3:

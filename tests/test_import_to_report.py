@@ -75,7 +75,7 @@ def test_pipeline_only_export_renders_with_missing_sections_explained(tmp_path):
     assert result.ok, result.failed
     for entry in result.reports:
         html = (result.report_dir / entry["html"]).read_text(encoding="utf-8")
-        text = re.sub(r"<[^>]+>", " ", re.sub(r"<style.*?</style>", " ", html, flags=re.S))
+        text = re.sub(r"<[^>]+>", " ", re.sub(r"<style.*?</style>", " ", html, flags=re.DOTALL))
         assert "No activity log was provided" in text
         assert "No stage history was provided" in text
         assert "team median share" in html
