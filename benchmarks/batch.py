@@ -393,17 +393,18 @@ def main(argv=None) -> int:
     rows = []
     if "one-rep" in chosen:
         rows += one_rep(args.jobs)
-    if chosen & {"team36", "dask"}:
-        team_rows, base, as_of, out = team(36, 78, "csv", args, "team36")
-        if "team36" in chosen:
-            rows += team_rows
-            if not args.skip_naive:
-                naive_rate = naive_side(base, 36, "csv", args)
-                coachnb_rate = 60 * team_rows[0][2] / team_rows[0][1]
-                print(f"\n== team of 36: coachnb / naive throughput = {coachnb_rate / naive_rate:.1f}x "
-                      f"(naive from a {args.naive_sample}-rep sample; coachnb's wall includes start, store and index)")
-        if "dask" in chosen:
-            rows += local_vs_dask(base / "data", as_of, args.jobs, out / "compare")
+    if "team36" in chosen:
+        team_rows, base, _, _ = team(36, 78, "csv", args, "team36")
+        rows += team_rows
+        if not args.skip_naive:
+            naive_rate = naive_side(base, 36, "csv", args)
+            coachnb_rate = 60 * team_rows[0][2] / team_rows[0][1]
+            print(f"\n== team of 36: coachnb / naive throughput = {coachnb_rate / naive_rate:.1f}x "
+                  f"(naive from a {args.naive_sample}-rep sample; coachnb's wall includes start, store and index)")
+    if "dask" in chosen:
+        base, as_of = ensure_data(36, 78, args.seed, "csv", need_csv=False)
+        out = Path(args.out) / "team36" if args.out else base / "reports"
+        rows += local_vs_dask(base / "data", as_of, args.jobs, out / "compare")
     if "200" in chosen:
         rows += team(200, 78, "csv", args, "team200")[0]
     if "big" in chosen:

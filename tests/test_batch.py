@@ -3,7 +3,6 @@ import json
 import os
 import re
 import sys
-import types
 from pathlib import Path
 
 import pandas as pd
@@ -515,3 +514,18 @@ def test_workers_never_run_another_copy_of_coachnb_than_the_parent(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     ok, method, module = proc.stdout.split()
     assert ok == "True" and method == "spawn" and not module.startswith(str(checkout))
+
+
+def test_a_report_process_message_is_checked_before_the_parent_acts_on_it():
+    from coachnb.batch import _checked_message
+
+    # the parent removes a killed worker's scratch folder: only one the engine could have made is accepted
+    ready = _checked_message({"ready": True, "pid": 7, "scratch": "/home/someone"})
+    assert ready["ready"] is True and ready["scratch"] is None
+    own = "/tmp/coachnb-ipython-abc123"
+    assert _checked_message({"ready": True, "pid": 7, "scratch": own})["scratch"] == own
+    bad = _checked_message({"status": "ok", "html": 5})
+    assert bad["status"] == "failed" and "not a report's" in bad["error"]
+    good = {"status": "ok", "html": "<p>x</p>", "ipynb": "{}", "error": None, "failed_cell": None, "traceback": "",
+            "stderr": "", "duration_s": 0.4, "pid": 12}
+    assert _checked_message(good) == good
