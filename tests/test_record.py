@@ -245,7 +245,7 @@ def test_text_from_the_data_is_escaped_in_the_table_and_the_alt_text(records, mo
     assert "<script>alert(1)</script> calls" in alt  # plain text: the page template escapes it as an attribute
 
 
-def test_a_folder_without_a_commitments_table_has_an_empty_record_and_still_a_chart(sample_ds):
+def test_a_folder_without_a_commitments_table_has_an_empty_record_and_still_a_chart(sample_ds, monkeypatch):
     from dataclasses import replace
 
     without = replace(sample_ds, present=sample_ds.present - {"commitments"},
@@ -253,3 +253,6 @@ def test_a_folder_without_a_commitments_table_has_an_empty_record_and_still_a_ch
     rec = coaching_record(without, "R010", AS_OF)
     assert rec.commitments.empty and rec.summary == "No commitments are on record yet."
     assert rec.weekly["new_opportunities"].notna().sum() >= 26
+    assert rec.charted().empty and rec.recent().empty
+    shown = _shown(monkeypatch, show.coaching_record, rec, compact=False)  # the page: nothing to list, nothing fails
+    assert page_text(" ".join(shown_html(o) for o in shown)).strip() == rec.summary
