@@ -1,69 +1,59 @@
-"""Calibration study of ``coachnb.impact.pipeline_impact`` against the naive before/after test.
+"""Calibration study of coachnb's "did it move pipeline?" verdict on two simulators (issue #14).
 
-Simulates teams with :func:`coachnb.simulate.simulate_team` (overdispersed, autocorrelated
-weekly counts with shared seasonality and team shocks; 5-50 reps, 26-104 weeks, base
-rates 0.5-10 a week, effects ramping in over 0-4 weeks) and prints ONE table:
+The study is pre-registered in ``docs/preregistration.md``: scenarios, numbers of simulations,
+seeds, the primary comparison and the acceptance thresholds are fixed there, before any run.
+This script measures the verdict **as shipped** (``coachnb.impact.assess_commitment`` with
+the default ``ImpactSettings``, gates included) on
 
-* null scenarios: false-positive rate at alpha = 0.05 with a 95% Wilson interval
-  (coachnb = verdict "moved"; the raw rank test p <= alpha is shown too), the naive
-  Poisson before/after test on the same windows, and a KS distance of the null
-  p-values from uniform;
-* planted effects (+25%, +50%, +100%, +150%) x post horizons (4, 8, 13 weeks): power,
-  the naive test's raw power and its size-adjusted power, interval coverage of the true
-  window rate ratio, share of "not enough data to tell", and wrong-sign rate among
-  significant results.
+* ``first``: ``coachnb.simulate.simulate_team`` (the simulator the method was developed on),
+  through its public knobs, plus two steps done here (extra rep noise; weeks before a hire
+  set to missing);
+* ``fiscal``: ``benchmarks/sim_fiscal.py``, an independent simulator (fiscal calendar,
+  mid-quarter troughs, holidays, NB shape 2-4, lags 1-8 weeks, noisier reps, teammates who
+  change at other dates, new hires, teams of 5-40).
 
-Size-adjusted power: each test's p-value threshold is set on the matching null scenario
-(the known-date null unless a row says otherwise), then applied to the effect rows.
+and prints one table per simulator:
 
-* ``cAdjU`` / ``adjU`` -- the primary comparison: both tests held to the same 2.5% rate of
-  false "moved up" claims in the null (an equal-tailed 5% test's share on that side).
-  Every planted effect is an increase, and a false "your change worked" is the claim that
-  does harm. Under the null the naive test's rejections lean upward (quarter-end spikes),
-  so with one two-sided threshold it would buy power for increases with more false
-  "moved up" claims than coachnb makes.
-* ``cAdjG`` / ``adjG`` -- one two-sided threshold each, 5% false positives overall in
-  either direction. The naive test spends them unevenly: by baseline volume band the header
-  shows its null FPR (about 1% for reps under 1 opportunity a week, 13% at 5 or more),
-  while coachnb holds about 5% in every band (also shown): its adjG power is bought with
-  false alarms on high-volume reps, not a like-for-like per-rep guarantee.
+* null scenarios (base, noisy rep, changed teammates, seasonal lulls, new hire, small team):
+  false "moved" with its 95% Wilson interval, pooled over the seeds;
+* effect cells (x1.6, x2.0, x2.5 on new pipeline, 8-week window): the share of planted
+  increases found by the verdict as shipped and by the naive test at its nominal 5%;
+* in every row: interval coverage of the true window rate ratio, the share of real x1.8+
+  activity changes confirmed (``ActivityChange.changed``), the share "not enough data to tell";
+* the pre-registered primary comparison: both tests held to the same 5% two-sided
+  false-positive rate on the simulator's own "null: base" (per seed), on the same windows;
+  size-adjusted power per effect cell and overall, with a paired 95% interval;
+* the count of diagnoses ``kept_no_lift`` (``coachnb.coaching.classify``) where the pipeline
+  was not tested (must be 0), and every pre-registered check marked PASS or FAIL.
 
-``cAdjU-adjU`` is the difference of the two on the same simulated teams, with its paired 95%
-interval (both tests see identical data, so it is far more precise than the two powers' own
-intervals). ``KS+`` is the liberal side of the KS distance (small p-values too frequent, the side
-of false claims); the legend gives the KS 5% critical value.
-
-The "date found in PIPELINE" null is a mistake coachnb never makes (it finds change dates in the
-activity series only), simulated to show its cost and printed apart from the table.
-
-Rows ending "strong team swings" (and their null) simulate team-wide swings as large as a
-rep's own noise (team shock sd 0.4, quarter-end spike 0.6): there the naive test's
-inflation reaches the 30% reported in the literature; they are size-adjusted on their own null.
-Rows on "pipeline value" test the secondary outcome (weekly value in deal units,
-:func:`coachnb.impact.deal_units`; deal amounts lognormal with sd 1 on the log scale).
+The naive test is a plain quasi-Poisson before/after test on the rep's own weekly counts in
+the baseline and post weeks coachnb used (Pearson dispersion floored at 1, Student's t).
 
 Usage::
 
-    python benchmarks/calibration.py               # full run (2,000 nulls / 1,000 per effect cell)
-    python benchmarks/calibration.py --quick       # a few hundred per cell
-    python benchmarks/calibration.py --seed 7 --jobs 2 --n-null 2000 --n-effect 1000
-    python benchmarks/calibration.py --jobs 2 --write-docs   # also write the table into docs/methods.md
+    python benchmarks/calibration.py                      # the pre-registered run: both simulators,
+                                                          # seeds 2026-2028, 1,000 nulls / 500 per cell
+    python benchmarks/calibration.py --quick              # 200 nulls / 100 per cell, printed only
+    python benchmarks/calibration.py --simulator fiscal --seeds 7 8 --n-null 300 --n-effect 150
+    python benchmarks/calibration.py --jobs 2 --write-docs   # also write the tables into docs/methods.md
 
+``--seeds N`` (one number) runs N seeds from ``--seed`` on; several numbers are the seeds.
 ``--write-docs [PATH]`` replaces what lies between the ``<!-- calibration:start -->`` and
-``<!-- calibration:end -->`` lines of PATH (default ``docs/methods.md``) with the table, its seed,
-its number of simulations and the command that made it, so the documented table is generated,
-never copied by hand. The markers are checked before any simulation runs.
-
-Deterministic given ``--seed`` (each simulation has its own seed from the scenario's name and its
-number, whatever ``--jobs`` and the order of the scenarios).
+``<!-- calibration:end -->`` lines of PATH (default ``docs/methods.md``) with the tables, their
+seeds, numbers of simulations and the command; the markers are checked before any simulation.
+``--save``/``--load`` keep the per-simulation results as JSON (plain numbers, nothing
+executable). Deterministic given the seeds: each simulated team has its own seed from
+(seed, simulator, scenario name, number), whatever ``--jobs`` and the order of the scenarios.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
-import pickle
+import os
 import shlex
 import sys
+import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -71,126 +61,204 @@ from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
-# run as a script from a checkout, without installing coachnb
+# run as a script from a checkout, without installing coachnb; sim_fiscal sits beside this file
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from coachnb.impact import ImpactSettings, deal_units, detect_activity_change, pipeline_impact  # noqa: E402
+from coachnb.coaching import classify  # noqa: E402
+from coachnb.impact import DEFAULT_SETTINGS, assess_commitment  # noqa: E402
 from coachnb.simulate import simulate_team  # noqa: E402
+from sim_fiscal import FiscalSpec, ar1, simulate_fiscal_team  # noqa: E402
 
 ALPHA = 0.05
-LAG = 2
-#: where ``--write-docs`` writes the table by default, and the lines that delimit it there
+SIMULATORS = ("first", "fiscal")
+DEFAULT_SEED = 2026
+#: the pre-registered numbers (docs/preregistration.md)
+N_NULL, N_EFFECT, N_SEEDS = 1000, 500, 3
+#: where ``--write-docs`` writes the tables by default, and the lines that delimit them there
 DOCS = ROOT / "docs" / "methods.md"
 DOCS_START = "<!-- calibration:start -->"
 DOCS_END = "<!-- calibration:end -->"
-EFFECTS = (1.25, 1.5, 2.0, 2.5)
-HORIZONS = (4, 8, 13)
+EFFECTS = (1.6, 2.0, 2.5)
+BASE_NULL = "null: base"
+#: pre-registered thresholds (issue #14, "Done when")
+MAX_FPR, MAX_FPR_UPPER, MIN_COVERAGE, MIN_ACTIVITY_CONFIRMED = 0.05, 0.07, 0.93, 0.85
+#: verdicts that mean the pipeline was actually tested
+TESTED_VERDICTS = ("moved", "no meaningful change")
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One row of the table: how teams are simulated and how the change date is chosen."""
+    """One row of a simulator's table: how its teams are drawn."""
 
     name: str
     effect: float = 1.0
-    horizon: int = 8
-    date: str = "known"  # "known" | "detected" (from activity) | "pipeline" (naive: found in pipeline)
-    sim_kw: dict = field(default_factory=dict)
-    #: the null scenario whose p-values size-adjust this row (adjG, cAdjG): same data-generating process
-    calibrated_on: str = "null: known date"
-    #: "opportunities" (primary) or "value" (secondary: pipeline value in deal units)
-    outcome: str = "opportunities"
-    #: a mistake coachnb never makes, simulated to show what it costs: printed apart from the table
-    misuse: bool = False
+    #: knobs of the simulator (``simulate_team``'s or ``FiscalSpec``'s)
+    knobs: dict = field(default_factory=dict)
+    #: first simulator only: extra AR(1) log-noise sd on the rep's counts; rep hired 10-20 weeks before
+    noisy_rep: float = 0.0
+    new_hire: bool = False
 
     @property
     def is_null(self) -> bool:
         return self.effect == 1.0
 
 
-#: team-wide swings as large as a rep's own noise (market shocks, lead routing, pricing): where the
-#: team-trend adjustment earns its keep; the default DGP's team part is small next to a rep's noise
-STRONG = dict(shock_sd=0.4, quarter_spike=0.6)
-STRONG_NULL = "null: strong team-wide swings"
-#: the secondary outcome pipeline value: each deal's amount varies (lognormal, sd 1 on the log scale)
-VALUE = dict(deal_size_sigma=1.0)
-VALUE_NULL = "null: pipeline value (secondary)"
+def scenarios(simulator: str) -> list[Scenario]:
+    """The pre-registered scenarios of one simulator (``docs/preregistration.md``)."""
+    if simulator == "first":
+        null = [Scenario(BASE_NULL), Scenario("null: noisy rep", noisy_rep=0.5),
+                Scenario("null: changed teammates", knobs=dict(changed_peer_share=0.3)),
+                Scenario("null: seasonal lulls", knobs=dict(shock_sd=0.4, quarter_spike=0.6, holiday_dip=-1.2)),
+                Scenario("null: new hire", new_hire=True), Scenario("null: small team", knobs=dict(team=(5, 7)))]
+    elif simulator == "fiscal":
+        null = [Scenario(BASE_NULL), Scenario("null: noisy rep", knobs=dict(rep_extra_noise=0.5, rep_nb_shape=2.0)),
+                Scenario("null: changed teammates", knobs=dict(changed_peer_share=0.5)),
+                Scenario("null: seasonal lulls", knobs=dict(after_lull=True)),
+                Scenario("null: new hire", knobs=dict(rep_hired_before=(10, 20))),
+                Scenario("null: small team", knobs=dict(team=(5, 7)))]
+    else:
+        raise ValueError(f"unknown simulator {simulator!r}; one of {SIMULATORS}")
+    return null + [Scenario(f"x{e:.1f}, 8 wk", effect=e) for e in EFFECTS]
 
 
-def scenarios() -> list[Scenario]:
-    null = [
-        Scenario("null: known date"),
-        Scenario("null: low volume 0.5-2/wk", sim_kw=dict(base_rate_range=(0.5, 2.0))),
-        Scenario("null: small team (5-7 reps)", sim_kw=dict(team=(5, 7))),
-        Scenario("null: date detected in activity", date="detected"),
-        Scenario("null: dip before change", sim_kw=dict(dip_ratio=0.5, dip_weeks=4)),
-        Scenario("null: 30% of peers also changed", sim_kw=dict(changed_peer_share=0.3)),
-        Scenario("null: date found in PIPELINE", date="pipeline", misuse=True),
-        Scenario(STRONG_NULL, sim_kw=STRONG),
-        Scenario(VALUE_NULL, sim_kw=VALUE, outcome="value"),
-    ]
-    eff = [Scenario(f"+{round((e - 1) * 100)}%, {h} wk", effect=e, horizon=h) for e in EFFECTS for h in HORIZONS]
-    eff.append(Scenario("+100%, 8 wk, wrong lag (true 6)", effect=2.0, sim_kw=dict(true_lag_weeks=6)))
-    eff += [Scenario(f"+{round((e - 1) * 100)}%, 8 wk, strong team swings", effect=e, sim_kw=STRONG,
-                     calibrated_on=STRONG_NULL) for e in (1.5, 2.0)]
-    eff.append(Scenario("+100%, 8 wk, pipeline value", effect=2.0, sim_kw=VALUE, calibrated_on=VALUE_NULL,
-                        outcome="value"))
-    return null + eff
+# ------------------------------------------------------------------ drawing one team
+@dataclass
+class Team:
+    """What the analysis needs from either simulator: panels, the change and the truth."""
+
+    activity: pd.DataFrame
+    outcome: pd.DataFrame
+    rep_id: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    latent_mu: np.ndarray
+    true_ratio_by_week: np.ndarray
 
 
-def _team_size(rng, lo=5, hi=50) -> int:
-    return int(round(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
-
-
-def simulate_for(sc: Scenario, rng: np.random.Generator):
-    """Draw one team for a scenario (sizes, lengths and ramps vary from sim to sim)."""
-    kw = dict(sc.sim_kw)
+def draw_first(sc: Scenario, rng: np.random.Generator) -> Team:
+    """A team from ``coachnb.simulate.simulate_team`` (its public knobs), with this study's additions."""
+    kw = dict(sc.knobs)
     lo, hi = kw.pop("team", (5, 50))
+    n_reps = int(round(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
     n_weeks = int(rng.integers(26, 105))
-    return simulate_team(rng, n_reps=_team_size(rng, lo, hi), n_weeks=n_weeks, effect_ratio=sc.effect,
-                         ramp_weeks=int(rng.integers(0, 5)), post_weeks_needed=LAG + sc.horizon, **kw)
+    sim = simulate_team(rng, n_reps=n_reps, n_weeks=n_weeks, effect_ratio=sc.effect, ramp_weeks=int(rng.integers(0, 5)),
+                        post_weeks_needed=DEFAULT_SETTINGS.lag_weeks + DEFAULT_SETTINGS.horizon_weeks,
+                        activity_ratio=float(rng.uniform(1.8, 2.5)), **kw)
+    activity, outcome, rep = sim.activity.copy(), sim.outcome.copy(), sim.rep_id
+    end_row = min(sim.change_week + int(rng.integers(4, 9)) - 1, len(outcome) - 1)
+    if sc.noisy_rep:
+        e = ar1(rng, len(outcome), sc.noisy_rep, 0.5)
+        y = outcome[rep].to_numpy(float)
+        outcome[rep] = rng.poisson(y * np.exp(e - sc.noisy_rep**2 / 2)).astype(float)
+    if sc.new_hire:
+        hire = max(0, sim.change_week - int(rng.integers(10, 21)))
+        activity.iloc[:hire, activity.columns.get_loc(rep)] = np.nan
+        outcome.iloc[:hire, outcome.columns.get_loc(rep)] = np.nan
+    return Team(activity, outcome, rep, sim.start, outcome.index[end_row], np.asarray(sim.latent_mu, float),
+                np.asarray(sim.true_ratio_by_week, float))
 
 
-def run_one(task: tuple[int, int, int]) -> dict:
-    """Simulate and analyse one team; returns the numbers the table needs."""
-    seed, sc_idx, i = task
-    sc = scenarios()[sc_idx]
-    # seeded by the scenario's name, so adding or reordering scenarios leaves every other row unchanged
-    rng = np.random.default_rng([seed, zlib.crc32(sc.name.encode()), i])
-    sim = simulate_for(sc, rng)
-    start = sim.start
-    if sc.date == "detected":
-        start = detect_activity_change(sim.activity[sim.rep_id], min_segment_weeks=6)
-    elif sc.date == "pipeline":
-        # the tempting mistake: take the sharpest break in the pipeline series itself
-        start = detect_activity_change(sim.outcome[sim.rep_id], min_segment_weeks=6, alpha=1.0, n_perm=1)
-    out = dict(sc=sc_idx, detected=start is not None, base_rate=sim.base_rate)
-    if start is None:  # nothing detected: no claim is made
-        out.update(moved=False, p=np.nan, naive_p=np.nan, covered=np.nan, not_enough=False, up=np.nan,
-                   naive_up=np.nan, pre_rate=np.nan, gates_ok=False)
-        return out
-    outcome = deal_units(sim.value, sim.deal_amounts) if sc.outcome == "value" else sim.outcome
-    # tested the way the report tests each outcome (pipeline value: the team trend taken out in full)
-    settings = ImpactSettings(lag_weeks=LAG, horizon_weeks=sc.horizon, shrink_trend=sc.outcome != "value")
-    r = pipeline_impact(outcome, sim.rep_id, start, settings)
-    t0 = sim.outcome.index.get_loc(start)
-    truth = 1.0 if sc.is_null else _window_truth(sim, t0, sc.horizon)
-    covered = (r.ci_low <= truth <= r.ci_high) if np.isfinite(r.ci_low) else np.nan
-    out.update(pre_rate=r.pre_rate, moved=r.verdict == "moved", gates_ok=not r.failed_gates, p=r.p_value, naive_p=r.naive_p_value, covered=covered,
-               not_enough=r.verdict == "not enough data to tell", up=(r.rate_ratio > 1) if np.isfinite(r.rate_ratio)
-               else np.nan, naive_up=(r.naive_rate_ratio > 1) if np.isfinite(r.naive_p_value) else np.nan)
+def draw_fiscal(sc: Scenario, rng: np.random.Generator) -> Team:
+    """A team from ``benchmarks/sim_fiscal.py``."""
+    sim = simulate_fiscal_team(rng, FiscalSpec(effect_ratio=sc.effect, **sc.knobs))
+    return Team(sim.activity, sim.outcome, sim.rep_id, sim.start, sim.commitment_end, sim.latent_mu,
+                sim.true_ratio_by_week)
+
+
+DRAW = {"first": draw_first, "fiscal": draw_fiscal}
+
+
+# ------------------------------------------------------------------ analysing one team
+def quasi_poisson_test(pre: np.ndarray, post: np.ndarray) -> tuple[float, float]:
+    """Plain quasi-Poisson before/after test of one rep's weekly counts; returns (rate ratio, two-sided p).
+
+    Log ratio of the window means with half-event offsets; Pearson dispersion of the
+    two-means model (floored at 1); Student's t with ``n_pre + n_post - 2`` df. Missing
+    weeks are left out. NaN when either window is empty or there are no degrees of freedom.
+    """
+    pre, post = pre[np.isfinite(pre)], post[np.isfinite(post)]
+    n1, n2 = len(pre), len(post)
+    df = n1 + n2 - 2
+    if n1 == 0 or n2 == 0 or df < 1:
+        return float("nan"), float("nan")
+    s1, s2 = pre.sum(), post.sum()
+    m1, m2 = max(pre.mean(), 1e-9), max(post.mean(), 1e-9)
+    pearson = np.sum((pre - m1) ** 2 / m1) + np.sum((post - m2) ** 2 / m2)
+    phi = max(1.0, pearson / df)
+    log_rr = math.log((s2 + 0.5) / n2) - math.log((s1 + 0.5) / n1)
+    se = math.sqrt(phi * (1 / (s2 + 0.5) + 1 / (s1 + 0.5)))
+    return math.exp(log_rr), float(2 * stats.t.sf(abs(log_rr) / se, df))
+
+
+def analyse(team: Team, settings=DEFAULT_SETTINGS) -> dict:
+    """The verdict as shipped for one simulated team, the naive test on its windows, and the truth."""
+    rep, idx = team.rep_id, team.outcome.index
+    t0 = idx.get_loc(team.start)
+    pre_act = float(np.nanmean(team.activity[rep].to_numpy(float)[max(0, t0 - 8):t0])) if t0 > 0 else float("nan")
+    target = 1.5 * pre_act if np.isfinite(pre_act) and pre_act > 0 else None
+    a = assess_commitment(team.activity, team.outcome, rep, team.start, team.end, target, settings=settings)
+    pipe = a.pipeline
+    # the windows coachnb used: baseline [t0 - gap - P, t0 - gap), post [t0 + lag, t0 + lag + H)
+    lag, gap = getattr(pipe, "lag_weeks", settings.lag_weeks), settings.gap_weeks
+    y = team.outcome[rep].to_numpy(float)
+    P, H = int(pipe.n_pre_weeks), int(pipe.n_post_weeks)
+    pre = y[max(0, t0 - gap - P):max(0, t0 - gap)]
+    post = y[t0 + lag:t0 + lag + H]
+    qp_ratio, qp_p = quasi_poisson_test(pre, post) if P > 0 and H > 0 else (float("nan"), float("nan"))
+    truth = window_truth(team, t0 + lag, H if H > 0 else settings.horizon_weeks)
+    covered = bool(pipe.ci_low <= truth <= pipe.ci_high) if np.isfinite(pipe.ci_low) and np.isfinite(truth) else None
+    gates_ok = not pipe.failed_gates
+    p = float(pipe.p_value)
+    category = classify(a.activity.adherence, pipe.verdict, pipe.direction, finished=True)
+    tested = pipe.verdict in TESTED_VERDICTS and np.isfinite(p) and gates_ok
+    return dict(moved=pipe.verdict == "moved", moved_up=pipe.verdict == "moved" and pipe.direction == "up",
+                eff_p=p if gates_ok and np.isfinite(p) else 1.0, covered=covered,
+                not_enough=pipe.verdict == "not enough data to tell", activity_changed=bool(a.activity.changed),
+                naive_p=qp_p if np.isfinite(qp_p) else 1.0, naive_up=bool(np.isfinite(qp_ratio) and qp_ratio > 1),
+                pois_p=float(pipe.naive_p_value) if np.isfinite(pipe.naive_p_value) else 1.0,
+                category=category, untested_no_lift=bool(category == "kept_no_lift" and not tested))
+
+
+def window_truth(team: Team, a: int, horizon: int) -> float:
+    """True rate ratio over the post weeks analysed (expected-count weighted), from row ``a``."""
+    mu = team.latent_mu[a:a + horizon]
+    ratio = team.true_ratio_by_week[a:a + horizon]
+    ok = np.isfinite(mu) & np.isfinite(ratio)
+    if not ok.any() or mu[ok].sum() <= 0:
+        return float("nan")
+    return float(np.sum(mu[ok] * ratio[ok]) / np.sum(mu[ok]))
+
+
+def run_one(task: tuple[str, int, int, int]) -> dict:
+    """Simulate and analyse one team: task = (simulator, seed, scenario index, number)."""
+    simulator, seed, k, i = task
+    sc = scenarios(simulator)[k]
+    # seeded by the simulator's and scenario's names, so adding or reordering rows leaves the others unchanged
+    rng = np.random.default_rng([seed, zlib.crc32(simulator.encode()), zlib.crc32(sc.name.encode()), i])
+    out = analyse(DRAW[simulator](sc, rng))
+    out.update(sc=k, seed=seed)
     return out
 
 
-def _window_truth(sim, t0: int, horizon: int) -> float:
-    """True rate ratio over the analysed window, for a change analysed at row t0."""
-    a, b = t0 + LAG, min(t0 + LAG + horizon, len(sim.latent_mu))
-    mu = sim.latent_mu[a:b]
-    return float(np.sum(mu * sim.true_ratio_by_week[a:b]) / np.sum(mu))
+def run(simulator: str, seeds, n_null: int = N_NULL, n_effect: int = N_EFFECT, jobs: int = 1,
+        which: list[int] | None = None) -> list[dict]:
+    """Run one simulator's study over ``seeds``; returns the :func:`run_one` rows."""
+    scs = scenarios(simulator)
+    which = list(range(len(scs))) if which is None else which
+    tasks = [(simulator, s, k, i) for s in seeds for k in which
+             for i in range(n_null if scs[k].is_null else n_effect)]
+    if jobs > 1:
+        with Pool(jobs) as pool:
+            return pool.map(run_one, tasks, chunksize=25)
+    return [run_one(t) for t in tasks]
 
 
+# ------------------------------------------------------------------ summaries
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """95% Wilson score interval for a binomial proportion."""
     if n == 0:
@@ -200,26 +268,6 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     mid = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
     return max(0.0, mid - half), min(1.0, mid + half)
-
-
-def ks_uniform(p: np.ndarray, side: str = "both") -> float:
-    """Kolmogorov-Smirnov distance of p-values from Uniform(0, 1) (0 = perfectly uniform).
-
-    ``side="liberal"`` measures only where small p-values are too frequent (max of ECDF - p,
-    the direction that makes false claims); ``"conservative"`` only the other way.
-    """
-    p = np.sort(p[np.isfinite(p)])
-    n = len(p)
-    if n == 0:
-        return float("nan")
-    liberal = float(np.max(np.arange(1, n + 1) / n - p))
-    conservative = float(np.max(p - np.arange(0, n) / n))
-    return {"liberal": liberal, "conservative": conservative}.get(side, max(liberal, conservative))
-
-
-def ks_critical(n: int) -> float:
-    """Asymptotic 5% critical value of the two-sided KS distance for n p-values."""
-    return 1.358 / math.sqrt(n) if n else float("nan")
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, z: float = 1.96) -> tuple[float, float]:
@@ -234,195 +282,156 @@ def paired_difference(a: np.ndarray, b: np.ndarray, z: float = 1.96) -> tuple[fl
     return float(d.mean()), float(z * d.std(ddof=1) / math.sqrt(len(d)))
 
 
-def run(seed: int = 2026, n_null: int = 2000, n_effect: int = 1000, jobs: int = 1,
-        which: list[int] | None = None) -> dict[int, list[dict]]:
-    """Run the study; returns per-scenario lists of :func:`run_one` results."""
-    scs = scenarios()
-    which = list(range(len(scs))) if which is None else which
-    tasks = [(seed, k, i) for k in which for i in range(n_null if scs[k].is_null else n_effect)]
-    if jobs > 1:
-        with Pool(jobs) as pool:
-            rows = pool.map(run_one, tasks, chunksize=50)
-    else:
-        rows = [run_one(t) for t in tasks]
-    by = {k: [] for k in which}
-    for r in rows:
-        by[r["sc"]].append(r)
-    return by
+def size_threshold(p: np.ndarray, share: float = ALPHA) -> float:
+    """Largest threshold t with at most ``share`` of the (null) p-values at or below t.
 
-
-#: baseline volume bands (opportunities a week) for the band-wise size adjustment of the naive test
-RATE_BANDS = (0.0, 1.0, 2.5, 5.0, math.inf)
-
-
-def _band(rate: np.ndarray) -> np.ndarray:
-    return np.searchsorted(RATE_BANDS, np.nan_to_num(rate, nan=0.0), side="right") - 1
-
-
-def _effective_p(rows: list[dict]) -> np.ndarray:
-    """coachnb's p-value where every gate passed, else 1 (no claim possible)."""
-    return np.array([r["p"] if r.get("gates_ok", True) and np.isfinite(r["p"]) else 1.0 for r in rows], float)
-
-
-def _up_threshold(p: np.ndarray, up: np.ndarray, share: float = ALPHA / 2) -> float:
-    """Largest p threshold at which at most ``share`` of the (null) rows claim an increase.
-
-    An increase is claimed when ``p <= t`` and the estimate points up. Ties in ``p`` (rank
-    p-values are discrete) are never split: the threshold stops below a tie that would
-    overshoot.
+    Ties are never split: rank p-values are discrete, and the threshold stops below a tied
+    value that would overshoot. 0 when not even the smallest value fits.
     """
-    s = np.sort(p[up & np.isfinite(p)])
-    k = int(math.floor(share * len(p)))
-    if k < 1 or len(s) == 0:
+    s = np.sort(np.asarray(p, float)[np.isfinite(p)])
+    k = int(math.floor(share * len(s) + 1e-9))
+    if k < 1:
         return 0.0
     vals = np.unique(s)
-    counts = np.searchsorted(s, vals, side="right")
-    ok = vals[counts <= k]
+    ok = vals[np.searchsorted(s, vals, side="right") <= k]
     return float(ok[-1]) if len(ok) else 0.0
 
 
-def summarize(by: dict[int, list[dict]]) -> tuple[list[dict], dict]:
-    """One summary dict per scenario (what the table prints; also what the smoke test checks).
+def _col(rows: list[dict], key: str) -> np.ndarray:
+    return np.array([np.nan if r[key] is None else r[key] for r in rows], float)
 
-    Size-adjusted power, both tests from their p-values in the matching null scenario
-    (``Scenario.calibrated_on``):
 
-    * ``adj_up`` / ``naive_adj_up`` (cAdjU / adjU, the primary comparison): each test held to
-      the same 2.5% rate of false "moved up" claims (what an equal-tailed 5% test spends on
-      that side). Every planted effect is an increase, and a false "your change worked" is
-      the claim that does harm; a two-sided test whose null rejections lean upward (the
-      naive one's do: quarter-end spikes) would otherwise buy power for increases with more
-      false "moved up" claims.
-    * ``adj`` / ``naive_adj`` (cAdjG / adjG): one two-sided threshold each, 5% false
-      positives overall in either direction. The naive test spends them on high-volume
-      reps, where overdispersion makes it reject most (``meta['band_fpr_global']`` by
-      baseline band; coachnb's own per band in ``meta['coachnb_band_fpr']``).
-    """
-    scs = scenarios()
-    null_rows = by.get(0, [])
-    naive_null = np.array([r["naive_p"] for r in null_rows], float)
-    null_band = _band(np.array([r["pre_rate"] for r in null_rows], float))
-    ok = np.isfinite(naive_null)
-    alpha_adj = float(np.quantile(naive_null[ok], ALPHA)) if ok.any() else float("nan")
-    band_fpr_global = [float(np.mean(naive_null[ok & (null_band == b)] <= alpha_adj)) if (ok & (null_band == b)).any()
-                       else float("nan") for b in range(len(RATE_BANDS) - 1)]
-    null_moved = np.array([r["moved"] for r in null_rows], bool)
-    coachnb_band_fpr = [float(np.mean(null_moved[null_band == b])) if (null_band == b).any() else float("nan")
-                        for b in range(len(RATE_BANDS) - 1)]
+def _share(rows: list[dict], key: str) -> float:
+    x = _col(rows, key)
+    return float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")
 
-    def calibrate(rows: list[dict]) -> dict:
-        np_, cp = _naive_p(rows), _effective_p(rows)
-        return dict(naive=float(np.quantile(np_, ALPHA)), coach=float(np.quantile(cp, ALPHA)),
-                    naive_up=_up_threshold(np_, _flag(rows, "naive_up")), coach_up=_up_threshold(cp, _flag(rows, "up")))
 
-    # rows from another data-generating process are size-adjusted on that process's own null
-    thresholds = {scs[k].name: calibrate(rows) for k, rows in by.items() if scs[k].is_null and rows}
-    t0 = thresholds.get(scs[0].name, {})
-    meta = dict(alpha_adj=alpha_adj, band_fpr_global=band_fpr_global, coachnb_band_fpr=coachnb_band_fpr,
-                alpha_adj_coachnb=t0.get("coach", float("nan")), alpha_up=t0.get("naive_up", float("nan")),
-                alpha_up_coachnb=t0.get("coach_up", float("nan")))
-    out = []
-    nan = float("nan")
-    for k, rows in by.items():
-        sc = scs[k]
-        n = len(rows)
-        moved = np.array([r["moved"] for r in rows], bool)
-        p = np.array([r["p"] for r in rows], float)
-        np_ = np.array([r["naive_p"] for r in rows], float)
-        cov = np.array([r["covered"] for r in rows], float)
-        n_rej = int(moved.sum())
-        naive_rej = np.isfinite(np_) & (np_ <= ALPHA)
-        t = thresholds.get(sc.calibrated_on)
-        cp, nq = _effective_p(rows), _naive_p(rows)
-        up, nup = _flag(rows, "up"), _flag(rows, "naive_up")
-        c_up = up & (cp <= t["coach_up"]) if t else np.zeros(n, bool)
-        n_up = nup & (nq <= t["naive_up"]) if t else np.zeros(n, bool)
-        s = dict(name=sc.name, null=sc.is_null, misuse=sc.misuse, n=n,
-                 rate=n_rej / n, rate_ci=wilson(n_rej, n),
-                 p_rate=float(np.mean(np.nan_to_num(p, nan=1.0) <= ALPHA)),
-                 adj=float(np.mean(cp <= t["coach"])) if t else nan,
-                 adj_up=float(np.mean(c_up)) if t else nan,
-                 adj_up_diff=paired_difference(c_up, n_up) if t else (nan, nan),
-                 naive_rate=naive_rej.sum() / n, naive_ci=wilson(int(naive_rej.sum()), n),
-                 naive_adj=float(np.mean(nq <= t["naive"])) if t else nan,
-                 naive_adj_up=float(np.mean(n_up)) if t else nan,
-                 coverage=float(np.nanmean(cov)) if np.isfinite(cov).any() else nan,
-                 not_enough=float(np.mean([r["not_enough"] for r in rows])),
-                 detected=float(np.mean([r["detected"] for r in rows])),
-                 ks=ks_uniform(p), ks_liberal=ks_uniform(p, "liberal"), ks_crit=ks_critical(int(np.isfinite(p).sum())),
-                 naive_ks=ks_uniform(np_))
+def thresholds_by_seed(simulator: str, rows: list[dict]) -> dict[int, tuple[float, float]]:
+    """Per seed, (coachnb, naive) p thresholds that hold 5% two-sided false positives in "null: base"."""
+    base = [s.name for s in scenarios(simulator)].index(BASE_NULL)
+    out = {}
+    for seed in sorted({r["seed"] for r in rows}):
+        null = [r for r in rows if r["seed"] == seed and r["sc"] == base]
+        if null:
+            out[seed] = (size_threshold(_col(null, "eff_p")), size_threshold(_col(null, "naive_p")))
+    return out
+
+
+def adjusted_rejections(rows: list[dict], thresholds: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Size-adjusted rejections (coachnb, naive) of each row at its seed's thresholds."""
+    c = np.array([r["eff_p"] <= thresholds[r["seed"]][0] if r["seed"] in thresholds else False for r in rows], bool)
+    n = np.array([r["naive_p"] <= thresholds[r["seed"]][1] if r["seed"] in thresholds else False for r in rows], bool)
+    return c, n
+
+
+def summarize(simulator: str, rows: list[dict]) -> tuple[list[dict], dict]:
+    """One summary dict per scenario and the primary comparison overall (what the table prints and the tests check)."""
+    scs = scenarios(simulator)
+    th = thresholds_by_seed(simulator, rows)
+    out, pooled_c, pooled_n = [], [], []
+    for k, sc in enumerate(scs):
+        rs = [r for r in rows if r["sc"] == k]
+        if not rs:
+            continue
+        n, n_moved = len(rs), int(sum(r["moved"] for r in rs))
+        s = dict(name=sc.name, null=sc.is_null, n=n, seeds=sorted({r["seed"] for r in rs}), rate=n_moved / n,
+                 rate_ci=wilson(n_moved, n), coverage=_share(rs, "covered"), not_enough=_share(rs, "not_enough"),
+                 activity_confirmed=_share(rs, "activity_changed"),
+                 naive_rate=float(np.mean(_col(rs, "naive_p") <= ALPHA)),
+                 pois_rate=float(np.mean(_col(rs, "pois_p") <= ALPHA)),
+                 untested_no_lift=int(sum(r["untested_no_lift"] for r in rs)))
         if not sc.is_null:
-            s["wrong_sign"] = (moved & ~up).sum() / max(n_rej, 1)
-            s["naive_wrong_sign"] = (naive_rej & ~nup).sum() / max(int(naive_rej.sum()), 1)
+            s["found_up"] = float(np.mean([r["moved_up"] for r in rs]))
+            s["naive_found_up"] = float(np.mean([(r["naive_p"] <= ALPHA) and r["naive_up"] for r in rs]))
+            c, nv = adjusted_rejections(rs, th)
+            s.update(adj=float(c.mean()), naive_adj=float(nv.mean()), adj_diff=paired_difference(c, nv),
+                     adj_diff_by_seed={sd: paired_difference(*adjusted_rejections(
+                         [r for r in rs if r["seed"] == sd], th))[0] for sd in s["seeds"]})
+            pooled_c.append(c)
+            pooled_n.append(nv)
         out.append(s)
+    meta = dict(simulator=simulator, thresholds=th, untested_no_lift=int(sum(r["untested_no_lift"] for r in rows)),
+                n_runs=len(rows))
+    if pooled_c:
+        c, nv = np.concatenate(pooled_c), np.concatenate(pooled_n)
+        meta.update(adj=float(c.mean()), naive_adj=float(nv.mean()), adj_diff=paired_difference(c, nv))
     return out, meta
 
 
-def _naive_p(rows: list[dict]) -> np.ndarray:
-    return np.nan_to_num(np.array([r["naive_p"] for r in rows], float), nan=1.0)
-
-
-def _flag(rows: list[dict], key: str) -> np.ndarray:
-    """A 0/1/NaN column as booleans (NaN -> False)."""
-    return np.array([r[key] for r in rows], float) == 1.0
+def checks(summary: list[dict], meta: dict) -> list[tuple[str, bool, str]]:
+    """Every pre-registered criterion for one simulator: (what, passed, the figures)."""
+    out = []
+    for s in summary:
+        if s["null"]:
+            ok = s["rate"] <= MAX_FPR and s["rate_ci"][1] <= MAX_FPR_UPPER
+            out.append((f"false 'moved' <= 5%, upper <= 7%: {s['name']}", ok,
+                        f"{s['rate']:.3f} [{s['rate_ci'][0]:.3f}, {s['rate_ci'][1]:.3f}]"))
+    for s in summary:
+        out.append((f"coverage >= 93%: {s['name']}", bool(s["coverage"] >= MIN_COVERAGE), f"{s['coverage']:.3f}"))
+    for s in summary:
+        out.append((f"activity x1.8+ confirmed >= 85%: {s['name']}", bool(s["activity_confirmed"] >= MIN_ACTIVITY_CONFIRMED),
+                    f"{s['activity_confirmed']:.3f}"))
+    base = next((s for s in summary if s["name"] == BASE_NULL), None)
+    for s in summary:
+        if not s["null"]:
+            d, h = s["adj_diff"]
+            out.append((f"primary: size-adjusted power >= naive: {s['name']}", bool(d >= 0),
+                        f"{s['adj']:.3f} vs {s['naive_adj']:.3f}, diff {d:+.3f} +- {h:.3f}"))
+    if "adj_diff" in meta:
+        d, h = meta["adj_diff"]
+        out.append(("primary: ahead overall (paired 95% interval above 0)", bool(d - h > 0),
+                    f"{meta['adj']:.3f} vs {meta['naive_adj']:.3f}, diff {d:+.3f} +- {h:.3f}"))
+    for s in summary:
+        if not s["null"] and base is not None:
+            ok = s["found_up"] >= s["naive_found_up"] and base["rate"] <= MAX_FPR
+            out.append((f"as shipped finds >= naive at nominal 5% (and holds 5%): {s['name']}", bool(ok),
+                        f"{s['found_up']:.3f} vs {s['naive_found_up']:.3f}; own null {base['rate']:.3f}"))
+    out.append(("no 'kept, no lift' without a tested pipeline", meta["untested_no_lift"] == 0,
+                f"{meta['untested_no_lift']} of {meta['n_runs']} runs"))
+    return out
 
 
 def format_table(summary: list[dict], meta: dict) -> str:
-    def pct(x):
+    """One simulator's table, its primary comparison and its pre-registered checks, as text."""
+    def f(x):
         return "   -  " if x is None or not np.isfinite(x) else f"{x:6.3f}"
 
-    def ci(c):
-        return f"[{c[0]:.3f},{c[1]:.3f}]"
-
-    def diff(d):
-        return f"{'':12s}" if d is None or not np.isfinite(d[0]) else f"{d[0]:+.3f}±{d[1]:.3f}"
-
-    head = (f"{'scenario':34s} {'n':>5s} | {'coachnb':>6s} {'95% CI':15s} {'p<=a':>6s} {'cAdjU':>6s} {'cAdjG':>6s} "
-            f"{'KS':>6s} {'KS+':>6s} | {'naive':>6s} {'95% CI':15s} {'adjU':>6s} {'adjG':>6s} {'KS':>6s} | "
-            f"{'cAdjU-adjU':>12s} | {'cover':>6s} {'notEn':>6s} {'wrong':>6s} {'nWrong':>6s}")
-    crit = [s["ks_crit"] for s in summary if s["null"] and not s["misuse"] and np.isfinite(s["ks_crit"])]
-    lines = [
-        "Rejection rates at alpha = 0.05 (null rows: false-positive rate; effect rows: power).",
-        "coachnb = verdict 'moved' (all gates passed, placebo p <= 0.05); p<=a = placebo test alone;",
-        "naive = plain before/after Poisson test, same windows.",
-        "Size-adjusted power (each test's threshold set on the matching null scenario):",
-        f"  cAdjU / adjU = the primary comparison: both held to the same 2.5% false 'moved up' claims (coachnb "
-        f"p <= {meta['alpha_up_coachnb']:.4f}, naive p <= {meta['alpha_up']:.1e} in the known-date null);",
-        "  cAdjU-adjU = their difference on the same simulated teams, with its 95% interval;",
-        f"  cAdjG / adjG = one two-sided threshold each, 5% false positives overall (coachnb p <= "
-        f"{meta['alpha_adj_coachnb']:.4f}, naive p <= {meta['alpha_adj']:.1e});",
-        "  the naive test spends those on high-volume reps: by baseline band <1, 1-2.5, 2.5-5, >=5 a week its",
-        f"  null FPR is {', '.join(f'{x:.3f}' for x in meta['band_fpr_global'])} "
-        f"(coachnb at its own 5%: {', '.join(f'{x:.3f}' for x in meta.get('coachnb_band_fpr', []))});",
-        "cover = 95% interval covers the true window rate ratio; notEn = share 'not enough data to tell';",
-        "wrong/nWrong = wrong-sign share among significant results (coachnb/naive);",
-        "KS = distance of the null p-values from uniform; KS+ = the part where small p-values are too frequent",
-        f"  (the direction of false claims); 5% critical value {min(crit, default=float('nan')):.3f}-"
-        f"{max(crit, default=float('nan')):.3f} for these n (rank p-values of low counts are tied, hence conservative).",
-        head, "-" * len(head)]
-
-    def row(s):
-        wrong = s.get("wrong_sign")
+    th = meta["thresholds"]
+    head = (f"{'scenario':24s} {'n':>5s} | {'moved':>6s} {'95% CI':15s} {'naive':>6s} {'Poiss':>6s} | {'foundU':>6s} "
+            f"{'nFndU':>6s} | {'cAdj':>6s} {'nAdj':>6s} {'cAdj-nAdj':>13s} | {'cover':>6s} {'actOK':>6s} {'notEn':>6s}")
+    lines = [f"Simulator: {meta['simulator']} (seeds {', '.join(str(s) for s in th)}; {meta['n_runs']:,} simulated teams)",
+             "moved = verdict 'moved' as shipped (gates included), naive = quasi-Poisson before/after p <= 0.05,",
+             "Poiss = plain Poisson before/after p <= 0.05 (same windows); foundU/nFndU = planted increases found",
+             "(coachnb 'moved' up / naive p <= 0.05 and up); cAdj/nAdj = size-adjusted power, both held to 5%",
+             "two-sided false positives in 'null: base' per seed (coachnb p <= "
+             + ", ".join(f"{c:.4f}" for c, _ in th.values()) + "; naive p <= "
+             + ", ".join(f"{n:.1e}" for _, n in th.values()) + "); cAdj-nAdj = paired difference +- 95%;",
+             "cover = interval covers the true window ratio; actOK = real x1.8+ activity change confirmed;",
+             "notEn = 'not enough data to tell'.", head, "-" * len(head)]
+    for s in summary:
         eff = not s["null"]
-        return (
-            f"{s['name'][:34]:34s} {s['n']:5d} | {s['rate']:6.3f} {ci(s['rate_ci']):15s} {s['p_rate']:6.3f} "
-            f"{pct(s['adj_up']) if eff else '   -  '} {pct(s['adj']) if eff else '   -  '} "
-            f"{pct(s['ks']) if s['null'] else '   -  '} {pct(s['ks_liberal']) if s['null'] else '   -  '} | "
-            f"{s['naive_rate']:6.3f} {ci(s['naive_ci']):15s} "
-            f"{pct(s['naive_adj_up']) if eff else '   -  '} {pct(s['naive_adj']) if eff else '   -  '} "
-            f"{pct(s['naive_ks']) if s['null'] else '   -  '} | {diff(s.get('adj_up_diff') if eff else None):>12s} | "
-            f"{pct(s['coverage'])} {s['not_enough']:6.3f} {pct(wrong) if wrong is not None else '   -  '} "
-            f"{pct(s.get('naive_wrong_sign')) if wrong is not None else '   -  '}")
-
-    lines += [row(s) for s in summary if not s["misuse"]]
-    misuse = [s for s in summary if s["misuse"]]
-    if misuse:
-        lines += ["", "Misuse, simulated to show its cost (not coachnb's procedure: coachnb finds change dates in "
-                  "the ACTIVITY series only, never in the outcome it then tests):"]
-        lines += [row(s) for s in misuse]
+        d = s.get("adj_diff", (float("nan"), float("nan")))
+        diff = f"{d[0]:+.3f}±{d[1]:.3f}" if eff and np.isfinite(d[0]) else ""
+        lines.append(
+            f"{s['name'][:24]:24s} {s['n']:5d} | {s['rate']:6.3f} [{s['rate_ci'][0]:.3f},{s['rate_ci'][1]:.3f}]  "
+            f"{s['naive_rate']:6.3f} {s['pois_rate']:6.3f} | {f(s.get('found_up'))} {f(s.get('naive_found_up'))} | "
+            f"{f(s.get('adj'))} {f(s.get('naive_adj'))} {diff:>13s} | {f(s['coverage'])} {f(s['activity_confirmed'])} "
+            f"{f(s['not_enough'])}")
+    if "adj_diff" in meta:
+        d, h = meta["adj_diff"]
+        lines.append(f"{'primary, all cells':24s} {'':5s} | {'':38s} | {'':13s} | {meta['adj']:6.3f} "
+                     f"{meta['naive_adj']:6.3f} {f'{d:+.3f}±{h:.3f}':>13s} |")
+    by_seed = [f"{s['name']}: " + ", ".join(f"{sd} {v:+.3f}" for sd, v in s["adj_diff_by_seed"].items())
+               for s in summary if not s["null"]]
+    if by_seed:
+        lines.append("cAdj-nAdj by seed: " + "; ".join(by_seed))
+    lines.append("")
+    lines.append("Pre-registered checks (docs/preregistration.md):")
+    lines += [f"  {'PASS' if ok else 'FAIL'}  {what}: {figs}" for what, ok, figs in checks(summary, meta)]
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------ the tables written into the docs
 def replace_between_markers(text: str, block: str, start: str = DOCS_START, end: str = DOCS_END) -> str:
     """``text`` with what lies between the ``start`` and ``end`` markers replaced by ``block``.
 
@@ -439,59 +448,83 @@ def replace_between_markers(text: str, block: str, start: str = DOCS_START, end:
     return text[:i] + "\n" + block.strip("\n") + "\n" + text[j:]
 
 
-def docs_block(table: str, seed: int, n_null: int, n_effect: int, command: str) -> str:
-    """The generated section of the docs: how the table was made (command, seed, simulations), then the table.
+def docs_block(tables: list[str], seeds: list[int], n_null: int, n_effect: int, command: str) -> str:
+    """The generated section of the docs: how the tables were made (command, seeds, simulations), then each table.
 
-    Trailing spaces of the table's lines are dropped (the printed table pads its empty cells).
+    Trailing spaces of the tables' lines are dropped (the printed table pads its empty cells).
     """
-    table = "\n".join(line.rstrip() for line in table.splitlines())
-    return (f"Generated by `{command}` (seed {seed}; {n_null:,} simulated teams in each null row, "
-            f"{n_effect:,} in each effect row).\n\n```text\n{table}\n```")
+    body = "\n\n".join("```text\n" + "\n".join(line.rstrip() for line in t.splitlines()) + "\n```" for t in tables)
+    return (f"Generated by `{command}` (seeds {', '.join(map(str, seeds))}; {n_null:,} simulated teams per seed in "
+            f"each null row, {n_effect:,} in each effect row).\n\n{body}")
 
 
 def write_docs(path: Path, block: str) -> None:
-    """Write ``block`` between the calibration markers of the file at ``path`` (see :func:`replace_between_markers`)."""
-    path.write_text(replace_between_markers(path.read_text(encoding="utf-8"), block), encoding="utf-8")
+    """Write ``block`` between the calibration markers of the file at ``path``, atomically."""
+    text = replace_between_markers(path.read_text(encoding="utf-8"), block)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _seeds(a) -> list[int]:
+    if a.seeds is None:
+        return [a.seed + i for i in range(N_SEEDS)]
+    if len(a.seeds) == 1 and a.seeds[0] <= 20:  # "--seeds 3": that many seeds from --seed on
+        return [a.seed + i for i in range(a.seeds[0])]
+    return list(a.seeds)
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--simulator", choices=(*SIMULATORS, "both"), default="both")
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED, help="first seed when --seeds is a count")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None,
+                    help=f"a count (<= 20) of seeds from --seed on, or the seeds themselves (default {N_SEEDS})")
+    ap.add_argument("--quick", action="store_true", help="200 nulls / 100 per effect cell per seed")
+    ap.add_argument("--n-null", type=int, default=None, help=f"null simulations per scenario and seed (default {N_NULL})")
+    ap.add_argument("--n-effect", type=int, default=None, help=f"simulations per effect cell and seed (default {N_EFFECT})")
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--save", type=Path, help="also write the per-simulation results to this JSON file")
+    ap.add_argument("--load", type=Path, help="summarize results saved with --save instead of simulating")
+    ap.add_argument("--write-docs", type=Path, nargs="?", const=DOCS, default=None, metavar="PATH",
+                    help=f"also write the tables between the calibration markers of PATH (default {DOCS.relative_to(ROOT)})")
+    return ap
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seed", type=int, default=2026)
-    ap.add_argument("--quick", action="store_true", help="300 nulls / 150 per effect cell")
-    ap.add_argument("--n-null", type=int, default=None, help="null simulations per scenario (default 2000)")
-    ap.add_argument("--n-effect", type=int, default=None, help="simulations per effect x horizon (default 1000)")
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--save", type=Path, help="also write the per-simulation results to this file (pickle)")
-    ap.add_argument("--load", type=Path, help="summarize results saved with --save instead of simulating")
-    ap.add_argument("--write-docs", type=Path, nargs="?", const=DOCS, default=None, metavar="PATH",
-                    help=f"also write the table between the calibration markers of PATH (default {DOCS.relative_to(ROOT)})")
     argv = sys.argv[1:] if argv is None else list(argv)
+    ap = _parser()
     a = ap.parse_args(argv)
     if a.write_docs:
         try:  # fail now, not after minutes of simulation
             replace_between_markers(a.write_docs.read_text(encoding="utf-8"), "")
         except (OSError, ValueError) as e:
             ap.error(f"--write-docs {a.write_docs}: {e}")
-    n_null = a.n_null or (300 if a.quick else 2000)
-    n_eff = a.n_effect or (150 if a.quick else 1000)
+    seeds = _seeds(a)
+    n_null = a.n_null if a.n_null is not None else (200 if a.quick else N_NULL)
+    n_eff = a.n_effect if a.n_effect is not None else (100 if a.quick else N_EFFECT)
+    sims = list(SIMULATORS) if a.simulator == "both" else [a.simulator]
     t = time.time()
     if a.load:
-        with open(a.load, "rb") as f:
-            saved = pickle.load(f)
-        by, n_null, n_eff, a.seed = saved["by"], saved["n_null"], saved["n_effect"], saved["seed"]
+        saved = json.loads(a.load.read_text(encoding="utf-8"))
+        results, seeds, n_null, n_eff = saved["rows"], saved["seeds"], saved["n_null"], saved["n_effect"]
+        sims = [s for s in sims if s in results]
     else:
-        by = run(a.seed, n_null, n_eff, a.jobs)
+        results = {s: run(s, seeds, n_null, n_eff, a.jobs) for s in sims}
     if a.save:
-        with open(a.save, "wb") as f:
-            pickle.dump(dict(by=by, n_null=n_null, n_effect=n_eff, seed=a.seed), f)
-    summary, meta = summarize(by)
-    table = format_table(summary, meta)
-    print(table)
+        a.save.write_text(json.dumps(dict(rows=results, seeds=seeds, n_null=n_null, n_effect=n_eff)), encoding="utf-8")
+    tables = [format_table(*summarize(s, results[s])) for s in sims]
+    print("\n\n".join(tables))
     if a.write_docs:
         command = shlex.join(["python", "benchmarks/calibration.py", *argv])
-        write_docs(a.write_docs, docs_block(table, a.seed, n_null, n_eff, command))
-        print(f"\ntable written to {a.write_docs}")
-    print(f"\nseed {a.seed}, {n_null} nulls/scenario, {n_eff} per effect cell, {a.jobs} jobs, "
+        write_docs(a.write_docs, docs_block(tables, seeds, n_null, n_eff, command))
+        print(f"\ntables written to {a.write_docs}")
+    print(f"\n{', '.join(sims)}; seeds {seeds}; {n_null} nulls / {n_eff} per effect cell per seed; {a.jobs} jobs; "
           f"{time.time() - t:.0f} s")
     return 0
 
