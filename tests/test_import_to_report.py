@@ -9,7 +9,8 @@ import pytest
 
 from coachnb import importers
 from coachnb.batch import run_batch
-from coachnb.loading import validate
+from coachnb.calendar import latest_as_of
+from coachnb.loading import load, validate
 from coachnb.report import rep_report
 
 FIXTURES = Path(__file__).parent / "fixtures" / "crm"
@@ -23,9 +24,8 @@ def _imported(tmp_path, name) -> Path:
 
 
 def _as_of(data: Path) -> str:
-    opps = pd.read_csv(data / "opportunities.csv", dtype=str)
-    last = pd.to_datetime(opps["created_at"]).max()
-    return (last + pd.Timedelta(days=7)).strftime("%Y-%m-%d")
+    """The latest coaching date the data covers: open deals' current stages are shown only near the data's end."""
+    return latest_as_of(load(data)).strftime("%Y-%m-%d")
 
 
 @pytest.mark.parametrize("name", ["salesforce", "hubspot", "generic"])
