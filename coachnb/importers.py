@@ -768,7 +768,7 @@ def convert(mapping, sources) -> ImportResult:
     _some_deals_left(opps, raw, files, problems)
     opps["closed_at"] = _closed_at(opps, history, problems)
     problems.raise_if_any()
-    history = _stage_changes(history, opps)
+    history = _stage_changes(history, opps, problems)
 
     activities = _activities(raw, files, fmt, timezone, set(opps["opportunity_id"]), policy_owner, problems)
     problems.raise_if_any()
@@ -1031,15 +1031,19 @@ def _closed_at(opps: pd.DataFrame, history: pd.DataFrame, problems: _Problems) -
     return close
 
 
-def _stage_changes(history: pd.DataFrame, opps: pd.DataFrame) -> pd.DataFrame:
+def _stage_changes(history: pd.DataFrame, opps: pd.DataFrame, problems: _Problems) -> pd.DataFrame:
     """The contract's stage history: entries into open stages of imported deals, changes only.
 
     Won/lost entries go (they are statuses, dated by ``closed_at``), and so do repeats of the
-    stage a deal is already in.
+    stage a deal is already in; entries of deals that are not imported are left out and counted.
     """
     if len(history):
         history = history[~history["stage"].str.lower().isin(CLOSED_STATUSES)]
-        history = history[history["opportunity_id"].isin(set(opps["opportunity_id"]))]
+        known = history["opportunity_id"].isin(set(opps["opportunity_id"]))
+        problems.rows(history, ~known, "opportunity_id", "history_of_unknown_deal",
+                      "stage entry of a deal that is not imported (not in the deals file, or left out): left out",
+                      kind="excluded")
+        history = history[known]
         history = history.sort_values(["opportunity_id", "entered_at"], kind="stable")
         # an opportunity history logs every save (amount, close date ...); keep stage changes only
         same = history["stage"].eq(history.groupby("opportunity_id")["stage"].shift())
@@ -1156,15 +1160,21 @@ def _source_frames(specs: list[dict], table: str, files: list[Path], fmt: dict, 
 def _history_from_file(spec, files, fmt, raw, timezone, problems) -> pd.DataFrame:
     """Stage entries of one ``[[stage_history]]`` file: ``raw_stage`` (CRM name) and parsed ``entered_at``.
 
-    Rows without a stage are dropped; an empty frame when the (optional) file is absent.
+    Rows without a stage or without a date are left out, counted; an empty frame when the
+    (optional) file is absent.
     """
     parts = _source_frames([spec], "stage_history", files, fmt, problems)
     if not parts:
         return pd.DataFrame()
     frame = parts[0]
     frame["entered_at"] = _dates(frame, "entered_at", raw, timezone, problems)
+    problems.rows(frame, frame["stage"] == "", "stage", "history_without_stage", "no stage: history row left out",
+                  kind="excluded", show_value=False)
+    undated = (frame["stage"] != "") & (frame["_raw_entered_at"] == "")
+    problems.rows(frame, undated, "entered_at", "history_without_date", "no date: history row left out",
+                  kind="excluded", show_value=False)
     frame = frame.rename(columns={"stage": "raw_stage", "_col_stage": "_col_raw_stage", "_raw_stage": "_raw_raw_stage"})
-    return frame[frame["raw_stage"] != ""]
+    return frame[(frame["raw_stage"] != "") & ~undated]
 
 
 def _history_from_columns(spec, opps, raw, timezone, problems) -> pd.DataFrame:

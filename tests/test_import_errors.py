@@ -166,3 +166,20 @@ def test_a_loader_summary_is_translated_to_the_exports_rows_and_collapsed_with_i
     [one] = importers.collapse(located)
     assert (one.file, one.row, one.column) == ("Deals.csv", None, "Phase")
     assert one.message == f"{message}: 6 rows (e.g. rows 10, 11, 12)"
+
+
+def test_history_rows_left_out_are_counted(tmp_path):
+    """A history row without a stage, and one of a deal the deals file doesn't hold: each left out and said."""
+    export = tmp_path / "export"
+    export.mkdir()
+    for f in (STYLES / "salesforce").iterdir():
+        (export / f.name).write_bytes(f.read_bytes())
+    history = pd.read_csv(export / "OpportunityHistory.csv", dtype=str, keep_default_na=False)
+    extra = pd.DataFrame([{**history.iloc[0], "Id": "H-x1", "StageName": ""},
+                          {**history.iloc[0], "Id": "H-x2", "OpportunityId": "0065g00000NOTADEAL"}])
+    pd.concat([history, extra]).to_csv(export / "OpportunityHistory.csv", index=False)
+    result = importers.infer_and_import([export], tmp_path / "data")
+    left_out = {p.rule: (p.file, p.row, p.column) for p in result.excluded}
+    rows = len(history) + 2  # the two added rows are the file's last (the header is row 1)
+    assert left_out["history_without_stage"] == ("OpportunityHistory.csv", rows, "StageName")
+    assert left_out["history_of_unknown_deal"] == ("OpportunityHistory.csv", rows + 1, "OpportunityId")
