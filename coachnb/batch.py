@@ -811,8 +811,20 @@ class WorkerPool:
         self._starter: threading.Thread | None = None  # see start
 
     def _new_worker(self) -> _Worker:
-        """Start one worker process (see :class:`_Worker`, :class:`_CommandWorker`)."""
-        return _CommandWorker(self.engine) if self._ctx is None else _Worker(self._ctx, self.engine)
+        """Start one worker process (see :class:`_Worker`, :class:`_CommandWorker`).
+
+        A forkserver that died (a module it preloads failed to import) can't fork: the pool then
+        spawns its workers, which report why they can't start like any worker.
+        """
+        if self._ctx is None:
+            return _CommandWorker(self.engine)
+        try:
+            return _Worker(self._ctx, self.engine)
+        except (OSError, EOFError):
+            if self._ctx.get_start_method() != "forkserver":
+                raise
+            self._ctx = multiprocessing.get_context("spawn")
+            return _Worker(self._ctx, self.engine)
 
     def __enter__(self):
         """Return the pool."""
@@ -833,7 +845,7 @@ class WorkerPool:
         """
         if self._ctx is not None and self._ctx.get_start_method() == "forkserver":
             _ensure_forkserver()
-            self._starter = threading.Thread(target=self._start_all, name="coachnb-pool-start", daemon=True)
+            self._starter = threading.Thread(target=self._start_quietly, name="coachnb-pool-start", daemon=True)
             self._starter.start()
         else:
             self._start_all()
@@ -842,6 +854,13 @@ class WorkerPool:
         """Start workers until the pool has :attr:`size`."""
         while len(self._workers) < self.size:
             self._workers.append(self._new_worker())
+
+    def _start_quietly(self) -> None:
+        """:meth:`_start_all` in :meth:`start`'s thread: a failure is left for :meth:`run` to meet and report."""
+        try:
+            self._start_all()
+        except Exception:  # noqa: BLE001 - run() starts the missing workers itself, and says why they fail
+            pass
 
     def _wait_started(self) -> None:
         """Wait for the thread :meth:`start` left starting workers, if any."""

@@ -529,3 +529,27 @@ def test_a_report_process_message_is_checked_before_the_parent_acts_on_it():
     good = {"status": "ok", "html": "<p>x</p>", "ipynb": "{}", "error": None, "failed_cell": None, "traceback": "",
             "stderr": "", "duration_s": 0.4, "pid": 12}
     assert _checked_message(good) == good
+
+
+def test_a_forkserver_that_dies_on_its_imports_leaves_the_run_to_spawned_workers(tmp_path):
+    import subprocess
+
+    (tmp_path / "boom_at_import.py").write_text("raise RuntimeError('broken module')\n", encoding="utf-8")
+    data_dir, _ = make_data(tmp_path, REPS[:3])
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys\nfrom pathlib import Path\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})\n"
+        "import coachnb.batch as b\nfrom tests.test_batch import REPS, make_data\n"
+        "b.FORKSERVER_PRELOAD = b.FORKSERVER_PRELOAD + ('boom_at_import',)  # the server dies importing it\n"
+        "if __name__ == '__main__':  # spawned workers import this script\n"
+        f"    data_dir, ds = make_data(Path({str(tmp_path)!r}), REPS[:3])\n"
+        f"    r = b.run_batch(data_dir, {AS_OF!r}, out={str(tmp_path / 'reports')!r}, "
+        f"notebook={str(FIXTURES / 'rep_report.ipynb')!r}, dataset=ds, overview_notebook=None, jobs=2, progress=False)\n"
+        "    print(r.ok, len(r.reports))\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["True", "3"]
+    # the dying server's own traceback is on stderr (as a spawned worker's would be); nothing of the run's
+    assert proc.stderr.count("Traceback") == 1 and "multiprocessing/forkserver.py" in proc.stderr, proc.stderr[-3000:]
