@@ -18,6 +18,7 @@ import pytest
 import coachnb.display as show
 from coachnb.batch import run_batch
 from coachnb.loading import load, validate
+from coachnb.record import coaching_record
 from coachnb.report import rep_report
 from coachnb.demo import write_demo_data
 from coachnb.errors import AsOfError
@@ -132,6 +133,8 @@ def render(data, rep_id, as_of=AS_OF, audience="manager", monkeypatch=None):
     r = rep_report(data, rep_id, as_of, 13, audience)
     for section in SECTIONS:
         getattr(show, section)(r)
+        if section == "since_last_time":  # the notebook's next cell: the coaching record
+            show.coaching_record(coaching_record(data, rep_id, as_of, 13, reviews=r.commitments), audience)
     return r, "\n".join(shown_html(o) for o in shown)
 
 
