@@ -256,6 +256,12 @@ def _text_table(table) -> str:
 def _import(args) -> int:
     from . import importers  # imported on use: keeps CLI start-up fast
 
+    if args.infer and args.mapping:
+        raise CoachnbError("coachnb import takes --infer or --mapping, not both")
+    if args.infer and args.out:  # one command: propose, keep in OUT/mapping.toml, import, validate
+        path = importers.import_inferred(args.sources, args.out)
+        _show(f"imported into {path}")
+        return 0
     if args.infer:
         _show(importers.infer_mapping(args.sources))
         return 0
@@ -358,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("sources", nargs="+", type=_path, help="the export's files")
     i.add_argument("--mapping", type=_path, help="a mapping file, e.g. coachnb/mappings/salesforce.toml")
     i.add_argument("--out", type=_path, help="the data folder to write")
-    i.add_argument("--infer", action="store_true", help="propose a mapping from the sources' columns")
+    i.add_argument("--infer", action="store_true", help="propose a mapping from the sources' columns; with --out, "
+                   "keep it in OUT/mapping.toml and import with it")
     i.set_defaults(func=_import)
     return p
 

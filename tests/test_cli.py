@@ -481,3 +481,16 @@ def test_run_pdf_prints_every_page_it_wrote_beside_it(data_dir, tmp_path):
     assert sorted(p.stem for p in folder.glob("*.pdf")) == pages
     assert all((folder / f"{stem}.pdf").read_bytes().startswith(b"%PDF") for stem in pages)
     assert "wrote 3 PDF(s)" in out + err
+
+
+def test_import_infer_with_out_imports_in_one_command(tmp_path):
+    from coachnb.loading import validate
+
+    export = sorted((Path(__file__).parent / "fixtures" / "crm" / "styles" / "spreadsheet").glob("*.csv"))
+    code, out, err = run_cli(["import", "--infer", *map(str, export), "--out", str(tmp_path / "team")])
+    assert code == 0, err
+    assert (tmp_path / "team" / "mapping.toml").is_file() and "imported into" in out
+    assert validate(tmp_path / "team").ok
+    code, _, err = run_cli(["import", "--infer", "--mapping", str(tmp_path / "team" / "mapping.toml"),
+                            *map(str, export), "--out", str(tmp_path / "other")])
+    assert code != 0 and "--infer or --mapping, not both" in err and not (tmp_path / "other").exists()
