@@ -31,7 +31,7 @@ from .schema import Dataset
 from .store import (CUBE_COLUMNS, EXCLUDED, EXCLUDED_COLUMNS, FORMAT, HAS_TABLES, KEY_PATTERN, MARKER, META, OWNER,
                     PER_REP, ROW_GROUP_ROWS, TEAM_TABLES, TEMP_PATTERN, WHOLE, as_of_date, encode_meta, store_key,
                     store_path, verify_store)
-from .team import active_commitments, compute_team_view
+from .team import compute_team_view, rep_commitments
 from .version import __version__
 
 #: complete stores kept under ``.features/`` (the most recently built or used; never the current one)
@@ -97,11 +97,12 @@ def _cube(ds, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
 
 
 def _panel_start(ds, tv) -> pd.Timestamp:
-    """Earliest day any commitment panel or scenario of any rep reads (see report.commitment_reviews)."""
+    """Earliest day any commitment panel or scenario of any rep reads: every commitment on record is
+    reviewed (the coaching record), not only those under 'since last time'."""
     start = min(tv.history_start, focus_window(tv.window.as_of, ds, max(coaching.CONVERSION_WEEKS, 13))[0])
     if ds.has("commitments"):
         for rep_id in ds.reps["rep_id"].astype(str):
-            chosen = active_commitments(ds, rep_id, tv.window)
+            chosen = rep_commitments(ds, rep_id, tv.window.as_of)
             for s in chosen["start"]:
                 start = min(start, weeks_before(s, 52))
     return start

@@ -494,21 +494,41 @@ def before_hire_as_missing(ds: Dataset, panel: pd.DataFrame) -> pd.DataFrame:
     return panel.astype(float).mask(ended)
 
 
+def before_data_as_missing(panel: pd.DataFrame) -> pd.DataFrame:
+    """``panel`` (weeks x reps) with the weeks before its first record anywhere in the team set to NaN.
+
+    A history window can reach back before the data begins; those weeks are unknown, not a
+    team of zeros (zeros would make a commitment early in the data look like a rise).
+    """
+    values = panel.to_numpy(dtype=float)
+    seen = np.nansum(np.abs(values), axis=1) > 0
+    if panel.empty or not seen.any() or seen[0]:
+        return panel
+    out = panel.astype(float)
+    out.iloc[:int(np.argmax(seen))] = np.nan
+    return out
+
+
+def unobserved_as_missing(ds: Dataset, panel: pd.DataFrame) -> pd.DataFrame:
+    """:func:`before_data_as_missing` and :func:`before_hire_as_missing`: weeks no one could observe."""
+    return before_hire_as_missing(ds, before_data_as_missing(panel))
+
+
 def metric_history(tv: TeamView, metric: str, hist_start: pd.Timestamp) -> pd.DataFrame:
     """Week x rep panel of one commitment metric from ``hist_start`` to the window's end (cached);
-    weeks before a rep's hire are NaN (:func:`before_hire_as_missing`)."""
+    weeks before the data begins or before a rep's hire are NaN (:func:`unobserved_as_missing`)."""
     key = ("metric_wide", metric, hist_start)
     if key not in tv.cache:
-        tv.cache[key] = before_hire_as_missing(tv.ds, store.metric_panel(tv.ds, metric, hist_start, tv.window.end))
+        tv.cache[key] = unobserved_as_missing(tv.ds, store.metric_panel(tv.ds, metric, hist_start, tv.window.end))
     return tv.cache[key]
 
 
 def outcome_history(tv: TeamView, hist_start: pd.Timestamp) -> pd.DataFrame:
     """Week x rep panel of new opportunities from ``hist_start`` to the window's end (cached); weeks
-    before a rep's hire are NaN."""
+    before the data begins or before a rep's hire are NaN."""
     key = ("outcome_wide", hist_start)
     if key not in tv.cache:
-        tv.cache[key] = before_hire_as_missing(tv.ds, store.pipeline_panel(tv.ds, hist_start, tv.window.end))
+        tv.cache[key] = unobserved_as_missing(tv.ds, store.pipeline_panel(tv.ds, hist_start, tv.window.end))
     return tv.cache[key]
 
 
@@ -526,9 +546,9 @@ def secondary_histories(tv: TeamView, hist_start: pd.Timestamp, counts: pd.DataF
         single = single[np.isfinite(single)]
         panels = {}
         if tv.ds.opportunities["amount"].notna().all():  # a week's value over unknown amounts is no value
-            panels[impact.PIPELINE_VALUE] = before_hire_as_missing(tv.ds, impact.deal_units(value, single))
+            panels[impact.PIPELINE_VALUE] = unobserved_as_missing(tv.ds, impact.deal_units(value, single))
         if tv.ds.has("stage_history"):
-            panels["stage advancements"] = before_hire_as_missing(
+            panels["stage advancements"] = unobserved_as_missing(
                 tv.ds, store.pipeline_panel(tv.ds, hist_start, tv.window.end, "stage_advancements"))
         tv.cache[key] = panels
     return tv.cache[key]

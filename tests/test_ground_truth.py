@@ -135,3 +135,27 @@ def test_weeks_before_a_hire_are_missing_not_zero_in_every_test(sample_ds, sampl
     assert before.any() and panel.loc[before, "R024"].isna().all()
     assert panel.loc[~before, "R024"].notna().all()
     assert before_hire_as_missing(sample_ds, panel.iloc[:0]).empty
+
+
+def test_no_commitment_on_record_reads_as_moved_where_the_demo_planted_no_lift(sample_ds, sample_dir):
+    """The coaching record shows every commitment, 2025's too: weeks before the data begins are
+    missing, so an early commitment's baseline is not a run of zeros (R019's 2025 one read 2.6x)."""
+    truth = json.loads((sample_dir / "ground_truth.json").read_text())["commitments"]
+    tv = team_view(sample_ds, resolve_as_of(AS_OF, sample_ds), 13)
+    rows = sample_ds.commitments.set_index("commitment_id")
+    for c in truth:
+        row = dict(rows.loc[c["commitment_id"]].to_dict(), commitment_id=c["commitment_id"])
+        p = review_commitment(tv, c["rep_id"], row).assessment.pipeline
+        if c["category"] != "kept_effect":
+            assert p.verdict != "moved", (c["rep_id"], c["role"], p.sentence)
+
+
+def test_weeks_before_the_data_begins_are_missing_for_everyone():
+    from coachnb.team import before_data_as_missing
+
+    weeks = pd.date_range("2025-01-06", periods=6, freq="W-MON")
+    panel = pd.DataFrame({"A": [0, 0, 1, 0, 2, 0], "B": [0, 0, 0, 3, 0, 1]}, index=weeks, dtype=float)
+    out = before_data_as_missing(panel)
+    assert out.iloc[:2].isna().all().all() and (out.iloc[2:] == panel.iloc[2:]).all().all()
+    assert before_data_as_missing(panel.iloc[2:]).equals(panel.iloc[2:])  # data from the first week: unchanged
+    assert before_data_as_missing(panel * 0).equals(panel * 0)  # nothing recorded at all: nothing to mark
