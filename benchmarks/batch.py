@@ -401,14 +401,16 @@ def main(argv=None) -> int:
             coachnb_rate = 60 * team_rows[0][2] / team_rows[0][1]
             print(f"\n== team of 36: coachnb / naive throughput = {coachnb_rate / naive_rate:.1f}x "
                   f"(naive from a {args.naive_sample}-rep sample; coachnb's wall includes start, store and index)")
-    if "dask" in chosen:
-        base, as_of = ensure_data(36, 78, args.seed, "csv", need_csv=False)
-        out = Path(args.out) / "team36" if args.out else base / "reports"
-        rows += local_vs_dask(base / "data", as_of, args.jobs, out / "compare")
     if "200" in chosen:
         rows += team(200, 78, "csv", args, "team200")[0]
     if "big" in chosen:
         rows += team(1000, 104, "parquet", args, "team1000")[0]
+    # last: a LocalCluster leaves variables in this process's environment (Dask's pre-spawn environ), after
+    # which a local pool spawns its workers instead of forking them from the forkserver
+    if "dask" in chosen:
+        base, as_of = ensure_data(36, 78, args.seed, "csv", need_csv=False)
+        out = Path(args.out) / "team36" if args.out else base / "reports"
+        rows += local_vs_dask(base / "data", as_of, args.jobs, out / "compare")
     if not args.no_floor:
         with tempfile.TemporaryDirectory() as tmp:
             floors(Path(tmp), with_naive=False, jobs=args.jobs)
