@@ -515,19 +515,24 @@ def overview_header(ov) -> None:
     kicker = f"Team overview · 1:1s from {ov.as_of:%A %d %B %Y}"
     show_html(f'<header class="cnb-header"><p class="cnb-kicker">{esc(kicker)}</p>'
               "<h1>Before this week's 1:1s</h1></header>", f"Before this week's 1:1s\n{kicker}")
-    para(f"Period: {ov.period}. One row per rep: the process flags worth a look, not a ranking.")
+    para(f"Period: {ov.period}. One row per rep, those with the most to look at in the next 1:1 first: "
+         "the process flags worth a look, not a ranking of people.")
 
 
 OVERVIEW_COLUMNS = (  # (header, record key, format or None for text, number column)
-    ("rep", "name", None, False), ("team", "team", None, False), ("manager", "manager", None, False),
+    ("rep", "name", None, False), ("needs a look", "flags", lambda f: ", ".join(f) or "–", False),
+    ("team", "team", None, False), ("manager", "manager", None, False),
     ("days since 1:1", "days_since_1to1", lambda d: f"{d:.0f}", True),
     ("activity, last 4 weeks vs before", "activity_trend", lambda x: f"{100 * x:.0f}%", True),
     ("stalled deals", "stalled_deals", lambda n: f"{n:.0f}", True),
     ("step that stands out", "weakest_step", None, False), ("last commitment", "commitment", None, False),
     ("diagnosis", "diagnosis", None, False), ("did it move pipeline?", "verdict", None, False),
-    ("q-value", "q_value", lambda q: f"{q:.2f}", True),
+    ("could it be chance?", "q_value", lambda q: "unlikely" if q <= 0.05 else "can't rule it out", False),
     ("last verdicts (start month)", "recent_verdicts", None, False),
+    ("rep's pre-read", "preread", lambda f: "pre-read", False),
 )
+#: overview columns shown flagged (in words and colour) when a rep's row has the flag
+DAYS_COLUMN = 4
 
 
 def overview_table(ov) -> None:
@@ -541,13 +546,17 @@ def overview_table(ov) -> None:
     for rec in ov.reps.to_dict("records"):
         shown = [cell(rec.get(key), fmt) for _, key, fmt, _ in OVERVIEW_COLUMNS]  # a column ov.reps lacks shows "–"
         if rec["overdue"]:  # said in words as well as in colour
-            shown[3] = f"{shown[3]} (overdue)"
+            shown[DAYS_COLUMN] = f"{shown[DAYS_COLUMN]} (overdue)"
         texts.append(shown)
         html = [esc(v) for v in shown]
         if isinstance(rec.get("report"), str):
             html[0] = f'<a href="{esc(quote(rec["report"]))}">{html[0]}</a>'
+        if isinstance(rec.get("preread"), str):
+            html[-1] = f'<a href="{esc(quote(rec["preread"]))}">{html[-1]}</a>'
+        if rec.get("flags"):
+            html[1] = f'<span class="cnb-flag">{html[1]}</span>'
         if rec["overdue"]:
-            html[3] = f'<span class="cnb-flag">{html[3]}</span>'
+            html[DAYS_COLUMN] = f'<span class="cnb-flag">{html[DAYS_COLUMN]}</span>'
         rows.append(html)
     show_html(table_html(header, rows, numeric, css="cnb-table cnb-overview", raw_cells=True),
               table_text(header, texts))
@@ -583,7 +592,10 @@ def overview_effects(ov) -> None:
     para("Read: one more unit of the activity a week goes with this many percent more new opportunities "
          "over the following 0 to 4 weeks (95% interval). The check should show no relation (a large p); "
          "a small one means pipeline may be driving activity rather than the other way round.", "cnb-notes")
-    para(ov.effects_assumptions, "cnb-notes")
+    # the model's full assumptions are for analysts (Overview.effects_assumptions, docs/methods.md)
+    para("These figures compare each rep with their own other weeks, after taking out what the whole team "
+         "went through each week. They show what goes together, not proof that one causes the other.",
+         "cnb-notes")
 
 
 def overview_failed(ov) -> None:

@@ -20,7 +20,7 @@ from .coaching import LINK_MAX_LAG, team_link_fit
 from .formatting import fmt_pct
 from .impact import bh_adjust
 from .record import recent_verdicts
-from .report import commitment_reviews, conversion_section
+from .report import activity_section, capture_section, commitment_reviews, conversion_section, pipeline_section
 from .store import store_of
 from .team import active_reps, open_data, stalled_counts
 from .team_effects import ASSUMPTIONS
@@ -52,12 +52,12 @@ def _entries(manifest: dict) -> list[dict]:
     return list(manifest.get("reports", []))
 
 
-def _report_links(manifest: dict) -> dict[str, str]:
-    """rep_id -> file name of the rep's manager report (relative to the index)."""
+def _report_links(manifest: dict, audience: str = "manager") -> dict[str, str]:
+    """rep_id -> file name of the rep's report for ``audience`` (relative to the index)."""
     links = {}
     for entry in _entries(manifest):
         # a failed rep keeps its last good report, which is still worth linking
-        if entry.get("audience", "manager") == "manager" and entry.get("html"):
+        if entry.get("audience", "manager") == audience and entry.get("html"):
             links[str(entry["rep_id"])] = Path(entry["html"]).name
     return links
 
@@ -69,8 +69,10 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     -------
     Overview
         ``reps`` columns: rep_id, name, team, manager, active (any record in the period),
-        report (file name or None), days_since_1to1,
-        overdue, activity_trend (last 4 weeks / earlier, per week), stalled_deals, weakest_step,
+        report and preread (file names of the manager's report and the rep's pre-read, or None),
+        days_since_1to1, overdue, activity_trend (last 4 weeks / the weeks before in the role, per
+        week, as the report computes it), stalled_deals, flags (list of plain-word flags, the rows
+        ordered by how many), process_flags, weakest_step,
         commitment, diagnosis, verdict, p_value, q_value (BH-adjusted across the listed verdicts),
         recent_verdicts (the last few readings of the rep's coaching record with their start months,
         :func:`coachnb.record.recent_verdicts`; None without a reviewed commitment).
@@ -88,12 +90,6 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     reps["overdue"] = reps["days_since_1to1"].isna() | (reps["days_since_1to1"] > ds.config.thresholds.cadence_days)
     reps["overdue"] &= len(ds.coaching_sessions) > 0  # "overdue" needs recorded 1:1s
 
-    wa = tv.weekly_activity
-    wa = wa[(wa["week"] >= w.start.tz_localize(None)) & (wa["week"] < w.end.tz_localize(None))]
-    recent_cut = w.end.tz_localize(None) - pd.Timedelta(weeks=4)
-    recent = wa[wa["week"] >= recent_cut].groupby("rep_id")["total"].mean()
-    earlier = wa[wa["week"] < recent_cut].groupby("rep_id")["total"].mean()
-    reps["activity_trend"] = reps["rep_id"].map(recent / earlier.replace(0, np.nan)).where(reps["active"])
     reps["stalled_deals"] = reps["rep_id"].map(stalled_counts(tv))  # the reports' own rule, so they agree
 
     # A batch's workers compute these columns beside each rep's report (summary_row); rows computed
@@ -107,11 +103,19 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
         rows.append(_from_json(row) if row is not None else rep_columns(ds, tv, rep_id))
     for column in ROW_COLUMNS:
         reps[column] = [row[column] for row in rows]
+    reps["activity_trend"] = reps["activity_trend"].astype(float).where(reps["active"])
+    reps["flags"] = [attention(rec) for rec in reps.to_dict("records")]
+    # what needs a look in the next 1:1 first (most flags, then longest since a 1:1): not a ranking of people
+    order = sorted(range(len(reps)), key=lambda i: (-len(reps["flags"].iloc[i]),
+                                                    -np.nan_to_num(reps["days_since_1to1"].iloc[i], nan=-1),
+                                                    str(reps["name"].iloc[i])))
+    reps = reps.iloc[order].reset_index(drop=True)
     tested = reps["p_value"].notna()
     reps["q_value"] = np.nan
     if tested.any():
         reps.loc[tested, "q_value"] = bh_adjust(reps.loc[tested, "p_value"].to_numpy())
     reps["report"] = reps["rep_id"].map(links)
+    reps["preread"] = reps["rep_id"].map(_report_links(manifest, "rep"))
 
     managers = (reps.groupby("manager")
                 .agg(reps=("rep_id", "size"), overdue=("overdue", "sum"),
@@ -126,9 +130,10 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
         managers["cadence_kept"] = np.nan
 
     n_tested = int(tested.sum())
-    fdr_note = (f"{n_tested} commitment verdicts are listed together. So that chance alone doesn't make one look "
-                "like a real change, their p-values are adjusted for the number tested (Benjamini–Hochberg); "
-                "the q-value is the adjusted figure.") if n_tested else ""
+    fdr_note = (f"{n_tested} 'did it move pipeline?' verdicts are tested on this page, and with several "
+                "some would look like a real change by chance alone. 'Could it be chance?' allows for that "
+                "(a Benjamini–Hochberg adjustment over all of them): 'unlikely' means the result holds up "
+                "even counted among every verdict here.") if n_tested else ""
     failed_entries = [e for e in _entries(manifest) if e.get("status") == "failed"]
     failed = pd.DataFrame([{"rep_id": e.get("rep_id"), "error": str(e.get("error", ""))[:200]}
                            for e in failed_entries], columns=["rep_id", "error"])
@@ -186,7 +191,42 @@ def activity_effects(tv, metrics_used=None, history_weeks: int = 52) -> tuple[pd
     return pd.DataFrame(rows, columns=cols), ASSUMPTIONS.format(max_lag=LINK_MAX_LAG)
 
 
-ROW_COLUMNS = ("weakest_step", "commitment", "diagnosis", "verdict", "p_value", "recent_verdicts")
+ROW_COLUMNS = ("weakest_step", "commitment", "diagnosis", "verdict", "p_value", "recent_verdicts", "activity_trend",
+               "process_flags")
+
+
+def attention(rec: dict) -> list[str]:
+    """Everything in a rep's overview row worth a look in the next 1:1, in plain words."""
+    out = ["1:1 overdue"] if rec.get("overdue") else []
+    n = rec.get("stalled_deals")
+    if n is not None and np.isfinite(n) and n > 0:
+        out.append(f"{n:.0f} stalled deal{'s' if n != 1 else ''}")
+    if isinstance(rec.get("process_flags"), str):
+        out += rec["process_flags"].split("; ")
+    if not rec.get("active", True):
+        out = ["no record in the period"]
+    return out
+
+
+def process_flags(ds, tv, rep_id) -> tuple[float, list[str]]:
+    """The rep's activity trend and the process flags their report raises, in the report's own words.
+
+    Computed by the report's section functions, so the overview flags exactly what the report says
+    stands out: (last 4 weeks / the weeks before in the role, per week; flags).
+    """
+    flags, trend = [], np.nan
+    if ds.has("activities"):
+        act = activity_section(tv, rep_id)
+        trend = float(act.trend_ratio)
+        if act.below_team:
+            flags.append("activity below most of the team")
+        if np.isfinite(trend) and trend < 0.7:  # the report's rule for "the last 4 weeks ran at ..."
+            flags.append("activity down in the last 4 weeks")
+        if capture_section(tv, rep_id).stands_out:
+            flags.append("activities logged late")
+    if pipeline_section(tv, rep_id).stands_out:
+        flags.append("new pipeline below most of the team")
+    return trend, flags
 
 
 def rep_columns(ds, tv, rep_id) -> dict:
@@ -195,17 +235,24 @@ def rep_columns(ds, tv, rep_id) -> dict:
     reviews = commitment_reviews(tv, rep_id) if ds.has("commitments") else []
     last_review = reviews[-1] if reviews else None
     recent = recent_verdicts(tv, rep_id) if ds.has("commitments") else None  # the record's, older ones included
+    trend, flags = process_flags(ds, tv, rep_id)
+    if weakest:
+        flags.append(f"{weakest} below the team")
+    base = {"weakest_step": weakest, "recent_verdicts": recent, "activity_trend": trend}
     if last_review is None:
-        return {"weakest_step": weakest, "commitment": None, "diagnosis": None, "verdict": None, "p_value": np.nan,
-                "recent_verdicts": recent}
+        return {**base, "commitment": None, "diagnosis": None, "verdict": None, "p_value": np.nan,
+                "process_flags": "; ".join(flags) or None}
     p = last_review.assessment.pipeline if last_review.assessment else None
     # a running commitment has no verdict yet, whatever its first weeks show
     running = last_review.diagnosis is not None and last_review.diagnosis.category == "in_progress"
     tested = p is not None and not running and p.verdict in ("moved", "no meaningful change")
-    return {"weakest_step": weakest, "commitment": last_review.label,
+    if last_review.diagnosis is not None and last_review.diagnosis.category == "not_kept":
+        flags.append("last commitment not kept")
+    c = last_review.commitment
+    return {**base, "commitment": f"{last_review.label}, {c['start']:%d %b} to {c['end']:%d %b %Y}",
             "diagnosis": last_review.diagnosis.label if last_review.diagnosis else None,
             "verdict": "still running" if running else p.verdict if p else None,
-            "p_value": p.p_value if tested else np.nan, "recent_verdicts": recent}
+            "p_value": p.p_value if tested else np.nan, "process_flags": "; ".join(flags) or None}
 
 
 def _store_key(ds) -> str | None:
@@ -225,18 +272,19 @@ def summary_row(store, as_of, lookback_weeks: int, rep_id) -> dict | None:
     if key is None:
         return None
     row = rep_columns(ds, tv, str(rep_id))
-    for k in ("weakest_step", "commitment", "diagnosis", "verdict", "recent_verdicts"):
+    for k in ("weakest_step", "commitment", "diagnosis", "verdict", "recent_verdicts", "process_flags"):
         if row[k] is not None and not isinstance(row[k], str):
             return None  # not a JSON round trip; team_overview computes it
-    p = row["p_value"]
-    row["p_value"] = None if p is None or pd.isna(p) else float(p)
+    for k in ("p_value", "activity_trend"):
+        row[k] = None if row[k] is None or pd.isna(row[k]) else float(row[k])
     row["key"] = key
     return row
 
 
 def _from_json(row: dict) -> dict:
     out = {k: row.get(k) for k in ROW_COLUMNS}
-    out["p_value"] = np.nan if out["p_value"] is None else float(out["p_value"])
+    for k in ("p_value", "activity_trend"):
+        out[k] = np.nan if out[k] is None else float(out[k])
     return out
 
 

@@ -117,6 +117,7 @@ class ActivitySection:
     trend_ratio: float  # last 4 weeks / earlier weeks, per week
     stands_out: bool
     sentence: str
+    below_team: bool = False  # volume per week in the role below the teammates' lower quartile
 
 
 def activity_section(tv: TeamView, rep_id: str) -> ActivitySection:
@@ -164,7 +165,8 @@ def activity_section(tv: TeamView, rep_id: str) -> ActivitySection:
         s += " " + "; ".join(notes) + "."
     elif team["n_reps"]:
         s += " Nothing stands out in volume or trend."
-    return ActivitySection(mine, band, rep_mix, team_mix, rep_total, team, trend, stands_out, s)
+    below = bool(team["n_reps"] and per_week < team["q25"])
+    return ActivitySection(mine, band, rep_mix, team_mix, rep_total, team, trend, stands_out, s, below)
 
 
 # --------------------------------------------------------------------------- 3b. pipeline created

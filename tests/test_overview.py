@@ -22,7 +22,13 @@ def overview(sample_ds):
 
 def test_one_row_per_rep_with_days_since_last_1to1(overview, sample_ds):
     reps = overview.reps
-    assert list(reps["rep_id"]) == list(sample_ds.reps["rep_id"])
+    assert sorted(reps["rep_id"]) == sorted(sample_ds.reps["rep_id"])
+    # rows with the most to look at come first (then the longest since a 1:1): never a ranking by results
+    n_flags = reps["flags"].map(len).tolist()
+    assert n_flags == sorted(n_flags, reverse=True) and n_flags[0] > n_flags[-1]
+    for rec in reps.to_dict("records"):
+        assert ("1:1 overdue" in rec["flags"]) == bool(rec["overdue"])
+        assert (f"{rec['stalled_deals']:.0f} stalled deal" in ", ".join(rec["flags"])) == (rec["stalled_deals"] > 0)
     s = sample_ds.coaching_sessions
     as_of = pd.Timestamp(AS_OF, tz=sample_ds.config.timezone)
     for rep_id in ("R001", "R008"):
@@ -81,7 +87,8 @@ def test_links_come_from_the_manifest_and_are_escaped(sample_ds, tmp_path, monke
     show.overview_table(ov)
     show.overview_failed(ov)
     html = "".join(map(shown_html, shown))
-    assert html.count("<a href=") == 1 and 'href="r001.abc.html"' in html
+    assert html.count("<a href=") == 2 and 'href="r001.abc.html"' in html and 'href="r001.abc.rep.html"' in html
+    assert ov.reps.set_index("rep_id").at["R001", "preread"] == "r001.abc.rep.html"
     assert "boom &lt;b&gt;" in html
 
 
@@ -105,7 +112,10 @@ def test_each_reps_last_verdicts_are_shown_with_their_start_months(overview, mon
     header, *lines = table["text/plain"].splitlines()
     assert "last verdicts (start month)" in header
     r010 = next(line for line in lines if line.startswith(overview.reps.set_index("rep_id").at["R010", "name"]))
-    assert r010.rstrip().endswith("not kept (Aug 2025), kept·can't tell (Jun 2026), not kept (Oct 2026)")
+    # the column before the pre-read link (no manifest here: a dash)
+    assert r010.rstrip().removesuffix("–").rstrip().endswith(
+        "not kept (Aug 2025), kept·can't tell (Jun 2026), not kept (Oct 2026)")
     assert "kept·can&#x27;t tell (Jun 2026)" in table["text/html"]
     # every rep with a reviewed commitment has the column filled; the rest show a dash
-    assert overview.reps["recent_verdicts"].notna().sum() == sum("(" in line.split("  ")[-1] for line in lines)
+    column = [line.rstrip().removesuffix("–").rstrip().split("  ")[-1] for line in lines]
+    assert overview.reps["recent_verdicts"].notna().sum() == sum("(" in c and "20" in c for c in column)
