@@ -512,7 +512,8 @@ def method_notes(r) -> None:
 
 # --------------------------------------------------------------------------- team overview
 def overview_header(ov) -> None:
-    kicker = f"Team overview · 1:1s from {ov.as_of:%A %d %B %Y}"
+    whose = f" · {ov.manager}'s reps" if getattr(ov, "manager", "") else ""
+    kicker = f"Team overview{whose} · 1:1s from {ov.as_of:%A %d %B %Y}"
     show_html(f'<header class="cnb-header"><p class="cnb-kicker">{esc(kicker)}</p>'
               "<h1>Before this week's 1:1s</h1></header>", f"Before this week's 1:1s\n{kicker}")
     para(f"Period: {ov.period}. One row per rep, those with the most to look at in the next 1:1 first: "

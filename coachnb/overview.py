@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .coaching import LINK_MAX_LAG, team_link_fit
+from .errors import DataError
 from .formatting import fmt_pct
 from .impact import bh_adjust
 from .record import recent_verdicts
@@ -37,6 +38,7 @@ class Overview:
     effects: pd.DataFrame  # per team: new opportunities per extra unit of activity (see activity_effects)
     effects_assumptions: str
     inactive_note: str = ""  # reps with no record in the period, by name: listed, not reported on
+    manager: str = ""  # the manager whose reps the page lists ("": every rep)
 
 
 def _manifest(manifest_path) -> dict:
@@ -62,8 +64,11 @@ def _report_links(manifest: dict, audience: str = "manager") -> dict[str, str]:
     return links
 
 
-def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None) -> Overview:
+def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None, manager: str = "") -> Overview:
     """One row per rep with the flags that matter for the coming 1:1s.
+
+    ``manager``, when given, keeps only that manager's reps (team figures still pool the whole
+    team, as each report's do); a name not in the data is a DataError naming the managers there.
 
     Returns
     -------
@@ -83,6 +88,11 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     links = _report_links(manifest)
 
     reps = ds.reps[["rep_id", "name", "team", "manager"]].copy()
+    if manager:
+        if manager not in set(reps["manager"].astype(str)):
+            raise DataError(f"manager {manager!r} is not in reps; the managers there are "
+                            f"{', '.join(sorted(set(reps['manager'].astype(str))))}")
+        reps = reps[reps["manager"].astype(str) == manager].reset_index(drop=True)
     reps["active"] = reps["rep_id"].astype(str).isin(active_reps(tv))
     sessions = ds.coaching_sessions[ds.coaching_sessions["held_on"] < as_of_ts]
     last = sessions.groupby("rep_id")["held_on"].max()
@@ -134,12 +144,15 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
                 "some would look like a real change by chance alone. 'Could it be chance?' allows for that "
                 "(a Benjamini–Hochberg adjustment over all of them): 'unlikely' means the result holds up "
                 "even counted among every verdict here.") if n_tested else ""
-    failed_entries = [e for e in _entries(manifest) if e.get("status") == "failed"]
+    listed = set(reps["rep_id"].astype(str))
+    failed_entries = [e for e in _entries(manifest) if e.get("status") == "failed" and str(e.get("rep_id")) in listed]
     failed = pd.DataFrame([{"rep_id": e.get("rep_id"), "error": str(e.get("error", ""))[:200]}
                            for e in failed_entries], columns=["rep_id", "error"])
     effects, assumptions = activity_effects(tv)
+    if manager:  # the teams this manager's reps are in
+        effects = effects[effects["team"].isin(set(reps["team"]))].reset_index(drop=True)
     return Overview(as_of_ts, w.label, reps, managers, fdr_note, failed, effects, assumptions,
-                    inactive_sentence(reps))
+                    inactive_sentence(reps), manager)
 
 
 def inactive_sentence(reps: pd.DataFrame) -> str:

@@ -119,3 +119,24 @@ def test_each_reps_last_verdicts_are_shown_with_their_start_months(overview, mon
     # every rep with a reviewed commitment has the column filled; the rest show a dash
     column = [line.rstrip().removesuffix("–").rstrip().split("  ")[-1] for line in lines]
     assert overview.reps["recent_verdicts"].notna().sum() == sum("(" in c and "20" in c for c in column)
+
+
+def test_a_managers_page_lists_only_their_reps_and_their_teams(sample_ds, monkeypatch):
+    from coachnb.errors import DataError
+
+    everyone = team_overview(sample_ds, AS_OF)
+    manager = str(sample_ds.reps["manager"].iloc[0])
+    mine = team_overview(sample_ds, AS_OF, manager=manager)
+    theirs = sample_ds.reps.loc[sample_ds.reps["manager"] == manager, "rep_id"]
+    assert sorted(mine.reps["rep_id"]) == sorted(theirs) and len(mine.reps) < len(everyone.reps)
+    assert list(mine.managers["manager"]) == [manager]
+    assert set(mine.effects["team"]) <= set(sample_ds.reps.loc[sample_ds.reps["manager"] == manager, "team"])
+    # the rows say what the company page says about the same reps
+    same = everyone.reps.set_index("rep_id").loc[mine.reps["rep_id"], ["flags", "diagnosis", "stalled_deals"]]
+    assert same.reset_index(drop=True).equals(mine.reps[["flags", "diagnosis", "stalled_deals"]])
+    shown = []
+    monkeypatch.setattr(show, "display", lambda *objs, **kw: shown.extend(objs))
+    show.overview_header(mine)
+    assert f"{manager}'s reps" in shown[0]["text/plain"]
+    with pytest.raises(DataError, match="not in reps"):
+        team_overview(sample_ds, AS_OF, manager="Nobody")
