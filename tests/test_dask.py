@@ -1,5 +1,6 @@
 """Reports on a Dask cluster (distributed.LocalCluster, 2 worker processes): warm report processes per worker
 with the local pool's isolation (fresh namespace per report, a crash or a hang fails only its report)."""
+import os
 import re
 from pathlib import Path
 
@@ -49,6 +50,12 @@ def test_a_demo_team_on_two_dask_workers_equals_the_local_run_from_warm_processe
                       remote.reports][:3], scheduler=cluster, progress=False, timeout=300)
     assert again.ok and {_pid(cache_dir, e) for e in again.reports} <= pids  # the next run finds them warm
     assert cluster.run(lambda: __import__("os").getpid()) == dask_workers
+    # and one rep rendered in this very process (both audiences, one after the other): the same pages
+    rep_id = remote.reports[-1]["rep_id"]
+    here = run_batch(data, AS_OF, out=tmp_path / "here", audience="both", reps=[rep_id], progress=False, timeout=300)
+    assert here.ok and {_pid(tmp_path / "here" / ".cache" / AS_OF, e) for e in here.reports} == {os.getpid()}
+    for e in here.reports:
+        assert (here.report_dir / e["html"]).read_bytes() == (local.report_dir / e["html"]).read_bytes(), e["html"]
 
 
 def test_failures_on_dask_stay_with_their_report_and_the_workers_go_on(tmp_path, cluster):
