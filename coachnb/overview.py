@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .coaching import LINK_MAX_LAG, team_link_fit
-from .errors import DataError
+from .errors import CoachnbError
 from .formatting import fmt_pct
 from .impact import bh_adjust
 from .record import recent_verdicts
@@ -68,7 +68,7 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     """One row per rep with the flags that matter for the coming 1:1s.
 
     ``manager``, when given, keeps only that manager's reps (team figures still pool the whole
-    team, as each report's do); a name not in the data is a DataError naming the managers there.
+    team, as each report's do); a name not in the data is a CoachnbError naming the managers there.
 
     Returns
     -------
@@ -83,23 +83,38 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
         :func:`coachnb.record.recent_verdicts`; None without a reviewed commitment).
     """
     ds, as_of_ts, tv = open_data(data, as_of, int(lookback_weeks))  # data folder, Dataset or feature store
-    w = tv.window
+    known = set(ds.reps["manager"].astype(str))
+    if manager and manager not in known:
+        raise CoachnbError(f"manager {manager!r} is not in reps; the managers there are {', '.join(sorted(known))}")
     manifest = _manifest(manifest_path)
-    links = _report_links(manifest)
-
-    reps = ds.reps[["rep_id", "name", "team", "manager"]].copy()
+    reps = overview_rows(ds, tv, as_of_ts, manifest)  # every rep: q-values over every verdict listed anywhere
     if manager:
-        if manager not in set(reps["manager"].astype(str)):
-            raise DataError(f"manager {manager!r} is not in reps; the managers there are "
-                            f"{', '.join(sorted(set(reps['manager'].astype(str))))}")
         reps = reps[reps["manager"].astype(str) == manager].reset_index(drop=True)
+    tested = int(reps["p_value"].notna().sum())
+    fdr_note = (f"{tested} 'did it move pipeline?' verdicts are tested on this page, and with several "
+                "some would look like a real change by chance alone. 'Could it be chance?' allows for that "
+                "(a Benjamini–Hochberg adjustment over every verdict of the team): 'unlikely' means the result "
+                "holds up even counted among them all.") if tested else ""
+    listed = set(reps["rep_id"].astype(str))
+    failed_entries = [e for e in _entries(manifest) if e.get("status") == "failed" and str(e.get("rep_id")) in listed]
+    failed = pd.DataFrame([{"rep_id": e.get("rep_id"), "error": str(e.get("error", ""))[:200]}
+                           for e in failed_entries], columns=["rep_id", "error"])
+    effects, assumptions = activity_effects(tv)
+    if manager:  # the teams this manager's reps are in
+        effects = effects[effects["team"].isin(set(reps["team"]))].reset_index(drop=True)
+    return Overview(as_of_ts, tv.window.label, reps, manager_table(reps, ds), fdr_note, failed, effects,
+                    assumptions, inactive_sentence(reps), manager)
+
+
+def overview_rows(ds, tv, as_of_ts, manifest: dict) -> pd.DataFrame:
+    """Every rep's overview row (see :func:`team_overview`), most flags first."""
+    reps = ds.reps[["rep_id", "name", "team", "manager"]].copy()
     reps["active"] = reps["rep_id"].astype(str).isin(active_reps(tv))
     sessions = ds.coaching_sessions[ds.coaching_sessions["held_on"] < as_of_ts]
     last = sessions.groupby("rep_id")["held_on"].max()
     reps["days_since_1to1"] = reps["rep_id"].map((as_of_ts - last).dt.days)
     reps["overdue"] = reps["days_since_1to1"].isna() | (reps["days_since_1to1"] > ds.config.thresholds.cadence_days)
     reps["overdue"] &= len(ds.coaching_sessions) > 0  # "overdue" needs recorded 1:1s
-
     reps["stalled_deals"] = reps["rep_id"].map(stalled_counts(tv))  # the reports' own rule, so they agree
 
     # A batch's workers compute these columns beside each rep's report (summary_row); rows computed
@@ -107,10 +122,7 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     key = _store_key(ds)
     done = {str(e["rep_id"]): e["overview_row"] for e in _entries(manifest)
             if key and isinstance(e.get("overview_row"), dict) and e["overview_row"].get("key") == key}
-    rows = []
-    for rep_id in reps["rep_id"]:
-        row = done.get(str(rep_id))
-        rows.append(_from_json(row) if row is not None else rep_columns(ds, tv, rep_id))
+    rows = [_from_json(done[str(r)]) if str(r) in done else rep_columns(ds, tv, r) for r in reps["rep_id"]]
     for column in ROW_COLUMNS:
         reps[column] = [row[column] for row in rows]
     reps["activity_trend"] = reps["activity_trend"].astype(float).where(reps["active"])
@@ -124,9 +136,13 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     reps["q_value"] = np.nan
     if tested.any():
         reps.loc[tested, "q_value"] = bh_adjust(reps.loc[tested, "p_value"].to_numpy())
-    reps["report"] = reps["rep_id"].map(links)
+    reps["report"] = reps["rep_id"].map(_report_links(manifest))
     reps["preread"] = reps["rep_id"].map(_report_links(manifest, "rep"))
+    return reps
 
+
+def manager_table(reps: pd.DataFrame, ds) -> pd.DataFrame:
+    """Cadence and diagnosis counts per manager of the listed reps."""
     managers = (reps.groupby("manager")
                 .agg(reps=("rep_id", "size"), overdue=("overdue", "sum"),
                      median_days_since_1to1=("days_since_1to1", "median"))
@@ -138,21 +154,7 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     managers[list(counts.columns)] = managers[list(counts.columns)].fillna(0)  # counts only: no days become 0
     if ds.coaching_sessions.empty:
         managers["cadence_kept"] = np.nan
-
-    n_tested = int(tested.sum())
-    fdr_note = (f"{n_tested} 'did it move pipeline?' verdicts are tested on this page, and with several "
-                "some would look like a real change by chance alone. 'Could it be chance?' allows for that "
-                "(a Benjamini–Hochberg adjustment over all of them): 'unlikely' means the result holds up "
-                "even counted among every verdict here.") if n_tested else ""
-    listed = set(reps["rep_id"].astype(str))
-    failed_entries = [e for e in _entries(manifest) if e.get("status") == "failed" and str(e.get("rep_id")) in listed]
-    failed = pd.DataFrame([{"rep_id": e.get("rep_id"), "error": str(e.get("error", ""))[:200]}
-                           for e in failed_entries], columns=["rep_id", "error"])
-    effects, assumptions = activity_effects(tv)
-    if manager:  # the teams this manager's reps are in
-        effects = effects[effects["team"].isin(set(reps["team"]))].reset_index(drop=True)
-    return Overview(as_of_ts, w.label, reps, managers, fdr_note, failed, effects, assumptions,
-                    inactive_sentence(reps), manager)
+    return managers
 
 
 def inactive_sentence(reps: pd.DataFrame) -> str:

@@ -122,7 +122,7 @@ def test_each_reps_last_verdicts_are_shown_with_their_start_months(overview, mon
 
 
 def test_a_managers_page_lists_only_their_reps_and_their_teams(sample_ds, monkeypatch):
-    from coachnb.errors import DataError
+    from coachnb.errors import CoachnbError
 
     everyone = team_overview(sample_ds, AS_OF)
     manager = str(sample_ds.reps["manager"].iloc[0])
@@ -138,5 +138,5 @@ def test_a_managers_page_lists_only_their_reps_and_their_teams(sample_ds, monkey
     monkeypatch.setattr(show, "display", lambda *objs, **kw: shown.extend(objs))
     show.overview_header(mine)
     assert f"{manager}'s reps" in shown[0]["text/plain"]
-    with pytest.raises(DataError, match="not in reps"):
+    with pytest.raises(CoachnbError, match="not in reps"):
         team_overview(sample_ds, AS_OF, manager="Nobody")
