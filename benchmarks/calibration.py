@@ -213,11 +213,14 @@ def analyse(team: Team, settings=DEFAULT_SETTINGS) -> dict:
     truth = window_truth(team, t0 + lag, H if H > 0 else settings.horizon_weeks)
     covered = bool(pipe.ci_low <= truth <= pipe.ci_high) if np.isfinite(pipe.ci_low) and np.isfinite(truth) else None
     gates_ok = not pipe.failed_gates
+    # exploratory, not pre-registered: the p-value a claim could use if only the activity gate were dropped
+    data_gates_ok = not [g for g in pipe.failed_gates if g != "activity_changed"]
     p = float(pipe.p_value)
     category = classify(a.activity.adherence, pipe.verdict, pipe.direction, finished=True)
     tested = pipe.verdict in TESTED_VERDICTS and np.isfinite(p) and gates_ok
     return dict(moved=pipe.verdict == "moved", moved_up=pipe.verdict == "moved" and pipe.direction == "up",
                 eff_p=p if gates_ok and np.isfinite(p) else 1.0, covered=covered,
+                data_gates_p=p if data_gates_ok and np.isfinite(p) else 1.0,
                 not_enough=pipe.verdict == "not enough data to tell", activity_changed=bool(a.activity.changed),
                 naive_p=qp_p if np.isfinite(qp_p) else 1.0, naive_up=bool(np.isfinite(qp_ratio) and qp_ratio > 1),
                 pois_p=float(pipe.naive_p_value) if np.isfinite(pipe.naive_p_value) else 1.0,
@@ -460,7 +463,11 @@ def docs_block(tables: list[str], seeds: list[int], n_null: int, n_effect: int, 
 
 def write_docs(path: Path, block: str) -> None:
     """Write ``block`` between the calibration markers of the file at ``path``, atomically."""
-    text = replace_between_markers(path.read_text(encoding="utf-8"), block)
+    write_atomic(path, replace_between_markers(path.read_text(encoding="utf-8"), block))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it, so a reader never sees half a file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -477,6 +484,19 @@ def _seeds(a) -> list[int]:
     if len(a.seeds) == 1 and a.seeds[0] <= 20:  # "--seeds 3": that many seeds from --seed on
         return [a.seed + i for i in range(a.seeds[0])]
     return list(a.seeds)
+
+
+def _without_files(argv: list[str]) -> list[str]:
+    """The command line without ``--save``/``--load`` and their paths (they change where results go, not the tables)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--save", "--load"):
+            skip = True
+        elif not arg.startswith(("--save=", "--load=")):
+            out.append(arg)
+    return out
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -510,18 +530,19 @@ def main(argv=None) -> int:
     n_eff = a.n_effect if a.n_effect is not None else (100 if a.quick else N_EFFECT)
     sims = list(SIMULATORS) if a.simulator == "both" else [a.simulator]
     t = time.time()
+    command = shlex.join(["python", "benchmarks/calibration.py", *_without_files(argv)])
     if a.load:
         saved = json.loads(a.load.read_text(encoding="utf-8"))
         results, seeds, n_null, n_eff = saved["rows"], saved["seeds"], saved["n_null"], saved["n_effect"]
+        command = saved.get("command", command)  # the tables are the saved run's: name its command
         sims = [s for s in sims if s in results]
     else:
         results = {s: run(s, seeds, n_null, n_eff, a.jobs) for s in sims}
     if a.save:
-        a.save.write_text(json.dumps(dict(rows=results, seeds=seeds, n_null=n_null, n_effect=n_eff)), encoding="utf-8")
+        write_atomic(a.save, json.dumps(dict(rows=results, seeds=seeds, n_null=n_null, n_effect=n_eff, command=command)))
     tables = [format_table(*summarize(s, results[s])) for s in sims]
     print("\n\n".join(tables))
     if a.write_docs:
-        command = shlex.join(["python", "benchmarks/calibration.py", *argv])
         write_docs(a.write_docs, docs_block(tables, seeds, n_null, n_eff, command))
         print(f"\ntables written to {a.write_docs}")
     print(f"\n{', '.join(sims)}; seeds {seeds}; {n_null} nulls / {n_eff} per effect cell per seed; {a.jobs} jobs; "
