@@ -90,6 +90,7 @@ from .loading import input_fingerprint, load
 from .render import get_exporter, render_html
 from .store import code_fingerprint, is_store, open_store, store_path
 from .store_build import build_store
+from .team import active_reps, open_data
 from .version import __version__
 
 #: Engine used when ``engine`` is not given.
@@ -1967,6 +1968,7 @@ class _RunState:
     data_fingerprint: str
     previous: dict
     features_path: str = ""
+    dataset: object = None  # the loaded Dataset (None when the run reads a feature store it was given)
     entries: dict = field(default_factory=dict)
     tasks: list = field(default_factory=list)
     last_checkpoint: float | None = None
@@ -2155,6 +2157,27 @@ def _report_task(plan: BatchPlan, rep: dict, audience: str, params: dict, row_sp
     return task
 
 
+def idle_reps(plan: BatchPlan, state: _RunState, selected: list) -> set:
+    """Ids of the selected reps with no record in the report period (``team.active_reps``'s rule)."""
+    data = state.features_path or state.dataset
+    if data is None or not selected:
+        return set()
+    try:
+        _, _, tv = open_data(data, plan.as_of, int(plan.lookback_weeks or 13))
+        active = set(active_reps(tv).astype(str))
+    except Exception:  # noqa: BLE001 - then every rep is reported: an idle rep's report says it has no record
+        return set()
+    return {rep["rep_id"] for rep in selected if str(rep["rep_id"]) not in active}
+
+
+def _inactive_entry(rep: dict, audience: str) -> dict:
+    """The manifest entry of a rep with no record in the period: a warning, no report written."""
+    return {"rep_id": rep["rep_id"], "name": rep["name"], "team": rep["team"], "audience": audience,
+            "status": "inactive", "duration_s": 0.0, "html": None, "ipynb": None, "log": None,
+            "error": "no record in the period: no activity, new deal, stage move or closed deal; no report written",
+            "failed_cell": None, "fingerprint": None}
+
+
 def _unknown_rep_entry(rep_id: str, audience: str) -> dict:
     """The manifest entry of a requested rep id that is not in the data (failed, nothing ran)."""
     return {"rep_id": rep_id, "name": None, "team": None, "audience": audience, "status": "failed",
@@ -2194,8 +2217,13 @@ def _work_out_tasks(plan: BatchPlan, state: _RunState, selected: list, unknown: 
                     "lookback_weeks": int(plan.lookback_weeks or 13)}
     entries: dict[tuple, dict] = {}
     tasks = []
+    idle = idle_reps(plan, state, selected)
     for rep in selected:
         stem = safe_filename(rep["rep_id"])
+        if rep["rep_id"] in idle:  # listed in the overview as inactive: a report of zeros says nothing
+            for aud in plan.audiences:
+                entries[(rep["rep_id"], aud)] = _inactive_entry(rep, aud)
+            continue
         for aud in plan.audiences:
             params = _rep_parameters(plan, rep["rep_id"], aud, state.features_path)
             fingerprint = report_fingerprint(state.data_fingerprint, state.notebook_sha, params)
@@ -2213,6 +2241,8 @@ def _work_out_tasks(plan: BatchPlan, state: _RunState, selected: list, unknown: 
     for rep_id in unknown:
         for aud in plan.audiences:
             entries[(rep_id, aud)] = _unknown_rep_entry(rep_id, aud)
+    for entry in entries.values():  # the overview shows failures of this run only
+        entry["run"] = plan.started_at
     return entries, tasks
 
 
@@ -2568,7 +2598,7 @@ def _run_locked(plan: BatchPlan, dataset, selected: list, unknown: list, pool=No
     _warn_old_layout(plan.report_dir)
     state = _RunState(notebook_sha=_sha256(plan.notebook.read_bytes()),
                       data_fingerprint=getattr(dataset, "fingerprint", "") or "",
-                      previous=_read_manifest(plan.manifest_path))
+                      previous=_read_manifest(plan.manifest_path), dataset=dataset)
     state.features_path = _feature_store(plan, dataset)
     state.entries, state.tasks = _work_out_tasks(plan, state, selected, unknown)
 
@@ -2638,7 +2668,7 @@ def _finish(plan: BatchPlan, state: _RunState, manifest: dict, overview: dict | 
     BatchResult
     """
     run_entries = list(state.entries.values())
-    reports_ok = all(e["status"] in ("ok", "skipped") for e in run_entries)
+    reports_ok = all(e["status"] in ("ok", "skipped", "inactive") for e in run_entries)
     ok = reports_ok and (overview is None or overview["status"] == "ok")
     manifest.update(overview=overview, ok=ok, finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     _write_manifest(plan.manifest_path, manifest)
@@ -2795,6 +2825,10 @@ def _print_summary(result: BatchResult) -> None:
         counts[e["status"]] = counts.get(e["status"], 0) + 1
     parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no reports"
     print(f"coachnb: {parts} in {result.duration_s:.1f} s -> {terminal_safe(result.report_dir)}", file=sys.stderr)
+    idle = sorted({str(e["rep_id"]) for e in result.reports if e["status"] == "inactive"})
+    if idle:
+        print(f"  WARNING {len(idle)} rep(s) with no record in the period, no report written: "
+              f"{terminal_safe(', '.join(idle[:20]))}{' ...' if len(idle) > 20 else ''}", file=sys.stderr)
     for e in result.failed:
         where = f" (cell {e['failed_cell']['index']})" if e.get("failed_cell") else ""
         kept = "; previous report kept" if e.get("stale_html") else ""

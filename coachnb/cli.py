@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import math
 import os
 import sys
@@ -172,6 +173,7 @@ def _run(args) -> int:
         jobs=args.jobs, resume=args.resume, scheduler=args.scheduler, timeout=args.timeout,
         engine=args.engine, cache_dir=args.cache,
     )
+    gc.freeze()  # the process ends with the run: no final collection walks its objects
     if args.pdf and result.report_dir is not None:
         _print_pdfs(args, result)
     return 0 if result.ok else 1

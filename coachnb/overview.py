@@ -96,7 +96,9 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
                 "(a Benjamini–Hochberg adjustment over every verdict of the team): 'unlikely' means the result "
                 "holds up even counted among them all.") if tested else ""
     listed = set(reps["rep_id"].astype(str))
-    failed_entries = [e for e in _entries(manifest) if e.get("status") == "failed" and str(e.get("rep_id")) in listed]
+    this_run = manifest.get("started_at")  # a failure of an earlier run was replaced or is not this page's news
+    failed_entries = [e for e in _entries(manifest) if e.get("status") == "failed" and str(e.get("rep_id")) in listed
+                      and e.get("run", this_run) == this_run]
     failed = pd.DataFrame([{"rep_id": e.get("rep_id"), "error": str(e.get("error", ""))[:200]}
                            for e in failed_entries], columns=["rep_id", "error"])
     effects, assumptions = activity_effects(tv)

@@ -339,3 +339,35 @@ def test_open_deals_by_stage_are_shown_only_where_the_stage_column_is_current(te
     assert all(v == "0" for v, k in zip(shown["their value"], shown["your open deals"]) if k == 0)
     # two months before the data ends, 'stage' is the deals' stage today: the section stays silent
     assert rep_report(ds, "R001", "2026-09-21").stage_mix is None
+
+
+def test_a_batch_writes_no_report_for_a_rep_without_records_and_warns(team_dir, tmp_path, capsys):
+    from coachnb.batch import run_batch
+
+    data = variant(team_dir, tmp_path, edit=lambda t: _leave(t, "R006", "2026-05-31"))
+    result = run_batch(data, AS_OF, out=tmp_path / "out", reps=["R005", "R006"], audience="both", jobs=1,
+                       timeout=300)
+    assert result.ok
+    by_rep = {(e["rep_id"], e["audience"]): e for e in result.reports}
+    assert {by_rep[("R006", a)]["status"] for a in ("manager", "rep")} == {"inactive"}
+    assert by_rep[("R006", "manager")]["html"] is None and not list(result.report_dir.glob("r006*"))
+    assert by_rep[("R005", "manager")]["status"] == "ok"
+    err = capsys.readouterr().err
+    assert "WARNING 1 rep(s) with no record in the period, no report written: R006" in err
+    index = page_text((result.report_dir / "index.html").read_text(encoding="utf-8"))
+    assert "No activity, new deal, stage move or closed deal is recorded in this period for 1 rep" in index
+
+
+def test_the_overview_shows_the_failures_of_its_own_run_only(team_dir, tmp_path):
+    import json
+
+    manifest = {"started_at": "2026-11-23T08:00:00+00:00", "reports": [
+        {"rep_id": "R001", "audience": "manager", "status": "failed", "error": "boom now",
+         "run": "2026-11-23T08:00:00+00:00", "html": None},
+        {"rep_id": "R002", "audience": "manager", "status": "failed", "error": "boom last week",
+         "run": "2026-11-16T08:00:00+00:00", "html": "r002.html"},
+    ]}
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    ov = team_overview(load(team_dir), AS_OF, manifest_path=path)
+    assert list(ov.failed["rep_id"]) == ["R001"]
