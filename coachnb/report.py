@@ -23,7 +23,7 @@ import pandas as pd
 from . import coaching, impact
 from .calendar import weeks_before
 from .config import ACTIVITY_TYPES
-from .formatting import STEP_ARROW, fmt_money, fmt_num, fmt_pct, fmt_times
+from .formatting import STEP_ARROW, esc, fmt_money, fmt_num, fmt_pct, fmt_times
 from .metrics import KnownValue, known_value
 from .store import store_of
 from .team import (TeamView, active_commitments, active_reps, aged_threshold, cached, impact_settings, last_session,
@@ -34,6 +34,22 @@ from .team import (TeamView, active_commitments, active_reps, aged_threshold, ca
 #: said wherever a team figure would pool fewer than ``thresholds.min_teammates`` other reps
 TOO_FEW = "There are too few teammates to compare with."
 
+
+
+class ShownInJupyter:
+    """Report objects show themselves in JupyterLab: the sentence, then each table (escaped)."""
+
+    def _repr_html_(self) -> str:
+        parts = [f"<p>{esc(self.sentence)}</p>"] if isinstance(getattr(self, "sentence", None), str) else []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, pd.DataFrame) and len(value):
+                parts.append(f"<p><code>.{esc(f.name)}</code></p>" + value.head(20).to_html(escape=True))
+            elif isinstance(value, ShownInJupyter):
+                parts.append(f"<h4>{esc(f.name)}</h4>" + value._repr_html_())
+            elif isinstance(value, list) and value and all(isinstance(v, ShownInJupyter) for v in value):
+                parts += [f"<h4>{esc(f.name)}[{i}]</h4>" + v._repr_html_() for i, v in enumerate(value)]
+        return "".join(parts)
 
 
 def cur_of(tv: TeamView):
@@ -49,9 +65,10 @@ def value_words(v: KnownValue, currency=None) -> str:
         return "value unknown: none of them has an amount"
     return f"value {fmt_money(v.total, currency)} for the {v.n_known} with an amount; {v.n - v.n_known} have none"
 
+
 # --------------------------------------------------------------------------- 1. header
 @dataclass
-class Header:
+class Header(ShownInJupyter):
     rep_id: str
     name: str
     team: str
@@ -107,7 +124,7 @@ def _data_note(tv: TeamView) -> str | None:
 
 # --------------------------------------------------------------------------- 3a. activity
 @dataclass
-class ActivitySection:
+class ActivitySection(ShownInJupyter):
     rep_weekly: pd.DataFrame  # week, call..other, total (the report window)
     band: pd.DataFrame  # week, median, q25, q75, n_reps (teammates, anonymous)
     rep_mix: pd.Series  # share by type
@@ -171,7 +188,7 @@ def activity_section(tv: TeamView, rep_id: str) -> ActivitySection:
 
 # --------------------------------------------------------------------------- 3b. pipeline created
 @dataclass
-class PipelineSection:
+class PipelineSection(ShownInJupyter):
     rep_weekly: pd.DataFrame  # week, opportunities_created, pipeline_created (the report window)
     band: pd.DataFrame  # week, median, q25, q75, n_reps of teammates' new opportunities
     created: int  # new opportunities in the period
@@ -212,7 +229,7 @@ def pipeline_section(tv: TeamView, rep_id: str) -> PipelineSection:
 
 # --------------------------------------------------------------------------- 3b. conversion
 @dataclass
-class ConversionSection:
+class ConversionSection(ShownInJupyter):
     rep: pd.DataFrame  # step, entered, advanced, dropped, still_open, rate, low, high
     team: pd.DataFrame  # step, median, q25, q75, n_reps
     weakest_step: str | None  # the step whose gap to the team costs the most deals
@@ -260,7 +277,7 @@ def conversion_section(tv: TeamView, rep_id: str) -> ConversionSection:
 
 
 @dataclass
-class StageMixSection:
+class StageMixSection(ShownInJupyter):
     table: pd.DataFrame  # stage, your deals, your value, team median share
     sentence: str
 
@@ -294,7 +311,7 @@ def stage_mix_section(tv: TeamView, rep_id: str) -> StageMixSection | None:
 
 # --------------------------------------------------------------------------- 3c. velocity
 @dataclass
-class VelocitySection:
+class VelocitySection(ShownInJupyter):
     rep: pd.DataFrame  # stage, n_entered, n_censored, median_days
     team: pd.DataFrame  # stage, median_days, p75_days, n_reps: quartiles of the peers' own medians
     slow_stage: str | None
@@ -343,7 +360,7 @@ def velocity_section(tv: TeamView, rep_id: str) -> VelocitySection:
 
 # --------------------------------------------------------------------------- 3d. stalled deals
 @dataclass
-class StalledSection:
+class StalledSection(ShownInJupyter):
     deals: pd.DataFrame  # name, account, stage, days_in_stage, threshold_days, amount
     n_open: int
     sentence: str
@@ -399,7 +416,7 @@ def aged_deals_section(tv: TeamView, rep_id: str) -> StalledSection:
 
 # --------------------------------------------------------------------------- 3e. data capture
 @dataclass
-class CaptureSection:
+class CaptureSection(ShownInJupyter):
     rep: dict
     team: dict  # quartiles of share_late
     stands_out: bool
@@ -425,10 +442,20 @@ def capture_section(tv: TeamView, rep_id: str) -> CaptureSection:
 
 
 # --------------------------------------------------------------------------- 7. results
+#: each result's team table and column (team view), for the numbers behind the shown rows
+RESULT_SOURCES = {"Won this quarter so far": ("attainment", "won_amount_qtd"),
+                  "Share of quarterly quota won": ("attainment", "attainment"),
+                  "Open pipeline against quarterly quota": ("coverage", "coverage"),
+                  "Win rate in the period": ("outcomes", "win_rate"),
+                  "Average won deal": ("outcomes", "avg_won_amount")}
+MONEY_COLUMNS = ("won_amount_qtd", "attainment", "coverage", "avg_won_amount")  # rest on amounts
+
+
 @dataclass
-class ResultsSection:
-    rows: pd.DataFrame  # measure, you, team median
+class ResultsSection(ShownInJupyter):
+    rows: pd.DataFrame  # measure, you, team median: as the report writes them
     sentence: str
+    values: pd.DataFrame | None = None  # the same rows as numbers (currency, shares, times; NaN: unknown)
 
 
 def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
@@ -468,9 +495,16 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
     if open_unknown:
         rows = [r for r in rows if r[0] != "Open pipeline against quarterly quota"]
     table = pd.DataFrame(rows, columns=["measure", "you", "team median"])
+    sources = [RESULT_SOURCES[m] for m in table["measure"]]
+    known = [has_amounts or column not in MONEY_COLUMNS for _, column in sources]
+    values = pd.DataFrame({"measure": table["measure"],
+                           "you": [pick(getattr(tv, t), c) if k else np.nan for (t, c), k in zip(sources, known)],
+                           "team median": [team_med(getattr(tv, t), c) if k else np.nan
+                                           for (t, c), k in zip(sources, known)]})
     no_peers = peer_group(tv, rep_id).scope == "none"
     if no_peers:
         table = table.drop(columns="team median")  # n/a in every row says less than leaving it out
+        values = values.drop(columns="team median")
     att = pick(tv.attainment, "attainment")
     s = ("For the record, here is where the numbers stand. They follow from the process above; "
          "the conversation is about the process.")
@@ -493,12 +527,12 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
         s += " Some of your open deals have no amount, so open pipeline against quota is unknown."
     if no_peers:
         s += f" {TOO_FEW[:-1]}, so no team figures are shown."
-    return ResultsSection(table, s)
+    return ResultsSection(table, s, values)
 
 
 # --------------------------------------------------------------------------- 2. since last time
 @dataclass
-class CommitmentReview:
+class CommitmentReview(ShownInJupyter):
     """One commitment of the rep: what was agreed, what happened, and what it means."""
 
     commitment: dict
@@ -675,7 +709,7 @@ MISSING = {
 
 
 @dataclass
-class RepReport:
+class RepReport(ShownInJupyter):
     """Everything one rep's report shows (manager's report or the rep's own pre-read)."""
 
     audience: str

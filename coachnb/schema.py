@@ -132,7 +132,7 @@ del C
 OPTIONAL_TABLES = tuple(name for name, t in TABLES.items() if not t.required)
 
 
-@dataclass
+@dataclass(repr=False)
 class Dataset:
     """A loaded, validated data folder.
 
@@ -167,6 +167,12 @@ class Dataset:
 
     def table(self, name: str) -> pd.DataFrame:
         return getattr(self, name)
+
+    def __repr__(self) -> str:
+        """One line: the folder, the rows of each table provided, and the rows left out."""
+        counts = ", ".join(f"{name} {len(self.table(name)):,}" for name in TABLES if name in self.present)
+        left_out = f"; {len(self.excluded):,} row(s) left out" if len(self.excluded) else ""
+        return f"Dataset({self.data_dir or 'in memory'}: {counts or 'no tables'}{left_out})"
 
     def has(self, name: str) -> bool:
         """True when the table was provided and holds at least one row."""

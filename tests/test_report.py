@@ -430,3 +430,17 @@ def test_a_missing_data_folder_is_a_data_error_naming_it(tmp_path):
 
     with pytest.raises(DataError, match="nope"):
         coachnb.rep_report(str(tmp_path / "nope"), "R001", AS_OF)
+
+
+def test_an_analyst_sees_each_section_and_the_numbers_behind_the_results(sample_ds):
+    r = rep_report(sample_ds, "R003", AS_OF)
+    page = r._repr_html_()
+    for name in ("header", "activity", "pipeline", "results", "commitments[0]"):
+        assert f"<h4>{name}</h4>" in page
+    assert r.activity._repr_html_().startswith("<p>") and "<code>.rep_weekly</code>" in r.activity._repr_html_()
+    v = r.results.values.set_index("measure")
+    assert v.dtypes.map(lambda d: d.kind == "f").all()  # numbers, not the strings the page shows
+    shown = r.results.rows.set_index("measure")
+    assert shown.at["Share of quarterly quota won", "you"] == f"{100 * v.at['Share of quarterly quota won', 'you']:.0f}%"
+    assert list(v.index) == list(shown.index)
+    assert repr(sample_ds).startswith("Dataset(") and "reps 24" in repr(sample_ds) and len(repr(sample_ds)) < 300
