@@ -668,7 +668,9 @@ def _convert_column(t: _Table, col: Column, config: ProcessConfig, problems: lis
             problems.append(Problem(t.file, None, col.name, None, rule, message, hint, severity))
             if severity == "error":  # every slashed value is suspect, but report the column once
                 bad = bad & ~text.str.match(r"\d{1,2}[/-]\d{1,2}[/-]").fillna(False).to_numpy(dtype=bool)
-        far = bad & _year_out_of_range(text)
+        far = np.zeros(len(text), dtype=bool)
+        if bad.any():  # only cells that failed to parse can be out of range; a regex over all was slow
+            far[bad] = _year_out_of_range(text[bad])
         _per_row(problems, t.file, col.name, "unparseable_date", t.rows[far], text[far],
                  f"date outside the years {FIRST_YEAR}-{LAST_YEAR}", "check the year")
         _per_row(problems, t.file, col.name, "unparseable_date", t.rows[bad & ~far], text[bad & ~far],
