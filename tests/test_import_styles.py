@@ -7,6 +7,7 @@ against them: deals, won and lost deals and won value per rep. It never asks the
 """
 from __future__ import annotations
 
+import html
 import re
 import subprocess
 import sys
@@ -133,17 +134,20 @@ def test_style_imports_with_no_edits_to_a_valid_folder_with_the_exports_figures(
 
 
 def test_each_style_renders_a_report_batch(imported, tmp_path):
-    """One rep per style through the batch (the in-process engine, one job); the spreadsheet style renders every rep."""
+    """Every rep of every style through the batch, with the team overview."""
     for style, (data, _) in imported.items():
         ds = load(data)
-        reps = list(ds.reps["rep_id"]) if style == "spreadsheet" else [ds.reps["rep_id"].iloc[0]]
+        reps = list(ds.reps["rep_id"])
         as_of = latest_as_of(ds).strftime("%Y-%m-%d")
-        result = run_batch(data, as_of, out=tmp_path / style, reps=reps, jobs=1, timeout=300, progress=False,
-                           dataset=ds)
+        result = run_batch(data, as_of, out=tmp_path / style, jobs=2, timeout=300, progress=False, dataset=ds)
         assert result.ok, (style, result.failed)
         assert {e["rep_id"] for e in result.reports} == set(reps)
-        html = (result.report_dir / result.reports[0]["html"]).read_text(encoding="utf-8")
-        assert "Traceback" not in re.sub(r"<[^>]+>", " ", html)
+        assert result.overview["status"] == "ok"
+        written = [e for e in result.reports if e["status"] == "ok"]
+        assert written and all(e["status"] in ("ok", "inactive") for e in result.reports)
+        for e in written:
+            text = html.unescape(re.sub(r"<[^>]+>", " ", (result.report_dir / e["html"]).read_text(encoding="utf-8")))
+            assert "Traceback" not in text and e["name"] in text
 
 
 def test_what_infer_says_about_the_spreadsheet_export(imported):
