@@ -11,19 +11,22 @@ from .schema import TABLES, Dataset
 from .version import __version__
 
 
-def load(data_dir, **kwargs):
-    """Load and validate a data folder; see :func:`coachnb.loading.load`."""
-    from .loading import load as load_folder  # imported on use: `import coachnb` stays light
-
-    return load_folder(data_dir, **kwargs)
-
-
-def rep_report(data, rep_id, as_of=None, lookback_weeks=13, audience="manager"):
-    """Everything one rep's report shows; see :func:`coachnb.report.rep_report`."""
-    from .report import rep_report as build_report  # imported on use: `import coachnb` stays light
-
-    return build_report(data, rep_id, as_of, lookback_weeks, audience)
+#: the analyst's entry points, imported on first use so that ``import coachnb`` stays light; the
+#: names are the functions themselves, so ``help(coachnb.rep_report)`` shows their own documentation
+LAZY = {"load": ("loading", "load"), "rep_report": ("report", "rep_report"),
+        "team_overview": ("overview", "team_overview"), "coaching_record": ("record", "coaching_record")}
 
 
-__all__ = ["rep_report", "CoachnbError", "ConfigError", "DataError", "Dataset", "ProcessConfig", "Problem", "TABLES",
-           "load", "load_config", "__version__"]
+def __getattr__(name):
+    if name not in LAZY:
+        raise AttributeError(f"module 'coachnb' has no attribute {name!r}")
+    module, attribute = LAZY[name]
+    from importlib import import_module  # imported on use: only the first lazy name needs it
+
+    value = getattr(import_module(f".{module}", __name__), attribute)
+    globals()[name] = value
+    return value
+
+
+__all__ = ["rep_report", "team_overview", "coaching_record", "CoachnbError", "ConfigError", "DataError", "Dataset",
+           "ProcessConfig", "Problem", "TABLES", "load", "load_config", "__version__"]

@@ -444,3 +444,17 @@ def test_an_analyst_sees_each_section_and_the_numbers_behind_the_results(sample_
     assert shown.at["Share of quarterly quota won", "you"] == f"{100 * v.at['Share of quarterly quota won', 'you']:.0f}%"
     assert list(v.index) == list(shown.index)
     assert repr(sample_ds).startswith("Dataset(") and "reps 24" in repr(sample_ds) and len(repr(sample_ds)) < 300
+
+
+def test_the_packages_entry_points_are_the_documented_functions_and_import_stays_light():
+    import subprocess
+    import sys
+
+    from coachnb.report import rep_report as real
+
+    assert coachnb.rep_report is real and "Parameters" in coachnb.rep_report.__doc__
+    code = "import sys, coachnb; print(sorted(m for m in sys.modules if m.startswith('coachnb.')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "coachnb.report" not in loaded and "coachnb.loading" not in loaded
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        coachnb.nope  # noqa: B018
