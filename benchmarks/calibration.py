@@ -70,7 +70,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from coachnb.coaching import classify  # noqa: E402
-from coachnb.impact import DEFAULT_SETTINGS, assess_commitment  # noqa: E402
+from coachnb.impact import DEFAULT_SETTINGS, assess_commitment, detect_activity_change  # noqa: E402
 from coachnb.simulate import simulate_team  # noqa: E402
 from sim_fiscal import FiscalSpec, ar1, simulate_fiscal_team  # noqa: E402
 
@@ -102,6 +102,11 @@ class Scenario:
     #: first simulator only: extra AR(1) log-noise sd on the rep's counts; rep hired 10-20 weeks before
     noisy_rep: float = 0.0
     new_hire: bool = False
+    #: where the analysed change date comes from: "known" (the commitment's), "activity" (found in the
+    #: rep's activity series by detect_activity_change) or "pipeline" (found in the outcome itself: a misuse)
+    date: str = "known"
+    #: printed apart, under the checks' table: not pre-registered, no check uses it (see the deviations)
+    descriptive: bool = False
 
     @property
     def is_null(self) -> bool:
@@ -114,7 +119,9 @@ def scenarios(simulator: str) -> list[Scenario]:
         null = [Scenario(BASE_NULL), Scenario("null: noisy rep", noisy_rep=0.5),
                 Scenario("null: changed teammates", knobs=dict(changed_peer_share=0.3)),
                 Scenario("null: seasonal lulls", knobs=dict(shock_sd=0.4, quarter_spike=0.6, holiday_dip=-1.2)),
-                Scenario("null: new hire", new_hire=True), Scenario("null: small team", knobs=dict(team=(5, 7)))]
+                Scenario("null: new hire", new_hire=True), Scenario("null: small team", knobs=dict(team=(5, 7))),
+                Scenario("null: date found in activity", date="activity", descriptive=True),
+                Scenario("misuse: date found in PIPELINE", date="pipeline", descriptive=True)]
     elif simulator == "fiscal":
         null = [Scenario(BASE_NULL), Scenario("null: noisy rep", knobs=dict(rep_extra_noise=0.5, rep_nb_shape=2.0)),
                 Scenario("null: changed teammates", knobs=dict(changed_peer_share=0.5)),
@@ -243,9 +250,35 @@ def run_one(task: tuple[str, int, int, int]) -> dict:
     sc = scenarios(simulator)[k]
     # seeded by the simulator's and scenario's names, so adding or reordering rows leaves the others unchanged
     rng = np.random.default_rng([seed, zlib.crc32(simulator.encode()), zlib.crc32(sc.name.encode()), i])
-    out = analyse(DRAW[simulator](sc, rng))
+    team = DRAW[simulator](sc, rng)
+    if sc.date != "known":
+        team = redated(team, sc.date)
+    out = analyse(team) if team is not None else dict(NO_CLAIM)
     out.update(sc=k, seed=seed)
     return out
+
+
+#: the row of a team where no change date was found: no test, no claim
+NO_CLAIM = dict(moved=False, moved_up=False, eff_p=1.0, data_gates_p=1.0, covered=None, not_enough=False,
+                activity_changed=False, naive_p=1.0, naive_up=False, pois_p=1.0, category="none",
+                untested_no_lift=False)
+
+
+def redated(team: Team, source: str) -> Team | None:
+    """The team with its change dated by ``detect_activity_change`` on the activity (or, a misuse, the pipeline).
+
+    The commitment period keeps its length. None when no change is found.
+    """
+    if source == "activity":
+        start = detect_activity_change(team.activity[team.rep_id], min_segment_weeks=6)
+    else:  # the tempting mistake: the sharpest break in the pipeline series itself
+        start = detect_activity_change(team.outcome[team.rep_id], min_segment_weeks=6, alpha=1.0, n_perm=1)
+    if start is None:
+        return None
+    idx = team.outcome.index
+    length = idx.get_loc(team.end) - idx.get_loc(team.start)
+    end = idx[min(idx.get_loc(start) + length, len(idx) - 1)]
+    return Team(team.activity, team.outcome, team.rep_id, start, end, team.latent_mu, team.true_ratio_by_week)
 
 
 def run(simulator: str, seeds, n_null: int = N_NULL, n_effect: int = N_EFFECT, jobs: int = 1,
@@ -337,7 +370,7 @@ def summarize(simulator: str, rows: list[dict]) -> tuple[list[dict], dict]:
         if not rs:
             continue
         n, n_moved = len(rs), int(sum(r["moved"] for r in rs))
-        s = dict(name=sc.name, null=sc.is_null, n=n, seeds=sorted({r["seed"] for r in rs}), rate=n_moved / n,
+        s = dict(name=sc.name, null=sc.is_null, descriptive=sc.descriptive, n=n, seeds=sorted({r["seed"] for r in rs}), rate=n_moved / n,
                  rate_ci=wilson(n_moved, n), coverage=_share(rs, "covered"), not_enough=_share(rs, "not_enough"),
                  activity_confirmed=_share(rs, "activity_changed"),
                  naive_rate=float(np.mean(_col(rs, "naive_p") <= ALPHA)),
@@ -364,6 +397,7 @@ def summarize(simulator: str, rows: list[dict]) -> tuple[list[dict], dict]:
 def checks(summary: list[dict], meta: dict) -> list[tuple[str, bool, str]]:
     """Every pre-registered criterion for one simulator: (what, passed, the figures)."""
     out = []
+    summary = [s for s in summary if not s["descriptive"]]
     for s in summary:
         if s["null"]:
             ok = s["rate"] <= MAX_FPR and s["rate_ci"][1] <= MAX_FPR_UPPER
@@ -394,13 +428,25 @@ def checks(summary: list[dict], meta: dict) -> list[tuple[str, bool, str]]:
     return out
 
 
+def _f(x) -> str:
+    return "   -  " if x is None or not np.isfinite(x) else f"{x:6.3f}"
+
+
+def _row(s: dict) -> str:
+    """One scenario's line of the table."""
+    f = _f
+    d = s.get("adj_diff", (float("nan"), float("nan")))
+    diff = f"{d[0]:+.3f}±{d[1]:.3f}" if not s["null"] and np.isfinite(d[0]) else ""
+    return (f"{s['name'][:30]:30s} {s['n']:5d} | {s['rate']:6.3f} [{s['rate_ci'][0]:.3f},{s['rate_ci'][1]:.3f}]  "
+            f"{s['naive_rate']:6.3f} {s['pois_rate']:6.3f} | {f(s.get('found_up'))} {f(s.get('naive_found_up'))} | "
+            f"{f(s.get('adj'))} {f(s.get('naive_adj'))} {diff:>13s} | {f(s['coverage'])} {f(s['activity_confirmed'])} "
+            f"{f(s['not_enough'])}")
+
+
 def format_table(summary: list[dict], meta: dict) -> str:
     """One simulator's table, its primary comparison and its pre-registered checks, as text."""
-    def f(x):
-        return "   -  " if x is None or not np.isfinite(x) else f"{x:6.3f}"
-
     th = meta["thresholds"]
-    head = (f"{'scenario':24s} {'n':>5s} | {'moved':>6s} {'95% CI':15s} {'naive':>6s} {'Poiss':>6s} | {'foundU':>6s} "
+    head = (f"{'scenario':30s} {'n':>5s} | {'moved':>6s} {'95% CI':15s} {'naive':>6s} {'Poiss':>6s} | {'foundU':>6s} "
             f"{'nFndU':>6s} | {'cAdj':>6s} {'nAdj':>6s} {'cAdj-nAdj':>13s} | {'cover':>6s} {'actOK':>6s} {'notEn':>6s}")
     lines = [f"Simulator: {meta['simulator']} (seeds {', '.join(str(s) for s in th)}; {meta['n_runs']:,} simulated teams)",
              "moved = verdict 'moved' as shipped (gates included), naive = quasi-Poisson before/after p <= 0.05,",
@@ -411,23 +457,20 @@ def format_table(summary: list[dict], meta: dict) -> str:
              + ", ".join(f"{n:.1e}" for _, n in th.values()) + "); cAdj-nAdj = paired difference +- 95%;",
              "cover = interval covers the true window ratio; actOK = real x1.8+ activity change confirmed;",
              "notEn = 'not enough data to tell'.", head, "-" * len(head)]
-    for s in summary:
-        eff = not s["null"]
-        d = s.get("adj_diff", (float("nan"), float("nan")))
-        diff = f"{d[0]:+.3f}±{d[1]:.3f}" if eff and np.isfinite(d[0]) else ""
-        lines.append(
-            f"{s['name'][:24]:24s} {s['n']:5d} | {s['rate']:6.3f} [{s['rate_ci'][0]:.3f},{s['rate_ci'][1]:.3f}]  "
-            f"{s['naive_rate']:6.3f} {s['pois_rate']:6.3f} | {f(s.get('found_up'))} {f(s.get('naive_found_up'))} | "
-            f"{f(s.get('adj'))} {f(s.get('naive_adj'))} {diff:>13s} | {f(s['coverage'])} {f(s['activity_confirmed'])} "
-            f"{f(s['not_enough'])}")
+    lines += [_row(s) for s in summary if not s["descriptive"]]
     if "adj_diff" in meta:
         d, h = meta["adj_diff"]
-        lines.append(f"{'primary, all cells':24s} {'':5s} | {'':38s} | {'':13s} | {meta['adj']:6.3f} "
+        lines.append(f"{'primary, all cells':30s} {'':5s} | {'':38s} | {'':13s} | {meta['adj']:6.3f} "
                      f"{meta['naive_adj']:6.3f} {f'{d:+.3f}±{h:.3f}':>13s} |")
     by_seed = [f"{s['name']}: " + ", ".join(f"{sd} {v:+.3f}" for sd, v in s["adj_diff_by_seed"].items())
                for s in summary if not s["null"]]
     if by_seed:
         lines.append("cAdj-nAdj by seed: " + "; ".join(by_seed))
+    extra = [_row(s) for s in summary if s["descriptive"]]
+    if extra:
+        lines += ["", "Descriptive, not pre-registered (no check uses them): a change date found in the rep's ACTIVITY",
+                  "(as coachnb does without a commitment), and the misuse of finding it in the pipeline being tested:"]
+        lines += extra
     lines.append("")
     lines.append("Pre-registered checks (docs/preregistration.md):")
     lines += [f"  {'PASS' if ok else 'FAIL'}  {what}: {figs}" for what, ok, figs in checks(summary, meta)]
