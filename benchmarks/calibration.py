@@ -24,7 +24,11 @@ and prints one table per simulator:
   false-positive rate on the simulator's own "null: base" (per seed), on the same windows;
   size-adjusted power per effect cell and overall, with a paired 95% interval;
 * the count of diagnoses ``kept_no_lift`` (``coachnb.coaching.classify``) where the pipeline
-  was not tested (must be 0), and every pre-registered check marked PASS or FAIL.
+  was not tested (must be 0), and every pre-registered check marked PASS or FAIL;
+* apart, on the first simulator, two descriptive rows no check uses (added after the first run,
+  see the deviations in ``docs/preregistration.md``): the change date found in the rep's
+  activity by ``coachnb.impact.detect_activity_change``, and the misuse of finding it in the
+  pipeline being tested.
 
 The naive test is a plain quasi-Poisson before/after test on the rep's own weekly counts in
 the baseline and post weeks coachnb used (Pearson dispersion floored at 1, Student's t).
