@@ -73,10 +73,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from coachnb.coaching import classify  # noqa: E402
-from coachnb.impact import DEFAULT_SETTINGS, assess_commitment, detect_activity_change  # noqa: E402
-from coachnb.simulate import simulate_team  # noqa: E402
-from sim_fiscal import FiscalSpec, ar1, simulate_fiscal_team  # noqa: E402
+from sim_fiscal import FiscalSpec, ar1, simulate_fiscal_team
+
+from coachnb.coaching import classify
+from coachnb.impact import DEFAULT_SETTINGS, assess_commitment, detect_activity_change
+from coachnb.simulate import simulate_team
 
 ALPHA = 0.05
 SIMULATORS = ("first", "fiscal")
