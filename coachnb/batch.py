@@ -2388,6 +2388,7 @@ class _TaskRunner:
         if self.pool is not None and self.fresh_index_worker:
             self.pool.close()
             self.pool = WorkerPool(1, engine=self.engine)
+            self.fresh_index_worker = False  # the manager pages' worker renders the index too
 
     def close(self) -> None:
         """Stop the local workers."""
@@ -2428,8 +2429,52 @@ def _report_done(plan: BatchPlan, state: _RunState, progress_bar: _Progress, tas
     progress_bar.done(entry)
 
 
+def _overview_page(plan: BatchPlan, state: _RunState, manager: str = "") -> tuple[dict, dict]:
+    """The manifest entry and task of the team overview (``manager`` "": every rep, ``index.html``),
+    or of one manager's page (``team.<name>.html``, beside the reports so its links work)."""
+    params = {"data_dir": str(plan.data_dir), "as_of": plan.as_of, "report_dir": str(plan.report_dir),
+              "manifest_path": str(plan.manifest_path), "features": state.features_path, "manager": manager}
+    if plan.lookback_weeks is not None:
+        params["lookback_weeks"] = int(plan.lookback_weeks)
+    params = {k: v for k, v in params.items() if k in plan.overview_declared}
+    stem = f"team.{safe_filename(manager)}" if manager else "index"
+    entry = {"rep_id": stem if manager else "index", "audience": "team", "manager": manager or None,
+             "status": "pending", "duration_s": None, "html": f"{stem}.html", "ipynb": f"{stem}.ipynb",
+             "log": f"logs/{stem}.log", "error": None, "failed_cell": None, "fingerprint": None}
+    title = f"Team overview, {manager}'s reps, {plan.as_of}" if manager else f"Team overview, {plan.as_of}"
+    task = {"key": f"overview:{manager}", "notebook": str(plan.overview_notebook), "parameters": params,
+            "engine": plan.engine, "timeout": plan.timeout, "title": title}
+    reason = refusal(plan, entry)
+    if reason:
+        entry.update(status="failed", duration_s=0.0, error=f"refused: {reason}", html=None, ipynb=None, log=None)
+    return entry, task
+
+
+def _render_pages(plan: BatchPlan, runner: _TaskRunner, pages: list[tuple[dict, dict]]) -> None:
+    """Render overview pages (entries still pending) and record each one's outputs."""
+    todo = {task["key"]: (entry, task) for entry, task in pages if entry["status"] == "pending"}
+    if todo:
+        runner.run([task for _, task in todo.values()],
+                   lambda task, result: _record_safely(plan, todo[task["key"]][0], task, result))
+
+
+def _render_manager_pages(plan: BatchPlan, state: _RunState, runner: _TaskRunner) -> list[dict]:
+    """One overview page per manager, when the data has more than one and the notebook takes ``manager``."""
+    if plan.overview_notebook is None or "manager" not in plan.overview_declared or state.dataset is None:
+        return []
+    managers = sorted({str(m) for m in state.dataset.reps["manager"].dropna()})
+    if len(managers) < 2:
+        return []
+    pages = [_overview_page(plan, state, m) for m in managers]
+    if state.tasks:
+        runner.fresh_worker()
+    _phase(plan, f"index: rendering a page for each of the {len(managers)} managers")
+    _render_pages(plan, runner, pages)
+    return [entry for entry, _ in pages]
+
+
 def _render_overview(plan: BatchPlan, state: _RunState, runner: _TaskRunner) -> dict | None:
-    """Render the team overview into ``index.html`` (after the reports and their manifest).
+    """Render the team overview into ``index.html`` (after the reports, manager pages and their manifest).
 
     Parameters
     ----------
@@ -2445,27 +2490,14 @@ def _render_overview(plan: BatchPlan, state: _RunState, runner: _TaskRunner) -> 
     """
     if plan.overview_notebook is None:
         return None
-    params = {"data_dir": str(plan.data_dir), "as_of": plan.as_of, "report_dir": str(plan.report_dir),
-              "manifest_path": str(plan.manifest_path), "features": state.features_path}
-    if plan.lookback_weeks is not None:
-        params["lookback_weeks"] = int(plan.lookback_weeks)
-    params = {k: v for k, v in params.items() if k in plan.overview_declared}
-    overview = {"rep_id": "index", "audience": "team", "status": "pending", "duration_s": None,
-                "html": "index.html", "ipynb": "index.ipynb", "log": "logs/index.log", "error": None,
-                "failed_cell": None, "fingerprint": None}
-    task = {"key": "overview", "notebook": str(plan.overview_notebook), "parameters": params,
-            "engine": plan.engine, "timeout": plan.timeout, "title": f"Team overview, {plan.as_of}"}
-    reason = refusal(plan, overview)
-    if reason:
-        overview.update(status="failed", duration_s=0.0, error=f"refused: {reason}", html=None, ipynb=None, log=None)
-        return overview
+    entry, task = _overview_page(plan, state)
+    if entry["status"] == "failed":
+        return entry
     if state.tasks:
         runner.fresh_worker()
     _phase(plan, "index: rendering the team overview")
-    holder = {}
-    runner.run([task], lambda _task, result: holder.update(result=result))
-    _record_safely(plan, overview, task, holder["result"])
-    return overview
+    _render_pages(plan, runner, [(entry, task)])
+    return entry
 
 
 # --------------------------------------------------------------------------- the run
@@ -2616,6 +2648,9 @@ def _run_locked(plan: BatchPlan, dataset, selected: list, unknown: list, pool=No
             progress_bar.close()
         manifest = _manifest(plan, state, done_only=False)
         _write_manifest(plan.manifest_path, manifest)
+        manifest["manager_pages"] = _render_manager_pages(plan, state, runner)
+        if manifest["manager_pages"]:
+            _write_manifest(plan.manifest_path, manifest)  # the index links the pages written
         overview = _render_overview(plan, state, runner)
     return _finish(plan, state, manifest, overview)
 
@@ -2669,7 +2704,8 @@ def _finish(plan: BatchPlan, state: _RunState, manifest: dict, overview: dict | 
     """
     run_entries = list(state.entries.values())
     reports_ok = all(e["status"] in ("ok", "skipped", "inactive") for e in run_entries)
-    ok = reports_ok and (overview is None or overview["status"] == "ok")
+    pages_ok = all(p["status"] == "ok" for p in manifest.get("manager_pages") or [])
+    ok = reports_ok and pages_ok and (overview is None or overview["status"] == "ok")
     manifest.update(overview=overview, ok=ok, finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     _write_manifest(plan.manifest_path, manifest)
     result = BatchResult(ok=ok, report_dir=plan.report_dir, manifest_path=plan.manifest_path, reports=run_entries,

@@ -569,6 +569,11 @@ def overview_table(ov) -> None:
 
 def overview_managers(ov) -> None:
     key_sentence(cadence_sentence(ov))
+    pages = getattr(ov, "manager_pages", None) or {}
+    if pages:  # each manager's own page: only their reps, the same rows
+        links = ", ".join(f'<a href="{esc(quote(f))}">{esc(m)}</a>' for m, f in sorted(pages.items()))
+        show_html(f"<p>A page for each manager, with only their reps: {links}.</p>",
+                  "A page for each manager, with only their reps: " + ", ".join(sorted(pages)) + ".")
     m = ov.managers.copy()
     m["cadence_kept"] = m["cadence_kept"].map(lambda x: "–" if pd.isna(x) else f"{100 * x:.0f}%")
     m["median_days_since_1to1"] = m["median_days_since_1to1"].map(lambda x: "–" if pd.isna(x) else f"{x:.0f}")

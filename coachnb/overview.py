@@ -10,7 +10,7 @@ says so.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,7 @@ class Overview:
     effects_assumptions: str
     inactive_note: str = ""  # reps with no record in the period, by name: listed, not reported on
     manager: str = ""  # the manager whose reps the page lists ("": every rep)
+    manager_pages: dict = field(default_factory=dict)  # manager -> file name of their page (company page only)
 
 
 def _manifest(manifest_path) -> dict:
@@ -104,8 +105,10 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     effects, assumptions = activity_effects(tv)
     if manager:  # the teams this manager's reps are in
         effects = effects[effects["team"].isin(set(reps["team"]))].reset_index(drop=True)
+    pages = {} if manager else {str(p["manager"]): Path(p["html"]).name for p in manifest.get("manager_pages") or []
+                                if p.get("status") == "ok" and p.get("html") and p.get("manager")}
     return Overview(as_of_ts, tv.window.label, reps, manager_table(reps, ds), fdr_note, failed, effects,
-                    assumptions, inactive_sentence(reps), manager)
+                    assumptions, inactive_sentence(reps), manager, pages)
 
 
 def overview_rows(ds, tv, as_of_ts, manifest: dict) -> pd.DataFrame:
@@ -130,9 +133,8 @@ def overview_rows(ds, tv, as_of_ts, manifest: dict) -> pd.DataFrame:
     reps["activity_trend"] = reps["activity_trend"].astype(float).where(reps["active"])
     reps["flags"] = [attention(rec) for rec in reps.to_dict("records")]
     # what needs a look in the next 1:1 first (most flags, then longest since a 1:1): not a ranking of people
-    order = sorted(range(len(reps)), key=lambda i: (-len(reps["flags"].iloc[i]),
-                                                    -np.nan_to_num(reps["days_since_1to1"].iloc[i], nan=-1),
-                                                    str(reps["name"].iloc[i])))
+    days = pd.to_numeric(reps["days_since_1to1"], errors="coerce").astype(float).fillna(-1.0).to_numpy()
+    order = sorted(range(len(reps)), key=lambda i: (-len(reps["flags"].iloc[i]), -days[i], str(reps["name"].iloc[i])))
     reps = reps.iloc[order].reset_index(drop=True)
     tested = reps["p_value"].notna()
     reps["q_value"] = np.nan

@@ -140,3 +140,25 @@ def test_a_managers_page_lists_only_their_reps_and_their_teams(sample_ds, monkey
     assert f"{manager}'s reps" in shown[0]["text/plain"]
     with pytest.raises(CoachnbError, match="not in reps"):
         team_overview(sample_ds, AS_OF, manager="Nobody")
+
+
+def test_a_batch_writes_a_page_per_manager_linked_from_the_index(sample_dir, sample_ds, tmp_path):
+    import html
+    import re
+
+    from coachnb.batch import run_batch
+
+    result = run_batch(sample_dir, AS_OF, out=tmp_path, reps=["R001", "R002"], jobs=1, timeout=300, progress=False)
+    assert result.ok
+    manifest = json.loads(result.manifest_path.read_text())
+    pages = {p["manager"]: p for p in manifest["manager_pages"]}
+    managers = set(sample_ds.reps["manager"])
+    assert set(pages) == managers and all(p["status"] == "ok" for p in pages.values())
+    reps = sample_ds.reps
+    for manager, page in pages.items():
+        text = html.unescape(re.sub(r"<[^>]+>", " ", (result.report_dir / page["html"]).read_text(encoding="utf-8")))
+        assert f"{manager}'s reps" in text
+        assert all(name in text for name in reps.loc[reps["manager"] == manager, "name"])
+        assert not any(name in text for name in reps.loc[reps["manager"] != manager, "name"])
+    index = (result.report_dir / "index.html").read_text(encoding="utf-8")
+    assert all(f'href="{page["html"]}"' in index for page in pages.values())
