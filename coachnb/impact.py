@@ -1174,9 +1174,10 @@ def detect_activity_change(activity: pd.Series, min_segment_weeks: int = 6, *, a
 
     Notes
     -----
-    Testing pipeline at a date found in the *pipeline* series rejects ~90% of the time
-    with no effect; a date found in activity is independent of pipeline noise, so the
-    pipeline test at that date keeps its size (``benchmarks/calibration.py``).
+    A pipeline test at a date found in the *pipeline* series selects on its own noise (the
+    naive test then rejects about 24% of the time with no effect); a date found in activity is
+    independent of pipeline noise, so the pipeline test at that date keeps its size (the
+    descriptive rows of ``docs/methods.md``'s calibration table, ``benchmarks/calibration.py``).
     """
     s = pd.Series(activity, dtype=float).dropna()
     y = s.to_numpy()
