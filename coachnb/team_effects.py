@@ -21,7 +21,6 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
 
 ASSUMPTIONS = (
     "Association, not proof of cause: estimates compare each rep with themself over time (rep fixed "
@@ -36,7 +35,8 @@ ASSUMPTIONS = (
 )
 
 #: fewest reps with pipeline for an interval or p-value: below it the 95% intervals covered the
-#: truth too rarely in ``benchmarks/team_effects_coverage.py`` (see benchmarks/NOTES.md)
+#: truth too rarely in ``benchmarks/team_effects_coverage.py`` (5 reps 87-90%, 6 reps 90-93%;
+#: 7 and 8 reps about 93%, 12-40 about 95%: benchmarks/NOTES.md)
 MIN_REPS_FOR_INTERVAL = 8
 #: why a team gets no interval, in plain words (``{n_reps}``: the reps the model rests on)
 TOO_FEW_REPS = ("Only {n_reps} reps with new pipeline: too few reps to put a reliable range on this "
@@ -205,7 +205,7 @@ def _panel(long: pd.DataFrame, names: list[str]) -> _Panel:
 def team_activity_effect(activity_panel: pd.DataFrame, outcome_panel: pd.DataFrame, max_lag: int = 4, *,
                          lead: bool = True, alpha: float = 0.05, n_boot: int = 999, seed: int = 0,
                          p_values: bool | tuple = True, intervals: bool | tuple = True,
-                         min_reps: int = MIN_REPS_FOR_INTERVAL) -> pd.DataFrame:
+                         min_reps: int | None = None) -> pd.DataFrame:
     """Distributed-lag effect of weekly activity on weekly pipeline, team level.
 
     Parameters
@@ -231,9 +231,9 @@ def team_activity_effect(activity_panel: pd.DataFrame, outcome_panel: pd.DataFra
         Compute the intervals (each one inverts the restricted bootstrap test: about 20
         restricted refits). A tuple of kinds, as for ``p_values``, computes only those
         (the scenarios and the overview read only the total's); the others are NaN.
-    min_reps : int
-        Fewest reps for intervals and p-values (default ``MIN_REPS_FOR_INTERVAL``, where they
-        hold their level); lower only to study what they would be below it.
+    min_reps : int, optional
+        Fewest reps for intervals and p-values (default: ``MIN_REPS_FOR_INTERVAL`` as it is at
+        the call, from where they held their level); lower only to study what they would be below it.
 
     Returns
     -------
@@ -259,7 +259,7 @@ def team_activity_effect(activity_panel: pd.DataFrame, outcome_panel: pd.DataFra
     est, se = contrasts @ beta[:K], _cluster_se(panel, beta, mu, contrasts)
 
     kinds = [("lead" if n.startswith("lead") else "lag") for n in names] + ["total"]
-    valid = G >= min_reps
+    valid = G >= (MIN_REPS_FOR_INTERVAL if min_reps is None else min_reps)
     lo, hi, pvals = np.full(K + 1, np.nan), np.full(K + 1, np.nan), np.full(K + 1, np.nan)
     for j in (j for j in range(K + 1) if valid and _wanted(kinds[j], p_values)):
         pvals[j] = _wcr_p_value(panel, beta, j, K, n_lags, wts)
@@ -382,8 +382,8 @@ def _wcr_interval(panel: _Panel, beta: np.ndarray, j: int, K: int, n_lags: int, 
 
     Each end is where the observed restricted score t meets the bootstrap's (1 - alpha)
     quantile of |t| (Roodman et al. 2019, "Fast and wild"): looked for outward from the
-    estimate in steps that double from 2 cluster-robust standard errors, then found by Brent's
-    method. An end not found within 2^9 standard errors is infinite (the data don't bound it).
+    estimate in steps that double from 2 cluster-robust standard errors, then narrowed down by
+    false position (:func:`_boundary`). An end not found within 2^9 standard errors is infinite (the data don't bound it).
     """
     others, x_test, k0 = _restricted_terms(panel.Z, j, K, n_lags)
     last = {"coef": np.delete(beta, k0)}  # each refit starts from the one before: a nearby theta
@@ -396,12 +396,38 @@ def _wcr_interval(panel: _Panel, beta: np.ndarray, j: int, K: int, n_lags: int, 
     ends = []
     for sign in (-1.0, 1.0):
         last["coef"] = np.delete(beta, k0)
-        inner, step, end = est, 2.0 * scale, sign * math.inf
+        inner, d_inner, step, end = est, distance(est), 2.0 * scale, sign * math.inf
         while step <= 512 * scale:
             outer = est + sign * step
-            if distance(outer) > 0:
-                end = optimize.brentq(distance, min(inner, outer), max(inner, outer), xtol=1e-4 * scale)
+            d_outer = distance(outer)
+            if d_outer > 0:
+                end = _boundary(distance, inner, min(d_inner, 0.0), outer, d_outer, 1e-3 * scale)
                 break
-            inner, step = outer, 2 * step
+            inner, d_inner, step = outer, d_outer, 2 * step
         ends.append(end)
     return ends[0], ends[1]
+
+
+def _boundary(f, kept: float, f_kept: float, rejected: float, f_rejected: float, xtol: float) -> float:
+    """Where ``f`` turns positive between ``kept`` (``f <= 0``) and ``rejected`` (``f > 0``).
+
+    False position with the Illinois correction: it keeps the two ends on their sides whatever
+    ``f`` does in between (with few reps the bootstrap quantile moves in steps, and the observed
+    statistic is one of the draws, so ``f`` can touch 0 over a stretch). Returns the rejected
+    end once the two are within ``xtol``: an interval errs on the wide side by less than that.
+    """
+    side = 0
+    for _ in range(60):
+        if abs(rejected - kept) <= xtol:
+            break
+        c = rejected - f_rejected * (rejected - kept) / (f_rejected - f_kept)
+        if not min(kept, rejected) < c < max(kept, rejected):
+            c = (kept + rejected) / 2
+        f_c = f(c)
+        if f_c > 0:
+            rejected, f_rejected = c, f_c
+            f_kept, side = (f_kept / 2 if side == 1 else f_kept), 1
+        else:
+            kept, f_kept = c, f_c
+            f_rejected, side = (f_rejected / 2 if side == -1 else f_rejected), -1
+    return rejected
