@@ -79,7 +79,7 @@ def one_team(n_reps: int, seed: int, effect: float = 0.0, n_weeks: int = 52) -> 
     ``log_width``: width of the interval on the log scale (NaN when it is open at one end).
     """
     act, out = simulate_independent_panels(np.random.default_rng(seed), n_reps, n_weeks, effect)
-    kw = dict(max_lag=MAX_LAG, n_boot=N_BOOT, seed=seed, p_values=False, intervals=("total",))
+    kw = {"max_lag": MAX_LAG, "n_boot": N_BOOT, "seed": seed, "p_values": False, "intervals": ("total",)}
     fit = team_effects.team_activity_effect(act, out, **kw)
     refused = not fit.attrs["interval_valid"]
     if refused:  # the interval the model would have given, for the evidence behind the refusal

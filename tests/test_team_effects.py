@@ -12,8 +12,14 @@ import statsmodels.api as sm
 
 from coachnb.coaching import ActivityLink, scenario_table
 from coachnb.simulate import simulate_team
-from coachnb.team_effects import (MIN_REPS_FOR_INTERVAL, _fe_poisson_fit, _long_design, _panel,
-                                  team_activity_effect)
+from coachnb.team_effects import (
+    MIN_REPS_FOR_INTERVAL,
+    _boundary,
+    _fe_poisson_fit,
+    _long_design,
+    _panel,
+    team_activity_effect,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -148,6 +154,25 @@ def test_a_team_below_the_validity_range_gets_a_stated_refusal_not_a_range():
     lifted = team_activity_effect(act, out, max_lag=2, n_boot=199, min_reps=3)
     assert lifted["interval_valid"].all() and lifted.attrs["interval_note"] == ""
     pd.testing.assert_series_equal(lifted["coef"], df["coef"])
+
+
+def test_an_interval_end_is_found_where_the_test_turns_to_rejecting_even_through_flat_stretches():
+    # smooth: the end is where |t| crosses the quantile, found to within the tolerance, on the rejected side
+    end = _boundary(lambda x: x - 0.3, 0.0, -0.3, 1.0, 0.7, 1e-6)
+    assert 0.3 <= end <= 0.3 + 1e-6
+    # with few reps the statistic ties its bootstrap quantile over a stretch (the distance is 0 there),
+    # then steps up: the end stays bracketed and lands on the first rejected value
+    calls = []
+
+    def stepped(x):
+        calls.append(x)
+        return 0.0 if x < 0.62 else 1.5
+
+    end = _boundary(stepped, -1.0, 0.0, 2.0, 1.5, 1e-6)
+    assert 0.62 <= end <= 0.62 + 1e-6 and len(calls) < 60
+    # going down (the lower end of an interval): kept above, rejected below
+    end = _boundary(lambda x: -0.5 - x, 0.0, -0.5, -2.0, 1.5, 1e-6)
+    assert -0.5 - 1e-6 <= end <= -0.5
 
 
 # ------------------------------------------------- coverage with independent activity and pipeline
