@@ -30,7 +30,7 @@ from .formatting import fmt_estimate, fmt_level, fmt_money, fmt_num, fmt_pct, pl
 from .metrics import LATE_SHARE
 from .schema import Dataset
 from .team import min_teammates
-from .team_effects import team_activity_effect
+from .team_effects import MIN_REPS_FOR_INTERVAL, team_activity_effect
 
 QUESTIONS_FILE = Path(__file__).with_name("questions.toml")
 MAX_FOCUS_AREAS = 2
@@ -820,8 +820,8 @@ def bootstrap_ratio(numerators, denominators, samples: int = BOOTSTRAP_SAMPLES, 
 
 #: weeks of history the team's activity-to-pipeline panel model is fitted on
 LINK_HISTORY_WEEKS = 52
-#: fewest reps for the panel model (its few-cluster inference is built for 5-50 reps)
-LINK_MIN_REPS = 5
+#: fewest reps for the panel model: below it the model's intervals don't hold (team_effects' coverage study)
+LINK_MIN_REPS = MIN_REPS_FOR_INTERVAL
 #: activity lags of the panel model (weeks): an extra call may show as an opportunity weeks later
 LINK_MAX_LAG = 4
 #: wild cluster bootstrap draws for the scenario interval (no p-values are needed there)
@@ -1043,7 +1043,7 @@ def scenario(ds: Dataset, rep_id: str, as_of, metric: str = "calls_per_week", fr
     The activity-to-pipeline link comes from the team's panel model (:func:`activity_link`:
     within-rep changes over the last 52 weeks, team-wide weeks removed, lags 0-4 weeks,
     wild-cluster-bootstrap interval), applied to the rep's own rate of new opportunities over
-    the last 26 weeks; teams under 5 reps fall back to the team's pooled ratio. Value uses the
+    the last 26 weeks; teams under 8 reps fall back to the team's pooled ratio. Value uses the
     rep's own deal size and win rate, both shrunk towards the team.
 
     Raises

@@ -17,6 +17,7 @@ import re
 from urllib.parse import quote
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from IPython.display import display
 
@@ -586,13 +587,14 @@ def overview_effects(ov) -> None:
     e = ov.effects
     if e.empty:
         para("Not enough data to estimate, per team, how activity relates to new pipeline "
-             "(the model needs an activity log and at least 5 reps in a team).", "cnb-missing")
+             "(the model needs an activity log and at least 8 reps in a team).", "cnb-missing")
         return
     shown = pd.DataFrame({
         "team": e["team"], "activity": e["metric"], "reps": e["reps"],
-        "new opportunities per extra unit a week": [f"{x:+.1f}% ({lo:+.1f}% to {hi:+.1f}%)" for x, lo, hi in
-                                                    zip(e["extra_pct"], e["low_pct"], e["high_pct"])],
-        "check: activity led by pipeline? (p)": e["lead_p_value"].map(lambda p: f"{p:.2f}"),
+        "new opportunities per extra unit a week": [
+            f"{x:+.1f}% ({lo:+.1f}% to {hi:+.1f}%)" if np.isfinite(lo) and np.isfinite(hi)
+            else f"{x:+.1f}% (no reliable range)" for x, lo, hi in zip(e["extra_pct"], e["low_pct"], e["high_pct"])],
+        "check: activity led by pipeline? (p)": e["lead_p_value"].map(lambda p: "–" if pd.isna(p) else f"{p:.2f}"),
     })
     table(shown)
     para("Read: one more unit of the activity a week goes with this many percent more new opportunities "

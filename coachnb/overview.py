@@ -178,7 +178,8 @@ def activity_effects(tv, metrics_used=None, history_weeks: int = 52) -> tuple[pd
     A Poisson panel model per team (rep and week fixed effects, lags 0-4 weeks, a lead term as a
     check that pipeline isn't driving activity), with wild-cluster-bootstrap intervals that hold
     with few reps (:func:`coachnb.team_effects.team_activity_effect`). Teams are fitted apart:
-    the model is built for 5-50 reps.
+    the model's intervals hold from 8 reps (``coachnb.team_effects.MIN_REPS_FOR_INTERVAL``); smaller
+    teams are left out.
 
     Returns
     -------

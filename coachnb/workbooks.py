@@ -187,7 +187,7 @@ class TeamExploration:
         The activity-to-pipeline panel model (:func:`coachnb.coaching.team_link_fit`) per team:
         ``team``, ``term``, ``lag``, ``rate_ratio_per_unit``, ``ci_low``, ``ci_high``,
         ``p_value`` (for the total and the lead term, the ones the team overview shows; NaN for
-        single lags), ``reps``. Teams under the model's 5 reps are left out (see ``panel_note``).
+        single lags), ``reps``. Teams under the model's 8 reps are left out (see ``panel_note``).
     panel_note : str
         Which teams were fitted and which were too small.
     assumptions : str
@@ -307,7 +307,7 @@ def _panel_models(ds, teams: list[str], metric: str, end, weeks: int) -> tuple[p
     note = f"Panel model of new opportunities on {ds.config.commitment_metrics[metric].label}"
     note += f", fitted for {', '.join(t for t in teams if t not in left_out)}." if fits else ": no team could be fitted."
     if left_out:
-        note += (f" Not fitted (fewer than 5 reps with data, or no new opportunities to model): "
+        note += (f" Not fitted (fewer than 8 reps with data, or no new opportunities to model): "
                  f"{', '.join(left_out)}.")
     return frame, note
 
