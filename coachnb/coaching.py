@@ -647,10 +647,12 @@ def _conversion_areas(f: _RepFunnel, conversion: pd.DataFrame) -> list[FocusArea
         raw = adv[0] / res[0]
         shrunk_note = f"; about {fmt_pct(c_rep)} after allowing for the small sample" if abs(raw - c_rep) >= 0.03 else ""
         per_window = res[0] * f.weeks / max(CONVERSION_WEEKS, f.weeks)
+        # the team median said is the conversion section's (teammates' own rates); the model uses shrunk ones
+        said = float(np.median((adv[1:] / np.where(res[1:] > 0, res[1:], 1))[res[1:] > 0]))
         out.append(FocusArea(
             f"{frm} → {to}", "conversion",
             f"{frm} → {to}: {int(adv[0])} of {int(res[0])} advanced ({fmt_pct(raw)}{shrunk_note}), "
-            f"team median {fmt_pct(c_team)}.",
+            f"team median {fmt_pct(said)}.",
             c_rep, c_team, f.value * (c_team / c_rep - 1), per_window * (c_team - c_rep), None))
     return out
 

@@ -458,3 +458,23 @@ def test_the_packages_entry_points_are_the_documented_functions_and_import_stays
     assert "coachnb.report" not in loaded and "coachnb.loading" not in loaded
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         coachnb.nope  # noqa: B018
+
+
+def test_a_focus_area_states_the_same_team_median_as_its_section(sample_ds):
+    """One value per measure per report: the focus quotes the section's team figure, not another statistic."""
+    from coachnb.formatting import fmt_num, fmt_pct
+
+    checked = 0
+    for rep_id in sample_ds.reps["rep_id"]:
+        r = rep_report(sample_ds, rep_id, AS_OF)
+        for area in r.focus.areas:
+            if area.driver == "conversion":
+                team = r.conversion.team.set_index("step").at[area.area, "median"]
+                assert f"team median {fmt_pct(team)}." in area.reason, (rep_id, area.reason)
+                checked += 1
+            if area.driver == "days_in_stage":
+                stage = area.area.removeprefix("Time in ")
+                team = r.velocity.team.set_index("stage").at[stage, "median_days"]
+                assert f"team median {fmt_num(team, 0)} days" in area.reason, (rep_id, area.reason)
+                checked += 1
+    assert checked >= 3
