@@ -267,7 +267,8 @@ def rep_columns(ds, tv, rep_id) -> dict:
     running = last_review.diagnosis is not None and last_review.diagnosis.category == "in_progress"
     tested = p is not None and not running and p.verdict in ("moved", "no meaningful change")
     if last_review.diagnosis is not None and last_review.diagnosis.category == "not_kept":
-        flags.append("last commitment not kept")
+        partly = last_review.assessment is not None and last_review.assessment.activity.adherence == "partly kept"
+        flags.append(f"last commitment {'partly kept' if partly else 'not kept'}")
     c = last_review.commitment
     return {**base, "commitment": f"{last_review.label}, {c['start']:%d %b} to {c['end']:%d %b %Y}",
             "diagnosis": last_review.diagnosis.label if last_review.diagnosis else None,

@@ -162,3 +162,12 @@ def test_a_batch_writes_a_page_per_manager_linked_from_the_index(sample_dir, sam
         assert not any(name in text for name in reps.loc[reps["manager"] != manager, "name"])
     index = (result.report_dir / "index.html").read_text(encoding="utf-8")
     assert all(f'href="{page["html"]}"' in index for page in pages.values())
+
+
+def test_the_flags_say_what_the_diagnosis_says(overview):
+    for rec in overview.reps.to_dict("records"):
+        said = ", ".join(rec["flags"])
+        assert ("last commitment partly kept" in said) == (rec["diagnosis"] == "Partly kept")
+        assert ("last commitment not kept" in said) == (rec["diagnosis"] == "Not kept")
+        if rec["weakest_step"]:
+            assert f"{rec['weakest_step']} below the team" in said
