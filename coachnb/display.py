@@ -526,15 +526,21 @@ OVERVIEW_COLUMNS = (  # (header, record key, format or None for text, number col
     ("team", "team", None, False), ("manager", "manager", None, False),
     ("days since 1:1", "days_since_1to1", lambda d: f"{d:.0f}", True),
     ("activity, last 4 weeks vs before", "activity_trend", lambda x: f"{100 * x:.0f}%", True),
-    ("stalled deals", "stalled_deals", lambda n: f"{n:.0f}", True),
-    ("step that stands out", "weakest_step", None, False), ("last commitment", "commitment", None, False),
-    ("diagnosis", "diagnosis", None, False), ("did it move pipeline?", "verdict", None, False),
-    ("could it be chance?", "q_value", lambda q: "unlikely" if q <= 0.05 else "can't rule it out", False),
+    ("last commitment", "commitment", None, False), ("diagnosis", "diagnosis", None, False),
+    ("did it move pipeline?", "verdict", None, False),
     ("last verdicts (start month)", "recent_verdicts", None, False),
-    ("rep's pre-read", "preread", lambda f: "pre-read", False),
 )
-#: overview columns shown flagged (in words and colour) when a rep's row has the flag
+#: the column an overdue 1:1 is flagged in (in words and colour); stalled deals and the step that
+#: stands out are said in "needs a look"
 DAYS_COLUMN = 4
+VERDICT_COLUMN = 8
+
+
+def verdict_words(verdict, q) -> str:
+    """A tested verdict with whether chance could explain it among every verdict listed (the q-value)."""
+    if q is None or pd.isna(q):
+        return verdict
+    return f"{verdict} ({'unlikely to be chance' if q <= 0.05 else 'could be chance'})"
 
 
 def overview_table(ov) -> None:
@@ -549,12 +555,14 @@ def overview_table(ov) -> None:
         shown = [cell(rec.get(key), fmt) for _, key, fmt, _ in OVERVIEW_COLUMNS]  # a column ov.reps lacks shows "–"
         if rec["overdue"]:  # said in words as well as in colour
             shown[DAYS_COLUMN] = f"{shown[DAYS_COLUMN]} (overdue)"
+        if isinstance(rec.get("verdict"), str):
+            shown[VERDICT_COLUMN] = verdict_words(rec["verdict"], rec.get("q_value"))
         texts.append(shown)
         html = [esc(v) for v in shown]
         if isinstance(rec.get("report"), str):
             html[0] = f'<a href="{esc(quote(rec["report"]))}">{html[0]}</a>'
-        if isinstance(rec.get("preread"), str):
-            html[-1] = f'<a href="{esc(quote(rec["preread"]))}">{html[-1]}</a>'
+        if isinstance(rec.get("preread"), str):  # the rep's own copy, to send to them
+            html[0] += f' <a class="cnb-preread" href="{esc(quote(rec["preread"]))}">(pre-read)</a>'
         if rec.get("flags"):
             html[1] = f'<span class="cnb-flag">{html[1]}</span>'
         if rec["overdue"]:

@@ -93,9 +93,9 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
         reps = reps[reps["manager"].astype(str) == manager].reset_index(drop=True)
     tested = int(reps["p_value"].notna().sum())
     fdr_note = (f"{tested} 'did it move pipeline?' verdicts are tested on this page, and with several "
-                "some would look like a real change by chance alone. 'Could it be chance?' allows for that "
-                "(a Benjamini–Hochberg adjustment over every verdict of the team): 'unlikely' means the result "
-                "holds up even counted among them all.") if tested else ""
+                "some would look like a real change by chance alone. Each says whether chance could explain it "
+                "when every verdict of the team is counted (a Benjamini–Hochberg adjustment): 'unlikely to be "
+                "chance' holds up even then.") if tested else ""
     listed = set(reps["rep_id"].astype(str))
     this_run = manifest.get("started_at")  # a failure of an earlier run was replaced or is not this page's news
     failed_entries = [e for e in _entries(manifest) if e.get("status") == "failed" and str(e.get("rep_id")) in listed

@@ -87,7 +87,8 @@ def test_links_come_from_the_manifest_and_are_escaped(sample_ds, tmp_path, monke
     show.overview_table(ov)
     show.overview_failed(ov)
     html = "".join(map(shown_html, shown))
-    assert html.count("<a href=") == 2 and 'href="r001.abc.html"' in html and 'href="r001.abc.rep.html"' in html
+    assert html.count("<a href=") + html.count("<a class=\"cnb-preread\" href=") == 2
+    assert 'href="r001.abc.html"' in html and 'href="r001.abc.rep.html"' in html
     assert ov.reps.set_index("rep_id").at["R001", "preread"] == "r001.abc.rep.html"
     assert "boom &lt;b&gt;" in html
 

@@ -20,8 +20,8 @@ from coachnb.pdf import PAPER_INCHES, PdfError, find_browser, pdf_path, write_pd
 from .cdp import chromium_path, in_ci
 
 AS_OF = "2026-11-23"
-OVERVIEW_COLUMNS = ("rep", "team", "manager", "days since 1:1", "activity, last 4 weeks vs before", "stalled deals",
-                    "step that stands out", "last commitment", "diagnosis", "did it move pipeline?", "q-value")
+OVERVIEW_COLUMNS = ("rep", "needs a look", "team", "manager", "days since 1:1", "activity, last 4 weeks vs before",
+                    "last commitment", "diagnosis", "did it move pipeline?", "last verdicts (start month)")
 
 
 def page_count(pdf: bytes) -> int:
@@ -116,14 +116,15 @@ def printed(sample_dir, tmp_path_factory):
 def test_one_pdf_per_page_with_a_sane_page_count(printed):
     folder, a4, letter, _ = printed
     html = sorted(folder.glob("*.html"))
-    assert [p.name for p in a4] == [pdf_path(h).name for h in html] and len(html) == 3
+    # R001's two reports, the team overview and a page per manager (the demo has three)
+    assert [p.name for p in a4] == [pdf_path(h).name for h in html] and len(html) == 3 + 3
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
     for pdfs, paper in ((a4, "A4"), (letter, "Letter")):
         width, height = (round(x * 72) for x in PAPER_INCHES[paper])
         for p in pdfs:
             data = p.read_bytes()
             assert data.startswith(b"%PDF-")
-            landscape = p.name == "index.pdf"
+            landscape = p.name == "index.pdf" or p.name.startswith("team.")
             assert (1 if landscape else 3) <= page_count(data) <= (5 if landscape else 9), (p.name, page_count(data))
             box = (0, 0, height, width) if landscape else (0, 0, width, height)
             assert all(abs(b[2] - box[2]) <= 1 and abs(b[3] - box[3]) <= 1 for b in media_boxes(data)), p.name

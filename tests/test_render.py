@@ -204,13 +204,13 @@ def test_the_overview_table_right_aligns_its_numbers_and_flags_in_words(shown):
     show.overview_table(SimpleNamespace(reps=reps, fdr_note=""))
     html, text = shown[0]["text/html"], shown[0]["text/plain"]
     numeric = dict((name, bool(num)) for num, name in re.findall(r'<th scope="col"( class="num")?>([^<]*)</th>', html))
-    assert [h for h, num in numeric.items() if num] == ["days since 1:1", "activity, last 4 weeks vs before",
-                                                        "stalled deals"]
+    assert [h for h, num in numeric.items() if num] == ["days since 1:1", "activity, last 4 weeks vs before"]
     assert '<td data-label="rep"><a href="r1%20x.html">Ana &lt;b&gt;</a></td>' in html
     # overdue is said in words, not by colour alone
     assert '<td class="num" data-label="days since 1:1"><span class="cnb-flag">40 (overdue)</span></td>' in html
     # the adjusted p-value in words: no statistical jargon on a manager's page
-    assert '<td data-label="could it be chance?">unlikely</td>' in html and "q-value" not in html
+    assert '<td data-label="did it move pipeline?">moved (unlikely to be chance)</td>' in html
+    assert "q-value" not in html
     assert "Ana <b>" in text and "40 (overdue)" in text
 
 
