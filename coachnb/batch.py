@@ -2148,7 +2148,7 @@ def _report_task(plan: BatchPlan, rep: dict, audience: str, params: dict, row_sp
     -------
     dict
     """
-    title = (f"{rep['name'] or rep['rep_id']}: your coaching report, {plan.as_of}" if audience == "rep"
+    title = (f"{rep['name'] or rep['rep_id']}: pre-read for the 1:1, {plan.as_of}" if audience == "rep"
              else f"{rep['name'] or rep['rep_id']}{_id_suffix(rep)}: coaching report, {plan.as_of}")
     task = {"key": (rep["rep_id"], audience), "notebook": str(plan.notebook), "parameters": params,
             "engine": plan.engine, "timeout": plan.timeout, "title": title, "group": rep["team"] or None}

@@ -216,7 +216,7 @@ def _needs(section: str):
 def header(r) -> None:
     """Title block: who, when, and the 1:1 cadence."""
     h = r.header
-    who = "Your pre-read" if r.audience == "rep" else "Coaching report"
+    who = "Pre-read" if r.audience == "rep" else "Coaching report"
     kicker = f"{who} · 1:1 on {h.as_of:%A %d %B %Y}"
     show_html(f'<header class="cnb-header"><p class="cnb-kicker">{esc(kicker)}</p><h1>{esc(h.name)}</h1></header>',
               f"{h.name}\n{kicker}")

@@ -371,3 +371,11 @@ def test_the_overview_shows_the_failures_of_its_own_run_only(team_dir, tmp_path)
     path.write_text(json.dumps(manifest))
     ov = team_overview(load(team_dir), AS_OF, manifest_path=path)
     assert list(ov.failed["rep_id"]) == ["R001"]
+
+
+def test_the_pre_reads_page_title_and_header_are_not_in_the_second_person(team_dir, monkeypatch):
+    shown = []
+    monkeypatch.setattr(show, "display", lambda *objs, **kw: shown.extend(objs))
+    show.header(rep_report(load(team_dir), "R001", AS_OF, audience="rep"))
+    text = page_text(shown_html(shown[0]))
+    assert text.strip().startswith("Pre-read · 1:1 on") and not re.search(r"\b[Yy]our\b", text)
