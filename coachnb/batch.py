@@ -2459,18 +2459,29 @@ def _render_pages(plan: BatchPlan, runner: _TaskRunner, pages: list[tuple[dict, 
 
 
 def _render_manager_pages(plan: BatchPlan, state: _RunState, runner: _TaskRunner) -> list[dict]:
-    """One overview page per manager, when the data has more than one and the notebook takes ``manager``."""
+    """One overview page per manager, when the data has more than one and the notebook takes ``manager``.
+
+    Only the pages of the managers whose reps this run selected are rendered again (a one-rep
+    run renders one page); another manager's page from an earlier run of the same date is kept.
+    """
     if plan.overview_notebook is None or "manager" not in plan.overview_declared or state.dataset is None:
         return []
-    managers = sorted({str(m) for m in state.dataset.reps["manager"].dropna()})
+    reps = state.dataset.reps
+    managers = sorted({str(m) for m in reps["manager"].dropna()})
     if len(managers) < 2:
         return []
-    pages = [_overview_page(plan, state, m) for m in managers]
-    if state.tasks:
-        runner.fresh_worker()
-    _phase(plan, f"index: rendering a page for each of the {len(managers)} managers")
-    _render_pages(plan, runner, pages)
-    return [entry for entry, _ in pages]
+    selected = {str(rep_id) for rep_id, _ in state.entries}
+    touched = {str(m) for m in reps.loc[reps["rep_id"].astype(str).isin(selected), "manager"].dropna()}
+    kept = {str(p.get("manager")): p for p in state.previous.get("manager_pages") or []
+            if p.get("status") == "ok" and p.get("html") and (plan.report_dir / p["html"]).is_file()}
+    pages = [_overview_page(plan, state, m) for m in managers if m in touched or m not in kept]
+    if pages:
+        if state.tasks:
+            runner.fresh_worker()
+        _phase(plan, f"index: rendering the pages of {len(pages)} manager(s)")
+        _render_pages(plan, runner, pages)
+    rendered = {entry["manager"]: entry for entry, _ in pages}
+    return [rendered.get(m) or kept[m] for m in managers]
 
 
 def _render_overview(plan: BatchPlan, state: _RunState, runner: _TaskRunner) -> dict | None:

@@ -172,3 +172,19 @@ def test_the_flags_say_what_the_diagnosis_says(overview):
         assert ("last commitment not kept" in said) == (rec["diagnosis"] == "Not kept")
         if isinstance(rec["weakest_step"], str):
             assert f"{rec['weakest_step']} below the team" in said
+
+
+def test_a_one_rep_run_renders_only_that_reps_managers_page_again(sample_dir, sample_ds, tmp_path):
+    from coachnb.batch import run_batch
+
+    first = run_batch(sample_dir, AS_OF, out=tmp_path, reps=["R001", "R002"], jobs=1, timeout=300, progress=False)
+    before = {p["manager"]: (first.report_dir / p["html"]).stat().st_mtime_ns
+              for p in json.loads(first.manifest_path.read_text())["manager_pages"]}
+    again = run_batch(sample_dir, AS_OF, out=tmp_path, reps=["R001"], jobs=1, timeout=300, progress=False)
+    assert again.ok
+    pages = json.loads(again.manifest_path.read_text())["manager_pages"]
+    assert {p["manager"] for p in pages} == set(before)  # every manager's page is still listed and linked
+    mine = sample_ds.reps.set_index("rep_id").at["R001", "manager"]
+    after = {p["manager"]: (again.report_dir / p["html"]).stat().st_mtime_ns for p in pages}
+    assert after[mine] != before[mine]
+    assert all(after[m] == before[m] for m in before if m != mine)
