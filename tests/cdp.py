@@ -188,3 +188,15 @@ LAYOUT_JS = """JSON.stringify((() => {
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_chromium() -> str:
+    """The browser's path; the calling test skips without one, or fails in CI (where it must be)."""
+    import pytest  # imported here: cdp is also used as a plain helper module
+
+    path = chromium_path()
+    if path is None:
+        if in_ci():
+            pytest.fail("chromium is required in CI (make test installs Debian's chromium)")
+        pytest.skip("chromium not installed")
+    return path

@@ -15,7 +15,7 @@ import pytest
 from coachnb.batch import run_batch
 from coachnb.pdf import PAPER_INCHES
 
-from .cdp import Browser, chromium_path, in_ci
+from .cdp import Browser, require_chromium
 
 AS_OF = "2026-11-23"
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -32,10 +32,7 @@ PRINT_WIDTH = {"manager": round((8.27 - 26 / 25.4) * 96), "rep": round((8.27 - 2
 @pytest.fixture(scope="module")
 def pages(sample_dir, tmp_path_factory):
     """A manager's report, the rep's pre-read and the overview, rendered by the batch."""
-    if chromium_path() is None:
-        if in_ci():
-            pytest.fail("chromium is required in CI (make test installs Debian's chromium)")
-        pytest.skip("chromium not installed")
+    require_chromium()
     out = tmp_path_factory.mktemp("browser-reports")
     result = run_batch(sample_dir, AS_OF, out=out, reps=["R001"], audience="both", jobs=1, timeout=300)
     assert result.ok

@@ -466,12 +466,9 @@ def test_fuzz_any_argument_vector(workdir):
 
 
 def test_run_pdf_prints_every_page_it_wrote_beside_it(data_dir, tmp_path):
-    from .cdp import chromium_path, in_ci
+    from .cdp import require_chromium
 
-    if chromium_path() is None:
-        if in_ci():
-            pytest.fail("chromium is required in CI (make test installs Debian's chromium)")
-        pytest.skip("chromium not installed")
+    require_chromium()
     code, out, err = run_cli(["run", str(data_dir), "--as-of", AS_OF, "--out", str(tmp_path), "--reps", "R001",
                               "--audience", "both", "--jobs", "1", "--pdf"])
     assert code == 0, err

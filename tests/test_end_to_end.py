@@ -15,7 +15,7 @@ import pytest
 
 from coachnb.batch import run_batch
 
-from .cdp import Browser, chromium_path, in_ci
+from .cdp import Browser, require_chromium
 
 AS_OF = "2026-11-23"
 HOSTILE = '<script>alert(1)</script><img src=x onerror="alert(2)">'
@@ -127,10 +127,7 @@ def test_index_links_every_rep(batch):
 
 @pytest.mark.browser
 def test_reports_open_in_a_real_browser(batch, tmp_path):
-    if chromium_path() is None:
-        if in_ci():
-            pytest.fail("chromium is required in CI (make test installs Debian's chromium)")
-        pytest.skip("chromium not installed")
+    require_chromium()
     result, reps, _ = batch
     r001 = next(r for r in result.reports if r["rep_id"] == "R001" and r["audience"] == "manager")
     with Browser() as b:

@@ -17,7 +17,7 @@ import pytest
 from coachnb.batch import run_batch
 from coachnb.pdf import PAPER_INCHES, PdfError, find_browser, pdf_path, write_pdfs
 
-from .cdp import chromium_path, in_ci
+from .cdp import require_chromium
 
 AS_OF = "2026-11-23"
 OVERVIEW_COLUMNS = ("rep", "needs a look", "team", "manager", "days since 1:1", "activity, last 4 weeks vs before",
@@ -92,10 +92,7 @@ def test_unknown_paper_and_missing_page_are_refused(tmp_path):
 @pytest.fixture(scope="module")
 def printed(sample_dir, tmp_path_factory):
     """R001's two reports and the overview, printed on A4 and (in a copy) on Letter."""
-    if chromium_path() is None:
-        if in_ci():
-            pytest.fail("chromium is required in CI (make test installs Debian's chromium)")
-        pytest.skip("chromium not installed")
+    require_chromium()
     out = tmp_path_factory.mktemp("pdf-reports")
     result = run_batch(sample_dir, AS_OF, out=out, reps=["R001"], audience="both", jobs=1, timeout=300)
     assert result.ok
