@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from coachnb import display as show
+from coachnb import overview_page as page
 from coachnb.overview import cadence_sentence, team_overview
 
 from .test_odd_data import shown_html
@@ -84,8 +85,8 @@ def test_links_come_from_the_manifest_and_are_escaped(sample_ds, tmp_path, monke
     assert list(ov.failed["rep_id"]) == ["R002"]
     shown = []
     monkeypatch.setattr(show, "display", lambda *objs, **kw: shown.extend(objs))
-    show.overview_table(ov)
-    show.overview_failed(ov)
+    page.overview_table(ov)
+    page.overview_failed(ov)
     html = "".join(map(shown_html, shown))
     assert html.count("<a href=") + html.count("<a class=\"cnb-preread\" href=") == 2
     assert 'href="r001.abc.html"' in html and 'href="r001.abc.rep.html"' in html
@@ -108,7 +109,7 @@ def test_activity_effects_per_team_carry_interval_and_assumptions(overview, samp
 def test_each_reps_last_verdicts_are_shown_with_their_start_months(overview, monkeypatch):
     shown = []
     monkeypatch.setattr(show, "display", lambda *objs, **kw: shown.extend(objs))
-    show.overview_table(overview)
+    page.overview_table(overview)
     table = shown[0]
     header, *lines = table["text/plain"].splitlines()
     assert "last verdicts (start month)" in header
@@ -137,7 +138,7 @@ def test_a_managers_page_lists_only_their_reps_and_their_teams(sample_ds, monkey
     assert same.reset_index(drop=True).equals(mine.reps[["flags", "diagnosis", "stalled_deals"]])
     shown = []
     monkeypatch.setattr(show, "display", lambda *objs, **kw: shown.extend(objs))
-    show.overview_header(mine)
+    page.overview_header(mine)
     assert f"{manager}'s reps" in shown[0]["text/plain"]
     with pytest.raises(CoachnbError, match="not in reps"):
         team_overview(sample_ds, AS_OF, manager="Nobody")
@@ -156,8 +157,8 @@ def test_a_batch_writes_a_page_per_manager_linked_from_the_index(sample_dir, sam
     managers = set(sample_ds.reps["manager"])
     assert set(pages) == managers and all(p["status"] == "ok" for p in pages.values())
     reps = sample_ds.reps
-    for manager, page in pages.items():
-        text = html.unescape(re.sub(r"<[^>]+>", " ", (result.report_dir / page["html"]).read_text(encoding="utf-8")))
+    for manager, entry in pages.items():
+        text = html.unescape(re.sub(r"<[^>]+>", " ", (result.report_dir / entry["html"]).read_text(encoding="utf-8")))
         assert f"{manager}'s reps" in text
         assert all(name in text for name in reps.loc[reps["manager"] == manager, "name"])
         assert not any(name in text for name in reps.loc[reps["manager"] != manager, "name"])

@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 from papermill.exceptions import PapermillExecutionError  # noqa: E402
 
 from coachnb import display as show  # noqa: E402
+from coachnb import overview_page as page  # noqa: E402
 from coachnb.engine import ENGINE_NAME  # noqa: E402
 from coachnb.formatting import Currency, fmt_money  # noqa: E402
 from coachnb.render import RenderError, css_string, get_exporter, render_html  # noqa: E402
@@ -201,7 +202,7 @@ def test_the_overview_table_right_aligns_its_numbers_and_flags_in_words(shown):
          "activity_trend": float("nan"), "stalled_deals": 0, "weakest_step": None, "commitment": None,
          "diagnosis": None, "verdict": None, "q_value": float("nan"), "report": None},
     ])
-    show.overview_table(SimpleNamespace(reps=reps, fdr_note=""))
+    page.overview_table(SimpleNamespace(reps=reps, fdr_note=""))
     html, text = shown[0]["text/html"], shown[0]["text/plain"]
     numeric = dict((name, bool(num)) for num, name in re.findall(r'<th scope="col"( class="num")?>([^<]*)</th>', html))
     assert [h for h, num in numeric.items() if num] == ["days since 1:1", "activity, last 4 weeks vs before"]

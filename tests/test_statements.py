@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 import coachnb.display as show
+import coachnb.overview_page as page
 from coachnb.batch import _id_suffix
 from coachnb.demo import write_demo_data
 from coachnb.loading import load
@@ -53,8 +54,8 @@ def overview_text(ds, monkeypatch) -> str:
     shown = []
     monkeypatch.setattr(show, "display", lambda *objs, **kw: shown.extend(objs))
     ov = team_overview(ds, AS_OF)
-    show.overview_table(ov)
-    show.overview_managers(ov)
+    page.overview_table(ov)
+    page.overview_managers(ov)
     return ov, page_text("\n".join(shown_html(o) for o in shown))
 
 
