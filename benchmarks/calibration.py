@@ -27,7 +27,7 @@ and prints one table per simulator:
   was not tested (must be 0), and every pre-registered check marked PASS or FAIL;
 * apart, on the first simulator, two descriptive rows no check uses (added after the first run,
   see the deviations in ``docs/preregistration.md``): the change date found in the rep's
-  activity by ``coachnb.impact.detect_activity_change``, and the misuse of finding it in the
+  activity by ``coachnb.adherence.detect_activity_change``, and the misuse of finding it in the
   pipeline being tested.
 
 The naive test is a plain quasi-Poisson before/after test on the rep's own weekly counts in
@@ -76,7 +76,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from sim_fiscal import FiscalSpec, ar1, simulate_fiscal_team
 
 from coachnb.coaching import classify
-from coachnb.impact import DEFAULT_SETTINGS, assess_commitment, detect_activity_change
+from coachnb.adherence import detect_activity_change
+from coachnb.impact import DEFAULT_SETTINGS, assess_commitment
 from coachnb.simulate import simulate_team
 
 ALPHA = 0.05

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import coaching, impact
+from . import adherence, coaching, impact
 from .calendar import weeks_before
 from .config import ACTIVITY_TYPES
 from .formatting import STEP_ARROW, esc, fmt_money, fmt_num, fmt_pct, fmt_times
@@ -623,7 +623,7 @@ def detected_change(tv: TeamView, rep_id: str) -> DetectedChange | None:
     series = rep_series(tv, "activities_per_week", tv.history_start, rep_id).set_index("week")["value"]
     hired = tv.ds.reps.set_index("rep_id").at[rep_id, "hire_date"]
     series = series[series.index >= hired.tz_localize(None)]  # zeros before the hire are no change
-    week = impact.detect_activity_change(series)
+    week = adherence.detect_activity_change(series)
     if week is None:
         return None
     outcome_panel = outcome_history(tv, tv.history_start)

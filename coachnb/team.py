@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import impact, metrics, store
+from . import adherence, impact, metrics, store
 from .calendar import Window, check_as_of_covered, data_end, report_window, resolve_as_of, weeks_before
 from .errors import RepNotFound
 from .loading import load
@@ -595,7 +595,7 @@ def commitment_changes(ds: Dataset, window: Window) -> pd.DataFrame:
         for idx, o in group.iterrows():
             if o["rep_id"] not in panel.columns:
                 continue
-            ac = impact.activity_change(panel[o["rep_id"]], o["start"].tz_localize(None), o["end"].tz_localize(None),
+            ac = adherence.activity_change(panel[o["rep_id"]], o["start"].tz_localize(None), o["end"].tz_localize(None),
                                         target=float(o["target"]), baseline=float(o["baseline"]),
                                         gap_weeks=int(ds.config.thresholds.baseline_gap_weeks))
             out.loc[idx, "changed"] = bool(ac.changed or ac.adherence in ("kept", "partly kept", "too early"))

@@ -29,7 +29,7 @@ READING_ORDER = (
     # store: the read side of the precomputed feature store
     "store",
     # statistics
-    "simulate", "impact", "team_effects",
+    "simulate", "adherence", "impact", "team_effects",
     # coaching analyses: the team view, diagnosis, focus, scenarios, questions
     "team", "coaching",
     # report assembly
