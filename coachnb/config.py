@@ -111,6 +111,8 @@ class Thresholds:
     baseline_gap_weeks: int = 2
     #: weeks of history a baseline needs before any "did it move" verdict
     min_pre_weeks: int = 8
+    #: weeks after a change before its effect on new pipeline can show ("did it move" post window starts here)
+    pipeline_lag_weeks: int = 2
     #: practical-equivalence band for "no meaningful change", as a rate ratio half-width
     equivalence_margin: float = 0.15
     #: days after which a rep is overdue for a 1:1
@@ -285,6 +287,7 @@ THRESHOLD_RANGES = {
     "behind_percentile": _Range(False, 0, 100, True, True, "a percentile"),
     "baseline_gap_weeks": _Range(True, 0, 520, unit="weeks"),
     "min_pre_weeks": _Range(True, 1, 520, unit="weeks"),
+    "pipeline_lag_weeks": _Range(True, 0, 26, unit="weeks"),
     "equivalence_margin": _Range(False, 0, 1, True, True, "a rate-ratio half-width, e.g. 0.15"),
     "cadence_days": _Range(True, 1, 3650, unit="days"),
     "min_teammates": _Range(True, 3, 10_000, unit="other reps"),

@@ -442,7 +442,7 @@ def impact_settings(ds: Dataset) -> impact.ImpactSettings:
     """The pipeline test's settings with the team's own thresholds from ``process.toml``."""
     th = ds.config.thresholds
     return impact.ImpactSettings(gap_weeks=int(th.baseline_gap_weeks), min_pre_weeks=int(th.min_pre_weeks),
-                                 equivalence_margin=float(th.equivalence_margin))
+                                 lag_weeks=int(th.pipeline_lag_weeks), equivalence_margin=float(th.equivalence_margin))
 
 
 def rep_commitments(ds: Dataset, rep_id: str, as_of: pd.Timestamp) -> pd.DataFrame:

@@ -150,7 +150,8 @@ def test_a_wrong_kind_is_one_problem_not_two():
     ("cadence_days", True), ("min_teammates", True), ("late_logging_days", False),  # a boolean is not a number
     ("stalled_percentile", math.nan), ("late_logging_days", math.inf), ("min_pre_weeks", -math.inf),
     ("late_logging_days", "2"), ("min_pre_weeks", [8]), ("cadence_days", {"days": 21}),
-    ("cadence_days", dt.date(2026, 1, 1)),
+    ("cadence_days", dt.date(2026, 1, 1)), ("pipeline_lag_weeks", -1), ("pipeline_lag_weeks", 27),
+    ("pipeline_lag_weeks", 1.5), ("pipeline_lag_weeks", "2"),
 ])
 def test_threshold_out_of_range_or_not_a_number(key, value):
     message = error_of({"thresholds": {key: value}})
@@ -160,7 +161,8 @@ def test_threshold_out_of_range_or_not_a_number(key, value):
 
 @pytest.mark.parametrize("key, value", [("stalled_percentile", 0.01), ("stalled_percentile", 99.9),
                                         ("late_logging_days", 0), ("baseline_gap_weeks", 0), ("min_pre_weeks", 1),
-                                        ("equivalence_margin", 0.5), ("min_teammates", 3), ("cadence_days", 3650)])
+                                        ("equivalence_margin", 0.5), ("min_teammates", 3), ("cadence_days", 3650),
+                                        ("pipeline_lag_weeks", 0), ("pipeline_lag_weeks", 26)])
 def test_threshold_at_the_edge_of_its_range_is_accepted(key, value):
     assert getattr(config_from_dict({"thresholds": {key: value}}).thresholds, key) == value
 
