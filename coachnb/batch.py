@@ -2458,12 +2458,40 @@ def _render_pages(plan: BatchPlan, runner: _TaskRunner, pages: list[tuple[dict, 
                    lambda task, result: _record_safely(plan, todo[task["key"]][0], task, result))
 
 
+def _complete_overview_rows(plan: BatchPlan, state: _RunState) -> None:
+    """Keep every rep's overview row and the teams' activity effects with the feature store, before any page.
+
+    Once per run (see :func:`coachnb.overview.complete_overview`): the rows the report tasks
+    computed beside each report (:func:`_overview_row`) and those kept from an earlier run of
+    the same store are used as they are, the others are computed here once; the index and the
+    manager pages read them instead of each computing every rep's row and the team model fits.
+    Failing is harmless: each page then computes what it doesn't find.
+    """
+    if plan.overview_notebook is None or not state.features_path or "features" not in plan.overview_declared:
+        return
+    entries = list(state.previous_by_key.values()) + list(state.entries.values())  # this run's rows last
+    fresh = {str(e["rep_id"]): e["overview_row"] for e in entries if isinstance(e.get("overview_row"), dict)}
+    _phase(plan, "index: the overview's rows")
+    try:
+        # lazy: coachnb.overview imports coachnb.report (~1 s), which a run on worker processes doesn't
+        # otherwise need in this process
+        from .overview import complete_overview
+
+        complete_overview(state.features_path, plan.as_of, int(plan.lookback_weeks or 13), fresh)
+    except Exception as exc:  # noqa: BLE001 - an optimisation: the pages compute any row they don't find
+        print(f"coachnb: the overview's rows were not kept ({terminal_safe(type(exc).__name__)}: "
+              f"{terminal_safe(str(exc)[:300])}); each overview page computes them", file=sys.stderr)
+
+
 def _render_manager_pages(plan: BatchPlan, state: _RunState, runner: _TaskRunner) -> list[dict]:
     """One overview page per manager, when the data has more than one and the notebook takes ``manager``.
 
-    Only the pages of the managers whose reps this run selected are rendered again (a one-rep
-    run renders one page); another manager's page from an earlier run of the same date is kept.
+    First (whether or not there are manager pages) the overview's rows are computed once and kept
+    for every page of this run, the index included (:func:`_complete_overview_rows`). Only the
+    pages of the managers whose reps this run selected are rendered again (a one-rep run renders
+    one page); another manager's page from an earlier run of the same date is kept.
     """
+    _complete_overview_rows(plan, state)
     if plan.overview_notebook is None or "manager" not in plan.overview_declared or state.dataset is None:
         return []
     reps = state.dataset.reps

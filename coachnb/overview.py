@@ -18,12 +18,13 @@ import pandas as pd
 
 from .coaching import LINK_MAX_LAG, team_link_fit
 from .errors import CoachnbError
+from .fsutil import atomic_write_text
 from .formatting import fmt_pct
 from .impact import bh_adjust
 from .record import recent_verdicts
 from .report import activity_section, capture_section, commitment_reviews, conversion_section, pipeline_section
 from .store import store_of
-from .team import active_reps, open_data, stalled_counts
+from .team import active_reps, before_hire_as_missing, open_data, stalled_counts
 from .team_effects import ASSUMPTIONS
 
 
@@ -56,12 +57,18 @@ def _entries(manifest: dict) -> list[dict]:
 
 
 def _report_links(manifest: dict, audience: str = "manager") -> dict[str, str]:
-    """rep_id -> file name of the rep's report for ``audience`` (relative to the index)."""
+    """rep_id -> path of the rep's report for ``audience``, relative to the report folder (where the index is).
+
+    A report sits in its manager's folder (``<manager>/...``); a recorded path that is absolute
+    or climbs out of the folder is not linked.
+    """
     links = {}
     for entry in _entries(manifest):
         # a failed rep keeps its last good report, which is still worth linking
-        if entry.get("audience", "manager") == audience and entry.get("html"):
-            links[str(entry["rep_id"])] = Path(entry["html"]).name
+        if entry.get("audience", "manager") == audience and isinstance(entry.get("html"), str):
+            path = Path(entry["html"])
+            if not path.is_absolute() and ".." not in path.parts:
+                links[str(entry["rep_id"])] = path.as_posix()
     return links
 
 
@@ -88,7 +95,8 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
     if manager and manager not in known:
         raise CoachnbError(f"manager {manager!r} is not in reps; the managers there are {', '.join(sorted(known))}")
     manifest = _manifest(manifest_path)
-    reps = overview_rows(ds, tv, as_of_ts, manifest)  # every rep: q-values over every verdict listed anywhere
+    stored, effects = stored_overview(ds)  # what the batch computed once for every page (complete_overview)
+    reps = overview_rows(ds, tv, as_of_ts, manifest, stored)  # every rep: q-values over every verdict listed
     if manager:
         reps = reps[reps["manager"].astype(str) == manager].reset_index(drop=True)
     tested = int(reps["p_value"].notna().sum())
@@ -102,7 +110,9 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
                       and e.get("run", this_run) == this_run]
     failed = pd.DataFrame([{"rep_id": e.get("rep_id"), "error": str(e.get("error", ""))[:200]}
                            for e in failed_entries], columns=["rep_id", "error"])
-    effects, assumptions = activity_effects(tv)
+    if effects is None:
+        effects, _ = activity_effects(tv)
+    assumptions = ASSUMPTIONS.format(max_lag=LINK_MAX_LAG) if ds.has("activities") else ""  # as activity_effects says
     if manager:  # the teams this manager's reps are in
         effects = effects[effects["team"].isin(set(reps["team"]))].reset_index(drop=True)
     pages = {} if manager else {str(p["manager"]): Path(p["html"]).name for p in manifest.get("manager_pages") or []
@@ -111,8 +121,12 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
                     assumptions, inactive_sentence(reps), manager, pages)
 
 
-def overview_rows(ds, tv, as_of_ts, manifest: dict) -> pd.DataFrame:
-    """Every rep's overview row (see :func:`team_overview`), most flags first."""
+def overview_rows(ds, tv, as_of_ts, manifest: dict, stored: dict | None = None) -> pd.DataFrame:
+    """Every rep's overview row (see :func:`team_overview`), most flags first.
+
+    ``stored``: rep_id -> row kept with the feature store (:func:`stored_overview`); the rows of
+    other reps are computed here (:func:`rep_columns`).
+    """
     reps = ds.reps[["rep_id", "name", "team", "manager"]].copy()
     reps["active"] = reps["rep_id"].astype(str).isin(active_reps(tv))
     sessions = ds.coaching_sessions[ds.coaching_sessions["held_on"] < as_of_ts]
@@ -122,12 +136,9 @@ def overview_rows(ds, tv, as_of_ts, manifest: dict) -> pd.DataFrame:
     reps["overdue"] &= len(ds.coaching_sessions) > 0  # "overdue" needs recorded 1:1s
     reps["stalled_deals"] = reps["rep_id"].map(stalled_counts(tv))  # the reports' own rule, so they agree
 
-    # A batch's workers compute these columns beside each rep's report (summary_row); rows computed
-    # from this very store are taken from the manifest, the rest are computed here.
-    key = _store_key(ds)
-    done = {str(e["rep_id"]): e["overview_row"] for e in _entries(manifest)
-            if key and isinstance(e.get("overview_row"), dict) and e["overview_row"].get("key") == key}
-    rows = [_from_json(done[str(r)]) if str(r) in done else rep_columns(ds, tv, r) for r in reps["rep_id"]]
+    # A batch computes these columns once per rep and keeps them with the store (complete_overview)
+    stored = stored or {}
+    rows = [stored[str(r)] if str(r) in stored else rep_columns(ds, tv, r) for r in reps["rep_id"]]
     for column in ROW_COLUMNS:
         reps[column] = [row[column] for row in rows]
     reps["activity_trend"] = reps["activity_trend"].astype(float).where(reps["active"])
@@ -212,7 +223,7 @@ def activity_effects(tv, metrics_used=None, history_weeks: int = 52) -> tuple[pd
 
 
 ROW_COLUMNS = ("weakest_step", "commitment", "diagnosis", "verdict", "p_value", "recent_verdicts", "activity_trend",
-               "process_flags")
+               "process_flags", "activity_weekly", "pipeline_weekly")
 
 
 def attention(rec: dict) -> list[str]:
@@ -228,15 +239,16 @@ def attention(rec: dict) -> list[str]:
     return out
 
 
-def process_flags(ds, tv, rep_id) -> tuple[float, list[str]]:
+def process_flags(ds, tv, rep_id, sections=None) -> tuple[float, list[str]]:
     """The rep's activity trend and the process flags their report raises, in the report's own words.
 
     Computed by the report's section functions, so the overview flags exactly what the report says
-    stands out: (last 4 weeks / the weeks before in the role, per week; flags).
+    stands out: (last 4 weeks / the weeks before in the role, per week; flags). ``sections``: the
+    rep's (activity or None, pipeline) sections when the caller has them (:func:`rep_sections`).
     """
+    act, pipe = sections if sections is not None else rep_sections(ds, tv, rep_id)
     flags, trend = [], np.nan
-    if ds.has("activities"):
-        act = activity_section(tv, rep_id)
+    if act is not None:
         trend = float(act.trend_ratio)
         if act.below_team:
             flags.append("activity below most of the team")
@@ -244,21 +256,56 @@ def process_flags(ds, tv, rep_id) -> tuple[float, list[str]]:
             flags.append("activity down in the last 4 weeks")
         if capture_section(tv, rep_id).stands_out:
             flags.append("activities logged late")
-    if pipeline_section(tv, rep_id).stands_out:
+    if pipe.stands_out:
         flags.append("new pipeline below most of the team")
     return trend, flags
 
 
+def rep_sections(ds, tv, rep_id) -> tuple:
+    """The rep's activity section (None without an activity log) and pipeline section, as the report has them."""
+    return (activity_section(tv, rep_id) if ds.has("activities") else None), pipeline_section(tv, rep_id)
+
+
+def weekly_series(tv, rep_id, weekly: pd.DataFrame, band: pd.DataFrame, column: str) -> dict:
+    """One measure of the rep's report window, week by week, with the team's middle half (for a sparkline).
+
+    Parameters
+    ----------
+    weekly, band : DataFrame
+        A report section's ``rep_weekly`` (``week``, ``column``) and ``band`` (``week``, ``q25``,
+        ``q75``: the rep's peers pooled, :func:`coachnb.team.weekly_against_team`).
+
+    Returns
+    -------
+    dict
+        ``weeks`` (ISO dates of the weeks' first days), ``values`` (None for a week before the
+        rep's hire: missing, never zero, :func:`coachnb.team.before_hire_as_missing`), ``low`` and
+        ``high`` (the band's quartiles, None where there is none), all plain JSON values.
+    """
+    mine = weekly.set_index("week")[[column]].rename(columns={column: str(rep_id)})
+    observed = before_hire_as_missing(tv.ds, mine)[str(rep_id)]
+    quartiles = band.set_index("week").reindex(mine.index)
+
+    def plain(values):
+        return [None if pd.isna(v) else float(v) for v in values]
+
+    return {"weeks": [f"{pd.Timestamp(w):%Y-%m-%d}" for w in mine.index], "values": plain(observed),
+            "low": plain(quartiles["q25"]), "high": plain(quartiles["q75"])}
+
+
 def rep_columns(ds, tv, rep_id) -> dict:
-    """The overview's per-rep columns that take real work: weakest step and last commitment's verdict."""
+    """The overview's per-rep columns that take real work: flags, weakest step, verdicts, weekly series."""
     weakest = conversion_section(tv, rep_id).weakest_step if ds.has("stage_history") else None
     reviews = commitment_reviews(tv, rep_id) if ds.has("commitments") else []
     last_review = reviews[-1] if reviews else None
     recent = recent_verdicts(tv, rep_id) if ds.has("commitments") else None  # the record's, older ones included
-    trend, flags = process_flags(ds, tv, rep_id)
+    act, pipe = sections = rep_sections(ds, tv, rep_id)
+    trend, flags = process_flags(ds, tv, rep_id, sections)
     if weakest:
         flags.append(f"{weakest} below the team")
-    base = {"weakest_step": weakest, "recent_verdicts": recent, "activity_trend": trend}
+    base = {"weakest_step": weakest, "recent_verdicts": recent, "activity_trend": trend,
+            "activity_weekly": None if act is None else weekly_series(tv, rep_id, act.rep_weekly, act.band, "total"),
+            "pipeline_weekly": weekly_series(tv, rep_id, pipe.rep_weekly, pipe.band, "opportunities_created")}
     if last_review is None:
         return {**base, "commitment": None, "diagnosis": None, "verdict": None, "p_value": np.nan,
                 "process_flags": "; ".join(flags) or None}
@@ -281,32 +328,155 @@ def _store_key(ds) -> str | None:
     return None if fs is None else fs.info.get("key")
 
 
+# --------------------------------------------------------------------------- rows kept with the store
+#: the file in a feature store's folder (:mod:`coachnb.store`) that keeps every rep's overview row and
+#: the teams' activity effects computed from that store: written by the batch once per run
+#: (:func:`complete_overview`), read by the index and every manager page (:func:`stored_overview`)
+ROWS_FILE = "overview_rows.json"
+TEXT_COLUMNS = ("weakest_step", "commitment", "diagnosis", "verdict", "recent_verdicts", "process_flags")
+NUMBER_COLUMNS = ("p_value", "activity_trend")
+SERIES_COLUMNS = ("activity_weekly", "pipeline_weekly")
+SERIES_KEYS = ("weeks", "values", "low", "high")
+EFFECT_COLUMNS = ("team", "metric", "reps", "extra_pct", "low_pct", "high_pct", "p_value", "lead_p_value")
+
+
+def _number(x) -> bool:
+    return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x))
+
+
+def _plain_number(x):
+    return None if x is None or pd.isna(x) else float(x)
+
+
+def row_json(row: dict, key: str) -> dict:
+    """A row of :func:`rep_columns` as plain JSON values (NaN -> None) with the store's ``key``."""
+    out = {k: row.get(k) for k in TEXT_COLUMNS + SERIES_COLUMNS}
+    out.update({k: _plain_number(row.get(k)) for k in NUMBER_COLUMNS}, key=key)
+    return out
+
+
+def checked_row(raw, key: str) -> dict | None:
+    """``raw`` (read back from JSON) as a row of :func:`rep_columns`, or None when it is not one of ``key``.
+
+    Every value is checked to be of its column's type (text, number, weekly series of numbers),
+    since the file sits in a cache folder others may write to; NaN stands for a missing number again.
+    """
+    if not isinstance(raw, dict) or raw.get("key") != key:
+        return None
+    if not all(raw.get(k) is None or isinstance(raw.get(k), str) for k in TEXT_COLUMNS):
+        return None
+    if not all(_number(raw.get(k)) for k in NUMBER_COLUMNS):
+        return None
+    for k in SERIES_COLUMNS:
+        series = raw.get(k)
+        if series is None:
+            continue
+        if not isinstance(series, dict) or set(series) != set(SERIES_KEYS):
+            return None
+        if not isinstance(series["weeks"], list) or not all(isinstance(w, str) for w in series["weeks"]):
+            return None
+        n = len(series["weeks"])
+        if not all(isinstance(series[s], list) and len(series[s]) == n and all(map(_number, series[s]))
+                   for s in ("values", "low", "high")):
+            return None
+    out = {k: raw.get(k) for k in ROW_COLUMNS}
+    out.update({k: np.nan if raw[k] is None else float(raw[k]) for k in NUMBER_COLUMNS})
+    return out
+
+
 def summary_row(store, as_of, lookback_weeks: int, rep_id) -> dict | None:
     """One rep's overview columns from a feature store, as JSON-safe values with the store's key.
 
-    A batch worker calls this beside the rep's report, so that the index doesn't compute every
-    rep's commitment review again in one process; :func:`team_overview` uses a row only when its
-    key is the key of the store the overview reads (same data, date, window and code).
+    A batch worker calls this beside the rep's report, so that the overview's rows are computed
+    in parallel with the reports, from the same store; :func:`complete_overview` keeps a row only
+    when its key is the key of the store the overview reads (same data, date, window and code).
     """
     ds, _, tv = open_data(store, as_of, int(lookback_weeks))
     key = _store_key(ds)
     if key is None:
         return None
-    row = rep_columns(ds, tv, str(rep_id))
-    for k in ("weakest_step", "commitment", "diagnosis", "verdict", "recent_verdicts", "process_flags"):
-        if row[k] is not None and not isinstance(row[k], str):
-            return None  # not a JSON round trip; team_overview computes it
-    for k in ("p_value", "activity_trend"):
-        row[k] = None if row[k] is None or pd.isna(row[k]) else float(row[k])
-    row["key"] = key
+    row = row_json(rep_columns(ds, tv, str(rep_id)), key)
+    json.dumps(row, allow_nan=False)  # plain values only; ValueError/TypeError otherwise
     return row
 
 
-def _from_json(row: dict) -> dict:
-    out = {k: row.get(k) for k in ROW_COLUMNS}
-    for k in ("p_value", "activity_trend"):
-        out[k] = np.nan if out[k] is None else float(out[k])
-    return out
+def stored_overview(ds) -> tuple[dict, pd.DataFrame | None]:
+    """The rows and team effects kept in ``ds``'s feature store (:data:`ROWS_FILE`), if they are its own.
+
+    Returns
+    -------
+    rows : dict
+        rep_id -> row (as :func:`rep_columns` returns it) for every row of this store's key that
+        passes :func:`checked_row`; {} for a Dataset without a store, or no readable file.
+    effects : DataFrame or None
+        :func:`activity_effects`' table as stored; None when there is none.
+    """
+    fs, key = store_of(ds), _store_key(ds)
+    if fs is None or key is None:
+        return {}, None
+    path = Path(fs.path) / ROWS_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8")) if path.is_file() and not path.is_symlink() else {}
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        raw = {}
+    if not isinstance(raw, dict) or raw.get("key") != key:
+        return {}, None
+    rows = {str(r): row for r, row in ((r, checked_row(v, key)) for r, v in (raw.get("rows") or {}).items())
+            if row is not None} if isinstance(raw.get("rows"), dict) else {}
+    effects = raw.get("effects")
+    ok = isinstance(effects, list) and all(
+        isinstance(e, dict) and set(e) == set(EFFECT_COLUMNS) and isinstance(e["team"], str)
+        and isinstance(e["metric"], str) and _number(e["reps"])
+        and all(_number(e[c]) for c in EFFECT_COLUMNS[3:]) for e in effects)
+    if not ok:
+        return rows, None
+    frame = pd.DataFrame(effects, columns=list(EFFECT_COLUMNS)).astype({c: float for c in EFFECT_COLUMNS[3:]})
+    frame["reps"] = frame["reps"].astype(int)
+    return rows, frame
+
+
+def complete_overview(features, as_of, lookback_weeks: int, fresh: dict | None = None) -> list[str]:
+    """Keep every rep's overview row and the teams' activity effects in the feature store, computing what is missing.
+
+    Run once per batch, after the reports and before the overview pages: rows the reports'
+    workers computed (``fresh``) and rows kept from an earlier run of the same store are used
+    as they are, the others are computed here once; the index and every manager page then read
+    them (:func:`stored_overview`) instead of computing them again. Written atomically; a row is
+    only ever used with the store it was computed from (same data, date, window and code).
+
+    Parameters
+    ----------
+    features : str or Path
+        The feature store.
+    as_of, lookback_weeks
+        The batch's coaching date and window (the store's).
+    fresh : dict, optional
+        rep_id -> row as :func:`summary_row` returns it; rows of another key are ignored.
+
+    Returns
+    -------
+    list of str
+        The reps whose row was computed here.
+    """
+    ds, _, tv = open_data(features, as_of, int(lookback_weeks))
+    key = _store_key(ds)
+    if key is None:
+        return []
+    kept, effects = stored_overview(ds)
+    rows = {r: row_json(row, key) for r, row in kept.items()}
+    rows.update({str(r): row for r, row in (fresh or {}).items() if checked_row(row, key) is not None})
+    computed = [r for r in ds.reps["rep_id"].astype(str).drop_duplicates() if r not in rows]
+    for rep_id in computed:
+        rows[rep_id] = row_json(rep_columns(ds, tv, rep_id), key)
+    if effects is None:
+        effects, _ = activity_effects(tv)
+    elif not computed and not fresh:
+        return []  # nothing new to keep
+    records = [{c: (rec[c] if c in ("team", "metric") else int(rec[c]) if c == "reps" else _plain_number(rec[c]))
+                for c in EFFECT_COLUMNS} for rec in effects.to_dict("records")]
+    text = json.dumps({"key": key, "rows": rows, "effects": records}, allow_nan=False, ensure_ascii=False)
+    atomic_write_text(Path(store_of(ds).path) / ROWS_FILE, text)
+    return computed
 
 
 def cadence_sentence(ov: Overview) -> str:

@@ -14,6 +14,7 @@ import pandas as pd
 from .display import key_sentence, para, show_html, table, table_html, table_text
 from .formatting import esc
 from .overview import cadence_sentence
+from .sparklines import sparkline_label, sparkline_svg
 
 
 def overview_header(ov) -> None:
@@ -25,11 +26,17 @@ def overview_header(ov) -> None:
          "the process flags worth a look, not a ranking of people.")
 
 
+#: the sparklines' column: what the pictures show, and how to read them without colour
+WEEKS_HEADER = "weeks: activity, new opportunities (line: the rep; grey: team's middle half)"
+#: each sparkline: the row's series and what a value is
+SPARKLINES = (("activity_weekly", "activities per week"), ("pipeline_weekly", "new opportunities per week"))
+
 OVERVIEW_COLUMNS = (  # (header, record key, format or None for text, number column)
     ("rep", "name", None, False), ("needs a look", "flags", lambda f: ", ".join(f) or "–", False),
     ("team", "team", None, False), ("manager", "manager", None, False),
     ("days since 1:1", "days_since_1to1", lambda d: f"{d:.0f}", True),
     ("activity, last 4 weeks vs before", "activity_trend", lambda x: f"{100 * x:.0f}%", True),
+    (WEEKS_HEADER, "activity_weekly", None, False),
     ("last commitment", "commitment", None, False), ("diagnosis", "diagnosis", None, False),
     ("did it move pipeline?", "verdict", None, False),
     ("last verdicts (start month)", "recent_verdicts", None, False),
@@ -37,7 +44,25 @@ OVERVIEW_COLUMNS = (  # (header, record key, format or None for text, number col
 #: the column an overdue 1:1 is flagged in (in words and colour); stalled deals and the step that
 #: stands out are said in "needs a look"
 DAYS_COLUMN = 4
-VERDICT_COLUMN = 8
+WEEKS_COLUMN = 6
+VERDICT_COLUMN = 9
+
+
+def row_sparklines(rec: dict) -> tuple[str, str]:
+    """The row's pictures (inline SVG, one per measure of :data:`SPARKLINES`) and the same in words.
+
+    A rep without a record in the period, or without a measure (no activity log), gets no
+    picture of it; ("", "–") when there is none at all.
+    """
+    if not rec.get("active", True):
+        return "", "–"
+    svgs, words = [], []
+    for key, what in SPARKLINES:
+        series = rec.get(key)
+        if isinstance(series, dict) and series.get("values"):
+            svgs.append(sparkline_svg(what, series["values"], series.get("low"), series.get("high")))
+            words.append(sparkline_label(what, series["values"], series.get("low"), series.get("high")))
+    return "".join(f'<span class="cnb-spark-cell">{svg}</span>' for svg in svgs), "; ".join(words) or "–"
 
 
 def verdict_words(verdict, q) -> str:
@@ -57,6 +82,7 @@ def overview_table(ov) -> None:
     texts, rows = [], []
     for rec in ov.reps.to_dict("records"):
         shown = [cell(rec.get(key), fmt) for _, key, fmt, _ in OVERVIEW_COLUMNS]  # a column ov.reps lacks shows "–"
+        pictures, shown[WEEKS_COLUMN] = row_sparklines(rec)
         if rec["overdue"]:  # said in words as well as in colour
             shown[DAYS_COLUMN] = f"{shown[DAYS_COLUMN]} (overdue)"
         if isinstance(rec.get("verdict"), str):
@@ -71,6 +97,8 @@ def overview_table(ov) -> None:
             html[1] = f'<span class="cnb-flag">{html[1]}</span>'
         if rec["overdue"]:
             html[DAYS_COLUMN] = f'<span class="cnb-flag">{html[DAYS_COLUMN]}</span>'
+        if pictures:  # the SVG is escaped where it is made (coachnb.sparklines)
+            html[WEEKS_COLUMN] = pictures
         rows.append(html)
     show_html(table_html(header, rows, numeric, css="cnb-table cnb-overview", raw_cells=True),
               table_text(header, texts))

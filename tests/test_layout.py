@@ -35,7 +35,7 @@ READING_ORDER = (
     # report assembly
     "report", "record", "overview",
     # presentation
-    "plots", "display", "overview_page", "render", "pdf",
+    "plots", "display", "sparklines", "overview_page", "render", "pdf",
     # the analyst's workbooks: helpers the notebooks in notebooks/ call
     "workbooks",
     # batch: building the store, the in-process engine, the pool
