@@ -173,7 +173,7 @@ def _placebo_null(rep_y, peers_y, t0, pre, gap, lag, horizon, own_until, shrink_
     # left out), so no placebo value is fitted on itself -- and the rep's own statistic never is.
     block = lag + horizon
     beta_at = (_slopes_away_from(dates, tr_all, lr_all, np.append(dates, t0), block, T,
-                                 weights=1.0 / (vp_all + vt_all + c0)) if shrink_trend
+                                 weights=1.0 / (vp_all + vt_all + c0), x_noise=vt_all) if shrink_trend
                else np.ones(len(dates) + 1))
     beta, beta_rep = beta_at[:-1], float(beta_at[-1])
     s = lr_all - beta * tr_all
@@ -195,20 +195,32 @@ def _placebo_null(rep_y, peers_y, t0, pre, gap, lag, horizon, own_until, shrink_
     return _Placebo(stat=s, var=v, extra_var=c, z=z, peer_extra_var=c0, beta=beta_rep)
 
 
-def _slopes_away_from(dates, x, y, at, block: int, T: int, weights=None, min_points: int = 20) -> np.ndarray:
+def _slopes_away_from(dates, x, y, at, block: int, T: int, weights=None, min_points: int = 20,
+                      x_noise=None) -> np.ndarray:
     """Weighted least-squares slope of ``y`` on ``x``, clipped to [0, 1], fitted on the points
     whose date is more than ``block`` rows from each date in ``at``; 1 (no shrinkage) where
-    fewer than ``min_points`` points remain."""
+    fewer than ``min_points`` points remain.
+
+    ``x_noise``: the sampling variance of each ``x`` (an estimated team trend). Its weighted sum
+    is taken off the spread of ``x`` (errors-in-variables), so the slope is the share of the
+    *true* trend that ``y`` carries, not one diluted toward 0 by the trend's own noise. The
+    correction is at most fourfold (the spread is kept at a quarter of its raw value or more):
+    where the trend is mostly noise its share is unidentified, and a near-zero covariance over
+    a near-zero spread would be noise itself.
+    """
     n_dates = T + 1
     wt = np.ones_like(x) if weights is None else weights
+    noise = np.zeros_like(x) if x_noise is None else x_noise
     count = np.concatenate([[0.0], np.cumsum(np.bincount(dates, minlength=n_dates))])
-    sums = [np.bincount(dates, weights=w, minlength=n_dates) for w in (wt, wt * x, wt * y, wt * x * x, wt * x * y)]
+    sums = [np.bincount(dates, weights=w, minlength=n_dates)
+            for w in (wt, wt * x, wt * y, wt * x * x, wt * x * y, wt * noise)]
     cs = [np.concatenate([[0.0], np.cumsum(a)]) for a in sums]
     lo = np.clip(at - block, 0, n_dates)
     hi = np.clip(at + block + 1, 0, n_dates)
-    n, sx, sy, sxx, sxy = (c[-1] - (c[hi] - c[lo]) for c in cs)
+    n, sx, sy, sxx, sxy, snoise = (c[-1] - (c[hi] - c[lo]) for c in cs)
     with np.errstate(invalid="ignore", divide="ignore"):
-        var = sxx - sx * sx / n
+        raw = sxx - sx * sx / n
+        var = np.maximum(raw - snoise, 0.25 * raw)
         slope = (sxy - sx * sy / n) / var
     points = count[-1] - (count[hi] - count[lo])
     ok = (points >= min_points) & (n > 0) & (var > 1e-12 * np.maximum(n, 1e-12))
@@ -257,7 +269,8 @@ class PipelineImpact:
         Smallest upward rate ratio detected with 80% power at this alpha, for this rep's
         baseline, peers and post weeks.
     n_pre_weeks, n_post_weeks : int
-        Baseline weeks used; post weeks used (observed, at most ``horizon_weeks``).
+        Baseline weeks used; post weeks used (every observed week after the lag, at most
+        ``max_post_weeks``; see :func:`_post_weeks`).
     n_peers : int
         Unchanged peers in the comparison group.
     n_placebo : int
@@ -342,7 +355,11 @@ class ImpactSettings:
         Weeks after the change before an effect on pipeline can show (the post window starts
         here).
     horizon_weeks : int
-        Post weeks the verdict needs (the post window's length).
+        Post weeks the verdict needs (gate ``post_horizon``; the shortest post window judged).
+    max_post_weeks : int
+        Longest post window: every observed week after the lag is used, up to this many (at
+        least ``horizon_weeks``), as long as the placebo pool keeps :data:`MIN_PLACEBO_DATES`
+        dates (a longer window leaves fewer dates whose windows fit in the data).
     gap_weeks : int
         Weeks right before the change kept out of the baseline (Ashenfelter's dip).
     max_pre_weeks : int
@@ -370,6 +387,7 @@ class ImpactSettings:
 
     lag_weeks: int = 2
     horizon_weeks: int = 8
+    max_post_weeks: int = 26
     gap_weeks: int = 2
     max_pre_weeks: int = 26
     min_pre_weeks: int = 8
@@ -383,7 +401,7 @@ class ImpactSettings:
 
     def __post_init__(self):
         # fail at construction, not with an index error deep in the window arithmetic
-        for name in ("lag_weeks", "gap_weeks", "max_pre_weeks", "min_pre_weeks", "min_peers", "dip_weeks"):
+        for name in ("lag_weeks", "gap_weeks", "max_pre_weeks", "max_post_weeks", "min_pre_weeks", "min_peers", "dip_weeks"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ImpactSettings.{name} must be >= 0, got {getattr(self, name)}")
         if self.horizon_weeks < 1:
@@ -411,7 +429,7 @@ class _Case:
     first: int  # the rep's first observed row
     pre: int  # baseline weeks used (at most max_pre_weeks)
     pre_before_dip: int  # baseline weeks available before the last dip_weeks (dip check and its confirmation)
-    n_post_avail: int  # post weeks observed so far, at most horizon_weeks
+    n_post_avail: int  # post weeks observed so far, at most the cap (max_post_weeks, at least horizon_weeks)
     horizon: int  # post weeks used (0 when none observed yet)
     cs_r: np.ndarray  # cumulative sums of rep_y (NaN as 0) with a leading zero row
     cs_p: np.ndarray  # cumulative sums of peers with a leading zero row
@@ -442,12 +460,30 @@ def _case(outcome: pd.DataFrame, rep_id, start, cfg: ImpactSettings, peers: list
     usable = peer_block[:, complete]
     observed = ~np.isnan(rep_y)
     first = int(np.argmax(observed)) if observed.any() else T
-    n_post_avail = int(max(0, min(T, t0 + cfg.lag_weeks + cfg.horizon_weeks) - (t0 + cfg.lag_weeks)))
-    return _Case(rep_y=rep_y, peers=usable, n_dropped=int((~complete).sum()), t0=t0, first=first,
-                 pre=int(min(cfg.max_pre_weeks, max(0, t0 - cfg.gap_weeks - first))),
+    cap = max(cfg.max_post_weeks, cfg.horizon_weeks)
+    n_post_avail = int(max(0, min(T - t0 - cfg.lag_weeks, cap)))
+    pre = int(min(cfg.max_pre_weeks, max(0, t0 - cfg.gap_weeks - first)))
+    return _Case(rep_y=rep_y, peers=usable, n_dropped=int((~complete).sum()), t0=t0, first=first, pre=pre,
                  pre_before_dip=int(min(cfg.max_pre_weeks, max(0, t0 - cfg.dip_weeks - first))),
-                 n_post_avail=n_post_avail, horizon=n_post_avail if n_post_avail >= 1 else 0,
+                 n_post_avail=n_post_avail, horizon=_post_weeks(n_post_avail, T, pre, cfg),
                  cs_r=_cumsum0(np.nan_to_num(rep_y)), cs_p=_cumsum0(usable))
+
+
+#: fewest placebo dates (per peer) a post window longer than ``horizon_weeks`` may leave: with
+#: fewer, the pool's values come from a few strongly overlapping windows (see NOTES)
+MIN_PLACEBO_DATES = 26
+
+
+def _post_weeks(n_post_avail: int, T: int, pre: int, cfg: ImpactSettings) -> int:
+    """Post weeks the test uses: every observed one up to the cap, shortened (not below
+    ``horizon_weeks``) until the peers' placebo dates number at least :data:`MIN_PLACEBO_DATES`.
+
+    Depends on the panel's length and the windows only, never on the outcome's values.
+    """
+    h = n_post_avail
+    while h > cfg.horizon_weeks and T - cfg.lag_weeks - h - cfg.gap_weeks - pre + 1 < MIN_PLACEBO_DATES:
+        h -= 1
+    return h
 
 
 def _data_gates(case: _Case, cfg: ImpactSettings, activity_changed: bool | None) -> dict[str, str]:

@@ -243,10 +243,11 @@ def test_pipeline_value_takes_the_trend_out_in_full():
     out = _team_panel(0.0, 5)
     act = out * 0 + 5.0
     act.iloc[50:, 0] = 12.0
-    a = assess_commitment(act, out, "R0", out.index[50], out.index[62], target=10.0,
+    eight = ImpactSettings(max_post_weeks=8)  # a long post window leaves too few dates to fit the share on
+    a = assess_commitment(act, out, "R0", out.index[50], out.index[62], target=10.0, settings=eight,
                           secondary={PIPELINE_VALUE: out, "stage advancements": out})
-    same = pipeline_impact(out, "R0", out.index[50], activity_changed=True)
-    full = pipeline_impact(out, "R0", out.index[50], ImpactSettings(shrink_trend=False),
+    same = pipeline_impact(out, "R0", out.index[50], eight, activity_changed=True)
+    full = pipeline_impact(out, "R0", out.index[50], ImpactSettings(shrink_trend=False, max_post_weeks=8),
                            activity_changed=True)
     assert a.secondary["stage advancements"].rate_ratio == pytest.approx(same.rate_ratio)
     assert a.secondary[PIPELINE_VALUE].rate_ratio == pytest.approx(full.rate_ratio)
@@ -267,3 +268,50 @@ def test_placebo_statistics_are_the_null_the_p_value_ranks_against():
     # before the change shows, there is a null but no statistic of the rep's
     null_early, rep_early = placebo_statistics(out, "R0", WEEKS[-1] + pd.Timedelta(weeks=1), SHORT_LAG)
     assert np.isnan(rep_early)
+
+
+# ------------------------------------------------------------------ windows and the null (issue #14, items 3-5)
+def _long_panel(n_reps=12, n_weeks=120, rate=4.0, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.poisson(rate * np.exp(rng.normal(0, 0.2, n_reps))[None, :], (n_weeks, n_reps))
+    weeks = pd.date_range("2024-01-01", periods=n_weeks, freq="W-MON")
+    return pd.DataFrame(y.astype(float), index=weeks, columns=[f"R{i}" for i in range(n_reps)])
+
+
+def test_post_window_grows_with_the_observed_weeks_up_to_the_cap():
+    out = _long_panel()
+    cfg = ImpactSettings(lag_weeks=2, horizon_weeks=8, max_post_weeks=26)
+    # change at row t: rows t + 2 ... 119 are observed after the lag
+    posts = {t: pipeline_impact(out, "R0", out.index[t], cfg).n_post_weeks for t in (40, 80, 100, 110, 114)}
+    assert posts == {40: 26, 80: 26, 100: 18, 110: 8, 114: 4}
+    assert pipeline_impact(out, "R0", out.index[114], cfg).gates["post_horizon"].startswith("failed: 4 of 8")
+    assert pipeline_impact(out, "R0", out.index[100], cfg).gates["post_horizon"] == "passed"
+    # the cap is the setting's; a cap below the verdict's minimum means the minimum
+    assert pipeline_impact(out, "R0", out.index[40], dataclasses.replace(cfg, max_post_weeks=13)).n_post_weeks == 13
+    assert pipeline_impact(out, "R0", out.index[40], dataclasses.replace(cfg, max_post_weeks=3)).n_post_weeks == 8
+
+
+def test_post_window_is_shortened_to_keep_enough_placebo_dates():
+    from coachnb.impact import MIN_PLACEBO_DATES
+
+    out = _long_panel(n_weeks=70)
+    cfg = ImpactSettings(lag_weeks=2, horizon_weeks=8, max_post_weeks=26)
+    r = pipeline_impact(out, "R0", out.index[40], cfg)  # 28 weeks observed after the lag, baseline 26
+    # peers' placebo dates: 70 - 2 - H - 2 - 26 + 1 >= MIN_PLACEBO_DATES  ->  H <= 41 - MIN_PLACEBO_DATES
+    assert r.n_post_weeks == 41 - MIN_PLACEBO_DATES
+    assert r.n_placebo >= MIN_PLACEBO_DATES * 11
+
+
+def test_trend_share_is_not_diluted_by_the_noise_of_the_estimated_trend():
+    rng = np.random.default_rng(3)
+    n = 4000
+    dates = np.repeat(np.arange(200), 20)
+    true = rng.normal(0, 0.3, 200)[dates]  # the team swing each unit's ratio carries in full
+    noise_var = np.full(n, 0.09)  # the estimated trend's own noise: half its spread
+    x = true + rng.normal(0, 0.3, n)
+    y = true + rng.normal(0, 0.4, n)
+    at = np.array([100])
+    diluted = _slopes_away_from(dates, x, y, at, block=5, T=200)[0]
+    corrected = _slopes_away_from(dates, x, y, at, block=5, T=200, x_noise=noise_var)[0]
+    assert 0.4 < diluted < 0.6  # 0.09 / (0.09 + 0.09): the regression-dilution slope
+    assert 0.9 < corrected <= 1.0
