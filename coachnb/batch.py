@@ -12,8 +12,9 @@
    (:class:`WorkerPool`, started while the data loads), in the calling process for a run of one
    or two reports (:func:`run_in_process`), or on a Dask cluster (``scheduler="tcp://..."``), whose
    workers keep warm report processes (:func:`run_task_on_dask_worker`);
-4. renders each successful run to ``<report_dir>/<safe id>.html`` (``.rep.html`` for the rep's own
-   copy), atomically, and keeps the executed ``.ipynb`` in the cache folder; a failed or
+4. renders each successful run to a page named for the rep in their manager's folder (the rep's own
+   copy in the folder of pre-reads to send; see :func:`report_files`), atomically, and keeps the
+   executed ``.ipynb`` in the cache folder; a failed or
    timed-out run leaves the previous good report in place and is recorded with its error and
    the failing cell; a report whose output path is a symbolic link or otherwise in the way is
    refused (failed, nothing runs) and the others go on;
@@ -23,9 +24,12 @@
 The report folder ``<out>/<as_of>/`` holds only what is sent::
 
     index.html                       team overview (rendered last)
+    team.<manager>.html              one manager's overview: only their reps
     manifest.json                    one entry per rep and audience (see :func:`run_batch`)
-    <id>.html                        manager report of a rep
-    <id>.rep.html                    the rep's own report (audience "rep" or "both"), self-contained
+    <Manager>/<Rep> — coaching report <date>.html
+                                     a rep's report for their manager, with the manager's notes
+    <Manager>/pre-reads to send/<Rep> — pre-read <date>.html
+                                     the rep's own pre-read (audience "rep" or "both"), self-contained
 
 The cache folder ``<cache_dir>/<as_of>/`` (default ``<out>/.cache/<as_of>/``) holds the rest::
 
@@ -84,7 +88,7 @@ from tqdm.auto import tqdm
 
 from .calendar import check_as_of_covered, parse_as_of, resolve_as_of
 from .errors import CoachnbError, DataError
-from .fsutil import atomic_write_bytes, atomic_write_text, safe_filename
+from .fsutil import atomic_write_bytes, atomic_write_text, readable_filename, safe_filename
 from .formatting import terminal_safe
 from .loading import input_fingerprint, load
 from .render import get_exporter, render_html
@@ -1731,7 +1735,7 @@ def _isna(value) -> bool:
         return False
 
 
-def _select_reps(ds, reps, team) -> tuple[list[dict], list[str]]:
+def _select_reps(ds, reps, team, as_of: str) -> tuple[list[dict], list[str]]:
     """The reps to render.
 
     Parameters
@@ -1742,11 +1746,14 @@ def _select_reps(ds, reps, team) -> tuple[list[dict], list[str]]:
         Rep ids asked for (duplicates dropped, order kept).
     team : str or None
         Team asked for (used when ``reps`` is None).
+    as_of : str
+        The 1:1 date, for the reports' file names.
 
     Returns
     -------
     selected : list of dict
-        Known reps, as dicts with ``rep_id``, ``name`` and ``team`` (strings, "" when missing).
+        Known reps, as dicts with ``rep_id``, ``name``, ``team`` and ``manager`` (strings, ""
+        when missing) and ``files``, audience -> page (see :func:`report_files`).
     unknown : list of str
         Requested ids that are not in the data.
 
@@ -1758,8 +1765,11 @@ def _select_reps(ds, reps, team) -> tuple[list[dict], list[str]]:
     table = ds.reps
     rows = []
     for rec in table.to_dict("records"):
-        rows.append({"rep_id": str(rec["rep_id"]), "name": "" if _isna(rec.get("name")) else str(rec.get("name")),
-                     "team": "" if _isna(rec.get("team")) else str(rec.get("team"))})
+        rows.append({"rep_id": str(rec["rep_id"])} | {
+            col: "" if _isna(rec.get(col)) else str(rec.get(col)) for col in ("name", "team", "manager")})
+    files = report_files(rows, as_of)
+    for row in rows:
+        row["files"] = {aud: files[(row["rep_id"], aud)] for aud in AUDIENCES}
     if reps is not None:
         by_id = {r["rep_id"]: r for r in rows}
         wanted = list(dict.fromkeys(str(r) for r in reps))
@@ -2030,6 +2040,77 @@ def _rep_parameters(plan: BatchPlan, rep_id: str, audience: str, features_path: 
     return {k: v for k, v in params.items() if k in plan.rep_declared}
 
 
+#: the folder, inside a manager's, of the pre-reads to send to their reps
+PRE_READ_FOLDER = "pre-reads to send"
+#: what each audience's page is called in its file name
+PAGE_KINDS = {"manager": "coaching report", "rep": "pre-read"}
+
+
+def _unique_names(labels: dict, tie_breaks) -> dict:
+    """``labels`` (key -> name) with every name shared case-insensitively made unique by the tie-breaks in turn.
+
+    ``tie_breaks`` are functions key -> text appended in brackets to each name of a shared
+    group; the last one must be unique per key. Depends only on the keys and labels, so the
+    names of a folder don't change with which reports a run renders.
+    """
+    names = dict(labels)
+    for tie_break in tie_breaks:
+        groups: dict[str, list] = {}
+        for key, name in names.items():
+            groups.setdefault(name.casefold(), []).append(key)
+        shared = [k for ks in groups.values() if len(ks) > 1 for k in ks]
+        if not shared:
+            break
+        for key in shared:
+            names[key] = f"{labels[key]} ({tie_break(key)})"
+    return names
+
+
+def report_files(reps: list[dict], as_of: str) -> dict[tuple, str]:
+    """The file of every rep's page, for each audience, relative to the report folder.
+
+    A folder per manager holds their reps' coaching reports, and in it a folder
+    :data:`PRE_READ_FOLDER` holds the reps' own pre-reads, so the file sent to a rep is the
+    one made for them::
+
+        Maya Chen/Priya Natarajan — coaching report 2026-11-23.html
+        Maya Chen/pre-reads to send/Priya Natarajan — pre-read 2026-11-23.html
+
+    Names come from :func:`coachnb.fsutil.readable_filename`; two reps of one manager with the
+    same name (ignoring case) get their ids in brackets, two managers their names' hashes.
+
+    Parameters
+    ----------
+    reps : list of dict
+        Every rep of the data (``rep_id``, ``name``, ``manager``; "" when missing): the names
+        of one run's reports don't depend on which reps it renders.
+    as_of : str
+        The 1:1 date (ISO), written into each name.
+
+    Returns
+    -------
+    dict
+        ``(rep_id, audience) -> path`` with ``/`` separators, for the audiences of
+        :data:`AUDIENCES`.
+    """
+    managers = sorted({r["manager"] for r in reps})
+    folder_labels = {m: readable_filename(m, "No manager") for m in managers}
+    folder_labels = {m: f + "_" if f.lower().endswith((".html", ".json", ".pdf")) else f
+                     for m, f in folder_labels.items()}
+    folders = _unique_names(folder_labels,
+                            [lambda m: hashlib.sha256(m.encode("utf-8", "surrogatepass")).hexdigest()[:8]])
+    files = {}
+    for manager in managers:
+        mine = [r for r in reps if r["manager"] == manager]
+        labels = {r["rep_id"]: readable_filename(r["name"] or r["rep_id"], safe_filename(r["rep_id"])) for r in mine}
+        names = _unique_names(labels, [lambda i: readable_filename(i, safe_filename(i)), safe_filename])
+        for rep_id, name in names.items():
+            folder = folders[manager]
+            files[(rep_id, "manager")] = f"{folder}/{name} — {PAGE_KINDS['manager']} {as_of}.html"
+            files[(rep_id, "rep")] = f"{folder}/{PRE_READ_FOLDER}/{name} — {PAGE_KINDS['rep']} {as_of}.html"
+    return files
+
+
 def _report_entry(plan: BatchPlan, rep: dict, audience: str, stem: str, fingerprint: str) -> dict:
     """A report's manifest entry, still ``pending``, with the file names its outputs get.
 
@@ -2037,10 +2118,11 @@ def _report_entry(plan: BatchPlan, rep: dict, audience: str, stem: str, fingerpr
     ----------
     plan : BatchPlan
     rep : dict
-        ``rep_id``, ``name``, ``team``.
+        ``rep_id``, ``name``, ``team`` and ``files`` (see :func:`_select_reps`).
     audience : str
     stem : str
-        File name stem of the rep's outputs (:func:`coachnb.fsutil.safe_filename` of the id).
+        File name stem of the rep's notebook and log in the cache folder
+        (:func:`coachnb.fsutil.safe_filename` of the id).
     fingerprint : str
         :func:`report_fingerprint` of the report.
 
@@ -2055,7 +2137,7 @@ def _report_entry(plan: BatchPlan, rep: dict, audience: str, stem: str, fingerpr
     entry = {
         "rep_id": rep["rep_id"], "name": rep["name"], "team": rep["team"], "audience": audience,
         "status": "pending", "duration_s": None,
-        "html": f"{stem}{suffix}.html", "ipynb": f"{stem}{suffix}.ipynb",
+        "html": rep["files"][audience], "ipynb": f"{stem}{suffix}.ipynb",
         "log": f"logs/{stem}{suffix}.log", "error": None, "failed_cell": None,
         "fingerprint": fingerprint,
     }
@@ -2121,6 +2203,42 @@ def _is_unchanged(plan: BatchPlan, entry: dict, old: dict | None) -> bool:
         return _sha256(html.read_bytes()) == old.get("html_sha256")
     except OSError:
         return False
+
+
+def _note_previous_page(entry: dict, old: dict | None) -> None:
+    """Remember in ``entry`` the page the previous run wrote under another name (the rep was renamed, moved
+    to another manager, or the run is the first with readable names), with its recorded SHA-256.
+
+    The page is removed once the new one is written (:func:`_retire_previous_page`) and kept as
+    the last good report when the new one fails (:func:`_keep_stale_outputs`).
+    """
+    if not old:
+        return
+    previous = old.get("previous_html")
+    if old.get("html") and old["html"] != entry["html"] and old.get("html_sha256"):
+        previous = {"html": old["html"], "html_sha256": old["html_sha256"]}
+    if isinstance(previous, dict) and previous.get("html") != entry["html"]:
+        entry["previous_html"] = previous
+
+
+def _retire_previous_page(plan: BatchPlan, entry: dict) -> None:
+    """Remove the page (and its PDF) the previous run wrote under the entry's old name, if it is still as written.
+
+    A file changed since (its SHA-256 differs), a link or anything odd is left where it is.
+    """
+    previous = entry.pop("previous_html", None)
+    if not previous or odd_entry(plan.report_dir, previous["html"]):
+        return
+    page = plan.report_dir / previous["html"]
+    try:
+        if not page.is_file() or _sha256(page.read_bytes()) != previous["html_sha256"]:
+            return
+        page.unlink()
+        pdf = page.with_suffix(".pdf")
+        if pdf.is_file() and not pdf.is_symlink():
+            pdf.unlink()
+    except OSError:  # a page that can't be removed stays: nothing is lost
+        return
 
 
 def _id_suffix(rep) -> str:
@@ -2231,6 +2349,7 @@ def _work_out_tasks(plan: BatchPlan, state: _RunState, selected: list, unknown: 
             if entry["status"] == "failed":  # refused: an output path is a link or in the way
                 continue
             old = state.previous_by_key.get((rep["rep_id"], aud))
+            _note_previous_page(entry, old)
             if plan.resume and _is_unchanged(plan, entry, old):
                 entry.update(status="skipped", duration_s=old.get("duration_s"),
                              html_bytes=old["html_bytes"], html_sha256=old["html_sha256"])
@@ -2609,7 +2728,7 @@ def run_batch(data_dir, as_of, out="reports", reps=None, team=None, audience="ma
             return BatchResult(ok=False, error=str(exc), duration_s=time.perf_counter() - plan.started)
         # a date whose weeks run past the data would read as zeros in every report: refused before any work
         check_as_of_covered(resolve_as_of(plan.as_of, dataset), dataset)
-        selected, unknown = _select_reps(dataset, plan.reps, plan.team)
+        selected, unknown = _select_reps(dataset, plan.reps, plan.team, plan.as_of)
         with _report_dir_lock(plan):
             return _run_locked(plan, dataset, selected, unknown, pool)
     finally:
@@ -2794,6 +2913,7 @@ def _record(plan: BatchPlan, entry: dict, task: dict, result: dict) -> None:
         atomic_write_bytes(output_path(plan.report_dir, entry["html"]), page)
         entry.update(status="ok", error=None, failed_cell=None, html_bytes=len(page), html_sha256=_sha256(page))
         entry.pop("stale_html", None)
+        _retire_previous_page(plan, entry)
         if result.get("overview_row"):
             entry["overview_row"] = result["overview_row"]
     else:
@@ -2842,6 +2962,10 @@ def _keep_stale_outputs(plan: BatchPlan, entry: dict) -> None:
     entry : dict
         Updated in place.
     """
+    previous = entry.pop("previous_html", None)
+    if previous and not odd_entry(plan.report_dir, previous["html"]) and (plan.report_dir / previous["html"]).is_file():
+        # the last good report has the name the previous run gave it; a later success removes it
+        entry.update(html=previous["html"], previous_html=previous)
     for key, base in (("html", plan.report_dir), ("ipynb", plan.cache_dir)):
         if entry.get(key) and (odd_entry(base, entry[key]) or not (base / entry[key]).is_file()):
             entry[key] = None

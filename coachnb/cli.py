@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import json
 import math
 import os
 import sys
@@ -187,6 +188,8 @@ def _print_pdfs(args, result) -> None:
     pages = [e["html"] for e in result.reports if e.get("status") in ("ok", "skipped") and e.get("html")]
     if result.overview and result.overview.get("html"):
         pages.append(result.overview["html"])
+    manifest = json.loads(result.manifest_path.read_text(encoding="utf-8")) if result.manifest_path else {}
+    pages += [p["html"] for p in manifest.get("manager_pages") or [] if p.get("status") == "ok" and p.get("html")]
     written = write_pdfs(result.report_dir, paper=load_config(args.data_dir).presentation.paper, pages=pages)
     _show(f"coachnb: wrote {len(written)} PDF(s) beside the pages in {result.report_dir}")
 

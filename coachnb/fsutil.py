@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import tempfile
+import unicodedata
 from pathlib import Path
 
 #: Names Windows refuses for files (with any extension), plus ``index`` which the team
@@ -31,6 +32,10 @@ def _current_umask() -> int:
 NEW_FILE_MODE = 0o666 & ~_current_umask()
 
 _PLAIN_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+#: characters Windows refuses in a file name, and path separators everywhere
+_FORBIDDEN_IN_NAME = re.compile(r'[<>:"/\\|?*]')
+#: a readable name is cut to this many characters (a path stays far below every system's limit)
+READABLE_MAX = 60
 _UNSAFE_RUN = re.compile(r"[^a-z0-9_-]+")
 _SLUG_MAX = 48
 _HASH_CHARS = 10
@@ -72,6 +77,48 @@ def safe_filename(rep_id: str) -> str:
         slug += "_"
     digest = hashlib.sha256(rep_id.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
     return f"{slug}.{digest}"
+
+
+def readable_filename(text: str, fallback: str) -> str:
+    """A person's name (or any text from the data) as a file or folder name a person can read.
+
+    The text is NFC-normalised; control and format characters (bidirectional overrides,
+    zero-width marks) are dropped; characters Windows refuses (``<>:"/\\|?*``) become ``-``;
+    runs of white space become one space; leading dots and trailing dots and spaces go; the
+    result is cut to :data:`READABLE_MAX` characters. A name Windows reserves (``CON``,
+    ``nul.txt``, ...) gets a trailing ``_``.
+
+    Parameters
+    ----------
+    text : str
+        The name, e.g. ``"Priya Natarajan"``.
+    fallback : str
+        Used when nothing readable is left (``fallback`` itself must be a safe name).
+
+    Returns
+    -------
+    str
+        Never empty, never a path. Two different texts can give the same name, and on a
+        case-insensitive file system names differing by case collide: the caller makes the
+        names of one folder unique (see :func:`coachnb.batch.report_files`).
+
+    Examples
+    --------
+    >>> readable_filename("Priya Natarajan", "r001")
+    'Priya Natarajan'
+    >>> readable_filename("  ../A/B: C?  ", "r001")
+    'A-B- C-'
+    """
+    clean = unicodedata.normalize("NFC", str(text))
+    clean = "".join(" " if ch.isspace() else ch for ch in clean
+                    if ch.isspace() or unicodedata.category(ch)[0] not in "CZ")
+    clean = " ".join(_FORBIDDEN_IN_NAME.sub("-", clean).split())
+    clean = clean.lstrip(". -")[:READABLE_MAX].rstrip(". ")
+    if not clean:
+        return fallback
+    if clean.split(".")[0].strip().lower() in RESERVED_NAMES - {"index"}:
+        clean += "_"
+    return clean
 
 
 def path_inside(base_dir: str | os.PathLike, name: str) -> Path:

@@ -196,15 +196,15 @@ def write_pdfs(out_dir: str | os.PathLike, *, paper: str = "A4", pages: list | N
         The paper size (``process.toml``'s ``[presentation] paper``).
     pages : list of path-like, optional
         The pages to print (names relative to ``out_dir``, or paths inside it); by default every
-        ``*.html`` file directly in ``out_dir``. A symbolic link is never printed or written
-        through.
+        ``*.html`` file in ``out_dir`` and its folders. A symbolic link (page or folder) is never
+        printed or written through.
     executable : str, optional
         The browser; by default :func:`find_browser`.
 
     Returns
     -------
     list of Path
-        The PDFs written, in the order of ``pages`` (sorted by name by default).
+        The PDFs written, in the order of ``pages`` (sorted by path by default).
 
     Raises
     ------
@@ -214,9 +214,11 @@ def write_pdfs(out_dir: str | os.PathLike, *, paper: str = "A4", pages: list | N
         written before it are complete files).
     """
     folder = Path(out_dir)
-    html = sorted(folder.glob("*.html")) if pages is None else [folder / Path(p) for p in pages]
+    html = sorted(folder.rglob("*.html")) if pages is None else [folder / Path(p) for p in pages]
     for page in html:
-        if page.is_symlink() or pdf_path(page).is_symlink():
+        in_folder = [folder / Path(*page.relative_to(folder).parts[:i + 1])
+                     for i in range(len(page.relative_to(folder).parts))]
+        if any(p.is_symlink() for p in in_folder) or pdf_path(page).is_symlink():
             raise PdfError(f"{page.name}: a symbolic link is in the way; no PDF is written through one")
         if not page.is_file():
             raise PdfError(f"{page.name}: no such page in {folder.name}")

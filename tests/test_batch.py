@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from coachnb.batch import run_batch
+from coachnb.batch import report_files, run_batch
 from coachnb.errors import DataError, Problem
 from coachnb.fsutil import safe_filename
 from coachnb.schema import TABLES, Dataset, empty_frame
@@ -17,6 +17,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
 AS_OF = "2026-01-05"
 REPS = [("R1", "Ana <b>Souza</b>", "West"), ("R2", "Bo", "West"), ("R3", "Cy", "East"), ("R4", "Di", "East"),
         ("../../etc/passwd", "Eve", "East"), ("00123", "Flo", "East")]
+#: the readable name each rep's pages get (markup characters replaced, ids not used)
+PAGE_NAMES = {"R1": "Ana -b-Souza--b-", "R2": "Bo", "R3": "Cy", "R4": "Di", "../../etc/passwd": "Eve", "00123": "Flo"}
 EVIL = "x'; import os; os.system('touch /tmp/pwned'); '"
 
 
@@ -26,7 +28,7 @@ def make_data(tmp_path, reps=REPS, fingerprint="data-v1"):
     frame = pd.DataFrame(reps, columns=["rep_id", "name", "team"]).astype("string")
     frame.assign(manager="Maya", hire_date="2024-01-01").to_csv(data_dir / "reps.csv", index=False)
     tables = {name: empty_frame(name) for name in TABLES}
-    tables["reps"] = frame
+    tables["reps"] = frame.assign(manager="Maya").astype("string")
     return data_dir, Dataset(**tables, fingerprint=fingerprint)
 
 
@@ -35,6 +37,13 @@ def batch(data_dir, ds, out, notebook="rep_report", **kwargs):
     kwargs.setdefault("jobs", 2)
     kwargs.setdefault("progress", False)
     return run_batch(data_dir, AS_OF, out=out, notebook=FIXTURES / f"{notebook}.ipynb", dataset=ds, **kwargs)
+
+
+def page(rep_id, audience="manager"):
+    """A rep's page below the report folder: in the manager's folder, the pre-read in the folder to send."""
+    if audience == "rep":
+        return f"Maya/pre-reads to send/{PAGE_NAMES[rep_id]} — pre-read {AS_OF}.html"
+    return f"Maya/{PAGE_NAMES[rep_id]} — coaching report {AS_OF}.html"
 
 
 def manifest(out):
@@ -67,20 +76,20 @@ def test_one_report_per_rep_then_resume_skips_unchanged(tmp_path):
     assert {(e["rep_id"], e["audience"]) for e in m["reports"]} == {
         (r, a) for r, _, _ in REPS[:1] + REPS[4:] for a in ("manager", "rep")}
     for e in m["reports"]:
-        stem = safe_filename(e["rep_id"])
         assert e["status"] == "ok" and len(e["fingerprint"]) == 64 and e["duration_s"] > 0
-        assert e["html"] == stem + (".rep.html" if e["audience"] == "rep" else ".html")
+        assert e["html"] == page(e["rep_id"], e["audience"])
         assert (cache_dir / e["ipynb"]).is_file() and (cache_dir / e["log"]).is_file()
         html = (report_dir / e["html"]).read_text(encoding="utf-8")
         assert e["html_bytes"] == len(html.encode("utf-8")) and len(e["html_sha256"]) == 64
         check_report_html(html)
         assert f"for the {e['audience']}" in html
-    assert "Report for Flo ('00123')" in (report_dir / "00123.html").read_text(encoding="utf-8")
+    assert "Report for Flo ('00123')" in (report_dir / page("00123")).read_text(encoding="utf-8")
     assert not (tmp_path / "etc").exists()                                  # no path traversal
     # the report folder holds only what is sent: the pages and the manifest
-    assert {p.suffix for p in report_dir.iterdir()} == {".html", ".json"}
-    assert sorted(p.name for p in report_dir.iterdir() if p.suffix == ".html")[0] == "00123.html"
-    assert 'href="etc_passwd.' in (report_dir / "index.html").read_text(encoding="utf-8")
+    sent = {p.relative_to(report_dir).as_posix() for p in report_dir.rglob("*") if p.is_file()}
+    assert {Path(p).suffix for p in sent} == {".html", ".json"}
+    assert {e["html"] for e in m["reports"]} <= sent
+    assert f'href="{page("../../etc/passwd")}"' in (report_dir / "index.html").read_text(encoding="utf-8")
 
     def worker(log):
         return re.search(r"^worker process: (\d+)$", (cache_dir / log).read_text(encoding="utf-8"), re.M).group(1)
@@ -107,7 +116,7 @@ def test_failures_are_isolated_and_keep_the_last_good_report(tmp_path):
     out = tmp_path / "reports"
     assert batch(data_dir, ds, out, reps=["R2", "R3", "R4"], overview_notebook=None).ok
     report_dir = out / AS_OF
-    good = {r: (report_dir / f"{safe_filename(r)}.html").read_bytes() for r in ("R2", "R3", "R4")}
+    good = {r: (report_dir / page(r)).read_bytes() for r in ("R2", "R3", "R4")}
 
     result = batch(data_dir, ds, out, notebook="chaos", timeout=3)
     assert not result.ok
@@ -119,7 +128,7 @@ def test_failures_are_isolated_and_keep_the_last_good_report(tmp_path):
     assert by_rep["R3"]["duration_s"] < 20
     assert by_rep["R4"]["status"] == "failed" and "died" in by_rep["R4"]["error"]
     for rep in ("R2", "R3", "R4"):  # the previous good report is untouched and still listed
-        assert (report_dir / f"{safe_filename(rep)}.html").read_bytes() == good[rep]
+        assert (report_dir / page(rep)).read_bytes() == good[rep]
         assert by_rep[rep]["stale_html"] is True
     log = (cache(out) / by_rep["R2"]["log"]).read_text(encoding="utf-8")
     assert "boom for R2" in log and "noise on stderr" not in log  # failed before printing
@@ -223,7 +232,7 @@ def test_ctrl_c_during_an_in_process_report_stops_the_run(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_batch(data_dir, AS_OF, out=tmp_path / "reports", notebook=notebook, dataset=ds, reps=["R1"],
                   overview_notebook=None, progress=False)
-    assert not (tmp_path / "reports" / AS_OF / "R1.html").exists()  # not recorded as a report's failure
+    assert not (tmp_path / "reports" / AS_OF / page("R1")).exists()  # not recorded as a report's failure
     assert not (cache(tmp_path / "reports") / "logs" / "R1.log").exists()
     # the lock is released and the handler restored: the same run goes on afterwards
     assert batch(data_dir, ds, tmp_path / "reports", reps=["R1"], overview_notebook=None).ok
@@ -328,13 +337,13 @@ def test_cache_folder_apart_and_resume_verifies_the_pages_it_skips(tmp_path):
     assert batch(data_dir, ds, out, overview_notebook=None, cache_dir=elsewhere).ok
     report_dir = out / AS_OF
     # what is sent holds the pages and the manifest; notebooks, logs and lock live in the cache
-    assert {p.name for p in report_dir.iterdir()} == {"manifest.json"} | {f"{safe_filename(r)}.html" for r in
-                                                                           ("R1", "R2", "R3", "R4")}
+    assert ({p.relative_to(report_dir).as_posix() for p in report_dir.rglob("*") if p.is_file()}
+            == {"manifest.json"} | {page(r) for r in ("R1", "R2", "R3", "R4")})
     m = manifest(out)
     assert all((elsewhere / AS_OF / e["ipynb"]).is_file() and (elsewhere / AS_OF / e["log"]).is_file()
                for e in m["reports"])
     assert (elsewhere / AS_OF / ".coachnb.lock").exists() and not (out / ".cache").exists()
-    pages = {r: report_dir / f"{safe_filename(r)}.html" for r in ("R1", "R2", "R3", "R4")}
+    pages = {r: report_dir / page(r) for r in ("R1", "R2", "R3", "R4")}
     good = {r: p.read_bytes() for r, p in pages.items()}
 
     pages["R1"].write_bytes(good["R1"][: len(good["R1"]) // 2])          # truncated by something else
@@ -553,3 +562,49 @@ def test_a_forkserver_that_dies_on_its_imports_leaves_the_run_to_spawned_workers
     assert proc.stdout.split() == ["True", "3"]
     # the dying server's own traceback is on stderr (as a spawned worker's would be); nothing of the run's
     assert proc.stderr.count("Traceback") == 1 and "multiprocessing/forkserver.py" in proc.stderr, proc.stderr[-3000:]
+
+
+# --------------------------------------------------------------------------- file names
+
+
+def test_report_files_are_readable_per_manager_and_collision_free():
+    reps = [dict(rep_id="R1", name="Alex Kim", manager="Maya Chen"), dict(rep_id="R2", name="alex kim", manager="Maya Chen"),
+            dict(rep_id="R3", name="Alex Kim", manager="Ravi Rao"), dict(rep_id="R4", name="", manager=""),
+            dict(rep_id="R5", name="Bo", manager="index.html")]
+    files = report_files(reps, "2026-11-23")
+    assert files[("R3", "manager")] == "Ravi Rao/Alex Kim — coaching report 2026-11-23.html"  # alone in its folder
+    assert files[("R3", "rep")] == "Ravi Rao/pre-reads to send/Alex Kim — pre-read 2026-11-23.html"
+    assert files[("R1", "manager")] == "Maya Chen/Alex Kim (R1) — coaching report 2026-11-23.html"
+    assert files[("R2", "manager")] == "Maya Chen/alex kim (R2) — coaching report 2026-11-23.html"
+    assert files[("R4", "manager")] == "No manager/R4 — coaching report 2026-11-23.html"
+    assert files[("R5", "manager")].startswith("index.html_/")  # never the overview's own file
+    # unique on a case-insensitive file system, and the same whichever reps a run renders
+    assert len({f.casefold() for f in files.values()}) == len(files)
+    assert report_files(reps[2:], "2026-11-23")[("R3", "manager")] == files[("R3", "manager")]
+    ids_by_case = [dict(rep_id="ab", name="Jo", manager="M"), dict(rep_id="AB", name="Jo", manager="M")]
+    assert len({f.casefold() for f in report_files(ids_by_case, "2026-11-23").values()}) == 4
+
+
+def test_a_renamed_rep_gets_a_new_page_and_the_old_one_goes(tmp_path):
+    data_dir, ds = make_data(tmp_path, REPS[1:3])
+    out = tmp_path / "reports"
+    assert batch(data_dir, ds, out, overview_notebook=None).ok
+    report_dir = out / AS_OF
+    old_page = report_dir / page("R2")
+    assert old_page.is_file()
+
+    renamed = [("R2", "Bob", "West"), REPS[2]]
+    _, ds2 = make_data(tmp_path, renamed, fingerprint="data-v2")
+    failed = batch(data_dir, ds2, out, notebook="chaos", overview_notebook=None, reps=["R2"], timeout=3)
+    entry = {e["rep_id"]: e for e in failed.reports}["R2"]
+    assert entry["status"] == "failed" and entry["html"] == page("R2") and old_page.is_file()  # the last good one
+
+    assert batch(data_dir, ds2, out, overview_notebook=None, reps=["R2"]).ok
+    new_page = report_dir / f"Maya/Bob — coaching report {AS_OF}.html"
+    assert new_page.is_file() and not old_page.exists()
+    assert {e["html"] for e in manifest(out)["reports"]} == {f"Maya/Bob — coaching report {AS_OF}.html", page("R3")}
+
+    _, ds3 = make_data(tmp_path, [("R2", "Bobby", "West"), REPS[2]], fingerprint="data-v3")
+    new_page.write_text("edited by hand", encoding="utf-8")  # not as the run wrote it: not ours to remove
+    assert batch(data_dir, ds3, out, overview_notebook=None, reps=["R2"]).ok
+    assert new_page.read_text(encoding="utf-8") == "edited by hand"

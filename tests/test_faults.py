@@ -26,7 +26,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from coachnb.batch import run_batch
+from coachnb.batch import report_files, run_batch
 from coachnb.fsutil import safe_filename
 from coachnb.demo import write_demo_data
 
@@ -90,6 +90,17 @@ def assert_whole_html(path: Path) -> str:
     return text
 
 
+def page_of(data: Path, rep_id: str, audience: str = "manager") -> str:
+    """A rep's page below the report folder, named from the data's reps.csv."""
+    reps = pd.read_csv(data / "reps.csv", dtype=str, keep_default_na=False)
+    return report_files(reps[["rep_id", "name", "manager"]].to_dict("records"), AS_OF)[(rep_id, audience)]
+
+
+def sent_files(report_dir: Path) -> set[str]:
+    """Every file below the report folder, as a path relative to it."""
+    return {p.relative_to(report_dir).as_posix() for p in report_dir.rglob("*") if p.is_file()}
+
+
 def cache_of(report_dir: Path) -> Path:
     """The default cache folder of a report folder: ``<out>/.cache/<as_of>``."""
     return report_dir.parent / ".cache" / report_dir.name
@@ -98,7 +109,7 @@ def cache_of(report_dir: Path) -> Path:
 def assert_consistent(report_dir: Path, expected_reps: set[str]) -> dict:
     """Manifest lists every rep as done, every listed file is whole, no partial or stray files."""
     manifest = json.loads((report_dir / "manifest.json").read_text(encoding="utf-8"))
-    assert {p.name for p in report_dir.iterdir() if p.suffix != ".html"} == {"manifest.json"}
+    assert {f for f in sent_files(report_dir) if not f.endswith(".html")} == {"manifest.json"}
     entries = {e["rep_id"]: e for e in manifest["reports"]}
     assert set(entries) == expected_reps
     assert manifest["ok"] is True and manifest["overview"]["status"] == "ok"
@@ -111,7 +122,7 @@ def assert_consistent(report_dir: Path, expected_reps: set[str]) -> dict:
         assert nb.cells[-1].get("outputs"), f"{e['ipynb']} was not executed to the end"
     assert_whole_html(report_dir / "index.html")
     listed = {e["html"] for e in entries.values()} | {"index.html"}
-    assert {p.name for p in report_dir.glob("*.html")} == listed
+    assert {f for f in sent_files(report_dir) if f.endswith(".html")} == listed
     leftovers = [p.name for p in report_dir.rglob("*") if p.name.endswith(".tmp")]
     assert not leftovers, f"temporary files left behind: {leftovers}"
     return manifest
@@ -155,7 +166,7 @@ def test_batch_killed_at_a_random_point_then_resumed(small_team, tmp_path):
         proc.stderr.close()
 
     # what a reader finds right after the kill: every file under a final name is whole
-    for page in report_dir.glob("*.html"):
+    for page in report_dir.rglob("*.html"):
         assert_whole_html(page)
     for nb in cache_of(report_dir).glob("*.ipynb"):
         nbformat.validate(nbformat.read(nb, as_version=4))
@@ -216,11 +227,11 @@ def test_full_disk_fails_one_report_keeps_its_last_good_copy(small_team, tmp_pat
     reps = ["R001", "R002", "R003"]
     first = run_batch(data, AS_OF, out=out, reps=reps, jobs=2, overview_notebook=None, progress=False)
     assert first.ok
-    html_name = safe_filename("R002") + ".html"
+    html_name = page_of(data, "R002")
     good_html = (report_dir / html_name).read_bytes()
 
     real_fsync = os.fsync
-    victim = re.compile(rf"/\.{re.escape(html_name)}\.[^/]*\.tmp$")  # fsutil's temporary file for it
+    victim = re.compile(rf"/\.{re.escape(Path(html_name).name)}\.[^/]*\.tmp$")  # fsutil's temporary file for it
 
     def fsync(fd):  # the disk fills while R002's report is written (ext4 reports ENOSPC at fsync)
         if victim.search(os.readlink(f"/proc/self/fd/{fd}")):
@@ -249,7 +260,7 @@ def test_full_disk_fails_one_report_keeps_its_last_good_copy(small_team, tmp_pat
     err = capsys.readouterr().err
     assert "FAILED R002 (manager)" in err and "previous report kept" in err
     for rep in reps:
-        assert_whole_html(report_dir / f"{safe_filename(rep)}.html")
+        assert_whole_html(report_dir / page_of(data, rep))
 
     # once there is space again, a resumed run redoes exactly the failed report
     third = run_batch(data, AS_OF, out=out, reps=reps, jobs=1, resume=True, overview_notebook=None, progress=False)
@@ -266,7 +277,7 @@ def test_commitments_added_while_a_batch_renders_are_all_kept(small_team, tmp_pa
     adds = []
     try:
         deadline = time.monotonic() + 120
-        while not list((out / AS_OF).glob("*.html")) and run.poll() is None and time.monotonic() < deadline:
+        while not list((out / AS_OF).rglob("*.html")) and run.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)  # start adding once reports are being written
         for i in range(6):
             rep = f"R00{i + 1}"
@@ -407,8 +418,11 @@ def test_planted_links_and_pickles_run_nothing_and_the_batch_goes_on(small_team,
     victim, victim_log = tmp_path / "victim.html", tmp_path / "victim.log"
     victim.write_text("precious", encoding="utf-8")
     victim_log.write_text("precious log", encoding="utf-8")
-    (report_dir / f"{safe_filename('R001')}.html").symlink_to(victim)                   # a page that is a link
-    (report_dir / f"{safe_filename('R003')}.rep.html").symlink_to(tmp_path / "dangling.html")  # to nothing
+    linked, dangling = report_dir / page_of(data, "R001"), report_dir / page_of(data, "R003", "rep")
+    for planted in (linked, dangling):
+        planted.parent.mkdir(parents=True, exist_ok=True)
+    linked.symlink_to(victim)                                                            # a page that is a link
+    dangling.symlink_to(tmp_path / "dangling.html")                                      # to nothing
     (cache_dir / "logs").mkdir()
     (cache_dir / "logs" / f"{safe_filename('R002')}.log").symlink_to(victim_log)        # a log that is a link
 
@@ -433,8 +447,8 @@ def test_planted_links_and_pickles_run_nothing_and_the_batch_goes_on(small_team,
                 assert not _local_references(page), _local_references(page)[:5]
                 assert ".cache" not in page and ".features" not in page and str(cache_dir) not in page
     assert status[("R001", "manager")]["error"].startswith(
-        f"refused: in the report folder, {safe_filename('R001')}.html is a symbolic link")
+        f"refused: in the report folder, {page_of(data, 'R001')} is a symbolic link")
     assert len(status) == 12 and manifest["overview"]["status"] == "ok"
-    assert (report_dir / f"{safe_filename('R001')}.html").is_symlink()  # refused, left as found
+    assert linked.is_symlink()  # refused, left as found
     # what an older coachnb kept in the report folder is named (never deleted), so it is not sent unknowingly
     assert re.search(r"still holds what an older coachnb kept there \(\.features\)", proc.stderr), proc.stderr[-2000:]

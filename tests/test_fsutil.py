@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coachnb import fsutil
-from coachnb.fsutil import atomic_write_bytes, atomic_write_text, path_inside, safe_filename
+from coachnb.fsutil import (READABLE_MAX, atomic_write_bytes, atomic_write_text, path_inside, readable_filename,
+                            safe_filename)
 
 
 @pytest.mark.parametrize("rep_id", ["r007", "00123", "a_b-c"])
@@ -97,3 +98,23 @@ def test_failed_first_write_leaves_no_file_under_the_final_name(tmp_path, monkey
         atomic_write_text(target, "x")
     monkeypatch.undo()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Priya Natarajan", "Priya Natarajan"),
+    ("Zoë  Ångström", "Zoë Ångström"),                       # kept readable, white space folded
+    ("../../etc/passwd", "etc-passwd"),                       # no separators, no leading dots
+    ('a<b>c:d"e|f?g*h\\i', "a-b-c-d-e-f-g-h-i"),              # what Windows refuses
+    ("\u202eevil\u200b name\x00", "evil name"),               # bidi override, zero-width, NUL dropped
+    ("Dr. J. ", "Dr. J"),                                     # no trailing dot or space (Windows)
+    ("CON", "CON_"), ("nul.txt", "nul.txt_"),                 # Windows device names
+    ("...", "r001"), ("", "r001"),                            # nothing readable: the fallback
+])
+def test_readable_filename(text, expected):
+    assert readable_filename(text, "r001") == expected
+
+
+def test_readable_filename_is_short_and_writable(tmp_path):
+    name = readable_filename("Ä" * 300, "r001")
+    assert len(name) == READABLE_MAX
+    (tmp_path / f"{name} — coaching report 2026-11-23.html").write_text("ok", encoding="utf-8")

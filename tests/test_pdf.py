@@ -78,6 +78,14 @@ def test_a_symbolic_link_is_never_printed_or_written_through(tmp_path):
     with pytest.raises(PdfError, match="r1.html: a symbolic link is in the way"):
         write_pdfs(tmp_path, pages=["r1.html"], executable="/bin/false")
     assert elsewhere.read_bytes() == b"keep"
+    # a manager's folder that is a link to somewhere else: its pages are neither printed nor written beside
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "r2.html").write_text("<p>hi</p>", encoding="utf-8")
+    (tmp_path / "Maya").symlink_to(target)
+    with pytest.raises(PdfError, match="r2.html: a symbolic link is in the way"):
+        write_pdfs(tmp_path, pages=["Maya/r2.html"], executable="/bin/false")
+    assert sorted(p.name for p in target.iterdir()) == ["r2.html"]
 
 
 def test_unknown_paper_and_missing_page_are_refused(tmp_path):
@@ -97,9 +105,10 @@ def printed(sample_dir, tmp_path_factory):
     result = run_batch(sample_dir, AS_OF, out=out, reps=["R001"], audience="both", jobs=1, timeout=300)
     assert result.ok
     a4 = write_pdfs(result.report_dir)
-    names = [p.name for p in sorted(result.report_dir.glob("*.html"))]
+    names = [p.relative_to(result.report_dir) for p in sorted(result.report_dir.rglob("*.html"))]
     letter_dir = tmp_path_factory.mktemp("letter")
     for name in names:
+        (letter_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (letter_dir / name).write_bytes((result.report_dir / name).read_bytes())
     letter = write_pdfs(letter_dir, paper="Letter")
     reps = pd.read_csv(sample_dir / "reps.csv", dtype=str, keep_default_na=False)
@@ -112,10 +121,10 @@ def printed(sample_dir, tmp_path_factory):
 @pytest.mark.browser
 def test_one_pdf_per_page_with_a_sane_page_count(printed):
     folder, a4, letter, _ = printed
-    html = sorted(folder.glob("*.html"))
+    html = sorted(folder.rglob("*.html"))
     # R001's two reports, the team overview and a page per manager (the demo has three)
-    assert [p.name for p in a4] == [pdf_path(h).name for h in html] and len(html) == 3 + 3
-    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+    assert a4 == [pdf_path(h) for h in html] and len(html) == 3 + 3
+    assert not [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
     for pdfs, paper in ((a4, "A4"), (letter, "Letter")):
         width, height = (round(x * 72) for x in PAPER_INCHES[paper])
         for p in pdfs:
@@ -132,7 +141,7 @@ def test_one_pdf_per_page_with_a_sane_page_count(printed):
 def test_printing_again_replaces_each_pdf_whole(printed):
     folder, a4, _, _ = printed
     before = {p: p.stat().st_ino for p in a4}
-    again = write_pdfs(folder, pages=[p.with_suffix(".html").name for p in a4])
+    again = write_pdfs(folder, pages=[p.with_suffix(".html").relative_to(folder) for p in a4])
     assert again == a4
     # a new file renamed over the old one (atomic), never the old file rewritten in place
     assert all(p.stat().st_ino != before[p] for p in again)
@@ -164,7 +173,7 @@ def test_the_overview_pdf_keeps_every_column_and_every_rep(printed):
 @pytest.mark.browser
 def test_a_report_pdf_reads_as_the_report_with_a_running_head(printed):
     folder, a4, _, _ = printed
-    report = next(p for p in a4 if p.name.endswith(".pdf") and ".rep." not in p.name and p.name != "index.pdf")
+    report = next(p for p in a4 if p.name.endswith(f"coaching report {AS_OF}.pdf"))
     text = pdf_text(report)
     n = page_count(report.read_bytes())
     for heading in ("Since last time", "Process health", "Deals that have stalled", "Results, acknowledged"):
