@@ -9,7 +9,9 @@ change with ``--save``, and after it with ``--compare``::
 
 It generates the demo data into a temporary folder (so the demo generator is covered too),
 renders every rep's report for both audiences and the team overview with ``coachnb run``,
-and prints one SHA-256 per file: the demo data files and the rendered HTML pages. Executed
+and prints one SHA-256 per file: the demo data files and the rendered HTML pages, and one per
+chart of each page (``reports/<page>#chart<n>``, the decoded image), so a page whose text
+changed (another change's, in a shared tree) still shows whether its charts stayed identical. Executed
 notebooks are left out (they carry timings); logs and the manifest too. Digests depend on the
 installed matplotlib, pandas and nbconvert, so compare runs on the same environment only.
 Exit status 1 when ``--compare`` finds a difference.
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import base64
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -26,11 +30,23 @@ import time
 from pathlib import Path
 
 AS_OF = "2026-11-23"
+#: an embedded chart in a page: its media type and base64 data
+IMAGE = re.compile(r'src="data:image/([a-z+]+);base64,([^"]+)"')
 
 
 def _digests(folder: Path, pattern: str) -> dict[str, str]:
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.glob(pattern)) if p.is_file()}
+
+
+def chart_digests(folder: Path) -> dict[str, str]:
+    """One SHA-256 per embedded image of every HTML page: ``<page>#chart<n>`` (n from 1, page order)."""
+    found = {}
+    for page in sorted(folder.rglob("*.html")):
+        for n, match in enumerate(IMAGE.finditer(page.read_text(encoding="utf-8")), 1):
+            image = base64.b64decode(match.group(2))
+            found[f"{page.relative_to(folder).as_posix()}#chart{n}"] = hashlib.sha256(image).hexdigest()
+    return found
 
 
 def _quiet(command: list[str]) -> None:
@@ -50,7 +66,8 @@ def demo_digests(jobs: int) -> dict[str, str]:
         _quiet([sys.executable, "-m", "coachnb", "run", str(data), "--as-of", AS_OF, "--out", str(out),
                 "--jobs", str(jobs), "--audience", "both"])
         found = {f"data/{k}": v for k, v in _digests(data, "*").items()}
-        found.update({f"reports/{k}": v for k, v in _digests(out / AS_OF, "*.html").items()})
+        found.update({f"reports/{k}": v for k, v in _digests(out / AS_OF, "**/*.html").items()})
+        found.update({f"reports/{k}": v for k, v in chart_digests(out / AS_OF).items()})
         return found
 
 
@@ -72,13 +89,18 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     found = demo_digests(args.jobs)
     n_html = sum(k.endswith(".html") for k in found)
-    print(f"{len(found)} files digested ({n_html} HTML pages) in {time.perf_counter() - t0:.1f} s")
+    n_charts = sum("#chart" in k for k in found)
+    print(f"{len(found)} digests ({n_html} HTML pages, {n_charts} charts in them) in {time.perf_counter() - t0:.1f} s")
     if args.save:
         args.save.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         print(f"saved to {args.save}")
         return 0
     lines = compare(json.loads(args.compare.read_text(encoding="utf-8")), found)
+    charts = [ln for ln in lines if "#chart" in ln]
     print("\n".join(lines) if lines else f"identical to {args.compare}: every file byte for byte")
+    if lines:
+        print(f"{len(lines) - len(charts)} files and {len(charts)} charts differ"
+              + ("; every chart identical" if not charts else ""))
     return 1 if lines else 0
 
 

@@ -1,0 +1,153 @@
+"""Profile rep reports as a pool worker renders them: where a report's time goes.
+
+Renders demo reports in this process with the batch's own task function
+(:func:`coachnb.batch.execute_task`, the in-process engine, the feature store built first), after
+one warm-up report that is not counted (it pays the imports and the team's scenario model, which
+a worker pays once per team; then the heap is frozen, as a warm worker's is). Then, for ``--reports`` reports (reps in id order, the manager's
+audience unless ``--audience rep``), it prints:
+
+* wall and CPU seconds per report (CPU time is the figure to compare on a shared machine);
+* the notebook's cells, each with its mean seconds (papermill's own per-cell timing);
+* each chart function of :mod:`coachnb.plots` (building the figure) and
+  :func:`coachnb.display.figure` (drawing and encoding it), mean CPU seconds per call and per report;
+* with ``--cprofile N``, the N functions with the most cumulative and the most own time.
+
+Usage::
+
+    .venv/bin/python benchmarks/profile_report.py                    # 8 reports, about 15 s
+    .venv/bin/python benchmarks/profile_report.py --reports 12 --cprofile 25
+
+Nothing is asserted: the figures move with the machine's load (note ``uptime`` beside them).
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import collections
+import functools
+import json
+import os
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+AS_OF = "2026-11-23"
+CHARTS = ("weekly_vs_team", "activity_mix", "commitment_progress", "conversion_vs_team",
+          "days_in_stage_vs_team", "coaching_record_chart")
+
+
+def timed(store: dict, name: str, fn):
+    """``fn`` that adds each call's CPU seconds to ``store[name]``."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        t0 = time.process_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            store[name].append(time.process_time() - t0)
+    return wrapper
+
+
+def instrument(store: dict) -> None:
+    """Time every chart function and the figure's drawing, where the display module calls them."""
+    from coachnb import display, plots
+
+    for name in CHARTS:
+        setattr(plots, name, timed(store, f"plots.{name}", getattr(plots, name)))
+    display.figure = timed(store, "display.figure (draw + PNG)", display.figure)
+
+
+def cell_seconds(ipynb_text: str) -> list[tuple[str, float]]:
+    """Each code cell's first source line and its duration as papermill recorded it."""
+    nb = json.loads(ipynb_text)
+    out = []
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        first = next((ln for ln in "".join(cell["source"]).splitlines() if ln and not ln.startswith("#")), "")
+        out.append((first[:60], float(cell["metadata"].get("papermill", {}).get("duration") or 0.0)))
+    return out
+
+
+def tasks(data_dir: Path, features: str, n: int, audience: str) -> list[dict]:
+    """One task per rep (first ``n`` reps in id order), as the batch builds them."""
+    import pandas as pd
+
+    from coachnb.batch import DEFAULT_ENGINE, find_notebook
+
+    reps = sorted(pd.read_csv(data_dir / "reps.csv")["rep_id"])[:n + 1]
+    notebook = str(find_notebook("rep_report.ipynb"))
+    return [{"notebook": notebook, "engine": DEFAULT_ENGINE, "timeout": 300, "title": rep,
+             "parameters": {"rep_id": rep, "data_dir": str(data_dir), "as_of": AS_OF, "audience": audience,
+                            "features": features}} for rep in reps]
+
+
+def run(todo: list[dict], profiler, store: dict) -> tuple[list, list, dict]:
+    """Render every task after the first (the warm-up); returns wall and CPU seconds and cell times."""
+    from coachnb.batch import execute_task
+    from coachnb.engine import freeze_baseline
+
+    first = execute_task(todo[0])
+    assert first["status"] == "ok", first["error"]
+    freeze_baseline()  # as a pool worker does once warm: later collections skip what every report shares
+    store.clear()  # the warm-up report's charts are not counted
+    walls, cpus, cells = [], [], collections.defaultdict(list)
+    for task in todo[1:]:
+        w0, c0 = time.perf_counter(), time.process_time()
+        if profiler is not None:
+            profiler.enable()
+        result = execute_task(task)
+        if profiler is not None:
+            profiler.disable()
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+        assert result["status"] == "ok", result["error"]
+        for i, (line, s) in enumerate(cell_seconds(result["ipynb"])):
+            cells[i].append((line, s))
+    return walls, cpus, cells
+
+
+def report(walls, cpus, cells, store, n) -> None:
+    print(f"reports: {n}; per report wall {sum(walls) / n:.3f} s (min {min(walls):.3f}, max {max(walls):.3f}), "
+          f"CPU {sum(cpus) / n:.3f} s")
+    print("\ncells (mean wall s per report, as papermill timed them):")
+    for i, timings in sorted(cells.items()):
+        print(f"  {i:2d} {sum(s for _, s in timings) / len(timings):7.3f}  {timings[0][0]}")
+    print("\ncharts (CPU): calls per report, mean s per call, s per report")
+    for name, secs in sorted(store.items()):
+        print(f"  {name:40s} {len(secs) / n:5.2f} {sum(secs) / len(secs):7.4f} {sum(secs) / n:7.3f}")
+    building = sum(sum(v) for k, v in store.items() if k.startswith("plots."))
+    drawing = sum(store.get("display.figure (draw + PNG)", []))
+    print(f"  {'all charts (build + draw)':40s} {'':5s} {'':7s} {(building + drawing) / n:7.3f}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=REPO / "data" / "sample")
+    ap.add_argument("--reports", type=int, default=8)
+    ap.add_argument("--audience", default="manager", choices=("manager", "rep"))
+    ap.add_argument("--cprofile", type=int, default=0, metavar="N", help="print cProfile's top N functions")
+    args = ap.parse_args(argv)
+    from coachnb.store_build import build_store
+
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    with tempfile.TemporaryDirectory(prefix="coachnb-profile-") as tmp:
+        features = str(build_store(args.data.resolve(), AS_OF, 13, tmp))
+        store = collections.defaultdict(list)
+        instrument(store)
+        todo = tasks(args.data.resolve(), features, args.reports, args.audience)
+        profiler = cProfile.Profile() if args.cprofile else None
+        walls, cpus, cells = run(todo, profiler, store)
+        report(walls, cpus, cells, store, len(walls))
+    if profiler is not None:
+        for key in ("cumulative", "tottime"):
+            print(f"\ncProfile, top {args.cprofile} by {key} (all {len(walls)} reports):")
+            pstats.Stats(profiler, stream=sys.stdout).sort_stats(key).print_stats(args.cprofile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
