@@ -27,9 +27,10 @@ def overview_header(ov) -> None:
 
 
 #: the sparklines' column: what the pictures show, and how to read them without colour
-WEEKS_HEADER = "weeks: activity, new opportunities (line: the rep; grey: team's middle half)"
+WEEKS_HEADER = "week by week (line: the rep; grey: the team's middle half)"
 #: each sparkline: the row's series and what a value is
-SPARKLINES = (("activity_weekly", "activities per week"), ("pipeline_weekly", "new opportunities per week"))
+SPARKLINES = (("activity_weekly", "activities per week", "activity"),
+              ("pipeline_weekly", "new opportunities per week", "new opportunities"))
 
 OVERVIEW_COLUMNS = (  # (header, record key, format or None for text, number column)
     ("rep", "name", None, False), ("needs a look", "flags", lambda f: ", ".join(f) or "–", False),
@@ -56,13 +57,18 @@ def row_sparklines(rec: dict) -> tuple[str, str]:
     """
     if not rec.get("active", True):
         return "", "–"
-    svgs, words = [], []
-    for key, what in SPARKLINES:
+    cells, words = [], []
+    for key, what, caption in SPARKLINES:
         series = rec.get(key)
         if isinstance(series, dict) and series.get("values"):
-            svgs.append(sparkline_svg(what, series["values"], series.get("low"), series.get("high")))
+            svg = sparkline_svg(what, series["values"], series.get("low"), series.get("high"))
+            # the caption is for the eye; a screen reader reads the picture's own label, with its numbers
+            cells.append(f'<span class="cnb-spark-cell"><span class="cnb-spark-what" aria-hidden="true">'
+                         f'{esc(caption)}</span>{svg}</span>')
             words.append(sparkline_label(what, series["values"], series.get("low"), series.get("high")))
-    return "".join(f'<span class="cnb-spark-cell">{svg}</span>' for svg in svgs), "; ".join(words) or "–"
+    if not cells:
+        return "", "–"
+    return f'<div class="cnb-sparks">{"".join(cells)}</div>', "; ".join(words)
 
 
 def verdict_words(verdict, q) -> str:
