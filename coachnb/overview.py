@@ -18,11 +18,17 @@ import pandas as pd
 
 from .coaching import LINK_MAX_LAG, team_link_fit
 from .errors import CoachnbError
-from .fsutil import atomic_write_text
 from .formatting import fmt_pct
+from .fsutil import atomic_write_text
 from .impact import bh_adjust
 from .record import recent_verdicts
-from .report import activity_section, capture_section, commitment_reviews, conversion_section, pipeline_section
+from .report import (
+    activity_section,
+    capture_section,
+    commitment_reviews,
+    conversion_section,
+    pipeline_section,
+)
 from .store import store_of
 from .team import active_reps, before_hire_as_missing, open_data, stalled_counts
 from .team_effects import ASSUMPTIONS

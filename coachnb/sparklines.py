@@ -142,8 +142,8 @@ def sparkline_svg(what: str, values, band_low=None, band_high=None) -> str:
     """
     line, band = sparkline_points(values, band_low, band_high)
     label = esc(sparkline_label(what, values, band_low, band_high))
-    parts = [f'<svg class="cnb-spark" role="img" aria-label="{label}" viewBox="0 0 {WIDTH:.0f} {HEIGHT:.0f}" '
-             f'xmlns="http://www.w3.org/2000/svg"><title>{label}</title>']
+    parts = [(f'<svg class="cnb-spark" role="img" aria-label="{label}" viewBox="0 0 {WIDTH:.0f} {HEIGHT:.0f}" '
+              f'xmlns="http://www.w3.org/2000/svg"><title>{label}</title>')]
     for run in band:
         outline = [(x, hi) for x, _, hi in run] + [(x, lo) for x, lo, _ in reversed(run)]
         if len(run) == 1:  # one week of band: a short bar

@@ -189,3 +189,128 @@ def test_a_one_rep_run_renders_only_that_reps_managers_page_again(sample_dir, sa
     after = {p["manager"]: (again.report_dir / p["html"]).stat().st_mtime_ns for p in pages}
     assert after[mine] != before[mine]
     assert all(after[m] == before[m] for m in before if m != mine)
+
+
+def test_each_row_carries_the_reps_weekly_series_and_the_team_band_of_their_report(overview, sample_ds):
+    from coachnb.report import activity_section, pipeline_section
+    from coachnb.team import open_data
+
+    _, _, tv = open_data(sample_ds, AS_OF, 13)
+    for rep_id in ("R003", "R010"):
+        row = overview.reps.set_index("rep_id").loc[rep_id]
+        for key, section, column in (("activity_weekly", activity_section, "total"),
+                                     ("pipeline_weekly", pipeline_section, "opportunities_created")):
+            s = section(tv, rep_id)
+            series = row[key]
+            assert series["values"] == [float(v) for v in s.rep_weekly[column]]
+            assert series["low"] == [float(v) for v in s.band["q25"]] and series["high"] == [float(v) for v in s.band["q75"]]
+            assert series["weeks"] == [f"{w:%Y-%m-%d}" for w in s.rep_weekly["week"]]
+        json.dumps(row["activity_weekly"], allow_nan=False)  # plain values, kept as JSON
+
+
+def test_weeks_before_a_hire_are_missing_in_the_series_not_zeros(sample_ds):
+    from types import SimpleNamespace
+
+    from coachnb.overview import weekly_series
+
+    weeks = pd.date_range("2026-08-24", periods=6, freq="W-MON")
+    weekly = pd.DataFrame({"week": weeks, "total": [0, 0, 0, 4, 6, 5]})
+    band = pd.DataFrame({"week": weeks, "q25": [3.0] * 6, "q75": [np.nan] * 2 + [7.0] * 4})
+    reps = sample_ds.reps.copy()
+    reps.loc[reps["rep_id"] == "R003", "hire_date"] = pd.Timestamp("2026-09-09", tz=reps["hire_date"].dt.tz)
+    series = weekly_series(SimpleNamespace(ds=SimpleNamespace(reps=reps)), "R003", weekly, band, "total")
+    # the weeks that ended before the hire date are unknown; the week of the hire is a real zero
+    assert series["values"] == [None, None, 0.0, 4.0, 6.0, 5.0]
+    assert series["high"] == [None, None, 7.0, 7.0, 7.0, 7.0]
+
+
+def test_stored_rows_of_another_store_or_of_the_wrong_type_are_not_used(sample_dir, tmp_path):
+    from coachnb.overview import ROWS_FILE, complete_overview, stored_overview
+    from coachnb.store_build import build_store
+    from coachnb.team import open_data
+
+    store = build_store(coachnb_load(sample_dir), AS_OF, 13, tmp_path)
+    computed = complete_overview(store, AS_OF, 13)
+    ds, _, _ = open_data(store, AS_OF, 13)
+    assert sorted(computed) == sorted(ds.reps["rep_id"].astype(str))
+    rows, effects = stored_overview(ds)
+    assert sorted(rows) == sorted(computed) and effects is not None and len(effects)
+    assert complete_overview(store, AS_OF, 13) == []  # all kept: nothing computed again
+    path = store / ROWS_FILE
+    raw = json.loads(path.read_text())
+    raw["rows"]["R001"]["p_value"] = "0.01"  # not a number
+    raw["rows"]["R002"]["activity_weekly"]["values"][0] = "7"
+    path.write_text(json.dumps(raw))
+    rows, _ = stored_overview(ds)
+    assert "R001" not in rows and "R002" not in rows and "R003" in rows
+    assert complete_overview(store, AS_OF, 13) == ["R001", "R002"]  # the bad rows are computed again
+    raw = json.loads(path.read_text())
+    raw["key"] = "0" * 20  # rows of another store (other data, date, window or code)
+    path.write_text(json.dumps(raw))
+    assert stored_overview(ds) == ({}, None)
+
+
+def coachnb_load(folder):
+    import coachnb
+
+    return coachnb.load(folder)
+
+
+def _index_row(index_html: str, name: str) -> str:
+    import html
+
+    rows = [r for r in index_html.split("<tr>") if html.escape(name) in r or name in r]
+    assert len(rows) == 1, f"{name} should have one row in the index"
+    return rows[0]
+
+
+def _spark_figures(row_html: str) -> tuple[str, str, str]:
+    import html
+    import re
+
+    label = html.unescape(re.search(r'aria-label="(activities per week[^"]*)"', row_html).group(1))
+    return re.search(r"last \d+ weeks: (\S+) to (\S+), last week (\S+?)[;( ]", label).groups()
+
+
+def test_rows_are_computed_once_per_run_reused_by_a_one_rep_run_and_never_shown_stale(
+        sample_dir, sample_ds, tmp_path, monkeypatch):
+    import re
+    import shutil
+
+    from coachnb import overview
+    from coachnb.batch import run_batch
+
+    calls = []
+    real = overview.rep_columns
+    monkeypatch.setattr(overview, "rep_columns", lambda ds, tv, rep_id: calls.append(str(rep_id)) or real(ds, tv, rep_id))
+    data = tmp_path / "data"
+    shutil.copytree(sample_dir, data)
+    out = tmp_path / "out"
+    first = run_batch(data, AS_OF, out=out, reps=["R001", "R002"], jobs=1, timeout=300, progress=False)
+    assert first.ok
+    # every rep's row once (two beside their reports, the rest once for the index and all three manager pages)
+    assert sorted(calls) == sorted(sample_ds.reps["rep_id"].astype(str))
+    calls.clear()
+    again = run_batch(data, AS_OF, out=out, reps=["R001"], jobs=1, timeout=300, progress=False)
+    assert again.ok and calls == ["R001"]  # the other reps' rows are read, not computed
+
+    # new data for R001: 60 more calls in the last week of the period
+    acts = pd.read_csv(data / "activities.csv", dtype=str)
+    extra = pd.DataFrame({"activity_id": [f"AX{i:05d}" for i in range(60)], "rep_id": "R001",
+                          "occurred_at": "2026-11-18 10:00:00", "type": "call", "opportunity_id": "",
+                          "logged_at": "2026-11-18 10:05:00"})
+    pd.concat([acts, extra]).to_csv(data / "activities.csv", index=False)
+    calls.clear()
+    before = _spark_figures(_index_row((again.report_dir / "index.html").read_text(encoding="utf-8"),
+                                       sample_ds.reps.set_index("rep_id").at["R001", "name"]))
+    third = run_batch(data, AS_OF, out=out, reps=["R001"], jobs=1, timeout=300, progress=False)
+    assert third.ok
+    assert sorted(calls) == sorted(sample_ds.reps["rep_id"].astype(str))  # another store: no old row is kept
+    entry = next(e for e in json.loads(third.manifest_path.read_text())["reports"] if e["rep_id"] == "R001")
+    report = (third.report_dir / entry["html"]).read_text(encoding="utf-8")
+    said = re.search(r"Line chart of activities per week, [^:]*: yours ran from (\S+) to (\S+), .*? (\S+) in the last week",
+                     report).groups()
+    name = sample_ds.reps.set_index("rep_id").at["R001", "name"]
+    shown = _spark_figures(_index_row((third.report_dir / "index.html").read_text(encoding="utf-8"), name))
+    assert shown == said and shown != before  # the index says what the new report says
+    assert float(shown[2].replace(",", "")) == float(before[2].replace(",", "")) + 60
