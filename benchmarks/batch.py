@@ -55,11 +55,18 @@ def peak_rss_mb() -> float:
 
 
 class RssSampler:
-    """Sample the RSS of every descendant process in a thread; keep the maximum per pid."""
+    """Sample the RSS and CPU time of every descendant process in a thread; keep the maximum per pid.
+
+    CPU time (user + system) is far less sensitive than wall time to other work on a shared
+    machine; a process's last sample is up to ``interval`` short of its total, and the calling
+    process's own CPU time is added by :meth:`cpu_s`.
+    """
 
     def __init__(self, interval: float = 0.1):
         self.interval = interval
         self.peak: dict[int, float] = {}
+        self.cpu: dict[int, float] = {}
+        self._own_cpu = sum(psutil.Process().cpu_times()[:2])
         self.names: dict[int, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -82,6 +89,7 @@ class RssSampler:
             for p in kids:
                 try:
                     rss = p.memory_info().rss / 2**20
+                    self.cpu[p.pid] = max(self.cpu.get(p.pid, 0.0), sum(p.cpu_times()[:2]))
                     if rss > self.peak.get(p.pid, 0):
                         self.peak[p.pid] = rss
                         if p.pid not in self.names:
@@ -89,6 +97,10 @@ class RssSampler:
                 except psutil.Error:
                     pass
             self._stop.wait(self.interval)
+
+    def cpu_s(self) -> float:
+        """User + system seconds of this process since the sampler started and of every descendant seen."""
+        return sum(psutil.Process().cpu_times()[:2]) - self._own_cpu + sum(self.cpu.values())
 
     def workers(self, min_mb: float = 60.0) -> dict[int, float]:
         """Peak RSS per process that did real work (helpers such as the resource tracker are tiny)."""
@@ -113,6 +125,7 @@ def summary(name: str, wall: float, durations: list, sampler: RssSampler, n: int
     print(f"  reports per minute: {per_min:8.1f}")
     if durations:
         print(f"  per report:         median {statistics.median(durations):.2f} s, p95 {pct(durations, 0.95):.2f} s")
+    print(f"  CPU time:           {sampler.cpu_s():8.1f} s  (user + system, every process; less load-sensitive)")
     if parent_mb is not None:
         print(f"  parent peak RSS:    {parent_mb:8.0f} MB")
     workers = sampler.workers()
@@ -300,13 +313,14 @@ def one_rep(jobs: int) -> list:
             t0 = time.perf_counter()
             with RssSampler() as sampler:
                 # not from the checkout: `python -m` would import the coachnb in the current folder
-                proc = subprocess.run(command + extra, capture_output=True, text=True, cwd=tmp)
+                proc = subprocess.run(command + extra, check=False, capture_output=True, text=True, cwd=tmp)
             wall = time.perf_counter() - t0
             assert proc.returncode == 0, proc.stderr[-2000:]
             if label.startswith("("):
                 continue
             peak = max(sampler.peak.values()) if sampler.peak else float("nan")
-            print(f"\n== {label}\n  wall time (command): {wall:8.2f} s   peak RSS {peak:.0f} MB (one process)")
+            print(f"\n== {label}\n  wall time (command): {wall:8.2f} s   CPU {sampler.cpu_s():.2f} s (user + system)"
+                  f"   peak RSS {peak:.0f} MB (one process)")
             rows.append((label, wall, 1, None, peak))
     return rows
 
