@@ -68,12 +68,14 @@ class ActivityChange:
     Attributes
     ----------
     pre_rate : float
-        Baseline weekly rate (the ``baseline`` given, or the mean of the baseline weeks).
+        Baseline weekly rate (the ``baseline`` given, or the mean of the rep's baseline weeks).
     post_rate : float
         Mean weekly count over the observed part of the commitment period.
     rate_ratio, ci_low, ci_high : float
-        post_rate / pre_rate with its (1 - alpha) interval (quasi-Poisson, overdispersion
-        and lag-1 autocorrelation allowed for; NaN when not computable).
+        post_rate / pre_rate, divided by the team's ratio over the same weeks when a team
+        panel was given (``team_ratio``), with its (1 - alpha) interval (quasi-Poisson,
+        overdispersion and lag-1 autocorrelation from the rep's own weeks, the baseline an
+        estimate; NaN when not computable).
     weeks_in_period : int
         Weeks of the period observed so far (start .. min(end, last week of data)).
     weeks_on_or_above_target : int
@@ -89,9 +91,15 @@ class ActivityChange:
     direction : str
         Committed direction, ``"up"`` or ``"down"``.
     n_pre_weeks : int
-        Baseline weeks used (0 when ``baseline`` was given).
+        The rep's own observed baseline weeks used (for the dispersion, and for the baseline
+        rate when no ``baseline`` was given); 0 when the rep has none.
     target : float or None
     sentence : str
+    team_ratio : float
+        The teammates' median activity ratio (period / baseline weeks) the rate ratio was
+        divided by; NaN when not team-adjusted (no panel, or too few teammates).
+    n_teammates : int
+        Teammates behind ``team_ratio`` (0 when not team-adjusted).
     """
 
     pre_rate: float
@@ -108,67 +116,51 @@ class ActivityChange:
     n_pre_weeks: int
     target: float | None
     sentence: str
+    team_ratio: float = float("nan")
+    n_teammates: int = 0
 
 
-def _quasi_poisson_log_ratio_se(pre: np.ndarray, post: np.ndarray, known_pre: bool) -> tuple[float, int]:
-    """Standard error of log(post mean / pre mean) for overdispersed, autocorrelated weekly counts.
+@dataclass(frozen=True)
+class _Windows:
+    """The rep's observed weeks: rows in the panel and counts, baseline and commitment period."""
 
-    Dispersion is the Pearson statistic of the two-means model (floored at 1: never
-    narrower than Poisson); autocorrelation inflates the variance by (1 + rho) / (1 - rho)
-    with rho the lag-1 autocorrelation of residuals within segments, clipped to [0, 0.6].
-    Returns (se, residual degrees of freedom).
-    """
-    segs = [post] if known_pre else [pre, post]
-    resid, pearson = [], 0.0
-    for s in segs:
-        m = max(s.mean(), 1e-9)
-        pearson += float(np.sum((s - m) ** 2) / m)
-        resid.append(s - m)
-    df = sum(len(s) for s in segs) - len(segs)
-    phi = max(1.0, pearson / df) if df > 0 else 1.0
-    num = sum(float(np.sum(r[1:] * r[:-1])) for r in resid if len(r) > 1)
-    den = sum(float(np.sum(r**2)) for r in resid)
-    rho = float(np.clip(num / den, 0.0, 0.6)) if den > 0 and df > 2 else 0.0
-    phi *= (1 + rho) / (1 - rho)
-    var = 1.0 / (post.sum() + ZERO_OFFSET)
-    if not known_pre:
-        var += 1.0 / (pre.sum() + ZERO_OFFSET)
-    return math.sqrt(phi * var), max(df, 1)
+    index: pd.DatetimeIndex
+    pre_rows: np.ndarray
+    post_rows: np.ndarray
+    pre: np.ndarray
+    post: np.ndarray
 
 
-def activity_change(
-    activity: pd.Series,
-    start,
-    end,
-    target: float | None = None,
-    baseline: float | None = None,
-    gap_weeks: int = 2,
-    pre_weeks: int | None = None,
-    *,
-    label: str = "activity",
-    alpha: float = 0.05,
-    max_pre_weeks: int = 26,
-    min_weeks: int = 2,
-) -> ActivityChange:
+def activity_change(activity: pd.Series, start, end, target: float | None = None, baseline: float | None = None,
+                    gap_weeks: int = 2, pre_weeks: int | None = None, *, team: pd.DataFrame | None = None,
+                    label: str = "activity", alpha: float = 0.05, max_pre_weeks: int = 26, min_weeks: int = 2,
+                    min_teammates: int = 4, baseline_weeks: int = 8) -> ActivityChange:
     """Did the rep's weekly activity change, and was the commitment kept?
 
     Parameters
     ----------
     activity : Series
-        Weekly counts of the committed activity for one rep (index = week Timestamps).
+        Weekly counts of the committed activity for one rep (index = week Timestamps). Weeks
+        before the rep's hire or first record are NaN (never zeros) and are skipped.
     start, end : date-like
         The commitment period (inclusive). ``end`` may lie in the future.
     target : float, optional
         Committed weekly count. Its side of the baseline sets the committed direction
         (``"down"`` when below the baseline, else ``"up"``).
     baseline : float, optional
-        Known pre-commitment weekly rate. Default: the mean of the ``pre_weeks`` weeks
-        before ``start`` minus ``gap_weeks`` (all available up to ``max_pre_weeks``).
+        Recorded pre-commitment weekly rate: the reference level when given, with the
+        uncertainty of a mean of ``baseline_weeks`` weeks at that rate (never exact). Default:
+        the mean of the rep's observed baseline weeks.
     gap_weeks : int
         Weeks just before ``start`` kept out of the baseline.
     pre_weeks : int, optional
-        Baseline weeks wanted (default ``max_pre_weeks``); fewer are used when the
-        history is shorter.
+        Baseline weeks wanted (default ``max_pre_weeks``): the observed weeks among the
+        ``pre_weeks`` ending ``gap_weeks`` before ``start``.
+    team : DataFrame, optional
+        The teammates' weekly counts of the same activity (same index; the rep and teammates
+        who changed left out). With at least ``min_teammates`` teammates observed in every
+        baseline and period week, the rate ratio is divided by their median ratio over the
+        same weeks (the team's own swing), whose uncertainty enters the interval.
     label : str
         Plural noun for the sentence ("calls").
     alpha : float
@@ -177,6 +169,10 @@ def activity_change(
         Longest baseline used when ``pre_weeks`` is not given.
     min_weeks : int
         Fewer observed weeks of the period than this -> adherence ``"too early"``.
+    min_teammates : int
+        Fewest teammates for the team adjustment.
+    baseline_weeks : int
+        Weeks a recorded ``baseline`` is taken to rest on (an automatic baseline averages 8).
 
     Returns
     -------
@@ -193,70 +189,137 @@ def activity_change(
     * ``"not kept"``: otherwise.
 
     Without a target: ``"kept"`` when ``changed``, ``"partly kept"`` when the mean moved
-    up but not clearly, ``"not kept"`` otherwise.
+    up but not clearly, ``"not kept"`` otherwise. The interval is in ``docs/methods.md``.
     """
-    pre, post, pre_rate = _activity_windows(activity, start, end, baseline, gap_weeks,
-                                            pre_weeks if pre_weeks is not None else max_pre_weeks)
+    w = _activity_windows(activity, start, end, gap_weeks, pre_weeks if pre_weeks is not None else max_pre_weeks)
+    pre, post = w.pre, w.post
+    pre_rate = float(baseline) if baseline is not None else (float(pre.mean()) if len(pre) else float("nan"))
     n_post = int(len(post))
     post_rate = float(post.mean()) if n_post else float("nan")
     direction = "down" if (target is not None and np.isfinite(pre_rate) and target < pre_rate) else "up"
-    rr, lo, hi = _activity_rate_ratio(pre, post, pre_rate, baseline is not None, alpha)
+    if team is not None and getattr(activity, "name", None) in team.columns:
+        team = team.drop(columns=[activity.name])  # the rep is not their own teammate
+    tau, var_tau, n_team = _team_log_ratio(team, w, min_teammates)
+    rr, lo, hi = _activity_rate_ratio(pre, post, baseline, (tau, var_tau), alpha, baseline_weeks)
     changed = bool((lo > 1) if direction == "up" else (hi < 1)) if np.isfinite(lo) else False
-    if target is not None and n_post:
-        on = post >= target if direction == "up" else post <= target
-        n_on = int(on.sum())
-        share = n_on / n_post
-    else:
-        n_on, share = 0, float("nan")
+    n_on, share = _weeks_on_target(post, target, direction)
     adherence = _adherence(n_post, min_weeks, target, direction, pre_rate, post_rate, share, changed)
     sentence = _activity_sentence(label, n_post, pre_rate, post_rate, target, direction, n_on, adherence, changed)
     return ActivityChange(pre_rate=pre_rate, post_rate=post_rate, rate_ratio=float(rr), ci_low=float(lo),
                           ci_high=float(hi), weeks_in_period=n_post, weeks_on_or_above_target=n_on,
                           share_on_target=float(share), adherence=adherence, changed=changed,
-                          direction=direction, n_pre_weeks=int(len(pre)), target=target, sentence=sentence)
+                          direction=direction, n_pre_weeks=int(len(pre)), target=target, sentence=sentence,
+                          team_ratio=math.exp(tau) if n_team else float("nan"), n_teammates=n_team)
 
 
-def _activity_windows(activity: pd.Series, start, end, baseline: float | None, gap_weeks: int,
-                      want: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """The observed weeks of the baseline and of the commitment period, and the baseline rate.
+def _weeks_on_target(post: np.ndarray, target: float | None, direction: str) -> tuple[int, float]:
+    """Period weeks at or beyond ``target`` in the committed direction, and their share (0, NaN without)."""
+    if target is None or not len(post):
+        return 0, float("nan")
+    on = post >= target if direction == "up" else post <= target
+    return int(on.sum()), int(on.sum()) / len(post)
+
+
+def _activity_windows(activity: pd.Series, start, end, gap_weeks: int, want: int) -> _Windows:
+    """The rep's observed weeks of the baseline and of the commitment period.
 
     Takes one rep's weekly series; the baseline is the ``want`` weeks ending ``gap_weeks``
-    before ``start`` (empty when ``baseline``, a known weekly rate, is given). NaN weeks are
-    dropped from both windows. Returns (baseline counts, period counts, baseline rate per
-    week; NaN without baseline weeks).
+    before ``start``, the period runs from ``start`` to ``end`` as far as the data goes. NaN
+    weeks (before a hire or the first record) are skipped in both, never read as zeros.
     """
     s = pd.Series(activity, dtype=float)
     idx = week_index(s.index)
     y = s.to_numpy()
     a = week_on_or_after(idx, start)
     b = min(week_on_or_before(idx, end), len(y) - 1)
-    post = y[a:b + 1] if b >= a else np.array([])
-    post = post[~np.isnan(post)]
-    if baseline is not None:
-        return np.array([]), post, float(baseline)
     stop = max(a - gap_weeks, 0)
-    pre = y[max(stop - want, 0):stop]
-    pre = pre[~np.isnan(pre)]
-    return pre, post, float(pre.mean()) if len(pre) else float("nan")
+    pre_rows = np.arange(max(stop - want, 0), stop)
+    post_rows = np.arange(a, b + 1) if b >= a else np.arange(0)
+    pre_rows = pre_rows[~np.isnan(y[pre_rows])]
+    post_rows = post_rows[~np.isnan(y[post_rows])]
+    return _Windows(idx, pre_rows, post_rows, y[pre_rows], y[post_rows])
 
 
-def _activity_rate_ratio(pre: np.ndarray, post: np.ndarray, pre_rate: float, known_pre: bool,
-                         alpha: float) -> tuple[float, float, float]:
-    """Period rate / baseline rate with its quasi-Poisson (1 - alpha) interval (NaNs when not computable).
+def _team_log_ratio(team: pd.DataFrame | None, w: _Windows, min_teammates: int) -> tuple[float, float, int]:
+    """The teammates' median log activity ratio over the rep's weeks, its variance, and how many teammates.
 
-    Both sums get ``ZERO_OFFSET`` so a zero count stays finite; with a known baseline rate the
-    denominator is floored at half an event over the period. Assumes weekly counts.
+    Each teammate observed in every one of the rep's baseline and period weeks (and active in
+    the baseline; ``team`` is aligned on the rep's weeks) gives ``log((period mean + 1/2) / (baseline mean + 1/2))``. The median resists a
+    teammate who changed; its variance is ``(pi / 2) s^2 / k`` with ``s`` the MAD-based spread
+    of the k teammates' values (their noise and their differences both). Returns (0, 0, 0) with
+    fewer than ``min_teammates`` teammates or without a panel.
     """
-    n_post = len(post)
-    if not (n_post and np.isfinite(pre_rate) and pre_rate >= 0 and (known_pre or len(pre) > 0)):
+    if team is None or not len(w.pre_rows) or not len(w.post_rows) or team.shape[1] == 0:
+        return 0.0, 0.0, 0
+    panel = team.reindex(w.index).to_numpy(dtype=float)  # weeks the team panel lacks are missing
+    pre, post = panel[w.pre_rows], panel[w.post_rows]
+    ok = np.isfinite(pre).all(axis=0) & np.isfinite(post).all(axis=0) & (np.nansum(pre, axis=0) > 0)
+    if ok.sum() < max(min_teammates, 1):
+        return 0.0, 0.0, 0
+    logs = np.log((post[:, ok].mean(axis=0) + ZERO_OFFSET) / (pre[:, ok].mean(axis=0) + ZERO_OFFSET))
+    k = len(logs)
+    med = float(np.median(logs))
+    spread = 1.4826 * float(np.median(np.abs(logs - med)))
+    return med, (math.pi / 2) * spread**2 / k, k
+
+
+def _dispersion(pre: np.ndarray, post: np.ndarray) -> tuple[float, float, int]:
+    """Pearson dispersion, lag-1 autocorrelation and residual df of the rep's weeks around each window's mean.
+
+    Pooled over the baseline and the period weeks (each around its own mean). The dispersion
+    is floored at 1 (never narrower than Poisson); the autocorrelation is clipped to [0, 0.6]
+    and set to 0 with 2 df or fewer. Returns (phi, rho, df).
+    """
+    segs = [s for s in (pre, post) if len(s)]
+    resid, pearson = [], 0.0
+    for s in segs:
+        m = max(s.mean(), 1e-9)
+        pearson += float(np.sum((s - m) ** 2) / m)
+        resid.append(s - m)
+    df = sum(len(s) for s in segs) - len(segs)
+    phi = max(1.0, pearson / df) if df > 0 else 1.0
+    num = sum(float(np.sum(r[1:] * r[:-1])) for r in resid if len(r) > 1)
+    den = sum(float(np.sum(r**2)) for r in resid)
+    rho = float(np.clip(num / den, 0.0, 0.6)) if den > 0 and df > 2 else 0.0
+    return phi, rho, max(df, 1)
+
+
+def _ar_factor(n: int, rho: float) -> float:
+    """Variance of the mean of ``n`` AR(1) weeks with lag-1 correlation ``rho``, over that of independent weeks."""
+    if n <= 1 or rho <= 0:
+        return 1.0
+    k = np.arange(1, n)
+    return float(1 + 2 * np.sum((1 - k / n) * rho**k))
+
+
+def _activity_rate_ratio(pre: np.ndarray, post: np.ndarray, baseline: float | None, team: tuple[float, float],
+                         alpha: float, baseline_weeks: int) -> tuple[float, float, float]:
+    """Period rate / baseline rate (over the team's ratio) with its (1 - alpha) interval; NaNs when not computable.
+
+    ``Var(log ratio) = phi (f(n_post) / (S_post + 1/2) + f(n_ref) / (S_ref + 1/2)) + Var(team)``, ``f``
+    the AR(1) factor of a mean of that many weeks; the reference is the baseline weeks (``S_pre``,
+    ``n_pre``) or a recorded ``baseline`` b taken as a mean of ``k = baseline_weeks`` weeks
+    (``S_ref = b k``, ``n_ref = k``). Student's t on the df of the rep's weeks around their means.
+    Sums get ``ZERO_OFFSET``; a recorded baseline is floored at half an event over the period.
+    """
+    n_post, n_pre = len(post), len(pre)
+    known = baseline is not None
+    if not (n_post and (n_pre or (known and np.isfinite(baseline) and baseline >= 0))):
         nan = float("nan")
         return nan, nan, nan
-    if known_pre:
-        rr = (post.sum() + ZERO_OFFSET) / n_post / max(pre_rate, ZERO_OFFSET / n_post)
+    tau, var_tau = team
+    phi, rho, df = _dispersion(pre, post)
+    s_post = float(post.sum()) + ZERO_OFFSET
+    var = phi * _ar_factor(n_post, rho) / s_post + var_tau
+    if known:
+        ref = max(float(baseline), ZERO_OFFSET / n_post)
+        var += phi * _ar_factor(baseline_weeks, rho) / (ref * baseline_weeks + ZERO_OFFSET)
     else:
-        rr = ((post.sum() + ZERO_OFFSET) / n_post) / ((float(pre.sum()) + ZERO_OFFSET) / len(pre))
-    se, df = _quasi_poisson_log_ratio_se(pre, post, known_pre)
+        ref = (float(pre.sum()) + ZERO_OFFSET) / n_pre
+        var += phi * _ar_factor(n_pre, rho) / (float(pre.sum()) + ZERO_OFFSET)
+    rr = s_post / n_post / ref / math.exp(tau)
     q = stats.t.ppf(1 - alpha / 2, df)
+    se = math.sqrt(var)
     return rr, rr * math.exp(-q * se), rr * math.exp(q * se)
 
 
@@ -294,7 +357,7 @@ def _activity_sentence(label: str, n_post: int, pre_rate: float, post_rate: floa
     if adherence == "too early":
         sentence += " Too early to judge the commitment."
     elif not changed:
-        sentence += " Not a clear change from before yet."
+        sentence += " A change from before can't be confirmed from these weeks yet."
     return sentence
 
 

@@ -44,7 +44,7 @@ def test_activity_change_with_known_baseline_and_downward_target():
     a = _series([20, 21, 19, 20, 8, 7, 9, 8, 8, 7])
     r = activity_change(a, WEEKS[4], WEEKS[9], target=8, baseline=20.0)
     assert r.direction == "down" and r.changed and r.adherence == "kept"
-    assert r.n_pre_weeks == 0 and r.pre_rate == 20.0
+    assert r.n_pre_weeks == 2 and r.pre_rate == 20.0  # its own weeks before the gap give the dispersion
 
 
 def test_unchanged_activity_is_not_changed():
