@@ -1,9 +1,12 @@
 """Unit tests of coachnb.adherence on constructed series with known answers (issue #4)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from coachnb.adherence import ActivityChange, activity_change, detect_activity_change
 
@@ -55,6 +58,120 @@ def test_unchanged_activity_is_not_changed():
     assert r.adherence == "not kept"
     assert r.ci_low < 1 < r.ci_high
 
+
+
+
+# --------------------------------------------------------------- v2: the interval, known answers (issue #14)
+# Baseline weeks alternating 4, 6 (Pearson dispersion below 1, so floored at 1; negative
+# lag-1 autocorrelation, so clipped to 0) and a flat period: phi = 1, rho = 0 exactly, and the
+# interval is the documented formula with nothing estimated but the means.
+PRE = [4, 6] * 13  # 26 weeks, mean 5
+POST = [10, 10, 10, 10]
+
+
+def _flat_case():
+    return _series(PRE + [5, 5] + POST)  # two gap weeks, then the period from row 28
+
+
+def test_estimated_baseline_interval_is_the_pooled_quasi_poisson_formula():
+    r = activity_change(_flat_case(), WEEKS[28], WEEKS[31])
+    rr = (40 + 0.5) / 4 / ((130 + 0.5) / 26)
+    se = math.sqrt(1 / 40.5 + 1 / 130.5)
+    q = stats.t.ppf(0.975, 26 + 4 - 2)  # pooled df: both windows around their own means
+    assert r.n_pre_weeks == 26 and r.pre_rate == pytest.approx(5.0)
+    assert r.rate_ratio == pytest.approx(rr)
+    assert r.ci_low == pytest.approx(rr * math.exp(-q * se))
+    assert r.ci_high == pytest.approx(rr * math.exp(q * se))
+    assert r.changed and math.isnan(r.team_ratio) and r.n_teammates == 0
+
+
+def test_recorded_baseline_is_the_reference_but_not_exact():
+    r = activity_change(_flat_case(), WEEKS[28], WEEKS[31], baseline=5.0)
+    rr = 40.5 / 4 / 5.0
+    se = math.sqrt(1 / 40.5 + 1 / (5.0 * 8 + 0.5))  # a recorded baseline counts as a mean of 8 weeks
+    q = stats.t.ppf(0.975, 26 + 4 - 2)  # the rep's own weeks still give the df
+    assert r.pre_rate == 5.0 and r.n_pre_weeks == 26
+    assert r.ci_low == pytest.approx(rr * math.exp(-q * se))
+    # the interval of an exact baseline (the old rule) would be narrower: the recorded level has a variance
+    exact_half_width = stats.t.ppf(0.975, 3) * math.sqrt(1 / 40.5)
+    assert math.log(r.ci_high / r.ci_low) / 2 > math.sqrt(1 / 40.5) * q
+    assert math.log(r.ci_high / r.ci_low) / 2 != pytest.approx(exact_half_width)
+    # the same baseline recorded for a rep with no weeks in the data: still not exact
+    alone = activity_change(_series([np.nan] * 28 + POST), WEEKS[28], WEEKS[31], baseline=5.0)
+    assert alone.n_pre_weeks == 0
+    assert alone.ci_low == pytest.approx(rr * math.exp(-stats.t.ppf(0.975, 3) * se))
+
+
+def test_missing_weeks_before_a_hire_are_skipped_never_zeros():
+    hired = _series([np.nan] * 20 + [5, 5, 5, 5, 5, 5] + [5, 5] + [6, 5, 6, 5])
+    zeros = _series([0] * 20 + [5, 5, 5, 5, 5, 5] + [5, 5] + [6, 5, 6, 5])
+    r = activity_change(hired, WEEKS[28], WEEKS[31])
+    assert r.n_pre_weeks == 6 and r.pre_rate == pytest.approx(5.0) and not r.changed
+    z = activity_change(zeros, WEEKS[28], WEEKS[31])
+    # read as zeros they would claim a rise of nearly 5x from "1.2 a week"
+    assert z.n_pre_weeks == 26 and z.pre_rate < 1.5 and z.rate_ratio > 4 > 1.2 > r.rate_ratio
+
+
+def _team(n_peers, pre_level, post_level, rows=32, extra=None):
+    cols = {f"P{i}": [pre_level] * 28 + [post_level] * (rows - 28) for i in range(n_peers)}
+    cols.update(extra or {})
+    return pd.DataFrame({k: np.asarray(v, float) for k, v in cols.items()}, index=WEEKS[:rows])
+
+
+def test_team_adjustment_divides_by_the_teammates_median_ratio():
+    # the whole team went from 10 to 20 a week over the same weeks: the rep's doubling is the team's
+    team = _team(6, 10, 20)
+    rep = _series([10] * 28 + [20] * 4)
+    alone = activity_change(rep, WEEKS[28], WEEKS[31])
+    adjusted = activity_change(rep, WEEKS[28], WEEKS[31], team=team)
+    assert alone.changed and not adjusted.changed
+    assert adjusted.team_ratio == pytest.approx(20.5 / 10.5) and adjusted.n_teammates == 6
+    assert adjusted.rate_ratio == pytest.approx(alone.rate_ratio / (20.5 / 10.5))
+    # identical teammates: no spread, so the team term adds no variance
+    assert math.log(adjusted.ci_high / adjusted.ci_low) == pytest.approx(math.log(alone.ci_high / alone.ci_low))
+
+
+def test_team_adjustment_resists_a_teammate_who_changed_and_skips_missing_ones():
+    flat = {f"F{i}": [10] * 28 + [10 + d] * 4 for i, d in enumerate((0, 1, -1, 0))}
+    changed = {"C": [10] * 28 + [40] * 4}  # tripled on their own: the median ignores them
+    gone = {"G": [10] * 20 + [np.nan] * 12}  # left the team: not observed in every week, left out
+    team = _team(0, 10, 10, extra={**flat, **changed, **gone})
+    rep = _series([5] * 28 + [10] * 4, 0)
+    r = activity_change(rep, WEEKS[28], WEEKS[31], team=team)
+    assert r.n_teammates == 5 and r.team_ratio == pytest.approx(1.0)
+    assert r.changed
+    # the spread of the teammates' ratios enters the interval: wider than without the team
+    alone = activity_change(rep, WEEKS[28], WEEKS[31])
+    assert r.ci_high / r.ci_low > alone.ci_high / alone.ci_low
+
+
+def test_too_few_teammates_leave_the_ratio_unadjusted_and_the_rep_is_never_their_own_teammate():
+    rep = _series([10] * 28 + [20] * 4).rename("R1")
+    few = _team(3, 10, 20)
+    r = activity_change(rep, WEEKS[28], WEEKS[31], team=few)
+    assert r.n_teammates == 0 and math.isnan(r.team_ratio) and r.changed
+    with_rep = _team(3, 10, 20, extra={"R1": [10] * 28 + [20] * 4})
+    assert activity_change(rep, WEEKS[28], WEEKS[31], team=with_rep).n_teammates == 0  # 3 teammates, not 4
+
+
+def _nb(rng, mu, shape=5.0):
+    return rng.poisson(mu * rng.gamma(shape, 1 / shape, size=len(mu))).astype(float)
+
+
+def test_confirms_real_doublings_and_rarely_confirms_no_change():
+    # negative-binomial weekly counts (shape 5), 26 baseline weeks, 4-8 weeks of commitment
+    rng = np.random.default_rng(2026)
+    hits, false = 0, 0
+    n = 300
+    for i in range(n):
+        mu, weeks = rng.uniform(8, 30), int(rng.integers(4, 9))
+        pre = _nb(rng, np.full(28, mu))
+        up = _series(np.r_[pre, _nb(rng, np.full(weeks, 2.2 * mu))])
+        same = _series(np.r_[pre, _nb(rng, np.full(weeks, mu))])
+        hits += activity_change(up, WEEKS[28], WEEKS[28 + weeks - 1]).changed
+        false += activity_change(same, WEEKS[28], WEEKS[28 + weeks - 1]).changed
+    assert hits / n >= 0.9
+    assert false / n <= 0.05  # nominal 2.5% (one side of a 95% interval)
 
 
 # ----------------------------------------------------------------------------- change points
