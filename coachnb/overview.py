@@ -3,6 +3,12 @@
 :func:`team_overview` returns plain tables; ``notebooks/team_overview.ipynb`` shows them and
 the batch renders the result to ``reports/<as_of>/index.html``.
 
+A batch computes each rep's row once per run, beside the rep's report where there is one, and
+keeps every row and the teams' activity effects with the feature store
+(:func:`complete_overview`); the index and every manager page read them (:func:`stored_overview`).
+A row is only ever read with the store it was computed from: other data, date, window or code
+make another store, whose rows are computed again.
+
 When several reps' "did it move pipeline" verdicts are listed together, some would look
 significant by chance alone; the p-values are adjusted with Benjamini–Hochberg and the page
 says so.
@@ -94,7 +100,12 @@ def team_overview(data, as_of=None, lookback_weeks: int = 13, manifest_path=None
         ordered by how many), process_flags, weakest_step,
         commitment, diagnosis, verdict, p_value, q_value (BH-adjusted across the listed verdicts),
         recent_verdicts (the last few readings of the rep's coaching record with their start months,
-        :func:`coachnb.record.recent_verdicts`; None without a reviewed commitment).
+        :func:`coachnb.record.recent_verdicts`; None without a reviewed commitment),
+        activity_weekly and pipeline_weekly (the rep's weeks against the team's middle half, for the
+        sparklines: :func:`weekly_series`; activity_weekly None without an activity log).
+
+    From a feature store the batch has completed (:func:`complete_overview`) the rows and team
+    effects are read, not computed.
     """
     ds, as_of_ts, tv = open_data(data, as_of, int(lookback_weeks))  # data folder, Dataset or feature store
     known = set(ds.reps["manager"].astype(str))

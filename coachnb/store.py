@@ -22,6 +22,10 @@ Layout of a store (``features.json`` marks a complete one; it is written last)::
     whole/<table>.parquet  small raw tables every report needs (reps, commitments, 1:1s)
     reps/<table>.parquet   per-rep raw tables sorted by rep_id in small row groups
                            (opportunities, stage_history with its owner, self_assessments)
+    overview_rows.json     added after the build by the batch: every rep's team-overview row and
+                           the teams' activity effects computed from this store, so the index and
+                           the manager pages don't compute them again (:func:`coachnb.overview.complete_overview`;
+                           not part of a complete store, checked as data when read)
 
 The key hashes the input fingerprint (:func:`coachnb.loading.input_fingerprint`), the
 coaching date, the window, the coachnb version and its source: any change to an input file
