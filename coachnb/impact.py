@@ -100,6 +100,75 @@ class _Placebo:
     z: np.ndarray  # studentized: stat / sqrt(var + c), sorted ascending
     peer_extra_var: float  # c0, used for the peer weights
     beta: float = 1.0  # how much of the team trend a unit's own log ratio carries (fitted on the pool)
+    rep_kappa: float = 0.0  # the rep's own extra-Poisson variance a week at t0, shrunk toward the pool's
+
+    def rep_extra_var(self, pre: int, horizon: int) -> float:
+        """The rep's extra variance of its statistic: the pool's shared ``c`` plus its own noise over the windows."""
+        return self.extra_var + self.rep_kappa * (1.0 / horizon + 1.0 / pre)
+
+
+#: lags of autocovariance in a unit's own noise (:func:`_baseline_noise`; 1, 3 and 6 measured in NOTES)
+NOISE_LAGS = 3
+
+
+def _baseline_noise(y: np.ndarray, team: np.ndarray, d: np.ndarray, pre: int, gap: int) -> tuple:
+    """Each unit's extra-Poisson relative variance a week in its baseline at start rows ``d``.
+
+    ``y`` (T,) or (T, K) counts; ``team`` the same shape: the team's counts the unit is
+    compared with (its expected count in week t is its baseline total x the team's share of
+    week t). Moment estimate, autocovariances to :data:`NOISE_LAGS` lags included (the long-run
+    variance of a window's sum): ``kappa = (sum e_t^2 + 2 sum_j sum_t e_t e_t+j - Y) / sum m_t^2``
+    with ``e = y - m``,
+    so a Poisson unit has ``kappa`` about 0 and a negative-binomial one about ``1 / shape``.
+    Returns (kappa, mean weekly count), each shaped ``(len(d),) + y.shape[1:]``.
+    """
+    lo, hi = d - gap - pre, d - gap
+
+    def total(x):
+        cs = _cumsum0(x)
+        return cs[hi] - cs[lo]
+
+    def pairs(x, j):  # sum over t in [lo, hi - j) of x[t] = a_t b_t+j: pairs inside the baseline
+        cs = _cumsum0(x)
+        return cs[np.maximum(hi - j, lo)] - cs[lo]
+
+    Y, team_total = total(y), total(team)
+    a = Y / np.maximum(team_total, 1e-12)
+    e2 = total(y * y) - 2 * a * total(y * team) + a * a * total(team * team)
+    for j in range(1, NOISE_LAGS + 1):
+        e2 = e2 + 2 * (pairs(y[:-j] * y[j:], j) - a * pairs(y[:-j] * team[j:] + team[:-j] * y[j:], j)
+                       + a * a * pairs(team[:-j] * team[j:], j))
+    m2 = a * a * total(team * team)
+    kappa = (e2 - Y) / np.maximum(m2, 1e-12)
+    return np.where(m2 > 1e-12, kappa, 0.0), Y / pre
+
+
+#: least spread (variance) of units' true noise levels ``kappa`` assumed when shrinking toward the
+#: pool: a rep may be noisier than a team whose members are all alike (0.001, 0.03, 0.1, 0.3 and
+#: 1 measured in ``benchmarks/NOTES.md``)
+NOISE_PRIOR_VAR = 0.3
+
+
+def _shrunk_noise(kappa_pool, mean_pool, kappa_rep, mean_rep, pre: int) -> tuple[np.ndarray, float]:
+    """Units' own noise ``kappa`` shrunk toward the pool's (empirical Bayes, normal approximation).
+
+    A unit's estimate from ``pre`` baseline weeks has sampling variance about
+    ``6 (1/mean + kappa_pool)^2 / pre`` (the squared deviations and their lagged products);
+    the spread of the true levels, ``tau^2``, is the pool's spread less that noise, at least
+    :data:`NOISE_PRIOR_VAR` (a team of alike peers shows no spread, yet the rep may differ). Each unit keeps ``tau^2 / (tau^2 + its variance)`` of its own estimate. Returns the
+    pool's shrunk values (floored at 0) and the rep's.
+    """
+    k = np.asarray(kappa_pool, float)
+    if len(k) == 0:
+        return k, 0.0
+    k_bar = max(0.0, float(np.median(k)))
+    var = 6 * (1 / np.maximum(mean_pool, 1e-3) + k_bar) ** 2 / pre
+    w = 1 / var
+    k_bar = max(0.0, float(np.sum(w * k) / np.sum(w)))
+    tau2 = max(NOISE_PRIOR_VAR, float(np.sum(w * (k - k_bar) ** 2) / np.sum(w)) - float(np.mean(var)))
+    var_rep = 6 * (1 / max(mean_rep, 1e-3) + k_bar) ** 2 / pre
+    shrink = lambda kk, vv: np.maximum(0.0, (tau2 * kk + vv * k_bar) / (tau2 + vv))  # noqa: E731
+    return shrink(k, var), float(shrink(np.asarray(kappa_rep, float), var_rep))
 
 
 def _unit_and_team(rep_y, peers_y, d, pre, gap, lag, horizon, c0):
@@ -127,19 +196,14 @@ def _unit_vs_team(rep_y, peers_y, d, pre, gap, lag, horizon, c0, beta=1.0):
     return lr - beta * trend, vp + beta * beta * vt, beta * trend, u_pre, u_post
 
 
-def _placebo_null(rep_y, peers_y, t0, pre, gap, lag, horizon, own_until, shrink_trend=True) -> _Placebo | None:
-    """Pooled placebo null: every peer at every feasible date + the rep at its earlier dates.
+def _pool(rep_y, peers_y, pre, gap, lag, horizon, own_until) -> tuple[dict, float] | None:
+    """The placebo values before studentizing: every peer at every feasible date, the rep at its earlier dates.
 
-    The statistic is a unit's log rate ratio (post window / baseline) minus the team
-    trend: the inverse-variance weighted mean of the peers' log ratios (weights
-    ``1 / (Poisson variance + c0)``, so a few high-volume peers do not dominate the trend
-    the way they dominate a plain sum). Peer j's trend leaves peer j out (never uses the
-    rep); the rep's uses all peers. The rep's own placebo dates are those whose post
-    window ends on or before row ``own_until`` and whose baseline lies inside the rep's
-    observed history.
+    Returns ({lr, trend, vp, vt, dates, kappa, mean}: arrays over the pool's values, see
+    :func:`_placebo_null` and :func:`_baseline_noise`; c0) or None when the pool is empty.
     """
     T = len(rep_y)
-    lrs_, trends_, vars_, tvars_, dates_ = [], [], [], [], []
+    parts = []
     d = np.arange(gap + pre, T - lag - horizon + 1)
     c0 = 0.1
     if len(d) and peers_y.shape[1] >= 2:
@@ -148,42 +212,67 @@ def _placebo_null(rep_y, peers_y, t0, pre, gap, lag, horizon, own_until, shrink_
         c0 = _peer_extra_var(L, VP)
         w = 1.0 / (VP + c0)
         Sw, W = (w * L).sum(axis=1, keepdims=True), w.sum(axis=1, keepdims=True)
-        loo = (Sw - w * L) / (W - w)
-        lrs_.append(L.ravel())
-        dates_.append(np.repeat(d, L.shape[1]))
-        trends_.append(loo.ravel())
-        vars_.append(VP.ravel())
-        tvars_.append((1.0 / (W - w)).ravel())
+        kappa, mean = _baseline_noise(peers_y, peers_y.sum(axis=1, keepdims=True) - peers_y, d, pre, gap)
+        parts.append(dict(lr=L, trend=(Sw - w * L) / (W - w), vp=VP, vt=1.0 / (W - w),
+                          dates=np.repeat(d[:, None], L.shape[1], axis=1), kappa=kappa, mean=mean))
     first = int(np.argmax(~np.isnan(rep_y))) if np.any(~np.isnan(rep_y)) else T
     d_own = np.arange(first + gap + pre, own_until - lag - horizon + 1)
     if len(d_own) and peers_y.shape[1] >= 1:
         lr, vp, tr, vt, *_ = _unit_and_team(rep_y, peers_y, d_own, pre, gap, lag, horizon, c0)
-        lrs_.append(lr)
-        dates_.append(d_own)
-        trends_.append(tr)
-        vars_.append(vp)
-        tvars_.append(vt)
-    if not lrs_:
+        kappa, mean = _baseline_noise(np.nan_to_num(rep_y), peers_y.sum(axis=1), d_own, pre, gap)
+        parts.append(dict(lr=lr, trend=tr, vp=vp, vt=vt, dates=d_own, kappa=kappa, mean=mean))
+    if not parts:
         return None
-    lr_all, tr_all = np.concatenate(lrs_), np.concatenate(trends_)
-    vp_all, vt_all = np.concatenate(vars_), np.concatenate(tvars_)
-    dates = np.concatenate(dates_)
+    return {k: np.concatenate([np.ravel(p[k]) for p in parts]) for k in parts[0]}, c0
+
+
+def _placebo_null(rep_y, peers_y, t0, pre, gap, lag, horizon, own_until, shrink_trend=True,
+                  own_noise=True) -> _Placebo | None:
+    """Pooled placebo null: every peer at every feasible date + the rep at its earlier dates.
+
+    The statistic is a unit's log rate ratio (post window / baseline) minus the team
+    trend: the inverse-variance weighted mean of the peers' log ratios (weights
+    ``1 / (Poisson variance + c0)``, so a few high-volume peers do not dominate the trend
+    the way they dominate a plain sum). Peer j's trend leaves peer j out (never uses the
+    rep); the rep's uses all peers. The rep's own placebo dates are those whose post
+    window ends on or before row ``own_until`` and whose baseline lies inside the rep's
+    observed history. With ``own_noise`` every value (and the rep's at ``t0``) is
+    studentized with its unit's own baseline noise, shrunk toward the pool's
+    (:func:`_shrunk_noise`), besides the shared component ``c``.
+    """
+    pooled = _pool(rep_y, peers_y, pre, gap, lag, horizon, own_until)
+    if pooled is None:
+        return None
+    P, c0 = pooled
+    T = len(rep_y)
     # How much of the estimated team trend to take out (docs/methods.md): the slope of a
     # unit's log ratio on its trend, fitted away from each date (dates whose windows overlap it
     # left out), so no placebo value is fitted on itself -- and the rep's own statistic never is.
-    block = lag + horizon
-    beta_at = (_slopes_away_from(dates, tr_all, lr_all, np.append(dates, t0), block, T,
-                                 weights=1.0 / (vp_all + vt_all + c0), x_noise=vt_all) if shrink_trend
-               else np.ones(len(dates) + 1))
+    beta_at = (_slopes_away_from(P["dates"], P["trend"], P["lr"], np.append(P["dates"], t0), lag + horizon, T,
+                                 weights=1.0 / (P["vp"] + P["vt"] + c0), x_noise=P["vt"]) if shrink_trend
+               else np.ones(len(P["dates"]) + 1))
     beta, beta_rep = beta_at[:-1], float(beta_at[-1])
-    s = lr_all - beta * tr_all
-    v = vp_all + beta * beta * vt_all
-    # Method of moments: Var(stat) ~ Poisson and trend part + c, with c shared by everyone
-    # (NB overdispersion with a common size and AR noise on the log scale are both
-    # rate-free on the log scale, so one constant is the right shape). Weighted by
-    # 1 / (v + c)^2 (iterated), so c is pinned down by the units where it dominates rather
-    # than by the Poisson approximation of low-count units; an unweighted fit leaves
-    # high-volume reps slightly over-rejected.
+    s = P["lr"] - beta * P["trend"]
+    v = P["vp"] + beta * beta * P["vt"]
+    kappa_rep = 0.0
+    if own_noise:
+        k_rep, m_rep = _baseline_noise(np.nan_to_num(rep_y), peers_y.sum(axis=1), np.array([t0]), pre, gap)
+        kappa, kappa_rep = _shrunk_noise(P["kappa"], P["mean"], k_rep[0], m_rep[0], pre)
+        v = v + kappa * (1.0 / horizon + 1.0 / pre)
+    c = _shared_extra_var(s, v)
+    z = np.sort(s / np.sqrt(v + c))
+    return _Placebo(stat=s, var=v, extra_var=c, z=z, peer_extra_var=c0, beta=beta_rep, rep_kappa=kappa_rep)
+
+
+def _shared_extra_var(s: np.ndarray, v: np.ndarray) -> float:
+    """The variance component ``c`` every placebo value shares beyond its own ``v`` (method of moments).
+
+    Var(stat) ~ v + c, with c shared by everyone (NB overdispersion with a common size and AR
+    noise on the log scale are both rate-free on the log scale, so one constant is the right
+    shape). Weighted by 1 / (v + c)^2 (iterated), so c is pinned down by the units where it
+    dominates rather than by the Poisson approximation of low-count units; an unweighted fit
+    leaves high-volume reps slightly over-rejected.
+    """
     c = 0.0
     if len(s) > 1:
         dev2 = (s - s.mean()) ** 2
@@ -191,8 +280,7 @@ def _placebo_null(rep_y, peers_y, t0, pre, gap, lag, horizon, own_until, shrink_
         for _ in range(6):
             w = 1.0 / (v + c) ** 2
             c = max(0.0, float(np.sum(w * (dev2 - v)) / np.sum(w)))
-    z = np.sort(s / np.sqrt(v + c))
-    return _Placebo(stat=s, var=v, extra_var=c, z=z, peer_extra_var=c0, beta=beta_rep)
+    return c
 
 
 def _slopes_away_from(dates, x, y, at, block: int, T: int, weights=None, min_points: int = 20,
@@ -383,6 +471,10 @@ class ImpactSettings:
         Take out only the share of the team trend that units' own log ratios carry (fitted on
         the placebo pool, see ``docs/methods.md``). False takes it out in full: used for
         pipeline value (:data:`FULL_TREND_OUTCOMES`), where a few large deals would steer the fit.
+    own_noise : bool
+        Studentize every unit, the rep included, with its own extra-Poisson noise in its
+        baseline weeks, shrunk toward the pool's (``docs/methods.md``), so a rep noisier than
+        the team is not judged against the team's noise. False: one component for everyone.
     """
 
     lag_weeks: int = 2
@@ -398,6 +490,7 @@ class ImpactSettings:
     dip_alpha: float = 0.05
     target_mde: float = 1.5
     shrink_trend: bool = True
+    own_noise: bool = True
 
     def __post_init__(self):
         # fail at construction, not with an index error deep in the window arithmetic
@@ -511,7 +604,7 @@ def _null_for(case: _Case, cfg: ImpactSettings) -> _Placebo | None:
     if cfg.gap_weeks + case.pre + cfg.lag_weeks + h_null > case.T:
         return None
     return _placebo_null(case.rep_y, case.peers, case.t0, case.pre, cfg.gap_weeks, cfg.lag_weeks, h_null,
-                         own_until=case.t0, shrink_trend=cfg.shrink_trend)
+                         own_until=case.t0, shrink_trend=cfg.shrink_trend, own_noise=cfg.own_noise)
 
 
 def _peers_gate(case: _Case, cfg: ImpactSettings, n_placebo: int, enough_pool: bool) -> str:
@@ -539,14 +632,14 @@ def _dip_check(case: _Case, cfg: ImpactSettings, label: str) -> tuple[float, str
     if not (k >= 1 and hist >= 4 and case.n_peers >= 2 and case.t0 - k >= 0):
         return float("nan"), "", "not checked"
     dpl = _placebo_null(case.rep_y, case.peers, case.t0 - k, hist, 0, 0, k, own_until=case.t0 - k,
-                        shrink_trend=cfg.shrink_trend)
+                        shrink_trend=cfg.shrink_trend, own_noise=cfg.own_noise)
     c0 = dpl.peer_extra_var if dpl is not None else 0.1
     s, v, *_ = _unit_vs_team(case.rep_y, case.peers, np.array([case.t0 - k]), hist, 0, 0, k, c0,
                              dpl.beta if dpl is not None else 1.0)
     dip_ratio = float(np.exp(s[0]))
     if dpl is None or len(dpl.z) < 19:  # too few placebo values for a one-sided test at 5%
         return dip_ratio, "", "not checked"
-    _, _, p_low = _rank_p(float(s[0] / np.sqrt(v[0] + dpl.extra_var)), dpl.z)
+    _, _, p_low = _rank_p(float(s[0] / np.sqrt(v[0] + dpl.rep_extra_var(hist, k))), dpl.z)
     if p_low <= cfg.dip_alpha and dip_ratio < 0.8:
         dip_low = (f"{label} in the {k} weeks before the change were "
                    f"unusually low ({dip_ratio:.2f}× the rep's earlier level, team-adjusted)")
@@ -566,7 +659,7 @@ def _estimate(case: _Case, cfg: ImpactSettings, pl: _Placebo, z_lo: float, z_hi:
     s, v, log_trend, u_pre, u_post = (float(x[0]) for x in _unit_vs_team(
         case.rep_y, case.peers, np.array([case.t0]), case.pre, cfg.gap_weeks, cfg.lag_weeks, case.horizon,
         pl.peer_extra_var, pl.beta))
-    se_now = math.sqrt(v + pl.extra_var)
+    se_now = math.sqrt(v + pl.rep_extra_var(case.pre, case.horizon))
     p, _, _ = _rank_p(s / se_now, pl.z)
     res = dict(rate_ratio=math.exp(s), p_value=p, post_rate=u_post / case.horizon,
                ci_low=math.exp(s - se_now * z_hi) if np.isfinite(z_hi) else 0.0,
@@ -592,13 +685,13 @@ def _dip_confirmed(case: _Case, cfg: ImpactSettings, stat: float, dip_low: str) 
     if not (cfg.dip_weeks > cfg.gap_weeks and pre2 >= cfg.min_pre_weeks):
         return None
     pl2 = _placebo_null(case.rep_y, case.peers, case.t0, pre2, cfg.dip_weeks, cfg.lag_weeks, case.horizon,
-                        own_until=case.t0, shrink_trend=cfg.shrink_trend)
+                        own_until=case.t0, shrink_trend=cfg.shrink_trend, own_noise=cfg.own_noise)
     if pl2 is None or not np.isfinite(_critical_z(pl2.z, cfg.alpha)[1]):
         return None
     s2, v2, *_ = (float(x[0]) for x in _unit_vs_team(case.rep_y, case.peers, np.array([case.t0]), pre2,
                                                       cfg.dip_weeks, cfg.lag_weeks, case.horizon,
                                                       pl2.peer_extra_var, pl2.beta))
-    p2, _, _ = _rank_p(s2 / math.sqrt(v2 + pl2.extra_var), pl2.z)
+    p2, _, _ = _rank_p(s2 / math.sqrt(v2 + pl2.rep_extra_var(pre2, case.horizon)), pl2.z)
     if p2 <= cfg.alpha and (s2 > 0) == (stat > 0):
         return f"passed: {dip_low}, but the change also shows against the {pre2} weeks before them (p = {p2:.3f})"
     return None
@@ -626,7 +719,7 @@ def _mde_curve(case: _Case, cfg: ImpactSettings, pl: _Placebo | None, enough_poo
         _, v = _log_ratio(u_pre, 0.0, pre, h)
         _, vp = _log_ratio(p_pre[None, :], 0.0, pre, h[:, None])
         v_trend = pl.beta ** 2 / np.sum(1.0 / (vp + pl.peer_extra_var), axis=1)
-        extra = pl.extra_var * (1 / h + 1 / pre) / (1 / h_ref + 1 / pre)
+        extra = pl.extra_var * (1 / h + 1 / pre) / (1 / h_ref + 1 / pre) + pl.rep_kappa * (1 / h + 1 / pre)
         return np.exp(np.sqrt(v + v_trend + extra) * factor)
 
     return mde_at
@@ -750,7 +843,7 @@ def placebo_statistics(outcome: pd.DataFrame, rep_id, start, settings: ImpactSet
         return pl.z, float("nan")
     s, v, *_ = _unit_vs_team(case.rep_y, case.peers, np.array([case.t0]), case.pre, settings.gap_weeks,
                              settings.lag_weeks, case.horizon, pl.peer_extra_var, pl.beta)
-    return pl.z, float(s[0] / math.sqrt(v[0] + pl.extra_var))
+    return pl.z, float(s[0] / math.sqrt(v[0] + pl.rep_extra_var(case.pre, case.horizon)))
 
 
 def _impact_sentence(r: dict, failed: list[str], label: str, cfg: ImpactSettings) -> str:

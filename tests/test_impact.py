@@ -315,3 +315,38 @@ def test_trend_share_is_not_diluted_by_the_noise_of_the_estimated_trend():
     corrected = _slopes_away_from(dates, x, y, at, block=5, T=200, x_noise=noise_var)[0]
     assert 0.4 < diluted < 0.6  # 0.09 / (0.09 + 0.09): the regression-dilution slope
     assert 0.9 < corrected <= 1.0
+
+
+def _quiet_and_noisy(seed):
+    """A Poisson team, and the same team with rep R0's counts under autocorrelated lognormal noise (same mean)."""
+    quiet = _long_panel(n_weeks=100, rate=6.0, seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    e = np.zeros(100)
+    for t in range(1, 100):
+        e[t] = 0.6 * e[t - 1] + rng.normal(0, 0.6)
+    noisy = quiet.copy()
+    noisy["R0"] = rng.poisson(quiet["R0"].mean() * np.exp(e - 0.5 * 0.6**2 / (1 - 0.36))).astype(float)
+    return quiet, noisy
+
+
+def test_a_rep_noisier_than_the_team_is_judged_with_a_wider_null():
+    from coachnb.impact import _baseline_noise
+
+    cfg = ImpactSettings(lag_weeks=2, horizon_weeks=8, max_post_weeks=8)
+
+    def kappa(panel):
+        k, _ = _baseline_noise(panel["R0"].to_numpy(), panel.drop(columns="R0").sum(axis=1).to_numpy(),
+                               np.array([60]), 26, 2)
+        return k[0]
+
+    def width(panel, own_noise):
+        r = pipeline_impact(panel, "R0", panel.index[60], dataclasses.replace(cfg, own_noise=own_noise))
+        return np.log(r.ci_high / r.ci_low)
+
+    teams = [_quiet_and_noisy(seed) for seed in range(12)]
+    # the estimate of a unit's own noise: about 0 for a Poisson series, well above it for the noisy one
+    assert abs(np.mean([kappa(q) for q, _ in teams])) < 0.1
+    assert np.mean([kappa(n) for _, n in teams]) > 0.5
+    # its own noise widens a noisy rep's interval; a rep like the team keeps about the team's
+    assert np.median([width(n, True) / width(n, False) for _, n in teams]) > 1.3
+    assert np.median([width(q, True) / width(q, False) for q, _ in teams]) < 1.15
