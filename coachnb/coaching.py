@@ -1,9 +1,10 @@
 """The coaching loop: read a commitment, pick one or two focus areas, model scenarios, ask questions.
 
-* :func:`diagnose` turns a :class:`coachnb.impact.CommitmentAssessment` into one of five
-  readings (kept and moved, kept without lift, kept but too early, not kept, in progress),
-  each with an opening question for the next 1:1; :func:`commitment_pattern` notices a
-  pattern across several commitments.
+* :func:`diagnose` turns a :class:`coachnb.impact.CommitmentAssessment` into one of six
+  readings (kept and moved; kept without lift, only when pipeline was tested; kept with the
+  pipeline not judged; kept with the change in activity not confirmed; not kept; in
+  progress), each with an opening question for the next 1:1; :func:`commitment_pattern`
+  notices a pattern across several commitments.
 * :func:`focus_areas` ranks the drivers of the rep's pipeline by how much moving each one to
   the team median would add, with small samples shrunk towards the team (empirical Bayes),
   and returns at most two.
@@ -26,7 +27,7 @@ import pandas as pd
 from . import metrics, store
 from .calendar import focus_window, to_local, weeks_before
 from .config import ProcessConfig
-from .formatting import fmt_estimate, fmt_level, fmt_money, fmt_num, fmt_pct, plural
+from .formatting import fmt_estimate, fmt_level, fmt_money, fmt_num, fmt_pct, fmt_ratio, plural
 from .metrics import LATE_SHARE
 from .schema import Dataset
 from .team import min_teammates
@@ -109,6 +110,10 @@ def _clean(value) -> str | None:
     return text or None
 
 
+#: pipeline verdicts that mean the test was run and read: only these can make a "kept, no lift"
+TESTED_VERDICTS = ("moved", "no meaningful change")
+
+
 def classify(adherence: str, verdict: str | None, direction: str | None = None,
              finished: bool | None = None) -> str:
     """The diagnosis category from the activity adherence and the pipeline verdict.
@@ -122,15 +127,25 @@ def classify(adherence: str, verdict: str | None, direction: str | None = None,
     finished : bool or None
         Whether the commitment's end is past; ``False`` means in progress.
 
+    Returns
+    -------
+    str
+        One of :data:`CATEGORIES`. For a kept commitment:
+
+        * ``kept_moved``: pipeline tested and moved up;
+        * ``kept_no_lift``: pipeline tested (a verdict in :data:`TESTED_VERDICTS`: "no
+          meaningful change", or "moved" down) and no lift: a skill or strategy question;
+        * ``kept_unclear``: the change in activity can't be confirmed (verdict "activity did
+          not change"), so pipeline was not judged as its effect;
+        * ``kept_too_early``: activity confirmed, pipeline not judged ("not enough data to
+          tell": a data gate failed or the interval is too wide); ``in_progress`` while the
+          commitment still runs.
+
     Notes
     -----
-    A kept commitment read while it still runs and whose pipeline effect can't be told yet
-    is ``in_progress``; once finished it is ``kept_too_early``. "Partly kept" is an
-    execution conversation (``not_kept``) that starts from the progress made. Pipeline that
-    moved *down* after a kept commitment is read as no lift: the behaviour happened, the
-    bet did not pay. "Kept, no lift" needs the pipeline to have been tested: when the
-    activity itself is not clearly different from before (verdict "activity did not change"),
-    the target was met but there is no change to test, which is ``kept_unclear``.
+    "Partly kept" is an execution conversation (``not_kept``) that starts from the progress
+    made. Pipeline that moved *down* after a kept commitment is read as no lift: the
+    behaviour happened, the bet did not pay.
     """
     if adherence == "too early":
         return "in_progress"
@@ -140,11 +155,58 @@ def classify(adherence: str, verdict: str | None, direction: str | None = None,
         raise ValueError(f"unknown adherence {adherence!r}")
     if verdict == "moved" and direction != "down":
         return "kept_moved"
-    if verdict in ("no meaningful change", "moved"):
+    if verdict in TESTED_VERDICTS:
         return "kept_no_lift"
     if verdict == "activity did not change":
         return "kept_unclear"
     return "in_progress" if finished is False else "kept_too_early"
+
+
+def wording_key(category: str, adherence: str | None, pipeline) -> str:
+    """The ``[diagnosis]`` entry of ``questions.toml`` a diagnosis is worded by (the record's reading too).
+
+    Parameters
+    ----------
+    category : str
+        From :func:`classify`.
+    adherence : str or None
+        The activity's adherence.
+    pipeline : coachnb.impact.PipelineImpact or None
+        Uses ``weeks_needed`` and ``failed_gates``.
+
+    Returns
+    -------
+    str
+        ``category``, except: a ``not_kept`` with progress is ``partly_kept``; a
+        ``kept_too_early`` is worded "too early" only when time is what is missing (more weeks
+        would tell and no gate but ``post_horizon`` failed), else ``kept_cannot_tell`` (the
+        pipeline can't be judged on this data, now or after more weeks).
+    """
+    if category == "not_kept" and adherence == "partly kept":
+        return "partly_kept"
+    if category == "kept_too_early":
+        failed = set(getattr(pipeline, "failed_gates", None) or [])
+        if not getattr(pipeline, "weeks_needed", None) or not failed <= {"post_horizon"}:
+            return "kept_cannot_tell"
+    return category
+
+
+def pipeline_beside(pipeline) -> str:
+    """The pipeline result shown beside an unconfirmed activity change, said as not its effect.
+
+    Takes a :class:`coachnb.impact.PipelineImpact` (its estimate is computed whatever the
+    verdict); returns one sentence with the rate ratio, its 95% interval and the weeks it
+    rests on, or that no figure could be computed.
+    """
+    rr = getattr(pipeline, "rate_ratio", float("nan"))
+    if pipeline is None or not np.isfinite(rr):
+        return "No figure for new pipeline could be computed for these weeks."
+    hi = pipeline.ci_high
+    upper = fmt_ratio(hi) if np.isfinite(hi) else "no upper limit"
+    return (f"Beside it, new pipeline ran at {fmt_ratio(rr)} what the team's trend predicts (95% interval "
+            f"{fmt_ratio(pipeline.ci_low)} to {upper}; {plural(int(pipeline.n_pre_weeks), 'week')} before, "
+            f"{int(pipeline.n_post_weeks)} after); with the change in activity not confirmed, that is not "
+            "read as its effect.")
 
 
 def diagnose(assessment, commitment: dict | None = None, finished: bool | None = None,
@@ -155,7 +217,8 @@ def diagnose(assessment, commitment: dict | None = None, finished: bool | None =
     ----------
     assessment : coachnb.impact.CommitmentAssessment
         Uses ``assessment.activity`` (adherence, post_rate, pre_rate, target) and
-        ``assessment.pipeline`` (verdict, direction, weeks_needed).
+        ``assessment.pipeline`` (verdict, direction, weeks_needed, failed_gates, and the
+        estimate for :func:`pipeline_beside`).
     commitment : dict, optional
         The commitments row: ``follow_up`` (quoted in a not-kept opening), ``metric``,
         ``baseline``, ``target``, ``end``, ``commitment_id``. A ``label`` key, if present,
@@ -168,18 +231,17 @@ def diagnose(assessment, commitment: dict | None = None, finished: bool | None =
     Returns
     -------
     Diagnosis
+        Worded by :func:`wording_key`; the detail of a ``kept_unclear`` (change in activity not
+        confirmed) ends with :func:`pipeline_beside`.
     """
     c = dict(commitment or {})
     act = assessment.activity
     pipe = assessment.pipeline
     category = classify(act.adherence, getattr(pipe, "verdict", None), getattr(pipe, "direction", None), finished)
     weeks_needed = getattr(pipe, "weeks_needed", None)
-    partly = category == "not_kept" and act.adherence == "partly kept"
-    key = "partly_kept" if partly else category
-    if category == "kept_too_early" and not weeks_needed:
-        # "not enough data to tell" and no number of weeks would tell: never "no lift" (nothing was
-        # found either way) and never "wait N weeks" (waiting would not show it)
-        key = "kept_cannot_tell"
+    # "not enough data to tell" is never "no lift" (nothing was found either way), and "wait N weeks"
+    # only when waiting would tell
+    key = wording_key(category, act.adherence, pipe)
     section = wording()["diagnosis"][key]
 
     metric = _clean(c.get("label")) or _clean(c.get("metric")) or "the agreed activity"
@@ -203,8 +265,10 @@ def diagnose(assessment, commitment: dict | None = None, finished: bool | None =
         variant = f"{audience}_no_follow_up"
     opening = fill(section[variant], values)
     opening = opening[:1].upper() + opening[1:]
-    return Diagnosis(category, section["label"], opening, fill(section["detail"], values),
-                     _clean(c.get("commitment_id")))
+    detail = fill(section["detail"], values)
+    if category == "kept_unclear":
+        detail = f"{detail} {pipeline_beside(pipe)}"
+    return Diagnosis(category, section["label"], opening, detail, _clean(c.get("commitment_id")))
 
 
 def commitment_pattern(diagnoses: list[Diagnosis], window: int = 3) -> str | None:

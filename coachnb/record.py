@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .calendar import weeks_before
-from .coaching import commitment_pattern
+from .coaching import commitment_pattern, wording_key
 from .formatting import fmt_level, fmt_ratio, plural
 from .report import CommitmentReview, review_commitment
 from .store import store_of
@@ -40,7 +40,7 @@ SHORT = {
     "kept_no_lift": "kept·no lift",
     "kept_too_early": "kept·too early",
     "kept_cannot_tell": "kept·can't tell",
-    "kept_unclear": "target met·no clear change",
+    "kept_unclear": "kept·change not confirmed",
     "not_kept": "not kept",
     "partly_kept": "partly kept",
     "in_progress": "running",
@@ -55,7 +55,7 @@ CONVERSATION = {
     "kept_no_lift": "a skill or strategy question",
     "kept_too_early": "judge by the behaviour for now",
     "kept_cannot_tell": "judge by the behaviour and the deals it touched",
-    "kept_unclear": "what felt different",
+    "kept_unclear": "not a skill question yet: did the behaviour change?",
     "not_kept": "an execution question",
     "partly_kept": "an execution question, from the progress made",
     "in_progress": "",
@@ -286,19 +286,16 @@ def commitments_on_record(ds, rep_id: str, as_of: pd.Timestamp) -> list[dict]:
 
 
 def reading_key(review: CommitmentReview) -> str:
-    """The reading of a reviewed commitment as a key of :data:`SHORT` (the diagnosis' own wording key).
+    """The reading of a reviewed commitment as a key of :data:`SHORT`: the diagnosis' own wording key.
 
-    As :func:`coachnb.coaching.diagnose` words it: a ``not_kept`` with progress is ``partly_kept``;
-    a ``kept_too_early`` that no number of weeks would settle is ``kept_cannot_tell``.
+    As :func:`coachnb.coaching.diagnose` words it (:func:`coachnb.coaching.wording_key`): a
+    ``not_kept`` with progress is ``partly_kept``; a ``kept_too_early`` that waiting would not
+    settle is ``kept_cannot_tell``.
     """
     d, a = review.diagnosis, review.assessment
     if d is None:
         return "in_progress"
-    if d.category == "not_kept" and a.activity.adherence == "partly kept":
-        return "partly_kept"
-    if d.category == "kept_too_early" and not getattr(a.pipeline, "weeks_needed", None):
-        return "kept_cannot_tell"
-    return d.category
+    return wording_key(d.category, a.activity.adherence, a.pipeline)
 
 
 def record_row(c: dict, review: CommitmentReview | None, since_last_time: bool, as_of: pd.Timestamp,
@@ -373,7 +370,9 @@ def pipeline_words(row: dict, key: str) -> str:
     if key == "in_progress":
         return "Too soon for a verdict on new pipeline."
     if verdict == "activity did not change":
-        return "The behaviour did not clearly change, so there was no effect on new pipeline to test."
+        beside = f"; beside it, new pipeline ran at {effect}" if effect else ""
+        return (f"The change in the behaviour couldn't be confirmed, so new pipeline was not judged as its "
+                f"effect{beside}.")
     if not row["pipeline_judged"]:
         return (f"Whether new pipeline moved isn't judged here: the test's baseline of "
                 f"{plural(int(row['n_pre_weeks']), 'week')} reaches back before the data begins (only "

@@ -32,6 +32,12 @@ class Pipe:
     verdict: str
     direction: str | None = None
     weeks_needed: int | None = None
+    failed_gates: list = dataclasses.field(default_factory=list)
+    rate_ratio: float = float("nan")
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
+    n_pre_weeks: int = 0
+    n_post_weeks: int = 0
 
 
 @dataclass
@@ -89,6 +95,74 @@ def test_kept_when_no_amount_of_data_would_tell_is_neither_no_lift_nor_wait():
     assert d.category == "kept_too_early" and d.label == "Kept; the effect on pipeline can't be judged from the data"
     assert "no detectable lift" not in d.label.lower() and "more weeks" not in d.opening_question
     assert "which deals has it touched" in d.opening_question
+
+
+VERDICTS = ("moved", "no meaningful change", "not enough data to tell", "activity did not change", None)
+
+
+def test_kept_no_lift_only_when_the_pipeline_was_tested():
+    for verdict in VERDICTS:
+        for direction in ("up", "down", None):
+            for finished in (True, False, None):
+                cat = classify("kept", verdict, direction, finished)
+                tested_no_lift = verdict == "no meaningful change" or (verdict == "moved" and direction == "down")
+                assert (cat == "kept_no_lift") == tested_no_lift, (verdict, direction, finished, cat)
+                if verdict == "activity did not change":
+                    assert cat == "kept_unclear"
+                if verdict in ("not enough data to tell", None):
+                    assert cat == ("in_progress" if finished is False else "kept_too_early")
+    assert set(coaching.TESTED_VERDICTS) == {"moved", "no meaningful change"}
+
+
+def test_an_unconfirmed_activity_change_says_so_and_shows_the_pipeline_result_beside_it():
+    pipe = Pipe("activity did not change", rate_ratio=1.85, ci_low=1.05, ci_high=3.41, n_pre_weeks=26, n_post_weeks=8)
+    d = diagnose(Assessment(Act("kept", post_rate=9.0), pipe), commitment=COMMITMENT, finished=True)
+    assert d.category == "kept_unclear"
+    assert d.detail.endswith("Beside it, new pipeline ran at 1.85× what the team's trend predicts (95% interval "
+                             "1.05× to 3.4×; 26 weeks before, 8 after); with the change in activity not confirmed, "
+                             "that is not read as its effect.")
+    assert "no detectable lift" not in d.detail.lower() and "skill" not in d.detail.lower()
+    open_ended = Pipe("activity did not change", rate_ratio=1.2, ci_low=0.4, ci_high=float("inf"), n_pre_weeks=1,
+                      n_post_weeks=3)
+    assert "(95% interval 0.40× to no upper limit; 1 week before, 3 after)" in coaching.pipeline_beside(open_ended)
+    nothing = diagnose(Assessment(Act("kept"), Pipe("activity did not change")), commitment=COMMITMENT, finished=True)
+    assert nothing.detail.endswith("No figure for new pipeline could be computed for these weeks.")
+    # only this reading carries it: a tested verdict speaks for itself
+    moved = diagnose(Assessment(Act("kept"), Pipe("moved", "up", rate_ratio=2.0)), commitment=COMMITMENT, finished=True)
+    assert "Beside it" not in moved.detail
+
+
+def test_pipeline_not_judged_for_a_failed_data_gate_is_never_worded_as_too_early():
+    """'Too early, about N more weeks' only when time is what is missing: a failed baseline, peers or
+    dip gate is not settled by waiting."""
+    for gate in ("pre_weeks", "peers", "baseline_dip"):
+        pipe = Pipe("not enough data to tell", weeks_needed=6, failed_gates=[gate, "post_horizon"])
+        d = diagnose(Assessment(Act("kept"), pipe), commitment=COMMITMENT, finished=True)
+        assert d.category == "kept_too_early" and coaching.wording_key(d.category, "kept", pipe) == "kept_cannot_tell"
+        assert "6 more weeks" not in d.opening_question and "6 more weeks" not in d.detail
+    waiting = Pipe("not enough data to tell", weeks_needed=6, failed_gates=["post_horizon"])
+    assert coaching.wording_key("kept_too_early", "kept", waiting) == "kept_too_early"
+    wide = Pipe("not enough data to tell", weeks_needed=4)  # every gate passed, the interval too wide yet
+    assert "about 4 more weeks" in diagnose(Assessment(Act("kept"), wide), COMMITMENT, finished=True).opening_question
+    assert coaching.wording_key("not_kept", "partly kept", wide) == "partly_kept"
+    assert coaching.wording_key("not_kept", "not kept", wide) == "not_kept"
+
+
+def test_a_real_unconfirmed_change_keeps_the_pipeline_estimate_for_the_report():
+    """On a simulated team whose rep did not change activity, the verdict is 'activity did not change'
+    and the pipeline estimate the diagnosis shows beside it is filled (issue #14)."""
+    from coachnb.impact import assess_commitment  # the real assessment, only for this end-to-end check
+    from coachnb.simulate import simulate_team
+
+    sim = simulate_team(np.random.default_rng(5), n_reps=12, n_weeks=70, change_week=50, activity_ratio=1.0)
+    end = sim.activity.index[57]
+    pre = float(sim.activity["R00"].iloc[40:50].mean())
+    a = assess_commitment(sim.activity, sim.outcome, "R00", sim.start, end, target=pre, baseline=pre)
+    assert a.pipeline.verdict == "activity did not change" and not a.activity.changed
+    p = a.pipeline
+    assert np.isfinite(p.rate_ratio) and p.ci_low <= p.rate_ratio <= p.ci_high and p.n_pre_weeks > 0 < p.n_post_weeks
+    d = diagnose(a, commitment=COMMITMENT, finished=True)
+    assert d.category == "kept_unclear" and "Beside it, new pipeline ran at" in d.detail
 
 
 def test_not_kept_opens_with_the_follow_up_the_rep_chose():
