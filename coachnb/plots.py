@@ -1,12 +1,20 @@
 """The one plot style of coachnb, and the report's charts.
 
-Every chart is readable at A4/letter width (7.5 in wide), uses seaborn's colour-blind-safe
-palette, labels its axes with units and has a title that says what to look at. Team
-benchmarks are drawn as a band (interquartile range) and a median line: teammates are
-never shown individually.
+Every chart is drawn 5 in wide (:data:`WIDTH_IN`) with no text under :data:`MIN_FONT_PT`, so on
+a 360 px phone, where the page scales it to about 333 px, its smallest text is still 9 CSS px
+(:func:`coachnb.display.figure` writes it as SVG with its text as text: sharp at any size, on
+paper at 5 in). Each chart has a title that says what to look at, a legend between the title
+and the plot (never over the data), the unit of the y-axis written level above the plot, and
+seaborn's colour-blind-safe palette. Team benchmarks are drawn as a band (interquartile range)
+and a median line: teammates are never shown individually.
+
+Layout is by fixed margins in inches, computed from the measured width of the text they hold
+(:func:`text_width_in`), so no layout engine draws a figure twice.
 """
 from __future__ import annotations
 
+import functools
+import math
 import sys
 
 import matplotlib
@@ -19,69 +27,189 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.font_manager import FontProperties  # noqa: E402
+from matplotlib.textpath import TextToPath  # noqa: E402
 
 PALETTE = sns.color_palette("colorblind")
 REP_COLOUR = PALETTE[0]
 TEAM_COLOUR = "0.55"
 TARGET_COLOUR = PALETTE[1]
 GOOD_COLOUR = PALETTE[2]
-WIDTH_IN = 7.5
+#: every chart's width (inches); its height follows from what it holds
+WIDTH_IN = 5.0
+#: the smallest text of any chart (points): tick labels, legend, notes
+MIN_FONT_PT = 10.0
+TITLE_PT = 12.0
+LABEL_PT = 10.5
+#: blank border around a chart (inches)
+PAD_IN = 0.08
+#: a line of text takes this many times its font size (matplotlib's own line spacing)
+LINE = 1.2
 
 
 def use_style() -> None:
     """Apply coachnb's plot style (call once at the top of a notebook)."""
-    sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE, font_scale=0.95)
+    sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
     plt.rcParams.update({
         "figure.dpi": 96, "savefig.dpi": 110, "figure.figsize": (WIDTH_IN, 3.0),
-        "axes.titlesize": 11.5, "axes.titleweight": "bold", "axes.titlelocation": "left",
+        "font.size": MIN_FONT_PT, "xtick.labelsize": MIN_FONT_PT, "ytick.labelsize": MIN_FONT_PT,
+        "legend.fontsize": MIN_FONT_PT, "axes.labelsize": LABEL_PT, "axes.titlesize": TITLE_PT,
+        "figure.titlesize": TITLE_PT, "figure.titleweight": "bold",
         "axes.spines.top": False, "axes.spines.right": False,
-        "legend.frameon": False, "figure.constrained_layout.use": False,
-        # titles sit at the top of the axes: no x tick labels or offset text up there to dodge, so
-        # matplotlib's automatic title placement (a tight-bbox pass per draw) would not move them
-        "axes.titley": 1.0,
+        "legend.frameon": False, "legend.borderpad": 0.0, "legend.borderaxespad": 0.0,
+        "legend.handlelength": 1.6, "legend.handletextpad": 0.5, "legend.columnspacing": 1.2,
+        "figure.constrained_layout.use": False,
         # stage names and metric labels come from the data: "$" is a dollar sign, never mathtext
         "text.parse_math": False,
     })
 
 
-def _margins(fig: plt.Figure, left_in: float = 0.75, bottom_in: float = 0.55, top_in: float = 0.4) -> None:
-    """Fixed margins in inches. A layout engine would draw every figure twice, and a batch renders
-    thousands: this halves the time a report spends on charts."""
-    w, h = fig.get_size_inches()
-    fig.subplots_adjust(left=left_in / w, right=1 - 0.15 / w, bottom=bottom_in / h, top=1 - top_in / h)
+_TEXT_TO_PATH = TextToPath()
 
 
-def _legend_below(ax, ncols: int = 3) -> None:
-    """Legend in a row under the x-axis label, where it can't cover data (call after _margins)."""
-    axes_height_in = ax.get_position().height * ax.figure.get_size_inches()[1]
-    ax.legend(loc="upper left", bbox_to_anchor=(0, -0.5 / axes_height_in), ncols=ncols, fontsize=8.5)
+@functools.lru_cache(maxsize=8192)
+def text_width_in(text: str, size: float = MIN_FONT_PT, bold: bool = False) -> float:
+    """Width (inches) of one line of ``text`` in the chart font at ``size`` points.
+
+    Measured from the font's glyph metrics, as matplotlib lays text out (cached: tick labels,
+    legend entries and stage names repeat across a batch's reports).
+    """
+    prop = FontProperties(size=size, weight="bold" if bold else "normal")
+    width, _, _ = _TEXT_TO_PATH.get_text_width_height_descent(str(text), prop, ismath=False)
+    return width / 72
 
 
-def _label_margin(labels) -> float:
-    """Left margin (inches) that fits the longest y tick label at the style's font size."""
-    longest = max((len(str(x)) for x in labels), default=4)
-    return 0.3 + 0.085 * longest
+def wrap(text: str, width_in: float, size: float = MIN_FONT_PT, bold: bool = False) -> list[str]:
+    """``text`` in lines no wider than ``width_in`` (a word wider than that is cut where it must be)."""
+    lines: list[str] = []
+    for word in str(text).split() or [""]:
+        candidate = f"{lines[-1]} {word}" if lines else word
+        if lines and text_width_in(candidate, size, bold) <= width_in:
+            lines[-1] = candidate
+            continue
+        while len(word) > 1 and text_width_in(word, size, bold) > width_in:
+            cut = 1
+            while cut < len(word) - 1 and text_width_in(word[:cut + 1], size, bold) <= width_in:
+                cut += 1
+            lines.append(word[:cut])
+            word = word[cut:]
+        lines.append(word)
+    return lines
 
 
-def _week_axis(ax) -> None:
-    ax.xaxis.set_major_locator(mdates.MonthLocator())
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b"))
+def _lines_in(n: int, size: float) -> float:
+    """Height (inches) of ``n`` lines of text at ``size`` points."""
+    return n * LINE * size / 72
+
+
+def _legend_columns(labels: list[str], width_in: float) -> int:
+    """The most legend columns (matplotlib fills them top to bottom) whose rows fit ``width_in``."""
+    size = plt.rcParams["legend.fontsize"]
+    handle = (plt.rcParams["legend.handlelength"] + plt.rcParams["legend.handletextpad"]) * size / 72
+    spacing = plt.rcParams["legend.columnspacing"] * size / 72
+    entries = [text_width_in(label, size) + handle for label in labels]
+    for ncols in range(len(entries), 1, -1):
+        columns = [c for c in np.array_split(np.array(entries), ncols) if len(c)]
+        if sum(c.max() for c in columns) + spacing * (len(columns) - 1) <= width_in:
+            return ncols
+    return 1
+
+
+def _legend_height_in(rows: int) -> float:
+    """Height (inches) of a legend of ``rows`` rows at the style's legend size."""
+    size = plt.rcParams["legend.fontsize"]
+    return (rows * (1 + 0.25) + (rows - 1) * plt.rcParams["legend.labelspacing"]) * size / 72 if rows else 0.0
+
+
+def _y_label_width_in(ax) -> float:
+    """Widest y tick label of ``ax`` (inches; each line of a wrapped label measured on its own)."""
+    size = plt.rcParams["ytick.labelsize"]
+    texts = [t.get_text() for t in ax.get_yticklabels()]
+    return max((text_width_in(line, size) for t in texts for line in t.split("\n")), default=0.0)
+
+
+def _layout(fig, axes, *, title: str, legend: tuple, heights_in: list, units: list, xlabel: bool,
+            above_in: float = 0.0, right_in: float = 0.3, head: bool = True) -> float:
+    """Size the figure and place its parts in fixed inches; returns the figure's height (inches).
+
+    Top down: the title (wrapped to the width), the legend in as many columns as fit (the rep's
+    own marks first), then each axes under its unit label (level, left-aligned at the figure's
+    edge), with ``above_in`` of room between the first one and its label (the record's readings). The left margin fits the widest y tick label; the bottom
+    one the x tick labels and, with ``xlabel``, the x-axis label. Nothing overlaps by construction.
+    """
+    width = WIDTH_IN - 2 * PAD_IN
+    title_lines = wrap(title, width, TITLE_PT, bold=True)
+    order = sorted(range(len(legend[1])), key=lambda i: not str(legend[1][i]).startswith("you"))
+    handles, labels = [legend[0][i] for i in order], [legend[1][i] for i in order]
+    ncols = _legend_columns(labels, width) if labels else 0
+    rows = math.ceil(len(labels) / ncols) if ncols else 0
+    unit_lines = [wrap(u, width, LABEL_PT) if u else [] for u in units]
+    # a unit label clears the top y tick label of its axes and the bottom one of the axes above,
+    # each standing half a line past its axes
+    unit_in = [_lines_in(len(u), LABEL_PT) + 0.22 if u else 0.1 for u in unit_lines]
+    unit_in[0] += above_in
+    legend_top = PAD_IN + _lines_in(len(title_lines), TITLE_PT) + 0.08
+    top = legend_top + _legend_height_in(rows) + 0.1
+    bottom = PAD_IN + _lines_in(1, MIN_FONT_PT) + 0.06 + (_lines_in(1, LABEL_PT) + 0.06 if xlabel else 0.0)
+    height = top + sum(heights_in) + sum(unit_in) + bottom
+    fig.set_size_inches(WIDTH_IN, height)
+    left = PAD_IN + 0.1 + max(_y_label_width_in(ax) for ax in axes)
+    y = height - top
+    for i, (ax, h, u, room) in enumerate(zip(axes, heights_in, unit_lines, unit_in)):
+        y -= room + h
+        ax.set_position([left / WIDTH_IN, y / height, (WIDTH_IN - left - right_in) / WIDTH_IN, h / height])
+        if u:
+            label_y = y + h + 0.1 + (above_in if i == 0 else 0.0)
+            ax.set_ylabel("\n".join(u), rotation=0, ha="left", va="bottom", fontsize=LABEL_PT)
+            ax.yaxis.set_label_coords(PAD_IN / WIDTH_IN, label_y / height, transform=fig.transFigure)
+    if not head:  # a first pass, to measure: the title and legend are placed once, by the last
+        return height
+    fig.suptitle("\n".join(title_lines), x=PAD_IN / WIDTH_IN, y=1 - PAD_IN / height, ha="left", va="top")
+    if labels:
+        fig.legend(handles, labels, loc="upper left", ncols=ncols,
+                   bbox_to_anchor=(PAD_IN / WIDTH_IN, 1 - legend_top / height))
+    return height
+
+
+def _wrapped_labels(labels, width_in: float = 1.45) -> list[str]:
+    """Category labels (stage names, activity types) on lines no wider than ``width_in``."""
+    return ["\n".join(wrap(str(x), width_in)) for x in labels]
+
+
+def _row_in(labels: list[str], least: float) -> float:
+    """Height (inches) of one category row: at least ``least``, more for a label of several lines."""
+    most = max((x.count("\n") + 1 for x in labels), default=1)
+    return max(least, _lines_in(most, MIN_FONT_PT) + 0.12)
+
+
+def _month_axis(ax, with_year: bool = False) -> None:
+    """Month ticks on a date x-axis, every n-th month so that their labels never touch."""
+    fmt = "%b %Y" if with_year else "%b"
+    label_in = text_width_in("Sep 2026" if with_year else "Sep") + 0.2
+    fig_w = ax.figure.get_size_inches()[0]
+    axis_in = ax.get_position().width * fig_w
+    lo, hi = ax.get_xlim()
+    months = max((hi - lo) / 30.44, 1.0)
+    fits = max(int(axis_in / label_in), 1)
+    step = next((s for s in (1, 2, 3, 4, 6) if months / s <= fits), 12)
+    ax.xaxis.set_major_locator(mdates.MonthLocator(bymonth=range(1, 13, step)))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter(fmt))
 
 
 def _paired_bars(labels, rep_values, team_values, *, xlabel: str, title: str, team_label: str,
                  row_in: float) -> plt.Figure:
     """Horizontal bars, the rep's above the team's, one pair per label."""
-    y = np.arange(len(labels))
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, row_in * len(labels) + 1.5))
+    shown = _wrapped_labels(labels)
+    y = np.arange(len(shown))
+    fig, ax = plt.subplots()
     ax.barh(y - 0.2, rep_values, height=0.38, color=REP_COLOUR, label="you")
     if np.isfinite(np.asarray(team_values, dtype=float)).any():  # no team figure: no team bar, no legend entry
         ax.barh(y + 0.2, team_values, height=0.38, color=TEAM_COLOUR, label=team_label)
-    ax.set_yticks(y, labels)
+    ax.set_yticks(y, shown)
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
-    ax.set_title(title)
-    _margins(fig, left_in=_label_margin(labels), bottom_in=0.95)
-    _legend_below(ax, 2)
+    _layout(fig, [ax], title=title, legend=ax.get_legend_handles_labels(),
+            heights_in=[_row_in(shown, row_in) * len(shown)], units=[""], xlabel=True)
     return fig
 
 
@@ -94,21 +222,20 @@ def weekly_vs_team(rep_weekly: pd.DataFrame, band: pd.DataFrame, *, value: str =
     ----------
     rep_weekly : DataFrame[week, <value>]
     band : DataFrame[week, median, q25, q75] (team, the rep excluded)
-    ylabel : str, the value and its unit per week
+    ylabel : str, the value and its unit per week (written above the plot)
     """
     fig, ax = plt.subplots()
+    ax.plot(rep_weekly["week"], rep_weekly[value], color=REP_COLOUR, lw=2.2, marker="o", ms=3, label="you",
+            zorder=3)
     if band[["median", "q25", "q75"]].notna().to_numpy().any():  # no team figure: no band, no legend entry
+        ax.plot(band["week"], band["median"], color=TEAM_COLOUR, lw=1.2, ls="--", label="team median")
         ax.fill_between(band["week"], band["q25"], band["q75"], color=TEAM_COLOUR, alpha=0.25, lw=0,
                         label="team, middle half")
-        ax.plot(band["week"], band["median"], color=TEAM_COLOUR, lw=1.2, ls="--", label="team median")
-    ax.plot(rep_weekly["week"], rep_weekly[value], color=REP_COLOUR, lw=2.2, marker="o", ms=3, label="you")
-    ax.set_ylabel(ylabel)
     ax.set_xlabel("week starting")
     ax.set_ylim(bottom=0)
-    ax.set_title(title)
-    ax.legend(loc="upper left", ncols=3)
-    _week_axis(ax)
-    _margins(fig)
+    _layout(fig, [ax], title=title, legend=ax.get_legend_handles_labels(), heights_in=[1.9], units=[ylabel],
+            xlabel=True)
+    _month_axis(ax)
     return fig
 
 
@@ -128,21 +255,19 @@ def commitment_progress(weekly: pd.DataFrame, target: float, baseline: float, la
     ----------
     weekly : DataFrame[week, value]
     target, baseline : float, in the metric's unit per week
-    label : str, the metric in plain words (y-axis)
+    label : str, the metric in plain words (the y-axis, written above the plot)
     """
     fig, ax = plt.subplots()
-    ax.axvspan(pd.Timestamp(start), pd.Timestamp(end), color=TARGET_COLOUR, alpha=0.10, lw=0,
-               label="commitment period")
     ax.bar(weekly["week"], weekly["value"], width=5, color=REP_COLOUR, alpha=0.85, label="you, per week")
     ax.axhline(target, color=TARGET_COLOUR, lw=2, label=f"target {target:g}")
     ax.axhline(baseline, color=TEAM_COLOUR, lw=1.2, ls=":", label=f"baseline {baseline:g}")
-    ax.set_ylabel(label)
+    ax.axvspan(pd.Timestamp(start), pd.Timestamp(end), color=TARGET_COLOUR, alpha=0.10, lw=0,
+               label="commitment period", zorder=0)
     ax.set_xlabel("week starting")
     ax.set_ylim(bottom=0)
-    ax.set_title(f"{label[:1].upper()}{label[1:]} against the target")
-    ax.legend(loc="upper left", ncols=2, fontsize=8)
-    _week_axis(ax)
-    _margins(fig)
+    _layout(fig, [ax], title=f"{label[:1].upper()}{label[1:]} against the target",
+            legend=ax.get_legend_handles_labels(), heights_in=[1.9], units=[label], xlabel=True)
+    _month_axis(ax)
     return fig
 
 
@@ -156,28 +281,28 @@ def conversion_vs_team(rep_conv: pd.DataFrame, team_conv: pd.DataFrame,
     team_conv : DataFrame[step, median, q25, q75]
     """
     steps = list(rep_conv["step"])
+    shown = _wrapped_labels(steps)
     y = np.arange(len(steps))
     team = team_conv.set_index("step").reindex(steps)
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.55 * len(steps) + 1.6))
-    if team[["median", "q25", "q75"]].notna().to_numpy().any():  # no team figure: nothing of the team drawn
-        ax.barh(y, (team["q75"] - team["q25"]) * 100, left=team["q25"] * 100, height=0.5,
-                color=TEAM_COLOUR, alpha=0.3, label="team, middle half")
-        ax.scatter(team["median"] * 100, y, marker="|", s=300, color=TEAM_COLOUR, label="team median")
+    fig, ax = plt.subplots()
     rate = rep_conv["rate"].to_numpy(dtype=float) * 100
     lo = rep_conv["low"].to_numpy(dtype=float) * 100
     hi = rep_conv["high"].to_numpy(dtype=float) * 100
     ok = ~np.isnan(rate)
     # clip: rounding can put an interval end a hair inside the rate at 0% or 100%
     err = np.clip([rate[ok] - lo[ok], hi[ok] - rate[ok]], 0, None)
-    ax.errorbar(rate[ok], y[ok], xerr=err, fmt="o", color=REP_COLOUR,
-                capsize=3, label="you, with 95% interval")
-    ax.set_yticks(y, steps)
+    ax.errorbar(rate[ok], y[ok], xerr=err, fmt="o", color=REP_COLOUR, capsize=3, label="you, with 95% interval",
+                zorder=3)
+    if team[["median", "q25", "q75"]].notna().to_numpy().any():  # no team figure: nothing of the team drawn
+        ax.scatter(team["median"] * 100, y, marker="|", s=300, color=TEAM_COLOUR, label="team median")
+        ax.barh(y, (team["q75"] - team["q25"]) * 100, left=team["q25"] * 100, height=0.5,
+                color=TEAM_COLOUR, alpha=0.3, label="team, middle half")
+    ax.set_yticks(y, shown)
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("deals that moved on (%)")
-    ax.set_title(title)
-    _margins(fig, left_in=_label_margin(steps), bottom_in=0.95)
-    _legend_below(ax, 3)
+    _layout(fig, [ax], title=title, legend=ax.get_legend_handles_labels(),
+            heights_in=[_row_in(shown, 0.5) * len(steps)], units=[""], xlabel=True)
     return fig
 
 
@@ -193,7 +318,7 @@ def days_in_stage_vs_team(rep_days: pd.DataFrame, team_days: pd.DataFrame,
     stages = list(team_days["stage"])
     rep = rep_days.set_index("stage")["median_days"].reindex(stages)
     return _paired_bars(stages, rep.values, team_days["median_days"].values,
-                        xlabel="median days in stage", title=title, team_label="team", row_in=0.55)
+                        xlabel="median days in stage", title=title, team_label="team", row_in=0.5)
 
 
 def coaching_record_chart(weekly: pd.DataFrame, periods: pd.DataFrame, labels: dict, sessions=()) -> plt.Figure:
@@ -205,56 +330,82 @@ def coaching_record_chart(weekly: pd.DataFrame, periods: pd.DataFrame, labels: d
         One panel per metric column (its weekly level), then new opportunities a week.
     periods : DataFrame[metric, start, end, target, reading]
         Each commitment's period (naive dates), its target (drawn over the period in its
-        metric's panel) and its reading (written above the period).
+        metric's panel) and its reading (written above the panels, over the period).
     labels : dict of str -> str
-        Metric id -> the metric in plain words (each panel's y-axis).
+        Metric id -> the metric in plain words (each panel's unit label).
     sessions : sequence of Timestamp
         The rep's 1:1s (naive), marked under the last panel.
     """
     metrics = [m for m in weekly.columns if m not in ("week", "new_opportunities")]
-    heights = [1.5] * len(metrics) + [1.7]
-    fig, axes = plt.subplots(len(heights), 1, sharex=True, figsize=(WIDTH_IN, sum(heights) + 1.3),
-                             gridspec_kw={"height_ratios": heights})
-    axes = np.atleast_1d(axes)
+    fig, axes = plt.subplots(len(metrics) + 1, 1, sharex=True)
+    axes = list(np.atleast_1d(axes))
     for ax, metric in zip(axes, metrics):
         ax.plot(weekly["week"], weekly[metric], color=REP_COLOUR, lw=1.8, marker="o", ms=2.5)
         mine = periods[periods["metric"] == metric]
         ax.hlines(mine["target"], mine["start"], mine["end"], color=TARGET_COLOUR, lw=2,
                   label="target" if len(mine) else None)
-        ax.set_ylabel(_wrapped(labels.get(metric, metric)), fontsize=8.5)
     last = axes[-1]
     last.bar(weekly["week"], weekly["new_opportunities"], width=5, color=GOOD_COLOUR, alpha=0.85)
-    last.set_ylabel("new opportunities\nper week", fontsize=8.5)
     if len(sessions):
-        last.plot(list(sessions), [0] * len(sessions), ls="", marker="^", ms=5, color=TEAM_COLOUR, clip_on=False,
-                  label="1:1")
+        last.plot(list(sessions), [0] * len(sessions), ls="", marker="^", ms=6, color=TEAM_COLOUR, clip_on=False,
+                  label="1:1", zorder=4)
     for ax in axes:
         ax.set_ylim(bottom=0)
         for p in periods.itertuples():
-            ax.axvspan(p.start, p.end, color=TARGET_COLOUR, alpha=0.12, lw=0)
-    for p in periods.itertuples():  # the reading above each period, in the first panel
-        axes[0].annotate(str(p.reading), (p.start, 1), xycoords=("data", "axes fraction"), fontsize=7.5,
-                         va="bottom", ha="left", annotation_clip=False)
-    last.xaxis.set_major_locator(mdates.MonthLocator(bymonth=(1, 4, 7, 10)))  # the year on every tick: a record spans years
-    last.xaxis.set_major_formatter(mdates.DateFormatter("%b %Y"))
-    fig.suptitle("The committed behaviour and new pipeline, commitment by commitment", x=0.01, ha="left",
-                 fontsize=11.5, fontweight="bold")
-    _margins(fig, left_in=1.0, bottom_in=0.95, top_in=0.7)
-    handles = [h for ax in axes for h in ax.get_legend_handles_labels()[0]]
-    names = [n for ax in axes for n in ax.get_legend_handles_labels()[1]]
-    handles.append(plt.Rectangle((0, 0), 1, 1, color=TARGET_COLOUR, alpha=0.12))
-    names.append("commitment period")
-    last.legend(dict(zip(names, handles)).values(), dict(zip(names, handles)).keys(), loc="upper left",
-                bbox_to_anchor=(0, -0.55 / (heights[-1])), ncols=3, fontsize=8.5)
+            ax.axvspan(p.start, p.end, color=TARGET_COLOUR, alpha=0.12, lw=0, zorder=0)
+    names = {}  # one legend entry per name: each panel's target line is the same kind of mark
+    for ax in axes:
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            names.setdefault(name, handle)
+    names["commitment period"] = plt.Rectangle((0, 0), 1, 1, color=TARGET_COLOUR, alpha=0.12)
+    units = [str(labels.get(m, m)) for m in metrics] + ["new opportunities per week"]
+    place = dict(title="The committed behaviour and new pipeline, commitment by commitment",
+                 legend=(list(names.values()), list(names)), heights_in=[1.15] * len(metrics) + [1.3],
+                 units=units, xlabel=False)
+    _layout(fig, axes, head=False, **place)  # first pass: the axes' width, which decides how the readings stack
+    _month_axis(last, with_year=True)  # the year on every tick: a record spans years
+    rows = _reading_rows(axes[0], periods)
+    reading_in = _lines_in(1, MIN_FONT_PT) + 0.04
+    height = _layout(fig, axes, above_in=reading_in * (max(rows, default=-1) + 1), **place)
+    first_top = axes[0].get_position().y1 * height + 0.1
+    at = matplotlib.transforms.blended_transform_factory(axes[0].transData, fig.transFigure)
+    for p, row in zip(periods.itertuples(), rows):
+        x, ha = _reading_anchor(axes[0], p)
+        axes[0].text(x, (first_top + row * reading_in) / height, str(p.reading), transform=at, ha=ha, va="bottom",
+                     fontsize=MIN_FONT_PT, clip_on=False)
     return fig
 
 
-def _wrapped(label: str, width: int = 18) -> str:
-    """A y-axis label on at most two lines."""
-    words, lines = str(label).split(), [""]
-    for w in words:
-        if lines[-1] and len(lines[-1]) + len(w) + 1 > width and len(lines) < 2:
-            lines.append(w)
-        else:
-            lines[-1] = f"{lines[-1]} {w}".strip()
-    return "\n".join(lines)
+def _reading_anchor(ax, period) -> tuple:
+    """Where a period's reading is written: from its start, or ending at its end near the right edge."""
+    x0, _ = _span_in(ax, period)
+    right = ax.get_position().x1 * ax.figure.get_size_inches()[0]
+    fits = x0 + text_width_in(str(period.reading)) <= right + 0.2
+    return (period.start, "left") if fits else (period.end, "right")
+
+
+def _span_in(ax, period) -> tuple[float, float]:
+    """A period's start and end on the figure, in inches from its left edge."""
+    fig_w = ax.figure.get_size_inches()[0]
+    pos = ax.get_position()
+    lo, hi = ax.get_xlim()
+    def at(t):
+        return (pos.x0 + pos.width * (mdates.date2num(pd.Timestamp(t)) - lo) / (hi - lo)) * fig_w
+    return at(period.start), at(period.end)
+
+
+def _reading_rows(ax, periods: pd.DataFrame) -> list[int]:
+    """The line (0 nearest the panel) each period's reading goes on, so that no two touch."""
+    extents = []
+    for p in periods.itertuples():
+        _, ha = _reading_anchor(ax, p)
+        x0, x1 = _span_in(ax, p)
+        width = text_width_in(str(p.reading))
+        extents.append((x0, x0 + width) if ha == "left" else (x1 - width, x1))
+    ends: list[float] = []  # where each line's last reading ends, placing them left to right
+    rows = [0] * len(extents)
+    for i in sorted(range(len(extents)), key=lambda i: extents[i][0]):
+        left, right = extents[i]
+        rows[i] = next((row for row, end in enumerate(ends) if end + 0.12 <= left), len(ends))
+        ends[rows[i]:rows[i] + 1] = [right]
+    return rows

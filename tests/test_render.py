@@ -1,5 +1,6 @@
 """The report HTML: outputs only, self-contained, no scripts, never from a failed run."""
 import base64
+import html as html_module
 import re
 from pathlib import Path
 
@@ -166,7 +167,7 @@ def test_every_output_has_real_text_and_a_chart_says_what_it_shows(shown):
     show.figure(fig, show.weekly_alt("activities per week", weekly, "total", band))
     assert shown[0]["text/plain"] == "Activity <fell>." and "&lt;fell&gt;" in shown[0]["text/html"]
     alt = shown[1]["text/plain"]
-    assert shown[1]["image/png"] and "IPython" not in alt
+    assert shown[1]["image/svg+xml"].lstrip().startswith("<?xml") and "IPython" not in alt
     assert alt == ("Line chart of activities per week, week by week from 24 Aug 2026 to 07 Sep 2026: yours ran from "
                    "10 to 14, 12 on average, 12 in the last week. The team's median ran from 11 to 13, with the "
                    "middle half of the team shaded.")
@@ -240,3 +241,113 @@ def test_a_failed_run_is_never_rendered(data_dir, tmp_path):
 
 def test_the_exporter_is_built_once():
     assert get_exporter() is get_exporter()
+
+
+# --------------------------------------------------------------------------- the report's charts as drawn
+
+
+def test_a_chart_is_svg_with_text_from_the_data_escaped_and_the_same_bytes_each_time(shown):
+    from coachnb import plots
+
+    plots.use_style()
+    mix = pd.Series({"<script>alert(1)</script>": 0.3, 'calls & "$5$"': 0.7})
+    for _ in range(2):
+        show.figure(plots.activity_mix(mix, mix), "alt")
+    svg = shown[0]["image/svg+xml"]
+    assert svg == shown[1]["image/svg+xml"]  # ids salted with a constant, no date: a digest can compare it
+    # escaped as XML, and drawn literally as text (not mathtext, not paths); a label this long is
+    # wrapped onto two lines, each a text element of its own
+    assert "<script" not in svg and "&lt;script&gt;" in svg
+    texts = [html_module.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg)]
+    assert "<script>alert(1)</script>" in "".join(texts) and 'calls & "$5$"' in texts
+    assert not re.search(r'href="(?!#)', svg) and "<dc:date>" not in svg
+
+
+def chart_texts(fig):
+    """(text, its box in pixels) of every text a drawn figure shows: tick labels only within the axes' view."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ticks, shown = set(), []
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                ticks.update({id(tick.label1), id(tick.label2)})
+                if tick.label1.get_visible() and lo - 1e-9 <= tick.get_loc() <= hi + 1e-9 and tick.label1.get_text():
+                    shown.append(tick.label1)
+    shown += [t for t in fig.findobj(Text) if id(t) not in ticks and t.get_visible() and t.get_text().strip()]
+    return [(t, t.get_window_extent(renderer)) for t in shown]
+
+
+def overlap(a, b, slack: float = 1.0) -> bool:
+    """Whether two pixel boxes overlap by more than ``slack`` pixels each way."""
+    return min(a.x1, b.x1) - max(a.x0, b.x0) > slack and min(a.y1, b.y1) - max(a.y0, b.y0) > slack
+
+
+def test_overlap_is_a_real_check():
+    from matplotlib.transforms import Bbox
+
+    box = Bbox.from_extents(0, 0, 10, 10)
+    assert overlap(box, Bbox.from_extents(5, 5, 20, 20)) and not overlap(box, Bbox.from_extents(10, 0, 20, 10))
+
+
+@pytest.fixture(scope="module")
+def demo_charts(sample_ds):
+    """Every chart of seven demo reps' reports (both audiences' charts are the same), as coachnb.display draws them."""
+    import coachnb
+    from coachnb import plots
+    from coachnb.record import coaching_record
+
+    plots.use_style()
+    figures = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(show, "display", lambda bundle, raw=False: None)
+        mp.setattr(show, "figure", lambda fig, alt: figures.append((fig, alt)))
+        mp.setitem(plt.rcParams, "figure.max_open_warning", 0)  # kept open on purpose, closed below
+        for rep in ("R001", "R004", "R005", "R009", "R013", "R017", "R021"):
+            r = coachnb.rep_report(sample_ds, rep, "2026-11-23")
+            show.since_last_time(r)
+            show.coaching_record(coaching_record(sample_ds, rep, "2026-11-23", reviews=r.commitments))
+            for section in (show.activity, show.pipeline, show.conversion, show.velocity):
+                section(r)
+    yield figures
+    for fig, _ in figures:
+        plt.close(fig)
+
+
+def test_every_kind_of_chart_is_drawn_by_the_demo(demo_charts):
+    alts = " ".join(alt for _, alt in demo_charts)
+    for kind in ("Line chart of activities", "Line chart of new opportunities", "share of your activities",
+                 "moved on at each step", "days deals spend", "Bar chart of calls per week", "Chart of "):
+        assert kind in alts, kind
+
+
+def test_chart_text_is_never_under_the_minimum_size(demo_charts):
+    """At 5 in wide and 10 pt, a chart's text is 9 CSS px or more on a 360 px phone (the browser test measures it)."""
+    from coachnb import plots
+
+    assert plots.MIN_FONT_PT * 332 / (plots.WIDTH_IN * 72) >= 9  # 332 px: a 360 px screen less the page's padding
+    for fig, alt in demo_charts:
+        assert tuple(fig.get_size_inches())[0] == plots.WIDTH_IN, alt
+        small = [(t.get_text(), t.get_fontsize()) for t, _ in chart_texts(fig) if t.get_fontsize() < plots.MIN_FONT_PT]
+        assert not small, (alt[:60], small)
+
+
+def test_no_chart_text_overlaps_other_text_the_data_or_the_edge(demo_charts):
+    """Legends, titles, unit labels and readings sit outside every plot area; no two texts touch; none is cut off."""
+    for fig, alt in demo_charts:
+        texts = chart_texts(fig)
+        edge = fig.bbox
+        for t, box in texts:
+            assert edge.x0 - 1 <= box.x0 and box.x1 <= edge.x1 + 1 and edge.y0 - 1 <= box.y0 and box.y1 <= edge.y1 + 1, \
+                (alt[:60], t.get_text())
+            for ax in fig.axes:
+                assert not overlap(box, ax.bbox), (alt[:60], "covers the data:", t.get_text())
+        for i, (a, box_a) in enumerate(texts):
+            for b, box_b in texts[i + 1:]:
+                assert not overlap(box_a, box_b), (alt[:60], a.get_text(), b.get_text())
+        for legend in fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]:
+            box = legend.get_window_extent(fig.canvas.get_renderer())
+            assert not any(overlap(box, ax.bbox) for ax in fig.axes), alt[:60]
