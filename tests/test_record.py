@@ -9,7 +9,7 @@ import pytest
 
 from coachnb import display as show
 from coachnb.coaching import wording
-from coachnb.record import SHORT, coaching_record, recent_verdicts
+from coachnb.record import CONVERSATION, SHORT, coaching_record, pipeline_words, recent_verdicts
 from coachnb.report import review_commitment
 from coachnb.team import active_commitments, open_data, rep_commitments
 
@@ -68,6 +68,20 @@ def test_each_reading_is_the_diagnosis_the_report_words(records):
             assert labels[key] == label
             seen.add(key)
     assert {"not_kept", "kept_cannot_tell", "in_progress"} <= seen
+
+
+def test_an_unconfirmed_activity_change_is_said_so_with_the_pipeline_beside_it_never_as_no_lift():
+    row = dict(verdict="activity did not change", rate_ratio=1.85, ci_low=1.05, ci_high=3.41, pipeline_judged=True,
+               direction=None, n_pre_weeks=26, pre_weeks_in_data=60)
+    words = pipeline_words(row, "kept_unclear")
+    assert words == ("The change in the behaviour couldn't be confirmed, so new pipeline was not judged as its "
+                     "effect; beside it, new pipeline ran at 1.85× the team's trend, 95% interval 1.05× to 3.4×.")
+    without = pipeline_words({**row, "rate_ratio": np.nan, "ci_low": np.nan, "ci_high": np.nan}, "kept_unclear")
+    assert without.endswith("not judged as its effect.")
+    assert SHORT["kept_unclear"] == "kept·change not confirmed"
+    # skill or will follows the verdict reached: no skill question before pipeline was tested
+    assert CONVERSATION["kept_unclear"].startswith("not a skill question yet")
+    assert CONVERSATION["kept_no_lift"] == "a skill or strategy question"
 
 
 def test_a_verdict_whose_baseline_reaches_before_the_data_is_not_used(records, sample_ds):
