@@ -9,6 +9,7 @@ import re
 import shutil
 from html import escape
 from pathlib import Path
+from urllib.parse import unquote
 
 import pandas as pd
 import pytest
@@ -118,7 +119,7 @@ def test_commitments_show_secondary_outcomes_and_scenarios_say_what_they_rest_on
 def test_index_links_every_rep(batch):
     result, reps, _ = batch
     index = (result.report_dir / "index.html").read_text(encoding="utf-8")
-    links = set(re.findall(r'<a href="([^"]+\.html)"', index))
+    links = {unquote(h) for h in re.findall(r'<a href="([^"]+\.html)"', index)}
     manager_reports = {r["html"] for r in result.reports if r["audience"] == "manager"}
     assert manager_reports <= links
     for target in links:
