@@ -102,9 +102,14 @@ def _lines_in(n: int, size: float) -> float:
     return n * LINE * size / 72
 
 
+def _points(key: str) -> float:
+    """A font size setting in points (the style's may be a name such as "medium" before :func:`use_style`)."""
+    return FontProperties(size=plt.rcParams[key]).get_size_in_points()
+
+
 def _legend_columns(labels: list[str], width_in: float) -> int:
     """The most legend columns (matplotlib fills them top to bottom) whose rows fit ``width_in``."""
-    size = plt.rcParams["legend.fontsize"]
+    size = _points("legend.fontsize")
     handle = (plt.rcParams["legend.handlelength"] + plt.rcParams["legend.handletextpad"]) * size / 72
     spacing = plt.rcParams["legend.columnspacing"] * size / 72
     entries = [text_width_in(label, size) + handle for label in labels]
@@ -117,13 +122,13 @@ def _legend_columns(labels: list[str], width_in: float) -> int:
 
 def _legend_height_in(rows: int) -> float:
     """Height (inches) of a legend of ``rows`` rows at the style's legend size."""
-    size = plt.rcParams["legend.fontsize"]
+    size = _points("legend.fontsize")
     return (rows * (1 + 0.25) + (rows - 1) * plt.rcParams["legend.labelspacing"]) * size / 72 if rows else 0.0
 
 
 def _y_label_width_in(ax) -> float:
     """Widest y tick label of ``ax`` (inches; each line of a wrapped label measured on its own)."""
-    size = plt.rcParams["ytick.labelsize"]
+    size = _points("ytick.labelsize")
     texts = [t.get_text() for t in ax.get_yticklabels()]
     return max((text_width_in(line, size) for t in texts for line in t.split("\n")), default=0.0)
 
