@@ -4,10 +4,12 @@ At 360, 768 and 1280 px nothing scrolls sideways, no table, figure or text runs 
 or is cut off inside a scrolling box, every image has alt text that says something, and the
 headings go down one level at a time. In print media every block of the page fits the paper's
 width, and the PDF Chromium prints stays within a stated number of pages on A4 and on Letter.
+Every chart's smallest text is 9 CSS px or more on screen and 8 pt on paper.
 Screenshots are written to the test's temporary folder (look at them; they are not committed).
 """
 from __future__ import annotations
 
+import base64
 import re
 
 import pytest
@@ -38,6 +40,33 @@ def pages(sample_dir, tmp_path_factory):
     assert result.ok
     by_audience = {r["audience"]: result.report_dir / r["html"] for r in result.reports}
     return {"manager": by_audience["manager"], "rep": by_audience["rep"], "index": result.report_dir / "index.html"}
+
+
+#: the smallest chart text a reader gets, in CSS px: on a phone, and printed (8 pt is 10.7 px)
+MIN_CHART_TEXT_PX = {"screen": 9.0, "print": 8 * 96 / 72}
+SVG_IMAGE = re.compile(r'<img [^>]*src="data:image/svg\+xml;base64,([^"]+)"')
+
+
+def chart_text_px(page_html: str, rendered_widths: list[float]) -> list[float]:
+    """Each chart's smallest text as the reader sees it (CSS px): its smallest font size scaled as it is shown.
+
+    The charts are SVG whose text is text: a font size in the drawing's units, times the shown
+    width over the drawing's width (its viewBox).
+    """
+    shown = []
+    for data, width in zip(SVG_IMAGE.findall(page_html), rendered_widths):
+        svg = base64.b64decode(data).decode("utf-8")
+        drawn_width = float(re.search(r'viewBox="[\d.]+ [\d.]+ ([\d.]+) [\d.]+"', svg).group(1))
+        sizes = [float(x) for x in re.findall(r"font-size: ([\d.]+)px", svg)]
+        shown.append(min(sizes) * width / drawn_width)
+    return shown
+
+
+def test_chart_text_px_scales_the_smallest_font():
+    svg = ('<svg width="360pt" viewBox="0 0 360 200"><text style="font-size: 12px">a</text>'
+           '<text style="font-size: 10px">b</text></svg>')
+    page = f'<img class="cnb-chart" src="data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode()}" alt="x">'
+    assert chart_text_px(page, [180.0]) == [5.0] and chart_text_px(page, [720.0]) == [20.0]
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +106,10 @@ def test_readable_at_phone_tablet_and_desktop_width(pages, browser, kind, width,
     for alt in lay["alts"]:
         assert alt and len(alt) > 40 and "IPython" not in alt and re.search(r"\d", alt), alt
     assert all(w <= lay["viewport"] for w in lay["image_widths"])
+    # every image is a chart drawn as SVG, and none shows text under 9 CSS px at this width
+    text_px = chart_text_px(pages[kind].read_text(encoding="utf-8"), lay["image_widths"])
+    assert len(text_px) == page.images
+    assert min(text_px) >= MIN_CHART_TEXT_PX["screen"], (width, text_px)
 
 
 @pytest.mark.parametrize("kind", ["manager", "rep", "index"])
@@ -85,6 +118,9 @@ def test_print_media_keeps_every_block_within_the_paper(pages, browser, kind, tm
     (tmp_path / f"{kind}-print.png").write_bytes(page.screenshot)
     lay = page.layout
     assert lay["document"] <= lay["viewport"] and not lay["past"] and not lay["clipped"], lay
+    if kind != "index":  # printed, a chart's smallest text is 8 pt or more
+        text_px = chart_text_px(pages[kind].read_text(encoding="utf-8"), lay["image_widths"])
+        assert len(text_px) == page.images and min(text_px) >= MIN_CHART_TEXT_PX["print"], text_px
     if kind == "index":  # the columns the old overview's PDF dropped are all on the paper
         for column in ("needs a look", "diagnosis", "did it move pipeline?"):
             assert column in page.text, column
