@@ -52,6 +52,11 @@ def test_no_kept_no_lift_without_a_tested_pipeline_on_either_simulator(calibrati
         assert len(rows) == n_null * 60 + 3 * 40 and n_null == (8 if sim == "first" else 6)
         bad = [r for r in rows if r["untested_no_lift"]]
         assert not bad, (sim, len(bad), bad[:3])
+        # a "no lift" rests on a confirmed activity change and a verdict that was reached
+        no_lift = [r for r in rows if r["category"] == "kept_no_lift"]
+        assert all(r["activity_changed"] and not r["not_enough"] for r in no_lift), (sim, no_lift[:3])
+        unconfirmed = [r for r in rows if r["category"] == "kept_unclear"]
+        assert all(not r["activity_changed"] and not r["moved"] for r in unconfirmed), (sim, unconfirmed[:3])
         # the runs do reach the diagnoses this guards: kept commitments with untested pipelines exist
         cats = {r["category"] for r in rows}
         assert "kept_too_early" in cats or "kept_unclear" in cats, (sim, cats)
