@@ -5,9 +5,10 @@ the real path from CSV to rendered page.
 """
 from __future__ import annotations
 
+import base64
 import re
 import shutil
-from html import escape
+from html import escape, unescape
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -73,7 +74,11 @@ def test_reports_are_clean_self_contained_and_private(batch):
         assert 'class="jp-InputArea' not in html and "highlight" not in html
         assert not re.search(r'(src|href)="https?://', html)
         imgs = re.findall(r'<img[^>]*src="([^"]*)"', html)
-        assert len(imgs) >= 3 and all(i.startswith("data:image/png;base64,") and len(i) > 2000 for i in imgs)
+        assert len(imgs) >= 3 and all(i.startswith("data:image/svg+xml;base64,") and len(i) > 2000 for i in imgs)
+        # a chart is a picture: no script, no reference but to itself, no other rep's name in its text
+        charts = [base64.b64decode(i.split(",", 1)[1]).decode("utf-8") for i in imgs]
+        assert not any(re.search(r"<script|href=\"(?!#)|<foreignObject|url\((?!#)", c, re.I) for c in charts)
+        text += " ".join(unescape(re.sub(r"<[^>]+>", " ", c)) for c in charts)  # what the charts write counts too
         # names as text and as HTML escapes them (O'Connor is O&#x27;Connor in the markup)
         def shows(s: str) -> bool:
             return s in text or escape(s) in html or escape(s, quote=False) in html
