@@ -79,6 +79,23 @@ def test_store_overview_equals_raw_overview(sample_dir, store):
     assert_same(team_overview(sample_dir, DEMO_AS_OF, 13), team_overview(store, DEMO_AS_OF, 13), "overview")
 
 
+def test_rows_kept_with_the_store_read_back_as_computed(sample_dir, store, monkeypatch):
+    from coachnb import overview
+
+    raw = team_overview(sample_dir, DEMO_AS_OF, 13)
+    overview.complete_overview(store, DEMO_AS_OF, 13)  # every row and the team effects, kept as JSON
+    assert (Path(store) / overview.ROWS_FILE).is_file()
+    monkeypatch.setattr(overview, "rep_columns", lambda *a: pytest.fail("a kept row was computed again"))
+    monkeypatch.setattr(overview, "activity_effects", lambda *a: pytest.fail("the kept team effects were refitted"))
+    for manager in ("", str(raw.reps["manager"].iloc[0])):
+        kept = team_overview(store, DEMO_AS_OF, 13, manager=manager)
+        fresh = raw if not manager else None
+        if fresh is None:  # the manager's page from the raw data, computed (not patched) before
+            monkeypatch.undo()
+            fresh = team_overview(sample_dir, DEMO_AS_OF, 13, manager=manager)
+        assert_same(fresh, kept, f"overview {manager or 'index'}")  # through JSON, exactly the same values
+
+
 def test_store_worker_holds_one_reps_records_and_no_activities(sample_ds, store):
     rep_id = str(sample_ds.reps["rep_id"].iloc[3])
     ds = fstore.open_store(store).dataset_for(rep_id)
