@@ -281,8 +281,10 @@ def execute_task(task: dict) -> dict:
 def _overview_row(spec: dict) -> tuple[dict | None, float]:
     """The team overview's columns for one rep (see coachnb.overview.summary_row), or None.
 
-    Computed here, in parallel across the workers, the index doesn't compute every rep's
-    commitment review again in one process. Failing is harmless: the overview computes the row.
+    Computed here, beside the report and in parallel across the workers, the row costs the run
+    almost nothing more (the report's commitment reviews are still cached); the batch keeps it with
+    the store for the index and every manager page (:func:`_complete_overview_rows`). Failing is
+    harmless: the batch then computes the row itself, once.
 
     Parameters
     ----------
