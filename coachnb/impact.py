@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .adherence import ZERO_OFFSET, ActivityChange, activity_change, week_index, week_on_or_after
+from .adherence import (ZERO_OFFSET, ActivityChange, activity_change, detect_activity_change, week_index,
+                        week_on_or_after)
 from .formatting import fmt_rate, fmt_ratio, plural
 
 VERDICTS = ("moved", "no meaningful change", "not enough data to tell", "activity did not change")
@@ -382,6 +383,10 @@ class PipelineImpact:
     dip_ratio : float
         Peer-adjusted rate of the last ``dip_weeks`` before the change vs the rep's
         earlier history (below 1 = a dip).
+    n_changed_peers : int
+        Teammates :func:`assess_commitment` left out because their own activity changed
+        somewhere in the analysed weeks (found by :func:`changed_peers`; those named in
+        ``excluded_peers`` are not counted); 0 from :func:`pipeline_impact` itself.
     """
 
     rate_ratio: float
@@ -405,6 +410,7 @@ class PipelineImpact:
     weeks_needed: int | None = None
     sentence: str = ""
     dip_ratio: float = float("nan")
+    n_changed_peers: int = 0
 
     @property
     def failed_gates(self) -> list[str]:
@@ -475,6 +481,10 @@ class ImpactSettings:
         Studentize every unit, the rep included, with its own extra-Poisson noise in its
         baseline weeks, shrunk toward the pool's (``docs/methods.md``), so a rep noisier than
         the team is not judged against the team's noise. False: one component for everyone.
+    leave_out_changed_peers : bool
+        :func:`assess_commitment` also leaves out teammates whose committed activity shows a
+        change of its own anywhere in the analysed weeks (:func:`changed_peers`), recorded or
+        not. Off by default: about 4 ms a teammate for no gain measured beyond noise (NOTES).
     """
 
     lag_weeks: int = 2
@@ -491,6 +501,7 @@ class ImpactSettings:
     target_mde: float = 1.5
     shrink_trend: bool = True
     own_noise: bool = True
+    leave_out_changed_peers: bool = False
 
     def __post_init__(self):
         # fail at construction, not with an index error deep in the window arithmetic
@@ -748,9 +759,39 @@ def _weeks_needed(mde_at, have: int, cfg: ImpactSettings) -> int | None:
     return int(hs[np.argmax(reach)]) - have if reach.any() else None
 
 
+def analysed_rows(index: pd.Index, start, settings: ImpactSettings = DEFAULT_SETTINGS) -> tuple[int, int]:
+    """Rows ``[first, end)`` of a weekly panel the test at ``start`` can read: the longest baseline
+    with its gap, through the longest post window after the lag (clipped to the panel)."""
+    t0 = week_on_or_after(week_index(index), start)
+    post = max(settings.max_post_weeks, settings.horizon_weeks)
+    return (max(0, t0 - settings.gap_weeks - settings.max_pre_weeks),
+            min(len(index), t0 + settings.lag_weeks + post))
+
+
+def changed_peers(activity: pd.DataFrame, rep_id, start, settings: ImpactSettings = DEFAULT_SETTINGS,
+                  peers: list | None = None) -> list:
+    """Teammates whose own weekly activity changed somewhere in the weeks the test at ``start`` reads.
+
+    Each candidate's activity over :func:`analysed_rows` (missing weeks left out) is searched
+    for one change with :func:`coachnb.adherence.detect_activity_change` (its permutation test
+    at 5%). Such a teammate went through a change of their own, recorded or not, so it is no
+    clean comparison for the rep. ``peers``: the candidates (default every other column).
+    Returns the ids found, in the panel's order. About 4 ms a teammate.
+    """
+    lo, hi = analysed_rows(activity.index, start, settings)
+    candidates = [c for c in (peers if peers is not None else activity.columns) if c != rep_id and c in activity.columns]
+    return [c for c in candidates
+            if detect_activity_change(activity[c].iloc[lo:hi], min_segment_weeks=PEER_CHANGE_MIN_WEEKS) is not None]
+
+
+#: shortest stretch on either side of a teammate's change that :func:`changed_peers` looks for
+PEER_CHANGE_MIN_WEEKS = 6
+
+
 def pipeline_impact(outcome: pd.DataFrame, rep_id, start, settings: ImpactSettings = DEFAULT_SETTINGS, *,
                     peers: list | None = None, excluded_peers: list | None = None,
-                    activity_changed: bool | None = None, label: str = "new opportunities") -> PipelineImpact:
+                    activity_changed: bool | None = None, label: str = "new opportunities",
+                    peer_activity: pd.DataFrame | None = None) -> PipelineImpact:
     """Did the rep's pipeline move after the activity change, beyond what the team went through?
 
     Parameters
@@ -787,7 +828,10 @@ def pipeline_impact(outcome: pd.DataFrame, rep_id, start, settings: ImpactSettin
     acts multiplicatively on the weekly rate. The method: ``docs/methods.md``.
     """
     cfg = settings
-    case = _case(outcome, rep_id, start, cfg, peers, excluded_peers)
+    named = set(excluded_peers or [])
+    found = ([] if peer_activity is None else
+             [c for c in changed_peers(peer_activity, rep_id, start, cfg, peers) if c not in named and c in outcome])
+    case = _case(outcome, rep_id, start, cfg, peers, sorted(named, key=str) + found)
     gates = _data_gates(case, cfg, activity_changed)
     nan = float("nan")
     res = dict(rate_ratio=nan, ci_low=nan, ci_high=nan, abs_diff_per_week=nan, p_value=nan, mde_ratio=nan,
@@ -816,7 +860,8 @@ def pipeline_impact(outcome: pd.DataFrame, rep_id, start, settings: ImpactSettin
     verdict, direction = _verdict(res, gates, cfg, activity_changed)
     weeks_needed = (_weeks_needed(mde_at, case.horizon, cfg)
                     if verdict == "not enough data to tell" and pl is not None and enough_pool else None)
-    res.update(gates=gates, verdict=verdict, direction=direction, weeks_needed=weeks_needed, dip_ratio=dip_ratio)
+    res.update(gates=gates, verdict=verdict, direction=direction, weeks_needed=weeks_needed, dip_ratio=dip_ratio,
+               n_changed_peers=len(found))
     failed = [g for g, st in gates.items() if st.startswith("failed")]
     res["sentence"] = _impact_sentence(res, failed, label, cfg)
     return PipelineImpact(**res)
@@ -986,7 +1031,10 @@ def assess_commitment(activity_panel: pd.DataFrame, outcome_panel: pd.DataFrame,
     pre_weeks : int, optional
         Activity baseline weeks (default: all up to 26).
     peers, excluded_peers : list, optional
-        Comparison reps, and reps to leave out (they changed too), for every outcome.
+        Comparison reps, and reps to leave out (they changed too, e.g. a recorded commitment),
+        for every outcome. Teammates whose committed activity changed anywhere in the analysed
+        weeks (:func:`changed_peers` on ``activity_panel``) are left out too, recorded or not,
+        when ``settings.leave_out_changed_peers`` is True.
     secondary : dict of str -> DataFrame, optional
         Label -> weekly panel of a secondary outcome (stage advancements; pipeline value,
         best in :func:`deal_units`), each tested the same way. Outcomes in
@@ -1000,8 +1048,12 @@ def assess_commitment(activity_panel: pd.DataFrame, outcome_panel: pd.DataFrame,
     act = activity_change(activity_panel[rep_id], start, end, target=target, baseline=baseline,
                           gap_weeks=settings.gap_weeks, pre_weeks=pre_weeks, label=activity_label)
     changed = None if act.adherence == "too early" else act.changed
-    same = dict(peers=peers, excluded_peers=excluded_peers, activity_changed=changed)
-    pipe = pipeline_impact(outcome_panel, rep_id, start, settings, label=label, **same)
+    named = list(excluded_peers or [])
+    found = ([c for c in changed_peers(activity_panel, rep_id, start, settings, peers) if c not in set(named)]
+             if settings.leave_out_changed_peers else [])
+    same = dict(peers=peers, excluded_peers=named + found, activity_changed=changed)
+    pipe = replace(pipeline_impact(outcome_panel, rep_id, start, settings, label=label, **same),
+                   n_changed_peers=len(found))
     extra = {name: pipeline_impact(panel, rep_id, start, _settings_for(name, settings), label=name, **same)
              for name, panel in (secondary or {}).items() if rep_id in panel.columns}
     return CommitmentAssessment(rep_id=rep_id, activity=act, pipeline=pipe, verdict=pipe.verdict,

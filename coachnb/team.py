@@ -603,15 +603,21 @@ def commitment_changes(ds: Dataset, window: Window) -> pd.DataFrame:
 
 
 def peers_who_changed(tv: TeamView, rep_id: str, c: dict) -> list[str]:
-    """Teammates whose own commitment overlapping ``c`` really changed their behaviour.
+    """Teammates whose own commitment in the weeks the pipeline test of ``c`` reads really changed their behaviour.
 
-    They went through a change of their own in the same weeks, so they are no clean comparison.
-    Teammates who committed and did not change stay in: leaving out every teammate with a
-    commitment would leave too few to compare with.
+    Those weeks run from the longest baseline before ``c["start"]`` (with its gap) to the end of
+    the longest post window after it (``coachnb.impact.analysed_rows``): a teammate who changed
+    anywhere in them, during the rep's baseline included, went through a change of their own
+    that would move the team trend, so they are no clean comparison. Teammates who committed
+    and did not change stay in: leaving out every teammate with a commitment would leave too
+    few to compare with.
     """
+    s = impact_settings(tv.ds)
+    start = c["start"]
+    lo = start - pd.Timedelta(weeks=s.gap_weeks + s.max_pre_weeks)
+    hi = start + pd.Timedelta(weeks=s.lag_weeks + max(s.max_post_weeks, s.horizon_weeks))
     ch = tv.commitment_changes
-    overlap = ch[(ch["rep_id"] != rep_id) & (ch["start"] <= c["end"] + pd.Timedelta(weeks=15))
-                 & (ch["end"] >= c["start"] - pd.Timedelta(weeks=4)) & ch["changed"]]
+    overlap = ch[(ch["rep_id"] != rep_id) & (ch["start"] < hi) & (ch["end"] >= lo) & ch["changed"]]
     return sorted(set(overlap["rep_id"].astype(str)))
 
 

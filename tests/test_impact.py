@@ -350,3 +350,56 @@ def test_a_rep_noisier_than_the_team_is_judged_with_a_wider_null():
     # its own noise widens a noisy rep's interval; a rep like the team keeps about the team's
     assert np.median([width(n, True) / width(n, False) for _, n in teams]) > 1.3
     assert np.median([width(q, True) / width(q, False) for q, _ in teams]) < 1.15
+
+
+def test_a_changed_peer_is_left_out_of_the_counterfactual_and_the_placebo_pool():
+    from coachnb.impact import placebo_statistics
+
+    out = _long_panel(n_weeks=100, seed=6)
+    cfg = ImpactSettings(lag_weeks=2, horizon_weeks=8, max_post_weeks=8)
+    start = out.index[60]
+    changed = out.copy()
+    changed.iloc[40:, 1] *= 4  # R1 quadrupled in the rep's baseline: its own change, not the team's
+    r_all = pipeline_impact(changed, "R0", start, cfg)
+    r_out = pipeline_impact(changed, "R0", start, cfg, excluded_peers=["R1"])
+    clean = pipeline_impact(out.drop(columns="R1"), "R0", start, cfg)
+    # left out of both: the result is the one of a team without R1 at all
+    dates = 100 - 2 - 8 - (2 + 26) + 1  # placebo dates whose windows fit: one value each per peer
+    assert (r_out.n_peers, r_out.n_placebo) == (clean.n_peers, clean.n_placebo) == (10, r_all.n_placebo - dates)
+    assert r_out.rate_ratio == pytest.approx(clean.rate_ratio) and r_out.p_value == pytest.approx(clean.p_value)
+    null_out, _ = placebo_statistics(changed, "R0", start, cfg, excluded_peers=["R1"])
+    null_clean, _ = placebo_statistics(out.drop(columns="R1"), "R0", start, cfg)
+    assert np.allclose(null_out, null_clean)
+
+
+def test_assess_commitment_can_leave_out_teammates_whose_activity_changed():
+    from coachnb.impact import changed_peers
+
+    out = _long_panel(n_weeks=100, seed=7)
+    rng = np.random.default_rng(8)
+    act = pd.DataFrame(rng.poisson(20, out.shape).astype(float), index=out.index, columns=out.columns)
+    act.iloc[60:, 0] = rng.poisson(40, 40)  # the rep's committed change
+    act.iloc[45:, 3] = rng.poisson(45, 55)  # R3 changed on its own, in the rep's baseline
+    act.iloc[:20, 5] = rng.poisson(45, 20)  # R5 changed long before the weeks the test reads
+    cfg = ImpactSettings(max_post_weeks=8)
+    assert changed_peers(act, "R0", out.index[60], cfg) == ["R3"]
+    off = assess_commitment(act, out, "R0", out.index[60], out.index[67], target=40.0, settings=cfg)
+    on = assess_commitment(act, out, "R0", out.index[60], out.index[67], target=40.0,
+                           settings=dataclasses.replace(cfg, leave_out_changed_peers=True), excluded_peers=["R7"])
+    assert (off.pipeline.n_peers, off.pipeline.n_changed_peers) == (11, 0)
+    assert (on.pipeline.n_peers, on.pipeline.n_changed_peers) == (9, 1)  # R7 named, R3 found
+
+
+def test_pipeline_lag_is_read_from_process_toml():
+    from types import SimpleNamespace
+
+    from coachnb.config import config_from_dict
+    from coachnb.errors import ConfigError
+    from coachnb.team import impact_settings
+
+    ds = SimpleNamespace(config=config_from_dict({"thresholds": {"pipeline_lag_weeks": 5}}))
+    assert impact_settings(ds).lag_weeks == 5
+    assert impact_settings(SimpleNamespace(config=config_from_dict({}))).lag_weeks == 2
+    with pytest.raises(ConfigError, match=r"\[thresholds\] pipeline_lag_weeks must be a whole number at least 0 "
+                                          r"and at most 26 \(weeks\), not 40"):
+        config_from_dict({"thresholds": {"pipeline_lag_weeks": 40}})
