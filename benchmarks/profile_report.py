@@ -10,7 +10,8 @@ audience unless ``--audience rep``), it prints:
 * the notebook's cells, each with its mean seconds (papermill's own per-cell timing);
 * each chart function of :mod:`coachnb.plots` (building the figure) and
   :func:`coachnb.display.figure` (drawing and encoding it), mean CPU seconds per call and per report;
-* with ``--cprofile N``, the N functions with the most cumulative and the most own time.
+* with ``--cprofile N``, the N functions with the most cumulative and the most own time, and
+  coachnb's own N with the most cumulative time.
 
 Usage::
 
@@ -57,7 +58,7 @@ def instrument(store: dict) -> None:
 
     for name in CHARTS:
         setattr(plots, name, timed(store, f"plots.{name}", getattr(plots, name)))
-    display.figure = timed(store, "display.figure (draw + PNG)", display.figure)
+    display.figure = timed(store, "display.figure (draw + encode)", display.figure)
 
 
 def cell_seconds(ipynb_text: str) -> list[tuple[str, float]]:
@@ -120,7 +121,7 @@ def report(walls, cpus, cells, store, n) -> None:
     for name, secs in sorted(store.items()):
         print(f"  {name:40s} {len(secs) / n:5.2f} {sum(secs) / len(secs):7.4f} {sum(secs) / n:7.3f}")
     building = sum(sum(v) for k, v in store.items() if k.startswith("plots."))
-    drawing = sum(store.get("display.figure (draw + PNG)", []))
+    drawing = sum(store.get("display.figure (draw + encode)", []))
     print(f"  {'all charts (build + draw)':40s} {'':5s} {'':7s} {(building + drawing) / n:7.3f}")
 
 
@@ -146,6 +147,8 @@ def main(argv=None) -> int:
         for key in ("cumulative", "tottime"):
             print(f"\ncProfile, top {args.cprofile} by {key} (all {len(walls)} reports):")
             pstats.Stats(profiler, stream=sys.stdout).sort_stats(key).print_stats(args.cprofile)
+        print(f"\ncProfile, coachnb's own functions, top {args.cprofile} by cumulative time:")
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats("coachnb/", args.cprofile)
     return 0
 
 

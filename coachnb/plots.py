@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
 from matplotlib.font_manager import FontProperties  # noqa: E402
 from matplotlib.textpath import TextToPath  # noqa: E402
 
@@ -129,8 +130,18 @@ def _legend_height_in(rows: int) -> float:
 def _y_label_width_in(ax) -> float:
     """Widest y tick label of ``ax`` (inches; each line of a wrapped label measured on its own)."""
     size = _points("ytick.labelsize")
-    texts = [t.get_text() for t in ax.get_yticklabels()]
-    return max((text_width_in(line, size) for t in texts for line in t.split("\n")), default=0.0)
+    return max((text_width_in(line, size) for t in tick_label_texts(ax.yaxis) for line in t.split("\n")),
+               default=0.0)
+
+
+def tick_label_texts(axis) -> list[str]:
+    """The labels an axis will write at its major ticks within its view, from its locator and formatter.
+
+    What ``axis.get_ticklabels()`` returns, without building the tick artists (six a tick) first.
+    """
+    lo, hi = sorted(axis.get_view_interval())
+    locs = [x for x in axis.get_major_locator()() if lo - 1e-9 * (hi - lo) <= x <= hi + 1e-9 * (hi - lo)]
+    return list(axis.get_major_formatter().format_ticks(locs))
 
 
 def _layout(fig, axes, *, title: str, legend: tuple, heights_in: list, units: list, xlabel: bool,
@@ -201,6 +212,18 @@ def _month_axis(ax, with_year: bool = False) -> None:
     ax.xaxis.set_major_formatter(mdates.DateFormatter(fmt))
 
 
+def _week_bars(ax, weeks, values, *, color, label=None) -> None:
+    """One bar a week, 5 days wide, as one artist (``ax.bar`` makes one per week: a record has a hundred)."""
+    x = mdates.date2num(pd.to_datetime(pd.Series(weeks)).dt.tz_localize(None))
+    h = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(h)  # a missing week draws nothing, as ax.bar draws nothing for NaN
+    verts = [[(x0 - 2.5, 0.0), (x0 - 2.5, y), (x0 + 2.5, y), (x0 + 2.5, 0.0)] for x0, y in zip(x[ok], h[ok])]
+    bars = PolyCollection(verts, facecolors=[color], edgecolors="none", linewidths=0, alpha=0.85, label=label)
+    ax.add_collection(bars, autolim=True)
+    ax.xaxis_date()
+    ax.autoscale_view()
+
+
 def _paired_bars(labels, rep_values, team_values, *, xlabel: str, title: str, team_label: str,
                  row_in: float) -> plt.Figure:
     """Horizontal bars, the rep's above the team's, one pair per label."""
@@ -263,7 +286,7 @@ def commitment_progress(weekly: pd.DataFrame, target: float, baseline: float, la
     label : str, the metric in plain words (the y-axis, written above the plot)
     """
     fig, ax = plt.subplots()
-    ax.bar(weekly["week"], weekly["value"], width=5, color=REP_COLOUR, alpha=0.85, label="you, per week")
+    _week_bars(ax, weekly["week"], weekly["value"], color=REP_COLOUR, label="you, per week")
     ax.axhline(target, color=TARGET_COLOUR, lw=2, label=f"target {target:g}")
     ax.axhline(baseline, color=TEAM_COLOUR, lw=1.2, ls=":", label=f"baseline {baseline:g}")
     ax.axvspan(pd.Timestamp(start), pd.Timestamp(end), color=TARGET_COLOUR, alpha=0.10, lw=0,
@@ -350,7 +373,7 @@ def coaching_record_chart(weekly: pd.DataFrame, periods: pd.DataFrame, labels: d
         ax.hlines(mine["target"], mine["start"], mine["end"], color=TARGET_COLOUR, lw=2,
                   label="target" if len(mine) else None)
     last = axes[-1]
-    last.bar(weekly["week"], weekly["new_opportunities"], width=5, color=GOOD_COLOUR, alpha=0.85)
+    _week_bars(last, weekly["week"], weekly["new_opportunities"], color=GOOD_COLOUR)
     if len(sessions):
         last.plot(list(sessions), [0] * len(sessions), ls="", marker="^", ms=6, color=TEAM_COLOUR, clip_on=False,
                   label="1:1", zorder=4)
