@@ -314,3 +314,29 @@ def test_rows_are_computed_once_per_run_reused_by_a_one_rep_run_and_never_shown_
     shown = _spark_figures(_index_row((third.report_dir / "index.html").read_text(encoding="utf-8"), name))
     assert shown == said and shown != before  # the index says what the new report says
     assert float(shown[2].replace(",", "")) == float(before[2].replace(",", "")) + 60
+
+
+def test_links_keep_the_managers_folder_and_never_leave_the_report_folder(sample_ds, tmp_path, monkeypatch):
+    manifest = {"reports": [
+        {"rep_id": "R001", "audience": "manager", "status": "ok",
+         "html": 'Maya Chen/Zoë "Z" Ångström — coaching report 2026-11-23.html'},
+        {"rep_id": "R001", "audience": "rep", "status": "ok",
+         "html": "Maya Chen/pre-reads to send/Zoë — pre-read 2026-11-23.html"},
+        {"rep_id": "R002", "audience": "manager", "status": "ok", "html": "../elsewhere/r002.html"},
+        {"rep_id": "R003", "audience": "manager", "status": "ok", "html": "/etc/r003.html"},
+    ]}
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    ov = team_overview(sample_ds, AS_OF, manifest_path=path)
+    links = ov.reps.set_index("rep_id")
+    assert links.at["R001", "report"] == 'Maya Chen/Zoë "Z" Ångström — coaching report 2026-11-23.html'
+    assert links.at["R001", "preread"] == "Maya Chen/pre-reads to send/Zoë — pre-read 2026-11-23.html"
+    assert pd.isna(links.at["R002", "report"]) and pd.isna(links.at["R003", "report"])
+    shown = []
+    monkeypatch.setattr(show, "display", lambda *objs, **kw: shown.extend(objs))
+    page.overview_table(ov)
+    html = "".join(map(shown_html, shown))
+    # the folder's slash kept, everything else of the path quoted: one link that works, no broken attribute
+    assert 'href="Maya%20Chen/Zo%C3%AB%20%22Z%22%20%C3%85ngstr%C3%B6m%20%E2%80%94%20coaching%20report%202026-11-23.html"' in html
+    assert 'href="Maya%20Chen/pre-reads%20to%20send/' in html
+    assert "elsewhere" not in html and "/etc/" not in html
