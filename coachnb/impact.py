@@ -102,6 +102,7 @@ class _Placebo:
     peer_extra_var: float  # c0, used for the peer weights
     beta: float = 1.0  # how much of the team trend a unit's own log ratio carries (fitted on the pool)
     rep_kappa: float = 0.0  # the rep's own extra-Poisson variance a week at t0, shrunk toward the pool's
+    weight: np.ndarray | None = None  # each z's weight (calendar proximity to t0), averaging 1; None: all 1
 
     def rep_extra_var(self, pre: int, horizon: int) -> float:
         """The rep's extra variance of its statistic: the pool's shared ``c`` plus its own noise over the windows."""
@@ -228,7 +229,7 @@ def _pool(rep_y, peers_y, pre, gap, lag, horizon, own_until) -> tuple[dict, floa
 
 
 def _placebo_null(rep_y, peers_y, t0, pre, gap, lag, horizon, own_until, shrink_trend=True,
-                  own_noise=True) -> _Placebo | None:
+                  own_noise=True, calendar_weeks: float = 0.0) -> _Placebo | None:
     """Pooled placebo null: every peer at every feasible date + the rep at its earlier dates.
 
     The statistic is a unit's log rate ratio (post window / baseline) minus the team
@@ -239,7 +240,8 @@ def _placebo_null(rep_y, peers_y, t0, pre, gap, lag, horizon, own_until, shrink_
     window ends on or before row ``own_until`` and whose baseline lies inside the rep's
     observed history. With ``own_noise`` every value (and the rep's at ``t0``) is
     studentized with its unit's own baseline noise, shrunk toward the pool's
-    (:func:`_shrunk_noise`), besides the shared component ``c``.
+    (:func:`_shrunk_noise`), besides the shared component ``c``. With ``calendar_weeks`` > 0
+    each value is weighted by its date's calendar proximity to ``t0`` (:func:`_calendar_weights`).
     """
     pooled = _pool(rep_y, peers_y, pre, gap, lag, horizon, own_until)
     if pooled is None:
@@ -261,8 +263,27 @@ def _placebo_null(rep_y, peers_y, t0, pre, gap, lag, horizon, own_until, shrink_
         kappa, kappa_rep = _shrunk_noise(P["kappa"], P["mean"], k_rep[0], m_rep[0], pre)
         v = v + kappa * (1.0 / horizon + 1.0 / pre)
     c = _shared_extra_var(s, v)
-    z = np.sort(s / np.sqrt(v + c))
-    return _Placebo(stat=s, var=v, extra_var=c, z=z, peer_extra_var=c0, beta=beta_rep, rep_kappa=kappa_rep)
+    z = s / np.sqrt(v + c)
+    order = np.argsort(z, kind="stable")
+    weight = _calendar_weights(P["dates"], t0, calendar_weeks)
+    return _Placebo(stat=s, var=v, extra_var=c, z=z[order], peer_extra_var=c0, beta=beta_rep, rep_kappa=kappa_rep,
+                    weight=None if weight is None else weight[order])
+
+
+#: weight of a placebo date far from the rep's, relative to one at the rep's date (:func:`_calendar_weights`)
+CALENDAR_FLOOR = 0.1
+
+
+def _calendar_weights(dates: np.ndarray, t0: int, bandwidth: float) -> np.ndarray | None:
+    """Weights of placebo dates by calendar proximity to the rep's row ``t0`` (None when ``bandwidth`` is 0).
+
+    ``CALENDAR_FLOOR + (1 - CALENDAR_FLOOR) exp(-((date - t0) / bandwidth)^2 / 2)``, scaled to
+    average 1: dates near the rep's, whose windows span the same season, count most.
+    """
+    if bandwidth <= 0 or len(dates) == 0:
+        return None
+    w = CALENDAR_FLOOR + (1 - CALENDAR_FLOOR) * np.exp(-0.5 * ((np.asarray(dates, float) - t0) / bandwidth) ** 2)
+    return w * len(w) / w.sum()
 
 
 def _shared_extra_var(s: np.ndarray, v: np.ndarray) -> float:
@@ -316,27 +337,54 @@ def _slopes_away_from(dates, x, y, at, block: int, T: int, weights=None, min_poi
     return np.where(ok, np.clip(np.nan_to_num(slope, nan=1.0), 0.0, 1.0), 1.0)
 
 
-def _rank_p(z0: float, z_sorted: np.ndarray) -> tuple[float, float, float]:
-    """(two-sided, upper, lower) rank p-values of ``z0`` in the placebo pool (with the +1)."""
+def _rank_p(z0: float, z_sorted: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float, float]:
+    """(two-sided, upper, lower) rank p-values of ``z0`` in the placebo pool (with the +1).
+
+    ``weights``: each placebo value's weight, in the order of ``z_sorted``, averaging 1 (None:
+    all 1, the plain rank test); a value then counts as ``weight`` values.
+    """
     n = len(z_sorted)
-    n_ge = n - int(np.searchsorted(z_sorted, z0, side="left"))
-    n_le = int(np.searchsorted(z_sorted, z0, side="right"))
+    i_ge = int(np.searchsorted(z_sorted, z0, side="left"))
+    i_le = int(np.searchsorted(z_sorted, z0, side="right"))
+    if weights is None:
+        n_ge, n_le = n - i_ge, i_le
+    else:
+        n_ge, n_le = float(np.sum(weights[i_ge:])), float(np.sum(weights[:i_le]))
     p_up = (1 + n_ge) / (n + 1)
     p_dn = (1 + n_le) / (n + 1)
     return min(1.0, 2 * min(p_up, p_dn)), p_up, p_dn
 
 
-def _critical_z(z_sorted: np.ndarray, alpha: float) -> tuple[float, float]:
+def _critical_z(z_sorted: np.ndarray, alpha: float, weights: np.ndarray | None = None) -> tuple[float, float]:
     """Acceptance region [z_lo, z_hi] of the two-sided rank test at level alpha.
 
     A statistic is rejected (p <= alpha) exactly when it lies strictly outside this
-    region, so the interval obtained by inverting it agrees with the p-value.
+    region, so the interval obtained by inverting it agrees with the p-value. ``weights`` as
+    in :func:`_rank_p`: ``z_hi`` is the largest value whose upper tail (itself included) weighs
+    more than ``alpha (n + 1) / 2 - 1``, ``z_lo`` likewise from below.
     """
     n = len(z_sorted)
-    k = math.floor(alpha * (n + 1) / 2 - 1) + 1  # fewest placebo values beyond z to keep p > alpha
-    if k <= 0 or k > n:
+    if weights is None:
+        k = math.floor(alpha * (n + 1) / 2 - 1) + 1  # fewest placebo values beyond z to keep p > alpha
+        if k <= 0 or k > n:
+            return -math.inf, math.inf
+        return float(z_sorted[k - 1]), float(z_sorted[n - k])
+    limit = alpha * (n + 1) / 2 - 1
+    upper = np.cumsum(weights[::-1])[::-1]  # weight of each value and all above it
+    lower = np.cumsum(weights)
+    if limit < 0 or n == 0 or upper[0] <= limit:
         return -math.inf, math.inf
-    return float(z_sorted[k - 1]), float(z_sorted[n - k])
+    j_hi = int(np.flatnonzero(upper > limit)[-1])
+    j_lo = int(np.flatnonzero(lower > limit)[0])
+    return float(z_sorted[j_lo]), float(z_sorted[j_hi])
+
+
+def _weighted_quantile(z_sorted: np.ndarray, q: float, weights: np.ndarray | None = None) -> float:
+    """The ``q`` quantile of the placebo values (``weights`` as in :func:`_rank_p`)."""
+    if weights is None:
+        return float(np.quantile(z_sorted, q))
+    c = np.cumsum(weights) / np.sum(weights)
+    return float(z_sorted[min(len(z_sorted) - 1, int(np.searchsorted(c, q)))])
 
 
 # ----------------------------------------------------------------- (2) pipeline impact
@@ -430,10 +478,10 @@ def _naive_poisson_test(pre_sum: float, post_sum: float, pre: int, horizon: int)
 def _mde_factor(pl: _Placebo, alpha: float, power: float = 0.8) -> float:
     """Upward minimum detectable log rate ratio per unit of standard error: the shift that puts
     ``power`` of the null past z_hi (``inf`` when the pool can't reach ``alpha``)."""
-    _, z_hi = _critical_z(pl.z, alpha)
+    _, z_hi = _critical_z(pl.z, alpha, pl.weight)
     if not np.isfinite(z_hi):
         return math.inf
-    return z_hi - float(np.quantile(pl.z, 1 - power))
+    return z_hi - _weighted_quantile(pl.z, 1 - power, pl.weight)
 
 
 @dataclass(frozen=True)
@@ -481,6 +529,9 @@ class ImpactSettings:
         Studentize every unit, the rep included, with its own extra-Poisson noise in its
         baseline weeks, shrunk toward the pool's (``docs/methods.md``), so a rep noisier than
         the team is not judged against the team's noise. False: one component for everyone.
+    calendar_weeks : float
+        Weight placebo dates by calendar proximity to the rep's (a Gaussian of this many weeks'
+        width above a floor); 0 weights every date alike.
     leave_out_changed_peers : bool
         :func:`assess_commitment` also leaves out teammates whose committed activity shows a
         change of its own anywhere in the analysed weeks (:func:`changed_peers`), recorded or
@@ -501,6 +552,7 @@ class ImpactSettings:
     target_mde: float = 1.5
     shrink_trend: bool = True
     own_noise: bool = True
+    calendar_weeks: float = 0.0
     leave_out_changed_peers: bool = False
 
     def __post_init__(self):
@@ -615,7 +667,8 @@ def _null_for(case: _Case, cfg: ImpactSettings) -> _Placebo | None:
     if cfg.gap_weeks + case.pre + cfg.lag_weeks + h_null > case.T:
         return None
     return _placebo_null(case.rep_y, case.peers, case.t0, case.pre, cfg.gap_weeks, cfg.lag_weeks, h_null,
-                         own_until=case.t0, shrink_trend=cfg.shrink_trend, own_noise=cfg.own_noise)
+                         own_until=case.t0, shrink_trend=cfg.shrink_trend, own_noise=cfg.own_noise,
+                         calendar_weeks=cfg.calendar_weeks)
 
 
 def _peers_gate(case: _Case, cfg: ImpactSettings, n_placebo: int, enough_pool: bool) -> str:
@@ -643,14 +696,15 @@ def _dip_check(case: _Case, cfg: ImpactSettings, label: str) -> tuple[float, str
     if not (k >= 1 and hist >= 4 and case.n_peers >= 2 and case.t0 - k >= 0):
         return float("nan"), "", "not checked"
     dpl = _placebo_null(case.rep_y, case.peers, case.t0 - k, hist, 0, 0, k, own_until=case.t0 - k,
-                        shrink_trend=cfg.shrink_trend, own_noise=cfg.own_noise)
+                        shrink_trend=cfg.shrink_trend, own_noise=cfg.own_noise,
+                         calendar_weeks=cfg.calendar_weeks)
     c0 = dpl.peer_extra_var if dpl is not None else 0.1
     s, v, *_ = _unit_vs_team(case.rep_y, case.peers, np.array([case.t0 - k]), hist, 0, 0, k, c0,
                              dpl.beta if dpl is not None else 1.0)
     dip_ratio = float(np.exp(s[0]))
     if dpl is None or len(dpl.z) < 19:  # too few placebo values for a one-sided test at 5%
         return dip_ratio, "", "not checked"
-    _, _, p_low = _rank_p(float(s[0] / np.sqrt(v[0] + dpl.rep_extra_var(hist, k))), dpl.z)
+    _, _, p_low = _rank_p(float(s[0] / np.sqrt(v[0] + dpl.rep_extra_var(hist, k))), dpl.z, dpl.weight)
     if p_low <= cfg.dip_alpha and dip_ratio < 0.8:
         dip_low = (f"{label} in the {k} weeks before the change were "
                    f"unusually low ({dip_ratio:.2f}× the rep's earlier level, team-adjusted)")
@@ -671,7 +725,7 @@ def _estimate(case: _Case, cfg: ImpactSettings, pl: _Placebo, z_lo: float, z_hi:
         case.rep_y, case.peers, np.array([case.t0]), case.pre, cfg.gap_weeks, cfg.lag_weeks, case.horizon,
         pl.peer_extra_var, pl.beta))
     se_now = math.sqrt(v + pl.rep_extra_var(case.pre, case.horizon))
-    p, _, _ = _rank_p(s / se_now, pl.z)
+    p, _, _ = _rank_p(s / se_now, pl.z, pl.weight)
     res = dict(rate_ratio=math.exp(s), p_value=p, post_rate=u_post / case.horizon,
                ci_low=math.exp(s - se_now * z_hi) if np.isfinite(z_hi) else 0.0,
                ci_high=math.exp(s - se_now * z_lo) if np.isfinite(z_lo) else math.inf)
@@ -696,13 +750,14 @@ def _dip_confirmed(case: _Case, cfg: ImpactSettings, stat: float, dip_low: str) 
     if not (cfg.dip_weeks > cfg.gap_weeks and pre2 >= cfg.min_pre_weeks):
         return None
     pl2 = _placebo_null(case.rep_y, case.peers, case.t0, pre2, cfg.dip_weeks, cfg.lag_weeks, case.horizon,
-                        own_until=case.t0, shrink_trend=cfg.shrink_trend, own_noise=cfg.own_noise)
-    if pl2 is None or not np.isfinite(_critical_z(pl2.z, cfg.alpha)[1]):
+                        own_until=case.t0, shrink_trend=cfg.shrink_trend, own_noise=cfg.own_noise,
+                         calendar_weeks=cfg.calendar_weeks)
+    if pl2 is None or not np.isfinite(_critical_z(pl2.z, cfg.alpha, pl2.weight)[1]):
         return None
     s2, v2, *_ = (float(x[0]) for x in _unit_vs_team(case.rep_y, case.peers, np.array([case.t0]), pre2,
                                                       cfg.dip_weeks, cfg.lag_weeks, case.horizon,
                                                       pl2.peer_extra_var, pl2.beta))
-    p2, _, _ = _rank_p(s2 / math.sqrt(v2 + pl2.rep_extra_var(pre2, case.horizon)), pl2.z)
+    p2, _, _ = _rank_p(s2 / math.sqrt(v2 + pl2.rep_extra_var(pre2, case.horizon)), pl2.z, pl2.weight)
     if p2 <= cfg.alpha and (s2 > 0) == (stat > 0):
         return f"passed: {dip_low}, but the change also shows against the {pre2} weeks before them (p = {p2:.3f})"
     return None
@@ -842,7 +897,7 @@ def pipeline_impact(outcome: pd.DataFrame, rep_id, start, settings: ImpactSettin
         t0, gap = case.t0, cfg.gap_weeks
         res["pre_rate"] = float((case.cs_r[t0 - gap] - case.cs_r[t0 - gap - case.pre]) / case.pre)
     res["n_placebo"] = 0 if pl is None else len(pl.z)
-    z_lo, z_hi = _critical_z(pl.z, cfg.alpha) if pl is not None else (-math.inf, math.inf)
+    z_lo, z_hi = _critical_z(pl.z, cfg.alpha, pl.weight) if pl is not None else (-math.inf, math.inf)
     enough_pool = bool(np.isfinite(z_hi))
     gates["peers"] = _peers_gate(case, cfg, res["n_placebo"], enough_pool)
     dip_ratio, dip_low, gates["baseline_dip"] = _dip_check(case, cfg, label)
