@@ -203,10 +203,10 @@ def pipeline_beside(pipeline) -> str:
         return "No figure for new pipeline could be computed for these weeks."
     hi = pipeline.ci_high
     upper = fmt_ratio(hi) if np.isfinite(hi) else "no upper limit"
-    return (f"Beside it, new pipeline ran at {fmt_ratio(rr)} what the team's trend predicts (95% interval "
+    return (f"For reference, new pipeline ran at {fmt_ratio(rr)} what the team's trend predicts (95% interval "
             f"{fmt_ratio(pipeline.ci_low)} to {upper}; {plural(int(pipeline.n_pre_weeks), 'week')} before, "
             f"{int(pipeline.n_post_weeks)} after); with the change in activity not confirmed, that is not "
-            "read as its effect.")
+            "read as the commitment's effect.")
 
 
 def diagnose(assessment, commitment: dict | None = None, finished: bool | None = None,

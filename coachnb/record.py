@@ -370,7 +370,7 @@ def pipeline_words(row: dict, key: str) -> str:
     if key == "in_progress":
         return "Too soon for a verdict on new pipeline."
     if verdict == "activity did not change":
-        beside = f"; beside it, new pipeline ran at {effect}" if effect else ""
+        beside = f"; for reference, new pipeline ran at {effect}" if effect else ""
         return (f"The change in the behaviour couldn't be confirmed, so new pipeline was not judged as its "
                 f"effect{beside}.")
     if not row["pipeline_judged"]:

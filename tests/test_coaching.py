@@ -118,9 +118,9 @@ def test_an_unconfirmed_activity_change_says_so_and_shows_the_pipeline_result_be
     pipe = Pipe("activity did not change", rate_ratio=1.85, ci_low=1.05, ci_high=3.41, n_pre_weeks=26, n_post_weeks=8)
     d = diagnose(Assessment(Act("kept", post_rate=9.0), pipe), commitment=COMMITMENT, finished=True)
     assert d.category == "kept_unclear"
-    assert d.detail.endswith("Beside it, new pipeline ran at 1.85× what the team's trend predicts (95% interval "
+    assert d.detail.endswith("For reference, new pipeline ran at 1.85× what the team's trend predicts (95% interval "
                              "1.05× to 3.4×; 26 weeks before, 8 after); with the change in activity not confirmed, "
-                             "that is not read as its effect.")
+                             "that is not read as the commitment's effect.")
     assert "no detectable lift" not in d.detail.lower() and "skill" not in d.detail.lower()
     open_ended = Pipe("activity did not change", rate_ratio=1.2, ci_low=0.4, ci_high=float("inf"), n_pre_weeks=1,
                       n_post_weeks=3)
@@ -129,7 +129,7 @@ def test_an_unconfirmed_activity_change_says_so_and_shows_the_pipeline_result_be
     assert nothing.detail.endswith("No figure for new pipeline could be computed for these weeks.")
     # only this reading carries it: a tested verdict speaks for itself
     moved = diagnose(Assessment(Act("kept"), Pipe("moved", "up", rate_ratio=2.0)), commitment=COMMITMENT, finished=True)
-    assert "Beside it" not in moved.detail
+    assert "For reference" not in moved.detail
 
 
 def test_pipeline_not_judged_for_a_failed_data_gate_is_never_worded_as_too_early():
@@ -162,7 +162,7 @@ def test_a_real_unconfirmed_change_keeps_the_pipeline_estimate_for_the_report():
     p = a.pipeline
     assert np.isfinite(p.rate_ratio) and p.ci_low <= p.rate_ratio <= p.ci_high and p.n_pre_weeks > 0 < p.n_post_weeks
     d = diagnose(a, commitment=COMMITMENT, finished=True)
-    assert d.category == "kept_unclear" and "Beside it, new pipeline ran at" in d.detail
+    assert d.category == "kept_unclear" and "For reference, new pipeline ran at" in d.detail
 
 
 def test_not_kept_opens_with_the_follow_up_the_rep_chose():

@@ -75,7 +75,7 @@ def test_an_unconfirmed_activity_change_is_said_so_with_the_pipeline_beside_it_n
                direction=None, n_pre_weeks=26, pre_weeks_in_data=60)
     words = pipeline_words(row, "kept_unclear")
     assert words == ("The change in the behaviour couldn't be confirmed, so new pipeline was not judged as its "
-                     "effect; beside it, new pipeline ran at 1.85× the team's trend, 95% interval 1.05× to 3.4×.")
+                     "effect; for reference, new pipeline ran at 1.85× the team's trend, 95% interval 1.05× to 3.4×.")
     without = pipeline_words({**row, "rate_ratio": np.nan, "ci_low": np.nan, "ci_high": np.nan}, "kept_unclear")
     assert without.endswith("not judged as its effect.")
     assert SHORT["kept_unclear"] == "kept·change not confirmed"
