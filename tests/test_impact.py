@@ -403,3 +403,19 @@ def test_pipeline_lag_is_read_from_process_toml():
     with pytest.raises(ConfigError, match=r"\[thresholds\] pipeline_lag_weeks must be a whole number at least 0 "
                                           r"and at most 26 \(weeks\), not 40"):
         config_from_dict({"thresholds": {"pipeline_lag_weeks": 40}})
+
+
+def test_weighted_rank_test_agrees_with_its_acceptance_region():
+    from coachnb.impact import _calendar_weights, _critical_z, _rank_p
+
+    rng = np.random.default_rng(9)
+    z = np.sort(rng.normal(size=300))
+    ones = np.ones(300)
+    assert _critical_z(z, 0.05, ones) == _critical_z(z, 0.05)  # weights of 1: the plain rank test
+    assert _rank_p(0.7, z, ones) == pytest.approx(_rank_p(0.7, z))
+    w = _calendar_weights(rng.integers(0, 100, 300), 50, 13.0)
+    assert w.mean() == pytest.approx(1.0) and w.max() / w.min() <= 10.0 + 1e-9
+    lo, hi = _critical_z(z, 0.05, w)
+    for z0 in np.linspace(-4, 4, 801):  # rejected (p <= alpha) exactly outside [lo, hi]
+        assert (_rank_p(z0, z, w)[0] <= 0.05) == (z0 < lo or z0 > hi), z0
+    assert _calendar_weights(np.arange(10), 5, 0.0) is None
