@@ -56,9 +56,10 @@ def use_style() -> None:
         "font.size": MIN_FONT_PT, "xtick.labelsize": MIN_FONT_PT, "ytick.labelsize": MIN_FONT_PT,
         "legend.fontsize": MIN_FONT_PT, "axes.labelsize": LABEL_PT, "axes.titlesize": TITLE_PT,
         "figure.titlesize": TITLE_PT, "figure.titleweight": "bold",
+        # the analyst notebooks' own charts title their axes: bold and left, as the report's are
+        "axes.titleweight": "bold", "axes.titlelocation": "left", "axes.titley": 1.0,
         "axes.spines.top": False, "axes.spines.right": False,
-        "legend.frameon": False, "legend.borderpad": 0.0, "legend.borderaxespad": 0.0,
-        "legend.handlelength": 1.6, "legend.handletextpad": 0.5, "legend.columnspacing": 1.2,
+        "legend.frameon": False, "legend.handlelength": 1.6, "legend.handletextpad": 0.5, "legend.columnspacing": 1.2,
         "figure.constrained_layout.use": False,
         # stage names and metric labels come from the data: "$" is a dollar sign, never mathtext
         "text.parse_math": False,
@@ -182,7 +183,7 @@ def _layout(fig, axes, *, title: str, legend: tuple, heights_in: list, units: li
         return height
     fig.suptitle("\n".join(title_lines), x=PAD_IN / WIDTH_IN, y=1 - PAD_IN / height, ha="left", va="top")
     if labels:
-        fig.legend(handles, labels, loc="upper left", ncols=ncols,
+        fig.legend(handles, labels, loc="upper left", ncols=ncols, borderpad=0.0, borderaxespad=0.0,
                    bbox_to_anchor=(PAD_IN / WIDTH_IN, 1 - legend_top / height))
     return height
 
