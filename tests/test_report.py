@@ -135,6 +135,30 @@ def test_commitment_reviews_carry_verdict_and_numbers(sample_ds):
     assert reviewed >= 10
 
 
+def test_a_kept_commitment_is_read_only_as_far_as_it_was_tested(sample_ds):
+    """Issue #14: 'no lift' only for a tested pipeline; an unconfirmed activity change says so with the
+    pipeline figure beside it; 'about N more weeks' only when more weeks are what is missing."""
+    from coachnb.coaching import TESTED_VERDICTS
+    from coachnb.formatting import fmt_ratio
+
+    seen = set()
+    for rep_id in sample_ds.reps["rep_id"]:
+        for rv in rep_report(sample_ds, rep_id, AS_OF).commitments:
+            a, d = rv.assessment, rv.diagnosis
+            p = a.pipeline
+            seen.add(d.category)
+            if d.category == "kept_no_lift":
+                assert p.verdict in TESTED_VERDICTS and a.activity.changed, rv.commitment["commitment_id"]
+            if d.category == "kept_unclear":
+                assert not a.activity.changed and p.verdict == "activity did not change"
+                assert "can't be confirmed" in a.activity.sentence
+                assert f"new pipeline ran at {fmt_ratio(p.rate_ratio)} what the team" in d.detail
+                assert "no detectable lift" not in (d.label + d.detail).lower()
+            if "more weeks" in d.opening_question:
+                assert set(p.failed_gates) <= {"post_horizon"} and p.weeks_needed
+    assert "kept_unclear" in seen  # the demo has a kept commitment whose change can't be confirmed
+
+
 def test_pipeline_value_is_measured_in_deal_units_from_single_deal_weeks(sample_ds):
     from coachnb import store
     from coachnb.team import before_hire_as_missing, outcome_history, secondary_histories
