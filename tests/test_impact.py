@@ -419,3 +419,14 @@ def test_weighted_rank_test_agrees_with_its_acceptance_region():
     for z0 in np.linspace(-4, 4, 801):  # rejected (p <= alpha) exactly outside [lo, hi]
         assert (_rank_p(z0, z, w)[0] <= 0.05) == (z0 < lo or z0 > hi), z0
     assert _calendar_weights(np.arange(10), 5, 0.0) is None
+
+
+def test_the_estimate_is_kept_when_the_activity_did_not_change():
+    out = _panel(seed=1)
+    out.iloc[36:, 0] = np.random.default_rng(11).poisson(3 * out.iloc[:36, 0].mean(), len(out) - 36)
+    judged = pipeline_impact(out, "R0", WEEKS[36], SHORT_LAG, activity_changed=True)
+    unconfirmed = pipeline_impact(out, "R0", WEEKS[36], SHORT_LAG, activity_changed=False)
+    assert unconfirmed.verdict == "activity did not change" and judged.verdict == "moved"
+    for name in ("rate_ratio", "ci_low", "ci_high", "p_value", "n_pre_weeks", "n_post_weeks", "mde_ratio"):
+        assert getattr(unconfirmed, name) == pytest.approx(getattr(judged, name)), name
+    assert np.isfinite(unconfirmed.rate_ratio) and unconfirmed.ci_low > 1
