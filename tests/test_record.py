@@ -184,8 +184,8 @@ def test_the_reports_section_shows_the_last_few_and_the_page_every_one(records, 
     compact = _shown(monkeypatch, show.coaching_record, rec)
     page = page_text(" ".join(shown_html(o) for o in compact))
     assert rec.summary in page and "execution question" in page
-    assert sum(o.get("image/png") is not None for o in compact) == 1
-    alt = next(o["text/plain"] for o in compact if "image/png" in o)
+    assert sum(o.get("image/svg+xml") is not None for o in compact) == 1
+    alt = next(o["text/plain"] for o in compact if "image/svg+xml" in o)
     assert "04 Aug 2025 to 07 Sep 2025" in alt and "not kept" in alt
     rep_view = _shown(monkeypatch, show.coaching_record, rec, "rep", compact=False)
     page = page_text(" ".join(shown_html(o) for o in rep_view))
@@ -261,7 +261,7 @@ def test_text_from_the_data_is_escaped_in_the_table_and_the_alt_text(records, mo
     shown = _shown(monkeypatch, show.coaching_record, replace(rec, commitments=rows))
     markup = " ".join(shown_html(o) for o in shown)
     assert "<script" not in markup and "&lt;script&gt;" in markup
-    alt = next(o["text/plain"] for o in shown if "image/png" in o)
+    alt = next(o["text/plain"] for o in shown if "image/svg+xml" in o)
     assert "<script>alert(1)</script> calls" in alt  # plain text: the page template escapes it as an attribute
 
 
