@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .formatting import fmt_rate, plural
+from .formatting import fmt_rate, fmt_ratio, plural
 
 ADHERENCE = ("kept", "partly kept", "not kept", "too early")
 
@@ -197,19 +197,19 @@ def activity_change(activity: pd.Series, start, end, target: float | None = None
     n_post = int(len(post))
     post_rate = float(post.mean()) if n_post else float("nan")
     direction = "down" if (target is not None and np.isfinite(pre_rate) and target < pre_rate) else "up"
-    if team is not None and getattr(activity, "name", None) in team.columns:
-        team = team.drop(columns=[activity.name])  # the rep is not their own teammate
-    tau, var_tau, n_team = _team_log_ratio(team, w, min_teammates)
+    tau, var_tau, n_team = _team_log_ratio(team, w, min_teammates, getattr(activity, "name", None))
     rr, lo, hi = _activity_rate_ratio(pre, post, baseline, (tau, var_tau), alpha, baseline_weeks)
     changed = bool((lo > 1) if direction == "up" else (hi < 1)) if np.isfinite(lo) else False
     n_on, share = _weeks_on_target(post, target, direction)
     adherence = _adherence(n_post, min_weeks, target, direction, pre_rate, post_rate, share, changed)
-    sentence = _activity_sentence(label, n_post, pre_rate, post_rate, target, direction, n_on, adherence, changed)
+    team_ratio = math.exp(tau) if n_team else float("nan")
+    sentence = _activity_sentence(label, n_post, pre_rate, post_rate, target, direction, n_on, adherence, changed,
+                                  team_ratio)
     return ActivityChange(pre_rate=pre_rate, post_rate=post_rate, rate_ratio=float(rr), ci_low=float(lo),
                           ci_high=float(hi), weeks_in_period=n_post, weeks_on_or_above_target=n_on,
                           share_on_target=float(share), adherence=adherence, changed=changed,
                           direction=direction, n_pre_weeks=int(len(pre)), target=target, sentence=sentence,
-                          team_ratio=math.exp(tau) if n_team else float("nan"), n_teammates=n_team)
+                          team_ratio=team_ratio, n_teammates=n_team)
 
 
 def _weeks_on_target(post: np.ndarray, target: float | None, direction: str) -> tuple[int, float]:
@@ -240,15 +240,19 @@ def _activity_windows(activity: pd.Series, start, end, gap_weeks: int, want: int
     return _Windows(idx, pre_rows, post_rows, y[pre_rows], y[post_rows])
 
 
-def _team_log_ratio(team: pd.DataFrame | None, w: _Windows, min_teammates: int) -> tuple[float, float, int]:
+def _team_log_ratio(team: pd.DataFrame | None, w: _Windows, min_teammates: int, rep=None
+                    ) -> tuple[float, float, int]:
     """The teammates' median log activity ratio over the rep's weeks, its variance, and how many teammates.
 
-    Each teammate observed in every one of the rep's baseline and period weeks (and active in
-    the baseline; ``team`` is aligned on the rep's weeks) gives ``log((period mean + 1/2) / (baseline mean + 1/2))``. The median resists a
-    teammate who changed; its variance is ``(pi / 2) s^2 / k`` with ``s`` the MAD-based spread
-    of the k teammates' values (their noise and their differences both). Returns (0, 0, 0) with
-    fewer than ``min_teammates`` teammates or without a panel.
+    ``team`` is aligned on the rep's weeks, its column ``rep`` (if any) left out. Each teammate
+    observed in every one of the rep's baseline and period weeks (and active in the baseline)
+    gives ``log((period mean + 1/2) / (baseline mean + 1/2))``. The median resists a teammate
+    who changed; its variance is ``(pi / 2) s^2 / k`` with ``s`` the MAD-based spread of the k
+    teammates' values (their noise and their differences both). Returns (0, 0, 0) with fewer
+    than ``min_teammates`` teammates or without a panel.
     """
+    if team is not None and rep is not None and rep in team.columns:
+        team = team.drop(columns=[rep])  # the rep (column ``rep``) is not their own teammate
     if team is None or not len(w.pre_rows) or not len(w.post_rows) or team.shape[1] == 0:
         return 0.0, 0.0, 0
     panel = team.reindex(w.index).to_numpy(dtype=float)  # weeks the team panel lacks are missing
@@ -341,8 +345,13 @@ def _adherence(n_post: int, min_weeks: int, target: float | None, direction: str
 
 
 def _activity_sentence(label: str, n_post: int, pre_rate: float, post_rate: float, target: float | None,
-                       direction: str, n_on: int, adherence: str, changed: bool) -> str:
-    """One plain sentence on the commitment period for the coaching report."""
+                       direction: str, n_on: int, adherence: str, changed: bool, team_ratio: float = float("nan")
+                       ) -> str:
+    """One plain sentence on the commitment period for the coaching report.
+
+    ``team_ratio``: the teammates' median ratio the test allowed for (NaN when it did not); named
+    when it is 10% or more from 1, so a change read against the team is not taken for a raw one.
+    """
     if n_post == 0:
         return f"The commitment period has not started yet (before: {fmt_rate(pre_rate)} {label} a week)."
     cap = label[:1].upper() + label[1:]
@@ -358,6 +367,9 @@ def _activity_sentence(label: str, n_post: int, pre_rate: float, post_rate: floa
         sentence += " Too early to judge the commitment."
     elif not changed:
         sentence += " A change from before can't be confirmed from these weeks yet."
+    if adherence != "too early" and np.isfinite(team_ratio) and abs(math.log(team_ratio)) >= math.log(1 / 0.9):
+        sentence += (f" Over the same weeks teammates' {label} typically ran at {fmt_ratio(team_ratio)} their "
+                     "earlier level, which the comparison allows for.")
     return sentence
 
 

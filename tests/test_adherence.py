@@ -126,6 +126,10 @@ def test_team_adjustment_divides_by_the_teammates_median_ratio():
     adjusted = activity_change(rep, WEEKS[28], WEEKS[31], team=team)
     assert alone.changed and not adjusted.changed
     assert adjusted.team_ratio == pytest.approx(20.5 / 10.5) and adjusted.n_teammates == 6
+    # the sentence says what the comparison allowed for, the plain one says nothing of a team
+    assert adjusted.sentence.endswith("Over the same weeks teammates' activity typically ran at 2.0× their "
+                                      "earlier level, which the comparison allows for.")
+    assert "teammates" not in alone.sentence
     assert adjusted.rate_ratio == pytest.approx(alone.rate_ratio / (20.5 / 10.5))
     # identical teammates: no spread, so the team term adds no variance
     assert math.log(adjusted.ci_high / adjusted.ci_low) == pytest.approx(math.log(alone.ci_high / alone.ci_low))
@@ -139,7 +143,7 @@ def test_team_adjustment_resists_a_teammate_who_changed_and_skips_missing_ones()
     rep = _series([5] * 28 + [10] * 4, 0)
     r = activity_change(rep, WEEKS[28], WEEKS[31], team=team)
     assert r.n_teammates == 5 and r.team_ratio == pytest.approx(1.0)
-    assert r.changed
+    assert r.changed and "teammates" not in r.sentence  # a team that didn't move goes unmentioned
     # the spread of the teammates' ratios enters the interval: wider than without the team
     alone = activity_change(rep, WEEKS[28], WEEKS[31])
     assert r.ci_high / r.ci_low > alone.ci_high / alone.ci_low
