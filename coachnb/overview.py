@@ -200,7 +200,8 @@ def inactive_sentence(reps: pd.DataFrame) -> str:
             "show only zeros, which say nothing about their work.")
 
 
-def activity_effects(tv, metrics_used=None, history_weeks: int = 52) -> tuple[pd.DataFrame, str]:
+def activity_effects(tv, metrics_used=None, history_weeks: int = 52, teams=None,
+                     known: dict | None = None) -> tuple[pd.DataFrame, str]:
     """Per team: how many more new opportunities go with one more unit of an activity a week.
 
     A Poisson panel model per team (rep and week fixed effects, lags 0-4 weeks, a lead term as a
@@ -209,34 +210,72 @@ def activity_effects(tv, metrics_used=None, history_weeks: int = 52) -> tuple[pd
     the model's intervals hold from 8 reps (``coachnb.team_effects.MIN_REPS_FOR_INTERVAL``); smaller
     teams are left out.
 
+    Parameters
+    ----------
+    teams : collection of str, optional
+        Only these teams (default: every team).
+    known : dict, optional
+        team -> this table's records for the team, computed already from the same data (a batch
+        worker's, :func:`summary_row`): used as they are, the team is not fitted again.
+
     Returns
     -------
     (DataFrame[team, metric, reps, extra_pct, low_pct, high_pct, p_value, lead_p_value], assumptions)
         ``extra_pct``: % more new opportunities over the following 0-4 weeks per extra unit a week.
     """
     ds = tv.ds
-    cols = ["team", "metric", "reps", "extra_pct", "low_pct", "high_pct", "p_value", "lead_p_value"]
     if not ds.has("activities"):
-        return pd.DataFrame(columns=cols), ""
+        return effects_frame([]), ""
     if metrics_used is None:
         used = [m for m in ds.commitments["metric"].astype(str).unique()
                 if m in ds.config.commitment_metrics and ds.config.commitment_metrics[m].kind == "activity_count"]
         metrics_used = sorted(used) or ["activities_per_week"]
     rows = []
     for metric in metrics_used:
+        label = ds.config.commitment_metrics[metric].label
         for team in sorted(ds.reps["team"].astype(str).unique()):
+            if teams is not None and team not in teams:
+                continue
+            if known is not None and team in known:
+                rows += [r for r in known[team] if r["metric"] == label]
+                continue
             # the same (cached) fit the reports' scenarios use; None: too few reps, or nothing to fit
             fit = team_link_fit(ds, team, metric, tv.window.end, history_weeks, p_values=("total", "lead"))
             if fit is None:
                 continue
             total = fit.loc[fit.index.str.startswith("total")].iloc[0]
             lead = fit.loc[fit.index.str.startswith("lead")].iloc[0]
-            rows.append({"team": team, "metric": ds.config.commitment_metrics[metric].label,
-                         "reps": int(fit.attrs["n_reps"]),
+            rows.append({"team": team, "metric": label, "reps": int(fit.attrs["n_reps"]),
                          "extra_pct": 100 * (total["rate_ratio_per_unit"] - 1),
                          "low_pct": 100 * (total["ci_low"] - 1), "high_pct": 100 * (total["ci_high"] - 1),
                          "p_value": total["p_value"], "lead_p_value": lead["p_value"]})
-    return pd.DataFrame(rows, columns=cols), ASSUMPTIONS.format(max_lag=LINK_MAX_LAG)
+    return effects_frame(rows), ASSUMPTIONS.format(max_lag=LINK_MAX_LAG)
+
+
+#: the columns of :func:`activity_effects`' table: team and metric (text), reps, then numbers
+EFFECT_COLUMNS = ("team", "metric", "reps", "extra_pct", "low_pct", "high_pct", "p_value", "lead_p_value")
+
+
+def effects_frame(records: list) -> pd.DataFrame:
+    """:func:`activity_effects`' table from its records: numbers as floats (None -> NaN), reps as int."""
+    frame = pd.DataFrame(records, columns=list(EFFECT_COLUMNS)).astype({c: float for c in EFFECT_COLUMNS[3:]})
+    frame["reps"] = frame["reps"].astype(int)
+    return frame
+
+
+def effects_json(frame: pd.DataFrame) -> list[dict]:
+    """:func:`activity_effects`' table as plain JSON records (NaN -> None)."""
+    return [{c: (str(rec[c]) if c in ("team", "metric") else int(rec[c]) if c == "reps" else _plain_number(rec[c]))
+             for c in EFFECT_COLUMNS} for rec in frame.to_dict("records")]
+
+
+def checked_effects(raw) -> list[dict] | None:
+    """``raw`` (read back from JSON) as :func:`effects_json` records, or None when it is not such a list."""
+    ok = isinstance(raw, list) and all(
+        isinstance(e, dict) and set(e) == set(EFFECT_COLUMNS) and isinstance(e["team"], str)
+        and isinstance(e["metric"], str) and isinstance(e["reps"], int) and not isinstance(e["reps"], bool)
+        and all(_number(e[c]) for c in EFFECT_COLUMNS[3:]) for e in raw)
+    return raw if ok else None
 
 
 ROW_COLUMNS = ("weakest_step", "commitment", "diagnosis", "verdict", "p_value", "recent_verdicts", "activity_trend",
@@ -354,7 +393,6 @@ TEXT_COLUMNS = ("weakest_step", "commitment", "diagnosis", "verdict", "recent_ve
 NUMBER_COLUMNS = ("p_value", "activity_trend")
 SERIES_COLUMNS = ("activity_weekly", "pipeline_weekly")
 SERIES_KEYS = ("weeks", "values", "low", "high")
-EFFECT_COLUMNS = ("team", "metric", "reps", "extra_pct", "low_pct", "high_pct", "p_value", "lead_p_value")
 
 
 def _number(x) -> bool:
@@ -407,12 +445,18 @@ def summary_row(store, as_of, lookback_weeks: int, rep_id) -> dict | None:
     A batch worker calls this beside the rep's report, so that the overview's rows are computed
     in parallel with the reports, from the same store; :func:`complete_overview` keeps a row only
     when its key is the key of the store the overview reads (same data, date, window and code).
+    The row also holds ``team_effects``: the rep's team and its :func:`activity_effects` records.
     """
     ds, _, tv = open_data(store, as_of, int(lookback_weeks))
     key = _store_key(ds)
     if key is None:
         return None
     row = row_json(rep_columns(ds, tv, str(rep_id)), key)
+    # the rep's team's activity effects too: fitted once per team in this worker (cached), in
+    # parallel with the other workers' teams, instead of every team one after another at the end
+    team = ds.reps.loc[ds.reps["rep_id"].astype(str) == str(rep_id), "team"].astype(str)
+    if len(team):
+        row["team_effects"] = {"team": team.iloc[0], "rows": effects_json(activity_effects(tv, teams={team.iloc[0]})[0])}
     json.dumps(row, allow_nan=False)  # plain values only; ValueError/TypeError otherwise
     return row
 
@@ -440,16 +484,20 @@ def stored_overview(ds) -> tuple[dict, pd.DataFrame | None]:
         return {}, None
     rows = {str(r): row for r, row in ((r, checked_row(v, key)) for r, v in (raw.get("rows") or {}).items())
             if row is not None} if isinstance(raw.get("rows"), dict) else {}
-    effects = raw.get("effects")
-    ok = isinstance(effects, list) and all(
-        isinstance(e, dict) and set(e) == set(EFFECT_COLUMNS) and isinstance(e["team"], str)
-        and isinstance(e["metric"], str) and _number(e["reps"])
-        and all(_number(e[c]) for c in EFFECT_COLUMNS[3:]) for e in effects)
-    if not ok:
-        return rows, None
-    frame = pd.DataFrame(effects, columns=list(EFFECT_COLUMNS)).astype({c: float for c in EFFECT_COLUMNS[3:]})
-    frame["reps"] = frame["reps"].astype(int)
-    return rows, frame
+    effects = checked_effects(raw.get("effects"))
+    return rows, (None if effects is None else effects_frame(effects))
+
+
+def fresh_team_effects(fresh: dict, key: str) -> dict:
+    """team -> :func:`activity_effects` records, from the rows of ``fresh`` (:func:`summary_row`) of store ``key``."""
+    known = {}
+    for row in fresh.values():
+        team_effects = row.get("team_effects") if checked_row(row, key) is not None else None
+        if isinstance(team_effects, dict) and isinstance(team_effects.get("team"), str):
+            records = checked_effects(team_effects.get("rows"))
+            if records is not None and all(r["team"] == team_effects["team"] for r in records):
+                known[team_effects["team"]] = records
+    return known
 
 
 def complete_overview(features, as_of, lookback_weeks: int, fresh: dict | None = None) -> list[str]:
@@ -457,7 +505,8 @@ def complete_overview(features, as_of, lookback_weeks: int, fresh: dict | None =
 
     Run once per batch, after the reports and before the overview pages: rows the reports'
     workers computed (``fresh``) and rows kept from an earlier run of the same store are used
-    as they are, the others are computed here once; the index and every manager page then read
+    as they are, the others are computed here once, and so are the team effects (the teams the
+    workers fitted beside their reports are taken from their rows, the others fitted here); the index and every manager page then read
     them (:func:`stored_overview`) instead of computing them again. Written atomically; a row is
     only ever used with the store it was computed from (same data, date, window and code).
 
@@ -485,13 +534,12 @@ def complete_overview(features, as_of, lookback_weeks: int, fresh: dict | None =
     computed = [r for r in ds.reps["rep_id"].astype(str).drop_duplicates() if r not in rows]
     for rep_id in computed:
         rows[rep_id] = row_json(rep_columns(ds, tv, rep_id), key)
-    if effects is None:
-        effects, _ = activity_effects(tv)
+    if effects is None:  # the teams the reports' workers fitted are not fitted again
+        effects, _ = activity_effects(tv, known=fresh_team_effects(fresh or {}, key))
     elif not computed and not fresh:
         return []  # nothing new to keep
-    records = [{c: (rec[c] if c in ("team", "metric") else int(rec[c]) if c == "reps" else _plain_number(rec[c]))
-                for c in EFFECT_COLUMNS} for rec in effects.to_dict("records")]
-    text = json.dumps({"key": key, "rows": rows, "effects": records}, allow_nan=False, ensure_ascii=False)
+    text = json.dumps({"key": key, "rows": rows, "effects": effects_json(effects)}, allow_nan=False,
+                      ensure_ascii=False)
     atomic_write_text(Path(store_of(ds).path) / ROWS_FILE, text)
     return computed
 

@@ -280,9 +280,14 @@ def test_rows_are_computed_once_per_run_reused_by_a_one_rep_run_and_never_shown_
     from coachnb import overview
     from coachnb.batch import run_batch
 
-    calls = []
+    from collections import Counter
+
+    calls, fits = [], Counter()
     real = overview.rep_columns
     monkeypatch.setattr(overview, "rep_columns", lambda ds, tv, rep_id: calls.append(str(rep_id)) or real(ds, tv, rep_id))
+    real_fit = overview.team_link_fit
+    monkeypatch.setattr(overview, "team_link_fit",
+                        lambda ds, team, metric, *a, **k: fits.update([(team, metric)]) or real_fit(ds, team, metric, *a, **k))
     data = tmp_path / "data"
     shutil.copytree(sample_dir, data)
     out = tmp_path / "out"
@@ -290,9 +295,15 @@ def test_rows_are_computed_once_per_run_reused_by_a_one_rep_run_and_never_shown_
     assert first.ok
     # every rep's row once (two beside their reports, the rest once for the index and all three manager pages)
     assert sorted(calls) == sorted(sample_ds.reps["rep_id"].astype(str))
+    # each team's activity model once (R001's and R002's beside their reports, the third team's after)
+    teams = set(sample_ds.reps["team"].astype(str))
+    assert {team for team, _ in fits} == teams and set(fits.values()) == {1}
     calls.clear()
+    fits.clear()
     again = run_batch(data, AS_OF, out=out, reps=["R001"], jobs=1, timeout=300, progress=False)
     assert again.ok and calls == ["R001"]  # the other reps' rows are read, not computed
+    r001_team = sample_ds.reps.set_index("rep_id").at["R001", "team"]
+    assert {team for team, _ in fits} == {r001_team}  # beside R001's report; the pages refit nothing
 
     # new data for R001: 60 more calls in the last week of the period
     acts = pd.read_csv(data / "activities.csv", dtype=str)
