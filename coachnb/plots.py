@@ -170,11 +170,17 @@ def _layout(fig, axes, *, title: str, legend: tuple, heights_in: list, units: li
     bottom = PAD_IN + _lines_in(1, MIN_FONT_PT) + 0.06 + (_lines_in(1, LABEL_PT) + 0.06 if xlabel else 0.0)
     height = top + sum(heights_in) + sum(unit_in) + bottom
     fig.set_size_inches(WIDTH_IN, height)
-    left = PAD_IN + 0.1 + max(_y_label_width_in(ax) for ax in axes)
+    # the y ticks follow the axes' height, so the margin that fits their labels is measured once
+    # the axes have their final heights
+    for left in (1.0, None):
+        left = left or PAD_IN + 0.1 + max(_y_label_width_in(ax) for ax in axes)
+        y = height - top
+        for ax, h, room in zip(axes, heights_in, unit_in):
+            y -= room + h
+            ax.set_position([left / WIDTH_IN, y / height, (WIDTH_IN - left - right_in) / WIDTH_IN, h / height])
     y = height - top
     for i, (ax, h, u, room) in enumerate(zip(axes, heights_in, unit_lines, unit_in)):
         y -= room + h
-        ax.set_position([left / WIDTH_IN, y / height, (WIDTH_IN - left - right_in) / WIDTH_IN, h / height])
         if u:
             label_y = y + h + 0.1 + (above_in if i == 0 else 0.0)
             ax.set_ylabel("\n".join(u), rotation=0, ha="left", va="bottom", fontsize=LABEL_PT)

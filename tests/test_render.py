@@ -295,7 +295,7 @@ def test_overlap_is_a_real_check():
 
 @pytest.fixture(scope="module")
 def demo_charts(sample_ds):
-    """Every chart of seven demo reps' reports (both audiences' charts are the same), as coachnb.display draws them."""
+    """Every chart of every demo rep's report (both audiences' charts are the same), as coachnb.display draws them."""
     import coachnb
     from coachnb import plots
     from coachnb.record import coaching_record
@@ -306,7 +306,7 @@ def demo_charts(sample_ds):
         mp.setattr(show, "display", lambda bundle, raw=False: None)
         mp.setattr(show, "figure", lambda fig, alt: figures.append((fig, alt)))
         mp.setitem(plt.rcParams, "figure.max_open_warning", 0)  # kept open on purpose, closed below
-        for rep in ("R001", "R004", "R005", "R009", "R013", "R017", "R021"):
+        for rep in sample_ds.reps["rep_id"]:
             r = coachnb.rep_report(sample_ds, rep, "2026-11-23")
             show.since_last_time(r)
             show.coaching_record(coaching_record(sample_ds, rep, "2026-11-23", reviews=r.commitments))
@@ -317,6 +317,7 @@ def demo_charts(sample_ds):
         plt.close(fig)
 
 
+@pytest.mark.slow
 def test_every_kind_of_chart_is_drawn_by_the_demo(demo_charts):
     alts = " ".join(alt for _, alt in demo_charts)
     for kind in ("Line chart of activities", "Line chart of new opportunities", "share of your activities",
@@ -324,6 +325,7 @@ def test_every_kind_of_chart_is_drawn_by_the_demo(demo_charts):
         assert kind in alts, kind
 
 
+@pytest.mark.slow
 def test_chart_text_is_never_under_the_minimum_size(demo_charts):
     """At 5 in wide and 10 pt, a chart's text is 9 CSS px or more on a 360 px phone (the browser test measures it)."""
     from coachnb import plots
@@ -335,6 +337,7 @@ def test_chart_text_is_never_under_the_minimum_size(demo_charts):
         assert not small, (alt[:60], small)
 
 
+@pytest.mark.slow
 def test_no_chart_text_overlaps_other_text_the_data_or_the_edge(demo_charts):
     """Legends, titles, unit labels and readings sit outside every plot area; no two texts touch; none is cut off."""
     for fig, alt in demo_charts:
