@@ -480,7 +480,9 @@ def _pipeline_cell(row: dict) -> str:
     if pd.isna(verdict) or row["reading"] == SHORT["in_progress"]:
         return "–" if pd.isna(verdict) else "too soon"
     if verdict == "activity did not change":
-        return "not tested: the behaviour did not change"
+        ref = "" if pd.isna(row["rate_ratio"]) else (
+            f"; for reference {fmt_ratio(row['rate_ratio'])} ({fmt_ratio(row['ci_low'])} to {fmt_ratio(row['ci_high'])})")
+        return f"not judged: the change in behaviour isn't confirmed{ref}"
     if not row["pipeline_judged"]:
         return "not judged: its baseline reaches back before the data begins"
     if pd.isna(row["rate_ratio"]):

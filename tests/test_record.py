@@ -9,7 +9,7 @@ import pytest
 
 from coachnb import display as show
 from coachnb.coaching import wording
-from coachnb.record import CONVERSATION, SHORT, coaching_record, pipeline_words, recent_verdicts
+from coachnb.record import CONVERSATION, SHORT, coaching_record, pipeline_words, recent_verdicts, shown_table
 from coachnb.report import review_commitment
 from coachnb.team import active_commitments, open_data, rep_commitments
 
@@ -70,6 +70,11 @@ def test_each_reading_is_the_diagnosis_the_report_words(records):
     assert {"not_kept", "kept_cannot_tell", "in_progress"} <= seen
 
 
+_RECORD_ROW = dict(label="calls per week", start=pd.Timestamp("2026-08-10"), end=pd.Timestamp("2026-09-20"),
+                   baseline=3.5, target=5.5, adherence="kept", weeks_in_period=6, weeks_on_target=3,
+                   status="reviewed", conversation=CONVERSATION["kept_unclear"])
+
+
 def test_an_unconfirmed_activity_change_is_said_so_with_the_pipeline_beside_it_never_as_no_lift():
     row = dict(verdict="activity did not change", rate_ratio=1.85, ci_low=1.05, ci_high=3.41, pipeline_judged=True,
                direction=None, n_pre_weeks=26, pre_weeks_in_data=60)
@@ -78,6 +83,9 @@ def test_an_unconfirmed_activity_change_is_said_so_with_the_pipeline_beside_it_n
                      "effect; for reference, new pipeline ran at 1.85× the team's trend, 95% interval 1.05× to 3.4×.")
     without = pipeline_words({**row, "rate_ratio": np.nan, "ci_low": np.nan, "ci_high": np.nan}, "kept_unclear")
     assert without.endswith("not judged as its effect.")
+    cell = shown_table(pd.DataFrame([{**_RECORD_ROW, **row, "reading": SHORT["kept_unclear"]}]), "manager")
+    assert cell["did it move pipeline?"].iloc[0] == ("not judged: the change in behaviour isn't confirmed; "
+                                                     "for reference 1.85× (1.05× to 3.4×)")
     assert SHORT["kept_unclear"] == "kept·change not confirmed"
     # skill or will follows the verdict reached: no skill question before pipeline was tested
     assert CONVERSATION["kept_unclear"].startswith("not a skill question yet")
