@@ -187,3 +187,19 @@ def test_detect_activity_change_finds_a_step_and_ignores_noise():
     flat = _series(rng.poisson(5, 50))
     assert detect_activity_change(flat) is None
     assert detect_activity_change(_series([1, 2, 3])) is None
+
+
+def test_a_team_wide_lull_in_the_baseline_is_not_read_as_the_reps_change():
+    # the whole team (the rep included) runs at 0.5x for the last 12 baseline weeks (a summer lull),
+    # then back to normal in the period: no one changed, yet the rep's raw ratio is above 1
+    rng = np.random.default_rng(7)
+    season = np.r_[np.ones(16), np.full(12, 0.5), np.ones(6)]  # 28 baseline rows (the last 2 the gap), 6 period weeks
+    n, raw, adjusted = 200, 0, 0
+    for _ in range(n):
+        levels = rng.uniform(8, 30, 9)
+        panel = pd.DataFrame({f"R{i}": _nb(rng, lv * season) for i, lv in enumerate(levels)}, index=WEEKS[:34])
+        rep = panel["R0"]
+        raw += activity_change(rep, WEEKS[28], WEEKS[33]).changed
+        adjusted += activity_change(rep, WEEKS[28], WEEKS[33], team=panel).changed
+    assert adjusted / n <= 0.05
+    assert raw / n >= 2 * max(adjusted / n, 0.02)  # what the adjustment is for
