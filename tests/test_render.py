@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import nbformat  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import papermill  # noqa: E402
 import pytest  # noqa: E402
@@ -341,16 +342,71 @@ def test_chart_text_is_never_under_the_minimum_size(demo_charts):
 def test_no_chart_text_overlaps_other_text_the_data_or_the_edge(demo_charts):
     """Legends, titles, unit labels and readings sit outside every plot area; no two texts touch; none is cut off."""
     for fig, alt in demo_charts:
-        texts = chart_texts(fig)
-        edge = fig.bbox
-        for t, box in texts:
-            assert edge.x0 - 1 <= box.x0 and box.x1 <= edge.x1 + 1 and edge.y0 - 1 <= box.y0 and box.y1 <= edge.y1 + 1, \
-                (alt[:60], t.get_text())
-            for ax in fig.axes:
-                assert not overlap(box, ax.bbox), (alt[:60], "covers the data:", t.get_text())
-        for i, (a, box_a) in enumerate(texts):
-            for b, box_b in texts[i + 1:]:
-                assert not overlap(box_a, box_b), (alt[:60], a.get_text(), b.get_text())
-        for legend in fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]:
-            box = legend.get_window_extent(fig.canvas.get_renderer())
-            assert not any(overlap(box, ax.bbox) for ax in fig.axes), alt[:60]
+        assert_legible(fig, alt[:60])
+
+
+def assert_legible(fig, what: str) -> None:
+    """No text of ``fig`` under the minimum size, past its edge, over a plot area or over another text."""
+    from coachnb import plots
+
+    texts = chart_texts(fig)
+    edge = fig.bbox
+    for t, box in texts:
+        assert t.get_fontsize() >= plots.MIN_FONT_PT, (what, t.get_text(), t.get_fontsize())
+        assert edge.x0 - 1 <= box.x0 and box.x1 <= edge.x1 + 1 and edge.y0 - 1 <= box.y0 and box.y1 <= edge.y1 + 1, \
+            (what, "past the edge:", t.get_text())
+        for ax in fig.axes:
+            assert not overlap(box, ax.bbox), (what, "covers the data:", t.get_text())
+    for i, (a, box_a) in enumerate(texts):
+        for b, box_b in texts[i + 1:]:
+            assert not overlap(box_a, box_b), (what, a.get_text(), b.get_text())
+    for legend in fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]:
+        box = legend.get_window_extent(fig.canvas.get_renderer())
+        assert not any(overlap(box, ax.bbox) for ax in fig.axes), what
+
+
+def test_charts_stay_legible_with_long_names_long_periods_and_crowded_readings():
+    """What the demo doesn't have: long stage, type and metric names, a year of weeks, six readings close together."""
+    from coachnb import plots
+
+    plots.use_style()
+    weeks = pd.date_range("2025-11-24", periods=52, freq="W-MON")
+    rng = np.random.default_rng(3)
+    stages = ["Initial qualification call with procurement", "Technical validation and security review",
+              "Commercial proposal", "Legal", "Closed-won (signed and countersigned)"]
+    steps = [f"{a} → {b}" for a, b in zip(stages, stages[1:])]
+    conv = pd.DataFrame({"step": steps, "rate": [0.5, 0.2, np.nan, 0.9], "low": [0.3, 0.1, np.nan, 0.7],
+                         "high": [0.7, 0.4, np.nan, 1.0]})
+    team = pd.DataFrame({"step": steps, "median": [0.4, 0.3, 0.5, 0.8], "q25": [0.3, 0.2, 0.4, 0.7],
+                         "q75": [0.5, 0.4, 0.6, 0.9]})
+    weekly = pd.DataFrame({"week": weeks, "total": rng.poisson(900, 52), "value": rng.poisson(40, 52)})
+    band = pd.DataFrame({"week": weeks, "median": np.nan, "q25": np.nan, "q75": np.nan})  # no team figure
+    mix = pd.Series(1 / 8, index=[f"activity type number {i} with a long name" for i in range(8)])
+    label = "qualified discovery calls with new decision makers at strategic accounts per week"
+    starts = pd.date_range("2026-06-01", periods=6, freq="14D")
+    periods = pd.DataFrame({"metric": ["calls", "meetings"] * 3, "start": starts, "end": starts + pd.Timedelta(days=30),
+                            "target": [50.0, 12.0] * 3,
+                            "reading": ["kept, can't tell yet", "not kept", "kept and moved", "partly kept",
+                                        "kept, no lift", "running"]})
+    record = pd.DataFrame({"week": weeks, "new_opportunities": rng.poisson(3, 52), "calls": rng.poisson(45, 52),
+                           "meetings": rng.poisson(10, 52)})
+    figures = {
+        "conversion": plots.conversion_vs_team(conv, team),
+        "days": plots.days_in_stage_vs_team(pd.DataFrame({"stage": stages, "median_days": [3.0, 40, 12, 5, 1]}),
+                                            pd.DataFrame({"stage": stages, "median_days": [4.0, 30, 10, 7, np.nan]})),
+        "mix": plots.activity_mix(mix, mix),
+        "weekly": plots.weekly_vs_team(weekly, band, ylabel="activities per week, every kind counted once"),
+        "progress": plots.commitment_progress(weekly, 123.5, 1000.25, label, weeks[20], weeks[30]),
+        "record": plots.coaching_record_chart(record, periods, {"calls": label, "meetings": "meetings per week"},
+                                              sessions=list(starts)),
+    }
+    try:
+        for what, fig in figures.items():
+            assert_legible(fig, what)
+        legend = [t.get_text() for t in figures["weekly"].legends[0].get_texts()]
+        assert legend == ["you"]  # no team figure, nothing of the team in the key
+        readings = [t for t in figures["record"].axes[0].texts]
+        assert sorted(t.get_text() for t in readings) == sorted(periods["reading"])
+    finally:
+        for fig in figures.values():
+            plt.close(fig)
