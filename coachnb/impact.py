@@ -132,7 +132,9 @@ def _baseline_noise(y: np.ndarray, team: np.ndarray, d: np.ndarray, pre: int, ga
 
     def pairs(x, j):  # sum over t in [lo, hi - j) of x[t] = a_t b_t+j: pairs inside the baseline
         cs = _cumsum0(x)
-        return cs[np.maximum(hi - j, lo)] - cs[lo]
+        end, start = np.clip(hi - j, 0, len(cs) - 1), np.clip(lo, 0, len(cs) - 1)
+        inside = (hi - j > lo).reshape((-1,) + (1,) * (x.ndim - 1))  # no pair fits a baseline of j weeks or fewer
+        return np.where(inside, cs[end] - cs[start], 0.0)
 
     Y, team_total = total(y), total(team)
     a = Y / np.maximum(team_total, 1e-12)

@@ -430,3 +430,14 @@ def test_the_estimate_is_kept_when_the_activity_did_not_change():
     for name in ("rate_ratio", "ci_low", "ci_high", "p_value", "n_pre_weeks", "n_post_weeks", "mde_ratio"):
         assert getattr(unconfirmed, name) == pytest.approx(getattr(judged, name)), name
     assert np.isfinite(unconfirmed.rate_ratio) and unconfirmed.ci_low > 1
+
+
+def test_own_noise_of_a_baseline_too_short_for_its_lags_is_computed():
+    from coachnb.impact import NOISE_LAGS, _baseline_noise
+
+    y = np.random.default_rng(0).poisson(5, (10, 3)).astype(float)
+    # baselines of 1 and 2 weeks ending at the panel's end: no lagged pair fits, none is read past the end
+    k, mean = _baseline_noise(y, y.sum(axis=1, keepdims=True) - y, np.array([10, 9]), 1, 0)
+    assert k.shape == (2, 3) and np.isfinite(k).all() and np.allclose(mean, y[[9, 8]])
+    k1, _ = _baseline_noise(y[:, 0], y[:, 1:].sum(axis=1), np.array([10]), NOISE_LAGS - 1, 0)
+    assert np.isfinite(k1).all()
