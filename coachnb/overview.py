@@ -445,7 +445,8 @@ def summary_row(store, as_of, lookback_weeks: int, rep_id) -> dict | None:
     A batch worker calls this beside the rep's report, so that the overview's rows are computed
     in parallel with the reports, from the same store; :func:`complete_overview` keeps a row only
     when its key is the key of the store the overview reads (same data, date, window and code).
-    The row also holds ``team_effects``: the rep's team and its :func:`activity_effects` records.
+    The row also holds ``team_effects`` (the rep's team and its :func:`activity_effects` records)
+    unless the store keeps every team's already.
     """
     ds, _, tv = open_data(store, as_of, int(lookback_weeks))
     key = _store_key(ds)
@@ -453,9 +454,10 @@ def summary_row(store, as_of, lookback_weeks: int, rep_id) -> dict | None:
         return None
     row = row_json(rep_columns(ds, tv, str(rep_id)), key)
     # the rep's team's activity effects too: fitted once per team in this worker (cached), in
-    # parallel with the other workers' teams, instead of every team one after another at the end
+    # parallel with the other workers' teams, instead of every team one after another at the end;
+    # not when the store keeps them already (complete_overview writes them with the rows)
     team = ds.reps.loc[ds.reps["rep_id"].astype(str) == str(rep_id), "team"].astype(str)
-    if len(team):
+    if len(team) and not (Path(store_of(ds).path) / ROWS_FILE).is_file():
         row["team_effects"] = {"team": team.iloc[0], "rows": effects_json(activity_effects(tv, teams={team.iloc[0]})[0])}
     json.dumps(row, allow_nan=False)  # plain values only; ValueError/TypeError otherwise
     return row
