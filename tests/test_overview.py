@@ -276,11 +276,10 @@ def test_rows_are_computed_once_per_run_reused_by_a_one_rep_run_and_never_shown_
         sample_dir, sample_ds, tmp_path, monkeypatch):
     import re
     import shutil
+    from collections import Counter
 
     from coachnb import overview
     from coachnb.batch import run_batch
-
-    from collections import Counter
 
     calls, fits = [], Counter()
     real = overview.rep_columns
