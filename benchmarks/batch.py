@@ -58,14 +58,18 @@ class RssSampler:
     """Sample the RSS and CPU time of every descendant process in a thread; keep the maximum per pid.
 
     CPU time (user + system) is far less sensitive than wall time to other work on a shared
-    machine; a process's last sample is up to ``interval`` short of its total, and the calling
-    process's own CPU time is added by :meth:`cpu_s`.
+    machine; a process's last sample is up to ``interval`` short of its total, a process already
+    running when the sampler starts counts from its first sample, and the calling process's own
+    CPU time is added by :meth:`cpu_s`.
     """
 
     def __init__(self, interval: float = 0.1):
         self.interval = interval
         self.peak: dict[int, float] = {}
         self.cpu: dict[int, float] = {}
+        # a process that was already running (a Dask worker kept from an earlier run) counts from here
+        self._cpu_before: dict[int, float] = {}
+        self._started = time.time()
         self._own_cpu = sum(psutil.Process().cpu_times()[:2])
         self.names: dict[int, str] = {}
         self._stop = threading.Event()
@@ -89,7 +93,10 @@ class RssSampler:
             for p in kids:
                 try:
                     rss = p.memory_info().rss / 2**20
-                    self.cpu[p.pid] = max(self.cpu.get(p.pid, 0.0), sum(p.cpu_times()[:2]))
+                    cpu = sum(p.cpu_times()[:2])
+                    if p.pid not in self._cpu_before:
+                        self._cpu_before[p.pid] = cpu if p.create_time() < self._started else 0.0
+                    self.cpu[p.pid] = max(self.cpu.get(p.pid, 0.0), cpu - self._cpu_before[p.pid])
                     if rss > self.peak.get(p.pid, 0):
                         self.peak[p.pid] = rss
                         if p.pid not in self.names:
