@@ -151,8 +151,17 @@ def _layout(fig, axes, *, title: str, legend: tuple, heights_in: list, units: li
 
     Top down: the title (wrapped to the width), the legend in as many columns as fit (the rep's
     own marks first), then each axes under its unit label (level, left-aligned at the figure's
-    edge), with ``above_in`` of room between the first one and its label (the record's readings). The left margin fits the widest y tick label; the bottom
-    one the x tick labels and, with ``xlabel``, the x-axis label. Nothing overlaps by construction.
+    edge), with ``above_in`` of room between the first one and its label (the record's
+    readings). The left margin fits the widest y tick label; the bottom one the x tick labels
+    and, with ``xlabel``, the x-axis label. Nothing overlaps by construction.
+
+    Parameters
+    ----------
+    axes : list of Axes, top to bottom; ``heights_in`` their heights and ``units`` their unit
+        labels ("" for none), in the same order.
+    legend : (handles, labels)
+    head : bool
+        False for a first pass that only sizes and places the axes (no title, no legend).
     """
     width = WIDTH_IN - 2 * PAD_IN
     title_lines = wrap(title, width, TITLE_PT, bold=True)
@@ -171,13 +180,10 @@ def _layout(fig, axes, *, title: str, legend: tuple, heights_in: list, units: li
     height = top + sum(heights_in) + sum(unit_in) + bottom
     fig.set_size_inches(WIDTH_IN, height)
     # the y ticks follow the axes' height, so the margin that fits their labels is measured once
-    # the axes have their final heights
-    for left in (1.0, None):
-        left = left or PAD_IN + 0.1 + max(_y_label_width_in(ax) for ax in axes)
-        y = height - top
-        for ax, h, room in zip(axes, heights_in, unit_in):
-            y -= room + h
-            ax.set_position([left / WIDTH_IN, y / height, (WIDTH_IN - left - right_in) / WIDTH_IN, h / height])
+    # the axes have their final heights (placed first with a provisional margin)
+    _place_axes(axes, heights_in, unit_in, top=top, left=1.0, right=right_in)
+    left = PAD_IN + 0.1 + max(_y_label_width_in(ax) for ax in axes)
+    _place_axes(axes, heights_in, unit_in, top=top, left=left, right=right_in)
     y = height - top
     for i, (ax, h, u, room) in enumerate(zip(axes, heights_in, unit_lines, unit_in)):
         y -= room + h
@@ -192,6 +198,15 @@ def _layout(fig, axes, *, title: str, legend: tuple, heights_in: list, units: li
         fig.legend(handles, labels, loc="upper left", ncols=ncols, borderpad=0.0, borderaxespad=0.0,
                    bbox_to_anchor=(PAD_IN / WIDTH_IN, 1 - legend_top / height))
     return height
+
+
+def _place_axes(axes, heights_in, above_each_in, *, top: float, left: float, right: float) -> None:
+    """Place each axes (top to bottom) ``above_each_in`` under the one before, ``top`` inches below the figure's top."""
+    width, height = axes[0].figure.get_size_inches()
+    y = height - top
+    for ax, h, room in zip(axes, heights_in, above_each_in):
+        y -= room + h
+        ax.set_position([left / width, y / height, (width - left - right) / width, h / height])
 
 
 def _wrapped_labels(labels, width_in: float = 1.45) -> list[str]:
