@@ -503,7 +503,8 @@ class ImpactSettings:
     max_post_weeks : int
         Longest post window: every observed week after the lag is used, up to this many (at
         least ``horizon_weeks``), as long as the placebo pool keeps :data:`MIN_PLACEBO_DATES`
-        dates (a longer window leaves fewer dates whose windows fit in the data).
+        dates and :data:`MIN_PLACEBO_VALUES` peer values (a longer window leaves fewer dates
+        whose windows fit in the data).
     gap_weeks : int
         Weeks right before the change kept out of the baseline (Ashenfelter's dip).
     max_pre_weeks : int
@@ -623,7 +624,7 @@ def _case(outcome: pd.DataFrame, rep_id, start, cfg: ImpactSettings, peers: list
     pre = int(min(cfg.max_pre_weeks, max(0, t0 - cfg.gap_weeks - first)))
     return _Case(rep_y=rep_y, peers=usable, n_dropped=int((~complete).sum()), t0=t0, first=first, pre=pre,
                  pre_before_dip=int(min(cfg.max_pre_weeks, max(0, t0 - cfg.dip_weeks - first))),
-                 n_post_avail=n_post_avail, horizon=_post_weeks(n_post_avail, T, pre, cfg),
+                 n_post_avail=n_post_avail, horizon=_post_weeks(n_post_avail, T, pre, int(complete.sum()), cfg),
                  cs_r=_cumsum0(np.nan_to_num(rep_y)), cs_p=_cumsum0(usable))
 
 
@@ -632,14 +633,24 @@ def _case(outcome: pd.DataFrame, rep_id, start, cfg: ImpactSettings, peers: list
 MIN_PLACEBO_DATES = 26
 
 
-def _post_weeks(n_post_avail: int, T: int, pre: int, cfg: ImpactSettings) -> int:
-    """Post weeks the test uses: every observed one up to the cap, shortened (not below
-    ``horizon_weeks``) until the peers' placebo dates number at least :data:`MIN_PLACEBO_DATES`.
+#: fewest peer placebo values (dates x peers) a post window longer than ``horizon_weeks`` may leave:
+#: a small team's pool of few peers at few dates let false "moved" reach 6.3% (150: 5.8%; see NOTES)
+MIN_PLACEBO_VALUES = 300
 
-    Depends on the panel's length and the windows only, never on the outcome's values.
+
+def _post_weeks(n_post_avail: int, T: int, pre: int, n_peers: int, cfg: ImpactSettings) -> int:
+    """Post weeks the test uses: every observed one up to the cap, shortened (not below
+    ``horizon_weeks``) until the peers' placebo dates number at least :data:`MIN_PLACEBO_DATES`
+    and their values (dates x peers) :data:`MIN_PLACEBO_VALUES`.
+
+    Depends on the panel's length, the number of peers and the windows only, never on the
+    outcome's values.
     """
+    def dates(h):
+        return T - cfg.lag_weeks - h - cfg.gap_weeks - pre + 1
+
     h = n_post_avail
-    while h > cfg.horizon_weeks and T - cfg.lag_weeks - h - cfg.gap_weeks - pre + 1 < MIN_PLACEBO_DATES:
+    while h > cfg.horizon_weeks and (dates(h) < MIN_PLACEBO_DATES or dates(h) * n_peers < MIN_PLACEBO_VALUES):
         h -= 1
     return h
 

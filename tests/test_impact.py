@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pandas as pd
@@ -292,14 +293,18 @@ def test_post_window_grows_with_the_observed_weeks_up_to_the_cap():
 
 
 def test_post_window_is_shortened_to_keep_enough_placebo_dates():
-    from coachnb.impact import MIN_PLACEBO_DATES
+    from coachnb.impact import MIN_PLACEBO_DATES, MIN_PLACEBO_VALUES
 
-    out = _long_panel(n_weeks=70)
     cfg = ImpactSettings(lag_weeks=2, horizon_weeks=8, max_post_weeks=26)
-    r = pipeline_impact(out, "R0", out.index[40], cfg)  # 28 weeks observed after the lag, baseline 26
-    # peers' placebo dates: 70 - 2 - H - 2 - 26 + 1 >= MIN_PLACEBO_DATES  ->  H <= 41 - MIN_PLACEBO_DATES
-    assert r.n_post_weeks == 41 - MIN_PLACEBO_DATES
-    assert r.n_placebo >= MIN_PLACEBO_DATES * 11
+    for n_reps in (31, 8):  # 30 peers: the dates bind; 7 peers: the number of values binds
+        out = _long_panel(n_reps=n_reps, n_weeks=70)
+        r = pipeline_impact(out, "R0", out.index[40], cfg)  # 28 weeks observed after the lag, baseline 26
+        # peers' placebo dates: 70 - 2 - H - 2 - 26 + 1 = 41 - H, at least MIN_PLACEBO_DATES and
+        # MIN_PLACEBO_VALUES / peers
+        need = max(MIN_PLACEBO_DATES, math.ceil(MIN_PLACEBO_VALUES / (n_reps - 1)))
+        assert r.n_post_weeks == max(8, 41 - need), n_reps
+        assert r.n_placebo >= min(41 - 8, need) * (n_reps - 1)
+    assert 41 - MIN_PLACEBO_DATES > 8 and 41 - math.ceil(MIN_PLACEBO_VALUES / 7) < 41 - MIN_PLACEBO_DATES
 
 
 def test_trend_share_is_not_diluted_by_the_noise_of_the_estimated_trend():
