@@ -354,7 +354,8 @@ def rep_columns(ds, tv, rep_id) -> dict:
     weakest = conversion_section(tv, rep_id).weakest_step if ds.has("stage_history") else None
     reviews = commitment_reviews(tv, rep_id) if ds.has("commitments") else []
     last_review = reviews[-1] if reviews else None
-    recent = recent_verdicts(tv, rep_id) if ds.has("commitments") else None  # the record's, older ones included
+    # the record's readings, older ones included; this window's reviews are not assessed twice
+    recent = recent_verdicts(tv, rep_id, reviews=reviews) if ds.has("commitments") else None
     act, pipe = sections = rep_sections(ds, tv, rep_id)
     trend, flags = process_flags(ds, tv, rep_id, sections)
     if weakest:

@@ -524,13 +524,14 @@ def chart_labels(rec: CoachingRecord) -> dict:
     return dict(zip(rec.commitments["metric"].astype(str), rec.commitments["label"].astype(str)))
 
 
-def recent_verdicts(tv, rep_id: str, n: int = RECENT) -> str | None:
+def recent_verdicts(tv, rep_id: str, n: int = RECENT, reviews=None) -> str | None:
     """The last ``n`` readings at a glance, oldest first, each with its start month ("not kept (Aug 2025), ...").
 
     The overview's column: the same rows :func:`coaching_record` gives (:func:`record_rows`), so
-    the two always agree. None when the rep has no reviewed commitment.
+    the two always agree. None when the rep has no reviewed commitment. ``reviews`` (a list of
+    CommitmentReview, optional) are reused by commitment id instead of assessed again.
     """
-    frame, _ = record_rows(tv, str(rep_id), last=n)
+    frame, _ = record_rows(tv, str(rep_id), reviews=reviews, last=n)
     reviewed = frame[frame["status"] == "reviewed"]
     if not len(reviewed):
         return None
