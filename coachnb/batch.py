@@ -2355,8 +2355,6 @@ def _work_out_tasks(plan: BatchPlan, state: _RunState, selected: list, unknown: 
             if plan.resume and _is_unchanged(plan, entry, old):
                 entry.update(status="skipped", duration_s=old.get("duration_s"),
                              html_bytes=old["html_bytes"], html_sha256=old["html_sha256"])
-                if isinstance(old.get("overview_row"), dict):
-                    entry["overview_row"] = old["overview_row"]
                 continue
             tasks.append(_report_task(plan, rep, aud, params, row_spec))
     for rep_id in unknown:
@@ -2607,12 +2605,10 @@ def _complete_overview_rows(plan: BatchPlan, state: _RunState) -> None:
 def _render_manager_pages(plan: BatchPlan, state: _RunState, runner: _TaskRunner) -> list[dict]:
     """One overview page per manager, when the data has more than one and the notebook takes ``manager``.
 
-    First (whether or not there are manager pages) the overview's rows are computed once and kept
-    for every page of this run, the index included (:func:`_complete_overview_rows`). Only the
-    pages of the managers whose reps this run selected are rendered again (a one-rep run renders
-    one page); another manager's page from an earlier run of the same date is kept.
+    The pages read the rows :func:`_complete_overview_rows` kept. Only the pages of the managers
+    whose reps this run selected are rendered again (a one-rep run renders one page); another
+    manager's page from an earlier run of the same date is kept.
     """
-    _complete_overview_rows(plan, state)
     if plan.overview_notebook is None or "manager" not in plan.overview_declared or state.dataset is None:
         return []
     reps = state.dataset.reps
@@ -2808,6 +2804,7 @@ def _run_locked(plan: BatchPlan, dataset, selected: list, unknown: list, pool=No
             progress_bar.close()
         manifest = _manifest(plan, state, done_only=False)
         _write_manifest(plan.manifest_path, manifest)
+        _complete_overview_rows(plan, state)
         manifest["manager_pages"] = _render_manager_pages(plan, state, runner)
         if manifest["manager_pages"]:
             _write_manifest(plan.manifest_path, manifest)  # the index links the pages written
@@ -2836,7 +2833,9 @@ def _manifest(plan: BatchPlan, state: _RunState, done_only: bool) -> dict:
     """
     merged = dict(state.previous_by_key)
     merged.update({k: e for k, e in state.entries.items() if not done_only or e["status"] != "pending"})
-    ordered = [merged[k] for k in sorted(merged, key=lambda k: (str(k[0]), str(k[1])))]
+    # a report's overview row goes to the feature store (_complete_overview_rows), not the manifest
+    ordered = [{f: v for f, v in merged[k].items() if f != "overview_row"}
+               for k in sorted(merged, key=lambda k: (str(k[0]), str(k[1])))]
     return {
         "format": MANIFEST_FORMAT, "coachnb_version": __version__, "as_of": plan.as_of,
         "data_dir": str(plan.data_dir), "cache_dir": str(plan.cache_dir), "data_fingerprint": state.data_fingerprint,
