@@ -24,7 +24,8 @@
 The report folder ``<out>/<as_of>/`` holds only what is sent::
 
     index.html                       team overview (rendered last)
-    team.<manager>.html              one manager's overview: only their reps
+    <Manager> — team overview <date>.html
+                                     one manager's overview: only their reps
     manifest.json                    one entry per rep and audience (see :func:`run_batch`)
     <Manager>/<Rep> — coaching report <date>.html
                                      a rep's report for their manager, with the manager's notes
@@ -2068,6 +2069,18 @@ def _unique_names(labels: dict, tie_breaks) -> dict:
     return names
 
 
+def manager_folders(managers) -> dict[str, str]:
+    """Each manager's readable folder name (:func:`coachnb.fsutil.readable_filename`, "" -> "No manager").
+
+    Names that would be the same on a case-insensitive file system get the hash of the exact
+    name in brackets; a name ending like a page or the manifest (``.html``, ``.json``, ``.pdf``)
+    gets a ``_``, so no folder can stand where a page of the report folder does.
+    """
+    labels = {m: readable_filename(m, "No manager") for m in managers}
+    labels = {m: f + "_" if f.lower().endswith((".html", ".json", ".pdf")) else f for m, f in labels.items()}
+    return _unique_names(labels, [lambda m: hashlib.sha256(m.encode("utf-8", "surrogatepass")).hexdigest()[:8]])
+
+
 def report_files(reps: list[dict], as_of: str) -> dict[tuple, str]:
     """The file of every rep's page, for each audience, relative to the report folder.
 
@@ -2096,11 +2109,7 @@ def report_files(reps: list[dict], as_of: str) -> dict[tuple, str]:
         :data:`AUDIENCES`.
     """
     managers = sorted({r["manager"] for r in reps})
-    folder_labels = {m: readable_filename(m, "No manager") for m in managers}
-    folder_labels = {m: f + "_" if f.lower().endswith((".html", ".json", ".pdf")) else f
-                     for m, f in folder_labels.items()}
-    folders = _unique_names(folder_labels,
-                            [lambda m: hashlib.sha256(m.encode("utf-8", "surrogatepass")).hexdigest()[:8]])
+    folders = manager_folders(managers)
     files = {}
     for manager in managers:
         mine = [r for r in reps if r["manager"] == manager]
@@ -2548,17 +2557,17 @@ def _report_done(plan: BatchPlan, state: _RunState, progress_bar: _Progress, tas
     progress_bar.done(entry)
 
 
-def _overview_page(plan: BatchPlan, state: _RunState, manager: str = "") -> tuple[dict, dict]:
+def _overview_page(plan: BatchPlan, state: _RunState, manager: str = "", page: str = "") -> tuple[dict, dict]:
     """The manifest entry and task of the team overview (``manager`` "": every rep, ``index.html``),
-    or of one manager's page (``team.<name>.html``, beside the reports so its links work)."""
+    or of one manager's page (``page``, beside ``index.html`` so its links work)."""
     params = {"data_dir": str(plan.data_dir), "as_of": plan.as_of, "report_dir": str(plan.report_dir),
               "manifest_path": str(plan.manifest_path), "features": state.features_path, "manager": manager}
     if plan.lookback_weeks is not None:
         params["lookback_weeks"] = int(plan.lookback_weeks)
     params = {k: v for k, v in params.items() if k in plan.overview_declared}
-    stem = f"team.{safe_filename(manager)}" if manager else "index"
+    stem = f"team.{safe_filename(manager)}" if manager else "index"  # in the cache
     entry = {"rep_id": stem if manager else "index", "audience": "team", "manager": manager or None,
-             "status": "pending", "duration_s": None, "html": f"{stem}.html", "ipynb": f"{stem}.ipynb",
+             "status": "pending", "duration_s": None, "html": page or f"{stem}.html", "ipynb": f"{stem}.ipynb",
              "log": f"logs/{stem}.log", "error": None, "failed_cell": None, "fingerprint": None}
     title = f"Team overview, {manager}'s reps, {plan.as_of}" if manager else f"Team overview, {plan.as_of}"
     task = {"key": f"overview:{manager}", "notebook": str(plan.overview_notebook), "parameters": params,
@@ -2619,7 +2628,12 @@ def _render_manager_pages(plan: BatchPlan, state: _RunState, runner: _TaskRunner
     touched = {str(m) for m in reps.loc[reps["rep_id"].astype(str).isin(selected), "manager"].dropna()}
     kept = {str(p.get("manager")): p for p in state.previous.get("manager_pages") or []
             if p.get("status") == "ok" and p.get("html") and (plan.report_dir / p["html"]).is_file()}
-    pages = [_overview_page(plan, state, m) for m in managers if m in touched or m not in kept]
+    names = manager_folders(managers)
+    pages = [_overview_page(plan, state, m, f"{names[m]} — team overview {plan.as_of}.html")
+             for m in managers if m in touched or m not in kept]
+    previous = {str(p.get("manager")): p for p in state.previous.get("manager_pages") or []}
+    for entry, _ in pages:  # a page renamed (the manager's name changed) replaces the old one
+        _note_previous_page(entry, previous.get(entry["manager"]))
     if pages:
         if state.tasks:
             runner.fresh_worker()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -163,7 +164,8 @@ def test_a_batch_writes_a_page_per_manager_linked_from_the_index(sample_dir, sam
         assert all(name in text for name in reps.loc[reps["manager"] == manager, "name"])
         assert not any(name in text for name in reps.loc[reps["manager"] != manager, "name"])
     index = (result.report_dir / "index.html").read_text(encoding="utf-8")
-    assert all(f'href="{page["html"]}"' in index for page in pages.values())
+    assert all(f'href="{quote(page["html"])}"' in index for page in pages.values())
+    assert all(page["html"].endswith(f"— team overview {AS_OF}.html") for page in pages.values())
 
 
 def test_the_flags_say_what_the_diagnosis_says(overview):

@@ -130,7 +130,7 @@ def test_one_pdf_per_page_with_a_sane_page_count(printed):
         for p in pdfs:
             data = p.read_bytes()
             assert data.startswith(b"%PDF-")
-            landscape = p.name == "index.pdf" or p.name.startswith("team.")
+            landscape = p.name == "index.pdf" or p.name.endswith(f"team overview {AS_OF}.pdf")
             assert (1 if landscape else 3) <= page_count(data) <= (5 if landscape else 9), (p.name, page_count(data))
             box = (0, 0, height, width) if landscape else (0, 0, width, height)
             assert all(abs(b[2] - box[2]) <= 1 and abs(b[3] - box[3]) <= 1 for b in media_boxes(data)), p.name
