@@ -71,11 +71,17 @@ def row_sparklines(rec: dict) -> tuple[str, str]:
     return f'<div class="cnb-sparks">{"".join(cells)}</div>', "; ".join(words)
 
 
+#: how the table says a verdict whose test's own name would overstate it
+VERDICT_SHOWN = {"activity did not change": "not judged: the change in activity isn't confirmed"}
+
+
 def verdict_words(verdict, q) -> str:
-    """A tested verdict with whether chance could explain it among every verdict listed (the q-value)."""
+    """A verdict in the table's words, a tested one with whether chance could explain it among every
+    verdict listed (the q-value)."""
+    shown = VERDICT_SHOWN.get(verdict, verdict)
     if q is None or pd.isna(q):
-        return verdict
-    return f"{verdict} ({'unlikely to be chance' if q <= 0.05 else 'could be chance'})"
+        return shown
+    return f"{shown} ({'unlikely to be chance' if q <= 0.05 else 'could be chance'})"
 
 
 def overview_table(ov) -> None:

@@ -351,3 +351,10 @@ def test_links_keep_the_managers_folder_and_never_leave_the_report_folder(sample
     assert 'href="Maya%20Chen/Zo%C3%AB%20%22Z%22%20%C3%85ngstr%C3%B6m%20%E2%80%94%20coaching%20report%202026-11-23.html"' in html
     assert 'href="Maya%20Chen/pre-reads%20to%20send/' in html
     assert "elsewhere" not in html and "/etc/" not in html
+
+
+def test_the_table_never_says_the_activity_did_not_change():
+    # the test behind that verdict can only fail to confirm a change; the table says so
+    assert page.verdict_words("activity did not change", None) == "not judged: the change in activity isn't confirmed"
+    assert page.verdict_words("moved", 0.01) == "moved (unlikely to be chance)"
+    assert page.verdict_words("no meaningful change", 0.4) == "no meaningful change (could be chance)"
