@@ -3,8 +3,10 @@
 Renders demo reports in this process with the batch's own task function
 (:func:`coachnb.batch.execute_task`, the in-process engine, the feature store built first), after
 one warm-up report that is not counted (it pays the imports and the team's scenario model, which
-a worker pays once per team; then the heap is frozen, as a warm worker's is). Then, for ``--reports`` reports (reps in id order, the manager's
-audience unless ``--audience rep``), it prints:
+a worker pays once per team; then the heap is frozen, as a warm worker's is). Each task also
+computes the rep's overview row beside the report, as a batch's worker does (``--no-overview-rows``
+leaves it out). Then, for ``--reports`` reports (reps in id order, the manager's audience unless
+``--audience rep``), it prints:
 
 * wall and CPU seconds per report (CPU time is the figure to compare on a shared machine);
 * the notebook's cells, each with its mean seconds (papermill's own per-cell timing);
@@ -73,21 +75,30 @@ def cell_seconds(ipynb_text: str) -> list[tuple[str, float]]:
     return out
 
 
-def tasks(data_dir: Path, features: str, n: int, audience: str) -> list[dict]:
-    """One task per rep (first ``n`` reps in id order), as the batch builds them."""
+def tasks(data_dir: Path, features: str, n: int, audience: str, overview_rows: bool = True) -> list[dict]:
+    """One task per rep (first ``n`` reps in id order), as the batch builds them.
+
+    With ``overview_rows`` each task also computes the rep's overview row (and, while the store
+    keeps no team effects, the team's activity model), as a batch's worker does beside a report.
+    """
     import pandas as pd
 
     from coachnb.batch import DEFAULT_ENGINE, find_notebook
 
     reps = sorted(pd.read_csv(data_dir / "reps.csv")["rep_id"])[:n + 1]
     notebook = str(find_notebook("rep_report.ipynb"))
-    return [{"notebook": notebook, "engine": DEFAULT_ENGINE, "timeout": 300, "title": rep,
-             "parameters": {"rep_id": rep, "data_dir": str(data_dir), "as_of": AS_OF, "audience": audience,
-                            "features": features}} for rep in reps]
+    out = [{"notebook": notebook, "engine": DEFAULT_ENGINE, "timeout": 300, "title": rep,
+            "parameters": {"rep_id": rep, "data_dir": str(data_dir), "as_of": AS_OF, "audience": audience,
+                           "features": features}} for rep in reps]
+    if overview_rows:
+        for task, rep in zip(out, reps):
+            task["overview_row"] = {"features": features, "as_of": AS_OF, "lookback_weeks": 13, "rep_id": rep}
+    return out
 
 
-def run(todo: list[dict], profiler, store: dict) -> tuple[list, list, dict]:
-    """Render every task after the first (the warm-up); returns wall and CPU seconds and cell times."""
+def run(todo: list[dict], profiler, store: dict) -> tuple[list, list, dict, list]:
+    """Render every task after the first (the warm-up); returns wall and CPU seconds, cell times and
+    the overview rows' wall seconds."""
     from coachnb.batch import execute_task
     from coachnb.engine import freeze_baseline
 
@@ -95,7 +106,7 @@ def run(todo: list[dict], profiler, store: dict) -> tuple[list, list, dict]:
     assert first["status"] == "ok", first["error"]
     freeze_baseline()  # as a pool worker does once warm: later collections skip what every report shares
     store.clear()  # the warm-up report's charts are not counted
-    walls, cpus, cells = [], [], collections.defaultdict(list)
+    walls, cpus, cells, rows = [], [], collections.defaultdict(list), []
     for task in todo[1:]:
         w0, c0 = time.perf_counter(), time.process_time()
         if profiler is not None:
@@ -106,14 +117,19 @@ def run(todo: list[dict], profiler, store: dict) -> tuple[list, list, dict]:
         walls.append(time.perf_counter() - w0)
         cpus.append(time.process_time() - c0)
         assert result["status"] == "ok", result["error"]
+        if task.get("overview_row"):
+            assert result["overview_row"] is not None, "the overview row failed"
+            rows.append(result["overview_row_s"])
         for i, (line, s) in enumerate(cell_seconds(result["ipynb"])):
             cells[i].append((line, s))
-    return walls, cpus, cells
+    return walls, cpus, cells, rows
 
 
-def report(walls, cpus, cells, store, n) -> None:
+def report(walls, cpus, cells, rows, store, n) -> None:
     print(f"reports: {n}; per report wall {sum(walls) / n:.3f} s (min {min(walls):.3f}, max {max(walls):.3f}), "
           f"CPU {sum(cpus) / n:.3f} s")
+    if rows:
+        print(f"  of which the overview row beside it: {sum(rows) / len(rows):.3f} s wall (max {max(rows):.3f})")
     print("\ncells (mean wall s per report, as papermill timed them):")
     for i, timings in sorted(cells.items()):
         print(f"  {i:2d} {sum(s for _, s in timings) / len(timings):7.3f}  {timings[0][0]}")
@@ -131,6 +147,9 @@ def main(argv=None) -> int:
     ap.add_argument("--reports", type=int, default=8)
     ap.add_argument("--audience", default="manager", choices=("manager", "rep"))
     ap.add_argument("--cprofile", type=int, default=0, metavar="N", help="print cProfile's top N functions")
+    ap.add_argument("--no-overview-rows", action="store_true",
+                    help="render the reports only (a batch's worker also computes each rep's overview row)")
+    ap.add_argument("--save-stats", type=Path, metavar="FILE", help="with --cprofile: keep the profile (pstats)")
     args = ap.parse_args(argv)
     from coachnb.store_build import build_store
 
@@ -139,11 +158,13 @@ def main(argv=None) -> int:
         features = str(build_store(args.data.resolve(), AS_OF, 13, tmp))
         store = collections.defaultdict(list)
         instrument(store)
-        todo = tasks(args.data.resolve(), features, args.reports, args.audience)
+        todo = tasks(args.data.resolve(), features, args.reports, args.audience, not args.no_overview_rows)
         profiler = cProfile.Profile() if args.cprofile else None
-        walls, cpus, cells = run(todo, profiler, store)
-        report(walls, cpus, cells, store, len(walls))
+        walls, cpus, cells, rows = run(todo, profiler, store)
+        report(walls, cpus, cells, rows, store, len(walls))
     if profiler is not None:
+        if args.save_stats:
+            profiler.dump_stats(str(args.save_stats))
         for key in ("cumulative", "tottime"):
             print(f"\ncProfile, top {args.cprofile} by {key} (all {len(walls)} reports):")
             pstats.Stats(profiler, stream=sys.stdout).sort_stats(key).print_stats(args.cprofile)

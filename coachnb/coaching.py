@@ -894,44 +894,94 @@ LINK_MAX_LAG = 4
 LINK_BOOT = 499
 
 _FIT_CACHE: dict = {}
+#: the p-values and intervals every team fit computes, whoever asks first: those the team overview
+#: shows (the total's and the lead's p-values, the total's interval), which cover what a report's
+#: scenario reads (the total's interval), so the two share one fit per team in a process. Each
+#: costs a few restricted refits; every lag's interval (the analyst's notebook) costs about 3x the fit.
+LINK_SHARED_P_VALUES = frozenset({"total", "lead"})
+LINK_SHARED_INTERVALS = frozenset({"total"})
+#: the kinds of the panel model's terms (as :func:`coachnb.team_effects.team_activity_effect` names them)
+LINK_TERM_KINDS = ("lag", "lead", "total")
+
+
+def _term_kinds(which: bool | tuple) -> frozenset:
+    """The term kinds ``which`` asks for (True: every kind, False: none, or a tuple of kinds)."""
+    if isinstance(which, bool):
+        return frozenset(LINK_TERM_KINDS) if which else frozenset()
+    return frozenset(which)
+
+
+def _term_kind(term: str) -> str:
+    return "lead" if term.startswith("lead") else "total" if term.startswith("total") else "lag"
+
+
+def _fit_with_only(fit: pd.DataFrame, p_values: frozenset, intervals: frozenset) -> pd.DataFrame:
+    """A copy of ``fit`` (indexed by term) with the p-values and intervals of other term kinds left
+    out (NaN, ``interval_valid`` False), as :func:`team_activity_effect` leaves what it wasn't asked for."""
+    out = fit.copy()  # the cache keeps its own: a caller may change what it gets
+    kinds = pd.Index([_term_kind(str(t)) for t in out.index])
+    out.loc[~kinds.isin(p_values), "p_value"] = np.nan
+    no_interval = ~kinds.isin(intervals)
+    out.loc[no_interval, ["ci_low", "ci_high"]] = np.nan
+    out.loc[no_interval, "interval_valid"] = False
+    return out
 
 
 def team_link_fit(ds: Dataset, team, metric: str, end, history_weeks: int = LINK_HISTORY_WEEKS,
-                  p_values: bool | tuple = False) -> pd.DataFrame | None:
+                  p_values: bool | tuple = False, intervals: bool | tuple = True) -> pd.DataFrame | None:
     """The team's Poisson panel model of new opportunities on weekly ``metric`` (lags 0-4 weeks).
 
     :func:`coachnb.team_effects.team_activity_effect` on the ``history_weeks`` whole weeks
     before ``end`` for the reps of ``team`` (rep and week fixed effects, a lead term,
-    wild-cluster-bootstrap intervals). Cached per data fingerprint, team, metric, window and
-    ``p_values`` (the report's scenarios and the team overview share one fit a process).
+    wild-cluster-bootstrap intervals). ``p_values`` and ``intervals`` say which terms get a
+    p-value and an interval (True: all, False: none, or a tuple of kinds: ``"lag"``, ``"lead"``,
+    ``"total"``); the others are NaN, as ``team_activity_effect`` leaves them.
+
+    Cached per data fingerprint, team, metric, ``end`` and ``history_weeks``: one fit serves
+    every call asking for no more than it computed (each fit computes at least
+    ``LINK_SHARED_P_VALUES`` and ``LINK_SHARED_INTERVALS``, so a report's scenario and the team
+    overview share one), each call getting its own copy with only what it asked for. The fit
+    is a team's, from the team's data: nothing of one rep's report is kept.
 
     Returns None when the team has fewer than ``LINK_MIN_REPS`` reps, or the model can't be
     fitted (e.g. no new opportunities at all).
     """
     end = pd.Timestamp(end)
-    key = (ds.fingerprint, str(team), metric, str(end), int(history_weeks),
-           p_values if isinstance(p_values, bool) else tuple(sorted(p_values)))
-    if ds.fingerprint and key in _FIT_CACHE:
-        return _FIT_CACHE[key]
-    members = ds.reps.loc[ds.reps["team"].astype(str) == str(team), "rep_id"].astype(str).tolist()
-    fit = None
-    if len(members) >= LINK_MIN_REPS:
-        start = weeks_before(end, int(history_weeks))
-        act = store.metric_panel(ds, metric, start, end)  # straight from the store's cube when there is one
-        out = store.pipeline_panel(ds, start, end)
-        act.columns, out.columns = act.columns.astype(str), out.columns.astype(str)
-        reps = [r for r in members if r in act.columns and r in out.columns]
-        if len(reps) >= LINK_MIN_REPS:
-            try:
-                fit = team_activity_effect(act[reps], out[reps], max_lag=LINK_MAX_LAG, n_boot=LINK_BOOT,
-                                           p_values=p_values).set_index("term")
-            except (ValueError, np.linalg.LinAlgError, FloatingPointError):
-                fit = None  # nothing to say: the caller falls back or leaves the team out
+    want_p, want_intervals = _term_kinds(p_values), _term_kinds(intervals)
+    key = (ds.fingerprint, str(team), metric, str(end), int(history_weeks))
+    cached = _FIT_CACHE.get(key) if ds.fingerprint else None
+    if cached is not None and want_p <= cached[1] and want_intervals <= cached[2]:
+        return None if cached[0] is None else _fit_with_only(cached[0], want_p, want_intervals)
+    # what this call needs, what every call shares, and what an earlier fit of the key had
+    all_p = want_p | LINK_SHARED_P_VALUES | (cached[1] if cached else frozenset())
+    all_intervals = want_intervals | LINK_SHARED_INTERVALS | (cached[2] if cached else frozenset())
+    fit = _fit_team_link(ds, team, metric, end, int(history_weeks), all_p, all_intervals)
     if ds.fingerprint:
         if len(_FIT_CACHE) > 64:
             _FIT_CACHE.clear()
-        _FIT_CACHE[key] = fit
-    return fit
+        _FIT_CACHE[key] = (fit, all_p, all_intervals)
+    return None if fit is None else _fit_with_only(fit, want_p, want_intervals)
+
+
+def _fit_team_link(ds: Dataset, team, metric: str, end: pd.Timestamp, history_weeks: int, p_values: frozenset,
+                   intervals: frozenset) -> pd.DataFrame | None:
+    """:func:`team_link_fit`'s model, not cached; None when it can't be fitted."""
+    members = ds.reps.loc[ds.reps["team"].astype(str) == str(team), "rep_id"].astype(str).tolist()
+    if len(members) < LINK_MIN_REPS:
+        return None
+    start = weeks_before(end, history_weeks)
+    act = store.metric_panel(ds, metric, start, end)  # straight from the store's cube when there is one
+    out = store.pipeline_panel(ds, start, end)
+    act.columns, out.columns = act.columns.astype(str), out.columns.astype(str)
+    reps = [r for r in members if r in act.columns and r in out.columns]
+    if len(reps) < LINK_MIN_REPS:
+        return None
+    try:
+        return team_activity_effect(act[reps], out[reps], max_lag=LINK_MAX_LAG, n_boot=LINK_BOOT,
+                                    p_values=tuple(sorted(p_values)),
+                                    intervals=tuple(sorted(intervals))).set_index("term")
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+        return None  # nothing to say: the caller falls back or leaves the team out
 
 
 @dataclass(frozen=True)
@@ -1011,7 +1061,8 @@ def activity_link(ds: Dataset, rep_id: str, as_of, metric: str,
     rep_id = str(rep_id)
     team = ds.reps.loc[ds.reps["rep_id"].astype(str) == rep_id, "team"]
     start, end = focus_window(as_of, ds, lookback_weeks)
-    fit = team_link_fit(ds, team.iloc[0], metric, end) if len(team) else None
+    # the total's interval is all a scenario reads: the other terms' would cost about 3x the fit
+    fit = team_link_fit(ds, team.iloc[0], metric, end, intervals=("total",)) if len(team) else None
     if fit is not None:
         total = fit.loc[fit.index.str.startswith("total")].iloc[0]
         lead = fit.loc[fit.index.str.startswith("lead")]

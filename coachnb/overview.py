@@ -240,7 +240,8 @@ def activity_effects(tv, metrics_used=None, history_weeks: int = 52, teams=None,
                 rows += [r for r in known[team] if r["metric"] == label]
                 continue
             # the same (cached) fit the reports' scenarios use; None: too few reps, or nothing to fit
-            fit = team_link_fit(ds, team, metric, tv.window.end, history_weeks, p_values=("total", "lead"))
+            fit = team_link_fit(ds, team, metric, tv.window.end, history_weeks, p_values=("total", "lead"),
+                                intervals=("total",))
             if fit is None:
                 continue
             total = fit.loc[fit.index.str.startswith("total")].iloc[0]

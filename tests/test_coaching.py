@@ -474,3 +474,81 @@ def test_no_question_is_an_order():
 def test_fill_refuses_an_unfilled_placeholder():
     with pytest.raises(KeyError, match="stage"):
         coaching.fill("What happened at {stage}?", {})
+
+
+# ----------------------------------------------------------------------------- the team fit's cache
+def _uncached_fit(ds, team, metric, end, p_values, intervals):
+    """``team_link_fit`` as a fresh process computes it: nothing cached before, nothing kept after."""
+    saved = dict(coaching._FIT_CACHE)
+    coaching._FIT_CACHE.clear()
+    try:
+        return coaching.team_link_fit(ds, team, metric, end, p_values=p_values, intervals=intervals)
+    finally:
+        coaching._FIT_CACHE.clear()
+        coaching._FIT_CACHE.update(saved)
+
+
+def test_a_report_scenario_and_the_overview_share_one_team_fit_and_each_gets_what_it_asked_for(
+        sample_ds, monkeypatch):
+    from coachnb import overview
+    from coachnb.team import open_data
+
+    monkeypatch.setattr(coaching, "_FIT_CACHE", {})
+    fitted = []
+    real = coaching.team_activity_effect
+    monkeypatch.setattr(coaching, "team_activity_effect", lambda *a, **k: fitted.append(k) or real(*a, **k))
+    _, _, tv = open_data(sample_ds, AS_OF, 13)
+    team = str(sample_ds.reps.set_index("rep_id").at["R001", "team"])
+    link = coaching.activity_link(sample_ds, "R001", AS_OF, "calls_per_week")  # the report's scenario first
+    effects, _ = overview.activity_effects(tv, ["calls_per_week"], teams={team})  # then the rep's overview row
+    assert len(fitted) == 1 and fitted[0]["intervals"] == ("total",)  # one fit, and no lag's interval
+    assert link.method == "panel model" and np.isnan(link.lead_p_value)  # the scenario asked for no p-value
+    # each is what a fresh process computing only its own request gets
+    end = tv.window.end
+    alone = _uncached_fit(sample_ds, team, "calls_per_week", end, ("total", "lead"), ("total",))
+    total = alone.loc["total (lags 0-4)"]
+    assert effects.iloc[0]["extra_pct"] == 100 * (total["rate_ratio_per_unit"] - 1)
+    assert effects.iloc[0]["low_pct"] == 100 * (total["ci_low"] - 1) and np.isfinite(total["ci_low"])
+    assert effects.iloc[0]["lead_p_value"] == alone.loc["lead 1", "p_value"]
+    assert (link.estimate, link.low, link.high) == (total["rate_ratio_per_unit"], total["ci_low"], total["ci_high"])
+
+
+def test_a_cached_team_fit_serves_a_smaller_request_exactly_and_a_larger_one_is_fitted(sample_ds, monkeypatch):
+    monkeypatch.setattr(coaching, "_FIT_CACHE", {})
+    end = pd.Timestamp(AS_OF, tz=sample_ds.config.timezone)
+    team = str(sample_ds.reps["team"].iloc[0])
+    small = coaching.team_link_fit(sample_ds, team, "calls_per_week", end, p_values=False, intervals=("total",))
+    assert small["p_value"].isna().all() and small["ci_low"].notna().sum() == 1
+    full = coaching.team_link_fit(sample_ds, team, "calls_per_week", end, p_values=True, intervals=True)
+    assert full["ci_low"].notna().sum() > 1 and full["p_value"].notna().all()  # refitted with more
+    pd.testing.assert_frame_equal(full, _uncached_fit(sample_ds, team, "calls_per_week", end, True, True))
+    # a later small request comes from the larger fit, identical to one computed for it alone
+    again = coaching.team_link_fit(sample_ds, team, "calls_per_week", end, p_values=False, intervals=("total",))
+    pd.testing.assert_frame_equal(again, small)
+    assert again.attrs == small.attrs
+    again.loc[:, "rate_ratio_per_unit"] = 0.0  # a caller's copy: the cache keeps its own
+    assert coaching.team_link_fit(sample_ds, team, "calls_per_week", end)["rate_ratio_per_unit"].gt(0).all()
+
+
+def test_the_team_fit_cache_never_gives_one_data_set_team_or_window_anothers_fit(sample_ds, monkeypatch):
+    monkeypatch.setattr(coaching, "_FIT_CACHE", {})
+    end = pd.Timestamp(AS_OF, tz=sample_ds.config.timezone)
+    team, other_team = sorted(sample_ds.reps["team"].astype(str).unique())[:2]
+    # other data in the same process: one rep of the team logged twice the calls (another fingerprint)
+    rep = sample_ds.reps.loc[sample_ds.reps["team"].astype(str) == team, "rep_id"].iloc[0]
+    acts = sample_ds.activities
+    more = pd.concat([acts, acts[(acts["rep_id"] == rep) & (acts["type"] == "call")]], ignore_index=True)
+    changed = dataclasses.replace(sample_ds, activities=more, fingerprint=sample_ds.fingerprint + "-more-calls")
+    asks = {"p_values": ("total", "lead"), "intervals": ("total",)}
+    first = {(name, t, e): coaching.team_link_fit(d, t, "calls_per_week", e, **asks)
+             for name, d in (("demo", sample_ds), ("changed", changed))
+             for t in (team, other_team) for e in (end, end - pd.Timedelta(weeks=4))}
+    assert len(coaching._FIT_CACHE) == 8
+    for (name, t, e), fit in first.items():
+        d = sample_ds if name == "demo" else changed
+        pd.testing.assert_frame_equal(fit, _uncached_fit(d, t, "calls_per_week", e, **asks))
+        pd.testing.assert_frame_equal(coaching.team_link_fit(d, t, "calls_per_week", e, **asks), fit)
+    # the changed rep's team reads their calls; the data sets' fits differ
+    assert first[("demo", team, end)]["coef"].ne(first[("changed", team, end)]["coef"]).any()
+    assert first[("demo", team, end)]["coef"].ne(first[("demo", other_team, end)]["coef"]).any()
+    assert first[("demo", team, end)]["coef"].ne(first[("demo", team, end - pd.Timedelta(weeks=4))]["coef"]).any()
