@@ -8,7 +8,9 @@ Whether the activity itself changed (and the commitment was kept) is
   :class:`ImpactSettings`;
 * :func:`assess_commitment` -- both, with the activity gate wired, plus secondary outcomes
   (:class:`CommitmentAssessment`); :func:`deal_units` puts pipeline value on a count-like scale;
-* :func:`bh_adjust` -- Benjamini-Hochberg q-values for a team overview.
+* :func:`bh_adjust` -- Benjamini-Hochberg q-values for a team overview;
+* :func:`changed_peers` -- teammates whose own activity changed in the weeks the test reads
+  (:func:`analysed_rows`), to leave out of the comparison.
 
 The method, its assumptions and its generated calibration table are in ``docs/methods.md``;
 ideas tried and not kept, with their measured effect, in ``benchmarks/NOTES.md``.
@@ -22,7 +24,8 @@ Panel conventions (independent of how the data was loaded):
 A week label is the first day of the week. Dates passed in (``start``, ``end``) are mapped
 to the first week label on or after them (``start``) or the last week label on or before
 them (``end``). Weeks where a rep was not yet on the team should be NaN; a peer with any
-NaN is left out of the comparison group. Rates are counts per week throughout.
+NaN is left out of the comparison group. Rates are counts per week throughout. The post
+window is every observed week after the lag, up to ``max_post_weeks`` (:class:`ImpactSettings`).
 """
 from __future__ import annotations
 
