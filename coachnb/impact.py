@@ -663,7 +663,7 @@ def _data_gates(case: _Case, cfg: ImpactSettings, activity_changed: bool | None)
     or ``"failed: <reason>"``."""
     return {
         "activity_changed": ("not checked" if activity_changed is None else "passed" if activity_changed else
-                             "failed: the committed activity did not clearly change"),
+                             "failed: the change in the committed activity can't be confirmed"),
         "pre_weeks": ("passed" if case.pre >= cfg.min_pre_weeks else
                       f"failed: only {case.pre} baseline weeks before the change (need {cfg.min_pre_weeks})"),
         "post_horizon": ("passed" if case.n_post_avail >= cfg.horizon_weeks else
@@ -980,8 +980,12 @@ def _impact_sentence(r: dict, failed: list[str], label: str, cfg: ImpactSettings
         more = f"; even much more data would not make a {target_mde:g}× change visible for this rep"
     v = r["verdict"]
     if v == "activity did not change":
-        tail = f" ({label} went from {fmt_rate(pre)} to {fmt_rate(post)} a week)" if np.isfinite(post) else ""
-        return f"The committed activity did not clearly change, so there is no effect on {label} to measure{tail}."
+        head = f"The change in the committed activity can't be confirmed yet, so {label} are not judged as its effect"
+        if not np.isfinite(rr):
+            return head + "."
+        upper = fmt_ratio(hi) if np.isfinite(hi) else "no upper limit"
+        return (f"{head}; for reference they went from {fmt_rate(pre)} to {fmt_rate(post)} a week, "
+                f"{fmt_ratio(rr)} what the team's trend predicts (95% interval {fmt_ratio(lo)} to {upper}, {basis}).")
     if v == "moved":
         word = "rose" if r["direction"] == "up" else "fell"
         return (f"{cap} {word} from {fmt_rate(pre)} to {fmt_rate(post)} a week after the change, about "
@@ -1114,12 +1118,17 @@ def assess_commitment(activity_panel: pd.DataFrame, outcome_panel: pd.DataFrame,
     Returns
     -------
     CommitmentAssessment
-        The activity gate is "not checked" while the activity is "too early" to judge.
+        The activity gate is "not checked" while the activity is "too early" to judge. The
+        activity test is adjusted by the teammates' median change over the same weeks
+        (``team`` of :func:`coachnb.adherence.activity_change`, at least ``settings.min_peers``).
     """
-    act = activity_change(activity_panel[rep_id], start, end, target=target, baseline=baseline,
-                          gap_weeks=settings.gap_weeks, pre_weeks=pre_weeks, label=activity_label)
-    changed = None if act.adherence == "too early" else act.changed
     named = list(excluded_peers or [])
+    # the teammates' own swing in the same weeks is taken out of the rep's activity ratio
+    teammates = [c for c in (peers if peers is not None else activity_panel.columns) if c != rep_id and c not in set(named)]
+    act = activity_change(activity_panel[rep_id], start, end, target=target, baseline=baseline,
+                          gap_weeks=settings.gap_weeks, pre_weeks=pre_weeks, label=activity_label,
+                          team=activity_panel[teammates], min_teammates=settings.min_peers)
+    changed = None if act.adherence == "too early" else act.changed
     found = ([c for c in changed_peers(activity_panel, rep_id, start, settings, peers) if c not in set(named)]
              if settings.leave_out_changed_peers else [])
     same = dict(peers=peers, excluded_peers=named + found, activity_changed=changed)

@@ -113,7 +113,7 @@ def test_commitments_show_secondary_outcomes_and_scenarios_say_what_they_rest_on
     texts = [_text((result.report_dir / r["html"]).read_text(encoding="utf-8"))
              for r in result.reports if r["audience"] == "manager"]
     # reports with a verdict table (not only the method note's "Did it move pipeline?") on a real change
-    judged = [t for t in texts if "Effect (rate ratio) with 95% interval" in t and "did not clearly change" not in t]
+    judged = [t for t in texts if "Effect (rate ratio) with 95% interval" in t and "can't be confirmed" not in t]
     assert judged and all("Also checked the same way, as supporting evidence: pipeline value" in t for t in judged)
     # a scenario on an activity says what it rests on (one on new opportunities themselves needs no model)
     on_activity = [t for t in texts if re.search(r"What if (calls|emails|meetings|demos|activities)", t)]

@@ -75,7 +75,7 @@ def test_activity_did_not_change_verdict_wins():
     r = pipeline_impact(out, "R0", WEEKS[36], activity_changed=False)
     assert r.verdict == "activity did not change"
     assert r.gates["activity_changed"].startswith("failed")
-    assert "did not clearly change" in r.sentence
+    assert "can't be confirmed yet" in r.sentence
 
 
 def test_failed_gates_are_named():

@@ -341,13 +341,13 @@ def test_the_evidence_table_gives_reasons_in_words_never_internal_gate_names():
 
     p = SimpleNamespace(pre_rate=0.3, post_rate=0.8, counterfactual_rate=0.5, rate_ratio=1.43, ci_low=0.41,
                         ci_high=4.2, mde_ratio=4.84, p_value=0.67, n_pre_weeks=26, n_post_weeks=8, n_peers=12,
-                        gates={"activity_changed": "failed: the committed activity did not clearly change",
+                        gates={"activity_changed": "failed: the change in the committed activity can't be confirmed",
                                "pre_weeks": "passed", "post_horizon": "failed: 3 of 8 post weeks observed so far",
                                "peers": "not checked",
                                "baseline_dip": "passed: a dip, but the change also shows against the weeks before"})
     t = evidence_table(p).set_index("")["value"]
     reasons = t["Checks not passed"]
-    assert reasons == "The committed activity did not clearly change; 3 of 8 post weeks observed so far"
+    assert reasons == "The change in the committed activity can't be confirmed; 3 of 8 post weeks observed so far"
     text = " ".join(t)
     for internal in ("activity_changed", "post_horizon", "pre_weeks", "baseline_dip", "not checked", "failed"):
         assert internal not in text
