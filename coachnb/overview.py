@@ -33,6 +33,7 @@ from .report import (
     capture_section,
     commitment_reviews,
     conversion_section,
+    kept_section,
     pipeline_section,
 )
 from .store import store_of
@@ -311,7 +312,7 @@ def process_flags(ds, tv, rep_id, sections=None) -> tuple[float, list[str]]:
             flags.append("activity below most of the team")
         if np.isfinite(trend) and trend < 0.7:  # the report's rule for "the last 4 weeks ran at ..."
             flags.append("activity down in the last 4 weeks")
-        if capture_section(tv, rep_id).stands_out:
+        if kept_section(tv, rep_id, "capture", capture_section).stands_out:
             flags.append("activities logged late")
     if pipe.stands_out:
         flags.append("new pipeline below most of the team")
@@ -319,8 +320,10 @@ def process_flags(ds, tv, rep_id, sections=None) -> tuple[float, list[str]]:
 
 
 def rep_sections(ds, tv, rep_id) -> tuple:
-    """The rep's activity section (None without an activity log) and pipeline section, as the report has them."""
-    return (activity_section(tv, rep_id) if ds.has("activities") else None), pipeline_section(tv, rep_id)
+    """The rep's activity section (None without an activity log) and pipeline section, as the report has
+    them (the report's own when this process just built it from the same store: :func:`coachnb.report.kept_section`)."""
+    return ((kept_section(tv, rep_id, "activity", activity_section) if ds.has("activities") else None),
+            kept_section(tv, rep_id, "pipeline", pipeline_section))
 
 
 def weekly_series(tv, rep_id, weekly: pd.DataFrame, band: pd.DataFrame, column: str) -> dict:
@@ -352,7 +355,7 @@ def weekly_series(tv, rep_id, weekly: pd.DataFrame, band: pd.DataFrame, column: 
 
 def rep_columns(ds, tv, rep_id) -> dict:
     """The overview's per-rep columns that take real work: flags, weakest step, verdicts, weekly series."""
-    weakest = conversion_section(tv, rep_id).weakest_step if ds.has("stage_history") else None
+    weakest = kept_section(tv, rep_id, "conversion", conversion_section).weakest_step if ds.has("stage_history") else None
     reviews = commitment_reviews(tv, rep_id) if ds.has("commitments") else []
     last_review = reviews[-1] if reviews else None
     # the record's readings, older ones included; this window's reviews are not assessed twice

@@ -21,7 +21,7 @@ import pandas as pd
 from .calendar import weeks_before
 from .coaching import commitment_pattern, wording_key
 from .formatting import fmt_level, fmt_ratio, plural
-from .report import CommitmentReview, review_commitment
+from .report import CommitmentReview, kept_review
 from .store import store_of
 from .team import active_commitments, impact_settings, open_data, outcome_history, rep_row, rep_series
 
@@ -222,7 +222,7 @@ def record_rows(tv, rep_id: str, reviews=None, last: int | None = None) -> tuple
             if c["status"] == "reviewed" and cid not in known and not held_by_store(tv, c):
                 c["status"] = "not reviewed"
             if c["status"] == "reviewed":
-                rv = known.get(cid) or review_commitment(tv, rep_id, c)
+                rv = known.get(cid) or kept_review(tv, rep_id, c)  # once a process per rep, store and window
                 done[cid] = rv
                 data_weeks = baseline_weeks_in_data(tv, c)
             rows.append(record_row(c, rv, cid in current, as_of, data_weeks))

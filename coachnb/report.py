@@ -550,30 +550,75 @@ def _panel(long: pd.DataFrame, value: str) -> pd.DataFrame:
 
 
 def commitment_reviews(tv: TeamView, rep_id: str, audience: str = "manager") -> list[CommitmentReview]:
-    """Every commitment "since last time" (:func:`coachnb.team.active_commitments`), assessed.
-
-    From a feature store the reviews of the last few (rep, audience) pairs are kept: a batch
-    worker asks for the same rep's reviews twice, for the report and for its row of the team
-    overview, and they depend on nothing but the store, the window and the rep.
-    """
-    store = store_of(tv.ds)
-    key = None
-    if store is not None:
-        key = (str(store.path), store.info.get("key"), tv.window, tv.history_start, str(rep_id), audience)
-        if key in _REVIEWS:
-            return list(_REVIEWS[key])
+    """Every commitment "since last time" (:func:`coachnb.team.active_commitments`), assessed
+    (:func:`kept_review`: once per process for the same rep, store and window)."""
     chosen = active_commitments(tv.ds, rep_id, tv.window)
-    reviews = [review_commitment(tv, rep_id, row.to_dict(), audience) for _, row in chosen.iterrows()]
-    if key is not None:
-        _REVIEWS[key] = tuple(reviews)
-        while len(_REVIEWS) > REVIEWS_KEPT:
-            del _REVIEWS[next(iter(_REVIEWS))]
-    return reviews
+    return [kept_review(tv, rep_id, row.to_dict(), audience) for _, row in chosen.iterrows()]
 
 
-#: (rep, audience) pairs whose commitment reviews a process keeps (see commitment_reviews)
+# --------------------------------------------------------------------------- kept for the same rep
+# A batch worker builds a rep's report, then the rep's coaching record and overview row from the
+# same feature store: each asks again for reviews and sections the report already has. They are
+# kept here for the last few reps, keyed by the rep's id with the store (its key: data, date,
+# window, code) and the window, so a rep only ever gets back their own, computed from the same data.
+
+#: reps (with audience) whose commitment reviews and report sections a process keeps
 REVIEWS_KEPT = 4
 _REVIEWS: dict = {}
+_SECTIONS: dict = {}
+
+
+def rep_key(tv: TeamView, rep_id: str, *more) -> tuple | None:
+    """What is kept for ``rep_id`` is keyed by this: ``tv``'s feature store and window, the rep and
+    ``more``; None for data not read from a feature store (nothing is kept then)."""
+    fs = store_of(tv.ds)
+    if fs is None:
+        return None
+    return (str(fs.path), fs.info.get("key"), tv.window, tv.history_start, str(rep_id), *more)
+
+
+def _kept_for(cache: dict, key: tuple) -> dict:
+    """``cache[key]`` (a dict, made when missing), the oldest keys dropped beyond ``REVIEWS_KEPT``."""
+    if key not in cache:
+        cache[key] = {}
+        while len(cache) > REVIEWS_KEPT:
+            del cache[next(iter(cache))]
+    return cache[key]
+
+
+def kept_review(tv: TeamView, rep_id: str, c: dict, audience: str = "manager") -> CommitmentReview:
+    """:func:`review_commitment`, computed once per process for the same rep, commitment, audience,
+    store and window (the report's, then the record's and the overview row's reviews).
+
+    The review returned holds ``c`` as its ``commitment``, whoever asked first.
+    """
+    key = rep_key(tv, rep_id, audience)
+    if key is None:
+        return review_commitment(tv, rep_id, c, audience)
+    kept = _kept_for(_REVIEWS, key)
+    cid = str(c["commitment_id"])
+    if cid not in kept:
+        kept[cid] = review_commitment(tv, rep_id, c, audience)
+    review = kept[cid]
+    return review if review.commitment is c else dataclasses.replace(review, commitment=c)
+
+
+def keep_sections(tv: TeamView, rep_id: str, sections: dict) -> None:
+    """Keep a report's sections (name -> section) for the rep's overview row (:func:`kept_section`)."""
+    key = rep_key(tv, rep_id)
+    if key is not None:
+        _kept_for(_SECTIONS, key).update({k: v for k, v in sections.items() if v is not None})
+
+
+def kept_section(tv: TeamView, rep_id: str, name: str, compute):
+    """The section ``name`` the rep's report built from the same store and window, else ``compute(tv, rep_id)``.
+
+    Only :func:`rep_report` keeps sections; the team overview reads them for the rep's row
+    (a section of the report's, before the rep's pre-read rewords it).
+    """
+    key = rep_key(tv, rep_id)
+    kept = _SECTIONS.get(key, {}) if key is not None else {}
+    return kept[name] if name in kept else compute(tv, rep_id)
 
 
 def review_commitment(tv: TeamView, rep_id: str, c: dict, audience: str = "manager") -> CommitmentReview:
@@ -840,6 +885,7 @@ def rep_report(data, rep_id: str, as_of=None, lookback_weeks: int = 13, audience
         stage_mix=None if has_stages else stage_mix_section(tv, rep_id),
         capture=capture_section(tv, rep_id) if has_activity else None,
     )
+    keep_sections(tv, rep_id, sections)  # for the rep's overview row, computed next in a batch worker
     questions = coaching.questions_for(findings_for(tv, rep_id, reviews, sections), audience=audience)
     plan = coaching.plan_template(focus, reviews)
     preread = (coaching.rep_preread_prompts(ds, rep_id, list(ds.config.stages), as_of=as_of_ts, focus=focus)

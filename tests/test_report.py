@@ -292,23 +292,104 @@ def test_team_band_from_the_grid_equals_the_group_bys(sample_ds, monkeypatch):
             assert fast[4] == slow[4]
 
 
-def test_commitment_reviews_are_reused_for_the_same_rep_from_a_store(sample_dir, tmp_path):
-    """The overview row asks for the reviews the report computed: served from the process, equal."""
-    from coachnb import report, store_build, team
-    from coachnb.store import open_store
+@pytest.fixture(scope="module")
+def demo_store(sample_dir, tmp_path_factory):
+    """A feature store of the demo team (the batch's path)."""
+    from coachnb import store_build
 
-    store = store_build.build_store(sample_dir, "2026-11-23", 13, tmp_path)
-    report._REVIEWS.clear()
-    ds = open_store(store).dataset_for(None)
-    rep_id = str(ds.commitments["rep_id"].iloc[-1])
-    r = rep_report(store, rep_id, "2026-11-23", 13)
-    assert r.commitments and len(report._REVIEWS) == 1
-    _, _, tv = team.open_data(store, "2026-11-23", 13)
+    return store_build.build_store(sample_dir, "2026-11-23", 13, tmp_path_factory.mktemp("store"))
+
+
+def _reps_with_commitments(store, n):
+    """The first ``n`` reps with a commitment since last time and an older one on record."""
+    from coachnb import team
+    from coachnb.record import commitments_on_record
+
+    ds, as_of, tv = team.open_data(store, "2026-11-23", 13)
+    found = [r for r in ds.reps["rep_id"].astype(str)
+             if len(team.active_commitments(ds, r, tv.window))
+             and sum(c["status"] == "reviewed" for c in commitments_on_record(ds, r, as_of)) > 1]
+    assert len(found) >= n
+    return found[:n]
+
+
+def test_commitment_reviews_are_reused_for_the_same_rep_from_a_store(demo_store, monkeypatch):
+    """The record and the overview row ask for the reviews the report computed: served from the process,
+    each with its own commitment row; another rep or audience never gets them."""
+    from coachnb import record, report, team
+
+    monkeypatch.setattr(report, "_REVIEWS", {})
+    computed = []
+    real = report.review_commitment
+    monkeypatch.setattr(report, "review_commitment", lambda tv, rep, c, *a: computed.append((rep, c["commitment_id"]))
+                        or real(tv, rep, c, *a))
+    rep_id, other = _reps_with_commitments(demo_store, 2)
+    r = rep_report(demo_store, rep_id, "2026-11-23", 13)
+    rec = record.coaching_record(demo_store, rep_id, "2026-11-23", 13)  # without the report's reviews
+    assert r.commitments and len(computed) == len(rec.commitments[rec.commitments["status"] == "reviewed"])
+    assert len(set(computed)) == len(computed)  # each commitment of the rep reviewed once
+    _, _, tv = team.open_data(demo_store, "2026-11-23", 13)
     again = report.commitment_reviews(tv, rep_id)
-    assert all(a is b for a, b in zip(again, r.commitments)) and len(again) == len(r.commitments)
+    assert [a.assessment for a in again] == [b.assessment for b in r.commitments]
+    assert all(a.assessment is b.assessment for a, b in zip(again, r.commitments)) and len(again) == len(r.commitments)
     assert [a.commitment["rep_id"] for a in again] == [rep_id] * len(again)
-    # another rep, another audience: computed, not served
-    assert report.commitment_reviews(tv, rep_id, "rep") is not None and len(report._REVIEWS) == 2
+    assert len(computed) == len(set(computed))  # nothing computed again
+    # another rep, another audience: computed, not served; each rep's own commitments
+    mine = len(computed)
+    theirs = report.commitment_reviews(tv, other)
+    assert {c for r_, c in computed[mine:]} == {str(t.commitment["commitment_id"]) for t in theirs}
+    assert all(t.commitment["rep_id"] == other for t in theirs) and all(r_ == other for r_, _ in computed[mine:])
+    report.commitment_reviews(tv, rep_id, "rep")
+    assert len(computed) == mine + len(theirs) + len(r.commitments)
+
+
+def test_reviews_kept_from_one_store_are_never_read_with_another(sample_dir, demo_store, tmp_path, monkeypatch):
+    import shutil
+
+    from coachnb import report, store_build, team
+
+    monkeypatch.setattr(report, "_REVIEWS", {})
+    rep_id = _reps_with_commitments(demo_store, 1)[0]
+    _, _, tv = team.open_data(demo_store, "2026-11-23", 13)
+    first = report.commitment_reviews(tv, rep_id)
+    # other data: the rep's commitment targets doubled, in a store of its own
+    data = tmp_path / "data"
+    shutil.copytree(sample_dir, data)
+    c = pd.read_csv(data / "commitments.csv", dtype=str)
+    c.loc[c["rep_id"] == rep_id, "target"] = (c.loc[c["rep_id"] == rep_id, "target"].astype(float) * 2).astype(str)
+    c.to_csv(data / "commitments.csv", index=False)
+    other = store_build.build_store(data, "2026-11-23", 13, tmp_path / "out")
+    _, _, tv2 = team.open_data(other, "2026-11-23", 13)
+    second = report.commitment_reviews(tv2, rep_id)
+    assert [2 * a.commitment["target"] for a in first] == [b.commitment["target"] for b in second]
+    assert all(a.assessment is not b.assessment for a, b in zip(first, second))
+    # and from a data folder nothing is kept at all
+    monkeypatch.setattr(report, "_REVIEWS", {})
+    report.commitment_reviews(team.open_data(sample_dir, "2026-11-23", 13)[2], rep_id)
+    assert report._REVIEWS == {}
+
+
+def test_the_overview_row_reads_the_reports_own_sections_and_never_another_reps(demo_store, monkeypatch):
+    """A batch worker computes a rep's overview row right after the report: the report's sections are
+    reused for that rep only, and the row is the one computed from scratch."""
+    from coachnb import overview, report
+
+    monkeypatch.setattr(report, "_SECTIONS", {})
+    monkeypatch.setattr(report, "_REVIEWS", {})
+    rep_id, other = _reps_with_commitments(demo_store, 2)
+    fresh = {r: overview.summary_row(demo_store, "2026-11-23", 13, r) for r in (rep_id, other)}  # nothing kept
+    assert report._SECTIONS == {}  # only a report keeps sections
+    built = []
+    for name in ("activity_section", "pipeline_section", "conversion_section", "capture_section"):
+        real = getattr(overview, name)
+        monkeypatch.setattr(overview, name, lambda tv, rep, _n=name, _f=real: built.append((_n, rep)) or _f(tv, rep))
+    report._REVIEWS.clear()
+    rep_report(demo_store, rep_id, "2026-11-23", 13)
+    assert overview.summary_row(demo_store, "2026-11-23", 13, rep_id) == fresh[rep_id] and built == []
+    assert overview.summary_row(demo_store, "2026-11-23", 13, other) == fresh[other]  # computed, not the report's
+    assert {n for n, _ in built} == {"activity_section", "pipeline_section", "conversion_section",
+                                     "capture_section"} and {r for _, r in built} == {other}
+    assert set(k[4] for k in report._SECTIONS) == {rep_id}
 
 
 def test_the_teams_thresholds_reach_the_pipeline_test(sample_ds, monkeypatch):
