@@ -459,7 +459,7 @@ def impact_sensitivity(outcome: pd.DataFrame, rep_id: str, start, settings, excl
     """
     tried = [("as in the report", settings)]
     tried += [("lag", replace(settings, lag_weeks=lag)) for lag in SENSITIVITY_LAGS if lag != settings.lag_weeks]
-    tried += [("post window", replace(settings, horizon_weeks=h)) for h in SENSITIVITY_HORIZONS
+    tried += [("post window", replace(settings, horizon_weeks=h, max_post_weeks=h)) for h in SENSITIVITY_HORIZONS
               if h != settings.horizon_weeks]
     rows = []
     for varied, s in tried:
