@@ -423,6 +423,8 @@ class StoreDataset(Dataset):
 
 #: commitment panels kept per worker (memory must not grow with the number of reports rendered)
 PANEL_CACHE_SIZE = 12
+#: week windows (:meth:`FeatureStore.week_window`) a process keeps: a grid of reps and weeks each
+WINDOWS_KEPT = 32
 
 
 class _Bounded(dict):
@@ -458,6 +460,7 @@ class FeatureStore:
         self._cube = None
         self._team_ds = None
         self._files: dict = {}
+        self._windows: dict = _Bounded(WINDOWS_KEPT)
 
     # ---------------------------------------------------------------- datasets
     def _dataset(self, per_rep: dict) -> StoreDataset:
@@ -579,8 +582,20 @@ class FeatureStore:
             self._cube = (codes, day, values)
         return self._cube
 
-    def weekly(self, ds, start, end, columns) -> tuple:
-        """Sums of cube ``columns`` per rep and week over ``[start, end)``, as metrics' grid would."""
+    def week_window(self, ds, start, end) -> tuple:
+        """``(grid, first_day, end_day)`` of ``[start, end)``: its :class:`coachnb.calendar.WeekGrid`
+        and its first and end local day numbers, as :meth:`weekly` reads the cube with them.
+
+        Made once per window for the store's own Datasets (its reps table and calendar): every
+        report of a process asks for the same few windows, and each costs four time-zone
+        conversions. A Dataset with other reps or another calendar gets its own, never kept.
+
+        Raises ValueError for a window that is not whole local days or starts before the cube.
+        """
+        own = ds.reps is self.whole["reps"] and ds.config is self.config
+        key = (str(pd.Timestamp(start)), str(pd.Timestamp(end)))
+        if own and key in self._windows:
+            return self._windows[key]
         grid = WeekGrid(ds, start, end)
         cfg = self.config
         for ts in (grid.start, grid.end):
@@ -588,9 +603,16 @@ class FeatureStore:
                 raise ValueError(f"the feature store counts whole local days; {ts} is not a local midnight")
         if grid.start < self.meta["cube_start"]:
             raise ValueError(f"the feature store holds days from {self.meta['cube_start']:%Y-%m-%d}, not {grid.start}")
+        window = (grid, int(local_days(pd.Series([grid.start]), cfg)[0]), int(local_days(pd.Series([grid.end]), cfg)[0]))
+        if own:
+            self._windows[key] = window
+        return window
+
+    def weekly(self, ds, start, end, columns) -> tuple:
+        """Sums of cube ``columns`` per rep and week over ``[start, end)``, as metrics' grid would."""
+        grid, d0, d1 = self.week_window(ds, start, end)
+        cfg = self.config
         codes, day, values = self.cube()
-        d0 = int(local_days(pd.Series([grid.start]), cfg)[0])
-        d1 = int(local_days(pd.Series([grid.end]), cfg)[0])
         lo, hi = np.searchsorted(day, [d0, d1], side="left")
         out = {}
         if grid.n_weeks and hi > lo:

@@ -428,3 +428,46 @@ def test_a_planted_old_format_store_is_refused_without_unpickling(sample_ds, sto
     with pytest.raises(ValueError, match="another coachnb version"):
         rep_report(old, str(sample_ds.reps["rep_id"].iloc[0]), DEMO_AS_OF, 13)
     assert not marker.exists()
+
+
+def test_week_windows_kept_by_a_store_give_the_panels_a_fresh_store_gives(sample_dir, sample_ds, store, tmp_path):
+    """A store keeps each window's grid for its own Datasets only: panels read through kept windows
+    equal a fresh store's, a Dataset with other reps gets its own grid, and another store (other
+    data, same process) its own panels."""
+    from coachnb.calendar import weeks_before
+    from coachnb.team import open_data
+
+    rep = str(sample_ds.reps["rep_id"].iloc[0])
+    ds, _, tv = open_data(store, DEMO_AS_OF, 13, rep)
+    fs = fstore.store_of(ds)
+    windows = [(tv.history_start, tv.window.end), (weeks_before(tv.window.end, 30), tv.window.end),
+               (tv.history_start, tv.window.start)]
+    first = [fstore.metric_panel(ds, "calls_per_week", s, e) for s, e in windows]
+    assert all(fs.week_window(ds, s, e) is fs.week_window(ds, s, e) for s, e in windows)  # kept
+    again = [fstore.metric_panel(ds, "calls_per_week", s, e) for s, e in windows]
+    fresh = fstore.FeatureStore(fs.path)  # nothing kept yet
+    fresh_ds = fresh.dataset_for(rep)
+    for (s, e), a, b in zip(windows, first, again):
+        expected = fresh.panel(fresh_ds, s, e, ["call"])[0].wide(fresh.panel(fresh_ds, s, e, ["call"])[1]["call"])
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+        pd.testing.assert_frame_equal(a, expected.astype(float), check_exact=True)
+        assert a.shape[0] == len(pd.date_range(s.tz_localize(None), e.tz_localize(None), freq="7D", inclusive="left"))
+    # a Dataset with one rep less: its own grid (its reps), and the store keeps nothing of it
+    fewer = dataclasses.replace(ds, reps=ds.reps.iloc[1:].copy())
+    kept = dict(fs._windows)
+    grid, _, _ = fs.week_window(fewer, *windows[0])
+    assert grid.n_reps == len(ds.reps) - 1 and grid is not fs.week_window(ds, *windows[0])[0]
+    assert dict(fs._windows) == kept
+    # another store in the same process (the first rep's calls doubled): its own panels
+    data = tmp_path / "data"
+    shutil.copytree(sample_dir, data)
+    acts = pd.read_csv(data / "activities.csv", dtype=str)
+    calls = acts[(acts["rep_id"] == rep) & (acts["type"] == "call")].copy()
+    calls["activity_id"] = "X" + calls["activity_id"]
+    pd.concat([acts, calls]).to_csv(data / "activities.csv", index=False)
+    other = store_build.build_store(data, DEMO_AS_OF, 13, tmp_path / "out")
+    ods, _, _ = open_data(other, DEMO_AS_OF, 13, rep)
+    doubled = fstore.metric_panel(ods, "calls_per_week", *windows[0])
+    pd.testing.assert_series_equal(doubled[rep], 2 * first[0][rep], check_exact=True)
+    pd.testing.assert_frame_equal(doubled.drop(columns=rep), first[0].drop(columns=rep), check_exact=True)
+    assert fstore.store_of(ods) is not fs
