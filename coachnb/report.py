@@ -459,12 +459,19 @@ class ResultsSection(ShownInJupyter):
 
 
 def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
-    def pick(table, col):
-        r = table[table["rep_id"] == rep_id]
-        return float(r[col].iloc[0]) if len(r) and pd.notna(r[col].iloc[0]) else np.nan
+    known_values: dict = {}  # each figure is read once, for the table's text and for its numbers
 
-    def team_med(table, col):
-        return peer_quartiles(tv, table, rep_id, col)["median"]
+    def pick(name, col):
+        if (name, col, "you") not in known_values:
+            table = getattr(tv, name)
+            r = table[table["rep_id"] == rep_id]
+            known_values[name, col, "you"] = float(r[col].iloc[0]) if len(r) and pd.notna(r[col].iloc[0]) else np.nan
+        return known_values[name, col, "you"]
+
+    def team_med(name, col):
+        if (name, col, "team") not in known_values:
+            known_values[name, col, "team"] = peer_quartiles(tv, getattr(tv, name), rep_id, col)["median"]
+        return known_values[name, col, "team"]
 
     # a win rate needs recorded losses; a won value needs won deals with an amount above zero (team-wide:
     # from the team tables, which a feature store holds too, not from this rep's deals alone)
@@ -477,35 +484,35 @@ def results_section(tv: TeamView, rep_id: str) -> ResultsSection:
     money = ((lambda x, kind="recorded": fmt_money(x, cur, kind=kind)) if has_amounts
              else (lambda x, kind="recorded": "unknown"))
     rows = [
-        ("Won this quarter so far", money(pick(tv.attainment, "won_amount_qtd")),
-         money(team_med(tv.attainment, "won_amount_qtd"), kind="average")),
-        ("Share of quarterly quota won", fmt_pct(pick(tv.attainment, "attainment")),
-         fmt_pct(team_med(tv.attainment, "attainment"))),
-        ("Open pipeline against quarterly quota", fmt_times(pick(tv.coverage, "coverage")),
-         fmt_times(team_med(tv.coverage, "coverage"))),
-        ("Average won deal", money(pick(tv.outcomes, "avg_won_amount"), kind="average"),
-         money(team_med(tv.outcomes, "avg_won_amount"), kind="average")),
+        ("Won this quarter so far", money(pick("attainment", "won_amount_qtd")),
+         money(team_med("attainment", "won_amount_qtd"), kind="average")),
+        ("Share of quarterly quota won", fmt_pct(pick("attainment", "attainment")),
+         fmt_pct(team_med("attainment", "attainment"))),
+        ("Open pipeline against quarterly quota", fmt_times(pick("coverage", "coverage")),
+         fmt_times(team_med("coverage", "coverage"))),
+        ("Average won deal", money(pick("outcomes", "avg_won_amount"), kind="average"),
+         money(team_med("outcomes", "avg_won_amount"), kind="average")),
     ]
     if has_losses:
-        rows.insert(3, ("Win rate in the period", fmt_pct(pick(tv.outcomes, "win_rate")),
-                        fmt_pct(team_med(tv.outcomes, "win_rate"))))
+        rows.insert(3, ("Win rate in the period", fmt_pct(pick("outcomes", "win_rate")),
+                        fmt_pct(team_med("outcomes", "win_rate"))))
     if not has_amounts:  # shares of quota and coverage rest on amounts too
         rows = [r for r in rows if r[0] not in ("Share of quarterly quota won", "Open pipeline against quarterly quota")]
-    open_unknown = bool(np.isnan(pick(tv.coverage, "open_pipeline")))  # some open deal has no amount
+    open_unknown = bool(np.isnan(pick("coverage", "open_pipeline")))  # some open deal has no amount
     if open_unknown:
         rows = [r for r in rows if r[0] != "Open pipeline against quarterly quota"]
     table = pd.DataFrame(rows, columns=["measure", "you", "team median"])
     sources = [RESULT_SOURCES[m] for m in table["measure"]]
     known = [has_amounts or column not in MONEY_COLUMNS for _, column in sources]
     values = pd.DataFrame({"measure": table["measure"],
-                           "you": [pick(getattr(tv, t), c) if k else np.nan for (t, c), k in zip(sources, known)],
-                           "team median": [team_med(getattr(tv, t), c) if k else np.nan
+                           "you": [pick(t, c) if k else np.nan for (t, c), k in zip(sources, known)],
+                           "team median": [team_med(t, c) if k else np.nan
                                            for (t, c), k in zip(sources, known)]})
     no_peers = peer_group(tv, rep_id).scope == "none"
     if no_peers:
         table = table.drop(columns="team median")  # n/a in every row says less than leaving it out
         values = values.drop(columns="team median")
-    att = pick(tv.attainment, "attainment")
+    att = pick("attainment", "attainment")
     s = ("For the record, here is where the numbers stand. They follow from the process above; "
          "the conversation is about the process.")
     qs = tv.attainment["quarter_start"]

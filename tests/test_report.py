@@ -583,3 +583,24 @@ def test_a_focus_area_states_the_same_team_median_as_its_section(sample_ds):
                 assert f"team median {fmt_num(team, 0)} days" in area.reason, (rep_id, area.reason)
                 checked += 1
     assert checked >= 3
+
+
+def test_each_result_is_the_reps_own_figure_and_the_peer_groups_median(sample_ds):
+    """The results' numbers, read once each for the text and the numbers, are the team tables' own."""
+    from coachnb.report import RESULT_SOURCES
+    from coachnb.team import open_data, peer_group
+
+    for rep_id in ("R003", "R010"):
+        r = rep_report(sample_ds, rep_id, AS_OF)
+        _, _, tv = open_data(sample_ds, AS_OF, 13)
+        peers = set(peer_group(tv, rep_id).ids)
+        v = r.results.values.set_index("measure")
+        assert len(v) >= 4
+        for measure, (name, column) in RESULT_SOURCES.items():
+            if measure not in v.index:
+                continue
+            table = getattr(tv, name)
+            own = table.loc[table["rep_id"] == rep_id, column]
+            team = pd.to_numeric(table.loc[table["rep_id"].astype(str).isin(peers), column]).dropna()
+            assert v.at[measure, "you"] == pytest.approx(float(own.iloc[0]), nan_ok=True), (rep_id, measure)
+            assert v.at[measure, "team median"] == pytest.approx(float(team.median()), nan_ok=True), (rep_id, measure)
