@@ -538,14 +538,17 @@ def secondary_histories(tv: TeamView, hist_start: pd.Timestamp, counts: pd.DataF
     The deal unit (``impact.deal_units``) comes from the weeks in which a rep created exactly
     one opportunity: those weeks' values are single deal amounts, so no rep's deal list is needed.
     """
-    key = ("secondary_wide", hist_start)
+    # from a feature store ``tv.ds`` holds this rep's deals only, so whether every amount is known
+    # is part of the key: the panels kept for one rep never decide for another
+    amounts_known = bool(tv.ds.opportunities["amount"].notna().all())
+    key = ("secondary_wide", hist_start, amounts_known)
     if key not in tv.cache:
         value = store.pipeline_panel(tv.ds, hist_start, tv.window.end, "pipeline_created")
         value = value.reindex(index=counts.index, columns=counts.columns)
         single = value.to_numpy(dtype=float)[counts.to_numpy(dtype=float) == 1]
         single = single[np.isfinite(single)]
         panels = {}
-        if tv.ds.opportunities["amount"].notna().all():  # a week's value over unknown amounts is no value
+        if amounts_known:  # a week's value over unknown amounts is no value
             panels[impact.PIPELINE_VALUE] = unobserved_as_missing(tv.ds, impact.deal_units(value, single))
         if tv.ds.has("stage_history"):
             panels["stage advancements"] = unobserved_as_missing(

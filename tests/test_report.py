@@ -177,6 +177,24 @@ def test_pipeline_value_is_measured_in_deal_units_from_single_deal_weeks(sample_
     assert 0.2 < (units.to_numpy()[busy] / counts.to_numpy()[busy]).mean() < 2.0
 
 
+def test_secondary_panels_kept_for_one_rep_never_decide_for_another(sample_ds):
+    """From a store a team view's dataset holds one rep's deals: a rep with an unknown amount gets no
+    pipeline-value panel even when a rep with every amount known filled the shared cache first."""
+    import dataclasses
+
+    from coachnb.team import outcome_history, secondary_histories
+
+    tv = team_view(sample_ds, pd.Timestamp(AS_OF, tz=sample_ds.config.timezone), 13)
+    counts = outcome_history(tv, tv.history_start)
+    assert "pipeline value" in secondary_histories(tv, tv.history_start, counts)
+    opps = sample_ds.opportunities.copy()
+    opps.loc[opps.index[0], "amount"] = pd.NA
+    unknown = dataclasses.replace(tv, ds=dataclasses.replace(sample_ds, opportunities=opps))
+    assert unknown.cache is tv.cache  # the same shared cache, as for two reps in one worker
+    assert "pipeline value" not in secondary_histories(unknown, tv.history_start, counts)
+    assert "pipeline value" in secondary_histories(tv, tv.history_start, counts)
+
+
 def test_partial_data_renders_with_sections_explained(sample_dir, tmp_path):
     part = tmp_path / "pipeline_only"
     shutil.copytree(sample_dir, part)
