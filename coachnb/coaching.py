@@ -1002,9 +1002,11 @@ class ActivityLink:
         See ``method``; ``low``/``high`` bound a 95% interval.
     n_reps : int
         Reps the estimate rests on.
-    lead_p_value : float
-        Panel model only: p-value of next week's activity "predicting" this week's
-        pipeline (small = pipeline may be driving activity, read the estimate with care).
+    lead_p_value, lead_coef : float
+        Panel model only: p-value and coefficient (change in log weekly new opportunities per
+        unit) of next week's activity "predicting" this week's pipeline (small p and a positive
+        coefficient = good pipeline weeks were followed by more activity, so part of the
+        estimate may run the other way).
     """
 
     method: str
@@ -1013,6 +1015,7 @@ class ActivityLink:
     high: float
     n_reps: int
     lead_p_value: float = float("nan")
+    lead_coef: float = float("nan")
 
     def extra_per_week(self, opps_per_week: float, delta_per_week: float) -> tuple[float, float, float]:
         """Extra new opportunities a week from a sustained change of ``delta_per_week`` units.
@@ -1038,7 +1041,7 @@ class ActivityLink:
                  f"{self.n_reps} reps of the team over the last year, after taking out what the whole team "
                  "went through each week. It counts once the new level has been kept for about five weeks; "
                  "the first weeks add less.")
-            if np.isfinite(self.lead_p_value) and self.lead_p_value <= 0.05:
+            if np.isfinite(self.lead_p_value) and self.lead_p_value <= 0.05 and self.lead_coef > 0:
                 s += " Activity also rose after good pipeline weeks, so part of the link may run the other way."
             return s
         if self.method == "pooled ratio":
@@ -1061,15 +1064,18 @@ def activity_link(ds: Dataset, rep_id: str, as_of, metric: str,
     rep_id = str(rep_id)
     team = ds.reps.loc[ds.reps["rep_id"].astype(str) == rep_id, "team"]
     start, end = focus_window(as_of, ds, lookback_weeks)
-    # the total's interval is all a scenario reads: the other terms' would cost about 3x the fit
-    fit = team_link_fit(ds, team.iloc[0], metric, end, intervals=("total",)) if len(team) else None
+    # the total's interval is all a scenario reads (the other terms' would cost about 3x the fit); the
+    # lead's p-value, shared with the team overview's fit, says whether pipeline may drive activity
+    fit = (team_link_fit(ds, team.iloc[0], metric, end, p_values=("lead",), intervals=("total",))
+           if len(team) else None)
     if fit is not None:
         total = fit.loc[fit.index.str.startswith("total")].iloc[0]
         lead = fit.loc[fit.index.str.startswith("lead")]
-        lead_p = float(lead["p_value"].iloc[0]) if len(lead) else float("nan")
+        lead_p, lead_coef = ((float(lead["p_value"].iloc[0]), float(lead["coef"].iloc[0])) if len(lead)
+                             else (float("nan"), float("nan")))
         if all(np.isfinite([total["rate_ratio_per_unit"], total["ci_low"], total["ci_high"]])):
             return ActivityLink("panel model", float(total["rate_ratio_per_unit"]), float(total["ci_low"]),
-                                float(total["ci_high"]), int(fit.attrs.get("n_reps", 0)), lead_p)
+                                float(total["ci_high"]), int(fit.attrs.get("n_reps", 0)), lead_p, lead_coef)
     group = [rep_id] + _peers(ds, rep_id)
     x, y = _window_totals(ds, metric, start, end, group)
     if int((x.drop(index=rep_id, errors="ignore") > 0).sum()) < min_teammates(ds):  # pooled over enough others

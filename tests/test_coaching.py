@@ -268,7 +268,10 @@ def test_panel_link_scales_the_reps_own_rate_multiplicatively():
     assert (lo, hi) == (pytest.approx(2 * (1.01 ** 10 - 1)), pytest.approx(2 * (1.05 ** 10 - 1)))
     assert link.extra_per_week(0.0, 10) == (0.0, 0.0, 0.0)  # no pipeline of one's own: nothing to multiply
     assert "five weeks" in link.basis
-    assert "other way" in ActivityLink("panel model", 1.03, 1.01, 1.05, 8, lead_p_value=0.01).basis
+    assert "other way" in ActivityLink("panel model", 1.03, 1.01, 1.05, 8, lead_p_value=0.01, lead_coef=0.02).basis
+    # activity that fell after good pipeline weeks does not inflate the link: no caveat
+    assert "other way" not in ActivityLink("panel model", 1.03, 1.01, 1.05, 8, lead_p_value=0.01, lead_coef=-0.02).basis
+    assert "other way" not in ActivityLink("panel model", 1.03, 1.01, 1.05, 8, lead_p_value=0.3, lead_coef=0.02).basis
 
 
 def test_bootstrap_ratio_is_pooled_and_bounded_by_the_reps():
@@ -502,14 +505,15 @@ def test_a_report_scenario_and_the_overview_share_one_team_fit_and_each_gets_wha
     link = coaching.activity_link(sample_ds, "R001", AS_OF, "calls_per_week")  # the report's scenario first
     effects, _ = overview.activity_effects(tv, ["calls_per_week"], teams={team})  # then the rep's overview row
     assert len(fitted) == 1 and fitted[0]["intervals"] == ("total",)  # one fit, and no lag's interval
-    assert link.method == "panel model" and np.isnan(link.lead_p_value)  # the scenario asked for no p-value
+    assert link.method == "panel model"
     # each is what a fresh process computing only its own request gets
     end = tv.window.end
     alone = _uncached_fit(sample_ds, team, "calls_per_week", end, ("total", "lead"), ("total",))
     total = alone.loc["total (lags 0-4)"]
     assert effects.iloc[0]["extra_pct"] == 100 * (total["rate_ratio_per_unit"] - 1)
     assert effects.iloc[0]["low_pct"] == 100 * (total["ci_low"] - 1) and np.isfinite(total["ci_low"])
-    assert effects.iloc[0]["lead_p_value"] == alone.loc["lead 1", "p_value"]
+    assert effects.iloc[0]["lead_p_value"] == alone.loc["lead 1", "p_value"] == link.lead_p_value
+    assert link.lead_coef == alone.loc["lead 1", "coef"]  # the scenario's caveat reads the same fit
     assert (link.estimate, link.low, link.high) == (total["rate_ratio_per_unit"], total["ci_low"], total["ci_high"])
 
 
