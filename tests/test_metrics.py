@@ -466,3 +466,22 @@ def test_red_flags_stalled_pipeline(stall_ds):
     few = rf[rf["flag"] == "few_new_opportunities"]
     assert few["rep_id"].tolist() == ["R3"] and few["team_q25"].iloc[0] == 1.5
     assert "low_activity" not in set(rf["flag"])  # no activities table: no activity flags
+
+
+# --------------------------------------------------------------------------- codes_of (Arrow lookup)
+@pytest.mark.parametrize("categories", [["c", "a", "b"], ("c", "a", "b"), pd.Index(["c", "a", "b"], dtype=object),
+                                        pd.Index(["c", "a", "b"], dtype="string")])
+def test_codes_of_arrow_strings_match_get_indexer(categories):
+    values = pd.Series(["a", "b", None, "z", "c", "A", "a "] * 3, dtype="string[pyarrow]")
+    expected = pd.Index(list(categories)).get_indexer(pd.Index(values.astype(object))).astype(np.int64)
+    got = C.codes_of(values, categories)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, expected)
+    assert list(got[:7]) == [1, 2, -1, -1, 0, -1, -1]  # missing, absent, case and spaces are not matches
+
+
+def test_codes_of_other_values_take_the_pandas_path():
+    np.testing.assert_array_equal(C.codes_of(pd.Series([1, 2, 3]), [3, 1]), [1, -1, 0])
+    np.testing.assert_array_equal(C.codes_of(pd.Series(["b", "a"], dtype=object), ["a", "b"]), [1, 0])
+    with pytest.raises(Exception):  # duplicate categories: refused, as get_indexer does, never a first match
+        C.codes_of(pd.Series(["a"], dtype="string[pyarrow]"), ["a", "a"])
