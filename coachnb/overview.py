@@ -15,6 +15,7 @@ says so.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,7 +164,8 @@ def overview_rows(ds, tv, as_of_ts, manifest: dict, stored: dict | None = None) 
     reps["flags"] = [attention(rec) for rec in reps.to_dict("records")]
     # what needs a look in the next 1:1 first (most flags, then longest since a 1:1): not a ranking of people
     days = pd.to_numeric(reps["days_since_1to1"], errors="coerce").astype(float).fillna(-1.0).to_numpy()
-    order = sorted(range(len(reps)), key=lambda i: (-len(reps["flags"].iloc[i]), -days[i], str(reps["name"].iloc[i])))
+    n_flags, names = [len(f) for f in reps["flags"]], [str(n) for n in reps["name"]]
+    order = sorted(range(len(reps)), key=lambda i: (-n_flags[i], -days[i], names[i]))
     reps = reps.iloc[order].reset_index(drop=True)
     tested = reps["p_value"].notna()
     reps["q_value"] = np.nan
@@ -484,15 +486,35 @@ def stored_overview(ds) -> tuple[dict, pd.DataFrame | None]:
         return {}, None
     path = Path(fs.path) / ROWS_FILE
     try:
-        raw = json.loads(path.read_text(encoding="utf-8")) if path.is_file() and not path.is_symlink() else {}
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        data = path.read_bytes() if path.is_file() and not path.is_symlink() else b""
+    except OSError:
+        data = b""
+    # the same bytes for the same store key were parsed and checked already in this process (a
+    # worker renders every manager page in turn); keyed by content, so a rewritten file is read again
+    file_id = (hashlib.sha256(data).hexdigest(), key)
+    if _STORED_ROWS.get("file") != file_id:
+        _STORED_ROWS.clear()
+        _STORED_ROWS.update(file=file_id, rows=_parse_stored_rows(data, key))
+    rows, effects = _STORED_ROWS["rows"]
+    # new dicts per call (a caller may add to them); the values are only read (text, numbers, series)
+    return {r: dict(row) for r, row in rows.items()}, (None if effects is None else effects_frame(effects))
+
+
+#: the rows and effects :func:`stored_overview` read last, with the sha256 of the file's bytes and the store key
+_STORED_ROWS: dict = {}
+
+
+def _parse_stored_rows(data: bytes, key: str) -> tuple[dict, list | None]:
+    """Rows and effect records in a :data:`ROWS_FILE`'s bytes that pass the checks, for store ``key``."""
+    try:
+        raw = json.loads(data.decode("utf-8")) if data else {}
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raw = {}
     if not isinstance(raw, dict) or raw.get("key") != key:
         return {}, None
     rows = {str(r): row for r, row in ((r, checked_row(v, key)) for r, v in (raw.get("rows") or {}).items())
             if row is not None} if isinstance(raw.get("rows"), dict) else {}
-    effects = checked_effects(raw.get("effects"))
-    return rows, (None if effects is None else effects_frame(effects))
+    return rows, checked_effects(raw.get("effects"))
 
 
 def fresh_team_effects(fresh: dict, key: str) -> dict:

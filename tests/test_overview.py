@@ -252,6 +252,35 @@ def test_stored_rows_of_another_store_or_of_the_wrong_type_are_not_used(sample_d
     assert stored_overview(ds) == ({}, None)
 
 
+
+def test_stored_rows_are_read_once_per_file_content_and_store_key(sample_dir, tmp_path, monkeypatch):
+    """A worker rendering many manager pages parses and checks the rows file once; a rewritten
+    file, another store key or a caller's change to a row never gives a page stale rows."""
+    from coachnb import overview
+    from coachnb.store_build import build_store
+    from coachnb.team import open_data
+
+    store = build_store(coachnb_load(sample_dir), AS_OF, 13, tmp_path)
+    overview.complete_overview(store, AS_OF, 13)
+    ds, _, _ = open_data(store, AS_OF, 13)
+    parsed = []
+    real = overview._parse_stored_rows
+    monkeypatch.setattr(overview, "_parse_stored_rows", lambda data, key: parsed.append(key) or real(data, key))
+    monkeypatch.setattr(overview, "_STORED_ROWS", {})
+    first, _ = overview.stored_overview(ds)
+    first["R001"]["verdict"] = "changed by a caller"
+    again, _ = overview.stored_overview(ds)
+    assert len(parsed) == 1  # same bytes, same key: read once
+    assert again["R001"]["verdict"] != "changed by a caller" and sorted(again) == sorted(first)
+    path = store / overview.ROWS_FILE
+    raw = json.loads(path.read_text())
+    raw["rows"]["R003"]["verdict"] = "rewritten"
+    path.write_text(json.dumps(raw))
+    assert overview.stored_overview(ds)[0]["R003"]["verdict"] == "rewritten" and len(parsed) == 2
+    monkeypatch.setattr(overview, "_store_key", lambda ds: "0" * 20)  # same file, another store's key
+    assert overview.stored_overview(ds) == ({}, None) and len(parsed) == 3
+
+
 def coachnb_load(folder):
     import coachnb
 
