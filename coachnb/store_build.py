@@ -31,7 +31,7 @@ from .schema import Dataset
 from .store import (CUBE_COLUMNS, EXCLUDED, EXCLUDED_COLUMNS, FORMAT, HAS_TABLES, KEY_PATTERN, MARKER, META, OWNER,
                     PER_REP, ROW_GROUP_ROWS, TEAM_TABLES, TEMP_PATTERN, WHOLE, as_of_date, encode_meta, store_key,
                     store_path, verify_store)
-from .team import compute_team_view, rep_commitments
+from .team import compute_team_view
 from .version import __version__
 
 #: complete stores kept under ``.features/`` (the most recently built or used; never the current one)
@@ -101,10 +101,14 @@ def _panel_start(ds, tv) -> pd.Timestamp:
     reviewed (the coaching record), not only those under 'since last time'."""
     start = min(tv.history_start, focus_window(tv.window.as_of, ds, max(coaching.CONVERSION_WEEKS, 13))[0])
     if ds.has("commitments"):
-        for rep_id in ds.reps["rep_id"].astype(str):
-            chosen = rep_commitments(ds, rep_id, tv.window.as_of)
-            for s in chosen["start"]:
-                start = min(start, weeks_before(s, 52))
+        # every rep's commitments as rep_commitments chooses them, in one pass over the table
+        c = ds.commitments
+        superseded = set(c["supersedes"].dropna())
+        chosen = c[c["rep_id"].isin(set(ds.reps["rep_id"].astype(str))).to_numpy(dtype=bool, na_value=False)
+                   & ~c["commitment_id"].isin(superseded).to_numpy(dtype=bool, na_value=False)
+                   & (c["start"] < tv.window.as_of).to_numpy(dtype=bool, na_value=False)]
+        for s in chosen["start"].drop_duplicates():
+            start = min(start, weeks_before(s, 52))
     return start
 
 

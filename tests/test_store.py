@@ -471,3 +471,31 @@ def test_week_windows_kept_by_a_store_give_the_panels_a_fresh_store_gives(sample
     pd.testing.assert_series_equal(doubled[rep], 2 * first[0][rep], check_exact=True)
     pd.testing.assert_frame_equal(doubled.drop(columns=rep), first[0].drop(columns=rep), check_exact=True)
     assert fstore.store_of(ods) is not fs
+
+
+def test_panel_start_reaches_back_for_every_reps_chosen_commitments_only(sample_ds):
+    """The store's panels start 52 weeks before the earliest commitment any rep's record reviews
+    (as rep_commitments chooses them: started, not superseded); a superseded one is not read."""
+    from coachnb.calendar import resolve_as_of, weeks_before
+    from coachnb.store_build import _panel_start, as_of_date
+    from coachnb.team import compute_team_view, rep_commitments
+
+    def reference(ds, tv):
+        start = min(tv.history_start, _panel_start(dataclasses.replace(ds, commitments=ds.commitments.iloc[:0]), tv))
+        for rep_id in ds.reps["rep_id"].astype(str):
+            for s in rep_commitments(ds, rep_id, tv.window.as_of)["start"]:
+                start = min(start, weeks_before(s, 52))
+        return start
+
+    as_of = resolve_as_of(as_of_date("2026-11-23"), sample_ds)
+    tv = compute_team_view(sample_ds, as_of, 13)
+    assert _panel_start(sample_ds, tv) == reference(sample_ds, tv)
+    c = sample_ds.commitments.copy()
+    earliest = c["start"].idxmin()
+    moved = c.loc[earliest, "start"] - pd.Timedelta(weeks=60)
+    c.loc[earliest, "start"] = moved  # now the earliest by far ...
+    ds = dataclasses.replace(sample_ds, commitments=c)
+    assert _panel_start(ds, tv) == reference(ds, tv) == weeks_before(moved, 52)
+    later = c.drop(index=earliest).iloc[[0]].assign(commitment_id="C-NEW", supersedes=c.loc[earliest, "commitment_id"])
+    ds = dataclasses.replace(sample_ds, commitments=pd.concat([c, later], ignore_index=True))
+    assert _panel_start(ds, tv) == reference(ds, tv) > weeks_before(moved, 52)  # ... until superseded
