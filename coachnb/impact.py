@@ -111,6 +111,10 @@ class _Placebo:
         """The rep's extra variance of its statistic: the pool's shared ``c`` plus its own noise over the windows."""
         return self.extra_var + self.rep_kappa * (1.0 / horizon + 1.0 / pre)
 
+    def rep_z(self, s: float, v: float, pre: int, horizon: int) -> float:
+        """The rep's statistic ``s`` (Poisson + trend variance ``v``) studentized like the placebo values."""
+        return s / math.sqrt(v + self.rep_extra_var(pre, horizon))
+
 
 #: lags of autocovariance in a unit's own noise (:func:`_baseline_noise`; 1, 3 and 6 measured in NOTES)
 NOISE_LAGS = 3
@@ -146,7 +150,12 @@ def _baseline_noise(y: np.ndarray, team: np.ndarray, d: np.ndarray, pre: int, ga
         e2 = e2 + 2 * (pairs(y[:-j] * y[j:], j) - a * pairs(y[:-j] * team[j:] + team[:-j] * y[j:], j)
                        + a * a * pairs(team[:-j] * team[j:], j))
     m2 = a * a * total(team * team)
-    kappa = (e2 - Y) / np.maximum(m2, 1e-12)
+    # residuals about a level fitted on the same weeks: the squares lose a week's variance and
+    # each lag's products (pre - j) / pre of one (Poisson and extra alike; white noise), so the
+    # sums are scaled back up by what they keep
+    n_lags = min(NOISE_LAGS, max(pre - 1, 0))
+    kept = max(0.25, 1.0 - (1 + 2 * n_lags) / pre + n_lags * (n_lags + 1) / pre**2)
+    kappa = (e2 / kept - Y) / np.maximum(m2, 1e-12)
     return np.where(m2 > 1e-12, kappa, 0.0), Y / pre
 
 
@@ -720,7 +729,7 @@ def _dip_check(case: _Case, cfg: ImpactSettings, label: str) -> tuple[float, str
     dip_ratio = float(np.exp(s[0]))
     if dpl is None or len(dpl.z) < 19:  # too few placebo values for a one-sided test at 5%
         return dip_ratio, "", "not checked"
-    _, _, p_low = _rank_p(float(s[0] / np.sqrt(v[0] + dpl.rep_extra_var(hist, k))), dpl.z, dpl.weight)
+    _, _, p_low = _rank_p(dpl.rep_z(float(s[0]), float(v[0]), hist, k), dpl.z, dpl.weight)
     if p_low <= cfg.dip_alpha and dip_ratio < 0.8:
         dip_low = (f"{label} in the {k} weeks before the change were "
                    f"unusually low ({dip_ratio:.2f}× the rep's earlier level, team-adjusted)")
@@ -741,7 +750,7 @@ def _estimate(case: _Case, cfg: ImpactSettings, pl: _Placebo, z_lo: float, z_hi:
         case.rep_y, case.peers, np.array([case.t0]), case.pre, cfg.gap_weeks, cfg.lag_weeks, case.horizon,
         pl.peer_extra_var, pl.beta))
     se_now = math.sqrt(v + pl.rep_extra_var(case.pre, case.horizon))
-    p, _, _ = _rank_p(s / se_now, pl.z, pl.weight)
+    p, _, _ = _rank_p(pl.rep_z(s, v, case.pre, case.horizon), pl.z, pl.weight)
     res = dict(rate_ratio=math.exp(s), p_value=p, post_rate=u_post / case.horizon,
                ci_low=math.exp(s - se_now * z_hi) if np.isfinite(z_hi) else 0.0,
                ci_high=math.exp(s - se_now * z_lo) if np.isfinite(z_lo) else math.inf)
@@ -773,7 +782,7 @@ def _dip_confirmed(case: _Case, cfg: ImpactSettings, stat: float, dip_low: str) 
     s2, v2, *_ = (float(x[0]) for x in _unit_vs_team(case.rep_y, case.peers, np.array([case.t0]), pre2,
                                                       cfg.dip_weeks, cfg.lag_weeks, case.horizon,
                                                       pl2.peer_extra_var, pl2.beta))
-    p2, _, _ = _rank_p(s2 / math.sqrt(v2 + pl2.rep_extra_var(pre2, case.horizon)), pl2.z, pl2.weight)
+    p2, _, _ = _rank_p(pl2.rep_z(s2, v2, pre2, case.horizon), pl2.z, pl2.weight)
     if p2 <= cfg.alpha and (s2 > 0) == (stat > 0):
         return f"passed: {dip_low}, but the change also shows against the {pre2} weeks before them (p = {p2:.3f})"
     return None
@@ -959,7 +968,7 @@ def placebo_statistics(outcome: pd.DataFrame, rep_id, start, settings: ImpactSet
         return pl.z, float("nan")
     s, v, *_ = _unit_vs_team(case.rep_y, case.peers, np.array([case.t0]), case.pre, settings.gap_weeks,
                              settings.lag_weeks, case.horizon, pl.peer_extra_var, pl.beta)
-    return pl.z, float(s[0] / math.sqrt(v[0] + pl.rep_extra_var(case.pre, case.horizon)))
+    return pl.z, pl.rep_z(float(s[0]), float(v[0]), case.pre, case.horizon)
 
 
 def _impact_sentence(r: dict, failed: list[str], label: str, cfg: ImpactSettings) -> str:

@@ -349,12 +349,15 @@ def test_a_rep_noisier_than_the_team_is_judged_with_a_wider_null():
         return np.log(r.ci_high / r.ci_low)
 
     teams = [_quiet_and_noisy(seed) for seed in range(12)]
-    # the estimate of a unit's own noise: about 0 for a Poisson series, well above it for the noisy one
-    assert abs(np.mean([kappa(q) for q, _ in teams])) < 0.1
+    # the estimate of a unit's own noise: about 0 for a Poisson series (12 estimates of sd about
+    # 0.17; its bias is tested on 300 in test_own_noise_estimate_is_about_right_...), well above it for the noisy one
+    assert abs(np.mean([kappa(q) for q, _ in teams])) < 0.15
     assert np.mean([kappa(n) for _, n in teams]) > 0.5
     # its own noise widens a noisy rep's interval; a rep like the team keeps about the team's
     assert np.median([width(n, True) / width(n, False) for _, n in teams]) > 1.3
-    assert np.median([width(q, True) / width(q, False) for q, _ in teams]) < 1.15
+    # (about 16% wider in the median here since the noise estimate is no longer biased low: a
+    # Poisson rep's estimate floored at 0 less often; benchmarks/NOTES.md, "Noisy reps")
+    assert np.median([width(q, True) / width(q, False) for q, _ in teams]) < 1.2
 
 
 def test_a_changed_peer_is_left_out_of_the_counterfactual_and_the_placebo_pool():
@@ -446,3 +449,37 @@ def test_own_noise_of_a_baseline_too_short_for_its_lags_is_computed():
     assert k.shape == (2, 3) and np.isfinite(k).all() and np.allclose(mean, y[[9, 8]])
     k1, _ = _baseline_noise(y[:, 0], y[:, 1:].sum(axis=1), np.array([10]), NOISE_LAGS - 1, 0)
     assert np.isfinite(k1).all()
+
+
+def test_own_noise_estimate_is_about_right_for_poisson_and_negative_binomial_units():
+    from coachnb.impact import _baseline_noise
+
+    def mean_kappa(draw, n=300):
+        ks = []
+        for seed in range(n):
+            y = draw(np.random.default_rng(seed)).astype(float)
+            ks.append(_baseline_noise(y[:, 0], y[:, 1:].sum(axis=1), np.array([60]), 26, 2)[0][0])
+        return float(np.mean(ks))
+
+    # a rep of 2 a week: residuals about a level fitted on the same 26 weeks lose about 7 weeks'
+    # variance over the squares and 3 lags; uncorrected the Poisson unit read about -0.13
+    assert abs(mean_kappa(lambda rng: rng.poisson(2.0, (70, 12)))) < 0.08
+    # negative binomial of shape 2: extra relative variance 1/2 a week (uncorrected about 0.23)
+    assert 0.4 < mean_kappa(lambda rng: rng.poisson(rng.gamma(2.0, 2.0, (70, 12)))) < 0.6
+
+
+def test_a_rep_twice_as_noisy_as_its_team_gets_a_wider_interval():
+    cfg = ImpactSettings(lag_weeks=2, horizon_weeks=8, max_post_weeks=8)
+
+    def width(panel, own_noise):
+        r = pipeline_impact(panel, "R0", panel.index[60], dataclasses.replace(cfg, own_noise=own_noise))
+        return math.log(r.ci_high / r.ci_low)
+
+    rng = np.random.default_rng(5)
+    ratios = []
+    for seed in range(10):
+        team = _long_panel(n_weeks=100, rate=6.0, seed=seed)
+        # R0 negative binomial of shape 2: variance 6 + 18 a week, sd twice its Poisson teammates'
+        team["R0"] = rng.poisson(rng.gamma(2.0, team["R0"].mean() / 2, 100)).astype(float)
+        ratios.append(width(team, True) / width(team, False))
+    assert np.median(ratios) > 1.3
