@@ -2436,7 +2436,7 @@ def _print_skipped(entries: dict) -> None:
             print(f"skipped {terminal_safe(entry['rep_id'])} ({entry['audience']}): unchanged", file=sys.stderr)
 
 
-#: a team of at least this many reps gets a fresh worker for its index (see _TaskRunner.fresh_worker);
+#: a team of at least this many reps gets fresh workers for its overview pages (see _TaskRunner.fresh_worker);
 #: a smaller team's index runs in a warm report worker, saving a worker start (~2-3 s)
 FRESH_INDEX_WORKER_REPS = 200
 
@@ -2467,6 +2467,7 @@ class _TaskRunner:
     def __init__(self, plan: BatchPlan, n_tasks: int, team_size: int = 0, pool: WorkerPool | None = None):
         """Set up the pool (its workers start when tasks are run), unless the tasks run here or on Dask."""
         self.scheduler, self.engine = plan.scheduler, plan.engine
+        self.jobs = max(1, plan.jobs or os.cpu_count() or 1)
         self.pool = pool
         self.in_process = pool is None and runs_in_process(plan.scheduler, n_tasks)
         self.fresh_index_worker = team_size >= FRESH_INDEX_WORKER_REPS
@@ -2506,17 +2507,18 @@ class _TaskRunner:
             self.pool.run(tasks, on_done)
 
     def fresh_worker(self) -> None:
-        """For the index of a large team: replace the local workers by a single new one.
+        """For the overview pages of a large team: replace the local workers by new ones, as many as the run's jobs.
 
         A report worker holds its imports, panels and caches (~390 MB at 1000 reps), and the
         overview's own work on top of that was a worker's peak; a new worker starts in a few
-        seconds and holds only what the index needs. A team under :data:`FRESH_INDEX_WORKER_REPS`
-        reps keeps its warm workers (nothing changes in this process or on Dask).
+        seconds and holds only what the pages need (the managers' pages are rendered by all of
+        them, 125 at 1,000 reps). A team under :data:`FRESH_INDEX_WORKER_REPS` reps keeps its
+        warm workers (nothing changes in this process or on Dask).
         """
         if self.pool is not None and self.fresh_index_worker:
             self.pool.close()
-            self.pool = WorkerPool(1, engine=self.engine)
-            self.fresh_index_worker = False  # the manager pages' worker renders the index too
+            self.pool = WorkerPool(self.jobs, engine=self.engine)
+            self.fresh_index_worker = False  # the manager pages' workers render the index too
 
     def close(self) -> None:
         """Stop the local workers."""
