@@ -1133,7 +1133,8 @@ def assess_commitment(activity_panel: pd.DataFrame, outcome_panel: pd.DataFrame,
     """
     named = list(excluded_peers or [])
     # the teammates' own swing in the same weeks is taken out of the rep's activity ratio
-    teammates = [c for c in (peers if peers is not None else activity_panel.columns) if c != rep_id and c not in set(named)]
+    teammates = [c for c in (peers if peers is not None else activity_panel.columns)
+                 if c != rep_id and c not in set(named) and c in activity_panel.columns]
     act = activity_change(activity_panel[rep_id], start, end, target=target, baseline=baseline,
                           gap_weeks=settings.gap_weeks, pre_weeks=pre_weeks, label=activity_label,
                           team=activity_panel[teammates], min_teammates=settings.min_peers)

@@ -483,3 +483,12 @@ def test_a_rep_twice_as_noisy_as_its_team_gets_a_wider_interval():
         team["R0"] = rng.poisson(rng.gamma(2.0, team["R0"].mean() / 2, 100)).astype(float)
         ratios.append(width(team, True) / width(team, False))
     assert np.median(ratios) > 1.3
+
+
+def test_a_peer_without_an_activity_column_is_no_teammate_of_the_activity_test():
+    sim = simulate_team(np.random.default_rng(10), n_reps=10, n_weeks=60, change_week=40, activity_ratio=2.0)
+    peers = [c for c in sim.outcome.columns if c != "R00"]
+    activity = sim.activity.drop(columns=peers[0])  # a peer with pipeline but no activity log
+    a = assess_commitment(activity, sim.outcome, "R00", sim.start, sim.outcome.index[-1], target=None, peers=peers)
+    assert a.activity.n_teammates == len(peers) - 1 and a.activity.changed
+    assert a.pipeline.n_peers >= len(peers) - 1  # the peer still counts in the pipeline comparison
