@@ -19,6 +19,7 @@ Usage::
 
     .venv/bin/python benchmarks/profile_report.py                    # 8 reports, about 15 s
     .venv/bin/python benchmarks/profile_report.py --reports 12 --cprofile 25
+    .venv/bin/python benchmarks/profile_report.py --data DIR --as-of 2026-11-23   # CSV or Parquet data
 
 Nothing is asserted: the figures move with the machine's load (note ``uptime`` beside them).
 """
@@ -75,7 +76,8 @@ def cell_seconds(ipynb_text: str) -> list[tuple[str, float]]:
     return out
 
 
-def tasks(data_dir: Path, features: str, n: int, audience: str, overview_rows: bool = True) -> list[dict]:
+def tasks(data_dir: Path, features: str, n: int, audience: str, overview_rows: bool = True,
+          as_of: str = AS_OF) -> list[dict]:
     """One task per rep (first ``n`` reps in id order), as the batch builds them.
 
     With ``overview_rows`` each task also computes the rep's overview row (and, while the store
@@ -85,14 +87,16 @@ def tasks(data_dir: Path, features: str, n: int, audience: str, overview_rows: b
 
     from coachnb.batch import DEFAULT_ENGINE, find_notebook
 
-    reps = sorted(pd.read_csv(data_dir / "reps.csv")["rep_id"])[:n + 1]
+    table = data_dir / "reps.csv"
+    reps = pd.read_csv(table) if table.exists() else pd.read_parquet(data_dir / "reps.parquet")
+    reps = sorted(reps["rep_id"])[:n + 1]
     notebook = str(find_notebook("rep_report.ipynb"))
     out = [{"notebook": notebook, "engine": DEFAULT_ENGINE, "timeout": 300, "title": rep,
-            "parameters": {"rep_id": rep, "data_dir": str(data_dir), "as_of": AS_OF, "audience": audience,
+            "parameters": {"rep_id": rep, "data_dir": str(data_dir), "as_of": as_of, "audience": audience,
                            "features": features}} for rep in reps]
     if overview_rows:
         for task, rep in zip(out, reps):
-            task["overview_row"] = {"features": features, "as_of": AS_OF, "lookback_weeks": 13, "rep_id": rep}
+            task["overview_row"] = {"features": features, "as_of": as_of, "lookback_weeks": 13, "rep_id": rep}
     return out
 
 
@@ -144,6 +148,7 @@ def report(walls, cpus, cells, rows, store, n) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=REPO / "data" / "sample")
+    ap.add_argument("--as-of", default=AS_OF, help=f"the 1:1s' date (default {AS_OF}, the demo's)")
     ap.add_argument("--reports", type=int, default=8)
     ap.add_argument("--audience", default="manager", choices=("manager", "rep"))
     ap.add_argument("--cprofile", type=int, default=0, metavar="N", help="print cProfile's top N functions")
@@ -155,10 +160,11 @@ def main(argv=None) -> int:
 
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     with tempfile.TemporaryDirectory(prefix="coachnb-profile-") as tmp:
-        features = str(build_store(args.data.resolve(), AS_OF, 13, tmp))
+        features = str(build_store(args.data.resolve(), args.as_of, 13, tmp))
         store = collections.defaultdict(list)
         instrument(store)
-        todo = tasks(args.data.resolve(), features, args.reports, args.audience, not args.no_overview_rows)
+        todo = tasks(args.data.resolve(), features, args.reports, args.audience, not args.no_overview_rows,
+                     args.as_of)
         profiler = cProfile.Profile() if args.cprofile else None
         walls, cpus, cells, rows = run(todo, profiler, store)
         report(walls, cpus, cells, rows, store, len(walls))

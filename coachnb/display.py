@@ -124,6 +124,9 @@ def figure(fig: plt.Figure, alt: str) -> None:
     an SVG can run no script and load nothing). ``alt`` is the image's ``text/plain`` form, which
     the report template writes as its ``alt``: what the chart shows and its key numbers, in words.
     """
+    from .plots import ReportSVGCanvas  # imported on use: the overview draws no chart and seaborn is slow to import
+
+    ReportSVGCanvas(fig)  # the figure's canvas from now on: it measures each text once per process
     buf = io.StringIO()
     with plt.rc_context(SVG_RC):
         fig.savefig(buf, format="svg", metadata=SVG_METADATA)

@@ -13,6 +13,7 @@ Layout is by fixed margins in inches, computed from the measured width of the te
 """
 from __future__ import annotations
 
+import codecs
 import functools
 import math
 import sys
@@ -27,6 +28,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib import cbook  # noqa: E402
+from matplotlib.backends.backend_mixed import MixedModeRenderer  # noqa: E402
+from matplotlib.backends.backend_svg import FigureCanvasSVG, RendererSVG  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 from matplotlib.font_manager import FontProperties  # noqa: E402
 from matplotlib.textpath import TextToPath  # noqa: E402
@@ -67,6 +71,27 @@ def use_style() -> None:
 
 
 _TEXT_TO_PATH = TextToPath()
+#: the settings that decide which font file a family name such as "sans-serif" stands for
+FONT_RC = ("font.family", "font.serif", "font.sans-serif", "font.cursive", "font.fantasy", "font.monospace")
+
+
+def text_extent(text: str, prop: FontProperties) -> tuple[float, float, float]:
+    """Width, height and descent (points) of one line of plain ``text`` in the font ``prop`` names.
+
+    What matplotlib's SVG writer measures for a text (``TextToPath``, at 72 dpi, from the font's
+    glyph metrics): the same numbers, computed once per process for each text, font and size
+    instead of once per figure (matplotlib keeps its own measurements per renderer, and every
+    saved figure has a new one; the same tick labels, legend entries and titles recur in every
+    report). The key is the text, the font properties (a copy: they are mutable) and the font
+    settings that resolve a family name, so another font or size is measured afresh. Only the
+    size of a text is kept, never where or in which report it was drawn.
+    """
+    return _extent(str(text), prop.copy(), tuple(str(plt.rcParams[k]) for k in FONT_RC))
+
+
+@functools.lru_cache(maxsize=8192)
+def _extent(text: str, prop: FontProperties, font_rc: tuple) -> tuple[float, float, float]:
+    return _TEXT_TO_PATH.get_text_width_height_descent(text, prop, ismath=False)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -76,9 +101,44 @@ def text_width_in(text: str, size: float = MIN_FONT_PT, bold: bool = False) -> f
     Measured from the font's glyph metrics, as matplotlib lays text out (cached: tick labels,
     legend entries and stage names repeat across a batch's reports).
     """
-    prop = FontProperties(size=size, weight="bold" if bold else "normal")
-    width, _, _ = _TEXT_TO_PATH.get_text_width_height_descent(str(text), prop, ismath=False)
+    width, _, _ = text_extent(text, FontProperties(size=size, weight="bold" if bold else "normal"))
     return width / 72
+
+
+class MeasuredOnceSVGRenderer(RendererSVG):
+    """matplotlib's SVG renderer, measuring plain text with :func:`text_extent` (kept per process).
+
+    Math text (never in a report: ``text.parse_math`` is off) is measured as matplotlib does.
+    """
+
+    def get_text_width_height_descent(self, s, prop, ismath):
+        if ismath:
+            return super().get_text_width_height_descent(s, prop, ismath)
+        return text_extent(s, prop)
+
+
+class ReportSVGCanvas(FigureCanvasSVG):
+    """A canvas whose ``print_svg`` is matplotlib's with :class:`MeasuredOnceSVGRenderer`: the same bytes.
+
+    ``ReportSVGCanvas(fig)`` becomes the figure's canvas; ``fig.savefig(..., format="svg")`` then
+    writes through it (matplotlib uses the current canvas when it can write the format).
+    """
+
+    def print_svg(self, filename, *, bbox_inches_restore=None, metadata=None, **applied):
+        # ``applied``: dpi, facecolor, edgecolor, orientation, which savefig has already set on the
+        # figure (matplotlib drops them for its own writers, passes them on to a canvas of ours)
+        with cbook.open_file_cm(filename, "w", encoding="utf-8") as fh:
+            if not cbook.file_requires_unicode(fh):
+                fh = codecs.getwriter("utf-8")(fh)
+            dpi = self.figure.dpi
+            self.figure.dpi = 72
+            width, height = self.figure.get_size_inches()
+            renderer = MixedModeRenderer(
+                self.figure, width, height, dpi,
+                MeasuredOnceSVGRenderer(width * 72, height * 72, fh, image_dpi=dpi, metadata=metadata),
+                bbox_inches_restore=bbox_inches_restore)
+            self.figure.draw(renderer)
+            renderer.finalize()
 
 
 def wrap(text: str, width_in: float, size: float = MIN_FONT_PT, bold: bool = False) -> list[str]:

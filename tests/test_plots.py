@@ -1,0 +1,67 @@
+"""The charts' SVG writer: the same bytes as matplotlib's, with text measured once per process."""
+from __future__ import annotations
+
+import io
+
+import matplotlib.pyplot as plt
+import pytest
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import TextToPath
+
+from coachnb import plots
+from coachnb.display import SVG_METADATA, SVG_RC
+
+
+def _chart(title: str):
+    fig, ax = plt.subplots(figsize=(plots.WIDTH_IN, 2.5))
+    ax.plot([1, 2, 3], [4, 1, 7], label="you")
+    ax.set_title(title)
+    ax.set_ylabel("calls per week")
+    ax.legend()
+    return fig
+
+
+def _svg(fig, ours: bool) -> str:
+    if ours:
+        plots.ReportSVGCanvas(fig)
+    buf = io.StringIO()
+    with plt.rc_context(SVG_RC):
+        fig.savefig(buf, format="svg", metadata=SVG_METADATA)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("title", ["Calls: you against the team", "Ünïcode & <escaped> 10%"])
+def test_the_report_canvas_writes_what_matplotlib_writes(title):
+    plots.use_style()
+    theirs = _svg(_chart(title), ours=False)
+    assert _svg(_chart(title), ours=True) == theirs
+    assert _svg(_chart(title), ours=True) == theirs  # and again, the measurements now from the cache
+    assert "<text" in theirs  # text is written as text: measured by the renderer, not as paths
+
+
+def test_a_text_is_measured_as_matplotlib_measures_it():
+    for size, weight in ((10.0, "normal"), (12.0, "bold"), (10.5, "normal")):
+        prop = FontProperties(size=size, weight=weight)
+        expected = TextToPath().get_text_width_height_descent("Negotiation", prop, ismath=False)
+        assert plots.text_extent("Negotiation", prop) == expected
+
+
+def test_another_size_weight_or_font_is_measured_afresh():
+    base = plots.text_extent("Discovery", FontProperties(size=10.0))
+    assert plots.text_extent("Discovery", FontProperties(size=12.0))[0] > base[0]
+    assert plots.text_extent("Discovery", FontProperties(size=10.0, weight="bold"))[0] > base[0]
+    # the same properties, but "sans-serif" now stands for another font
+    with plt.rc_context({"font.sans-serif": ["DejaVu Serif"]}):
+        serif = plots.text_extent("Discovery", FontProperties(size=10.0))
+        expected = TextToPath().get_text_width_height_descent("Discovery", FontProperties(size=10.0), ismath=False)
+    assert serif == expected and serif != base
+    assert plots.text_extent("Discovery", FontProperties(size=10.0)) == base
+
+
+def test_changing_the_properties_after_a_measurement_does_not_change_what_is_kept():
+    prop = FontProperties(size=10.0)
+    first = plots.text_extent("Proposal", prop)
+    prop.set_size(20.0)  # FontProperties are mutable: the kept key is a copy
+    assert plots.text_extent("Proposal", prop)[0] > first[0]
+    assert plots.text_extent("Proposal", FontProperties(size=10.0)) == first
