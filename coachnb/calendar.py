@@ -19,6 +19,8 @@ Windows
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 
@@ -30,12 +32,13 @@ import pyarrow.compute as pc
 from .config import WEEKDAYS, ProcessConfig, week_start
 from .errors import AsOfError
 from .loading import FIRST_YEAR, LAST_YEAR, in_date_range
-from .schema import Dataset
+from .schema import TABLES, Dataset
 
 __all__ = [
     "to_local", "week_dtype", "local_days", "week_day", "days_to_week_ts", "week_of",
     "in_days", "codes_of", "sorted_rep_ids", "WeekGrid", "resolve_as_of", "Window", "report_window",
     "weeks_before", "focus_window", "data_end", "latest_as_of", "check_as_of_covered",
+    "one_pass", "pass_memo", "column_codes", "EventCodes", "event_codes",
 ]
 
 #: the process events whose latest time is where the data ends (table, column)
@@ -133,6 +136,128 @@ def sorted_rep_ids(ds: Dataset) -> pd.Index:
     return pd.Index(np.sort(ds.reps["rep_id"].dropna().unique().astype(object)), dtype="string", name="rep_id")
 
 
+# --------------------------------------------------------------------------- work shared by one pass
+class _Pass:
+    """What one :func:`one_pass` block keeps for its Dataset: the very table and config objects
+    it began with (so a table swapped meanwhile is never answered from the memo) and the memo."""
+
+    def __init__(self, ds: Dataset):
+        self.ds = ds
+        self.parts = tuple(ds.table(name) for name in TABLES) + (ds.config,)
+        self.memo: dict = {}
+
+    def still_same(self) -> bool:
+        parts = tuple(self.ds.table(name) for name in TABLES) + (self.ds.config,)
+        return len(parts) == len(self.parts) and all(a is b for a, b in zip(parts, self.parts))
+
+
+#: the passes running now (usually none or one: a feature store build)
+_PASSES: list[_Pass] = []
+
+
+@contextmanager
+def one_pass(ds: Dataset) -> Iterator[None]:
+    """Within the block, per-row work over ``ds``'s tables is done once and reused (:func:`pass_memo`).
+
+    A feature store build computes some twenty team tables from the same millions of
+    activities; each used to look up the rows' rep codes and local days again (~0.4 s a call at
+    1,000 reps x 104 weeks). Only calls with this very Dataset object read the memo, and only
+    while its tables and config are the objects the block began with; the memo is dropped when
+    the block ends, so nothing outlives it (the store never depends on what ran before).
+
+    Assumes the tables are not changed in place during the block (nothing in coachnb does: a
+    Dataset's frames are read, never written).
+    """
+    p = _Pass(ds)
+    _PASSES.append(p)
+    try:
+        yield
+    finally:
+        _PASSES.remove(p)
+
+
+def pass_memo(ds: Dataset, key: tuple, compute: Callable[[], object]) -> object:
+    """``compute()``, computed once per ``key`` inside a :func:`one_pass` block for ``ds``.
+
+    Parameters
+    ----------
+    ds : Dataset
+    key : tuple
+        Names everything the value depends on besides ``ds``'s tables and config (e.g. a
+        column and the categories it is coded in, or a cut-off date).
+    compute : callable
+        Makes the value. Callers never change what they get (arrays are made read-only here;
+        a frame must be copied by the caller that hands it out).
+
+    Returns
+    -------
+    The value; computed afresh (and not kept) outside a pass for ``ds``.
+    """
+    p = next((p for p in _PASSES if p.ds is ds), None)
+    if p is None or not p.still_same():
+        return compute()
+    if key not in p.memo:
+        value = compute()
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+        p.memo[key] = value
+    return p.memo[key]
+
+
+def column_codes(ds: Dataset, table: str, column: str, categories) -> np.ndarray:
+    """:func:`codes_of` of a whole column of a table of ``ds`` (shared within :func:`one_pass`)."""
+    return pass_memo(ds, ("codes", table, column, tuple(categories)),
+                     lambda: codes_of(ds.table(table)[column], categories))
+
+
+@dataclass(frozen=True)
+class EventCodes:
+    """Every row of a table as an event in time, coded once for any window's grid.
+
+    Attributes
+    ----------
+    rep : ndarray of int64
+        Position of the row's rep in :func:`sorted_rep_ids`, -1 when unknown or missing.
+    day : ndarray of int64
+        The row's local day (:func:`local_days`).
+    week : ndarray of int64
+        ``week_day(day) // 7``: weeks are 7 days apart and start on the same weekday, so a row's
+        column in a grid is ``week - grid.week_days[0] // 7`` exactly.
+    ns : ndarray of int64
+        The row's instant, nanoseconds since the epoch (UTC); NaT is the smallest int64, so
+        it falls before every window.
+    """
+
+    rep: np.ndarray
+    day: np.ndarray
+    week: np.ndarray
+    ns: np.ndarray
+
+
+def event_codes(ds: Dataset, table: str, rep_column: str, time_column: str) -> EventCodes | None:
+    """:class:`EventCodes` of ``ds.<table>``, kept for the :func:`one_pass` block for ``ds``.
+
+    Returns None outside such a block, or when the time column is not time-zone aware (then
+    the caller codes only the rows of its window, cheaper for one window of long data).
+    """
+    frame = ds.table(table)
+    ts = frame[time_column]
+    if not isinstance(ts.dtype, pd.DatetimeTZDtype) or not any(p.ds is ds and p.still_same() for p in _PASSES):
+        return None
+
+    def compute() -> EventCodes:
+        ns = ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").view(np.int64)
+        day = local_days(ts, ds.config)
+        with np.errstate(over="ignore"):  # NaT's day wraps around; a NaT row is in no window
+            week = week_day(day, ds.config) // 7
+        out = EventCodes(column_codes(ds, table, rep_column, sorted_rep_ids(ds)), day, week, ns)
+        for values in (out.day, out.week, out.ns):
+            values.flags.writeable = False
+        return out
+
+    return pass_memo(ds, ("events", table, rep_column, time_column), compute)
+
+
 class WeekGrid:
     """The reps x weeks frame of a window, and integer codes to scatter events into it.
 
@@ -176,6 +301,23 @@ class WeekGrid:
         rows = np.flatnonzero(inside)
         rep_code = codes_of(pd.Series(rep_id), self.rep_ids)[rows]  # whole column: cheaper than taking its strings
         wk = (week_day(local_days(ts.iloc[rows], self.config), self.config) - self.week_days[0]) // 7
+        known = rep_code >= 0
+        inside[rows[~known]] = False
+        return (rep_code * self.n_weeks + wk)[known], inside
+
+    def table_codes(self, ds: Dataset, table: str, rep_column: str, time_column: str) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`codes` of a table of ``ds`` (the grid's Dataset): from the rows' :func:`event_codes`
+        inside a :func:`one_pass` block for ``ds``, else looked up for this window's rows."""
+        ev = event_codes(ds, table, rep_column, time_column)
+        if ev is None:
+            frame = ds.table(table)
+            return self.codes(frame[rep_column], frame[time_column])
+        inside = (ev.ns >= self.start.value) & (ev.ns < self.end.value)
+        if self.n_weeks == 0:
+            return np.zeros(0, dtype=np.int64), inside & False
+        rows = np.flatnonzero(inside)
+        rep_code = ev.rep[rows]
+        wk = ev.week[rows] - self.week_days[0] // 7
         known = rep_code >= 0
         inside[rows[~known]] = False
         return (rep_code * self.n_weeks + wk)[known], inside

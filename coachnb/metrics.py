@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .calendar import (WeekGrid, codes_of, in_days, sorted_rep_ids,
+from .calendar import (WeekGrid, codes_of, column_codes, event_codes, in_days, pass_memo, sorted_rep_ids,
                        to_local, week_dtype, week_of)
 from .config import ACTIVITY_TYPES
 from .errors import ConfigError
@@ -50,6 +50,7 @@ __all__ = [
     "weekly_activity", "weekly_pipeline", "metric_weekly", "stage_conversion", "team_benchmark",
     "stage_velocity", "team_stage_velocity", "stalled_deals", "deal_outcomes", "pipeline_coverage",
     "attainment", "capture_timeliness", "red_flags", "stage_entries", "advancements", "weekly_panel",
+    "logging_lag_days",
 ]
 
 
@@ -133,9 +134,8 @@ def weekly_activity(ds: Dataset, start, end) -> pd.DataFrame:
         One row per rep and week overlapping the window (zero-filled); counts are int64.
     """
     grid = WeekGrid(ds, start, end)
-    acts = ds.activities
-    cell, inside = grid.codes(acts["rep_id"], acts["occurred_at"])
-    type_code = codes_of(acts["type"], ACTIVITY_TYPES)[inside]
+    cell, inside = grid.table_codes(ds, "activities", "rep_id", "occurred_at")
+    type_code = column_codes(ds, "activities", "type", ACTIVITY_TYPES)[inside]
     known = type_code >= 0  # the loader maps every type; anything else is not counted at all
     n_types = len(ACTIVITY_TYPES)
     counts = np.bincount(cell[known] * n_types + type_code[known],
@@ -145,6 +145,16 @@ def weekly_activity(ds: Dataset, start, end) -> pd.DataFrame:
     return grid.frame(cols)
 
 
+def logging_lag_days(ds: Dataset) -> np.ndarray:
+    """Days from each activity to its logging (``logged_at - occurred_at``), NaN when not logged
+    (shared within a :func:`coachnb.calendar.one_pass` block for ``ds``)."""
+    def compute() -> np.ndarray:
+        acts = ds.activities
+        return in_days(acts["logged_at"] - acts["occurred_at"]).to_numpy(dtype=float, na_value=np.nan)
+
+    return pass_memo(ds, ("logging_lag_days",), compute)
+
+
 def stage_entries(ds: Dataset, before=None) -> pd.DataFrame:
     """Stage-history rows of known stages with the deal's owner and outcome.
 
@@ -152,7 +162,16 @@ def stage_entries(ds: Dataset, before=None) -> pd.DataFrame:
     rep_id, status, closed_at, prior_max (highest stage index the deal had reached before this
     row, -1 for its first row). Sorted by deal, entered_at, stage_idx; ties in time are read
     in process order. ``before``: keep only rows entered strictly before it.
+
+    Computed once per ``before`` inside a :func:`coachnb.calendar.one_pass` block for ``ds``
+    (a store build asks ~15 times); each call gets its own frame.
     """
+    key = ("stage_entries", None if before is None else pd.Timestamp(before))
+    return pass_memo(ds, key, lambda: _stage_entries(ds, before)).copy(deep=False)
+
+
+def _stage_entries(ds: Dataset, before) -> pd.DataFrame:
+    """:func:`stage_entries`, computed."""
     sh = ds.stage_history
     stage_idx = codes_of(sh["stage"], ds.config.stages)
     keep = stage_idx >= 0
@@ -196,7 +215,7 @@ def weekly_pipeline(ds: Dataset, start, end) -> pd.DataFrame:
     """
     grid = WeekGrid(ds, start, end)
     opp = ds.opportunities
-    cell, inside = grid.codes(opp["rep_id"], opp["created_at"])
+    cell, inside = grid.table_codes(ds, "opportunities", "rep_id", "created_at")
     created = grid.count(cell).astype(np.int64)
     amount = opp["amount"].to_numpy(dtype=float, na_value=np.nan)[inside]
     pipeline = grid.count(cell, weights=np.nan_to_num(amount, nan=0.0))
@@ -256,9 +275,8 @@ def metric_weekly(ds: Dataset, metric_name: str, start, end) -> pd.DataFrame:
         return pd.DataFrame({"rep_id": wp["rep_id"], "week": wp["week"], "value": wp[m.kind].astype(float)})
     if m.kind == "logged_on_time_share":
         grid = WeekGrid(ds, start, end)
-        acts = ds.activities
-        cell, inside = grid.codes(acts["rep_id"], acts["occurred_at"])
-        lag = in_days(acts["logged_at"] - acts["occurred_at"]).to_numpy(dtype=float, na_value=np.nan)[inside]
+        cell, inside = grid.table_codes(ds, "activities", "rep_id", "occurred_at")
+        lag = logging_lag_days(ds)[inside]
         has = ~np.isnan(lag)
         on_time = has & (lag <= ds.config.thresholds.late_logging_days)
         n = grid.count(cell[has])
@@ -706,6 +724,21 @@ def attainment(ds: Dataset, as_of) -> pd.DataFrame:
                        quota_per_quarter=quota.to_numpy(), attainment=(amount / quota).to_numpy(dtype=float))
 
 
+def _rep_codes_and_lags(ds: Dataset, start: pd.Timestamp, end: pd.Timestamp, reps: pd.DataFrame):
+    """Rep code (in ``reps``, sorted ids) and logging lag in days (negative -> 0, NaN not logged)
+    of each activity that occurred in ``[start, end)``; from the rows' codes inside a one pass."""
+    ev = event_codes(ds, "activities", "rep_id", "occurred_at")
+    if ev is not None:
+        rows = np.flatnonzero((ev.ns >= start.value) & (ev.ns < end.value))
+        lag = logging_lag_days(ds)[rows]
+        return ev.rep[rows], np.where(lag < 0.0, 0.0, lag)  # as clip(lower=0): NaN and -0.0 kept
+    acts = ds.activities
+    a = acts.loc[_in_window(acts["occurred_at"], start, end), ["rep_id", "occurred_at", "logged_at"]]
+    lag = in_days(a["logged_at"] - a["occurred_at"]).clip(lower=0.0).astype(float)
+    code = codes_of(a["rep_id"], reps["rep_id"])  # integer groups: much faster than grouping strings
+    return code, lag.to_numpy(dtype=float, na_value=np.nan)
+
+
 def capture_timeliness(ds: Dataset, start, end) -> pd.DataFrame:
     """How soon activities are entered into the CRM, per rep.
 
@@ -725,13 +758,9 @@ def capture_timeliness(ds: Dataset, start, end) -> pd.DataFrame:
     """
     cfg = ds.config
     start, end = to_local(start, cfg), to_local(end, cfg)
-    acts = ds.activities
-    a = acts.loc[_in_window(acts["occurred_at"], start, end), ["rep_id", "occurred_at", "logged_at"]]
-    lag = in_days(a["logged_at"] - a["occurred_at"]).clip(lower=0.0).astype(float)
     reps = _rep_frame(ds)
     n_reps = len(reps)
-    code = codes_of(a["rep_id"], reps["rep_id"])  # integer groups: much faster than grouping strings
-    lag = lag.to_numpy(dtype=float, na_value=np.nan)
+    code, lag = _rep_codes_and_lags(ds, start, end, reps)
     ok = code >= 0
     n = np.bincount(code[ok], minlength=n_reps)
     has = ok & ~np.isnan(lag)

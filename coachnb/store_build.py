@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from . import coaching, metrics
-from .calendar import check_as_of_covered, codes_of, focus_window, in_days, local_days, resolve_as_of, sorted_rep_ids, weeks_before
+from .calendar import (check_as_of_covered, codes_of, column_codes, event_codes, focus_window, local_days, one_pass,
+                       resolve_as_of, sorted_rep_ids, weeks_before)
 from .config import ACTIVITY_TYPES
 from .loading import input_fingerprint, load
 from .schema import Dataset
@@ -66,22 +67,29 @@ def _cube(ds, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         ok = rc >= 0
         return rc[ok] * n_days + day[ok], rows[ok]
 
-    acts = ds.activities
-    cell, rows = cells(acts["rep_id"], acts["occurred_at"])
-    tcode = codes_of(acts["type"], ACTIVITY_TYPES)[rows]
+    def table_cells(table, rep_column, time_column):
+        ev = event_codes(ds, table, rep_column, time_column)  # the build's one pass coded every row
+        if ev is None:
+            return cells(ds.table(table)[rep_column], ds.table(table)[time_column])
+        rows = np.flatnonzero((ev.ns >= start.value) & (ev.ns < end.value))
+        rc = ev.rep[rows]
+        ok = rc >= 0
+        return rc[ok] * n_days + (ev.day[rows] - d0)[ok], rows[ok]
+
+    cell, rows = table_cells("activities", "rep_id", "occurred_at")
+    tcode = column_codes(ds, "activities", "type", ACTIVITY_TYPES)[rows]
     known = tcode >= 0
     counts = np.bincount(cell[known] * len(ACTIVITY_TYPES) + tcode[known],
                          minlength=n * len(ACTIVITY_TYPES)).reshape(-1, len(ACTIVITY_TYPES))
     for i, t in enumerate(ACTIVITY_TYPES):
         out[t] = counts[:, i]
-    lag = in_days(acts["logged_at"].iloc[rows] - acts["occurred_at"].iloc[rows]).to_numpy(
-        dtype=float, na_value=np.nan)
+    lag = metrics.logging_lag_days(ds)[rows]
     has = ~np.isnan(lag)
     out["logged_n"] = np.bincount(cell[has], minlength=n)
     out["logged_ok"] = np.bincount(cell[has & (lag <= cfg.thresholds.late_logging_days)], minlength=n)
     del counts, lag, has, tcode, known, cell, rows
     opp = ds.opportunities
-    cell, rows = cells(opp["rep_id"], opp["created_at"])
+    cell, rows = table_cells("opportunities", "rep_id", "created_at")
     out["opportunities_created"] = np.bincount(cell, minlength=n)
     amount = np.nan_to_num(opp["amount"].iloc[rows].to_numpy(dtype=float, na_value=np.nan), nan=0.0)
     out["pipeline_created"] = np.bincount(cell, weights=amount, minlength=n)
@@ -171,6 +179,12 @@ def build_store(data, as_of, lookback_weeks: int = 13, root=".", *, force: bool 
 
 def _build_into(data, as_of, lookback_weeks: int, out: Path, fingerprint: str) -> None:
     ds = data if isinstance(data, Dataset) else load(data)
+    with one_pass(ds):  # the team tables share the rows' codes and stage entries (the memo ends with the build)
+        _write_tables(ds, as_of, lookback_weeks, out, fingerprint)
+
+
+def _write_tables(ds: Dataset, as_of, lookback_weeks: int, out: Path, fingerprint: str) -> None:
+    """Compute every table of the store for ``ds`` and write them into ``out`` (see :func:`build_store`)."""
     ds_fingerprint = ds.fingerprint or fingerprint
     as_of_ts = resolve_as_of(as_of_date(as_of), ds)
     check_as_of_covered(as_of_ts, ds)  # a store is never built for weeks the data doesn't reach
