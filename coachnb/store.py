@@ -425,6 +425,9 @@ class StoreDataset(Dataset):
 PANEL_CACHE_SIZE = 12
 #: week windows (:meth:`FeatureStore.week_window`) a process keeps: a grid of reps and weeks each
 WINDOWS_KEPT = 32
+#: reps whose own rows (:meth:`FeatureStore.dataset_for`) a process keeps: a report reads them
+#: three times (the report, its coaching record, its overview row), the next report is another rep's
+REPS_KEPT = 2
 
 
 class _Bounded(dict):
@@ -461,6 +464,7 @@ class FeatureStore:
         self._team_ds = None
         self._files: dict = {}
         self._windows: dict = _Bounded(WINDOWS_KEPT)
+        self._rep_rows: dict = _Bounded(REPS_KEPT)
 
     # ---------------------------------------------------------------- datasets
     def _dataset(self, per_rep: dict) -> StoreDataset:
@@ -499,12 +503,20 @@ class FeatureStore:
         return frame.astype(self._empty[name].dtypes.to_dict()) if frame.empty else frame
 
     def dataset_for(self, rep_id: str | None) -> StoreDataset:
-        """The Dataset one rep's report needs (``None``: the team-wide part only, for the overview)."""
+        """The Dataset one rep's report needs (``None``: the team-wide part only, for the overview).
+
+        A rep's own rows are read from the files once for the last :data:`REPS_KEPT` reps (keyed by
+        rep id, in this store object: a rebuilt store is another object) and each call gets a new
+        Dataset of new frames over them (copy-on-write: changing one changes no other).
+        """
         if rep_id is None:
             if self._team_ds is None:
                 self._team_ds = self._dataset({name: self._empty[name] for name in PER_REP})
             return self._team_ds
-        return self._dataset({name: self.rep_slice(name, rep_id) for name in PER_REP})
+        rep_id = str(rep_id)
+        if rep_id not in self._rep_rows:
+            self._rep_rows[rep_id] = {name: self.rep_slice(name, rep_id) for name in PER_REP}
+        return self._dataset({name: frame.copy(deep=False) for name, frame in self._rep_rows[rep_id].items()})
 
     # ---------------------------------------------------------------- team tables
     def check(self, as_of_ts: pd.Timestamp, lookback_weeks: int) -> None:

@@ -622,3 +622,31 @@ def test_each_result_is_the_reps_own_figure_and_the_peer_groups_median(sample_ds
             team = pd.to_numeric(table.loc[table["rep_id"].astype(str).isin(peers), column]).dropna()
             assert v.at[measure, "you"] == pytest.approx(float(own.iloc[0]), nan_ok=True), (rep_id, measure)
             assert v.at[measure, "team median"] == pytest.approx(float(team.median()), nan_ok=True), (rep_id, measure)
+
+
+def test_a_reps_own_rows_are_read_once_and_each_dataset_gets_frames_of_its_own(demo_store, monkeypatch):
+    """A report, its record and its row each open the rep's Dataset: the rows are read from the files once
+    for that rep, never served for another rep, and changing one Dataset's frame
+    changes no other."""
+    from coachnb import store
+
+    fs = store.open_store(demo_store)
+    monkeypatch.setattr(fs, "_rep_rows", store._Bounded(store.REPS_KEPT))
+    reads = []
+    real = fs.rep_slice
+    monkeypatch.setattr(fs, "rep_slice", lambda name, rep: reads.append((name, rep)) or real(name, rep))
+    rep_id, other = _reps_with_commitments(demo_store, 2)
+    first, second = fs.dataset_for(rep_id), fs.dataset_for(rep_id)
+    assert len(reads) == len(store.PER_REP) and {r for _, r in reads} == {rep_id}
+    for name in store.PER_REP:
+        pd.testing.assert_frame_equal(getattr(first, name), real(name, rep_id))
+        assert getattr(first, name) is not getattr(second, name)
+    assert len(first.opportunities) and set(first.opportunities["rep_id"]) == {rep_id}
+    first.opportunities.loc[first.opportunities.index[0], "amount"] = -1.0  # one Dataset's frame changed
+    assert (second.opportunities["amount"] != -1.0).all() and (fs.dataset_for(rep_id).opportunities["amount"] != -1.0).all()
+    theirs = fs.dataset_for(other)  # another rep: read, their own rows only
+    assert set(theirs.opportunities["rep_id"]) == {other} and reads[-1][1] == other
+    fs.dataset_for("R999" if "R999" not in (rep_id, other) else "R998")  # a third rep pushes out the first
+    n = len(reads)
+    fs.dataset_for(rep_id)
+    assert len(reads) == n + len(store.PER_REP)
