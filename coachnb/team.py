@@ -483,15 +483,27 @@ def before_hire_as_missing(ds: Dataset, panel: pd.DataFrame) -> pd.DataFrame:
     """
     if panel.empty:
         return panel
-    hired = ds.reps.drop_duplicates("rep_id").set_index("rep_id")["hire_date"].reindex(panel.columns)
-    hired = pd.DatetimeIndex(hired)
-    hired = hired.tz_localize(None) if hired.tz is not None else hired
     weeks = pd.DatetimeIndex(panel.index)
     weeks = weeks.tz_localize(None) if weeks.tz is not None else weeks
-    ended = (weeks + pd.Timedelta(days=7)).to_numpy()[:, None] <= hired.to_numpy()[None, :]
+    ended = (weeks + pd.Timedelta(days=7)).to_numpy()[:, None] <= hire_dates(ds.reps, panel.columns)[None, :]
     if not ended.any():
         return panel
     return panel.astype(float).mask(ended)
+
+
+def hire_dates(reps: pd.DataFrame, rep_ids) -> np.ndarray:
+    """Each rep's hire date (local, naive ``datetime64[ns]``; NaT for a rep not in ``reps``), in ``rep_ids``' order.
+
+    A rep listed twice has the first row's date. Plain lists and a dict rather than pandas' index
+    alignment: a commitment's review asks for it once per history panel (~0.15 ms against ~0.6).
+    """
+    hire = reps["hire_date"]
+    if getattr(hire.dt, "tz", None) is not None:
+        hire = hire.dt.tz_localize(None)
+    ids, days = reps["rep_id"].tolist(), hire.to_numpy(dtype="datetime64[ns]")
+    first = dict(zip(reversed(ids), reversed(days)))  # the first row of a rep's wins
+    missing = np.datetime64("NaT", "ns")
+    return np.array([first.get(r, missing) for r in rep_ids], dtype="datetime64[ns]")
 
 
 def before_data_as_missing(panel: pd.DataFrame) -> pd.DataFrame:

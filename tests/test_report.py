@@ -6,6 +6,7 @@ import re
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -650,3 +651,26 @@ def test_a_reps_own_rows_are_read_once_and_each_dataset_gets_frames_of_its_own(d
     n = len(reads)
     fs.dataset_for(rep_id)
     assert len(reads) == n + len(store.PER_REP)
+
+
+def test_weeks_before_a_reps_hire_are_missing_and_the_first_row_of_a_rep_decides():
+    """The week that holds the hire date is kept, every week that ended before it is NaN; a rep listed
+    twice has the first row's date, a column that is no rep keeps its weeks, the time zone is dropped."""
+    from types import SimpleNamespace
+
+    from coachnb.team import before_hire_as_missing, hire_dates
+
+    tz = "Europe/London"
+    reps = pd.DataFrame({"rep_id": pd.array(["A", "B", "A"], dtype="string"),
+                         "hire_date": pd.to_datetime(["2026-03-11", "2026-02-01", "2025-01-01"]).tz_localize(tz)})
+    weeks = pd.date_range("2026-02-23", periods=4, freq="7D")  # Mondays: 23 Feb, 2, 9, 16 Mar
+    panel = pd.DataFrame({"A": [1, 2, 3, 4], "B": [5, 6, 7, 8], "X": [0, 0, 1, 1]}, index=weeks)
+    out = before_hire_as_missing(SimpleNamespace(reps=reps), panel)
+    assert out["A"].iloc[:2].isna().all()  # weeks of 23 Feb and 2 Mar ended before the hire
+    assert out["A"].tolist()[2:] == [3.0, 4.0]  # the week of 9 Mar holds the hire on the 11th
+    assert out["B"].tolist() == [5.0, 6.0, 7.0, 8.0] and out["X"].tolist() == [0.0, 0.0, 1.0, 1.0]
+    assert list(out.columns) == ["A", "B", "X"] and out.index.equals(panel.index)
+    got = hire_dates(reps, ["B", "X", "A"])
+    assert got[0] == np.datetime64("2026-02-01") and np.isnat(got[1]) and got[2] == np.datetime64("2026-03-11")
+    late = reps.assign(hire_date=reps["hire_date"] - pd.Timedelta(days=400))
+    assert before_hire_as_missing(SimpleNamespace(reps=late), panel) is panel  # nothing to mask: the panel as is
