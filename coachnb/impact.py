@@ -43,10 +43,6 @@ from .formatting import fmt_rate, fmt_ratio, plural
 VERDICTS = ("moved", "no meaningful change", "not enough data to tell", "activity did not change")
 #: label of the secondary outcome pipeline value (in deal units, see :func:`deal_units`)
 PIPELINE_VALUE = "pipeline value"
-#: secondary outcomes tested with the team trend taken out in full (``shrink_trend=False``):
-#: in pipeline value a few large deals would steer the fitted share (measured in
-#: ``benchmarks/NOTES.md``)
-FULL_TREND_OUTCOMES = frozenset({PIPELINE_VALUE})
 
 
 # ------------------------------------------------------------- (2) the placebo machinery
@@ -55,350 +51,127 @@ def _cumsum0(x: np.ndarray) -> np.ndarray:
     return np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(x, axis=0)], axis=0)
 
 
-def _windows(cs, d, pre, gap, lag, horizon):
-    """Baseline and post sums at start rows ``d`` (vectorized over ``d`` and columns).
+#: weekly count added to a team's week so a week with no team events still has a shape (Pearson residuals)
+TEAM_FLOOR = 0.5
+#: lags of autocovariance in a unit's dispersion (Bartlett weights; ``docs/methods.md``)
+HAC_LAGS = 2
 
-    Baseline rows ``[d - gap - pre, d - gap)``, post rows ``[d + lag, d + lag + horizon)``;
-    ``cs`` = cumulative sums with a leading zero row, shape (T + 1,) or (T + 1, K).
+
+def _window_fit(y: np.ndarray, team: np.ndarray, lo, hi, offset) -> tuple:
+    """One window's sums and Pearson dispersion sum of a unit whose weekly mean is ``a x team_t``.
+
+    ``y``, ``team``: (T,) or (T, K) weekly counts; ``lo``/``hi`` (n,) row bounds (``[lo, hi)``);
+    ``offset``: events added to the window's sum (a zero-count window keeps a finite log).
+    Returns (S, team sum, a, Pearson sum with :data:`HAC_LAGS` autocovariances), each (n,) or (n, K).
     """
+    S, ST = _cumsum0(y), _cumsum0(team)
+    S, ST = S[hi] - S[lo], ST[hi] - ST[lo]
+    a = (S + offset) / ST
+    Q = _cumsum0(y * y / team)
+    pearson = (Q[hi] - Q[lo]) / a - 2 * S + a * ST
+    for j in range(1, HAC_LAGS + 1):
+        # sum over t in [lo, hi - j) of r_t r_t+j, r_t = (y_t - a team_t) / sqrt(a team_t), expanded in sums
+        root = np.sqrt(team[:-j] * team[j:])
+        parts = [_cumsum0(x) for x in (y[:-j] * y[j:] / root, y[:-j] * np.sqrt(team[j:] / team[:-j]),
+                                        y[j:] * np.sqrt(team[:-j] / team[j:]), root)]
+        start = np.minimum(lo, len(team) - j)  # a window of j weeks or fewer near the end has no pair
+        end = np.maximum(hi - j, start)
+        yy, yt, ty, tt = (c[end] - c[start] for c in parts)
+        pearson = pearson + 2 * (1 - j / (HAC_LAGS + 1)) * (yy / a - yt - ty + a * tt)
+    return S, ST, a, pearson
+
+
+def _offset_statistic(y, team, d, pre, gap, lag, horizon) -> tuple:
+    """A unit's log rate ratio against its team's, and its variance, at start rows ``d`` (vectorized).
+
+    Baseline rows ``[d - gap - pre, d - gap)``, post rows ``[d + lag, d + lag + horizon)``. The
+    unit's weekly mean is ``a x team_t`` in each window (the team's weekly shape taken out in
+    full); the statistic is ``log(a_post / a_pre)``. Its variance is the unit's own dispersion
+    (Pearson, both windows, :data:`HAC_LAGS` lags, at least 1) times the Poisson variance of the
+    two sums, plus the team sums' Poisson variance. Returns (s, v, log team ratio, baseline sum,
+    post sum, dispersion), each shaped ``(len(d),) + y.shape[1:]``.
+    """
+    team = team + TEAM_FLOOR
     d = np.asarray(d)
-    return cs[d - gap] - cs[d - gap - pre], cs[d + lag + horizon] - cs[d + lag]
+    S1, T1, a1, p1 = _window_fit(y, team, d - gap - pre, d - gap, ZERO_OFFSET * pre / horizon)
+    S2, T2, a2, p2 = _window_fit(y, team, d + lag, d + lag + horizon, ZERO_OFFSET)
+    phi = np.maximum(1.0, (p1 + p2) / max(pre + horizon - 2, 1))
+    v = phi * (1 / (S2 + ZERO_OFFSET) + 1 / (S1 + ZERO_OFFSET)) + 1 / T2 + 1 / T1
+    return np.log(a2 / a1), v, np.log((T2 / horizon) / (T1 / pre)), S1, S2, phi
 
 
-def _log_ratio(u_pre, u_post, pre, horizon):
-    """Log post/baseline rate ratio and its Poisson variance, from window sums.
-
-    Offsets are equal in *rate* terms (``ZERO_OFFSET`` a window on the post side,
-    ``ZERO_OFFSET * pre / horizon`` on the baseline side), so a unit with a steady low rate has
-    no offset bias. The variance ``1/E_post + 1/E_pre`` takes both expected counts from
-    the baseline, so it does not depend on the effect being tested (monotone inversion).
-    """
-    off_pre = ZERO_OFFSET * pre / horizon
-    lr = np.log((u_post + ZERO_OFFSET) / horizon) - np.log((u_pre + off_pre) / pre)
-    var = (1.0 / horizon + 1.0 / pre) * pre / (u_pre + off_pre)
-    return lr, var
+def _baseline_dispersion(y, team, t0: int, pre: int, gap: int) -> float:
+    """The unit's dispersion (as in :func:`_offset_statistic`) from its baseline weeks alone."""
+    *_, pearson = _window_fit(y, team + TEAM_FLOOR, np.array([t0 - gap - pre]), np.array([t0 - gap]),
+                              ZERO_OFFSET)
+    return float(max(1.0, pearson[0] / max(pre - 1, 1)))
 
 
-def _peer_extra_var(L: np.ndarray, VP: np.ndarray, iters: int = 3) -> float:
-    """Extra-Poisson variance of one peer's log ratio around the team trend (method of moments).
-
-    ``L``, ``VP``: (dates x peers) log ratios and Poisson variances. Each peer is compared
-    with the inverse-variance weighted mean of the others at the same date.
-    """
-    c0 = 0.1
-    if L.shape[1] < 2:
-        return c0
-    for _ in range(iters):
-        w = 1.0 / (VP + c0)
-        Sw, W = (w * L).sum(axis=1, keepdims=True), w.sum(axis=1, keepdims=True)
-        loo = (Sw - w * L) / (W - w)
-        c0 = max(0.0, float(np.mean((L - loo) ** 2 - VP - 1.0 / (W - w))))
-    return c0
+def _rep_statistic(rep_y, peers_y, d, pre, gap, lag, horizon) -> tuple:
+    """The rep's :func:`_offset_statistic` at start rows ``d`` against the sum of the peers."""
+    return _offset_statistic(np.nan_to_num(rep_y), peers_y.sum(axis=1), d, pre, gap, lag, horizon)
 
 
 @dataclass
 class _Placebo:
-    stat: np.ndarray  # raw placebo statistics
-    var: np.ndarray  # their Poisson + control variances
-    extra_var: float  # the unit's extra-Poisson variance component c
-    z: np.ndarray  # studentized: stat / sqrt(var + c), sorted ascending
-    peer_extra_var: float  # c0, used for the peer weights
-    beta: float = 1.0  # how much of the team trend a unit's own log ratio carries (fitted on the pool)
-    rep_kappa: float = 0.0  # the rep's own extra-Poisson variance a week at t0, shrunk toward the pool's
-    weight: np.ndarray | None = None  # each z's weight (calendar proximity to t0), averaging 1; None: all 1
+    z: np.ndarray  # studentized placebo statistics, sorted ascending
+    abs_z: np.ndarray = field(init=False)  # their absolute values, sorted ascending
 
-    def rep_extra_var(self, pre: int, horizon: int) -> float:
-        """The rep's extra variance of its statistic: the pool's shared ``c`` plus its own noise over the windows."""
-        return self.extra_var + self.rep_kappa * (1.0 / horizon + 1.0 / pre)
-
-    def rep_z(self, s: float, v: float, pre: int, horizon: int) -> float:
-        """The rep's statistic ``s`` (Poisson + trend variance ``v``) studentized like the placebo values."""
-        return s / math.sqrt(v + self.rep_extra_var(pre, horizon))
+    def __post_init__(self):
+        self.abs_z = np.sort(np.abs(self.z), kind="stable")
 
 
-#: lags of autocovariance in a unit's own noise (:func:`_baseline_noise`; 1, 3 and 6 measured in NOTES)
-NOISE_LAGS = 3
+def _placebo_null(rep_y, peers_y, pre, gap, lag, horizon, own_until) -> _Placebo | None:
+    """Pooled placebo null: every peer at every feasible date + the rep at its earlier dates.
 
-
-def _baseline_noise(y: np.ndarray, team: np.ndarray, d: np.ndarray, pre: int, gap: int) -> tuple:
-    """Each unit's extra-Poisson relative variance a week in its baseline at start rows ``d``.
-
-    ``y`` (T,) or (T, K) counts; ``team`` the same shape: the team's counts the unit is
-    compared with (its expected count in week t is its baseline total x the team's share of
-    week t). Moment estimate, autocovariances to :data:`NOISE_LAGS` lags included (the long-run
-    variance of a window's sum): ``kappa = (sum e_t^2 + 2 sum_j sum_t e_t e_t+j - Y) / sum m_t^2``
-    with ``e = y - m``,
-    so a Poisson unit has ``kappa`` about 0 and a negative-binomial one about ``1 / shape``.
-    Returns (kappa, mean weekly count), each shaped ``(len(d),) + y.shape[1:]``.
-    """
-    lo, hi = d - gap - pre, d - gap
-
-    def total(x):
-        cs = _cumsum0(x)
-        return cs[hi] - cs[lo]
-
-    def pairs(x, j):  # sum over t in [lo, hi - j) of x[t] = a_t b_t+j: pairs inside the baseline
-        cs = _cumsum0(x)
-        end, start = np.clip(hi - j, 0, len(cs) - 1), np.clip(lo, 0, len(cs) - 1)
-        inside = (hi - j > lo).reshape((-1,) + (1,) * (x.ndim - 1))  # no pair fits a baseline of j weeks or fewer
-        return np.where(inside, cs[end] - cs[start], 0.0)
-
-    Y, team_total = total(y), total(team)
-    a = Y / np.maximum(team_total, 1e-12)
-    e2 = total(y * y) - 2 * a * total(y * team) + a * a * total(team * team)
-    for j in range(1, NOISE_LAGS + 1):
-        e2 = e2 + 2 * (pairs(y[:-j] * y[j:], j) - a * pairs(y[:-j] * team[j:] + team[:-j] * y[j:], j)
-                       + a * a * pairs(team[:-j] * team[j:], j))
-    m2 = a * a * total(team * team)
-    # residuals about a level fitted on the same weeks: the squares lose a week's variance and
-    # each lag's products (pre - j) / pre of one (Poisson and extra alike; white noise), so the
-    # sums are scaled back up by what they keep
-    n_lags = min(NOISE_LAGS, max(pre - 1, 0))
-    kept = max(0.25, 1.0 - (1 + 2 * n_lags) / pre + n_lags * (n_lags + 1) / pre**2)
-    kappa = (e2 / kept - Y) / np.maximum(m2, 1e-12)
-    return np.where(m2 > 1e-12, kappa, 0.0), Y / pre
-
-
-#: least spread (variance) of units' true noise levels ``kappa`` assumed when shrinking toward the
-#: pool: a rep may be noisier than a team whose members are all alike (0.001, 0.03, 0.1, 0.3 and
-#: 1 measured in ``benchmarks/NOTES.md``)
-NOISE_PRIOR_VAR = 0.3
-
-
-def _shrunk_noise(kappa_pool, mean_pool, kappa_rep, mean_rep, pre: int) -> tuple[np.ndarray, float]:
-    """Units' own noise ``kappa`` shrunk toward the pool's (empirical Bayes, normal approximation).
-
-    A unit's estimate from ``pre`` baseline weeks has sampling variance about
-    ``6 (1/mean + kappa_pool)^2 / pre`` (the squared deviations and their lagged products);
-    the spread of the true levels, ``tau^2``, is the pool's spread less that noise, at least
-    :data:`NOISE_PRIOR_VAR` (a team of alike peers shows no spread, yet the rep may differ). Each unit keeps ``tau^2 / (tau^2 + its variance)`` of its own estimate. Returns the
-    pool's shrunk values (floored at 0) and the rep's.
-    """
-    k = np.asarray(kappa_pool, float)
-    if len(k) == 0:
-        return k, 0.0
-    k_bar = max(0.0, float(np.median(k)))
-    var = 6 * (1 / np.maximum(mean_pool, 1e-3) + k_bar) ** 2 / pre
-    w = 1 / var
-    k_bar = max(0.0, float(np.sum(w * k) / np.sum(w)))
-    tau2 = max(NOISE_PRIOR_VAR, float(np.sum(w * (k - k_bar) ** 2) / np.sum(w)) - float(np.mean(var)))
-    var_rep = 6 * (1 / max(mean_rep, 1e-3) + k_bar) ** 2 / pre
-    shrink = lambda kk, vv: np.maximum(0.0, (tau2 * kk + vv * k_bar) / (tau2 + vv))  # noqa: E731
-    return shrink(k, var), float(shrink(np.asarray(kappa_rep, float), var_rep))
-
-
-def _unit_and_team(rep_y, peers_y, d, pre, gap, lag, horizon, c0):
-    """The rep's log ratio and the weighted team trend at start rows ``d``, with their variances.
-
-    Returns (lr, vp, trend, vt, u_pre, u_post) arrays over ``d``: ``vp`` the rep's Poisson
-    variance, ``vt`` the variance of the weighted trend (1 / sum of weights).
-    """
-    u_pre, u_post = _windows(_cumsum0(np.nan_to_num(rep_y)), d, pre, gap, lag, horizon)
-    lr, vp = _log_ratio(u_pre, u_post, pre, horizon)
-    p_pre, p_post = _windows(_cumsum0(peers_y), d, pre, gap, lag, horizon)
-    L, VP = _log_ratio(p_pre, p_post, pre, horizon)
-    w = 1.0 / (VP + c0)
-    W = w.sum(axis=1)
-    return lr, vp, (w * L).sum(axis=1) / W, 1.0 / W, u_pre, u_post
-
-
-def _unit_vs_team(rep_y, peers_y, d, pre, gap, lag, horizon, c0, beta=1.0):
-    """The rep's statistic at start rows ``d``: its log ratio minus ``beta`` x the team trend.
-
-    Returns (stat, var, beta x trend, u_pre, u_post) arrays over ``d``; ``var`` = the rep's
-    Poisson variance + beta^2 x the variance of the weighted trend.
-    """
-    lr, vp, trend, vt, u_pre, u_post = _unit_and_team(rep_y, peers_y, d, pre, gap, lag, horizon, c0)
-    return lr - beta * trend, vp + beta * beta * vt, beta * trend, u_pre, u_post
-
-
-def _pool(rep_y, peers_y, pre, gap, lag, horizon, own_until) -> tuple[dict, float] | None:
-    """The placebo values before studentizing: every peer at every feasible date, the rep at its earlier dates.
-
-    Returns ({lr, trend, vp, vt, dates, kappa, mean}: arrays over the pool's values, see
-    :func:`_placebo_null` and :func:`_baseline_noise`; c0) or None when the pool is empty.
+    A value is a unit's :func:`_offset_statistic` divided by its own standard error: each peer
+    against the sum of the other peers (never the rep), the rep against all peers. The rep's
+    own dates are those whose post window ends on or before row ``own_until`` and whose
+    baseline lies inside its observed history. None when the pool is empty.
     """
     T = len(rep_y)
     parts = []
     d = np.arange(gap + pre, T - lag - horizon + 1)
-    c0 = 0.1
     if len(d) and peers_y.shape[1] >= 2:
-        p_pre, p_post = _windows(_cumsum0(peers_y), d, pre, gap, lag, horizon)
-        L, VP = _log_ratio(p_pre, p_post, pre, horizon)
-        c0 = _peer_extra_var(L, VP)
-        w = 1.0 / (VP + c0)
-        Sw, W = (w * L).sum(axis=1, keepdims=True), w.sum(axis=1, keepdims=True)
-        kappa, mean = _baseline_noise(peers_y, peers_y.sum(axis=1, keepdims=True) - peers_y, d, pre, gap)
-        parts.append(dict(lr=L, trend=(Sw - w * L) / (W - w), vp=VP, vt=1.0 / (W - w),
-                          dates=np.repeat(d[:, None], L.shape[1], axis=1), kappa=kappa, mean=mean))
+        s, v, *_ = _offset_statistic(peers_y, peers_y.sum(axis=1, keepdims=True) - peers_y, d, pre, gap, lag,
+                                     horizon)
+        parts.append(np.ravel(s / np.sqrt(v)))
     first = int(np.argmax(~np.isnan(rep_y))) if np.any(~np.isnan(rep_y)) else T
     d_own = np.arange(first + gap + pre, own_until - lag - horizon + 1)
     if len(d_own) and peers_y.shape[1] >= 1:
-        lr, vp, tr, vt, *_ = _unit_and_team(rep_y, peers_y, d_own, pre, gap, lag, horizon, c0)
-        kappa, mean = _baseline_noise(np.nan_to_num(rep_y), peers_y.sum(axis=1), d_own, pre, gap)
-        parts.append(dict(lr=lr, trend=tr, vp=vp, vt=vt, dates=d_own, kappa=kappa, mean=mean))
+        s, v, *_ = _rep_statistic(rep_y, peers_y, d_own, pre, gap, lag, horizon)
+        parts.append(s / np.sqrt(v))
     if not parts:
         return None
-    return {k: np.concatenate([np.ravel(p[k]) for p in parts]) for k in parts[0]}, c0
+    return _Placebo(z=np.sort(np.concatenate(parts), kind="stable"))
 
 
-def _placebo_null(rep_y, peers_y, t0, pre, gap, lag, horizon, own_until, shrink_trend=True,
-                  own_noise=True, calendar_weeks: float = 0.0) -> _Placebo | None:
-    """Pooled placebo null: every peer at every feasible date + the rep at its earlier dates.
-
-    The statistic is a unit's log rate ratio (post window / baseline) minus the team
-    trend: the inverse-variance weighted mean of the peers' log ratios (weights
-    ``1 / (Poisson variance + c0)``, so a few high-volume peers do not dominate the trend
-    the way they dominate a plain sum). Peer j's trend leaves peer j out (never uses the
-    rep); the rep's uses all peers. The rep's own placebo dates are those whose post
-    window ends on or before row ``own_until`` and whose baseline lies inside the rep's
-    observed history. With ``own_noise`` every value (and the rep's at ``t0``) is
-    studentized with its unit's own baseline noise, shrunk toward the pool's
-    (:func:`_shrunk_noise`), besides the shared component ``c``. With ``calendar_weeks`` > 0
-    each value is weighted by its date's calendar proximity to ``t0`` (:func:`_calendar_weights`).
-    """
-    pooled = _pool(rep_y, peers_y, pre, gap, lag, horizon, own_until)
-    if pooled is None:
-        return None
-    P, c0 = pooled
-    T = len(rep_y)
-    # How much of the estimated team trend to take out (docs/methods.md): the slope of a
-    # unit's log ratio on its trend, fitted away from each date (dates whose windows overlap it
-    # left out), so no placebo value is fitted on itself -- and the rep's own statistic never is.
-    beta_at = (_slopes_away_from(P["dates"], P["trend"], P["lr"], np.append(P["dates"], t0), lag + horizon, T,
-                                 weights=1.0 / (P["vp"] + P["vt"] + c0), x_noise=P["vt"]) if shrink_trend
-               else np.ones(len(P["dates"]) + 1))
-    beta, beta_rep = beta_at[:-1], float(beta_at[-1])
-    s = P["lr"] - beta * P["trend"]
-    v = P["vp"] + beta * beta * P["vt"]
-    kappa_rep = 0.0
-    if own_noise:
-        k_rep, m_rep = _baseline_noise(np.nan_to_num(rep_y), peers_y.sum(axis=1), np.array([t0]), pre, gap)
-        kappa, kappa_rep = _shrunk_noise(P["kappa"], P["mean"], k_rep[0], m_rep[0], pre)
-        v = v + kappa * (1.0 / horizon + 1.0 / pre)
-    c = _shared_extra_var(s, v)
-    z = s / np.sqrt(v + c)
-    order = np.argsort(z, kind="stable")
-    weight = _calendar_weights(P["dates"], t0, calendar_weeks)
-    return _Placebo(stat=s, var=v, extra_var=c, z=z[order], peer_extra_var=c0, beta=beta_rep, rep_kappa=kappa_rep,
-                    weight=None if weight is None else weight[order])
-
-
-#: weight of a placebo date far from the rep's, relative to one at the rep's date (:func:`_calendar_weights`)
-CALENDAR_FLOOR = 0.1
-
-
-def _calendar_weights(dates: np.ndarray, t0: int, bandwidth: float) -> np.ndarray | None:
-    """Weights of placebo dates by calendar proximity to the rep's row ``t0`` (None when ``bandwidth`` is 0).
-
-    ``CALENDAR_FLOOR + (1 - CALENDAR_FLOOR) exp(-((date - t0) / bandwidth)^2 / 2)``, scaled to
-    average 1: dates near the rep's, whose windows span the same season, count most.
-    """
-    if bandwidth <= 0 or len(dates) == 0:
-        return None
-    w = CALENDAR_FLOOR + (1 - CALENDAR_FLOOR) * np.exp(-0.5 * ((np.asarray(dates, float) - t0) / bandwidth) ** 2)
-    return w * len(w) / w.sum()
-
-
-def _shared_extra_var(s: np.ndarray, v: np.ndarray) -> float:
-    """The variance component ``c`` every placebo value shares beyond its own ``v`` (method of moments).
-
-    Var(stat) ~ v + c, with c shared by everyone (NB overdispersion with a common size and AR
-    noise on the log scale are both rate-free on the log scale, so one constant is the right
-    shape). Weighted by 1 / (v + c)^2 (iterated), so c is pinned down by the units where it
-    dominates rather than by the Poisson approximation of low-count units; an unweighted fit
-    leaves high-volume reps slightly over-rejected.
-    """
-    c = 0.0
-    if len(s) > 1:
-        dev2 = (s - s.mean()) ** 2
-        c = max(0.0, float(np.mean(dev2 - v)))
-        for _ in range(6):
-            w = 1.0 / (v + c) ** 2
-            c = max(0.0, float(np.sum(w * (dev2 - v)) / np.sum(w)))
-    return c
-
-
-def _slopes_away_from(dates, x, y, at, block: int, T: int, weights=None, min_points: int = 20,
-                      x_noise=None) -> np.ndarray:
-    """Weighted least-squares slope of ``y`` on ``x``, clipped to [0, 1], fitted on the points
-    whose date is more than ``block`` rows from each date in ``at``; 1 (no shrinkage) where
-    fewer than ``min_points`` points remain.
-
-    ``x_noise``: the sampling variance of each ``x`` (an estimated team trend). Its weighted sum
-    is taken off the spread of ``x`` (errors-in-variables), so the slope is the share of the
-    *true* trend that ``y`` carries, not one diluted toward 0 by the trend's own noise. The
-    correction is at most fourfold (the spread is kept at a quarter of its raw value or more):
-    where the trend is mostly noise its share is unidentified, and a near-zero covariance over
-    a near-zero spread would be noise itself.
-    """
-    n_dates = T + 1
-    wt = np.ones_like(x) if weights is None else weights
-    noise = np.zeros_like(x) if x_noise is None else x_noise
-    count = np.concatenate([[0.0], np.cumsum(np.bincount(dates, minlength=n_dates))])
-    sums = [np.bincount(dates, weights=w, minlength=n_dates)
-            for w in (wt, wt * x, wt * y, wt * x * x, wt * x * y, wt * noise)]
-    cs = [np.concatenate([[0.0], np.cumsum(a)]) for a in sums]
-    lo = np.clip(at - block, 0, n_dates)
-    hi = np.clip(at + block + 1, 0, n_dates)
-    n, sx, sy, sxx, sxy, snoise = (c[-1] - (c[hi] - c[lo]) for c in cs)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        raw = sxx - sx * sx / n
-        var = np.maximum(raw - snoise, 0.25 * raw)
-        slope = (sxy - sx * sy / n) / var
-    points = count[-1] - (count[hi] - count[lo])
-    ok = (points >= min_points) & (n > 0) & (var > 1e-12 * np.maximum(n, 1e-12))
-    return np.where(ok, np.clip(np.nan_to_num(slope, nan=1.0), 0.0, 1.0), 1.0)
-
-
-def _rank_p(z0: float, z_sorted: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float, float]:
+def _rank_p(z0: float, pl: _Placebo) -> tuple[float, float, float]:
     """(two-sided, upper, lower) rank p-values of ``z0`` in the placebo pool (with the +1).
 
-    ``weights``: each placebo value's weight, in the order of ``z_sorted``, averaging 1 (None:
-    all 1, the plain rank test); a value then counts as ``weight`` values.
+    Two-sided ranks ``|z0|`` among the pool's absolute values: the placebo statistics are
+    skewed (a window's count can fall to 0 but not below), and ranking the distance from 0
+    measured more power at the same size than doubling the smaller tail (``benchmarks/NOTES.md``).
     """
-    n = len(z_sorted)
-    i_ge = int(np.searchsorted(z_sorted, z0, side="left"))
-    i_le = int(np.searchsorted(z_sorted, z0, side="right"))
-    if weights is None:
-        n_ge, n_le = n - i_ge, i_le
-    else:
-        n_ge, n_le = float(np.sum(weights[i_ge:])), float(np.sum(weights[:i_le]))
-    p_up = (1 + n_ge) / (n + 1)
-    p_dn = (1 + n_le) / (n + 1)
-    return min(1.0, 2 * min(p_up, p_dn)), p_up, p_dn
+    n = len(pl.z)
+    n_ge = n - int(np.searchsorted(pl.z, z0, side="left"))
+    n_le = int(np.searchsorted(pl.z, z0, side="right"))
+    n_abs = n - int(np.searchsorted(pl.abs_z, abs(z0), side="left"))
+    return min(1.0, (1 + n_abs) / (n + 1)), (1 + n_ge) / (n + 1), (1 + n_le) / (n + 1)
 
 
-def _critical_z(z_sorted: np.ndarray, alpha: float, weights: np.ndarray | None = None) -> tuple[float, float]:
-    """Acceptance region [z_lo, z_hi] of the two-sided rank test at level alpha.
+def _critical_z(pl: _Placebo, alpha: float) -> tuple[float, float]:
+    """Acceptance region [-c, c] of the two-sided rank test at level alpha.
 
     A statistic is rejected (p <= alpha) exactly when it lies strictly outside this
-    region, so the interval obtained by inverting it agrees with the p-value. ``weights`` as
-    in :func:`_rank_p`: ``z_hi`` is the largest value whose upper tail (itself included) weighs
-    more than ``alpha (n + 1) / 2 - 1``, ``z_lo`` likewise from below.
+    region, so the interval obtained by inverting it agrees with the p-value.
     """
-    n = len(z_sorted)
-    if weights is None:
-        k = math.floor(alpha * (n + 1) / 2 - 1) + 1  # fewest placebo values beyond z to keep p > alpha
-        if k <= 0 or k > n:
-            return -math.inf, math.inf
-        return float(z_sorted[k - 1]), float(z_sorted[n - k])
-    limit = alpha * (n + 1) / 2 - 1
-    upper = np.cumsum(weights[::-1])[::-1]  # weight of each value and all above it
-    lower = np.cumsum(weights)
-    if limit < 0 or n == 0 or upper[0] <= limit:
+    n = len(pl.abs_z)
+    k = math.floor(alpha * (n + 1) - 1) + 1  # fewest placebo values beyond |z| to keep p > alpha
+    if k <= 0 or k > n:
         return -math.inf, math.inf
-    j_hi = int(np.flatnonzero(upper > limit)[-1])
-    j_lo = int(np.flatnonzero(lower > limit)[0])
-    return float(z_sorted[j_lo]), float(z_sorted[j_hi])
-
-
-def _weighted_quantile(z_sorted: np.ndarray, q: float, weights: np.ndarray | None = None) -> float:
-    """The ``q`` quantile of the placebo values (``weights`` as in :func:`_rank_p`)."""
-    if weights is None:
-        return float(np.quantile(z_sorted, q))
-    c = np.cumsum(weights) / np.sum(weights)
-    return float(z_sorted[min(len(z_sorted) - 1, int(np.searchsorted(c, q)))])
+    c = float(pl.abs_z[n - k])
+    return -c, c
 
 
 # ----------------------------------------------------------------- (2) pipeline impact
@@ -492,10 +265,10 @@ def _naive_poisson_test(pre_sum: float, post_sum: float, pre: int, horizon: int)
 def _mde_factor(pl: _Placebo, alpha: float, power: float = 0.8) -> float:
     """Upward minimum detectable log rate ratio per unit of standard error: the shift that puts
     ``power`` of the null past z_hi (``inf`` when the pool can't reach ``alpha``)."""
-    _, z_hi = _critical_z(pl.z, alpha, pl.weight)
+    _, z_hi = _critical_z(pl, alpha)
     if not np.isfinite(z_hi):
         return math.inf
-    return z_hi - _weighted_quantile(pl.z, 1 - power, pl.weight)
+    return z_hi - float(np.quantile(pl.z, 1 - power))
 
 
 @dataclass(frozen=True)
@@ -536,17 +309,6 @@ class ImpactSettings:
         One-sided level of that comparison; a ratio below 0.8 with p <= dip_alpha fails the gate.
     target_mde : float
         Rate ratio that ``weeks_needed`` aims to make detectable.
-    shrink_trend : bool
-        Take out only the share of the team trend that units' own log ratios carry (fitted on
-        the placebo pool, see ``docs/methods.md``). False takes it out in full: used for
-        pipeline value (:data:`FULL_TREND_OUTCOMES`), where a few large deals would steer the fit.
-    own_noise : bool
-        Studentize every unit, the rep included, with its own extra-Poisson noise in its
-        baseline weeks, shrunk toward the pool's (``docs/methods.md``), so a rep noisier than
-        the team is not judged against the team's noise. False: one component for everyone.
-    calendar_weeks : float
-        Weight placebo dates by calendar proximity to the rep's (a Gaussian of this many weeks'
-        width above a floor); 0 weights every date alike.
     leave_out_changed_peers : bool
         :func:`assess_commitment` also leaves out teammates whose committed activity shows a
         change of its own anywhere in the analysed weeks (:func:`changed_peers`), recorded or
@@ -565,9 +327,6 @@ class ImpactSettings:
     dip_weeks: int = 6
     dip_alpha: float = 0.05
     target_mde: float = 1.5
-    shrink_trend: bool = True
-    own_noise: bool = True
-    calendar_weeks: float = 0.0
     leave_out_changed_peers: bool = False
 
     def __post_init__(self):
@@ -691,9 +450,7 @@ def _null_for(case: _Case, cfg: ImpactSettings) -> _Placebo | None:
     h_null = case.horizon if case.horizon >= 1 else cfg.horizon_weeks
     if cfg.gap_weeks + case.pre + cfg.lag_weeks + h_null > case.T:
         return None
-    return _placebo_null(case.rep_y, case.peers, case.t0, case.pre, cfg.gap_weeks, cfg.lag_weeks, h_null,
-                         own_until=case.t0, shrink_trend=cfg.shrink_trend, own_noise=cfg.own_noise,
-                         calendar_weeks=cfg.calendar_weeks)
+    return _placebo_null(case.rep_y, case.peers, case.pre, cfg.gap_weeks, cfg.lag_weeks, h_null, own_until=case.t0)
 
 
 def _peers_gate(case: _Case, cfg: ImpactSettings, n_placebo: int, enough_pool: bool) -> str:
@@ -701,7 +458,7 @@ def _peers_gate(case: _Case, cfg: ImpactSettings, n_placebo: int, enough_pool: b
     if case.n_peers < cfg.min_peers:
         gate = f"failed: only {case.n_peers} unchanged peers to compare with (need {cfg.min_peers})"
     elif not enough_pool:
-        need = math.ceil(2 / cfg.alpha) - 1
+        need = math.ceil(1 / cfg.alpha) - 1
         gate = f"failed: only {n_placebo} placebo comparisons (need {need} for a test at {cfg.alpha:g})"
     else:
         gate = "passed"
@@ -720,16 +477,12 @@ def _dip_check(case: _Case, cfg: ImpactSettings, label: str) -> tuple[float, str
     k, hist = cfg.dip_weeks, case.pre_before_dip
     if not (k >= 1 and hist >= 4 and case.n_peers >= 2 and case.t0 - k >= 0):
         return float("nan"), "", "not checked"
-    dpl = _placebo_null(case.rep_y, case.peers, case.t0 - k, hist, 0, 0, k, own_until=case.t0 - k,
-                        shrink_trend=cfg.shrink_trend, own_noise=cfg.own_noise,
-                         calendar_weeks=cfg.calendar_weeks)
-    c0 = dpl.peer_extra_var if dpl is not None else 0.1
-    s, v, *_ = _unit_vs_team(case.rep_y, case.peers, np.array([case.t0 - k]), hist, 0, 0, k, c0,
-                             dpl.beta if dpl is not None else 1.0)
+    dpl = _placebo_null(case.rep_y, case.peers, hist, 0, 0, k, own_until=case.t0 - k)
+    s, v, *_ = _rep_statistic(case.rep_y, case.peers, np.array([case.t0 - k]), hist, 0, 0, k)
     dip_ratio = float(np.exp(s[0]))
     if dpl is None or len(dpl.z) < 19:  # too few placebo values for a one-sided test at 5%
         return dip_ratio, "", "not checked"
-    _, _, p_low = _rank_p(dpl.rep_z(float(s[0]), float(v[0]), hist, k), dpl.z, dpl.weight)
+    _, _, p_low = _rank_p(float(s[0] / math.sqrt(v[0])), dpl)
     if p_low <= cfg.dip_alpha and dip_ratio < 0.8:
         dip_low = (f"{label} in the {k} weeks before the change were "
                    f"unusually low ({dip_ratio:.2f}× the rep's earlier level, team-adjusted)")
@@ -746,11 +499,10 @@ def _estimate(case: _Case, cfg: ImpactSettings, pl: _Placebo, z_lo: float, z_hi:
     rate (``pre_rate``) x the team trend ** beta. Returns (the result's fields, the rep's
     statistic: log rate ratio against the counterfactual).
     """
-    s, v, log_trend, u_pre, u_post = (float(x[0]) for x in _unit_vs_team(
-        case.rep_y, case.peers, np.array([case.t0]), case.pre, cfg.gap_weeks, cfg.lag_weeks, case.horizon,
-        pl.peer_extra_var, pl.beta))
-    se_now = math.sqrt(v + pl.rep_extra_var(case.pre, case.horizon))
-    p, _, _ = _rank_p(pl.rep_z(s, v, case.pre, case.horizon), pl.z, pl.weight)
+    s, v, log_trend, u_pre, u_post, _ = (float(x[0]) for x in _rep_statistic(
+        case.rep_y, case.peers, np.array([case.t0]), case.pre, cfg.gap_weeks, cfg.lag_weeks, case.horizon))
+    se_now = math.sqrt(v)
+    p, _, _ = _rank_p(s / se_now, pl)
     res = dict(rate_ratio=math.exp(s), p_value=p, post_rate=u_post / case.horizon,
                ci_low=math.exp(s - se_now * z_hi) if np.isfinite(z_hi) else 0.0,
                ci_high=math.exp(s - se_now * z_lo) if np.isfinite(z_lo) else math.inf)
@@ -774,15 +526,12 @@ def _dip_confirmed(case: _Case, cfg: ImpactSettings, stat: float, dip_low: str) 
     pre2 = case.pre_before_dip
     if not (cfg.dip_weeks > cfg.gap_weeks and pre2 >= cfg.min_pre_weeks):
         return None
-    pl2 = _placebo_null(case.rep_y, case.peers, case.t0, pre2, cfg.dip_weeks, cfg.lag_weeks, case.horizon,
-                        own_until=case.t0, shrink_trend=cfg.shrink_trend, own_noise=cfg.own_noise,
-                         calendar_weeks=cfg.calendar_weeks)
-    if pl2 is None or not np.isfinite(_critical_z(pl2.z, cfg.alpha, pl2.weight)[1]):
+    pl2 = _placebo_null(case.rep_y, case.peers, pre2, cfg.dip_weeks, cfg.lag_weeks, case.horizon, own_until=case.t0)
+    if pl2 is None or not np.isfinite(_critical_z(pl2, cfg.alpha)[1]):
         return None
-    s2, v2, *_ = (float(x[0]) for x in _unit_vs_team(case.rep_y, case.peers, np.array([case.t0]), pre2,
-                                                      cfg.dip_weeks, cfg.lag_weeks, case.horizon,
-                                                      pl2.peer_extra_var, pl2.beta))
-    p2, _, _ = _rank_p(pl2.rep_z(s2, v2, pre2, case.horizon), pl2.z, pl2.weight)
+    s2, v2, *_ = (float(x[0]) for x in _rep_statistic(case.rep_y, case.peers, np.array([case.t0]), pre2,
+                                                       cfg.dip_weeks, cfg.lag_weeks, case.horizon))
+    p2, _, _ = _rank_p(s2 / math.sqrt(v2), pl2)
     if p2 <= cfg.alpha and (s2 > 0) == (stat > 0):
         return f"passed: {dip_low}, but the change also shows against the {pre2} weeks before them (p = {p2:.3f})"
     return None
@@ -791,27 +540,29 @@ def _dip_confirmed(case: _Case, cfg: ImpactSettings, stat: float, dip_low: str) 
 def _mde_curve(case: _Case, cfg: ImpactSettings, pl: _Placebo | None, enough_pool: bool):
     """Minimum detectable upward rate ratio (80% power at alpha) as a function of post weeks ``h``.
 
-    The rep's and the peers' Poisson parts come from their baselines (so the team-trend
-    variance needs no post data), the rep's extra part is scaled like a mean over ``h`` weeks
-    (1/h + 1/P), relative to the window the null was built for. Vectorized over ``h``: the
-    weeks-needed search asks for every ``h`` up to two years. Returns a function of an array
-    of week counts giving an array of ratios (``inf`` where the pool can't reach alpha).
+    The rep's post sum and the team's are expected at their baseline rates; the rep's
+    dispersion is the one the test uses now (from its baseline alone before any post week is
+    observed). Vectorized over ``h``: the weeks-needed search asks for every ``h`` up to two
+    years. Returns a function of an array of week counts giving an array of ratios (``inf``
+    where the pool can't reach alpha).
     """
     pre, gap, t0 = case.pre, cfg.gap_weeks, case.t0
     factor = _mde_factor(pl, cfg.alpha) if pl is not None and pre >= 1 and enough_pool else math.inf
+    if not np.isfinite(factor):
+        return lambda h: np.full(np.atleast_1d(np.asarray(h, dtype=float)).shape, math.inf)
+    team = case.peers.sum(axis=1)
+    u_pre = case.cs_r[t0 - gap] - case.cs_r[t0 - gap - pre]
+    t_pre = float(np.sum(team[t0 - gap - pre:t0 - gap])) + TEAM_FLOOR * pre
+    if case.horizon >= 1:
+        phi = float(_rep_statistic(case.rep_y, case.peers, np.array([t0]), pre, gap, cfg.lag_weeks, case.horizon)[-1][0])
+    else:
+        phi = _baseline_dispersion(np.nan_to_num(case.rep_y), team, t0, pre, gap)
 
     def mde_at(h) -> np.ndarray:
         h = np.atleast_1d(np.asarray(h, dtype=float))
-        if not np.isfinite(factor):
-            return np.full(h.shape, math.inf)
-        h_ref = case.horizon if case.horizon >= 1 else cfg.horizon_weeks
-        u_pre = case.cs_r[t0 - gap] - case.cs_r[t0 - gap - pre]
-        p_pre = case.cs_p[t0 - gap] - case.cs_p[t0 - gap - pre]
-        _, v = _log_ratio(u_pre, 0.0, pre, h)
-        _, vp = _log_ratio(p_pre[None, :], 0.0, pre, h[:, None])
-        v_trend = pl.beta ** 2 / np.sum(1.0 / (vp + pl.peer_extra_var), axis=1)
-        extra = pl.extra_var * (1 / h + 1 / pre) / (1 / h_ref + 1 / pre) + pl.rep_kappa * (1 / h + 1 / pre)
-        return np.exp(np.sqrt(v + v_trend + extra) * factor)
+        v = (phi * (1 / (u_pre * h / pre + ZERO_OFFSET) + 1 / (u_pre + ZERO_OFFSET))
+             + 1 / (t_pre * h / pre) + 1 / t_pre)
+        return np.exp(np.sqrt(v) * factor)
 
     return mde_at
 
@@ -922,7 +673,7 @@ def pipeline_impact(outcome: pd.DataFrame, rep_id, start, settings: ImpactSettin
         t0, gap = case.t0, cfg.gap_weeks
         res["pre_rate"] = float((case.cs_r[t0 - gap] - case.cs_r[t0 - gap - case.pre]) / case.pre)
     res["n_placebo"] = 0 if pl is None else len(pl.z)
-    z_lo, z_hi = _critical_z(pl.z, cfg.alpha, pl.weight) if pl is not None else (-math.inf, math.inf)
+    z_lo, z_hi = _critical_z(pl, cfg.alpha) if pl is not None else (-math.inf, math.inf)
     enough_pool = bool(np.isfinite(z_hi))
     gates["peers"] = _peers_gate(case, cfg, res["n_placebo"], enough_pool)
     dip_ratio, dip_low, gates["baseline_dip"] = _dip_check(case, cfg, label)
@@ -966,9 +717,9 @@ def placebo_statistics(outcome: pd.DataFrame, rep_id, start, settings: ImpactSet
         return np.array([]), float("nan")
     if case.horizon < 1 or case.pre < 1:
         return pl.z, float("nan")
-    s, v, *_ = _unit_vs_team(case.rep_y, case.peers, np.array([case.t0]), case.pre, settings.gap_weeks,
-                             settings.lag_weeks, case.horizon, pl.peer_extra_var, pl.beta)
-    return pl.z, pl.rep_z(float(s[0]), float(v[0]), case.pre, case.horizon)
+    s, v, *_ = _rep_statistic(case.rep_y, case.peers, np.array([case.t0]), case.pre, settings.gap_weeks,
+                              settings.lag_weeks, case.horizon)
+    return pl.z, float(s[0] / math.sqrt(v[0]))
 
 
 def _impact_sentence(r: dict, failed: list[str], label: str, cfg: ImpactSettings) -> str:
@@ -1121,8 +872,7 @@ def assess_commitment(activity_panel: pd.DataFrame, outcome_panel: pd.DataFrame,
         when ``settings.leave_out_changed_peers`` is True.
     secondary : dict of str -> DataFrame, optional
         Label -> weekly panel of a secondary outcome (stage advancements; pipeline value,
-        best in :func:`deal_units`), each tested the same way. Outcomes in
-        :data:`FULL_TREND_OUTCOMES` take the team trend out in full.
+        best in :func:`deal_units`), each tested the same way.
 
     Returns
     -------
@@ -1144,17 +894,10 @@ def assess_commitment(activity_panel: pd.DataFrame, outcome_panel: pd.DataFrame,
     same = dict(peers=peers, excluded_peers=named + found, activity_changed=changed)
     pipe = replace(pipeline_impact(outcome_panel, rep_id, start, settings, label=label, **same),
                    n_changed_peers=len(found))
-    extra = {name: pipeline_impact(panel, rep_id, start, _settings_for(name, settings), label=name, **same)
+    extra = {name: pipeline_impact(panel, rep_id, start, settings, label=name, **same)
              for name, panel in (secondary or {}).items() if rep_id in panel.columns}
     return CommitmentAssessment(rep_id=rep_id, activity=act, pipeline=pipe, verdict=pipe.verdict,
                                 sentence=f"{act.sentence} {pipe.sentence}", secondary=extra)
-
-
-def _settings_for(outcome_label: str, settings: ImpactSettings) -> ImpactSettings:
-    """The settings a secondary outcome is tested with: the team trend in full for :data:`FULL_TREND_OUTCOMES`."""
-    if outcome_label in FULL_TREND_OUTCOMES:
-        return replace(settings, shrink_trend=False)
-    return settings
 
 
 # ----------------------------------------------------------------- (5) multiple testing

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coachnb.impact import (FULL_TREND_OUTCOMES, PIPELINE_VALUE, ImpactSettings, PipelineImpact, _placebo_null,
-                            _slopes_away_from, assess_commitment, bh_adjust, deal_units, pipeline_impact)
+from coachnb.impact import (PIPELINE_VALUE, ImpactSettings, PipelineImpact, _offset_statistic,
+                            assess_commitment, bh_adjust, deal_units, pipeline_impact)
 from coachnb.simulate import simulate_team
 
 WEEKS = pd.date_range("2025-01-06", periods=60, freq="W-MON")
@@ -198,24 +198,7 @@ def test_secondary_outcomes_use_the_same_test_and_never_set_the_verdict():
     assert assess_commitment(act, out, "R0", WEEKS[t0], WEEKS[t0 + 12], target=11.0).secondary_sentence == ""
 
 
-# ----------------------------------------------------------------- the team trend's share (beta)
-def test_slopes_away_from_fits_each_date_without_its_neighbours():
-    rng = np.random.default_rng(3)
-    dates = np.repeat(np.arange(60), 5)
-    x = rng.normal(0, 1, dates.size)
-    y = 0.4 * x + rng.normal(0, 0.05, dates.size)
-    y_out = y.copy()
-    y_out[dates == 30] += 50 * x[dates == 30]  # wild points at date 30 only
-    at = np.array([10, 30])
-    near = _slopes_away_from(dates, x, y_out, at, block=3, T=60)
-    assert near[1] == pytest.approx(0.4, abs=0.03)  # date 30's own points are left out of its fit
-    assert near[0] > 0.8  # ... but steer every fit that keeps them
-    assert _slopes_away_from(dates, x, 2 * x, at, 3, 60).tolist() == [1.0, 1.0]  # clipped above
-    assert _slopes_away_from(dates, x, -x, at, 3, 60).tolist() == [0.0, 0.0]  # and below
-    few = dates < 4  # 20 points in dates 0-3: nothing left away from date 1, so no shrinkage
-    assert _slopes_away_from(dates[few], x[few], y[few], np.array([1]), 3, 60).tolist() == [1.0]
-
-
+# ----------------------------------------------------------------- the statistic: team shape out, own dispersion
 def _team_panel(team_sd: float, seed: int, n_reps: int = 15, n_weeks: int = 80, rate: float = 6.0):
     rng = np.random.default_rng(seed)
     team = rng.normal(0, team_sd, n_weeks) if team_sd else np.zeros(n_weeks)
@@ -225,38 +208,60 @@ def _team_panel(team_sd: float, seed: int, n_reps: int = 15, n_weeks: int = 80, 
     return pd.DataFrame(y.astype(float), index=weeks, columns=[f"R{i}" for i in range(n_reps)])
 
 
-def test_team_trend_is_taken_out_in_proportion_to_how_much_reps_share_it():
-    def beta(team_sd, seed):
-        y = _team_panel(team_sd, seed).to_numpy()
-        return _placebo_null(y[:, 0], y[:, 1:], 60, 26, 2, 2, 8, own_until=60).beta
-
-    strong = [beta(0.6, s) for s in range(3)]
-    none = [beta(0.0, s) for s in range(3)]
-    assert min(strong) > 0.75, strong  # a shared swing is removed (almost) in full
-    assert max(none) < 0.5, none  # with no shared part, subtracting peers' noise would only add noise
-    y = _team_panel(0.0, 0).to_numpy()
-    full = _placebo_null(y[:, 0], y[:, 1:], 60, 26, 2, 2, 8, own_until=60, shrink_trend=False)
-    assert full.beta == 1.0
+def test_the_statistic_is_the_reps_rate_ratio_against_the_teams():
+    y = _team_panel(0.6, 1).to_numpy()
+    rep, team = y[:, 0], y[:, 1:].sum(axis=1)
+    s, v, log_team, u_pre, u_post, phi = (x[0] for x in _offset_statistic(rep, team, np.array([60]), 26, 2, 2, 8))
+    assert (u_pre, u_post) == (rep[32:58].sum(), rep[62:70].sum())
+    share = lambda rows, offset: (rep[rows].sum() + offset) / (team[rows].sum() + 0.5 * len(rep[rows]))  # noqa: E731
+    assert s == pytest.approx(math.log(share(slice(62, 70), 0.5) / share(slice(32, 58), 0.5 * 26 / 8)))
+    assert log_team == pytest.approx(math.log((team[62:70].sum() + 4) / 8 / ((team[32:58].sum() + 13) / 26)))
+    assert phi >= 1 and v > phi * (1 / (u_post + 0.5) + 1 / (u_pre + 0.5))  # the team's own variance on top
 
 
-def test_pipeline_value_takes_the_trend_out_in_full():
-    assert PIPELINE_VALUE in FULL_TREND_OUTCOMES
-    out = _team_panel(0.0, 5)
-    act = out * 0 + 5.0
-    act.iloc[50:, 0] = 12.0
-    eight = ImpactSettings(max_post_weeks=8)  # a long post window leaves too few dates to fit the share on
-    a = assess_commitment(act, out, "R0", out.index[50], out.index[62], target=10.0, settings=eight,
-                          secondary={PIPELINE_VALUE: out, "stage advancements": out})
-    same = pipeline_impact(out, "R0", out.index[50], eight, activity_changed=True)
-    full = pipeline_impact(out, "R0", out.index[50], ImpactSettings(shrink_trend=False, max_post_weeks=8),
-                           activity_changed=True)
-    assert a.secondary["stage advancements"].rate_ratio == pytest.approx(same.rate_ratio)
-    assert a.secondary[PIPELINE_VALUE].rate_ratio == pytest.approx(full.rate_ratio)
-    assert same.rate_ratio != pytest.approx(full.rate_ratio)
+def test_a_team_wide_swing_does_not_move_the_statistic():
+    # every rep's rate tripled over the post window: the rep's ratio is the team's, the statistic about 0
+    stats_ = []
+    for seed in range(20):
+        out = _panel(seed=seed, wave=(36, 60, 3.0))
+        s, *_ = _offset_statistic(out["R0"].to_numpy(), out.drop(columns="R0").sum(axis=1).to_numpy(),
+                                  np.array([36]), 26, 2, 0, 12)
+        stats_.append(float(s[0]))
+    assert abs(np.mean(stats_)) < 0.1 and np.mean(np.exp(stats_)) < 1.3
+
+
+def _dispersion(draw, n=200):
+    phis = []
+    for seed in range(n):
+        y = draw(np.random.default_rng(seed)).astype(float)
+        phis.append(float(_offset_statistic(y[:, 0], y[:, 1:].sum(axis=1), np.array([40]), 26, 2, 2, 16)[-1][0]))
+    return float(np.mean(phis))
+
+
+def test_a_units_dispersion_is_about_right_and_sees_autocorrelation():
+    # Poisson: the floor of 1 (and a little above it, from the estimate's own noise)
+    assert 1.0 <= _dispersion(lambda rng: rng.poisson(4.0, (70, 12))) < 1.3
+    # negative binomial of shape 2 at 4 a week: variance 4 + 8, dispersion 3
+    assert 2.4 < _dispersion(lambda rng: rng.poisson(rng.gamma(2.0, 2.0, (70, 12)))) < 3.6
+
+    def ar_lognormal(rng):
+        e = np.zeros(70)
+        for t in range(1, 70):
+            e[t] = 0.6 * e[t - 1] + rng.normal(0, 0.4)
+        y = rng.poisson(4.0, (70, 12))
+        y[:, 0] = rng.poisson(4.0 * np.exp(e))
+        return y
+
+    def white_lognormal(rng):  # the same marginal noise, no autocorrelation
+        y = rng.poisson(4.0, (70, 12))
+        y[:, 0] = rng.poisson(4.0 * np.exp(rng.normal(0, 0.4 / 0.8, 70)))
+        return y
+
+    assert _dispersion(ar_lognormal) > 1.3 * _dispersion(white_lognormal)  # the lags see the autocorrelation
 
 
 def test_placebo_statistics_are_the_null_the_p_value_ranks_against():
-    from coachnb.impact import _rank_p, placebo_statistics
+    from coachnb.impact import _Placebo, _rank_p, placebo_statistics
 
     out = _panel(seed=1)
     t0 = 36
@@ -265,7 +270,7 @@ def test_placebo_statistics_are_the_null_the_p_value_ranks_against():
     r = pipeline_impact(out, "R0", WEEKS[t0], SHORT_LAG)
     assert len(null) == r.n_placebo > 20 and np.all(np.diff(null) >= 0)
     assert rep > null[-1]  # a tripling lies beyond every placebo date
-    assert _rank_p(rep, null)[0] == pytest.approx(r.p_value)
+    assert _rank_p(rep, _Placebo(z=null))[0] == pytest.approx(r.p_value)
     # before the change shows, there is a null but no statistic of the rep's
     null_early, rep_early = placebo_statistics(out, "R0", WEEKS[-1] + pd.Timedelta(weeks=1), SHORT_LAG)
     assert np.isnan(rep_early)
@@ -307,21 +312,6 @@ def test_post_window_is_shortened_to_keep_enough_placebo_dates():
     assert 41 - MIN_PLACEBO_DATES > 8 and 41 - math.ceil(MIN_PLACEBO_VALUES / 7) < 41 - MIN_PLACEBO_DATES
 
 
-def test_trend_share_is_not_diluted_by_the_noise_of_the_estimated_trend():
-    rng = np.random.default_rng(3)
-    n = 4000
-    dates = np.repeat(np.arange(200), 20)
-    true = rng.normal(0, 0.3, 200)[dates]  # the team swing each unit's ratio carries in full
-    noise_var = np.full(n, 0.09)  # the estimated trend's own noise: half its spread
-    x = true + rng.normal(0, 0.3, n)
-    y = true + rng.normal(0, 0.4, n)
-    at = np.array([100])
-    diluted = _slopes_away_from(dates, x, y, at, block=5, T=200)[0]
-    corrected = _slopes_away_from(dates, x, y, at, block=5, T=200, x_noise=noise_var)[0]
-    assert 0.4 < diluted < 0.6  # 0.09 / (0.09 + 0.09): the regression-dilution slope
-    assert 0.9 < corrected <= 1.0
-
-
 def _quiet_and_noisy(seed):
     """A Poisson team, and the same team with rep R0's counts under autocorrelated lognormal noise (same mean)."""
     quiet = _long_panel(n_weeks=100, rate=6.0, seed=seed)
@@ -334,30 +324,15 @@ def _quiet_and_noisy(seed):
     return quiet, noisy
 
 
-def test_a_rep_noisier_than_the_team_is_judged_with_a_wider_null():
-    from coachnb.impact import _baseline_noise
-
+def test_a_rep_noisier_than_the_team_is_judged_with_a_wider_interval():
     cfg = ImpactSettings(lag_weeks=2, horizon_weeks=8, max_post_weeks=8)
 
-    def kappa(panel):
-        k, _ = _baseline_noise(panel["R0"].to_numpy(), panel.drop(columns="R0").sum(axis=1).to_numpy(),
-                               np.array([60]), 26, 2)
-        return k[0]
-
-    def width(panel, own_noise):
-        r = pipeline_impact(panel, "R0", panel.index[60], dataclasses.replace(cfg, own_noise=own_noise))
+    def width(panel):
+        r = pipeline_impact(panel, "R0", panel.index[60], cfg)
         return np.log(r.ci_high / r.ci_low)
 
     teams = [_quiet_and_noisy(seed) for seed in range(12)]
-    # the estimate of a unit's own noise: about 0 for a Poisson series (12 estimates of sd about
-    # 0.17; its bias is tested on 300 in test_own_noise_estimate_is_about_right_...), well above it for the noisy one
-    assert abs(np.mean([kappa(q) for q, _ in teams])) < 0.15
-    assert np.mean([kappa(n) for _, n in teams]) > 0.5
-    # its own noise widens a noisy rep's interval; a rep like the team keeps about the team's
-    assert np.median([width(n, True) / width(n, False) for _, n in teams]) > 1.3
-    # (about 16% wider in the median here since the noise estimate is no longer biased low: a
-    # Poisson rep's estimate floored at 0 less often; benchmarks/NOTES.md, "Noisy reps")
-    assert np.median([width(q, True) / width(q, False) for q, _ in teams]) < 1.2
+    assert np.median([width(n) / width(q) for q, n in teams]) > 1.3
 
 
 def test_a_changed_peer_is_left_out_of_the_counterfactual_and_the_placebo_pool():
@@ -413,20 +388,18 @@ def test_pipeline_lag_is_read_from_process_toml():
         config_from_dict({"thresholds": {"pipeline_lag_weeks": 40}})
 
 
-def test_weighted_rank_test_agrees_with_its_acceptance_region():
-    from coachnb.impact import _calendar_weights, _critical_z, _rank_p
+def test_rank_test_agrees_with_its_acceptance_region():
+    from coachnb.impact import _critical_z, _Placebo, _rank_p
 
     rng = np.random.default_rng(9)
-    z = np.sort(rng.normal(size=300))
-    ones = np.ones(300)
-    assert _critical_z(z, 0.05, ones) == _critical_z(z, 0.05)  # weights of 1: the plain rank test
-    assert _rank_p(0.7, z, ones) == pytest.approx(_rank_p(0.7, z))
-    w = _calendar_weights(rng.integers(0, 100, 300), 50, 13.0)
-    assert w.mean() == pytest.approx(1.0) and w.max() / w.min() <= 10.0 + 1e-9
-    lo, hi = _critical_z(z, 0.05, w)
-    for z0 in np.linspace(-4, 4, 801):  # rejected (p <= alpha) exactly outside [lo, hi]
-        assert (_rank_p(z0, z, w)[0] <= 0.05) == (z0 < lo or z0 > hi), z0
-    assert _calendar_weights(np.arange(10), 5, 0.0) is None
+    pl = _Placebo(z=np.sort(rng.gamma(2.0, 1.0, 300) - 2.0))  # skewed, as low counts make it
+    lo, hi = _critical_z(pl, 0.05)
+    assert lo == -hi and np.sum(np.abs(pl.z) > hi) < 0.05 * 301
+    for z0 in np.linspace(-6, 6, 1201):  # rejected (p <= alpha) exactly outside [lo, hi]
+        assert (_rank_p(z0, pl)[0] <= 0.05) == (z0 < lo or z0 > hi), z0
+    p, up, down = _rank_p(1.0, pl)
+    assert up == pytest.approx((1 + np.sum(pl.z >= 1.0)) / 301) and down == pytest.approx((1 + np.sum(pl.z <= 1.0)) / 301)
+    assert _critical_z(_Placebo(z=np.arange(10.0)), 0.05) == (-math.inf, math.inf)  # 10 values can't reach 5%
 
 
 def test_the_estimate_is_kept_when_the_activity_did_not_change():
@@ -440,49 +413,24 @@ def test_the_estimate_is_kept_when_the_activity_did_not_change():
     assert np.isfinite(unconfirmed.rate_ratio) and unconfirmed.ci_low > 1
 
 
-def test_own_noise_of_a_baseline_too_short_for_its_lags_is_computed():
-    from coachnb.impact import NOISE_LAGS, _baseline_noise
-
+def test_a_short_window_still_gets_a_dispersion():
     y = np.random.default_rng(0).poisson(5, (10, 3)).astype(float)
-    # baselines of 1 and 2 weeks ending at the panel's end: no lagged pair fits, none is read past the end
-    k, mean = _baseline_noise(y, y.sum(axis=1, keepdims=True) - y, np.array([10, 9]), 1, 0)
-    assert k.shape == (2, 3) and np.isfinite(k).all() and np.allclose(mean, y[[9, 8]])
-    k1, _ = _baseline_noise(y[:, 0], y[:, 1:].sum(axis=1), np.array([10]), NOISE_LAGS - 1, 0)
-    assert np.isfinite(k1).all()
+    # windows of 1 week, the last one ending with the panel: no lagged pair fits, none is read past the end
+    s, v, _, _, _, phi = _offset_statistic(y, y.sum(axis=1, keepdims=True) - y, np.array([8, 9]), 1, 0, 0, 1)
+    assert s.shape == (2, 3) and np.isfinite(v).all() and (phi >= 1).all()
 
 
-def test_own_noise_estimate_is_about_right_for_poisson_and_negative_binomial_units():
-    from coachnb.impact import _baseline_noise
-
-    def mean_kappa(draw, n=300):
-        ks = []
-        for seed in range(n):
-            y = draw(np.random.default_rng(seed)).astype(float)
-            ks.append(_baseline_noise(y[:, 0], y[:, 1:].sum(axis=1), np.array([60]), 26, 2)[0][0])
-        return float(np.mean(ks))
-
-    # a rep of 2 a week: residuals about a level fitted on the same 26 weeks lose about 7 weeks'
-    # variance over the squares and 3 lags; uncorrected the Poisson unit read about -0.13
-    assert abs(mean_kappa(lambda rng: rng.poisson(2.0, (70, 12)))) < 0.08
-    # negative binomial of shape 2: extra relative variance 1/2 a week (uncorrected about 0.23)
-    assert 0.4 < mean_kappa(lambda rng: rng.poisson(rng.gamma(2.0, 2.0, (70, 12)))) < 0.6
-
-
-def test_a_rep_twice_as_noisy_as_its_team_gets_a_wider_interval():
-    cfg = ImpactSettings(lag_weeks=2, horizon_weeks=8, max_post_weeks=8)
-
-    def width(panel, own_noise):
-        r = pipeline_impact(panel, "R0", panel.index[60], dataclasses.replace(cfg, own_noise=own_noise))
-        return math.log(r.ci_high / r.ci_low)
-
-    rng = np.random.default_rng(5)
-    ratios = []
-    for seed in range(10):
-        team = _long_panel(n_weeks=100, rate=6.0, seed=seed)
-        # R0 negative binomial of shape 2: variance 6 + 18 a week, sd twice its Poisson teammates'
-        team["R0"] = rng.poisson(rng.gamma(2.0, team["R0"].mean() / 2, 100)).astype(float)
-        ratios.append(width(team, True) / width(team, False))
-    assert np.median(ratios) > 1.3
+def test_secondary_outcomes_are_tested_like_new_opportunities():
+    out = _team_panel(0.0, 5)
+    act = out * 0 + 5.0
+    act.iloc[50:, 0] = 12.0
+    eight = ImpactSettings(max_post_weeks=8)
+    a = assess_commitment(act, out, "R0", out.index[50], out.index[62], target=10.0, settings=eight,
+                          secondary={PIPELINE_VALUE: out * 2, "stage advancements": out})
+    same = pipeline_impact(out, "R0", out.index[50], eight, activity_changed=True)
+    value = pipeline_impact(out * 2, "R0", out.index[50], eight, activity_changed=True)
+    assert a.secondary["stage advancements"].rate_ratio == pytest.approx(same.rate_ratio)
+    assert a.secondary[PIPELINE_VALUE].p_value == pytest.approx(value.p_value)
 
 
 def test_a_peer_without_an_activity_column_is_no_teammate_of_the_activity_test():
