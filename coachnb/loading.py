@@ -36,6 +36,7 @@ import csv
 import hashlib
 import io
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -490,6 +491,59 @@ def parse_datetimes(text: pd.Series, tz: str) -> tuple[pd.Series, np.ndarray, li
     values = text[filled]
     if values.empty:
         return out, np.zeros(len(text), dtype=bool), notes
+    naive = _parse_plain_iso(values)
+    left = naive.isna().to_numpy()
+    if left.any():
+        naive = pd.concat([naive[~left], _parse_naive_or_aware(values[left], tz, out, notes)])
+    ok = naive.notna()
+    if ok.any():
+        out.loc[naive.index[ok]] = _localize(naive[ok], tz).astype(out.dtype)
+    bad = (filled & out.isna()).to_numpy(dtype=bool)
+    return out, bad, notes
+
+
+#: the separators of ``YYYY-MM-DD HH:MM:SS`` (of ``YYYY-MM-DD``: the first two), by byte position
+_SEPARATORS = {4: ord("-"), 7: ord("-"), 10: ord(" "), 13: ord(":"), 16: ord(":")}
+
+
+def _parse_plain_iso(values: pd.Series) -> pd.Series:
+    """Naive datetimes of a column written all ``YYYY-MM-DD HH:MM:SS`` or all ``YYYY-MM-DD``
+    (years :data:`FIRST_YEAR`-:data:`LAST_YEAR`); all NaT for any other column, which pandas
+    then parses as before.
+
+    What most exports write, ~8x faster than ``pandas.to_datetime`` on millions of rows (which
+    makes a Python object of every string): the text's bytes are checked for the separators in
+    place and handed to NumPy's ISO parser, which refuses (for the whole column) a day the
+    month lacks, an hour of 24, a second of 60, anything but digits between the separators.
+    """
+    nat = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    arr = pa.array(values.array)
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    if len(arr) == 0 or arr.null_count or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return nat
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64 if pa.types.is_large_string(arr.type) else np.int32)
+    offsets = offsets[arr.offset: arr.offset + len(arr) + 1]
+    width = int(offsets[1] - offsets[0])
+    if width not in (10, 19) or offsets[-1] - offsets[0] != width * len(arr) or (np.diff(offsets) != width).any():
+        return nat
+    data = arr.buffers()[2]
+    text = np.frombuffer(data, dtype=np.uint8, count=width * len(arr), offset=int(offsets[0])).reshape(len(arr), width)
+    if not all((text[:, pos] == char).all() for pos, char in _SEPARATORS.items() if pos < width):
+        return nat
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # e.g. a deprecated form NumPy would still read: leave it to pandas
+            parsed = np.frombuffer(data, dtype=f"S{width}", count=len(arr), offset=int(offsets[0])).astype(
+                "datetime64[s]")
+    except (ValueError, TypeError, Warning):
+        return nat
+    naive = pd.Series(parsed.astype("datetime64[ns]"), index=values.index)
+    return naive.where((naive >= DATE_MIN) & (naive <= DATE_MAX))
+
+
+def _parse_naive_or_aware(values: pd.Series, tz: str, out: pd.Series, notes: list) -> pd.Series:
+    """Parse what :func:`_parse_plain_iso` left: values with an offset go straight into ``out``
+    (converted to ``tz``); the naive datetimes of the others are returned (NaT: unparseable)."""
     # the regex runs in Python for Arrow strings, so only on values that could hold an offset
     # (a "Z", a "+", or longer than "YYYY-MM-DD HH:MM:SS"); cheap literal tests find those
     maybe = (values.str.contains("Z", regex=False) | values.str.contains("+", regex=False)
@@ -501,15 +555,35 @@ def parse_datetimes(text: pd.Series, tz: str) -> tuple[pd.Series, np.ndarray, li
         parsed = pd.to_datetime(values[aware], format="ISO8601", errors="coerce", utc=True)
         out.loc[parsed.index] = _to_ns(parsed).dt.tz_convert(tz)
     naive_values = values[~aware]
-    naive = _to_ns(pd.to_datetime(naive_values, format="ISO8601", errors="coerce"))
+    naive = _to_ns(_naive_iso(naive_values))
     rest = naive_values[naive.isna()]
     if not rest.empty:
         naive.loc[rest.index] = _to_ns(_parse_other_formats(rest, notes))  # Excel serials reach 2119
-    ok = naive.notna()
-    if ok.any():
-        out.loc[naive.index[ok]] = _localize(naive[ok], tz).astype(out.dtype)
-    bad = (filled & out.isna()).to_numpy(dtype=bool)
-    return out, bad, notes
+    return naive
+
+
+def _naive_iso(values: pd.Series) -> pd.Series:
+    """pandas' ISO 8601 reading of values without a recognised offset, naive; NaT where it fails.
+
+    A value pandas still reads with an offset (``10:00:0Z``, ``T10Z``: not the offset form the
+    loader accepts) is NaT too, so the cell is reported as unreadable: such a value used to make
+    the whole column aware (or mixed) and stop the load with a traceback.
+    """
+    try:
+        parsed = pd.to_datetime(values, format="ISO8601", errors="coerce")
+    except ValueError:  # offsets mixed with naive values
+        parsed = None
+    if parsed is not None and not isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        return parsed
+
+    def one(value: str):
+        try:
+            t = pd.to_datetime(value, format="ISO8601", errors="coerce")
+        except ValueError:
+            return pd.NaT
+        return pd.NaT if pd.isna(t) or t.tzinfo is not None else t
+
+    return pd.Series([one(v) for v in values], index=values.index, dtype="datetime64[ns]")
 
 
 def _parse_other_formats(rest: pd.Series, notes: list) -> pd.Series:
@@ -769,11 +843,14 @@ def _exclude_blank_rows(t: _Table, problems: list) -> None:
         return
     filled = np.zeros(len(t.frame), dtype=bool)
     for c in t.frame.columns:
-        s = t.frame[c]
+        todo = np.flatnonzero(~filled)  # a row with a filled cell is no blank row: only the others are read
+        if not len(todo):
+            break
+        s = t.frame[c].iloc[todo]
         if s.dtype == object or isinstance(s.dtype, pd.StringDtype):
-            filled |= (s.astype("string").fillna("").str.strip() != "").to_numpy(dtype=bool)
+            filled[todo] = (s.astype("string").fillna("").str.strip() != "").to_numpy(dtype=bool)
         else:
-            filled |= s.notna().to_numpy()
+            filled[todo] = s.notna().to_numpy()
     if not filled.all():
         _exclude(t, ~filled, "blank row", problems, "blank_row", "rows with every cell empty were left out", "")
 
@@ -832,9 +909,11 @@ def _check_activities(t: _Table, config: ProcessConfig, problems: list) -> None:
     if t.usable("type"):
         raw = t.frame["type"]
         codes, uniques = pd.factorize(raw)
-        mapped = np.array([config.canonical_activity_type(u) for u in uniques] + [None], dtype=object)
-        canonical = mapped[codes]  # code -1 (empty cell) picks the trailing None
-        unknown = (pd.isna(canonical) & raw.notna().to_numpy())
+        mapped = [config.canonical_activity_type(u) for u in uniques] + [None]
+        codes = np.where(codes < 0, len(mapped) - 1, codes)  # an empty cell picks the trailing None
+        # looked up by code with Arrow: millions of Python strings into a string column cost ~0.5 s
+        canonical = pa.array([None if pd.isna(m) else str(m) for m in mapped], type=pa.large_string()).take(codes)
+        unknown = np.array([pd.isna(m) for m in mapped], dtype=bool)[codes] & raw.notna().to_numpy()
         if unknown.any():
             _per_value(problems, t.file, "type", "unknown_activity_type", t.rows[unknown],
                        raw[unknown].to_numpy(), "activity type is not call, email, meeting, demo or other",
@@ -847,17 +926,28 @@ def _check_activities(t: _Table, config: ProcessConfig, problems: list) -> None:
         both = (occurred.notna() & logged.notna()).to_numpy()
         if both.any():
             # a date-only logged_at (local midnight) is compared by day, so same-day logging is fine
-            date_only = (logged == logged.dt.normalize()).to_numpy(dtype=bool)
-            reference = occurred.where(~date_only, occurred.dt.normalize())
+            date_only = _at_local_midnight(logged)
+            reference = occurred.copy()
+            if date_only.any():
+                reference[date_only] = occurred[date_only].dt.normalize()
             early = both & (logged < reference).to_numpy(dtype=bool)
             _per_row(problems, t.file, "logged_at", "logged_before_occurred", t.rows[early], logged[early].astype(str),
                      "logged_at is before occurred_at", "check both times (and their time zone)")
-            days = (logged - occurred).dt.total_seconds().to_numpy() / 86400
+            lag_ns = (logged - occurred).to_numpy(dtype="timedelta64[ns]").view(np.int64)
+            days = np.where(both, lag_ns, 0) / 1e9 / 86400  # as .dt.total_seconds() / 86400, without its overhead
             late = both & ~early & (days > config.thresholds.late_logging_days)
             _aggregate(problems, t.file, "logged_at", "late_logging", t.rows[late],
                        f"activities logged more than {config.thresholds.late_logging_days:g} day(s) after they "
                        "happened (reported in the logging-timeliness section)",
                        "no fix needed; [thresholds] late_logging_days in process.toml sets the cut-off")
+
+
+def _at_local_midnight(ts: pd.Series) -> np.ndarray:
+    """Whether each time is a local midnight (``ts == ts.dt.normalize()``; False for NaT), from the
+    local wall-clock times: one time-zone conversion instead of normalize's two."""
+    wall = ts.dt.tz_localize(None) if ts.dt.tz is not None else ts
+    ns = wall.to_numpy(dtype="datetime64[ns]").view(np.int64)
+    return ts.notna().to_numpy(dtype=bool) & (ns % (86400 * 10**9) == 0)
 
 
 def _check_opportunities(t: _Table, config: ProcessConfig, problems: list) -> None:
@@ -926,7 +1016,7 @@ def _check_stage_history(t: _Table, opps: _Table | None, config: ProcessConfig, 
     prior = first.groupby("opp", sort=False)["at"].cummax().groupby(first["opp"], sort=False).shift()
     wrong = (first["at"] < prior).to_numpy(dtype=bool)
     _per_row(problems, t.file, "entered_at", "stage_dates_out_of_order", first["row"].to_numpy()[wrong],
-             f["entered_at"].to_numpy()[np.isin(t.rows, first["row"].to_numpy()[wrong])],
+             f["entered_at"].iloc[np.flatnonzero(np.isin(t.rows, first["row"].to_numpy()[wrong]))].to_numpy(),
              "entered this stage before an earlier stage of the process", "check the dates of this opportunity's stages")
     if opps is not None and opps.usable("opportunity_id"):
         with_history = f["opportunity_id"].dropna().unique()

@@ -385,6 +385,47 @@ def test_excel_style_dates(values, expected):
     assert all(rule in ("non_iso_dates", "excel_serial_dates") for rule, _ in notes)
 
 
+@pytest.mark.parametrize("values", [
+    ["2024-02-29 10:00:00", "2026-03-29 01:30:00", "2026-10-25 01:30:00", "1900-01-01 00:00:00", "2100-12-31 23:59:59"],
+    ["2023-02-29 10:00:00", "2024-04-31 00:00:00", "2024-01-01 10:00:00"],  # days the month lacks
+    ["2024-01-01 24:00:00", "2024-01-01 23:59:60", "2024-01-01 10:60:00", "2024-13-01 10:00:00", "2024-00-01 00:00:00"],
+    ["1899-12-31 23:59:59", "2101-01-01 00:00:00", "-024-01-01 10:00:00", "2024-01-01 10:00:00"],  # outside the years
+    ["2024-01-01T10:00:00", "2024-01-01 10:00+01", "2024-01-01 10:00:0Z", "2024-1-01 10:00:000", "2024 01 01 10:00:00"],
+    ["2024-02-29", "2026-03-29", "2023-02-29", "2024-00-10", "1899-12-31", "2024-01-0a"],
+    ["15.03.2026", "16.03.2026"],
+])
+@pytest.mark.parametrize("tz", ["UTC", "Europe/London", "America/Sao_Paulo"])
+def test_a_column_of_one_width_is_read_as_a_mixed_one_is(values, tz):
+    # a column whose values all have 19 (or 10) characters takes the byte-wise reader; with one
+    # value of another width the same values go through pandas: both must read every value alike
+    fixed = pd.Series(values, dtype="string")
+    mixed = pd.Series(values + ["2024-01-01 10:00:00.5"], dtype="string")
+    parsed, bad, notes = parse_datetimes(fixed, tz)
+    parsed_mixed, bad_mixed, notes_mixed = parse_datetimes(mixed, tz)
+    pd.testing.assert_series_equal(parsed, parsed_mixed.iloc[:-1])
+    assert bad.tolist() == bad_mixed[:-1].tolist() and notes == notes_mixed
+    assert parsed_mixed.iloc[-1] == pd.Timestamp("2024-01-01 10:00:00.5", tz=tz)
+
+
+def test_a_column_of_one_width_reads_wall_clock_times_and_refuses_what_is_no_date():
+    values = ["2026-10-25 01:30:00", "2026-03-29 01:30:00", "2024-02-29 23:59:59", "2023-02-29 10:00:00",
+              "2024-01-01 24:00:00", "2101-01-01 00:00:00"]
+    parsed, bad, _ = parse_datetimes(pd.Series(values, dtype="string"), "Europe/London")
+    assert parsed.iloc[0] == pd.Timestamp("2026-10-25 00:30", tz="UTC")  # the first 01:30: summer time
+    assert parsed.iloc[1] == pd.Timestamp("2026-03-29 02:00", tz="Europe/London")  # skipped hour: moved to its end
+    assert parsed.iloc[2] == pd.Timestamp("2024-02-29 23:59:59", tz="Europe/London")
+    assert bad.tolist() == [False, False, False, True, True, True]
+
+
+@pytest.mark.parametrize("value", ["2026-05-04 10:00:0Z", "2026-05-04T10Z", "2026-05-04 10:00:0-05"])
+def test_a_time_with_a_stray_offset_is_an_unreadable_cell_not_a_crash(tmp_path, value):
+    path = break_one(tmp_path, "activities", 1, "logged_at", value)  # once, a traceback from pandas
+    p = only(path, "unparseable_date")
+    assert (p.file, p.row, p.column, p.severity) == ("activities.csv", 3, "logged_at", "error")
+    with pytest.raises(DataError):
+        load(path)
+
+
 def test_ambiguous_and_mixed_slashed_dates_are_column_errors(tmp_path):
     tables = clean_tables()
     for row, value in zip(tables["reps"], ["03/04/2024", "01/09/2023", "06/02/2025"]):
