@@ -421,9 +421,16 @@ def _stage_spells(ds: Dataset, as_of, start=None) -> pd.DataFrame:
     A spell runs from ``entered_at`` to the next stage entry of the same deal, else to
     ``closed_at``; if neither happened before ``as_of`` the deal is still in the stage and
     the spell is censored at ``as_of`` (``event = False``). Columns: opportunity_id,
-    rep_id, stage, stage_idx, entered_at, days (>= 0), event.
+    rep_id, stage, stage_idx, entered_at, days (>= 0), event. Computed once per ``as_of`` and
+    ``start`` inside a :func:`coachnb.calendar.one_pass` block for ``ds``; each call gets its own frame.
     """
     as_of = to_local(as_of, ds.config)
+    key = ("stage_spells", as_of, None if start is None else to_local(start, ds.config))
+    return pass_memo(ds, key, lambda: _compute_stage_spells(ds, as_of, start)).copy(deep=False)
+
+
+def _compute_stage_spells(ds: Dataset, as_of: pd.Timestamp, start) -> pd.DataFrame:
+    """:func:`_stage_spells`, computed."""
     e = stage_entries(ds, before=as_of)
     nxt = e.groupby("opportunity_id", sort=False)["entered_at"].shift(-1)
     closed = e["closed_at"].where(e["status"] != "open")

@@ -44,7 +44,8 @@ def _tables(ds) -> list[pd.DataFrame]:
                 M.capture_timeliness(ds, start, end)]
         out += [M.metric_weekly(ds, name, start, end) for name in sorted(ds.config.commitment_metrics)]
     out += [M.stage_entries(ds), M.stage_entries(ds, before=AS_OF), M.stage_conversion(ds),
-            M.stage_velocity(ds, AS_OF), M.stalled_deals(ds, AS_OF), M.red_flags(ds, AS_OF, 13)]
+            M.stage_velocity(ds, AS_OF), M.stage_velocity(ds, AS_OF, start=AS_OF - pd.Timedelta(weeks=52)),
+            M.team_stage_velocity(ds, AS_OF), M.stalled_deals(ds, AS_OF), M.red_flags(ds, AS_OF, 13)]
     return out
 
 
