@@ -173,11 +173,15 @@ def quartiles(values: pd.Series, min_reps: int = 1) -> dict:
     Fewer than ``min_reps`` values (or none) give NaN figures and ``n_reps`` 0: a figure pooled
     over one or two teammates would show their own numbers, so it is not shown at all.
     """
-    v = pd.to_numeric(values, errors="coerce").dropna()
-    if v.empty or len(v) < min_reps:
+    v = pd.to_numeric(values, errors="coerce")
+    v = v.to_numpy(dtype=float, na_value=np.nan) if isinstance(v, pd.Series) else np.asarray(v, dtype=float)
+    v = v[~np.isnan(v)]
+    if not len(v) or len(v) < min_reps:
         return {"median": np.nan, "q25": np.nan, "q75": np.nan, "n_reps": 0}
-    return {"median": float(v.median()), "q25": float(v.quantile(0.25)), "q75": float(v.quantile(0.75)),
-            "n_reps": int(len(v))}
+    # the numbers Series.median and Series.quantile give (they call these), without a Series each
+    # time: a report asks for ~10 (tests/test_report.py compares both)
+    q25, q75 = np.percentile(v, [25.0, 75.0])
+    return {"median": float(np.nanmedian(v)), "q25": float(q25), "q75": float(q75), "n_reps": int(len(v))}
 
 
 def rep_row(ds: Dataset, rep_id: str) -> dict:
@@ -310,14 +314,19 @@ def peer_group(tv: TeamView, rep_id: str) -> PeerGroup:
     return cached(tv, ("peer_group", rep_id, tv.window), compute)
 
 
+def peer_mask(tv: TeamView, table: pd.DataFrame, rep_id: str) -> np.ndarray:
+    """Whether each row of ``table`` (one or more per rep) belongs to ``rep_id``'s :func:`peer_group`."""
+    return table["rep_id"].astype(str).isin(peer_group(tv, rep_id).ids).to_numpy()
+
+
 def peer_rows(tv: TeamView, table: pd.DataFrame, rep_id: str) -> pd.DataFrame:
     """The rows of ``table`` (one or more per rep) that belong to ``rep_id``'s :func:`peer_group`."""
-    return table[table["rep_id"].astype(str).isin(peer_group(tv, rep_id).ids).to_numpy()]
+    return table[peer_mask(tv, table, rep_id)]
 
 
 def peer_quartiles(tv: TeamView, table: pd.DataFrame, rep_id: str, column: str) -> dict:
     """:func:`quartiles` of ``column`` over the peer group's rows (NaN figures when there is no group)."""
-    return quartiles(peer_rows(tv, table, rep_id)[column], peer_group(tv, rep_id).least)
+    return quartiles(table[column][peer_mask(tv, table, rep_id)], peer_group(tv, rep_id).least)
 
 
 def weekly_against_team(tv: TeamView, name: str, rep_id: str, column: str):

@@ -674,3 +674,29 @@ def test_weeks_before_a_reps_hire_are_missing_and_the_first_row_of_a_rep_decides
     assert got[0] == np.datetime64("2026-02-01") and np.isnat(got[1]) and got[2] == np.datetime64("2026-03-11")
     late = reps.assign(hire_date=reps["hire_date"] - pd.Timedelta(days=400))
     assert before_hire_as_missing(SimpleNamespace(reps=late), panel) is panel  # nothing to mask: the panel as is
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_team_quartiles_are_the_numbers_pandas_gives(seed):
+    """team.quartiles computes median and quartiles with numpy: the same floats as Series.median and
+    Series.quantile, over floats, whole numbers, ties, missing values and nullable dtypes."""
+    from coachnb.team import quartiles
+
+    rng = np.random.default_rng(seed)
+    for i in range(400):
+        n = int(rng.integers(1, 40))
+        a = [rng.normal(size=n) * 1e3, rng.integers(0, 9, size=n), rng.exponential(size=n) / 7][i % 3]
+        s = pd.Series(a)
+        if i % 4 == 0:
+            s = s.astype(float).mask(rng.random(n) < 0.3)
+        if i % 5 == 0:
+            s = s.astype("Float64")
+        v = pd.to_numeric(s, errors="coerce").dropna()
+        got = quartiles(s)
+        if v.empty:
+            assert got["n_reps"] == 0 and np.isnan(got["median"])
+            continue
+        assert (got["median"], got["q25"], got["q75"], got["n_reps"]) == (
+            float(v.median()), float(v.quantile(0.25)), float(v.quantile(0.75)), len(v))
+        assert quartiles(s, min_reps=len(v) + 1)["n_reps"] == 0  # too few to pool: no figure
+    assert quartiles(pd.Series(["3", "x", None, "5"]))["median"] == 4.0  # text that reads as a number counts
