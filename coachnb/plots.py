@@ -299,7 +299,11 @@ def _week_bars(ax, weeks, values, *, color, label=None) -> None:
     x = mdates.date2num(pd.to_datetime(pd.Series(weeks)).dt.tz_localize(None))
     h = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
     ok = np.isfinite(h)  # a missing week draws nothing, as ax.bar draws nothing for NaN
-    verts = [[(x0 - 2.5, 0.0), (x0 - 2.5, y), (x0 + 2.5, y), (x0 + 2.5, 0.0)] for x0, y in zip(x[ok], h[ok])]
+    left, right, top = x[ok] - 2.5, x[ok] + 2.5, h[ok]
+    zero = np.zeros_like(top)
+    # one (weeks, 4 corners, x and y) array: matplotlib then makes the paths from one template
+    verts = np.stack([np.column_stack(corner) for corner in ((left, zero), (left, top), (right, top), (right, zero))],
+                     axis=1) if ok.any() else []
     bars = PolyCollection(verts, facecolors=[color], edgecolors="none", linewidths=0, alpha=0.85, label=label)
     ax.add_collection(bars, autolim=True)
     ax.xaxis_date()

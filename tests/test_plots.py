@@ -65,3 +65,24 @@ def test_changing_the_properties_after_a_measurement_does_not_change_what_is_kep
     prop.set_size(20.0)  # FontProperties are mutable: the kept key is a copy
     assert plots.text_extent("Proposal", prop)[0] > first[0]
     assert plots.text_extent("Proposal", FontProperties(size=10.0)) == first
+
+
+def test_week_bars_are_one_closed_rectangle_per_known_week():
+    import matplotlib.dates as mdates
+    import numpy as np
+    import pandas as pd
+
+    weeks = pd.date_range("2026-01-05", periods=4, freq="7D", tz="Europe/London")
+    fig, ax = plt.subplots()
+    plots._week_bars(ax, weeks, [3, np.nan, 0, 5.5], color="C0")
+    paths = ax.collections[-1].get_paths()
+    x = mdates.date2num(weeks.tz_localize(None))
+    assert len(paths) == 3  # the missing week draws nothing
+    for path, x0, top in zip(paths, x[[0, 2, 3]], [3.0, 0.0, 5.5]):
+        assert path.vertices[:4].tolist() == [[x0 - 2.5, 0.0], [x0 - 2.5, top], [x0 + 2.5, top], [x0 + 2.5, 0.0]]
+        assert path.codes[0] == path.MOVETO and path.codes[-1] == path.CLOSEPOLY
+    fig2, ax2 = plt.subplots()
+    plots._week_bars(ax2, weeks[:1], [np.nan], color="C0")  # no known week: an empty collection
+    assert len(ax2.collections[-1].get_paths()) == 0
+    plt.close(fig)
+    plt.close(fig2)
