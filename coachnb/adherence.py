@@ -72,7 +72,8 @@ class ActivityChange:
     post_rate : float
         Mean weekly count over the observed part of the commitment period.
     rate_ratio, ci_low, ci_high : float
-        post_rate / pre_rate, divided by the team's ratio over the same weeks when a team
+        The weekly rate over the ``weeks_tested`` weeks from the start / pre_rate, divided by
+        the team's ratio over the same weeks when a team
         panel was given (``team_ratio``), with its (1 - alpha) interval (quasi-Poisson,
         overdispersion and lag-1 autocorrelation from the rep's own weeks, the baseline an
         estimate; NaN when not computable).
@@ -86,8 +87,8 @@ class ActivityChange:
         One of ``"kept"``, ``"partly kept"``, ``"not kept"``, ``"too early"``. See
         :func:`activity_change` for the rule.
     changed : bool
-        The activity really moved in the committed direction: the interval excludes 1 on
-        that side.
+        The activity really moved in the committed direction over the ``weeks_tested`` weeks:
+        the interval excludes 1 on that side.
     direction : str
         Committed direction, ``"up"`` or ``"down"``.
     n_pre_weeks : int
@@ -100,6 +101,9 @@ class ActivityChange:
         divided by; NaN when not team-adjusted (no panel, or too few teammates).
     n_teammates : int
         Teammates behind ``team_ratio`` (0 when not team-adjusted).
+    weeks_tested : int
+        Observed weeks from the start behind ``rate_ratio`` and ``changed``: the period's, or
+        more when the test reads on (``through`` of :func:`activity_change`).
     """
 
     pre_rate: float
@@ -118,6 +122,7 @@ class ActivityChange:
     sentence: str
     team_ratio: float = float("nan")
     n_teammates: int = 0
+    weeks_tested: int = 0
 
 
 @dataclass(frozen=True)
@@ -134,7 +139,7 @@ class _Windows:
 def activity_change(activity: pd.Series, start, end, target: float | None = None, baseline: float | None = None,
                     gap_weeks: int = 2, pre_weeks: int | None = None, *, team: pd.DataFrame | None = None,
                     label: str = "activity", alpha: float = 0.05, max_pre_weeks: int = 26, min_weeks: int = 2,
-                    min_teammates: int = 4, baseline_weeks: int = 8) -> ActivityChange:
+                    min_teammates: int = 4, baseline_weeks: int = 8, through=None) -> ActivityChange:
     """Did the rep's weekly activity change, and was the commitment kept?
 
     Parameters
@@ -173,6 +178,10 @@ def activity_change(activity: pd.Series, start, end, target: float | None = None
         Fewest teammates for the team adjustment.
     baseline_weeks : int
         Weeks a recorded ``baseline`` is taken to rest on (an automatic baseline averages 8).
+    through : date-like, optional
+        Last week whose activity counts toward ``changed`` and the rate ratio (default ``end``):
+        a pipeline test that reads weeks after the period asks whether the activity changed
+        over those weeks too. Adherence and the sentence's figures stay the period's.
 
     Returns
     -------
@@ -191,25 +200,38 @@ def activity_change(activity: pd.Series, start, end, target: float | None = None
     Without a target: ``"kept"`` when ``changed``, ``"partly kept"`` when the mean moved
     up but not clearly, ``"not kept"`` otherwise. The interval is in ``docs/methods.md``.
     """
-    w = _activity_windows(activity, start, end, gap_weeks, pre_weeks if pre_weeks is not None else max_pre_weeks)
+    want = pre_weeks if pre_weeks is not None else max_pre_weeks
+    w = _activity_windows(activity, start, end, gap_weeks, want)
     pre, post = w.pre, w.post
     pre_rate = float(baseline) if baseline is not None else (float(pre.mean()) if len(pre) else float("nan"))
     n_post = int(len(post))
     post_rate = float(post.mean()) if n_post else float("nan")
     direction = "down" if (target is not None and np.isfinite(pre_rate) and target < pre_rate) else "up"
-    tau, var_tau, n_team = _team_log_ratio(team, w, min_teammates, getattr(activity, "name", None))
-    rr, lo, hi = _activity_rate_ratio(pre, post, baseline, (tau, var_tau), alpha, baseline_weeks)
-    changed = bool((lo > 1) if direction == "up" else (hi < 1)) if np.isfinite(lo) else False
+    rep = getattr(activity, "name", None)
+
+    def test(win: _Windows):
+        tau, var_tau, n_team = _team_log_ratio(team, win, min_teammates, rep)
+        rr, lo, hi = _activity_rate_ratio(win.pre, win.post, baseline, (tau, var_tau), alpha, baseline_weeks)
+        moved = bool((lo > 1) if direction == "up" else (hi < 1)) if np.isfinite(lo) else False
+        return rr, lo, hi, moved, tau, n_team
+
+    rr, lo, hi, changed_in_period, tau, n_team = test(w)
+    wc = w if through is None else _activity_windows(activity, start, max(pd.Timestamp(end), pd.Timestamp(through)),
+                                                     gap_weeks, want)
+    if len(wc.post_rows) > n_post:
+        rr, lo, hi, changed, tau, n_team = test(wc)
+    else:
+        changed = changed_in_period
     n_on, share = _weeks_on_target(post, target, direction)
-    adherence = _adherence(n_post, min_weeks, target, direction, pre_rate, post_rate, share, changed)
+    adherence = _adherence(n_post, min_weeks, target, direction, pre_rate, post_rate, share, changed_in_period)
     team_ratio = math.exp(tau) if n_team else float("nan")
     sentence = _activity_sentence(label, n_post, pre_rate, post_rate, target, direction, n_on, adherence, changed,
-                                  team_ratio)
+                                  team_ratio, int(len(wc.post_rows)))
     return ActivityChange(pre_rate=pre_rate, post_rate=post_rate, rate_ratio=float(rr), ci_low=float(lo),
                           ci_high=float(hi), weeks_in_period=n_post, weeks_on_or_above_target=n_on,
                           share_on_target=float(share), adherence=adherence, changed=changed,
                           direction=direction, n_pre_weeks=int(len(pre)), target=target, sentence=sentence,
-                          team_ratio=team_ratio, n_teammates=n_team)
+                          team_ratio=team_ratio, n_teammates=n_team, weeks_tested=int(len(wc.post_rows)))
 
 
 def _weeks_on_target(post: np.ndarray, target: float | None, direction: str) -> tuple[int, float]:
@@ -345,12 +367,13 @@ def _adherence(n_post: int, min_weeks: int, target: float | None, direction: str
 
 
 def _activity_sentence(label: str, n_post: int, pre_rate: float, post_rate: float, target: float | None,
-                       direction: str, n_on: int, adherence: str, changed: bool, team_ratio: float = float("nan")
-                       ) -> str:
+                       direction: str, n_on: int, adherence: str, changed: bool, team_ratio: float = float("nan"),
+                       n_tested: int = 0) -> str:
     """One plain sentence on the commitment period for the coaching report.
 
     ``team_ratio``: the teammates' median ratio the test allowed for (NaN when it did not); named
     when it is 10% or more from 1, so a change read against the team is not taken for a raw one.
+    ``n_tested``: weeks behind ``changed`` when more than the period's (the test read on).
     """
     if n_post == 0:
         return f"The commitment period has not started yet (before: {fmt_rate(pre_rate)} {label} a week)."
@@ -365,6 +388,8 @@ def _activity_sentence(label: str, n_post: int, pre_rate: float, post_rate: floa
         sentence += "."
     if adherence == "too early":
         sentence += " Too early to judge the commitment."
+    elif not changed and n_tested > n_post:
+        sentence += f" A change from before can't be confirmed yet, even over the {n_tested} weeks since it started."
     elif not changed:
         sentence += " A change from before can't be confirmed from these weeks yet."
     if adherence != "too early" and np.isfinite(team_ratio) and abs(math.log(team_ratio)) >= math.log(1 / 0.9):
@@ -374,6 +399,53 @@ def _activity_sentence(label: str, n_post: int, pre_rate: float, post_rate: floa
 
 
 # ------------------------------------------------------------------ (3) change points
+def _max_split_lr(mat: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Largest Poisson likelihood-ratio statistic of "two rates" vs "one rate" over the splits
+    leaving ``m`` weeks on each side, along the last axis of ``mat``; returns (statistic, split row)."""
+    n = mat.shape[-1]
+    cs = np.cumsum(mat, axis=-1)
+    tot = cs[..., -1:]
+    k = np.arange(m, n - m + 1)  # split before row k
+    left = cs[..., k - 1]
+    right = tot - left
+
+    def ll(sm, cnt):
+        rate = sm / cnt
+        return np.where(sm > 0, sm * np.log(np.where(rate > 0, rate, 1.0)), 0.0)
+
+    lr = 2 * (ll(left, k) + ll(right, n - k) - ll(tot, n))
+    best = np.argmax(lr, axis=-1)
+    return np.take_along_axis(lr, best[..., None], axis=-1)[..., 0], k[best]
+
+
+def _block_orders(n: int, block_weeks: int, n_perm: int, seed: int) -> np.ndarray:
+    """Row orders of ``n_perm`` block permutations of ``n`` weeks, (n_perm, n), deterministic given ``seed``."""
+    rng = np.random.default_rng(seed)
+    n_blocks = math.ceil(n / block_weeks)
+    orders = np.array([rng.permutation(n_blocks) for _ in range(n_perm)])
+    rows = (orders[:, :, None] * block_weeks + np.arange(block_weeks)).reshape(n_perm, -1)
+    return rows[rows < n].reshape(n_perm, n)  # the short last block keeps its place in each order
+
+
+def changes_found(block: np.ndarray, min_segment_weeks: int = 6, *, alpha: float = 0.05, block_weeks: int = 4,
+                  n_perm: int = 199, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`detect_activity_change` on each column of a (weeks x series) block with no missing week.
+
+    Returns (found, split row): a boolean and the row of the first week at the new rate per
+    column (the row is meaningful only where found). Every column gets the same permutations,
+    so a column's answer is the one :func:`detect_activity_change` gives for it alone.
+    """
+    y = np.asarray(block, dtype=float)
+    n, k = y.shape
+    m = min_segment_weeks
+    if n < 2 * m or k == 0:
+        return np.zeros(k, dtype=bool), np.zeros(k, dtype=int)
+    obs, k_best = _max_split_lr(y.T, m)
+    null, _ = _max_split_lr(y.T[:, _block_orders(n, block_weeks, n_perm, seed)], m)  # (k, n_perm)
+    p = (1 + np.sum(null >= obs[:, None], axis=1)) / (n_perm + 1)
+    return p <= alpha, k_best
+
+
 def detect_activity_change(activity: pd.Series, min_segment_weeks: int = 6, *, alpha: float = 0.05,
                            block_weeks: int = 4, n_perm: int = 199, seed: int = 0):
     """Most likely single change in a rep's weekly ACTIVITY (never run this on pipeline).
@@ -397,34 +469,6 @@ def detect_activity_change(activity: pd.Series, min_segment_weeks: int = 6, *, a
     descriptive rows of ``docs/methods.md``'s calibration table, ``benchmarks/calibration.py``).
     """
     s = pd.Series(activity, dtype=float).dropna()
-    y = s.to_numpy()
-    n = len(y)
-    m = min_segment_weeks
-    if n < 2 * m:
-        return None
-
-    def max_lr(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        cs = np.cumsum(mat, axis=-1)
-        tot = cs[..., -1:]
-        k = np.arange(m, n - m + 1)  # split before row k
-        left = cs[..., k - 1]
-        right = tot - left
-        def ll(sm, cnt):
-            rate = sm / cnt
-            return np.where(sm > 0, sm * np.log(np.where(rate > 0, rate, 1.0)), 0.0)
-        lr = 2 * (ll(left, k) + ll(right, n - k) - ll(tot, n))
-        best = np.argmax(lr, axis=-1)
-        return np.take_along_axis(lr, best[..., None], axis=-1)[..., 0], k[best]
-
-    obs, k_best = max_lr(y[None, :])
-    rng = np.random.default_rng(seed)
-    n_blocks = math.ceil(n / block_weeks)
-    perms = np.empty((n_perm, n))
-    for b in range(n_perm):
-        order = rng.permutation(n_blocks)
-        perms[b] = np.concatenate([y[i * block_weeks:(i + 1) * block_weeks] for i in order])[:n]
-    null, _ = max_lr(perms)
-    p = (1 + np.sum(null >= obs[0])) / (n_perm + 1)
-    if p > alpha:
-        return None
-    return s.index[int(k_best[0])]
+    found, row = changes_found(s.to_numpy()[:, None], min_segment_weeks, alpha=alpha, block_weeks=block_weeks,
+                               n_perm=n_perm, seed=seed)
+    return s.index[int(row[0])] if found[0] else None

@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .adherence import (ZERO_OFFSET, ActivityChange, activity_change, detect_activity_change, week_index,
-                        week_on_or_after)
+from .adherence import (ZERO_OFFSET, ActivityChange, activity_change, changes_found, detect_activity_change,
+                        week_index, week_on_or_after)
 from .formatting import fmt_rate, fmt_ratio, plural
 
 VERDICTS = ("moved", "no meaningful change", "not enough data to tell", "activity did not change")
@@ -115,6 +115,7 @@ def _rep_statistic(rep_y, peers_y, d, pre, gap, lag, horizon) -> tuple:
 @dataclass
 class _Placebo:
     z: np.ndarray  # studentized placebo statistics, sorted ascending
+    df: float = math.inf  # degrees of freedom of a unit's dispersion: the Student's t floor of the test
     abs_z: np.ndarray = field(init=False)  # their absolute values, sorted ascending
 
     def __post_init__(self):
@@ -143,25 +144,30 @@ def _placebo_null(rep_y, peers_y, pre, gap, lag, horizon, own_until) -> _Placebo
         parts.append(s / np.sqrt(v))
     if not parts:
         return None
-    return _Placebo(z=np.sort(np.concatenate(parts), kind="stable"))
+    return _Placebo(z=np.sort(np.concatenate(parts), kind="stable"), df=max(pre + horizon - 2, 1))
 
 
 def _rank_p(z0: float, pl: _Placebo) -> tuple[float, float, float]:
-    """(two-sided, upper, lower) rank p-values of ``z0`` in the placebo pool (with the +1).
+    """(two-sided, upper, lower) p-values of ``z0``: its rank in the placebo pool (with the +1),
+    never below Student's t with the pool's ``df``.
 
     Two-sided ranks ``|z0|`` among the pool's absolute values: the placebo statistics are
     skewed (a window's count can fall to 0 but not below), and ranking the distance from 0
-    measured more power at the same size than doubling the smaller tail (``benchmarks/NOTES.md``).
+    measured more power at the same size than doubling the smaller tail. The t floor guards
+    small pools, whose strongly overlapping windows spread less than the statistic does
+    (``docs/methods.md``).
     """
     n = len(pl.z)
     n_ge = n - int(np.searchsorted(pl.z, z0, side="left"))
     n_le = int(np.searchsorted(pl.z, z0, side="right"))
     n_abs = n - int(np.searchsorted(pl.abs_z, abs(z0), side="left"))
-    return min(1.0, (1 + n_abs) / (n + 1)), (1 + n_ge) / (n + 1), (1 + n_le) / (n + 1)
+    t_up, t_dn = float(stats.t.sf(z0, pl.df)), float(stats.t.cdf(z0, pl.df))
+    return (min(1.0, max((1 + n_abs) / (n + 1), 2 * min(t_up, t_dn))), max((1 + n_ge) / (n + 1), t_up),
+            max((1 + n_le) / (n + 1), t_dn))
 
 
 def _critical_z(pl: _Placebo, alpha: float) -> tuple[float, float]:
-    """Acceptance region [-c, c] of the two-sided rank test at level alpha.
+    """Acceptance region [-c, c] of the two-sided test of :func:`_rank_p` at level alpha.
 
     A statistic is rejected (p <= alpha) exactly when it lies strictly outside this
     region, so the interval obtained by inverting it agrees with the p-value.
@@ -170,7 +176,7 @@ def _critical_z(pl: _Placebo, alpha: float) -> tuple[float, float]:
     k = math.floor(alpha * (n + 1) - 1) + 1  # fewest placebo values beyond |z| to keep p > alpha
     if k <= 0 or k > n:
         return -math.inf, math.inf
-    c = float(pl.abs_z[n - k])
+    c = max(float(pl.abs_z[n - k]), float(stats.t.ppf(1 - alpha / 2, pl.df)))
     return -c, c
 
 
@@ -312,7 +318,7 @@ class ImpactSettings:
     leave_out_changed_peers : bool
         :func:`assess_commitment` also leaves out teammates whose committed activity shows a
         change of its own anywhere in the analysed weeks (:func:`changed_peers`), recorded or
-        not. Off by default: about 4 ms a teammate for no gain measured beyond noise (NOTES).
+        not: their own change would otherwise move the team's shape the rep is judged against.
     """
 
     lag_weeks: int = 2
@@ -327,7 +333,7 @@ class ImpactSettings:
     dip_weeks: int = 6
     dip_alpha: float = 0.05
     target_mde: float = 1.5
-    leave_out_changed_peers: bool = False
+    leave_out_changed_peers: bool = True
 
     def __post_init__(self):
         # fail at construction, not with an index error deep in the window arithmetic
@@ -607,12 +613,20 @@ def changed_peers(activity: pd.DataFrame, rep_id, start, settings: ImpactSetting
     for one change with :func:`coachnb.adherence.detect_activity_change` (its permutation test
     at 5%). Such a teammate went through a change of their own, recorded or not, so it is no
     clean comparison for the rep. ``peers``: the candidates (default every other column).
-    Returns the ids found, in the panel's order. About 4 ms a teammate.
+    Returns the ids found, in the panel's order.
     """
     lo, hi = analysed_rows(activity.index, start, settings)
     candidates = [c for c in (peers if peers is not None else activity.columns) if c != rep_id and c in activity.columns]
-    return [c for c in candidates
-            if detect_activity_change(activity[c].iloc[lo:hi], min_segment_weeks=PEER_CHANGE_MIN_WEEKS) is not None]
+    if not candidates:
+        return []
+    block = activity[candidates].iloc[lo:hi].to_numpy(dtype=float)
+    complete = ~np.isnan(block).any(axis=0)
+    found = np.zeros(len(candidates), dtype=bool)
+    found[complete] = changes_found(block[:, complete], PEER_CHANGE_MIN_WEEKS)[0]  # one pass for the usual case
+    for j in np.flatnonzero(~complete):  # a teammate hired inside the weeks: its own observed weeks
+        found[j] = detect_activity_change(activity[candidates[j]].iloc[lo:hi],
+                                          min_segment_weeks=PEER_CHANGE_MIN_WEEKS) is not None
+    return [c for c, f in zip(candidates, found) if f]
 
 
 #: shortest stretch on either side of a teammate's change that :func:`changed_peers` looks for
@@ -885,9 +899,12 @@ def assess_commitment(activity_panel: pd.DataFrame, outcome_panel: pd.DataFrame,
     # the teammates' own swing in the same weeks is taken out of the rep's activity ratio
     teammates = [c for c in (peers if peers is not None else activity_panel.columns)
                  if c != rep_id and c not in set(named) and c in activity_panel.columns]
+    # the change is confirmed over every week the pipeline test reads, not only the period's
+    last = analysed_rows(activity_panel.index, start, settings)[1] - 1
     act = activity_change(activity_panel[rep_id], start, end, target=target, baseline=baseline,
                           gap_weeks=settings.gap_weeks, pre_weeks=pre_weeks, label=activity_label,
-                          team=activity_panel[teammates], min_teammates=settings.min_peers)
+                          team=activity_panel[teammates], min_teammates=settings.min_peers,
+                          through=activity_panel.index[last] if last >= 0 else None)
     changed = None if act.adherence == "too early" else act.changed
     found = ([c for c in changed_peers(activity_panel, rep_id, start, settings, peers) if c not in set(named)]
              if settings.leave_out_changed_peers else [])

@@ -203,3 +203,44 @@ def test_a_team_wide_lull_in_the_baseline_is_not_read_as_the_reps_change():
         adjusted += activity_change(rep, WEEKS[28], WEEKS[33], team=panel).changed
     assert adjusted / n <= 0.05
     assert raw / n >= 2 * max(adjusted / n, 0.02)  # what the adjustment is for
+
+
+# ------------------------------------------------------------------------- weeks the pipeline test reads (issue #14)
+def test_a_change_is_confirmed_over_the_weeks_after_the_period_when_the_test_reads_them():
+    rng = np.random.default_rng(4)
+    y = np.concatenate([rng.poisson(6, 30), rng.poisson(9, 30)]).astype(float)  # x1.5 from week 30 on
+    a = pd.Series(y, index=WEEKS)
+    period = activity_change(a, WEEKS[30], WEEKS[32], target=9, label="calls")
+    longer = activity_change(a, WEEKS[30], WEEKS[32], target=9, label="calls", through=WEEKS[59])
+    # three weeks can't confirm a x1.5 change; thirty can, and the adherence is still the period's
+    assert not period.changed and longer.changed
+    assert (period.weeks_tested, longer.weeks_tested) == (3, 30)
+    assert longer.adherence == period.adherence and longer.weeks_in_period == period.weeks_in_period == 3
+    assert longer.post_rate == period.post_rate
+    assert longer.ci_high / longer.ci_low < period.ci_high / period.ci_low
+    # a ``through`` before the period's end reads the period, nothing less
+    assert activity_change(a, WEEKS[30], WEEKS[32], target=9, through=WEEKS[31]).weeks_tested == 3
+
+
+def test_an_unconfirmed_change_says_how_many_weeks_were_read():
+    rng = np.random.default_rng(5)
+    a = pd.Series(rng.poisson(6, 60).astype(float), index=WEEKS)
+    r = activity_change(a, WEEKS[30], WEEKS[33], target=9, label="calls", through=WEEKS[49])
+    assert not r.changed and r.weeks_tested == 20
+    assert r.sentence.endswith("A change from before can't be confirmed yet, even over the 20 weeks since it started.")
+
+
+def test_changes_found_gives_each_column_the_answer_detect_gives_it_alone():
+    from coachnb.adherence import changes_found
+
+    rng = np.random.default_rng(6)
+    block = rng.poisson(5, (50, 12)).astype(float)
+    block[25:, ::3] = rng.poisson(12, (25, 4))  # four columns step up at row 25
+    found, row = changes_found(block)
+    for j in range(12):
+        alone = detect_activity_change(pd.Series(block[:, j], index=WEEKS[:50]))
+        assert found[j] == (alone is not None), j
+        if alone is not None:
+            assert WEEKS[row[j]] == alone
+    assert found[::3].all() and found.sum() <= 5
+    assert changes_found(block[:10]).__len__() == 2 and not changes_found(block[:10])[0].any()  # too short to split

@@ -83,11 +83,13 @@ def test_every_verdict_carries_its_evidence(reviewed):
 
 def test_comparison_uses_teammates_who_did_not_change(reviewed, sample_ds):
     # in the demo, about half the team keeps a commitment in the same summer weeks; those are left
-    # out of the comparison, teammates whose commitment did not change anything stay in
+    # out of the comparison (and teammates whose activity shows a change of its own, recorded or
+    # not), teammates whose commitment did not change anything stay in
     peers = [rv.assessment.pipeline.n_peers for _, rv in reviewed]
     kept_reps = {c["rep_id"] for c, _ in reviewed if c["category"].startswith("kept")}
-    assert min(peers) >= 5
+    assert min(peers) >= 4
     assert max(peers) <= len(sample_ds.reps) - len(kept_reps) + 1
+    assert any(rv.assessment.pipeline.n_changed_peers for _, rv in reviewed)
 
 
 def test_every_verdict_a_report_shows_agrees_with_what_the_demo_planted(sample_ds, sample_dir):

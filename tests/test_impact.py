@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from coachnb.impact import (PIPELINE_VALUE, ImpactSettings, PipelineImpact, _offset_statistic,
                             assess_commitment, bh_adjust, deal_units, pipeline_impact)
@@ -365,10 +366,12 @@ def test_assess_commitment_can_leave_out_teammates_whose_activity_changed():
     act.iloc[45:, 3] = rng.poisson(45, 55)  # R3 changed on its own, in the rep's baseline
     act.iloc[:20, 5] = rng.poisson(45, 20)  # R5 changed long before the weeks the test reads
     cfg = ImpactSettings(max_post_weeks=8)
+    assert cfg.leave_out_changed_peers  # on by default
     assert changed_peers(act, "R0", out.index[60], cfg) == ["R3"]
-    off = assess_commitment(act, out, "R0", out.index[60], out.index[67], target=40.0, settings=cfg)
-    on = assess_commitment(act, out, "R0", out.index[60], out.index[67], target=40.0,
-                           settings=dataclasses.replace(cfg, leave_out_changed_peers=True), excluded_peers=["R7"])
+    off = assess_commitment(act, out, "R0", out.index[60], out.index[67], target=40.0,
+                            settings=dataclasses.replace(cfg, leave_out_changed_peers=False))
+    on = assess_commitment(act, out, "R0", out.index[60], out.index[67], target=40.0, settings=cfg,
+                           excluded_peers=["R7"])
     assert (off.pipeline.n_peers, off.pipeline.n_changed_peers) == (11, 0)
     assert (on.pipeline.n_peers, on.pipeline.n_changed_peers) == (9, 1)  # R7 named, R3 found
 
@@ -397,9 +400,15 @@ def test_rank_test_agrees_with_its_acceptance_region():
     assert lo == -hi and np.sum(np.abs(pl.z) > hi) < 0.05 * 301
     for z0 in np.linspace(-6, 6, 1201):  # rejected (p <= alpha) exactly outside [lo, hi]
         assert (_rank_p(z0, pl)[0] <= 0.05) == (z0 < lo or z0 > hi), z0
-    p, up, down = _rank_p(1.0, pl)
-    assert up == pytest.approx((1 + np.sum(pl.z >= 1.0)) / 301) and down == pytest.approx((1 + np.sum(pl.z <= 1.0)) / 301)
+    p, up, down = _rank_p(2.0, pl)  # the pool's long upper tail sets the upper p; the t floor the lower one
+    rank_up, rank_down = (1 + np.sum(pl.z >= 2.0)) / 301, (1 + np.sum(pl.z <= 2.0)) / 301
+    assert rank_up > stats.norm.sf(2.0) and up == pytest.approx(rank_up)
+    assert rank_down < stats.norm.cdf(2.0) and down == pytest.approx(stats.norm.cdf(2.0))
     assert _critical_z(_Placebo(z=np.arange(10.0)), 0.05) == (-math.inf, math.inf)  # 10 values can't reach 5%
+    # a pool spread less than Student's t (few, overlapping windows) never makes the test less strict than t
+    narrow = _Placebo(z=np.sort(rng.normal(0, 0.5, 300)), df=20)
+    assert _critical_z(narrow, 0.05)[1] == pytest.approx(stats.t.ppf(0.975, 20))
+    assert _rank_p(2.0, narrow)[0] == pytest.approx(2 * stats.t.sf(2.0, 20)) and _rank_p(2.0, narrow)[0] > 0.05
 
 
 def test_the_estimate_is_kept_when_the_activity_did_not_change():
