@@ -189,16 +189,7 @@ def activity_change(activity: pd.Series, start, end, target: float | None = None
 
     Notes
     -----
-    Adherence rule (committed direction "up"; mirrored for "down"):
-
-    * ``"too early"``: fewer than ``min_weeks`` weeks of the period observed;
-    * ``"kept"``: mean over the period >= 0.9 x target, or >= 75% of weeks at/above target;
-    * ``"partly kept"``: >= 25% of weeks at/above target, or the mean moved at least half
-      way from the baseline to the target;
-    * ``"not kept"``: otherwise.
-
-    Without a target: ``"kept"`` when ``changed``, ``"partly kept"`` when the mean moved
-    up but not clearly, ``"not kept"`` otherwise. The interval is in ``docs/methods.md``.
+    The adherence rule (:func:`_adherence`) and the interval are in ``docs/methods.md``.
     """
     want = pre_weeks if pre_weeks is not None else max_pre_weeks
     w = _activity_windows(activity, start, end, gap_weeks, want)
@@ -207,21 +198,13 @@ def activity_change(activity: pd.Series, start, end, target: float | None = None
     n_post = int(len(post))
     post_rate = float(post.mean()) if n_post else float("nan")
     direction = "down" if (target is not None and np.isfinite(pre_rate) and target < pre_rate) else "up"
-    rep = getattr(activity, "name", None)
-
-    def test(win: _Windows):
-        tau, var_tau, n_team = _team_log_ratio(team, win, min_teammates, rep)
-        rr, lo, hi = _activity_rate_ratio(win.pre, win.post, baseline, (tau, var_tau), alpha, baseline_weeks)
-        moved = bool((lo > 1) if direction == "up" else (hi < 1)) if np.isfinite(lo) else False
-        return rr, lo, hi, moved, tau, n_team
-
-    rr, lo, hi, changed_in_period, tau, n_team = test(w)
+    same = (team, getattr(activity, "name", None), min_teammates, baseline, alpha, baseline_weeks, direction)
+    rr, lo, hi, changed_in_period, tau, n_team = _rate_change(w, *same)
+    changed = changed_in_period
     wc = w if through is None else _activity_windows(activity, start, max(pd.Timestamp(end), pd.Timestamp(through)),
                                                      gap_weeks, want)
     if len(wc.post_rows) > n_post:
-        rr, lo, hi, changed, tau, n_team = test(wc)
-    else:
-        changed = changed_in_period
+        rr, lo, hi, changed, tau, n_team = _rate_change(wc, *same)
     n_on, share = _weeks_on_target(post, target, direction)
     adherence = _adherence(n_post, min_weeks, target, direction, pre_rate, post_rate, share, changed_in_period)
     team_ratio = math.exp(tau) if n_team else float("nan")
@@ -232,6 +215,16 @@ def activity_change(activity: pd.Series, start, end, target: float | None = None
                           share_on_target=float(share), adherence=adherence, changed=changed,
                           direction=direction, n_pre_weeks=int(len(pre)), target=target, sentence=sentence,
                           team_ratio=team_ratio, n_teammates=n_team, weeks_tested=int(len(wc.post_rows)))
+
+
+def _rate_change(win: _Windows, team, rep, min_teammates: int, baseline, alpha: float, baseline_weeks: int,
+                 direction: str) -> tuple:
+    """(rate ratio, interval low, high, changed, team log ratio, teammates) over one set of weeks
+    (:func:`_activity_rate_ratio`, team-adjusted by :func:`_team_log_ratio`)."""
+    tau, var_tau, n_team = _team_log_ratio(team, win, min_teammates, rep)
+    rr, lo, hi = _activity_rate_ratio(win.pre, win.post, baseline, (tau, var_tau), alpha, baseline_weeks)
+    moved = bool((lo > 1) if direction == "up" else (hi < 1)) if np.isfinite(lo) else False
+    return rr, lo, hi, moved, tau, n_team
 
 
 def _weeks_on_target(post: np.ndarray, target: float | None, direction: str) -> tuple[int, float]:
@@ -351,7 +344,19 @@ def _activity_rate_ratio(pre: np.ndarray, post: np.ndarray, baseline: float | No
 
 def _adherence(n_post: int, min_weeks: int, target: float | None, direction: str, pre_rate: float,
                post_rate: float, share: float, changed: bool) -> str:
-    """The adherence category by the rule in :func:`activity_change`'s notes (rates per week)."""
+    """The adherence category (rates per week).
+
+    Committed direction "up" (mirrored for "down"):
+
+    * ``"too early"``: fewer than ``min_weeks`` weeks of the period observed;
+    * ``"kept"``: mean over the period >= 0.9 x target, or >= 75% of weeks at/above target;
+    * ``"partly kept"``: >= 25% of weeks at/above target, or the mean moved at least half
+      way from the baseline to the target;
+    * ``"not kept"``: otherwise.
+
+    Without a target: ``"kept"`` when ``changed``, ``"partly kept"`` when the mean moved
+    up but not clearly, ``"not kept"`` otherwise. ``changed``: the period's own test.
+    """
     if n_post < min_weeks:
         return "too early"
     if target is None:
