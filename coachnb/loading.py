@@ -488,7 +488,7 @@ def parse_datetimes(text: pd.Series, tz: str) -> tuple[pd.Series, np.ndarray, li
     out = pd.Series(pd.NaT, index=text.index, dtype=f"datetime64[ns, {tz}]")
     notes: list[tuple[str, str]] = []
     filled = text != ""
-    values = text[filled]
+    values = text if filled.all() else text[filled]
     if values.empty:
         return out, np.zeros(len(text), dtype=bool), notes
     naive = _parse_plain_iso(values)
@@ -496,7 +496,9 @@ def parse_datetimes(text: pd.Series, tz: str) -> tuple[pd.Series, np.ndarray, li
     if left.any():
         naive = pd.concat([naive[~left], _parse_naive_or_aware(values[left], tz, out, notes)])
     ok = naive.notna()
-    if ok.any():
+    if values is text and not left.any():  # every cell read at once: its own place already (a common export)
+        out = _localize(naive, tz).astype(out.dtype)
+    elif ok.any():
         out.loc[naive.index[ok]] = _localize(naive[ok], tz).astype(out.dtype)
     bad = (filled & out.isna()).to_numpy(dtype=bool)
     return out, bad, notes
@@ -538,7 +540,8 @@ def _parse_plain_iso(values: pd.Series) -> pd.Series:
     except (ValueError, TypeError, Warning):
         return nat
     naive = pd.Series(parsed.astype("datetime64[ns]"), index=values.index)
-    return naive.where((naive >= DATE_MIN) & (naive <= DATE_MAX))
+    inside = (naive >= DATE_MIN) & (naive <= DATE_MAX)
+    return naive if inside.all() else naive.where(inside)
 
 
 def _parse_naive_or_aware(values: pd.Series, tz: str, out: pd.Series, notes: list) -> pd.Series:
