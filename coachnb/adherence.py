@@ -103,7 +103,8 @@ class ActivityChange:
         Teammates behind ``team_ratio`` (0 when not team-adjusted).
     weeks_tested : int
         Observed weeks from the start behind ``rate_ratio`` and ``changed``: the period's, or
-        more when the test reads on (``through`` of :func:`activity_change`).
+        more when the period could not confirm the change and the test read on (``through``
+        of :func:`activity_change`).
     """
 
     pre_rate: float
@@ -179,9 +180,9 @@ def activity_change(activity: pd.Series, start, end, target: float | None = None
     baseline_weeks : int
         Weeks a recorded ``baseline`` is taken to rest on (an automatic baseline averages 8).
     through : date-like, optional
-        Last week whose activity counts toward ``changed`` and the rate ratio (default ``end``):
-        a pipeline test that reads weeks after the period asks whether the activity changed
-        over those weeks too. Adherence and the sentence's figures stay the period's.
+        Last week a pipeline test reads (default ``end``): when the period alone can't confirm
+        the change, ``changed`` and the rate ratio are read over every observed week from
+        ``start`` to ``through``. Adherence and the sentence's figures stay the period's.
 
     Returns
     -------
@@ -203,8 +204,10 @@ def activity_change(activity: pd.Series, start, end, target: float | None = None
     changed = changed_in_period
     wc = w if through is None else _activity_windows(activity, start, max(pd.Timestamp(end), pd.Timestamp(through)),
                                                      gap_weeks, want)
-    if len(wc.post_rows) > n_post:
+    if not changed_in_period and len(wc.post_rows) > n_post:  # a change the period can't show yet may show later
         rr, lo, hi, changed, tau, n_team = _rate_change(wc, *same)
+    else:
+        wc = w
     n_on, share = _weeks_on_target(post, target, direction)
     adherence = _adherence(n_post, min_weeks, target, direction, pre_rate, post_rate, share, changed_in_period)
     team_ratio = math.exp(tau) if n_team else float("nan")
@@ -395,6 +398,8 @@ def _activity_sentence(label: str, n_post: int, pre_rate: float, post_rate: floa
         sentence += " Too early to judge the commitment."
     elif not changed and n_tested > n_post:
         sentence += f" A change from before can't be confirmed yet, even over the {n_tested} weeks since it started."
+    elif n_tested > n_post:
+        sentence += f" Over the {n_tested} weeks since it started, the change from before is confirmed."
     elif not changed:
         sentence += " A change from before can't be confirmed from these weeks yet."
     if adherence != "too early" and np.isfinite(team_ratio) and abs(math.log(team_ratio)) >= math.log(1 / 0.9):

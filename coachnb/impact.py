@@ -188,7 +188,7 @@ class PipelineImpact:
     Attributes
     ----------
     rate_ratio : float
-        Post rate / counterfactual rate (own baseline x peers' trend ** beta). NaN when not computable.
+        Post rate / counterfactual rate (own baseline x the team's own rate ratio). NaN when not computable.
     ci_low, ci_high : float
         (1 - alpha) interval from inverting the placebo rank test.
     abs_diff_per_week : float
@@ -502,7 +502,7 @@ def _estimate(case: _Case, cfg: ImpactSettings, pl: _Placebo, z_lo: float, z_hi:
 
     The interval inverts the rank test (``z_lo``, ``z_hi`` from :func:`_critical_z`), so it
     excludes 1 exactly when p <= alpha. Rates per week; the counterfactual is the baseline
-    rate (``pre_rate``) x the team trend ** beta. Returns (the result's fields, the rep's
+    rate (``pre_rate``) x the team's own rate ratio. Returns (the result's fields, the rep's
     statistic: log rate ratio against the counterfactual).
     """
     s, v, log_trend, u_pre, u_post, _ = (float(x[0]) for x in _rep_statistic(

@@ -218,8 +218,15 @@ def test_a_change_is_confirmed_over_the_weeks_after_the_period_when_the_test_rea
     assert longer.adherence == period.adherence and longer.weeks_in_period == period.weeks_in_period == 3
     assert longer.post_rate == period.post_rate
     assert longer.ci_high / longer.ci_low < period.ci_high / period.ci_low
+    assert longer.sentence.endswith("Over the 30 weeks since it started, the change from before is confirmed.")
     # a ``through`` before the period's end reads the period, nothing less
     assert activity_change(a, WEEKS[30], WEEKS[32], target=9, through=WEEKS[31]).weeks_tested == 3
+    # a change the period confirms is the period's, whatever came after (the rep went back to before)
+    back = a.copy()
+    back.iloc[30:38] = rng.poisson(18, 8)
+    back.iloc[38:] = rng.poisson(6, 22)
+    kept = activity_change(back, WEEKS[30], WEEKS[37], target=12, through=WEEKS[59])
+    assert kept.changed and kept.weeks_tested == 8 == kept.weeks_in_period
 
 
 def test_an_unconfirmed_change_says_how_many_weeks_were_read():
