@@ -180,9 +180,8 @@ def activity_change(activity: pd.Series, start, end, target: float | None = None
     baseline_weeks : int
         Weeks a recorded ``baseline`` is taken to rest on (an automatic baseline averages 8).
     through : date-like, optional
-        Last week a pipeline test reads (default ``end``): when the period alone can't confirm
-        the change, ``changed`` and the rate ratio are read over every observed week from
-        ``start`` to ``through``. Adherence and the sentence's figures stay the period's.
+        Last week a pipeline test reads (default ``end``): when the period can't confirm the
+        change, ``changed`` and the rate ratio are read over the weeks from ``start`` to it.
 
     Returns
     -------
