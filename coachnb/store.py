@@ -60,7 +60,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import metrics
-from .calendar import WeekGrid, codes_of, focus_window, local_days, sorted_rep_ids, to_local, week_day
+from .calendar import WeekGrid, codes_of, focus_window, local_days, sorted_rep_ids, to_local
 from .config import ACTIVITY_TYPES, ProcessConfig
 from .errors import ConfigError, Problem
 from .schema import Dataset, empty_frame
@@ -465,6 +465,7 @@ class FeatureStore:
         self._files: dict = {}
         self._windows: dict = _Bounded(WINDOWS_KEPT)
         self._rep_rows: dict = _Bounded(REPS_KEPT)
+        self._hires: dict | None = None
 
     # ---------------------------------------------------------------- datasets
     def _dataset(self, per_rep: dict) -> StoreDataset:
@@ -517,6 +518,12 @@ class FeatureStore:
         if rep_id not in self._rep_rows:
             self._rep_rows[rep_id] = {name: self.rep_slice(name, rep_id) for name in PER_REP}
         return self._dataset({name: frame.copy(deep=False) for name, frame in self._rep_rows[rep_id].items()})
+
+    def hire_dates(self) -> dict:
+        """:func:`first_hire_dates` of the store's reps table, worked out once per process."""
+        if self._hires is None:
+            self._hires = first_hire_dates(self.whole["reps"])
+        return self._hires
 
     # ---------------------------------------------------------------- team tables
     def check(self, as_of_ts: pd.Timestamp, lookback_weeks: int) -> None:
@@ -623,12 +630,13 @@ class FeatureStore:
     def weekly(self, ds, start, end, columns) -> tuple:
         """Sums of cube ``columns`` per rep and week over ``[start, end)``, as metrics' grid would."""
         grid, d0, d1 = self.week_window(ds, start, end)
-        cfg = self.config
         codes, day, values = self.cube()
         lo, hi = np.searchsorted(day, [d0, d1], side="left")
         out = {}
         if grid.n_weeks and hi > lo:
-            week = (week_day(day[lo:hi].astype(np.int64), cfg) - grid.week_days[0]) // 7
+            # grid.week_days[0] begins a week, so a day's week is (day - that day) // 7: the same number
+            # as coachnb.calendar.week_day(day) - week_days[0], without its modulo and an int64 copy of every day
+            week = (day[lo:hi] - grid.week_days[0]) // 7
             cell = codes[lo:hi].astype(np.int64) * grid.n_weeks + week
         else:
             cell = np.zeros(0, dtype=np.int64)
@@ -646,6 +654,14 @@ class FeatureStore:
         """
         grid, flat = self.weekly(ds, start, end, columns)
         return grid, {k: v.reshape(grid.n_reps, grid.n_weeks).T for k, v in flat.items()}
+
+
+def first_hire_dates(reps: pd.DataFrame) -> dict:
+    """Rep id -> hire date (local, naive ``numpy.datetime64`` in ns) from the rep's first row of ``reps``."""
+    hire = reps["hire_date"]
+    if getattr(hire.dt, "tz", None) is not None:
+        hire = hire.dt.tz_localize(None)
+    return dict(zip(reversed(reps["rep_id"].tolist()), reversed(hire.to_numpy(dtype="datetime64[ns]"))))
 
 
 def _smallest_int(a: np.ndarray) -> np.ndarray:

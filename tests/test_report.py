@@ -670,7 +670,7 @@ def test_weeks_before_a_reps_hire_are_missing_and_the_first_row_of_a_rep_decides
     assert out["A"].tolist()[2:] == [3.0, 4.0]  # the week of 9 Mar holds the hire on the 11th
     assert out["B"].tolist() == [5.0, 6.0, 7.0, 8.0] and out["X"].tolist() == [0.0, 0.0, 1.0, 1.0]
     assert list(out.columns) == ["A", "B", "X"] and out.index.equals(panel.index)
-    got = hire_dates(reps, ["B", "X", "A"])
+    got = hire_dates(SimpleNamespace(reps=reps), ["B", "X", "A"])
     assert got[0] == np.datetime64("2026-02-01") and np.isnat(got[1]) and got[2] == np.datetime64("2026-03-11")
     late = reps.assign(hire_date=reps["hire_date"] - pd.Timedelta(days=400))
     assert before_hire_as_missing(SimpleNamespace(reps=late), panel) is panel  # nothing to mask: the panel as is
@@ -700,3 +700,20 @@ def test_team_quartiles_are_the_numbers_pandas_gives(seed):
             float(v.median()), float(v.quantile(0.25)), float(v.quantile(0.75)), len(v))
         assert quartiles(s, min_reps=len(v) + 1)["n_reps"] == 0  # too few to pool: no figure
     assert quartiles(pd.Series(["3", "x", None, "5"]))["median"] == 4.0  # text that reads as a number counts
+
+
+def test_a_stores_hire_dates_are_kept_for_its_own_reps_table_only(demo_store):
+    """The store's hire dates are worked out once; a Dataset with another reps table (same store) gets its own."""
+    from coachnb import store, team
+
+    ds, _, _ = team.open_data(demo_store, "2026-11-23", 13, "R003")
+    fs = store.store_of(ds)
+    ids = list(ds.reps["rep_id"])
+    kept = team.hire_dates(ds, ids)
+    assert fs.hire_dates() is fs.hire_dates() and ds.reps is fs.whole["reps"]
+    assert [fs.hire_dates()[r] for r in ids] == list(kept) and not np.isnat(kept).any()
+    later = ds.reps.assign(hire_date=ds.reps["hire_date"] + pd.Timedelta(days=30))
+    other = dataclasses.replace(ds, reps=later)
+    moved = team.hire_dates(other, ids) - kept  # 30 days later (an hour either way across a clock change)
+    assert ((moved > np.timedelta64(29, "D")) & (moved < np.timedelta64(31, "D"))).all()
+    assert (team.hire_dates(ds, ids) == kept).all()  # the store's own answer is unchanged
