@@ -516,7 +516,7 @@ def hire_dates(ds: Dataset, rep_ids) -> np.ndarray:
     first = (fs.hire_dates() if fs is not None and ds.reps is fs.whole["reps"]
              else store.first_hire_dates(ds.reps))
     missing = np.datetime64("NaT", "ns")
-    return np.array([first.get(r, missing) for r in rep_ids], dtype="datetime64[ns]")
+    return np.array([first.get(r, missing) for r in pd.Index(rep_ids).tolist()], dtype="datetime64[ns]")
 
 
 def before_data_as_missing(panel: pd.DataFrame) -> pd.DataFrame:
