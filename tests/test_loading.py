@@ -269,6 +269,16 @@ def test_each_error_names_file_row_column_and_rule(tmp_path, table, index, colum
     assert any(q.rule == rule for q in info.value.problems)
 
 
+@pytest.mark.parametrize("ids", [["A1", "A2", "A2", "A3"], ["A1", "A2", "A3", "A3"], ["A1", "A1", "A2", "A3"]])
+def test_a_repeated_id_among_ids_in_order_is_found(tmp_path, ids):
+    # ids in increasing order are known unique without hashing them; a repeat breaks the order
+    tables = clean_tables()
+    base = tables["activities"][0]
+    tables["activities"] = [dict(base, activity_id=i) for i in ids]
+    p = only(write_folder(tmp_path, tables), "duplicate_id")
+    assert (p.file, p.column, p.row) == ("activities.csv", "activity_id", ids.index(p.value, ids.index(p.value) + 1) + 2)
+
+
 def test_hints_point_to_the_fix(tmp_path):
     assert '"Task" = "other"' in only(break_one(tmp_path / "a", "activities", 1, "type", "Task"),
                                       "unknown_activity_type").hint
@@ -392,6 +402,7 @@ def test_excel_style_dates(values, expected):
     ["1899-12-31 23:59:59", "2101-01-01 00:00:00", "-024-01-01 10:00:00", "2024-01-01 10:00:00"],  # outside the years
     ["2024-01-01T10:00:00", "2024-01-01 10:00+01", "2024-01-01 10:00:0Z", "2024-1-01 10:00:000", "2024 01 01 10:00:00"],
     ["2024-02-29", "2026-03-29", "2023-02-29", "2024-00-10", "1899-12-31", "2024-01-0a"],
+    ["2000-02-29", "1900-02-29", "2100-02-29", "2096-02-29", "2024-02-30", "2024-06-31", "2024-12-32", "2024-1/-01"],
     ["15.03.2026", "16.03.2026"],
 ])
 @pytest.mark.parametrize("tz", ["UTC", "Europe/London", "America/Sao_Paulo"])
@@ -405,6 +416,26 @@ def test_a_column_of_one_width_is_read_as_a_mixed_one_is(values, tz):
     pd.testing.assert_series_equal(parsed, parsed_mixed.iloc[:-1])
     assert bad.tolist() == bad_mixed[:-1].tolist() and notes == notes_mixed
     assert parsed_mixed.iloc[-1] == pd.Timestamp("2024-01-01 10:00:00.5", tz=tz)
+
+
+def test_a_bad_value_far_down_a_long_column_of_one_width_is_named():
+    # NumPy's string-to-datetime cast crashed the process on such a column (an invalid value past its
+    # first buffer); the byte-wise reader never calls a parser that can fail
+    values = ["2026-05-04 10:00:00"] * 20000
+    values[15000] = "2026-02-30 10:00:00"
+    parsed, bad, _ = parse_datetimes(pd.Series(values, dtype="string"), "UTC")
+    assert np.flatnonzero(bad).tolist() == [15000] and parsed.notna().sum() == 19999
+
+
+def test_every_day_of_the_years_read_is_read_right():
+    days = pd.date_range("1900-01-01", "2100-12-31", freq="D")
+    texts = pd.Series(days.strftime("%Y-%m-%d"), dtype="string")
+    parsed, bad, _ = parse_datetimes(texts, "UTC")
+    assert not bad.any() and (parsed.dt.tz_localize(None).to_numpy() == days.to_numpy()).all()
+    times = pd.Series((days + pd.Timedelta(hours=23, minutes=59, seconds=58)).strftime("%Y-%m-%d %H:%M:%S"),
+                      dtype="string")
+    parsed, bad, _ = parse_datetimes(times, "UTC")
+    assert not bad.any() and (parsed.dt.tz_localize(None) - pd.Series(days)).eq(pd.Timedelta("23:59:58")).all()
 
 
 def test_a_column_of_one_width_reads_wall_clock_times_and_refuses_what_is_no_date():
