@@ -305,12 +305,16 @@ def _dispersion(pre: np.ndarray, post: np.ndarray) -> tuple[float, float, int]:
     return phi, rho, max(df, 1)
 
 
-def _ar_factor(n: int, rho: float) -> float:
-    """Variance of the mean of ``n`` AR(1) weeks with lag-1 correlation ``rho``, over that of independent weeks."""
-    if n <= 1 or rho <= 0:
-        return 1.0
-    k = np.arange(1, n)
-    return float(1 + 2 * np.sum((1 - k / n) * rho**k))
+def ar_mean_factor(n, rho):
+    """Variance of the mean of ``n`` AR(1) weeks with lag-1 correlation ``rho``, over that of independent weeks.
+
+    ``1 + 2 sum_{k<n} (1 - k/n) rho^k``, in closed form; 1 for ``n <= 1`` or ``rho <= 0``.
+    Takes scalars or arrays (``rho`` below 1); returns a float or an array.
+    """
+    rho = np.clip(np.asarray(rho, dtype=float), 0.0, None)
+    n = np.maximum(np.asarray(n, dtype=float), 1.0)
+    f = (1 + rho) / (1 - rho) - 2 * rho * (1 - rho**n) / (n * (1 - rho) ** 2)
+    return float(f) if f.ndim == 0 else f
 
 
 def _activity_rate_ratio(pre: np.ndarray, post: np.ndarray, baseline: float | None, team: tuple[float, float],
@@ -331,13 +335,13 @@ def _activity_rate_ratio(pre: np.ndarray, post: np.ndarray, baseline: float | No
     tau, var_tau = team
     phi, rho, df = _dispersion(pre, post)
     s_post = float(post.sum()) + ZERO_OFFSET
-    var = phi * _ar_factor(n_post, rho) / s_post + var_tau
+    var = phi * ar_mean_factor(n_post, rho) / s_post + var_tau
     if known:
         ref = max(float(baseline), ZERO_OFFSET / n_post)
-        var += phi * _ar_factor(baseline_weeks, rho) / (ref * baseline_weeks + ZERO_OFFSET)
+        var += phi * ar_mean_factor(baseline_weeks, rho) / (ref * baseline_weeks + ZERO_OFFSET)
     else:
         ref = (float(pre.sum()) + ZERO_OFFSET) / n_pre
-        var += phi * _ar_factor(n_pre, rho) / (float(pre.sum()) + ZERO_OFFSET)
+        var += phi * ar_mean_factor(n_pre, rho) / (float(pre.sum()) + ZERO_OFFSET)
     rr = s_post / n_post / ref / math.exp(tau)
     q = stats.t.ppf(1 - alpha / 2, df)
     se = math.sqrt(var)

@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .adherence import (ZERO_OFFSET, ActivityChange, activity_change, changes_found, detect_activity_change,
-                        week_index, week_on_or_after)
+from .adherence import (ZERO_OFFSET, ActivityChange, activity_change, ar_mean_factor, changes_found,
+                        detect_activity_change, week_index, week_on_or_after)
 from .formatting import fmt_rate, fmt_ratio, plural
 
 VERDICTS = ("moved", "no meaningful change", "not enough data to tell", "activity did not change")
@@ -53,32 +53,31 @@ def _cumsum0(x: np.ndarray) -> np.ndarray:
 
 #: weekly count added to a team's week so a week with no team events still has a shape (Pearson residuals)
 TEAM_FLOOR = 0.5
-#: lags of autocovariance in a unit's dispersion (Bartlett weights; ``docs/methods.md``)
-HAC_LAGS = 2
+#: largest lag-1 autocorrelation a unit's weeks are taken to have (as the activity test's)
+MAX_RHO = 0.6
 
 
 def _window_fit(y: np.ndarray, team: np.ndarray, lo, hi, offset) -> tuple:
-    """One window's sums and Pearson dispersion sum of a unit whose weekly mean is ``a x team_t``.
+    """One window's sums and Pearson residual sums of a unit whose weekly mean is ``a x team_t``.
 
     ``y``, ``team``: (T,) or (T, K) weekly counts; ``lo``/``hi`` (n,) row bounds (``[lo, hi)``);
     ``offset``: events added to the window's sum (a zero-count window keeps a finite log).
-    Returns (S, team sum, a, Pearson sum with :data:`HAC_LAGS` autocovariances), each (n,) or (n, K).
+    Returns (S, team sum, a, sum of r_t^2, sum of r_t r_t+1), each (n,) or (n, K), with
+    ``r_t = (y_t - a team_t) / sqrt(a team_t)`` the Pearson residuals.
     """
     S, ST = _cumsum0(y), _cumsum0(team)
     S, ST = S[hi] - S[lo], ST[hi] - ST[lo]
     a = (S + offset) / ST
     Q = _cumsum0(y * y / team)
-    pearson = (Q[hi] - Q[lo]) / a - 2 * S + a * ST
-    for j in range(1, HAC_LAGS + 1):
-        # sum over t in [lo, hi - j) of r_t r_t+j, r_t = (y_t - a team_t) / sqrt(a team_t), expanded in sums
-        root = np.sqrt(team[:-j] * team[j:])
-        parts = [_cumsum0(x) for x in (y[:-j] * y[j:] / root, y[:-j] * np.sqrt(team[j:] / team[:-j]),
-                                        y[j:] * np.sqrt(team[:-j] / team[j:]), root)]
-        start = np.minimum(lo, len(team) - j)  # a window of j weeks or fewer near the end has no pair
-        end = np.maximum(hi - j, start)
-        yy, yt, ty, tt = (c[end] - c[start] for c in parts)
-        pearson = pearson + 2 * (1 - j / (HAC_LAGS + 1)) * (yy / a - yt - ty + a * tt)
-    return S, ST, a, pearson
+    squares = (Q[hi] - Q[lo]) / a - 2 * S + a * ST
+    # sum over t in [lo, hi - 1) of r_t r_t+1, expanded in sums of the counts and the team's
+    root = np.sqrt(team[:-1] * team[1:])
+    parts = [_cumsum0(x) for x in (y[:-1] * y[1:] / root, y[:-1] * np.sqrt(team[1:] / team[:-1]),
+                                    y[1:] * np.sqrt(team[:-1] / team[1:]), root)]
+    start = np.minimum(lo, len(team) - 1)  # a one-week window at the end has no pair
+    end = np.maximum(hi - 1, start)
+    yy, yt, ty, tt = (c[end] - c[start] for c in parts)
+    return S, ST, a, squares, yy / a - yt - ty + a * tt
 
 
 def _offset_statistic(y, team, d, pre, gap, lag, horizon) -> tuple:
@@ -87,24 +86,27 @@ def _offset_statistic(y, team, d, pre, gap, lag, horizon) -> tuple:
     Baseline rows ``[d - gap - pre, d - gap)``, post rows ``[d + lag, d + lag + horizon)``. The
     unit's weekly mean is ``a x team_t`` in each window (the team's weekly shape taken out in
     full); the statistic is ``log(a_post / a_pre)``. Its variance is the unit's own dispersion
-    (Pearson, both windows, :data:`HAC_LAGS` lags, at least 1) times the Poisson variance of the
-    two sums, plus the team sums' Poisson variance. Returns (s, v, log team ratio, baseline sum,
-    post sum, dispersion), each shaped ``(len(d),) + y.shape[1:]``.
+    and lag-1 autocorrelation (Pearson residuals, both windows pooled; ``docs/methods.md``)
+    applied to the Poisson variance of the two sums, plus the team sums' Poisson variance.
+    Returns (s, v, log team ratio, baseline sum, post sum, dispersion of the post sum), each
+    shaped ``(len(d),) + y.shape[1:]``.
     """
     team = team + TEAM_FLOOR
     d = np.asarray(d)
-    S1, T1, a1, p1 = _window_fit(y, team, d - gap - pre, d - gap, ZERO_OFFSET * pre / horizon)
-    S2, T2, a2, p2 = _window_fit(y, team, d + lag, d + lag + horizon, ZERO_OFFSET)
-    phi = np.maximum(1.0, (p1 + p2) / max(pre + horizon - 2, 1))
-    v = phi * (1 / (S2 + ZERO_OFFSET) + 1 / (S1 + ZERO_OFFSET)) + 1 / T2 + 1 / T1
-    return np.log(a2 / a1), v, np.log((T2 / horizon) / (T1 / pre)), S1, S2, phi
+    S1, T1, a1, sq1, lag1 = _window_fit(y, team, d - gap - pre, d - gap, ZERO_OFFSET * pre / horizon)
+    S2, T2, a2, sq2, lag2 = _window_fit(y, team, d + lag, d + lag + horizon, ZERO_OFFSET)
+    phi = np.maximum(1.0, (sq1 + sq2) / max(pre + horizon - 2, 1))
+    rho = np.clip(np.nan_to_num((lag1 + lag2) / np.maximum(sq1 + sq2, 1e-12)), 0.0, MAX_RHO)
+    f_post, f_pre = ar_mean_factor(horizon, rho), ar_mean_factor(pre, rho)
+    v = phi * (f_post / (S2 + ZERO_OFFSET) + f_pre / (S1 + ZERO_OFFSET)) + 1 / T2 + 1 / T1
+    return np.log(a2 / a1), v, np.log((T2 / horizon) / (T1 / pre)), S1, S2, phi * f_post
 
 
 def _baseline_dispersion(y, team, t0: int, pre: int, gap: int) -> float:
-    """The unit's dispersion (as in :func:`_offset_statistic`) from its baseline weeks alone."""
-    *_, pearson = _window_fit(y, team + TEAM_FLOOR, np.array([t0 - gap - pre]), np.array([t0 - gap]),
-                              ZERO_OFFSET)
-    return float(max(1.0, pearson[0] / max(pre - 1, 1)))
+    """The unit's dispersion (as in :func:`_offset_statistic`, no autocorrelation) from its baseline weeks alone."""
+    *_, squares, _ = _window_fit(y, team + TEAM_FLOOR, np.array([t0 - gap - pre]), np.array([t0 - gap]),
+                                 ZERO_OFFSET)
+    return float(max(1.0, squares[0] / max(pre - 1, 1)))
 
 
 def _rep_statistic(rep_y, peers_y, d, pre, gap, lag, horizon) -> tuple:

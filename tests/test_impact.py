@@ -240,10 +240,11 @@ def _dispersion(draw, n=200):
 
 
 def test_a_units_dispersion_is_about_right_and_sees_autocorrelation():
-    # Poisson: the floor of 1 (and a little above it, from the estimate's own noise)
-    assert 1.0 <= _dispersion(lambda rng: rng.poisson(4.0, (70, 12))) < 1.3
-    # negative binomial of shape 2 at 4 a week: variance 4 + 8, dispersion 3
-    assert 2.4 < _dispersion(lambda rng: rng.poisson(rng.gamma(2.0, 2.0, (70, 12)))) < 3.6
+    # Poisson: the floor of 1 (and a little above it: the estimate's own noise, and an
+    # autocorrelation estimate clipped at 0 from below adds about a tenth)
+    assert 1.0 <= _dispersion(lambda rng: rng.poisson(4.0, (70, 12))) < 1.35
+    # negative binomial of shape 2 at 4 a week: variance 4 + 8, dispersion 3 (and that tenth)
+    assert 2.6 < _dispersion(lambda rng: rng.poisson(rng.gamma(2.0, 2.0, (70, 12)))) < 4.0
 
     def ar_lognormal(rng):
         e = np.zeros(70)
