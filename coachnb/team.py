@@ -614,19 +614,23 @@ def commitment_changes(ds: Dataset, window: Window) -> pd.DataFrame:
     out["changed"] = pd.Series(True, index=out.index, dtype=bool)
     if cm.empty or not ds.has("activities"):
         return out.reset_index(drop=True)
+    changed = {}  # row label -> flag, set in one assignment (one .loc per row cost ~0.5 s at 1,000 reps)
+    gap_weeks = int(ds.config.thresholds.baseline_gap_weeks)
     for metric, group in cm[cm["start"] < window.end].groupby("metric"):
         if metric not in ds.config.commitment_metrics:
             continue
         first = weeks_before(group["start"].min(), 30)
         long = metrics.metric_weekly(ds, metric, first, window.end)
         panel = metrics.weekly_panel(long, "value")
-        for idx, o in group.iterrows():
-            if o["rep_id"] not in panel.columns:
+        rows = zip(group.index, group["rep_id"], group["start"], group["end"], group["target"], group["baseline"])
+        for idx, rep, start, end, target, baseline in rows:
+            if rep not in panel.columns:
                 continue
-            ac = adherence.activity_change(panel[o["rep_id"]], o["start"].tz_localize(None), o["end"].tz_localize(None),
-                                        target=float(o["target"]), baseline=float(o["baseline"]),
-                                        gap_weeks=int(ds.config.thresholds.baseline_gap_weeks))
-            out.loc[idx, "changed"] = bool(ac.changed or ac.adherence in ("kept", "partly kept", "too early"))
+            ac = adherence.activity_change(panel[rep], start.tz_localize(None), end.tz_localize(None),
+                                           target=float(target), baseline=float(baseline), gap_weeks=gap_weeks)
+            changed[idx] = bool(ac.changed or ac.adherence in ("kept", "partly kept", "too early"))
+    if changed:
+        out.loc[list(changed), "changed"] = list(changed.values())
     return out.reset_index(drop=True)
 
 
