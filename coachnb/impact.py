@@ -230,6 +230,9 @@ class PipelineImpact:
         Teammates :func:`assess_commitment` left out because their own activity changed
         somewhere in the analysed weeks (found by :func:`changed_peers`; those named in
         ``excluded_peers`` are not counted); 0 from :func:`pipeline_impact` itself.
+    changed_peer_ids : tuple
+        Their ids, so a caller can rebuild the same comparison (e.g. the placebo null a
+        workbook shows); never shown in a report.
     """
 
     rate_ratio: float
@@ -254,6 +257,7 @@ class PipelineImpact:
     sentence: str = ""
     dip_ratio: float = float("nan")
     n_changed_peers: int = 0
+    changed_peer_ids: tuple = ()
 
     @property
     def failed_gates(self) -> list[str]:
@@ -708,7 +712,7 @@ def pipeline_impact(outcome: pd.DataFrame, rep_id, start, settings: ImpactSettin
     weeks_needed = (_weeks_needed(mde_at, case.horizon, cfg)
                     if verdict == "not enough data to tell" and pl is not None and enough_pool else None)
     res.update(gates=gates, verdict=verdict, direction=direction, weeks_needed=weeks_needed, dip_ratio=dip_ratio,
-               n_changed_peers=len(found))
+               n_changed_peers=len(found), changed_peer_ids=tuple(found))
     failed = [g for g, st in gates.items() if st.startswith("failed")]
     res["sentence"] = _impact_sentence(res, failed, label, cfg)
     return PipelineImpact(**res)
@@ -912,7 +916,7 @@ def assess_commitment(activity_panel: pd.DataFrame, outcome_panel: pd.DataFrame,
              if settings.leave_out_changed_peers else [])
     same = dict(peers=peers, excluded_peers=named + found, activity_changed=changed)
     pipe = replace(pipeline_impact(outcome_panel, rep_id, start, settings, label=label, **same),
-                   n_changed_peers=len(found))
+                   n_changed_peers=len(found), changed_peer_ids=tuple(found))
     extra = {name: pipeline_impact(panel, rep_id, start, settings, label=name, **same)
              for name, panel in (secondary or {}).items() if rep_id in panel.columns}
     return CommitmentAssessment(rep_id=rep_id, activity=act, pipeline=pipe, verdict=pipe.verdict,

@@ -393,8 +393,9 @@ def commitment_in_depth(data, commitment_id: str = "", as_of="") -> CommitmentIn
     review = review_commitment(tv, rep_id, c)
     hist_start = min(weeks_before(c["start"], 52), tv.history_start)  # the report's history (review_commitment)
     outcome = outcome_history(tv, hist_start)
-    excluded = peers_who_changed(tv, rep_id, c)
     a = review.assessment
+    # the comparison the report's test used: recorded changes and the ones found in activity
+    excluded = list(peers_who_changed(tv, rep_id, c)) + list(a.pipeline.changed_peer_ids)
     changed = None if a.activity.adherence == "too early" else a.activity.changed
     start = c["start"].tz_localize(None)
     sensitivity = impact_sensitivity(outcome, rep_id, start, impact_settings(ds), excluded, changed)
