@@ -902,9 +902,12 @@ def assess_commitment(activity_panel: pd.DataFrame, outcome_panel: pd.DataFrame,
         (``team`` of :func:`coachnb.adherence.activity_change`, at least ``settings.min_peers``).
     """
     named = list(excluded_peers or [])
-    # the teammates' own swing in the same weeks is taken out of the rep's activity ratio
+    found = ([c for c in changed_peers(activity_panel, rep_id, start, settings, peers) if c not in set(named)]
+             if settings.leave_out_changed_peers else [])
+    # the teammates' own swing in the same weeks is taken out of the rep's activity ratio (not
+    # those who changed: their own change would pass for the team's)
     teammates = [c for c in (peers if peers is not None else activity_panel.columns)
-                 if c != rep_id and c not in set(named) and c in activity_panel.columns]
+                 if c != rep_id and c not in set(named + found) and c in activity_panel.columns]
     # the change is confirmed over every week the pipeline test reads, not only the period's
     last = analysed_rows(activity_panel.index, start, settings)[1] - 1
     act = activity_change(activity_panel[rep_id], start, end, target=target, baseline=baseline,
@@ -912,8 +915,6 @@ def assess_commitment(activity_panel: pd.DataFrame, outcome_panel: pd.DataFrame,
                           team=activity_panel[teammates], min_teammates=settings.min_peers,
                           through=activity_panel.index[last] if last >= 0 else None)
     changed = None if act.adherence == "too early" else act.changed
-    found = ([c for c in changed_peers(activity_panel, rep_id, start, settings, peers) if c not in set(named)]
-             if settings.leave_out_changed_peers else [])
     same = dict(peers=peers, excluded_peers=named + found, activity_changed=changed)
     pipe = replace(pipeline_impact(outcome_panel, rep_id, start, settings, label=label, **same),
                    n_changed_peers=len(found), changed_peer_ids=tuple(found))

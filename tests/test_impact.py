@@ -375,6 +375,9 @@ def test_assess_commitment_can_leave_out_teammates_whose_activity_changed():
                            excluded_peers=["R7"])
     assert (off.pipeline.n_peers, off.pipeline.n_changed_peers) == (11, 0)
     assert (on.pipeline.n_peers, on.pipeline.n_changed_peers) == (9, 1)  # R7 named, R3 found
+    assert on.pipeline.changed_peer_ids == ("R3",)
+    # the activity test's teammates are the same clean group: R3's own change is not the team's swing
+    assert (off.activity.n_teammates, on.activity.n_teammates) == (11, 9)
 
 
 def test_pipeline_lag_is_read_from_process_toml():
