@@ -394,7 +394,7 @@ def _case(outcome: pd.DataFrame, rep_id, start, cfg: ImpactSettings, peers: list
     T = len(idx)
     t0 = week_on_or_after(idx, start)
     rep_y = outcome[rep_id].to_numpy(dtype=float)
-    candidates = [c for c in (peers if peers is not None else outcome.columns) if c != rep_id]
+    candidates = [c for c in (peers if peers is not None else outcome.columns.tolist()) if c != rep_id]
     excluded = set(excluded_peers or [])
     candidates = [c for c in candidates if c not in excluded]
     peer_block = outcome[candidates].to_numpy(dtype=float) if candidates else np.zeros((T, 0))
@@ -622,7 +622,8 @@ def changed_peers(activity: pd.DataFrame, rep_id, start, settings: ImpactSetting
     Returns the ids found, in the panel's order.
     """
     lo, hi = analysed_rows(activity.index, start, settings)
-    candidates = [c for c in (peers if peers is not None else activity.columns) if c != rep_id and c in activity.columns]
+    columns = set(activity.columns.tolist())
+    candidates = [c for c in (peers if peers is not None else activity.columns.tolist()) if c != rep_id and c in columns]
     if not candidates:
         return []
     block = activity[candidates].iloc[lo:hi].to_numpy(dtype=float)
@@ -906,8 +907,9 @@ def assess_commitment(activity_panel: pd.DataFrame, outcome_panel: pd.DataFrame,
              if settings.leave_out_changed_peers else [])
     # the teammates' own swing in the same weeks is taken out of the rep's activity ratio (not
     # those who changed: their own change would pass for the team's)
-    teammates = [c for c in (peers if peers is not None else activity_panel.columns)
-                 if c != rep_id and c not in set(named + found) and c in activity_panel.columns]
+    left_out, columns = set(named + found), set(activity_panel.columns.tolist())
+    teammates = [c for c in (peers if peers is not None else activity_panel.columns.tolist())
+                 if c != rep_id and c not in left_out and c in columns]
     # the change is confirmed over every week the pipeline test reads, not only the period's
     last = analysed_rows(activity_panel.index, start, settings)[1] - 1
     act = activity_change(activity_panel[rep_id], start, end, target=target, baseline=baseline,

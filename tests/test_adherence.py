@@ -237,17 +237,37 @@ def test_an_unconfirmed_change_says_how_many_weeks_were_read():
     assert r.sentence.endswith("A change from before can't be confirmed yet, even over the 20 weeks since it started.")
 
 
-def test_changes_found_gives_each_column_the_answer_detect_gives_it_alone():
+def _reference_scan(y, m=6, block=4, n_perm=199, seed=0):
+    """The block-permutation scan written plainly: (p-value, split row)."""
+    def max_lr(x):
+        n, best = len(x), (-1.0, 0)
+        for k in range(m, n - m + 1):
+            parts = [(x[:k].sum(), k), (x[k:].sum(), n - k)]
+            ll = sum(s * math.log(s / c) for s, c in parts if s > 0)
+            lr = 2 * (ll - (x.sum() * math.log(x.sum() / n) if x.sum() > 0 else 0.0))
+            best = max(best, (lr, k), key=lambda t: t[0])
+        return best
+
+    rng = np.random.default_rng(seed)
+    obs, k = max_lr(y)
+    blocks = [y[i * block:(i + 1) * block] for i in range(math.ceil(len(y) / block))]
+    null = [max_lr(np.concatenate([blocks[i] for i in rng.permutation(len(blocks))]))[0] for _ in range(n_perm)]
+    return (1 + sum(v >= obs - 1e-9 for v in null)) / (n_perm + 1), k
+
+
+def test_changes_found_gives_each_column_the_answer_of_the_plain_permutation_test():
     from coachnb.adherence import changes_found
 
     rng = np.random.default_rng(6)
     block = rng.poisson(5, (50, 12)).astype(float)
     block[25:, ::3] = rng.poisson(12, (25, 4))  # four columns step up at row 25
+    block[30:, 1] = rng.poisson(7.5, 20)  # a smaller step: near the edge of 5%
     found, row = changes_found(block)
     for j in range(12):
-        alone = detect_activity_change(pd.Series(block[:, j], index=WEEKS[:50]))
-        assert found[j] == (alone is not None), j
-        if alone is not None:
-            assert WEEKS[row[j]] == alone
+        p, k = _reference_scan(block[:, j])
+        assert found[j] == (p <= 0.05), (j, p)
+        if found[j]:
+            assert row[j] == k
+            assert detect_activity_change(pd.Series(block[:, j], index=WEEKS[:50])) == WEEKS[k]
     assert found[::3].all() and found.sum() <= 5
     assert changes_found(block[:10]).__len__() == 2 and not changes_found(block[:10])[0].any()  # too short to split
