@@ -29,6 +29,8 @@ window is every observed week after the lag, up to ``max_post_weeks`` (:class:`I
 """
 from __future__ import annotations
 
+import collections
+import hashlib
 import math
 from dataclasses import dataclass, field, replace
 
@@ -622,18 +624,38 @@ def changed_peers(activity: pd.DataFrame, rep_id, start, settings: ImpactSetting
     Returns the ids found, in the panel's order.
     """
     lo, hi = analysed_rows(activity.index, start, settings)
-    columns = set(activity.columns.tolist())
-    candidates = [c for c in (peers if peers is not None else activity.columns.tolist()) if c != rep_id and c in columns]
-    if not candidates:
-        return []
-    block = activity[candidates].iloc[lo:hi].to_numpy(dtype=float)
-    complete = ~np.isnan(block).any(axis=0)
-    found = np.zeros(len(candidates), dtype=bool)
-    found[complete] = changes_found(block[:, complete], PEER_CHANGE_MIN_WEEKS)[0]  # one pass for the usual case
+    flags = _change_flags(activity.iloc[lo:hi])
+    return [c for c in (peers if peers is not None else activity.columns.tolist())
+            if c != rep_id and flags.get(c, False)]
+
+
+#: the last few weeks-by-reps blocks scanned (:func:`_change_flags`), by their content
+_FLAGS: collections.OrderedDict = collections.OrderedDict()
+FLAGS_KEPT = 32
+
+
+def _change_flags(block: pd.DataFrame) -> dict:
+    """Column -> whether its activity in ``block`` (weeks x reps) shows a change of its own.
+
+    Every column is scanned, whoever asks: each rep's report asks about the same team panel
+    over the same weeks, so the answer is kept for the last :data:`FLAGS_KEPT` blocks, keyed by
+    the block's bytes and labels (another team's or week's block never matches).
+    """
+    values = block.to_numpy(dtype=float)
+    columns = block.columns.tolist()
+    key = (hashlib.blake2b(values.tobytes() + repr((columns, values.shape)).encode(), digest_size=16).digest())
+    if key in _FLAGS:
+        _FLAGS.move_to_end(key)
+        return _FLAGS[key]
+    complete = ~np.isnan(values).any(axis=0)
+    found = np.zeros(len(columns), dtype=bool)
+    found[complete] = changes_found(values[:, complete], PEER_CHANGE_MIN_WEEKS)[0]  # one pass for the usual case
     for j in np.flatnonzero(~complete):  # a teammate hired inside the weeks: its own observed weeks
-        found[j] = detect_activity_change(activity[candidates[j]].iloc[lo:hi],
-                                          min_segment_weeks=PEER_CHANGE_MIN_WEEKS) is not None
-    return [c for c, f in zip(candidates, found) if f]
+        found[j] = detect_activity_change(block.iloc[:, j], min_segment_weeks=PEER_CHANGE_MIN_WEEKS) is not None
+    _FLAGS[key] = dict(zip(columns, found.tolist()))
+    if len(_FLAGS) > FLAGS_KEPT:
+        _FLAGS.popitem(last=False)
+    return _FLAGS[key]
 
 
 #: shortest stretch on either side of a teammate's change that :func:`changed_peers` looks for

@@ -453,3 +453,23 @@ def test_a_peer_without_an_activity_column_is_no_teammate_of_the_activity_test()
     a = assess_commitment(activity, sim.outcome, "R00", sim.start, sim.outcome.index[-1], target=None, peers=peers)
     assert a.activity.n_teammates == len(peers) - 1 and a.activity.changed
     assert a.pipeline.n_peers >= len(peers) - 1  # the peer still counts in the pipeline comparison
+
+
+def test_change_flags_are_kept_by_the_blocks_content_only():
+    from coachnb.impact import FLAGS_KEPT, _change_flags
+
+    out = _long_panel(n_weeks=60, seed=12)
+    rng = np.random.default_rng(13)
+    act = pd.DataFrame(rng.poisson(20, out.shape).astype(float), index=out.index, columns=out.columns)
+    first = _change_flags(act)
+    assert _change_flags(act.copy()) is first  # another report's copy of the same panel: kept
+    assert not any(first.values())
+    stepped = act.copy()
+    stepped.iloc[30:, 2] = rng.poisson(45, 30)  # one value changed: scanned again, and R2's change is seen
+    again = _change_flags(stepped)
+    assert again is not first and again["R2"] and not first["R2"]
+    renamed = act.rename(columns={"R2": "X2"})  # same numbers under other names: its own entry
+    assert "X2" in _change_flags(renamed) and "X2" not in first
+    for k in range(FLAGS_KEPT):  # the oldest blocks are let go
+        _change_flags(act + k + 1)
+    assert _change_flags(act) is not first
