@@ -453,15 +453,31 @@ def changes_found(block: np.ndarray, min_segment_weeks: int = 6, *, alpha: float
     obs, k_best = _max_split_lr(y.T, m)
     orders = _block_orders(n, block_weeks, n_perm, seed)
     limit = math.floor(alpha * (n_perm + 1) - 1)  # most null values at or above the statistic for p <= alpha
-    # the first permutations settle most series: past ``limit`` values at or above it, no later one
-    # can make it significant; only the others see the rest (same answer as all at once)
-    first = min(n_perm, 39)
-    count = np.sum(_max_split_lr(y.T[:, orders[:first]], m)[0] >= obs[:, None], axis=1)
-    open_ = np.flatnonzero(count <= limit)
-    if len(open_) and first < n_perm:
-        rest, _ = _max_split_lr(y.T[open_][:, orders[first:]], m)
-        count[open_] += np.sum(rest >= obs[open_, None], axis=1)
+    count = np.zeros(k, dtype=int)
+    for lo in range(0, k, SCAN_CHUNK):  # a few series at a time: the permuted copies are series x n_perm x n
+        cols = np.arange(lo, min(k, lo + SCAN_CHUNK))
+        count[cols] = _null_count(y.T[cols], obs[cols], orders, m, limit)
     return count <= limit, k_best
+
+
+#: series permuted at once by :func:`changes_found` (its memory: about 4 x 8 bytes x this x n_perm x weeks)
+SCAN_CHUNK = 32
+
+
+def _null_count(series: np.ndarray, obs: np.ndarray, orders: np.ndarray, m: int, limit: int) -> np.ndarray:
+    """How many permuted copies of each series (rows) reach its observed statistic, counted until
+    more than ``limit`` do (then it can't be significant) or every permutation is seen.
+
+    The first 39 permutations settle most series; only the others see the rest, so each
+    series gets the answer all permutations would give it.
+    """
+    first = min(len(orders), 39)
+    count = np.sum(_max_split_lr(series[:, orders[:first]], m)[0] >= obs[:, None], axis=1)
+    open_ = np.flatnonzero(count <= limit)
+    if len(open_) and first < len(orders):
+        rest, _ = _max_split_lr(series[open_][:, orders[first:]], m)
+        count[open_] += np.sum(rest >= obs[open_, None], axis=1)
+    return count
 
 
 def detect_activity_change(activity: pd.Series, min_segment_weeks: int = 6, *, alpha: float = 0.05,

@@ -271,3 +271,17 @@ def test_changes_found_gives_each_column_the_answer_of_the_plain_permutation_tes
             assert detect_activity_change(pd.Series(block[:, j], index=WEEKS[:50])) == WEEKS[k]
     assert found[::3].all() and found.sum() <= 5
     assert changes_found(block[:10]).__len__() == 2 and not changes_found(block[:10])[0].any()  # too short to split
+
+
+def test_changes_found_scans_many_series_a_chunk_at_a_time_with_the_same_answers():
+    from coachnb.adherence import SCAN_CHUNK, changes_found
+
+    rng = np.random.default_rng(8)
+    k = 2 * SCAN_CHUNK + 5
+    block = rng.poisson(6, (40, k)).astype(float)
+    block[20:, ::4] = rng.poisson(11, (20, len(range(0, k, 4))))
+    found, row = changes_found(block)
+    alone = [changes_found(block[:, [j]]) for j in range(k)]
+    assert found.tolist() == [bool(f[0]) for f, _ in alone]
+    assert row.tolist() == [int(r[0]) for _, r in alone]
+    assert found[::4].mean() > 0.8 and found.sum() < len(range(0, k, 4)) + 5
