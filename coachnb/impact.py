@@ -38,8 +38,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .adherence import (ZERO_OFFSET, ActivityChange, activity_change, ar_mean_factor, changes_found,
-                        detect_activity_change, week_index, week_on_or_after)
+from .adherence import (ZERO_OFFSET, ActivityChange, activity_change, ar_mean_factor, changes_found, week_index,
+                        week_on_or_after)
 from .formatting import fmt_rate, fmt_ratio, plural
 
 VERDICTS = ("moved", "no meaningful change", "not enough data to tell", "activity did not change")
@@ -647,11 +647,13 @@ def _change_flags(block: pd.DataFrame) -> dict:
     if key in _FLAGS:
         _FLAGS.move_to_end(key)
         return _FLAGS[key]
-    complete = ~np.isnan(values).any(axis=0)
     found = np.zeros(len(columns), dtype=bool)
-    found[complete] = changes_found(values[:, complete], PEER_CHANGE_MIN_WEEKS)[0]  # one pass for the usual case
-    for j in np.flatnonzero(~complete):  # a teammate hired inside the weeks: its own observed weeks
-        found[j] = detect_activity_change(block.iloc[:, j], min_segment_weeks=PEER_CHANGE_MIN_WEEKS) is not None
+    if values.size:
+        # columns missing the same weeks (the same hire date) are scanned together, on their observed weeks
+        patterns, group = np.unique(np.isnan(values).T, axis=0, return_inverse=True)
+        for g, missing in enumerate(patterns):
+            cols = np.flatnonzero(group.ravel() == g)
+            found[cols] = changes_found(values[~missing][:, cols], PEER_CHANGE_MIN_WEEKS)[0]
     _FLAGS[key] = dict(zip(columns, found.tolist()))
     if len(_FLAGS) > FLAGS_KEPT:
         _FLAGS.popitem(last=False)
