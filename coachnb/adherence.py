@@ -434,7 +434,7 @@ def _block_orders(n: int, block_weeks: int, n_perm: int, seed: int) -> np.ndarra
     n_blocks = math.ceil(n / block_weeks)
     orders = np.array([rng.permutation(n_blocks) for _ in range(n_perm)])
     rows = (orders[:, :, None] * block_weeks + np.arange(block_weeks)).reshape(n_perm, -1)
-    return rows[rows < n].reshape(n_perm, n)  # the short last block keeps its place in each order
+    return rows[rows < n].reshape(n_perm, n)  # the short last block's rows past n are dropped where it falls
 
 
 def changes_found(block: np.ndarray, min_segment_weeks: int = 6, *, alpha: float = 0.05, block_weeks: int = 4,

@@ -666,8 +666,7 @@ PEER_CHANGE_MIN_WEEKS = 6
 
 def pipeline_impact(outcome: pd.DataFrame, rep_id, start, settings: ImpactSettings = DEFAULT_SETTINGS, *,
                     peers: list | None = None, excluded_peers: list | None = None,
-                    activity_changed: bool | None = None, label: str = "new opportunities",
-                    peer_activity: pd.DataFrame | None = None) -> PipelineImpact:
+                    activity_changed: bool | None = None, label: str = "new opportunities") -> PipelineImpact:
     """Did the rep's pipeline move after the activity change, beyond what the team went through?
 
     Parameters
@@ -704,10 +703,7 @@ def pipeline_impact(outcome: pd.DataFrame, rep_id, start, settings: ImpactSettin
     acts multiplicatively on the weekly rate. The method: ``docs/methods.md``.
     """
     cfg = settings
-    named = set(excluded_peers or [])
-    found = ([] if peer_activity is None else
-             [c for c in changed_peers(peer_activity, rep_id, start, cfg, peers) if c not in named and c in outcome])
-    case = _case(outcome, rep_id, start, cfg, peers, sorted(named, key=str) + found)
+    case = _case(outcome, rep_id, start, cfg, peers, excluded_peers)
     gates = _data_gates(case, cfg, activity_changed)
     nan = float("nan")
     res = dict(rate_ratio=nan, ci_low=nan, ci_high=nan, abs_diff_per_week=nan, p_value=nan, mde_ratio=nan,
@@ -736,8 +732,7 @@ def pipeline_impact(outcome: pd.DataFrame, rep_id, start, settings: ImpactSettin
     verdict, direction = _verdict(res, gates, cfg, activity_changed)
     weeks_needed = (_weeks_needed(mde_at, case.horizon, cfg)
                     if verdict == "not enough data to tell" and pl is not None and enough_pool else None)
-    res.update(gates=gates, verdict=verdict, direction=direction, weeks_needed=weeks_needed, dip_ratio=dip_ratio,
-               n_changed_peers=len(found), changed_peer_ids=tuple(found))
+    res.update(gates=gates, verdict=verdict, direction=direction, weeks_needed=weeks_needed, dip_ratio=dip_ratio)
     failed = [g for g, st in gates.items() if st.startswith("failed")]
     res["sentence"] = _impact_sentence(res, failed, label, cfg)
     return PipelineImpact(**res)
