@@ -624,9 +624,11 @@ def changed_peers(activity: pd.DataFrame, rep_id, start, settings: ImpactSetting
     Returns the ids found, in the panel's order.
     """
     lo, hi = analysed_rows(activity.index, start, settings)
-    flags = _change_flags(activity.iloc[lo:hi])
-    return [c for c in (peers if peers is not None else activity.columns.tolist())
-            if c != rep_id and flags.get(c, False)]
+    present = set(activity.columns.tolist())
+    candidates = [c for c in (peers if peers is not None else activity.columns.tolist()) if c != rep_id and c in present]
+    # only the candidates are scanned: a column's answer does not depend on the others in its block
+    flags = _change_flags(activity.iloc[lo:hi][candidates])
+    return [c for c in candidates if flags.get(c, False)]
 
 
 #: the last few weeks-by-reps blocks scanned (:func:`_change_flags`), by their content
@@ -637,9 +639,9 @@ FLAGS_KEPT = 32
 def _change_flags(block: pd.DataFrame) -> dict:
     """Column -> whether its activity in ``block`` (weeks x reps) shows a change of its own.
 
-    Every column is scanned, whoever asks: each rep's report asks about the same team panel
-    over the same weeks, so the answer is kept for the last :data:`FLAGS_KEPT` blocks, keyed by
-    the block's bytes and labels (another team's or week's block never matches).
+    Reps whose commitments start the same week ask about the same block (the same candidates over
+    the same weeks), so the answer is kept for the last :data:`FLAGS_KEPT` blocks, keyed by the
+    block's bytes and labels (another team's or week's block never matches).
     """
     values = block.to_numpy(dtype=float)
     columns = block.columns.tolist()
@@ -922,11 +924,13 @@ def assess_commitment(activity_panel: pd.DataFrame, outcome_panel: pd.DataFrame,
         (``team`` of :func:`coachnb.adherence.activity_change`, at least ``settings.min_peers``).
     """
     named = list(excluded_peers or [])
-    found = ([c for c in changed_peers(activity_panel, rep_id, start, settings, peers) if c not in set(named)]
-             if settings.leave_out_changed_peers else [])
+    left_out = set(named)
+    # teammates already left out need no scan (at 1,000 reps most have a recorded change)
+    candidates = [c for c in (peers if peers is not None else activity_panel.columns.tolist()) if c not in left_out]
+    found = changed_peers(activity_panel, rep_id, start, settings, candidates) if settings.leave_out_changed_peers else []
     # the teammates' own swing in the same weeks is taken out of the rep's activity ratio (not
     # those who changed: their own change would pass for the team's)
-    left_out, columns = set(named + found), set(activity_panel.columns.tolist())
+    left_out, columns = left_out | set(found), set(activity_panel.columns.tolist())
     teammates = [c for c in (peers if peers is not None else activity_panel.columns.tolist())
                  if c != rep_id and c not in left_out and c in columns]
     # the change is confirmed over every week the pipeline test reads, not only the period's

@@ -378,6 +378,13 @@ def test_assess_commitment_can_leave_out_teammates_whose_activity_changed():
     assert on.pipeline.changed_peer_ids == ("R3",)
     # the activity test's teammates are the same clean group: R3's own change is not the team's swing
     assert (off.activity.n_teammates, on.activity.n_teammates) == (11, 9)
+    # a teammate's answer is its own: scanning only some candidates (those not named already)
+    # flags the same ones, and a named teammate is never scanned, so never counted as found
+    assert changed_peers(act, "R0", out.index[60], cfg, peers=["R2", "R3", "R4"]) == ["R3"]
+    assert changed_peers(act, "R0", out.index[60], cfg, peers=["R2", "R4", "nobody"]) == []
+    named = assess_commitment(act, out, "R0", out.index[60], out.index[67], target=40.0, settings=cfg,
+                              excluded_peers=["R3"])
+    assert (named.pipeline.n_peers, named.pipeline.n_changed_peers) == (10, 0)
 
 
 def test_pipeline_lag_is_read_from_process_toml():
