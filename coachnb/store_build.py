@@ -25,14 +25,14 @@ import pandas as pd
 
 from . import coaching, metrics
 from .calendar import (check_as_of_covered, codes_of, column_codes, event_codes, focus_window, local_days, one_pass,
-                       resolve_as_of, sorted_rep_ids, weeks_before)
+                       resolve_as_of, sorted_rep_ids)
 from .config import ACTIVITY_TYPES
 from .loading import input_fingerprint, load
 from .schema import Dataset
 from .store import (CUBE_COLUMNS, EXCLUDED, EXCLUDED_COLUMNS, FORMAT, HAS_TABLES, KEY_PATTERN, MARKER, META, OWNER,
                     PER_REP, ROW_GROUP_ROWS, TEAM_TABLES, TEMP_PATTERN, WHOLE, as_of_date, encode_meta, store_key,
                     store_path, verify_store)
-from .team import compute_team_view
+from .team import compute_team_view, reviews_start
 from .version import __version__
 
 #: complete stores kept under ``.features/`` (the most recently built or used; never the current one)
@@ -107,17 +107,8 @@ def _cube(ds, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
 def _panel_start(ds, tv) -> pd.Timestamp:
     """Earliest day any commitment panel or scenario of any rep reads: every commitment on record is
     reviewed (the coaching record), not only those under 'since last time'."""
-    start = min(tv.history_start, focus_window(tv.window.as_of, ds, max(coaching.CONVERSION_WEEKS, 13))[0])
-    if ds.has("commitments"):
-        # every rep's commitments as rep_commitments chooses them, in one pass over the table
-        c = ds.commitments
-        superseded = set(c["supersedes"].dropna())
-        chosen = c[c["rep_id"].isin(set(ds.reps["rep_id"].astype(str))).to_numpy(dtype=bool, na_value=False)
-                   & ~c["commitment_id"].isin(superseded).to_numpy(dtype=bool, na_value=False)
-                   & (c["start"] < tv.window.as_of).to_numpy(dtype=bool, na_value=False)]
-        for s in chosen["start"].drop_duplicates():
-            start = min(start, weeks_before(s, 52))
-    return start
+    return min(reviews_start(ds, tv.history_start, tv.window.as_of),
+               focus_window(tv.window.as_of, ds, max(coaching.CONVERSION_WEEKS, 13))[0])
 
 
 def build_store(data, as_of, lookback_weeks: int = 13, root=".", *, force: bool = False,

@@ -539,22 +539,59 @@ def unobserved_as_missing(ds: Dataset, panel: pd.DataFrame) -> pd.DataFrame:
     return before_hire_as_missing(ds, before_data_as_missing(panel))
 
 
+def reviews_start(ds: Dataset, history_start: pd.Timestamp, as_of: pd.Timestamp) -> pd.Timestamp:
+    """The first day any commitment's review reads: 52 weeks before the earliest commitment on record
+    (every rep's, as :func:`rep_commitments` chooses them), or ``history_start`` if that is earlier."""
+    start = history_start
+    if ds.has("commitments"):
+        # every rep's commitments as rep_commitments chooses them, in one pass over the table
+        c = ds.commitments
+        superseded = set(c["supersedes"].dropna())
+        chosen = c[c["rep_id"].isin(set(ds.reps["rep_id"].astype(str))).to_numpy(dtype=bool, na_value=False)
+                   & ~c["commitment_id"].isin(superseded).to_numpy(dtype=bool, na_value=False)
+                   & (c["start"] < as_of).to_numpy(dtype=bool, na_value=False)]
+        for s in chosen["start"].drop_duplicates():
+            start = min(start, weeks_before(s, 52))
+    return start
+
+
+def history_rows(tv: TeamView, key: tuple, hist_start: pd.Timestamp, build) -> pd.DataFrame:
+    """The weeks from the one holding ``hist_start`` of a weekly panel built once per view.
+
+    ``build(start)`` makes the panel from ``start`` to the window's end. It is built from
+    :func:`reviews_start` (or ``hist_start`` when that is earlier) and kept under ``key`` +
+    that start, so every commitment's review slices one panel instead of building its own; its
+    weeks are whole weeks and "before the data begins" is judged over all of it.
+    """
+    start = panel_start(tv, hist_start)
+    return rows_from(cached(tv, key + (start,), lambda: build(start)), hist_start)
+
+
+def panel_start(tv: TeamView, hist_start: pd.Timestamp) -> pd.Timestamp:
+    """Where :func:`history_rows` builds the panel that holds ``hist_start``'s weeks."""
+    floor = cached(tv, ("reviews_start", tv.window), lambda: reviews_start(tv.ds, tv.history_start, tv.window.as_of))
+    return min(hist_start, floor)
+
+
+def rows_from(panel: pd.DataFrame, hist_start: pd.Timestamp) -> pd.DataFrame:
+    """The rows of a weekly panel (naive week labels) from the week holding ``hist_start`` on."""
+    first = hist_start.tz_localize(None) if hist_start.tzinfo is not None else hist_start
+    return panel.iloc[max(0, int(panel.index.searchsorted(first, side="right")) - 1):]
+
+
 def metric_history(tv: TeamView, metric: str, hist_start: pd.Timestamp) -> pd.DataFrame:
-    """Week x rep panel of one commitment metric from ``hist_start`` to the window's end (cached);
-    weeks before the data begins or before a rep's hire are NaN (:func:`unobserved_as_missing`)."""
-    key = ("metric_wide", metric, hist_start)
-    if key not in tv.cache:
-        tv.cache[key] = unobserved_as_missing(tv.ds, store.metric_panel(tv.ds, metric, hist_start, tv.window.end))
-    return tv.cache[key]
+    """Week x rep panel of one commitment metric from the week holding ``hist_start`` to the window's
+    end (:func:`history_rows`); weeks before the data begins or before a rep's hire are NaN
+    (:func:`unobserved_as_missing`)."""
+    return history_rows(tv, ("metric_wide", metric), hist_start, lambda start: unobserved_as_missing(
+        tv.ds, store.metric_panel(tv.ds, metric, start, tv.window.end)))
 
 
 def outcome_history(tv: TeamView, hist_start: pd.Timestamp) -> pd.DataFrame:
-    """Week x rep panel of new opportunities from ``hist_start`` to the window's end (cached); weeks
-    before the data begins or before a rep's hire are NaN."""
-    key = ("outcome_wide", hist_start)
-    if key not in tv.cache:
-        tv.cache[key] = unobserved_as_missing(tv.ds, store.pipeline_panel(tv.ds, hist_start, tv.window.end))
-    return tv.cache[key]
+    """Week x rep panel of new opportunities from the week holding ``hist_start`` to the window's end
+    (:func:`history_rows`); weeks before the data begins or before a rep's hire are NaN."""
+    return history_rows(tv, ("outcome_wide",), hist_start, lambda start: unobserved_as_missing(
+        tv.ds, store.pipeline_panel(tv.ds, start, tv.window.end)))
 
 
 def secondary_histories(tv: TeamView, hist_start: pd.Timestamp, counts: pd.DataFrame) -> dict:
@@ -566,20 +603,25 @@ def secondary_histories(tv: TeamView, hist_start: pd.Timestamp, counts: pd.DataF
     # from a feature store ``tv.ds`` holds this rep's deals only, so whether every amount is known
     # is part of the key: the panels kept for one rep never decide for another
     amounts_known = bool(tv.ds.opportunities["amount"].notna().all())
-    key = ("secondary_wide", hist_start, amounts_known)
-    if key not in tv.cache:
-        value = store.pipeline_panel(tv.ds, hist_start, tv.window.end, "pipeline_created")
-        value = value.reindex(index=counts.index, columns=counts.columns)
-        single = value.to_numpy(dtype=float)[counts.to_numpy(dtype=float) == 1]
+    start = panel_start(tv, hist_start)
+
+    def build():
+        every = outcome_history(tv, start)
+        value = store.pipeline_panel(tv.ds, start, tv.window.end, "pipeline_created")
+        value = value.reindex(index=every.index, columns=every.columns)
+        single = value.to_numpy(dtype=float)[every.to_numpy(dtype=float) == 1]
         single = single[np.isfinite(single)]
         panels = {}
         if amounts_known:  # a week's value over unknown amounts is no value
             panels[impact.PIPELINE_VALUE] = unobserved_as_missing(tv.ds, impact.deal_units(value, single))
         if tv.ds.has("stage_history"):
             panels["stage advancements"] = unobserved_as_missing(
-                tv.ds, store.pipeline_panel(tv.ds, hist_start, tv.window.end, "stage_advancements"))
-        tv.cache[key] = panels
-    return tv.cache[key]
+                tv.ds, store.pipeline_panel(tv.ds, start, tv.window.end, "stage_advancements"))
+        return panels
+
+    panels = cached(tv, ("secondary_wide", amounts_known, start), build)
+    return {name: rows_from(panel, hist_start).reindex(index=counts.index, columns=counts.columns)
+            for name, panel in panels.items()}
 
 
 def rep_series(tv: TeamView, metric: str, hist_start: pd.Timestamp, rep_id: str) -> pd.DataFrame:

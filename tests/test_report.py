@@ -162,16 +162,21 @@ def test_a_kept_commitment_is_read_only_as_far_as_it_was_tested(sample_ds):
 
 def test_pipeline_value_is_measured_in_deal_units_from_single_deal_weeks(sample_ds):
     from coachnb import store
-    from coachnb.team import before_hire_as_missing, outcome_history, secondary_histories
+    from coachnb.team import before_hire_as_missing, outcome_history, panel_start, secondary_histories
 
     tv = team_view(sample_ds, pd.Timestamp(AS_OF, tz=sample_ds.config.timezone), 13)
     counts = outcome_history(tv, tv.history_start)
-    value = store.pipeline_panel(sample_ds, tv.history_start, tv.window.end, "pipeline_created")
     units = secondary_histories(tv, tv.history_start, counts)["pipeline value"]
-    single = value.to_numpy()[counts.to_numpy() == 1]
+    # the unit comes from every week the view's commitment reviews read (one unit for all of them)
+    start = panel_start(tv, tv.history_start)
+    assert start < tv.history_start  # the demo's commitments reach back further than the report's year
+    every = outcome_history(tv, start)
+    value = store.pipeline_panel(sample_ds, start, tv.window.end, "pipeline_created")
+    single = value.to_numpy()[every.to_numpy() == 1]
     assert len(single) > 50  # plenty of weeks with exactly one new deal
     scale = (single**2).mean() / single.mean()
-    assert units.to_numpy() == pytest.approx(before_hire_as_missing(sample_ds, value / scale).to_numpy(), nan_ok=True)
+    expected = before_hire_as_missing(sample_ds, value / scale).loc[counts.index]
+    assert units.to_numpy() == pytest.approx(expected.to_numpy(), nan_ok=True)
     assert units.isna().any().any() and (units.isna() == counts.isna()).all().all()  # weeks before a hire
     # in deal units a rep-week's value is on the scale of its count (a deal is a unit or so), not of currency
     busy = counts.to_numpy() > 0

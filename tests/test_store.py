@@ -499,3 +499,24 @@ def test_panel_start_reaches_back_for_every_reps_chosen_commitments_only(sample_
     later = c.drop(index=earliest).iloc[[0]].assign(commitment_id="C-NEW", supersedes=c.loc[earliest, "commitment_id"])
     ds = dataclasses.replace(sample_ds, commitments=pd.concat([c, later], ignore_index=True))
     assert _panel_start(ds, tv) == reference(ds, tv) > weeks_before(moved, 52)  # ... until superseded
+
+
+def test_commitment_panels_are_rows_of_one_panel_a_view_builds_once(sample_ds):
+    """Every commitment's history is a slice of one panel per metric (team.history_rows): the
+    same numbers as a panel built for that start, whole weeks even from a mid-week start."""
+    from coachnb.calendar import resolve_as_of, weeks_before
+    from coachnb.store import metric_panel
+    from coachnb.team import compute_team_view, metric_history, outcome_history, unobserved_as_missing
+
+    tv = compute_team_view(sample_ds, resolve_as_of("2026-11-23", sample_ds), 13)
+    start = weeks_before(tv.window.end, 40)  # a week's first day, after the data began
+    direct = unobserved_as_missing(sample_ds, metric_panel(sample_ds, "calls_per_week", start, tv.window.end))
+    shown = metric_history(tv, "calls_per_week", start)
+    pd.testing.assert_frame_equal(shown, direct, check_freq=False)
+    built = {k for k in tv.cache if k[0] == "metric_wide"}
+    later = metric_history(tv, "calls_per_week", weeks_before(start, -3))
+    pd.testing.assert_frame_equal(later, direct.iloc[3:], check_freq=False)
+    assert {k for k in tv.cache if k[0] == "metric_wide"} == built  # sliced, not built again
+    mid_week = metric_history(tv, "calls_per_week", start + pd.Timedelta(days=3))
+    pd.testing.assert_frame_equal(mid_week, direct, check_freq=False)  # its first week whole, not 4 days of it
+    assert outcome_history(tv, start).index.equals(direct.index)
