@@ -631,35 +631,37 @@ def changed_peers(activity: pd.DataFrame, rep_id, start, settings: ImpactSetting
     return [c for c in candidates if flags.get(c, False)]
 
 
-#: the last few weeks-by-reps blocks scanned (:func:`_change_flags`), by their content
+#: teammates' series already scanned (:func:`_change_flags`), by their content: answer
 _FLAGS: collections.OrderedDict = collections.OrderedDict()
-FLAGS_KEPT = 32
+FLAGS_KEPT = 50_000
 
 
 def _change_flags(block: pd.DataFrame) -> dict:
     """Column -> whether its activity in ``block`` (weeks x reps) shows a change of its own.
 
-    Reps whose commitments start the same week ask about the same block (the same candidates over
-    the same weeks), so the answer is kept for the last :data:`FLAGS_KEPT` blocks, keyed by the
-    block's bytes and labels (another team's or week's block never matches).
+    A column's answer depends on its values alone (the scan's permutations are fixed), so it is
+    kept for the last :data:`FLAGS_KEPT` series, keyed by their bytes: reps whose commitments
+    start the same week ask about the same teammates over the same weeks.
     """
     values = block.to_numpy(dtype=float)
-    columns = block.columns.tolist()
-    key = (hashlib.blake2b(values.tobytes() + repr((columns, values.shape)).encode(), digest_size=16).digest())
-    if key in _FLAGS:
-        _FLAGS.move_to_end(key)
-        return _FLAGS[key]
-    found = np.zeros(len(columns), dtype=bool)
-    if values.size:
+    keys = [hashlib.blake2b(values[:, j].tobytes(), digest_size=16).digest() for j in range(values.shape[1])]
+    todo = np.array([j for j, key in enumerate(keys) if key not in _FLAGS], dtype=int)
+    if len(todo):
+        found = np.zeros(len(todo), dtype=bool)
         # columns missing the same weeks (the same hire date) are scanned together, on their observed weeks
-        patterns, group = np.unique(np.isnan(values).T, axis=0, return_inverse=True)
+        patterns, group = np.unique(np.isnan(values[:, todo]).T, axis=0, return_inverse=True)
         for g, missing in enumerate(patterns):
             cols = np.flatnonzero(group.ravel() == g)
-            found[cols] = changes_found(values[~missing][:, cols], PEER_CHANGE_MIN_WEEKS)[0]
-    _FLAGS[key] = dict(zip(columns, found.tolist()))
-    if len(_FLAGS) > FLAGS_KEPT:
+            found[cols] = changes_found(values[~missing][:, todo[cols]], PEER_CHANGE_MIN_WEEKS)[0]
+        for j, flag in zip(todo.tolist(), found.tolist()):
+            _FLAGS[keys[j]] = flag
+    out = {}
+    for c, key in zip(block.columns.tolist(), keys):
+        _FLAGS.move_to_end(key)
+        out[c] = _FLAGS[key]
+    while len(_FLAGS) > FLAGS_KEPT:
         _FLAGS.popitem(last=False)
-    return _FLAGS[key]
+    return out
 
 
 #: shortest stretch on either side of a teammate's change that :func:`changed_peers` looks for

@@ -462,21 +462,38 @@ def test_a_peer_without_an_activity_column_is_no_teammate_of_the_activity_test()
     assert a.pipeline.n_peers >= len(peers) - 1  # the peer still counts in the pipeline comparison
 
 
-def test_change_flags_are_kept_by_the_blocks_content_only():
-    from coachnb.impact import FLAGS_KEPT, _change_flags
+def test_change_flags_are_kept_per_series_by_its_content(monkeypatch):
+    from coachnb import impact
+    from coachnb.adherence import detect_activity_change
 
+    scanned = []
+    real = impact.changes_found
+
+    def counting(block, *a, **k):
+        scanned.append(block.shape[1])
+        return real(block, *a, **k)
+
+    monkeypatch.setattr(impact, "changes_found", counting)
+    monkeypatch.setattr(impact, "_FLAGS", impact.collections.OrderedDict())
     out = _long_panel(n_weeks=60, seed=12)
     rng = np.random.default_rng(13)
     act = pd.DataFrame(rng.poisson(20, out.shape).astype(float), index=out.index, columns=out.columns)
-    first = _change_flags(act)
-    assert _change_flags(act.copy()) is first  # another report's copy of the same panel: kept
-    assert not any(first.values())
+    act.iloc[30:, 4] = rng.poisson(45, 30)  # R4 changed
+    first = impact._change_flags(act)
+    assert sum(scanned) == act.shape[1]
+    # each answer is the series' own (the single-series scan)
+    assert first == {c: detect_activity_change(act[c], impact.PEER_CHANGE_MIN_WEEKS) is not None for c in act}
+    assert first["R4"] and sum(first.values()) == 1
+    assert impact._change_flags(act.copy()) == first and sum(scanned) == act.shape[1]  # a copy: nothing scanned
+    # another set of teammates over the same weeks (another rep's candidates): only the new series scanned
     stepped = act.copy()
-    stepped.iloc[30:, 2] = rng.poisson(45, 30)  # one value changed: scanned again, and R2's change is seen
-    again = _change_flags(stepped)
-    assert again is not first and again["R2"] and not first["R2"]
-    renamed = act.rename(columns={"R2": "X2"})  # same numbers under other names: its own entry
-    assert "X2" in _change_flags(renamed) and "X2" not in first
-    for k in range(FLAGS_KEPT):  # the oldest blocks are let go
-        _change_flags(act + k + 1)
-    assert _change_flags(act) is not first
+    stepped.iloc[30:, 2] = rng.poisson(45, 30)
+    again = impact._change_flags(stepped.drop(columns=["R0"]))
+    assert again["R2"] and again["R4"] and "R0" not in again and sum(scanned) == act.shape[1] + 1
+    assert impact._change_flags(act.rename(columns={"R4": "X4"}))["X4"]  # same numbers, another name: same answer
+    assert sum(scanned) == act.shape[1] + 1
+    monkeypatch.setattr(impact, "FLAGS_KEPT", 3)  # beyond the bound the oldest series are let go
+    impact._change_flags(act + 1)
+    assert len(impact._FLAGS) == 3
+    impact._change_flags(act)
+    assert sum(scanned) > act.shape[1] + 1 + act.shape[1]
