@@ -33,7 +33,7 @@ from matplotlib.artist import Artist  # noqa: E402
 from matplotlib.backends.backend_mixed import MixedModeRenderer  # noqa: E402
 from matplotlib.backends.backend_svg import FigureCanvasSVG, RendererSVG  # noqa: E402
 from matplotlib.collections import LineCollection, PolyCollection  # noqa: E402
-from matplotlib.font_manager import FontProperties  # noqa: E402
+from matplotlib.font_manager import FontProperties, findfont, get_font  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 from matplotlib.textpath import TextToPath  # noqa: E402
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter, NullLocator  # noqa: E402
@@ -109,6 +109,30 @@ def text_width_in(text: str, size: float = MIN_FONT_PT, bold: bool = False) -> f
     return width / 72
 
 
+def font_height_metrics(prop: FontProperties) -> tuple:
+    """Ascent, descent and line gap (points) of the font ``prop`` names, as matplotlib's text layout reads them.
+
+    From the font's OS/2 table, else its hhea table, scaled to the size at 72 dpi (the SVG
+    renderer's), with matplotlib's own arithmetic (``Text._get_layout``), so the same numbers;
+    ``(None, None, None)`` (layout then measures "lp") for a font with neither. Kept per process
+    for each font and size: the layout otherwise looks the font and its tables up for every text.
+    """
+    return _height_metrics(prop.copy(), tuple(str(plt.rcParams[k]) for k in FONT_RC))
+
+
+@functools.lru_cache(maxsize=256)
+def _height_metrics(prop: FontProperties, font_rc: tuple) -> tuple:
+    font = get_font(findfont(prop))
+    for table_name, linegap_key, ascent_key, descent_key in (
+            ("OS/2", "sTypoLineGap", "sTypoAscender", "sTypoDescender"), ("hhea", "lineGap", "ascent", "descent")):
+        table = font.get_sfnt_table(table_name)
+        if table is None:
+            continue
+        scale = 1 / font.get_sfnt_table("head")["unitsPerEm"] * prop.get_size_in_points() * 72 / 72
+        return table[ascent_key] * scale, -table[descent_key] * scale, table[linegap_key] * scale
+    return None, None, None
+
+
 class MeasuredOnceSVGRenderer(RendererSVG):
     """matplotlib's SVG renderer, measuring plain text with :func:`text_extent` (kept per process).
 
@@ -119,6 +143,11 @@ class MeasuredOnceSVGRenderer(RendererSVG):
         if ismath:
             return super().get_text_width_height_descent(s, prop, ismath)
         return text_extent(s, prop)
+
+    def _get_font_height_metrics(self, prop):
+        # matplotlib's text layout asks the renderer for this (its PDF and PS renderers answer it)
+        # before it looks the font's tables up itself, once per text it lays out
+        return font_height_metrics(prop)
 
 
 class ReportSVGCanvas(FigureCanvasSVG):

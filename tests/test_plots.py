@@ -86,3 +86,26 @@ def test_week_bars_are_one_closed_rectangle_per_known_week():
     assert len(ax2.collections[-1].get_paths()) == 0
     plt.close(fig)
     plt.close(fig2)
+
+
+def test_font_height_metrics_are_what_matplotlibs_layout_reads_from_the_font(monkeypatch):
+    """Wrapped titles, bold, several sizes and a text with no glyph of its own: the same bytes with the hook as without."""
+    plots.use_style()
+
+    def chart():
+        fig, ax = plt.subplots(figsize=(plots.WIDTH_IN, 2.5))
+        ax.plot([1, 2, 3], [4, 1, 7], label="you\nand a second line")
+        fig.suptitle("A title\non two lines", fontsize=plots.TITLE_PT, fontweight="bold")
+        for i, size in enumerate((8.0, 10.0, 10.5, 13.0)):
+            fig.text(0.1 + 0.2 * i, 0.05, f"gq|Ég {size}\nline two\n\nfour", fontsize=size)
+        ax.set_ylabel("calls per week", fontsize=plots.LABEL_PT)
+        ax.legend()
+        return fig
+
+    asked = []
+    real = plots.font_height_metrics
+    monkeypatch.setattr(plots, "font_height_metrics", lambda prop: asked.append(prop) or real(prop))
+    assert _svg(chart(), ours=True) == _svg(chart(), ours=False)
+    assert asked  # the layout did ask the renderer
+    with plt.rc_context({"font.sans-serif": ["DejaVu Serif"]}):  # another font for the same name: read afresh
+        assert _svg(chart(), ours=True) == _svg(chart(), ours=False)
