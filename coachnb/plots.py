@@ -267,14 +267,16 @@ def draw_ticks_as_marks(fig) -> None:
     the figure's limits, ticks and size are final: the limits are fixed here. An axis whose
     formatter writes an offset or a factor apart (``1e6``) is left to matplotlib.
     """
-    plans = []
+    plans, seen = [], {}
     for ax in fig.axes:
         ax.set_xlim(ax.get_xlim())  # the view as autoscaled now: nothing added later may move it
         ax.set_ylim(ax.get_ylim())
         for axis in (ax.xaxis, ax.yaxis):
             if not axis.get_visible() or isinstance(axis.get_major_locator(), NullLocator):
                 continue
-            locs, labels = ticks_in_view(axis)
+            # axes that share an axis share its locator, formatter and view: their ticks are worked out once
+            key = (id(axis.major), tuple(axis.get_view_interval()), tuple(axis.get_transform().transform([0.0, 1.0])))
+            locs, labels = seen[key] if key in seen else seen.setdefault(key, ticks_in_view(axis))
             if not axis.get_major_formatter().get_offset():
                 plans.append((ax, axis, locs, labels))
     for ax, axis, locs, labels in plans:
@@ -631,8 +633,8 @@ def coaching_record_chart(weekly: pd.DataFrame, periods: pd.DataFrame, labels: d
                   label="1:1", zorder=4)
     for ax in axes:
         ax.set_ylim(bottom=0)
-        for p in periods.itertuples():
-            ax.axvspan(p.start, p.end, color=TARGET_COLOUR, alpha=0.12, lw=0, zorder=0)
+        _shade_periods(ax, periods)
+    last.autoscale_view(scaley=False)  # the shared x view, now with every period
     names = {}  # one legend entry per name: each panel's target line is the same kind of mark
     for ax in axes:
         for handle, name in zip(*ax.get_legend_handles_labels()):
@@ -655,6 +657,23 @@ def coaching_record_chart(weekly: pd.DataFrame, periods: pd.DataFrame, labels: d
                      fontsize=MIN_FONT_PT, clip_on=False)
     draw_ticks_as_marks(fig)
     return fig
+
+
+def _shade_periods(ax, periods: pd.DataFrame) -> None:
+    """Shade each period's weeks across the whole height of ``ax``: the rectangles ``ax.axvspan`` makes.
+
+    Added as plain artists with the periods' dates taken into the x data limits once, rather than
+    one ``axvspan`` each (each updates the limits through the patch's path and asks for a new
+    view); the caller then autoscales x once.
+    """
+    x0 = [ax.convert_xunits(t) for t in periods["start"]]
+    x1 = [ax.convert_xunits(t) for t in periods["end"]]
+    for lo, hi in zip(x0, x1):
+        span = plt.Rectangle((lo, 0), hi - lo, 1, color=TARGET_COLOUR, alpha=0.12, lw=0, zorder=0,
+                             transform=ax.get_xaxis_transform(which="grid"))
+        ax.add_artist(span)
+    if x0:
+        ax.update_datalim([(x, 0.0) for x in x0 + x1], updatey=False)
 
 
 def _reading_anchor(ax, period) -> tuple:

@@ -132,3 +132,26 @@ def test_limits_are_fixed_once_the_marks_are_drawn():
     ax.plot([pd.Timestamp("2030-01-01")], [10_000])
     assert (ax.get_xlim(), ax.get_ylim()) == before
     plt.close(fig)
+
+
+def test_periods_are_shaded_as_axvspan_shades_them_even_past_the_weeks(monkeypatch):
+    """The record's period rectangles and the x view they widen: the same bytes as one ax.axvspan per period."""
+    plots.use_style()
+    weeks = pd.date_range("2026-01-05", periods=20, freq="W-MON")
+    record = pd.DataFrame({"week": weeks, "new_opportunities": np.arange(20) % 4, "calls": np.arange(20) + 30.0})
+    # the second period's metric has no panel: no target line widens the view, only its shading
+    periods = pd.DataFrame({"metric": ["calls", "meetings"], "start": [weeks[2], weeks[12]],
+                            "end": [weeks[6], pd.Timestamp("2026-07-20")], "target": [40.0, 45.0],
+                            "reading": ["kept, moved", "running"]})
+
+    def make():
+        return plots.coaching_record_chart(record, periods, {"calls": "calls per week"}, sessions=[weeks[3]])
+
+    fig = make()
+    lo, hi = fig.axes[0].get_xlim()
+    assert hi > plots.mdates.date2num(pd.Timestamp("2026-07-20"))
+    ours = svg(fig)
+    with monkeypatch.context() as m:
+        m.setattr(plots, "_shade_periods", lambda ax, p: [
+            ax.axvspan(s, e, color=plots.TARGET_COLOUR, alpha=0.12, lw=0, zorder=0) for s, e in zip(p["start"], p["end"])])
+        assert svg(make()) == ours
