@@ -298,6 +298,7 @@ class TickMarks(Artist):
 
     def __init__(self, ax, axis, locs: list[float], labels: list[str]):
         super().__init__()
+        self.set_clip_on(False)  # each part clips itself (the gridlines to the axes, the labels not at all)
         tick = axis.majorTicks[0]  # made with the axes
         x_axis = axis is ax.xaxis
         self.set_zorder(axis.get_zorder())
@@ -326,6 +327,12 @@ class TickMarks(Artist):
 
     def get_children(self):
         return list(self.parts)
+
+    def get_window_extent(self, renderer=None):
+        """What the parts cover (for ``bbox_inches="tight"``: the tick labels lie outside the axes)."""
+        boxes = [part.get_window_extent(renderer) for part in self.parts if part.get_visible()]
+        boxes = [box for box in boxes if np.isfinite(box.get_points()).all()]  # a collection may answer "nowhere"
+        return Bbox.union(boxes) if boxes else Bbox.null()
 
     def draw(self, renderer):
         if self.get_visible():

@@ -155,3 +155,25 @@ def test_periods_are_shaded_as_axvspan_shades_them_even_past_the_weeks(monkeypat
         m.setattr(plots, "_shade_periods", lambda ax, p: [
             ax.axvspan(s, e, color=plots.TARGET_COLOUR, alpha=0.12, lw=0, zorder=0) for s, e in zip(p["start"], p["end"])])
         assert svg(make()) == ours
+
+
+@pytest.mark.parametrize("kind", ["weekly", "record", "days"])
+def test_as_png_and_cropped_tight_the_same_image_as_with_matplotlibs_ticks(kind, monkeypatch):
+    """An analyst saving a chart as PNG (Agg), whole or with bbox_inches="tight": the same pixels, the same crop."""
+    from PIL import Image, ImageChops
+
+    plots.use_style()
+
+    def png(fig, **how):
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=72, **how)
+        plt.close(fig)
+        return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+    for how in ({}, {"bbox_inches": "tight"}):
+        ours = png(charts()[kind](), **how)
+        with monkeypatch.context() as m:
+            m.setattr(plots, "draw_ticks_as_marks", lambda fig: None)
+            theirs = png(charts()[kind](), **how)
+        assert ours.size == theirs.size, how
+        assert ImageChops.difference(ours, theirs).getbbox() is None, how
