@@ -177,3 +177,25 @@ def test_as_png_and_cropped_tight_the_same_image_as_with_matplotlibs_ticks(kind,
             theirs = png(charts()[kind](), **how)
         assert ours.size == theirs.size, how
         assert ImageChops.difference(ours, theirs).getbbox() is None, how
+
+
+@pytest.mark.parametrize("weeks_n, level", [(1, 3.0), (2, 0.0), (13, 0.4), (104, 7.0), (13, 1e6)])
+def test_odd_series_draw_the_same_marks_as_with_matplotlibs_ticks(weeks_n, level, monkeypatch):
+    """One week, all zeros, a fraction a week, two years, values around a million (an offset: matplotlib's ticks)."""
+    plots.use_style()
+    weeks = pd.date_range("2026-01-05", periods=weeks_n, freq="W-MON")
+    values = level + np.arange(weeks_n) % 3 * (level > 0)
+    weekly = pd.DataFrame({"week": weeks, "total": values, "value": values})
+    band = pd.DataFrame({"week": weeks, "median": values.mean(), "q25": values.min(), "q75": values.max()})
+    record = pd.DataFrame({"week": weeks, "new_opportunities": values, "calls": values})
+    periods = pd.DataFrame({"metric": ["calls"], "start": [weeks[0]], "end": [weeks[-1]], "target": [level + 1.0],
+                            "reading": ["kept"]})
+    makers = [lambda: plots.weekly_vs_team(weekly, band),
+              lambda: plots.commitment_progress(weekly, level + 1.0, level, "calls per week", weeks[0], weeks[-1]),
+              lambda: plots.coaching_record_chart(record, periods, {"calls": "calls per week"}, sessions=[weeks[0]])]
+    for make in makers:
+        ours = svg(make())
+        with monkeypatch.context() as m:
+            m.setattr(plots, "draw_ticks_as_marks", lambda fig: None)
+            theirs = svg(make())
+        assert marks(ours) == marks(theirs)
