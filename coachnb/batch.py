@@ -112,8 +112,10 @@ MANIFEST_FORMAT = 2
 LOCK_NAME = ".coachnb.lock"
 #: The feature stores' folder under a cache folder (see :func:`coachnb.store.store_path`).
 FEATURES_FOLDER = ".features"
-#: A running batch rewrites the manifest at most this often (seconds), so a killed run can resume.
-CHECKPOINT_SECONDS = 2.0
+#: A running batch rewrites the manifest at most this often (seconds), so a killed run can resume
+#: (redoing at most this long of reports); at 1,000 reps a write costs the parent ~50 ms of the cores
+#: the workers render on
+CHECKPOINT_SECONDS = 5.0
 #: Sentinel: use the notebook shipped with coachnb.
 DEFAULT = "default"
 

@@ -469,7 +469,9 @@ def rep_commitments(ds: Dataset, rep_id: str, as_of: pd.Timestamp) -> pd.DataFra
 def last_session(ds: Dataset, rep_id: str, as_of: pd.Timestamp) -> pd.Timestamp | None:
     """The rep's last recorded 1:1 before ``as_of``, or None."""
     s = ds.coaching_sessions
-    held = s.loc[(s["rep_id"] == rep_id) & (s["held_on"] < as_of), "held_on"]
+    # the rep's few rows first: comparing every 1:1's date costs more than the rep's id (38,000 rows at 1,000 reps)
+    held = s.loc[(s["rep_id"] == rep_id).to_numpy(dtype=bool, na_value=False), "held_on"]
+    held = held[held < as_of]
     return held.max() if len(held) else None
 
 
