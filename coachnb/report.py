@@ -28,7 +28,7 @@ from .metrics import KnownValue, known_value
 from .store import store_of
 from .team import (TeamView, active_commitments, active_reps, aged_threshold, cached, impact_settings, last_session,
                    metric_history, open_data, outcome_history, peer_group, peer_quartiles, peer_rows, peers_who_changed,
-                   quartiles, rep_commitments, rep_row, rep_series, secondary_histories, too_few_teammates,
+                   rep_commitments, rep_row, rep_series, secondary_histories, too_few_teammates,
                    weekly_against_team)
 
 #: said wherever a team figure would pool fewer than ``thresholds.min_teammates`` other reps

@@ -4,6 +4,8 @@ from __future__ import annotations
 import collections
 import io
 import re
+import sys
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -12,7 +14,9 @@ import pytest
 from matplotlib.text import Text
 
 from coachnb import plots
-from coachnb.display import SVG_METADATA, SVG_RC
+
+sys.path.insert(0, str(Path(__file__).parent))
+from chartsvg import svg_text  # noqa: E402
 
 #: what a reader sees in an SVG: its paths and texts, each with its coordinates and style (group ids left out)
 MARK = re.compile(r"<path [^>]*/>|<text [^>]*>[^<]*</text>")
@@ -20,12 +24,7 @@ HOSTILE = ["Proposal ($5k-$10k)", "Negotiation $_$", r"Closing \frac{a}{b} $x^2$
 
 
 def svg(fig) -> str:
-    plots.ReportSVGCanvas(fig)
-    buf = io.StringIO()
-    with plt.rc_context(SVG_RC):
-        fig.savefig(buf, format="svg", metadata=SVG_METADATA)
-    plt.close(fig)
-    return buf.getvalue()
+    return svg_text(fig)
 
 
 def marks(text: str) -> collections.Counter:

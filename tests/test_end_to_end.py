@@ -9,7 +9,6 @@ import base64
 import re
 import shutil
 from html import escape, unescape
-from pathlib import Path
 from urllib.parse import unquote
 
 import pandas as pd

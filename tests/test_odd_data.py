@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -217,7 +216,7 @@ def test_team_of_one_makes_no_claim_about_a_team(solo_dir, monkeypatch):
 def test_period_without_data_renders(odd_ds, as_of, rep_id, monkeypatch):
     name = odd_ds.reps.set_index("rep_id").at[rep_id, "name"]
     r, markup = render(odd_ds, rep_id, as_of=as_of, monkeypatch=monkeypatch)
-    text = assert_clean(markup, name)
+    assert_clean(markup, name)
     assert r.activity.rep_total == 0
     assert r.activity.team["n_reps"] == 0 or r.activity.team["median"] == 0  # nobody in the role yet, or idle
     assert str(pd.Timestamp(as_of).year) in r.header.period

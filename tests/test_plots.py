@@ -1,7 +1,8 @@
 """The charts' SVG writer: the same bytes as matplotlib's, with text measured once per process."""
 from __future__ import annotations
 
-import io
+import sys
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
@@ -9,7 +10,9 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import TextToPath
 
 from coachnb import plots
-from coachnb.display import SVG_METADATA, SVG_RC
+
+sys.path.insert(0, str(Path(__file__).parent))
+from chartsvg import svg_text  # noqa: E402
 
 
 def _chart(title: str):
@@ -22,13 +25,7 @@ def _chart(title: str):
 
 
 def _svg(fig, ours: bool) -> str:
-    if ours:
-        plots.ReportSVGCanvas(fig)
-    buf = io.StringIO()
-    with plt.rc_context(SVG_RC):
-        fig.savefig(buf, format="svg", metadata=SVG_METADATA)
-    plt.close(fig)
-    return buf.getvalue()
+    return svg_text(fig, ours)
 
 
 @pytest.mark.parametrize("title", ["Calls: you against the team", "Ünïcode & <escaped> 10%"])
